@@ -1,0 +1,328 @@
+/**
+ * `npm run bench:ingress` — the ingress under load, against the ceiling of the HTTP layer.
+ *
+ * Starts, on this machine: a no-op Koa route (the ceiling), one `sentinel engine` and one
+ * `sentinel ingress` process (as pods would run them) on a freshly provisioned event, then drives
+ * each with the same load client (autocannon) at the same concurrency:
+ *
+ *   noop    POST to a Koa route that answers 201 `{}` at once
+ *   hot     every request reserves the same seat (one-shot hold + confirm): one 201, the rest 409
+ *   spread  every request holds a different seat (durable: group-committed to Postgres before 201)
+ *
+ * Prints reservations per second and p50/p99 latency for each, and each against the ceiling
+ * (targets: hot ≥ 50%, spread ≥ 25%, p99 ≤ 100 ms at concurrency 500). `--json` for machines.
+ *
+ * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import Koa from 'koa';
+import { loadConfig } from '../src/config.js';
+import { migrate } from '../src/adapters/postgres/migrate.js';
+import { createPgPool } from '../src/adapters/postgres/pool.js';
+import { closeEvent, provisionEvent } from '../src/engine/provision.js';
+import { mintToken } from '../src/ingress/auth.js';
+import { silentLogger } from '../src/log.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/sentinel.js', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '500' },
+    workers: { type: 'string', default: '0' },
+    scenarios: { type: 'string', default: 'noop,hot,spread' },
+    shards: { type: 'string', default: '4' },
+    json: { type: 'boolean', default: false },
+    'serve-noop': { type: 'boolean', default: false },
+    port: { type: 'string', default: '0' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (args.help) {
+  process.stdout.write(`Usage: npm run bench:ingress -- [--duration 10] [--warmup 3] [--connections 500] [--workers 0]
+                              [--scenarios noop,hot,spread] [--shards 4] [--json]\n`);
+  process.exit(0);
+}
+
+/** The no-op ceiling, run as its own process so it competes for CPU like the ingress does. */
+if (args['serve-noop']) {
+  const app = new Koa();
+  app.use(async (ctx) => {
+    ctx.status = 201;
+    ctx.body = {};
+  });
+  const server = app.listen(Number(args.port), '127.0.0.1', () => process.stdout.write('noop ready\n'));
+  server.keepAliveTimeout = 65_000;
+  process.once('SIGTERM', () => server.close(() => process.exit(0)));
+} else {
+  await main();
+}
+
+interface ScenarioResult {
+  readonly scenario: string;
+  readonly requestsPerS: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly statuses: Record<string, number>;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly durationS: number;
+}
+
+function progress(message: string): void {
+  if (!args.json) process.stderr.write(`${message}\n`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function start(name: string, argv: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, argv, {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', (chunk: Buffer) => progress(`[${name}] ${chunk.toString().trimEnd()}`));
+  return child;
+}
+
+async function run(title: string, url: string, options: Partial<autocannon.Options>, durationS: number): Promise<ScenarioResult> {
+  const result = await autocannon({
+    url,
+    connections: Number(args.connections),
+    duration: durationS,
+    ...(Number(args.workers) > 0 ? { workers: Number(args.workers) } : {}),
+    ...options,
+    title,
+  });
+  const statuses: Record<string, number> = {};
+  for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = stat.count ?? 0;
+  return {
+    scenario: title,
+    requestsPerS: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    statuses,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    durationS: result.duration,
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const duration = Number(args.duration);
+  const warmup = Number(args.warmup);
+  const shardCount = Number(args.shards);
+  const scenarios = args.scenarios.split(',').map((s) => s.trim());
+  const pool = createPgPool({ url: config.databaseUrl, max: 4, log: silentLogger });
+  await migrate(pool, silentLogger);
+
+  // 48 sections × 50 rows × 100 seats = 240,000 seats: enough distinct seats for the spread case.
+  const ROWS = 50;
+  const SEATS = 100;
+  const sections = Array.from({ length: 48 }, (_, s) => ({
+    id: `S${s + 1}`,
+    rows: Array.from({ length: ROWS }, (_, r) => ({ id: String(r + 1), seats: SEATS })),
+  }));
+  const eventId = `bench-${Date.now().toString(36)}`;
+  progress(`provisioning ${eventId}: ${(sections.length * ROWS * SEATS).toLocaleString('en')} seats in ${shardCount} shards`);
+  const outcome = await provisionEvent(pool, {
+    eventId,
+    displayName: 'Ingress benchmark',
+    layout: { sections, pools: [] },
+    shardCount,
+    holdTtlMs: 600_000,
+    customerLimit: 100_000,
+    admissionRate: 1_000_000,
+    saleOpensAt: new Date(Date.now() - 60_000),
+    saleClosesAt: new Date(Date.now() + 3_600_000),
+  });
+  if (outcome.status !== 'created') throw new Error(`provisioning failed: ${JSON.stringify(outcome)}`);
+
+  const children: ChildProcess[] = [];
+  const stopAll = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  const results: ScenarioResult[] = [];
+  try {
+    const noopPort = await freePort();
+    const enginePort = await freePort();
+    const ingressPort = await freePort();
+    children.push(start('noop', ['--import', 'tsx', SELF, '--serve-noop', '--port', String(noopPort)], {}));
+    children.push(
+      start('engine', [CLI, 'engine'], {
+        SENTINEL_EVENT: eventId,
+        SENTINEL_ENGINE_ID: `bench-engine-${process.pid}`,
+        SENTINEL_HTTP_PORT: String(enginePort),
+      }),
+    );
+    children.push(start('ingress', [CLI, 'ingress', '--port', String(ingressPort), '--host', '127.0.0.1'], {}));
+    const ingress = `http://127.0.0.1:${ingressPort}`;
+    await waitUntil('the engine', async () => (await fetch(`http://127.0.0.1:${enginePort}/readyz`)).ok);
+    await waitUntil('the ingress', async () => (await fetch(`${ingress}/readyz`)).ok);
+    await waitUntil('the no-op server', async () => (await fetch(`http://127.0.0.1:${noopPort}/`, { method: 'POST' })).status === 201);
+
+    progress('minting 2,000 customer tokens');
+    const tokens = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) =>
+        mintToken({
+          secret: config.jwtSecret,
+          issuer: config.jwtIssuer,
+          audience: config.jwtAudience,
+          subject: `bench-customer-${i}`,
+          ttlS: 3600,
+        }),
+      ),
+    );
+    // Every shard owned and serving: one hold per section's first seat (sections span all shards).
+    await waitUntil(
+      'every shard serving',
+      async () => {
+        const answers = await Promise.all(
+          sections.map((s, i) =>
+            fetch(`${ingress}/v1/events/${eventId}/holds`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${tokens[i]}`, 'idempotency-key': `warm-${s.id}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ seats: [`${s.id}-${ROWS}-${SEATS}`] }),
+            }),
+          ),
+        );
+        return answers.every((a) => a.status === 201);
+      },
+      60_000,
+    );
+
+    let sequence = 0; // Idempotency-Keys, unique across scenarios
+    let seatIndex = 0; // seats of the spread case, never held twice
+    const headersFor = (i: number) => ({
+      authorization: `Bearer ${tokens[i % tokens.length]}`,
+      'idempotency-key': `bench-${process.pid}-${i}`,
+    });
+    /** The n-th seat of the spread case: round-robin over sections (hence shards), then rows and seats. */
+    const spreadSeat = (n: number) => {
+      const section = sections[n % sections.length]!.id;
+      const k = Math.floor(n / sections.length);
+      return `${section}-${Math.floor(k / SEATS) + 1}-${(k % SEATS) + 1}`;
+    };
+    const plans: Record<string, { url: string; options: Partial<autocannon.Options> }> = {
+      noop: {
+        url: `http://127.0.0.1:${noopPort}/noop`,
+        options: { method: 'POST', headers: { authorization: `Bearer ${tokens[0]}`, 'idempotency-key': 'k' } },
+      },
+      hot: {
+        url: `${ingress}/v1/events/${eventId}/seats/S1-1-1/reserve`,
+        options: {
+          method: 'POST',
+          requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, ...headersFor(sequence++) } }) }],
+        },
+      },
+      spread: {
+        url: `${ingress}/v1/events/${eventId}/holds`,
+        options: {
+          method: 'POST',
+          requests: [
+            {
+              setupRequest: (request) => ({
+                ...request,
+                headers: { ...request.headers, ...headersFor(sequence++), 'content-type': 'application/json' },
+                body: JSON.stringify({ seats: [spreadSeat(seatIndex++)] }),
+              }),
+            },
+          ],
+        },
+      },
+    };
+    for (const scenario of scenarios) {
+      const plan = plans[scenario];
+      if (!plan) throw new Error(`unknown scenario ${scenario} (noop, hot, spread)`);
+      if (warmup > 0) {
+        progress(`${scenario}: warming up for ${warmup}s`);
+        await run(`${scenario}-warmup`, plan.url, plan.options, warmup);
+      }
+      progress(`${scenario}: ${args.connections} connections for ${duration}s`);
+      const result = await run(scenario, plan.url, plan.options, duration);
+      results.push(result);
+      progress(
+        `${scenario}: ${result.requestsPerS} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, statuses ${JSON.stringify(result.statuses)}`,
+      );
+    }
+  } finally {
+    await stopAll();
+    await closeEvent(pool, eventId).catch(() => undefined);
+    await pool.end();
+  }
+
+  const ceiling = results.find((r) => r.scenario === 'noop')?.requestsPerS;
+  const targets: Record<string, number> = { hot: 0.5, spread: 0.25 };
+  const rows = results.map((r) => {
+    const share = ceiling ? r.requestsPerS / ceiling : undefined;
+    const target = targets[r.scenario];
+    return {
+      ...r,
+      ofCeiling: share === undefined ? null : Math.round(share * 1000) / 10,
+      meetsThroughputTarget: target === undefined || share === undefined ? null : share >= target,
+      meetsLatencyTarget: r.scenario === 'noop' ? null : r.p99Ms <= 100,
+    };
+  });
+  if (args.json) {
+    process.stdout.write(
+      `${JSON.stringify({ connections: Number(args.connections), durationS: duration, shards: shardCount, results: rows }, null, 2)}\n`,
+    );
+    return;
+  }
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(8) : c.padStart(12))).join(' ');
+  process.stdout.write(
+    `\nIngress benchmark: ${args.connections} connections, ${duration}s per scenario, ${shardCount} shards, 1 engine, 1 ingress\n\n`,
+  );
+  process.stdout.write(`${line(['scenario', 'req/s', 'p50 ms', 'p99 ms', '% of noop', 'target'])}\n`);
+  for (const r of rows) {
+    const target =
+      r.scenario === 'noop' ? 'ceiling' : `${r.meetsThroughputTarget ? 'ok' : 'MISS'} / ${r.meetsLatencyTarget ? 'ok' : 'MISS'}`;
+    process.stdout.write(
+      `${line([r.scenario, String(r.requestsPerS), String(r.p50Ms), String(r.p99Ms), r.ofCeiling === null ? '-' : `${r.ofCeiling}%`, target])}\n`,
+    );
+  }
+  process.stdout.write(
+    `\nstatuses: ${rows.map((r) => `${r.scenario} ${JSON.stringify(r.statuses)}${r.errors ? ` errors ${r.errors}` : ''}`).join('; ')}\n`,
+  );
+  process.stdout.write('targets: hot ≥ 50% and spread ≥ 25% of the no-op ceiling (throughput) / p99 ≤ 100 ms (latency)\n');
+}

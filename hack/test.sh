@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `npm test`: installs what is missing, starts the real local infrastructure once, then runs
+# lint, the type check, the unit suite and the integration suite against the real services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+started=$SECONDS
+
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+step "lint and format"
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+
+step "type check"
+npx tsc --noEmit
+
+step "generated files are up to date"
+bash hack/check-generated.sh
+
+step "infrastructure (hack/infra.sh up)"
+bash hack/infra.sh up
+eval "$(bash hack/infra.sh env)"
+
+step "unit and integration tests"
+# One tap run, so the closing summary covers everything; integration tests run one file at a
+# time (-j1) because several of them start and stop engine processes on the shared services.
+npx tap --jobs=1 --reporter=terse test/unit test/integration 2>&1 | tee "${SENTINEL_STATE_DIR}/last-test-run.log"
+status=${PIPESTATUS[0]}
+
+summary=$(grep -Eo '^# \{ total: [0-9]+.*\}' "${SENTINEL_STATE_DIR}/last-test-run.log" | tail -1 || true)
+pass=$(grep -Eo 'pass: [0-9]+' <<<"$summary" | grep -Eo '[0-9]+' || true)
+fail=$(grep -Eo 'fail: [0-9]+' <<<"$summary" | grep -Eo '[0-9]+' || true)
+echo "tests took $((SECONDS - started))s"
+if [[ -n "$pass" ]]; then echo "${pass} passed, ${fail:-0} failed"; fi
+exit "$status"

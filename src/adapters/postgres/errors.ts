@@ -1,0 +1,21 @@
+import { DependencyError, SentinelError } from '../../errors.js';
+
+// SQLSTATE classes that mean "the server or the connection is unwell", worth a retry:
+// 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown),
+// 40001 serialization failure, 40P01 deadlock.
+const RETRYABLE_SQLSTATE = /^(08|53|57P|40001|40P01)/;
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/** Translates a driver error into the project's errors: connection trouble becomes retryable DependencyError. */
+export function translatePgError(error: unknown, what: string): SentinelError {
+  if (error instanceof SentinelError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code === 'string' && (RETRYABLE_SQLSTATE.test(code) || NETWORK_CODES.has(code))) {
+    return new DependencyError('postgres', `${what}: ${message}`, error);
+  }
+  if (/Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)) {
+    return new DependencyError('postgres', `${what}: ${message}`, error);
+  }
+  return new SentinelError('postgres_error', `${what}: ${message}`, { cause: error });
+}

@@ -1,0 +1,72 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import type { Logger } from '../../log.js';
+import { translatePgError } from './errors.js';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+// An arbitrary constant: the advisory lock that serialises concurrent `migrate` runs.
+const MIGRATION_LOCK = 0x5e47_1e1;
+
+/** One versioned schema step, from `migrations/NNNN_name.sql`. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Reads the migration files in version order. */
+export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
+  return Promise.all(
+    files.map(async (file) => ({
+      version: Number(file.slice(0, 4)),
+      name: file.slice(5, -4),
+      sql: await readFile(dir + file, 'utf8'),
+    })),
+  );
+}
+
+/**
+ * Applies every migration not yet applied, each in its own transaction, under a session advisory
+ * lock so two processes starting at once apply each step exactly once. Safe to run repeatedly.
+ * Returns the versions it applied.
+ */
+export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly Migration[]): Promise<number[]> {
+  const steps = migrations ?? (await loadMigrations());
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw translatePgError(error, 'migrate: connect');
+  }
+  const applied: number[] = [];
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS sentinel_schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM sentinel_schema_migrations')).rows.map((r) => r.version),
+    );
+    for (const step of steps) {
+      if (done.has(step.version)) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(step.sql);
+        await client.query('INSERT INTO sentinel_schema_migrations (version, name) VALUES ($1, $2)', [step.version, step.name]);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw translatePgError(error, `migration ${step.version}_${step.name}`);
+      }
+      log.info({ version: step.version, name: step.name }, 'Applied migration');
+      applied.push(step.version);
+    }
+  } catch (error) {
+    throw translatePgError(error, 'migrate');
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    client.release();
+  }
+  return applied;
+}

@@ -1,0 +1,48 @@
+import pg from 'pg';
+import type { Logger } from '../../log.js';
+import { translatePgError } from './errors.js';
+
+export type { Pool, PoolClient } from 'pg';
+
+/** Creates a connection pool. Idle-client errors (a restarted server) are logged, never thrown. */
+export function createPgPool(options: { url: string; max: number; log: Logger; applicationName?: string }): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max,
+    connectionTimeoutMillis: 5000,
+    // A connection the server dropped mid-query (restart, failover) must fail the query, not hang
+    // it: bound every query on the client side, and statements on the server side.
+    query_timeout: 15_000,
+    statement_timeout: 10_000,
+    idleTimeoutMillis: 30_000,
+    application_name: options.applicationName ?? 'sentinel',
+  });
+  pool.on('error', (error) => options.log.warn({ err: error }, 'Postgres idle client failed'));
+  return pool;
+}
+
+/** Runs `work` in one transaction on a pooled client; rolls back on any error and rethrows it translated. */
+export async function inTransaction<T>(pool: pg.Pool, what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw translatePgError(error, what);
+  }
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true;
+    }
+    throw translatePgError(error, what);
+  } finally {
+    client.release(broken);
+  }
+}

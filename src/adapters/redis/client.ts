@@ -1,0 +1,43 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../../log.js';
+
+export type { Redis };
+
+/**
+ * Creates a Redis client that reconnects forever with capped backoff and fails commands fast
+ * while disconnected (no offline queue), so callers see a retryable error instead of a hang.
+ */
+export function createRedis(options: { url: string; log: Logger; name?: string }): Redis {
+  const client = new Redis(options.url, {
+    connectionName: options.name ?? 'sentinel',
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    lazyConnect: true,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
+  });
+  let down = false;
+  client.on('error', (error: Error) => {
+    if (!down) options.log.warn({ err: error.message }, 'Redis connection failed');
+    down = true;
+  });
+  client.on('ready', () => {
+    if (down) options.log.info('Redis connection restored');
+    down = false;
+  });
+  return client;
+}
+
+/** Connects (the client is lazy) and waits until it is ready. */
+export async function connectRedis(client: Redis): Promise<void> {
+  if (client.status === 'wait') await client.connect();
+  if (client.status !== 'ready') {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Redis not ready after 10s (status ${client.status})`)), 10_000);
+      client.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,38 @@
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { engineCommand } from './engine-command.js';
+import { migrateCommand } from './migrate-command.js';
+import { operatorCommand } from './operator-command.js';
+import { ingressCommand } from './ingress-command.js';
+import { tokenCommand } from './token-command.js';
+
+/** What every CLI command receives: validated config, the root logger, its own arguments. */
+export interface CommandContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly argv: readonly string[];
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+/** One `sentinel <name>` command. `run` resolves to the process exit code. */
+export interface Command {
+  readonly summary: string;
+  run(context: CommandContext): Promise<number>;
+}
+
+/** The registry of roles and jobs; each later capability adds its entry here. */
+export const commands: Record<string, Command> = {
+  migrate: migrateCommand,
+  engine: engineCommand,
+  ingress: ingressCommand,
+  operator: operatorCommand,
+  token: tokenCommand,
+  version: {
+    summary: 'print the version',
+    async run({ stdout }) {
+      stdout.write('sentinel 0.1.0\n');
+      return 0;
+    },
+  },
+};

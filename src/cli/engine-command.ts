@@ -1,0 +1,70 @@
+import { createIdempotentProducer, createKafka, ensureTopic } from '../adapters/kafka/client.js';
+import { connectNats } from '../adapters/nats/connection.js';
+import { createPgPool } from '../adapters/postgres/pool.js';
+import { connectRedis, createRedis } from '../adapters/redis/client.js';
+import { Engine } from '../engine/engine.js';
+import { startProbeServer } from '../engine/http.js';
+import { EngineMetrics } from '../engine/metrics.js';
+import { createRedlock } from '../engine/shard-lease.js';
+import type { Command } from './commands.js';
+import { untilSignal } from './signals.js';
+
+/** `sentinel engine`: claims and serves inventory shards until SIGTERM, then hands them off. */
+export const engineCommand: Command = {
+  summary: 'host inventory shard actors (claims shards, serves NATS, group-commits to Postgres, relays the outbox)',
+  async run({ config, log, argv }) {
+    const relay = !argv.includes('--no-relay');
+    const pool = createPgPool({
+      url: config.databaseUrl,
+      max: config.pgPoolSize,
+      log,
+      applicationName: `sentinel-engine-${config.engineId}`,
+    });
+    const redis = createRedis({ url: config.redisUrl, log, name: `engine-${config.engineId}` });
+    await connectRedis(redis);
+    const nc = await connectNats({ url: config.natsUrl, log, name: `engine-${config.engineId}` });
+    const metrics = new EngineMetrics();
+    let producerParts:
+      { producer: ReturnType<typeof createIdempotentProducer>; prepare: () => Promise<void>; close: () => Promise<void> } | undefined;
+    if (relay) {
+      const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: `sentinel-engine-${config.engineId}`, log });
+      const producer = createIdempotentProducer(kafka);
+      const admin = kafka.admin();
+      producerParts = {
+        producer,
+        prepare: async () => {
+          await admin.connect();
+          await ensureTopic(admin, config.reservationsTopic);
+          await producer.connect();
+        },
+        close: async () => {
+          await producer.disconnect().catch(() => undefined);
+          await admin.disconnect().catch(() => undefined);
+        },
+      };
+    }
+    const engine = new Engine({
+      config,
+      log,
+      pool,
+      redis,
+      redlock: createRedlock(redis),
+      nc,
+      metrics,
+      ...(producerParts ? { producer: producerParts.producer, prepareProducer: producerParts.prepare } : {}),
+    });
+    const probes = await startProbeServer({ port: config.httpPort, registry: metrics.registry, ready: () => engine.isReady() });
+    engine.start();
+    log.info({ engineId: config.engineId, httpPort: config.httpPort, relay }, 'Engine started');
+    const signal = await untilSignal();
+    log.info({ signal }, 'Engine stopping: handing off shards');
+    await engine.stop();
+    await producerParts?.close();
+    await nc.drain().catch(() => undefined);
+    redis.disconnect();
+    await pool.end();
+    probes.close();
+    log.info('Engine stopped');
+    return 0;
+  },
+};

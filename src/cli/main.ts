@@ -1,0 +1,45 @@
+import { hostname } from 'node:os';
+import { loadConfig } from '../config.js';
+import { SentinelError } from '../errors.js';
+import { createRootLogger } from '../log.js';
+import { commands, type CommandContext } from './commands.js';
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return ['Usage: sentinel <command> [options]', '', 'Commands:', ...lines, '', 'Run `sentinel <command> --help` for its options.'].join(
+    '\n',
+  );
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`sentinel: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
+    return 2;
+  }
+  const config = loadConfig(process.env, { hostname: hostname(), pid: process.pid });
+  const log = createRootLogger({ level: config.logLevel, role: name });
+  const context: CommandContext = { config, log, argv: rest, stdout: process.stdout, stderr: process.stderr };
+  return command.run(context);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message =
+      error instanceof SentinelError
+        ? `${error.code}: ${error.message}`
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error);
+    process.stderr.write(`sentinel: ${message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,55 @@
+/**
+ * `sentinel operator`: reconciles TicketEvents until SIGTERM. Connects Postgres and applies the
+ * migrations, loads the kubeconfig ($KUBECONFIG or in-cluster), campaigns for the leader Lease, and
+ * while leading runs the controller. Exit code 0 after a signal, 1 when leadership was lost (the
+ * pod restarts and campaigns again, like controller-runtime).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { loadKubeConfig } from '../adapters/kubernetes/client.js';
+import { migrate } from '../adapters/postgres/migrate.js';
+import { createPgPool } from '../adapters/postgres/pool.js';
+import { flagsUsage, parseOperatorFlags } from '../operator/flags.js';
+import { postgresInventory } from '../operator/inventory-port.js';
+import { startOperator } from '../operator/operator.js';
+import type { Command } from './commands.js';
+import { untilSignal } from './signals.js';
+
+const POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The namespace this pod runs in (for the Lease), or `default` outside a cluster. */
+function podNamespace(): string {
+  return existsSync(POD_NAMESPACE_FILE) ? readFileSync(POD_NAMESPACE_FILE, 'utf8').trim() || 'default' : 'default';
+}
+
+export const operatorCommand: Command = {
+  summary: 'reconcile TicketEvent resources into inventory, engine Deployments and status (leader-elected)',
+  async run({ config, log, argv, stdout }) {
+    const flags = parseOperatorFlags(argv, {
+      identity: `${hostname()}-${process.pid}`,
+      leaseNamespace: podNamespace(),
+      watchNamespace: config.watchNamespace,
+      httpPort: config.httpPort,
+    });
+    if (flags.help) {
+      stdout.write(flagsUsage());
+      return 0;
+    }
+    const pool = createPgPool({ url: config.databaseUrl, max: Math.min(config.pgPoolSize, 5), log, applicationName: 'sentinel-operator' });
+    try {
+      if (flags.migrate) await migrate(pool, log);
+      const kubeConfig = loadKubeConfig(flags.kubeconfig);
+      const operator = await startOperator({ kubeConfig, inventory: postgresInventory(pool), log, settings: flags.settings });
+      const exit = await Promise.race([untilSignal().then((signal) => ({ signal })), operator.done.then((reason) => ({ reason }))]);
+      if ('signal' in exit) {
+        log.info({ signal: exit.signal }, 'Operator stopping');
+        await operator.stop();
+        return 0;
+      }
+      log.error({ reason: exit.reason }, 'Operator exiting');
+      return exit.reason === 'lost-leadership' ? 1 : 0;
+    } finally {
+      await pool.end();
+    }
+  },
+};

@@ -1,0 +1,58 @@
+/**
+ * `sentinel token --sub alice [--ttl 1h]`: mints a bearer token with the configured HS256 secret,
+ * issuer and audience — for development and tests, never for production customers.
+ */
+import { parseArgs } from 'node:util';
+import { mintToken, parseDuration } from '../ingress/auth.js';
+import type { Command } from './commands.js';
+
+const HELP = `Usage: sentinel token --sub CUSTOMER [--ttl 1h] [--json]
+
+Mints an HS256 JWT with SENTINEL_JWT_SECRET, SENTINEL_JWT_ISSUER and SENTINEL_JWT_AUDIENCE.
+  --sub   the customer (JWT subject), required
+  --ttl   lifetime: 90s, 15m, 1h, 7d or plain seconds (default 1h)
+  --json  print {"token", "sub", "expiresAt"} instead of the bare token
+`;
+
+export const tokenCommand: Command = {
+  summary: 'mint a development bearer token (--sub alice [--ttl 1h])',
+  async run({ config, argv, stdout, stderr }) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: [...argv],
+        options: {
+          sub: { type: 'string' },
+          ttl: { type: 'string', default: '1h' },
+          json: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h' },
+        },
+      }));
+    } catch (error) {
+      stderr.write(`${(error as Error).message}\n\n${HELP}`);
+      return 2;
+    }
+    if (values.help) {
+      stdout.write(HELP);
+      return 0;
+    }
+    const ttlS = parseDuration(values.ttl);
+    if (!values.sub || ttlS === undefined) {
+      stderr.write(`${!values.sub ? '--sub is required' : `--ttl ${JSON.stringify(values.ttl)} is not a duration`}\n\n${HELP}`);
+      return 2;
+    }
+    if (config.jwksUrl) stderr.write('warning: SENTINEL_JWKS_URL is set, so the ingress will not accept HS256 tokens minted here\n');
+    const now = Date.now();
+    const token = await mintToken({
+      secret: config.jwtSecret,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      subject: values.sub,
+      ttlS,
+      now,
+    });
+    if (values.json) stdout.write(`${JSON.stringify({ token, sub: values.sub, expiresAt: new Date(now + ttlS * 1000).toISOString() })}\n`);
+    else stdout.write(`${token}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,127 @@
+import { ConfigError } from './errors.js';
+
+/**
+ * Every knob Sentinel has, with its environment variable and its default. This module is the only
+ * place that reads `process.env`; `loadConfig()` validates once and returns a frozen object that is
+ * passed down explicitly.
+ */
+export interface Config {
+  /** Log level (`LOG_LEVEL`, default `info`). */
+  readonly logLevel: string;
+  /** Postgres connection string (`DATABASE_URL`, default the local `hack/infra.sh` instance). */
+  readonly databaseUrl: string;
+  /** Max Postgres connections per process (`SENTINEL_PG_POOL_SIZE`, default 10). */
+  readonly pgPoolSize: number;
+  /** Redis connection string (`REDIS_URL`, default `redis://127.0.0.1:16379`). */
+  readonly redisUrl: string;
+  /** NATS servers, comma separated (`NATS_URL`, default `nats://127.0.0.1:14222`). */
+  readonly natsUrl: string;
+  /** Kafka bootstrap brokers, comma separated (`KAFKA_BROKERS`, default `127.0.0.1:19092`). */
+  readonly kafkaBrokers: readonly string[];
+  /** Kafka topic of confirmed reservations (`SENTINEL_RESERVATIONS_TOPIC`, default `sentinel.reservations`). */
+  readonly reservationsTopic: string;
+  /** Engine: unique id of this engine process (`SENTINEL_ENGINE_ID`, default `<hostname>-<pid>`). */
+  readonly engineId: string;
+  /** Engine: shard lease TTL in ms (`SENTINEL_LEASE_TTL_MS`, default 5000). */
+  readonly leaseTtlMs: number;
+  /** Engine: how often membership and shard balance are re-evaluated, ms (`SENTINEL_REBALANCE_INTERVAL_MS`, default 1000). */
+  readonly rebalanceIntervalMs: number;
+  /** Engine: group-commit window in ms (`SENTINEL_BATCH_WINDOW_MS`, default 2). */
+  readonly batchWindowMs: number;
+  /** Engine: most commands in one group commit (`SENTINEL_BATCH_MAX`, default 512). */
+  readonly batchMax: number;
+  /** Engine: restrict to one event id, or all events on sale when empty (`SENTINEL_EVENT`, default empty). */
+  readonly eventFilter: string;
+  /** HTTP port for health, readiness and metrics of engine/operator (`SENTINEL_HTTP_PORT`, default 9464). */
+  readonly httpPort: number;
+  /** Ingress HTTP port (`SENTINEL_INGRESS_PORT`, default 8080). */
+  readonly ingressPort: number;
+  /** Ingress: deadline of one shard request in ms (`SENTINEL_SHARD_TIMEOUT_MS`, default 2000). */
+  readonly shardTimeoutMs: number;
+  /** Ingress: HS256 secret for bearer tokens (`SENTINEL_JWT_SECRET`, default a development secret). */
+  readonly jwtSecret: string;
+  /** Ingress: JWKS URL; when set it is used instead of the HS256 secret (`SENTINEL_JWKS_URL`). */
+  readonly jwksUrl: string;
+  /** Expected JWT issuer (`SENTINEL_JWT_ISSUER`, default `sentinel`). */
+  readonly jwtIssuer: string;
+  /** Expected JWT audience (`SENTINEL_JWT_AUDIENCE`, default `sentinel-api`). */
+  readonly jwtAudience: string;
+  /** Idempotency-key retention in seconds (`SENTINEL_IDEMPOTENCY_TTL_S`, default 86400). */
+  readonly idempotencyTtlS: number;
+  /** Operator: namespace to watch, all when empty (`SENTINEL_WATCH_NAMESPACE`). */
+  readonly watchNamespace: string;
+}
+
+/** The HS256 secret used when none is configured: fine on a laptop, refused when NODE_ENV=production. */
+export const DEVELOPMENT_JWT_SECRET = 'sentinel-development-secret-do-not-use-in-production';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value.split(',')[0] ?? value);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: ${JSON.stringify(value)}`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+  }
+  return value;
+}
+
+/** Reads and validates the environment once. Throws ConfigError naming the variable on bad input. */
+export function loadConfig(env: Env = process.env, defaults: { hostname?: string; pid?: number } = {}): Config {
+  const jwtSecret = str(env, 'SENTINEL_JWT_SECRET', DEVELOPMENT_JWT_SECRET);
+  if (env['NODE_ENV'] === 'production' && jwtSecret === DEVELOPMENT_JWT_SECRET && !env['SENTINEL_JWKS_URL']) {
+    throw new ConfigError('SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set when NODE_ENV=production');
+  }
+  const brokers = str(env, 'KAFKA_BROKERS', '127.0.0.1:19092')
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b !== '');
+  for (const broker of brokers) {
+    if (!/^[^:\s]+:\d+$/.test(broker)) throw new ConfigError(`KAFKA_BROKERS entry must be host:port, got ${JSON.stringify(broker)}`);
+  }
+  const config: Config = {
+    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    databaseUrl: url(env, 'DATABASE_URL', 'postgres://sentinel:sentinel@127.0.0.1:15432/sentinel', ['postgres:', 'postgresql:']),
+    pgPoolSize: int(env, 'SENTINEL_PG_POOL_SIZE', 10, 1, 500),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:16379', ['redis:', 'rediss:']),
+    natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:14222', ['nats:', 'tls:']),
+    kafkaBrokers: Object.freeze(brokers),
+    reservationsTopic: str(env, 'SENTINEL_RESERVATIONS_TOPIC', 'sentinel.reservations'),
+    engineId: str(env, 'SENTINEL_ENGINE_ID', `${defaults.hostname ?? 'engine'}-${defaults.pid ?? 0}`),
+    leaseTtlMs: int(env, 'SENTINEL_LEASE_TTL_MS', 5000, 500, 600_000),
+    rebalanceIntervalMs: int(env, 'SENTINEL_REBALANCE_INTERVAL_MS', 1000, 50, 60_000),
+    batchWindowMs: int(env, 'SENTINEL_BATCH_WINDOW_MS', 2, 0, 1000),
+    batchMax: int(env, 'SENTINEL_BATCH_MAX', 512, 1, 100_000),
+    eventFilter: str(env, 'SENTINEL_EVENT', ''),
+    httpPort: int(env, 'SENTINEL_HTTP_PORT', 9464, 0, 65535),
+    ingressPort: int(env, 'SENTINEL_INGRESS_PORT', 8080, 0, 65535),
+    shardTimeoutMs: int(env, 'SENTINEL_SHARD_TIMEOUT_MS', 2000, 10, 120_000),
+    jwtSecret,
+    jwksUrl: str(env, 'SENTINEL_JWKS_URL', ''),
+    jwtIssuer: str(env, 'SENTINEL_JWT_ISSUER', 'sentinel'),
+    jwtAudience: str(env, 'SENTINEL_JWT_AUDIENCE', 'sentinel-api'),
+    idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+    watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,117 @@
+import type { HoldView, ReservationView, SeatState, ShardChange, ShardResult } from '../domain/commands.js';
+
+/** A seat's net change over one batch: the version it had before the batch and after it. */
+export interface SeatWrite {
+  readonly seat: string;
+  state: SeatState;
+  holdId: string | null;
+  readonly fromVersion: number;
+  toVersion: number;
+}
+
+/** A pool's net change over one batch. */
+export interface PoolWrite {
+  readonly pool: string;
+  held: number;
+  sold: number;
+  readonly fromVersion: number;
+  toVersion: number;
+}
+
+/** A hold's net change over one batch: created in it, ended in it, confirmed in it — or several. */
+export interface HoldWrite {
+  readonly holdId: string;
+  created: HoldView | undefined;
+  ended: { reason: 'released' | 'expired'; at: number } | undefined;
+  reservationId: string | undefined;
+}
+
+/** Everything one group commit writes, with repeated changes to one row folded into one write. */
+export interface BatchWrite {
+  readonly seats: Map<string, SeatWrite>;
+  readonly pools: Map<string, PoolWrite>;
+  readonly holds: Map<string, HoldWrite>;
+  readonly reservations: ReservationView[];
+  readonly idempotency: { key: string; customer: string; fingerprint: string; result: ShardResult; at: number }[];
+  /** Net change of seats/places held or sold per customer (for the event-wide limit). */
+  readonly usage: Map<string, number>;
+}
+
+export function emptyBatchWrite(): BatchWrite {
+  return { seats: new Map(), pools: new Map(), holds: new Map(), reservations: [], idempotency: [], usage: new Map() };
+}
+
+function holdWrite(batch: BatchWrite, holdId: string): HoldWrite {
+  let write = batch.holds.get(holdId);
+  if (!write) {
+    write = { holdId, created: undefined, ended: undefined, reservationId: undefined };
+    batch.holds.set(holdId, write);
+  }
+  return write;
+}
+
+function addUsage(batch: BatchWrite, customer: string, delta: number): void {
+  batch.usage.set(customer, (batch.usage.get(customer) ?? 0) + delta);
+}
+
+/**
+ * Folds decisions' changes, in decision order, into the rows one transaction writes. A seat
+ * changed twice keeps its first `fromVersion` (what the database holds) and its last state and
+ * `toVersion`, so a versioned write of the net change is exact.
+ */
+export function foldChanges(batch: BatchWrite, changes: readonly ShardChange[], now: number): void {
+  for (const change of changes) {
+    switch (change.type) {
+      case 'seat': {
+        const existing = batch.seats.get(change.seat);
+        if (existing) {
+          existing.state = change.state;
+          existing.holdId = change.holdId;
+          existing.toVersion = change.toVersion;
+        } else {
+          batch.seats.set(change.seat, { ...change });
+        }
+        break;
+      }
+      case 'pool': {
+        const existing = batch.pools.get(change.pool);
+        if (existing) {
+          existing.held = change.held;
+          existing.sold = change.sold;
+          existing.toVersion = change.toVersion;
+        } else {
+          batch.pools.set(change.pool, {
+            pool: change.pool,
+            held: change.held,
+            sold: change.sold,
+            fromVersion: change.fromVersion,
+            toVersion: change.toVersion,
+          });
+        }
+        break;
+      }
+      case 'hold-created':
+        holdWrite(batch, change.hold.holdId).created = change.hold;
+        addUsage(batch, change.hold.customer, change.hold.quantity);
+        break;
+      case 'hold-ended': {
+        holdWrite(batch, change.holdId).ended = { reason: change.reason, at: now };
+        addUsage(batch, change.customer, -change.quantity);
+        break;
+      }
+      case 'reservation-created':
+        holdWrite(batch, change.reservation.holdId).reservationId = change.reservation.reservationId;
+        batch.reservations.push(change.reservation);
+        break;
+      case 'idempotency':
+        batch.idempotency.push({
+          key: change.key,
+          customer: change.customer,
+          fingerprint: change.fingerprint,
+          result: change.result,
+          at: change.at,
+        });
+        break;
+    }
+  }
+}

@@ -1,0 +1,226 @@
+import type { Redlock } from '@sesamecare-oss/redlock';
+import type { Redis } from 'ioredis';
+import type { NatsConnection } from 'nats';
+import type pg from 'pg';
+import type { Producer } from 'kafkajs';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { InventoryStore, type StoredEvent } from '../adapters/postgres/inventory-store.js';
+import { assignShards, shardKey, type ShardRef } from './assignment.js';
+import { Membership } from './membership.js';
+import type { EngineMetrics } from './metrics.js';
+import { OutboxRelay } from './outbox-relay.js';
+import { createShardDecider } from './shard-decider.js';
+import { ShardHost, type StopReason } from './shard-host.js';
+import { ShardLease } from './shard-lease.js';
+
+/** What an engine is wired to; all created by the caller (the CLI or a test). */
+export interface EngineDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly pool: pg.Pool;
+  readonly redis: Redis;
+  readonly redlock: Redlock;
+  readonly nc: NatsConnection;
+  readonly metrics: EngineMetrics;
+  /** The outbox relay's producer; omit to run an engine without a relay. */
+  readonly producer?: Producer;
+  readonly prepareProducer?: () => Promise<void>;
+  readonly now?: () => number;
+}
+
+interface OwnedShard {
+  readonly ref: ShardRef;
+  readonly host: ShardHost;
+  readonly lease: ShardLease;
+}
+
+/**
+ * `sentinel engine`: hosts shard actors. Every `rebalanceIntervalMs` it refreshes its membership,
+ * computes which shards it should own (the same pure assignment on every engine), hands off the
+ * ones it should not own and claims the ones it should: Redis lease → epoch bump in Postgres →
+ * rebuild from Postgres → subscribe.
+ */
+export class Engine {
+  private readonly owned = new Map<string, OwnedShard>();
+  private readonly claiming = new Set<string>();
+  private readonly store: InventoryStore;
+  private readonly membership: Membership;
+  private readonly relay: OutboxRelay | undefined;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopping = false;
+  private lastTickOk = 0;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.now = deps.now ?? Date.now;
+    this.log = deps.log.child({ engine: deps.config.engineId });
+    this.store = new InventoryStore(deps.pool);
+    this.membership = new Membership(deps.config.eventFilter || 'all', deps.redis, deps.config.engineId, deps.config.leaseTtlMs, this.now);
+    this.relay = deps.producer
+      ? new OutboxRelay(
+          deps.pool,
+          deps.producer,
+          this.log.child({ component: 'relay' }),
+          undefined,
+          (n) => deps.metrics.outboxPublished.inc(n),
+          deps.prepareProducer,
+        )
+      : undefined;
+  }
+
+  /** Shards served right now, as `event/shard` keys. */
+  ownedShards(): string[] {
+    return [...this.owned.keys()].sort();
+  }
+
+  /** Ready when the last membership/assignment round succeeded recently. */
+  isReady(): boolean {
+    return !this.stopping && this.now() - this.lastTickOk < this.deps.config.leaseTtlMs;
+  }
+
+  start(): void {
+    this.relay?.start();
+    const loop = async () => {
+      if (this.stopping) return;
+      this.ticking = this.tick();
+      await this.ticking;
+      this.ticking = undefined;
+      if (!this.stopping) this.timer = setTimeout(() => void loop(), this.deps.config.rebalanceIntervalMs);
+    };
+    void loop();
+  }
+
+  /** One membership + assignment round. Never throws: a failed round is logged and retried. */
+  async tick(): Promise<void> {
+    try {
+      const members = await this.membership.heartbeat();
+      const events = (await this.store.eventsOnSale(new Date(this.now()))).filter(
+        (e) => !this.deps.config.eventFilter || e.id === this.deps.config.eventFilter,
+      );
+      const byId = new Map(events.map((e) => [e.id, e]));
+      const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
+      const desired = assignShards(all, members, this.deps.config.engineId);
+      const desiredKeys = new Set(desired.map(shardKey));
+      for (const [key, owned] of this.owned) {
+        if (!desiredKeys.has(key)) await this.handOff(owned, byId.has(owned.ref.eventId) ? 'handoff' : 'closed');
+      }
+      for (const ref of desired) {
+        const key = shardKey(ref);
+        const event = byId.get(ref.eventId);
+        if (!this.owned.has(key) && !this.claiming.has(key) && event && !this.stopping) await this.claim(ref, event);
+      }
+      this.deps.metrics.ownedShards.set(this.owned.size);
+      this.lastTickOk = this.now();
+    } catch (error) {
+      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
+    }
+  }
+
+  private async claim(ref: ShardRef, event: StoredEvent): Promise<void> {
+    const key = shardKey(ref);
+    this.claiming.add(key);
+    let lease: ShardLease | undefined;
+    try {
+      lease = await ShardLease.tryAcquire(
+        this.deps.redlock,
+        `sentinel:lease:${ref.eventId}:${ref.shard}`,
+        this.deps.config.leaseTtlMs,
+        this.log,
+        (reason) => this.onLeaseLost(key, reason),
+      );
+      if (!lease) return; // still held by its previous owner: it hands off, or its lease runs out
+      const epoch = await this.store.claimShard(ref.eventId, ref.shard, this.deps.config.engineId);
+      const log = this.log.child({ event: ref.eventId, shard: ref.shard, epoch });
+      const now = this.now();
+      const rows = await this.store.loadShard(ref.eventId, ref.shard, new Date(now - this.deps.config.idempotencyTtlS * 1000));
+      let host: ShardHost | undefined;
+      const decider = createShardDecider({
+        event,
+        shard: ref.shard,
+        rows,
+        now: this.now,
+        idempotencyTtlMs: this.deps.config.idempotencyTtlS * 1000,
+        persistExpired: (changes) => host?.persist(changes),
+      });
+      host = new ShardHost({
+        eventId: ref.eventId,
+        shard: ref.shard,
+        epoch,
+        customerLimit: event.customerLimit,
+        topic: this.deps.config.reservationsTopic,
+        batchWindowMs: this.deps.config.batchWindowMs,
+        batchMax: this.deps.config.batchMax,
+        decider,
+        pool: this.deps.pool,
+        store: this.store,
+        nc: this.deps.nc,
+        log,
+        metrics: this.deps.metrics,
+        now: this.now,
+        onStopped: (reason) => void this.onHostStopped(key, reason),
+        onOutbox: () => this.relay?.notify(),
+      });
+      if (lease.isLost) {
+        decider.stop();
+        return;
+      }
+      host.start();
+      host.persist(decider.expireNow());
+      this.owned.set(key, { ref, host, lease });
+      this.deps.metrics.leaseEvents.inc({ event: 'claimed' });
+      this.deps.metrics.ownedShards.set(this.owned.size);
+      log.info({ seats: rows.seats.length, liveHolds: rows.liveHolds.length }, 'Claimed shard');
+      lease = undefined; // owned now; released on hand-off
+    } catch (error) {
+      this.log.warn({ event: ref.eventId, shard: ref.shard, err: error instanceof Error ? error.message : String(error) }, 'Claim failed');
+    } finally {
+      this.claiming.delete(key);
+      if (lease) await lease.release();
+    }
+  }
+
+  private onLeaseLost(key: string, reason: string): void {
+    const owned = this.owned.get(key);
+    if (!owned) return;
+    this.owned.delete(key);
+    owned.host.leaseLost();
+    this.deps.metrics.leaseEvents.inc({ event: 'lost' });
+    this.deps.metrics.ownedShards.set(this.owned.size);
+    this.log.warn({ shard: key, reason }, 'Stopped serving shard: lease lost');
+  }
+
+  private async onHostStopped(key: string, reason: StopReason): Promise<void> {
+    const owned = this.owned.get(key);
+    if (!owned) return;
+    this.owned.delete(key);
+    this.deps.metrics.ownedShards.set(this.owned.size);
+    // Fenced: someone else owns it. Commit failed: give it up so it is rebuilt from Postgres
+    // (by us on a later round, or by another engine).
+    await owned.lease.release();
+    this.log.warn({ shard: key, reason }, 'Released shard after it stopped');
+  }
+
+  private async handOff(owned: OwnedShard, reason: 'handoff' | 'closed'): Promise<void> {
+    const key = shardKey(owned.ref);
+    this.owned.delete(key);
+    await owned.host.handOff(reason);
+    await this.store.releaseShard(owned.ref.eventId, owned.ref.shard, owned.host.epoch).catch(() => undefined);
+    await owned.lease.release();
+    this.deps.metrics.leaseEvents.inc({ event: 'released' });
+    this.deps.metrics.ownedShards.set(this.owned.size);
+    this.log.info({ shard: key, reason }, 'Handed off shard');
+  }
+
+  /** Graceful shutdown: stop taking work, flush, release every lease, leave membership. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    await this.ticking;
+    await this.membership.leave().catch(() => undefined);
+    await Promise.all([...this.owned.values()].map((owned) => this.handOff(owned, 'handoff')));
+    await this.relay?.stop();
+  }
+}

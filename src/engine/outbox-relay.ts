@@ -1,0 +1,160 @@
+import type pg from 'pg';
+import type { Producer } from 'kafkajs';
+import type { Logger } from '../log.js';
+import { translatePgError } from '../adapters/postgres/errors.js';
+
+/** Settings of the relay loop. */
+export interface OutboxRelayOptions {
+  /** Most rows published per round. */
+  readonly batchSize: number;
+  /** Sleep between rounds when the outbox is empty (ms). */
+  readonly idleMs: number;
+  /** Longest backoff while Kafka or Postgres is down (ms). */
+  readonly maxBackoffMs: number;
+}
+
+export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, idleMs: 50, maxBackoffMs: 5000 };
+
+interface OutboxRow {
+  id: string;
+  topic: string;
+  message_key: string;
+  payload: unknown;
+}
+
+/**
+ * Publishes committed outbox rows to Kafka and marks them published.
+ *
+ * Each round claims a batch with `FOR UPDATE SKIP LOCKED` inside a transaction, sends it with the
+ * idempotent producer (key = reservation id) and marks it published before committing, so
+ * several relays never publish one row twice while all is well. Delivery is at-least-once when
+ * something fails between the send and the commit (relay crash, Postgres lost at that moment):
+ * the row is still unpublished and goes again; consumers dedupe by key. While Kafka is down the
+ * transaction rolls back, the rows stay, and the relay backs off exponentially.
+ */
+export class OutboxRelay {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  published = 0;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly producer: Producer,
+    private readonly log: Logger,
+    private readonly options: OutboxRelayOptions = DEFAULT_RELAY_OPTIONS,
+    private readonly onPublished: (count: number) => void = () => undefined,
+    /** Connects the producer and creates the topic; retried until it succeeds, then again after a failure. */
+    private readonly prepare: () => Promise<void> = async () => undefined,
+  ) {}
+
+  private prepared = false;
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Nudges an idle relay (called after a commit that wrote outbox rows). */
+  notify(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    let failing = false;
+    while (this.running) {
+      try {
+        if (!this.prepared) {
+          await this.prepare();
+          this.prepared = true;
+        }
+        const count = await this.publishOnce();
+        if (failing) this.log.info('Outbox relay recovered');
+        failing = false;
+        backoff = 100;
+        if (count < this.options.batchSize) await this.sleep(this.options.idleMs);
+      } catch (error) {
+        if (!failing) this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
+        failing = true;
+        this.prepared = false;
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, this.options.maxBackoffMs);
+      }
+    }
+  }
+
+  /** One round: claim, send, mark. Returns the number of rows published. */
+  async publishOnce(): Promise<number> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw translatePgError(error, 'outbox relay: connect');
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<OutboxRow>(
+        `SELECT id, topic, message_key, payload FROM outbox
+          WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [this.options.batchSize],
+      );
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const byTopic = new Map<string, { key: string; value: string }[]>();
+      for (const row of rows) {
+        const messages = byTopic.get(row.topic) ?? [];
+        messages.push({ key: row.message_key, value: JSON.stringify(row.payload) });
+        byTopic.set(row.topic, messages);
+      }
+      try {
+        await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      } catch (error) {
+        await client.query('ROLLBACK');
+        await client
+          .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [
+            rows.map((r) => r.id),
+            String(error instanceof Error ? error.message : error).slice(0, 500),
+          ])
+          .catch(() => undefined);
+        throw error;
+      }
+      await client.query(
+        'UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])',
+        [rows.map((r) => r.id)],
+      );
+      await client.query('COMMIT');
+      this.published += rows.length;
+      this.onPublished(rows.length);
+      return rows.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import type { ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
+import { validateLayout, type Layout } from '../domain/layout.js';
+import { ShardInventory } from '../domain/shard-inventory.js';
+import { createShardActor } from '../domain/shard-machine.js';
+import { shardMap } from '../domain/shard-map.js';
+import { resolveShardSettings } from '../domain/shard-settings.js';
+import type { ShardSnapshot } from '../domain/snapshot.js';
+import type { ShardRows, StoredEvent } from '../adapters/postgres/inventory-store.js';
+import { SentinelError } from '../errors.js';
+import type { ShardDecider } from './shard-host.js';
+
+const layouts = new Map<string, Layout>();
+
+/** The validated layout of a stored event, cached per (event, layout hash). */
+export function eventLayout(event: Pick<StoredEvent, 'id' | 'layout' | 'layoutHash'>): Layout {
+  const key = `${event.id}:${event.layoutHash}`;
+  let layout = layouts.get(key);
+  if (!layout) {
+    const validation = validateLayout(event.layout);
+    if (!validation.ok)
+      throw new SentinelError('layout_invalid', `stored layout of ${event.id} is invalid: ${validation.errors[0]?.message}`);
+    layout = validation.layout;
+    layouts.set(key, layout);
+  }
+  return layout;
+}
+
+/** Converts a shard's rows into the domain's snapshot. */
+export function snapshotOf(rows: ShardRows): ShardSnapshot {
+  return rows;
+}
+
+/** Ids of holds and reservations: random, prefixed so a log line says what it names. */
+export function newId(kind: 'hold' | 'reservation'): string {
+  return `${kind === 'hold' ? 'h' : 'r'}_${randomUUID()}`;
+}
+
+/** A ShardDecider plus what the engine needs at claim time. */
+export interface EngineShardDecider extends ShardDecider {
+  /** Expires holds whose TTL passed while nobody owned the shard; returns the changes to persist. */
+  expireNow(): ShardChange[];
+}
+
+/**
+ * Rebuilds a shard's inventory from Postgres rows and wraps it in its XState actor. The actor
+ * decides synchronously: `decide` sends COMMAND and the machine's reply runs before `send`
+ * returns.
+ */
+export function createShardDecider(options: {
+  event: StoredEvent;
+  shard: number;
+  rows: ShardRows;
+  now: () => number;
+  idempotencyTtlMs: number;
+  persistExpired: (changes: readonly ShardChange[]) => void;
+}): EngineShardDecider {
+  const { event, shard, rows, now } = options;
+  const map = shardMap(eventLayout(event), event.shardCount);
+  const settings = resolveShardSettings({
+    holdTtlMs: event.holdTtlMs,
+    customerLimit: event.customerLimit,
+    idempotencyTtlMs: options.idempotencyTtlMs,
+  });
+  const inventory = ShardInventory.restore({ map, shard }, settings, snapshotOf(rows), now(), newId);
+  const actor = createShardActor({ clock: now, inventory, persistExpired: options.persistExpired, id: `${event.id}/${shard}` });
+  return {
+    decide(command: ShardCommand) {
+      let decision: { result: ShardResult; changes: readonly ShardChange[] } | undefined;
+      actor.send({
+        type: 'COMMAND',
+        command,
+        reply: (result, changes) => {
+          decision = { result, changes };
+        },
+      });
+      if (!decision) throw new SentinelError('shard_no_answer', `shard ${event.id}/${shard} did not answer ${command.type}`);
+      return decision;
+    },
+    abort: (holdId) => inventory.abort(holdId),
+    drain: () => actor.send({ type: 'DRAIN' }),
+    fence: (reason) => actor.send({ type: 'FENCE', reason }),
+    stop: () => actor.stop(),
+    expireNow: () => inventory.expireDue(now()),
+  };
+}

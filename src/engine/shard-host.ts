@@ -1,0 +1,259 @@
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import type pg from 'pg';
+import type { ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
+import { FencedError, SentinelError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
+import { inTransaction } from '../adapters/postgres/pool.js';
+import { emptyBatchWrite, foldChanges } from './batch-write.js';
+import { GroupCommitter } from './group-commit.js';
+import type { EngineMetrics } from './metrics.js';
+import { decode, encode, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
+
+/**
+ * The decision-maker a host drives: the shard actor, seen through the few operations the engine
+ * needs. `decide` is synchronous — the actor decides in memory, nothing waits.
+ */
+export interface ShardDecider {
+  decide(command: ShardCommand): { result: ShardResult; changes: readonly ShardChange[] };
+  /** Undo an in-memory decision that could not be persisted (event-wide limit refused it); false if it cannot be undone exactly. */
+  abort(holdId: string): boolean;
+  /** Stop taking commands (hand-off). */
+  drain(): void;
+  /** This owner was fenced or failed: refuse everything from now on. */
+  fence(reason: string): void;
+  stop(): void;
+}
+
+/** One unit of a group commit: a winner's changes and how to answer it. */
+interface CommitEntry {
+  readonly command: ShardCommand | undefined;
+  readonly result: ShardResult | undefined;
+  readonly changes: readonly ShardChange[];
+  readonly respond: (reply: ShardReply) => void;
+}
+
+/** Why a host stopped serving. */
+export type StopReason = 'handoff' | 'fenced' | 'lease-lost' | 'commit-failed' | 'closed';
+
+export interface ShardHostOptions {
+  readonly eventId: string;
+  readonly shard: number;
+  readonly epoch: number;
+  readonly customerLimit: number;
+  readonly topic: string;
+  readonly batchWindowMs: number;
+  readonly batchMax: number;
+  readonly decider: ShardDecider;
+  readonly pool: pg.Pool;
+  readonly store: InventoryStore;
+  readonly nc: NatsConnection;
+  readonly log: Logger;
+  readonly metrics: EngineMetrics;
+  readonly now: () => number;
+  /** Called once when the host stops serving on its own (fenced, commit failure). */
+  readonly onStopped: (reason: StopReason) => void;
+  /** Called after a commit that wrote outbox rows. */
+  readonly onOutbox: () => void;
+}
+
+function heldCustomer(changes: readonly ShardChange[]): { customer: string; holdId: string } | undefined {
+  for (const change of changes) if (change.type === 'hold-created') return { customer: change.hold.customer, holdId: change.hold.holdId };
+  return undefined;
+}
+
+/**
+ * Serves one shard: subscribes to its subject, lets the actor decide each command, answers
+ * losers at once, and group-commits winners with the fencing check before answering them.
+ */
+export class ShardHost {
+  private subscription: Subscription | undefined;
+  private readonly committer: GroupCommitter<CommitEntry>;
+  private stopped: StopReason | undefined;
+
+  constructor(private readonly o: ShardHostOptions) {
+    this.committer = new GroupCommitter<CommitEntry>({ windowMs: o.batchWindowMs, maxBatch: o.batchMax }, (batch) => this.commit(batch));
+  }
+
+  get key(): string {
+    return `${this.o.eventId}/${this.o.shard}`;
+  }
+
+  get epoch(): number {
+    return this.o.epoch;
+  }
+
+  get isServing(): boolean {
+    return this.stopped === undefined;
+  }
+
+  /** Starts serving: from now on requests on the shard's subject reach this host. */
+  start(): void {
+    // No queue group, on purpose: if a stale owner is still subscribed (paused past its lease,
+    // not yet aware), both get the request and the caller takes the first answer — the live
+    // owner's — instead of half the requests going to a process that cannot answer. The stale
+    // owner can never answer a winner: its commit is fenced.
+    this.subscription = this.o.nc.subscribe(shardSubject(this.o.eventId, this.o.shard), {
+      callback: (error, msg) => {
+        if (error) this.o.log.warn({ err: error.message }, 'Shard subscription error');
+        else this.handle(msg);
+      },
+    });
+  }
+
+  /** Persists changes the actor made on its own (expired holds). */
+  persist(changes: readonly ShardChange[]): void {
+    if (changes.length === 0 || this.stopped) return;
+    this.committer.add({ command: undefined, result: undefined, changes, respond: () => undefined });
+  }
+
+  private reply(msg: Msg, reply: ShardReply): void {
+    if (msg.reply) msg.respond(encode(reply));
+  }
+
+  private handle(msg: Msg): void {
+    let request: ShardRequest;
+    try {
+      request = decode<ShardRequest>(msg.data);
+    } catch {
+      this.reply(msg, { error: { code: 'bad_request', message: 'request is not JSON', retryable: false } });
+      return;
+    }
+    if (this.stopped) {
+      this.reply(msg, {
+        result: {
+          ok: false,
+          type: 'not-serving',
+          state: this.stopped,
+          retryable: true,
+          message: `shard ${this.key} is not served here (${this.stopped})`,
+        },
+      });
+      return;
+    }
+    const { result, changes } = this.o.decider.decide(request.command);
+    this.o.metrics.decisions.inc({ result: result.type });
+    if (!result.ok) {
+      // A loser: answered at once, nothing written, nothing waited for.
+      this.reply(msg, { result });
+      return;
+    }
+    // A winner (or the replay of one, which still waits for the commit of the first).
+    this.committer.add({ command: request.command, result, changes, respond: (reply) => this.reply(msg, reply) });
+  }
+
+  private async commit(batch: CommitEntry[]): Promise<void> {
+    if (this.stopped) {
+      for (const entry of batch)
+        entry.respond({ error: { code: 'not_serving', message: `shard ${this.key} stopped (${this.stopped})`, retryable: true } });
+      return;
+    }
+    const started = performance.now();
+    const now = this.o.now();
+    let accepted = batch;
+    let wroteOutbox = false;
+    let inexactAbort = false;
+    try {
+      await inTransaction(this.o.pool, `commit ${this.key}`, async (client) => {
+        let write = emptyBatchWrite();
+        for (const entry of batch) foldChanges(write, entry.changes, now);
+        const { refused } = await this.o.store.fenceAndCheckUsage(
+          client,
+          this.o.eventId,
+          this.o.shard,
+          this.o.epoch,
+          write.usage,
+          this.o.customerLimit,
+        );
+        if (refused.size > 0) {
+          // The event-wide limit (other shards' holds count too) refuses these customers' new
+          // holds: undo them in memory and answer limit-exceeded; the rest of the batch goes on.
+          accepted = [];
+          for (const entry of batch) {
+            const held = heldCustomer(entry.changes);
+            if (held && refused.has(held.customer)) {
+              if (!this.o.decider.abort(held.holdId)) inexactAbort = true;
+              const requested = entry.changes.reduce((n, c) => (c.type === 'hold-created' ? n + c.hold.quantity : n), 0);
+              entry.respond({
+                result: {
+                  ok: false,
+                  type: 'limit-exceeded',
+                  limit: this.o.customerLimit,
+                  current: this.o.customerLimit,
+                  requested,
+                  message: `customer ${held.customer} would exceed the event's limit of ${this.o.customerLimit}`,
+                },
+              });
+            } else accepted.push(entry);
+          }
+          write = emptyBatchWrite();
+          for (const entry of accepted) foldChanges(write, entry.changes, now);
+          const shrink = new Map([...write.usage].filter(([customer, delta]) => refused.has(customer) && delta < 0));
+          await this.o.store.shrinkUsage(client, this.o.eventId, shrink);
+        }
+        await this.o.store.writeBatch(client, this.o.eventId, this.o.shard, write, this.o.topic);
+        wroteOutbox = write.reservations.length > 0;
+      });
+    } catch (error) {
+      const fenced = error instanceof FencedError;
+      const reason: StopReason = fenced ? 'fenced' : 'commit-failed';
+      this.o.log.warn(
+        { err: error instanceof Error ? error.message : String(error), epoch: this.o.epoch, batch: batch.length },
+        fenced ? 'Fenced: shard stopped' : 'Commit failed: shard stopped',
+      );
+      this.o.metrics.leaseEvents.inc({ event: fenced ? 'fenced' : 'commit_failed' });
+      const code = error instanceof SentinelError ? error.code : 'commit_failed';
+      // Memory now disagrees with the database (or another owner exists): stop, answer every
+      // waiting caller with a retryable error, and let the shard be rebuilt from Postgres.
+      this.stopServing(reason);
+      for (const entry of batch) entry.respond({ error: { code, message: `shard ${this.key}: ${reason}`, retryable: true } });
+      for (const entry of this.committer.close())
+        entry.respond({ error: { code, message: `shard ${this.key}: ${reason}`, retryable: true } });
+      this.o.onStopped(reason);
+      return;
+    }
+    this.o.metrics.batchSize.observe(batch.length);
+    this.o.metrics.commitSeconds.observe((performance.now() - started) / 1000);
+    for (const entry of accepted) if (entry.result) entry.respond({ result: entry.result });
+    if (wroteOutbox) this.o.onOutbox();
+    if (inexactAbort) {
+      // Memory could not be rolled back exactly: rebuild this shard from Postgres.
+      this.o.log.warn('Could not undo a refused hold in memory; shard will be rebuilt');
+      this.stopServing('commit-failed');
+      for (const entry of this.committer.close())
+        entry.respond({ error: { code: 'rebuilding', message: `shard ${this.key}: rebuilding`, retryable: true } });
+      this.o.onStopped('commit-failed');
+    }
+  }
+
+  private stopServing(reason: StopReason): void {
+    if (this.stopped) return;
+    this.stopped = reason;
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    if (reason === 'handoff' || reason === 'closed') this.o.decider.drain();
+    else this.o.decider.fence(reason);
+  }
+
+  /** Immediately stops taking work after a lost lease; in-flight commits are fenced by epoch anyway. */
+  leaseLost(): void {
+    if (this.stopped) return;
+    this.stopServing('lease-lost');
+    for (const entry of this.committer.close())
+      entry.respond({ error: { code: 'lease_lost', message: `shard ${this.key}: lease lost`, retryable: true } });
+    this.o.decider.stop();
+  }
+
+  /** Graceful hand-off: stop taking, flush what was decided, then stop the actor. */
+  async handOff(reason: 'handoff' | 'closed' = 'handoff'): Promise<void> {
+    if (!this.stopped) {
+      this.subscription?.unsubscribe();
+      this.subscription = undefined;
+      this.o.decider.drain();
+      await this.committer.flush();
+      this.stopped ??= reason;
+    }
+    this.committer.close();
+    this.o.decider.stop();
+  }
+}

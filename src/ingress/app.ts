@@ -1,0 +1,237 @@
+/**
+ * The ingress Koa application. Every dependency is passed in, so tests run the real app against
+ * real Redis, NATS and Postgres — with real engines, or with a fake shard answering on the shard's
+ * subject — and the CLI wires production ones.
+ *
+ * Middleware, outermost first: request context (id, logger, metrics, access log) → the one error
+ * middleware → the router, built from docs/openapi.json (each operation: authentication, parameter
+ * and body validation with the document's schemas, then its handler) → 404/405.
+ */
+import { randomUUID } from 'node:crypto';
+import { Router } from '@koa/router';
+import Koa from 'koa';
+import type { Redis } from 'ioredis';
+import type { NatsConnection } from 'nats';
+import type pg from 'pg';
+import { InventoryStore } from '../adapters/postgres/inventory-store.js';
+import { ShardClient } from '../engine/shard-client.js';
+import type { Logger } from '../log.js';
+import { bearerToken, type TokenVerifier } from './auth.js';
+import { BODY_LIMIT_BYTES, readJsonBody } from './body.js';
+import { CommandGate, parseIdempotencyKey } from './command-gate.js';
+import type { Handler, IngressContext, IngressState, ShardSender } from './context.js';
+import { EventCatalog, type EventSource } from './event-catalog.js';
+import { HoldLocator } from './hold-locator.js';
+import { InventoryReads } from './inventory-reads.js';
+import { createIngressMetrics, type IngressMetrics } from './metrics.js';
+import { loadOpenApi, type OpenApi, type Operation } from './openapi.js';
+import { HttpProblem, problemOf } from './problems.js';
+import { dependencyChecks, Readiness, type DependencyCheck } from './readiness.js';
+import { commandRoutes } from './routes/commands.js';
+import { readRoutes } from './routes/reads.js';
+
+/** Settings of the ingress (from Config). */
+export interface IngressSettings {
+  /** Deadline of a request's shard work (`SENTINEL_SHARD_TIMEOUT_MS`). */
+  readonly shardTimeoutMs: number;
+  /** Retention of stored idempotent responses (`SENTINEL_IDEMPOTENCY_TTL_S`). */
+  readonly idempotencyTtlS: number;
+  /** Largest request body (bytes). */
+  readonly bodyLimitBytes?: number;
+}
+
+/** Everything the ingress talks to. */
+export interface IngressDependencies {
+  readonly log: Logger;
+  readonly redis: Redis;
+  readonly nc: NatsConnection;
+  readonly pg: pg.Pool;
+  readonly tokens: TokenVerifier;
+  readonly settings: IngressSettings;
+  /** Defaults to a ShardClient on `nc`. */
+  readonly shards?: ShardSender;
+  /** Defaults to the InventoryStore on `pg`. */
+  readonly events?: EventSource;
+  /** Defaults to the Redis, NATS and Postgres checks. */
+  readonly readinessChecks?: Record<string, DependencyCheck>;
+  readonly openapi?: OpenApi;
+  readonly metrics?: IngressMetrics;
+  readonly now?: () => number;
+}
+
+/** The app plus the handles its owner needs. */
+export interface IngressApp {
+  readonly koa: Koa<IngressState>;
+  readonly metrics: IngressMetrics;
+  readonly readiness: Readiness;
+  readonly openapi: OpenApi;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createIngressApp(deps: IngressDependencies): IngressApp {
+  const now = deps.now ?? Date.now;
+  const openapi = deps.openapi ?? loadOpenApi();
+  const metrics = deps.metrics ?? createIngressMetrics();
+  const readiness = new Readiness(deps.readinessChecks ?? dependencyChecks(deps), now);
+  const reads = new InventoryReads(deps.pg, now);
+  const catalog = new EventCatalog(deps.events ?? new InventoryStore(deps.pg), now);
+  const bodyLimit = deps.settings.bodyLimitBytes ?? BODY_LIMIT_BYTES;
+
+  const handlers: Record<string, Handler> = {
+    ...commandRoutes({
+      catalog,
+      gate: new CommandGate(deps.redis, deps.settings.idempotencyTtlS),
+      locator: new HoldLocator(reads),
+      shards: deps.shards ?? new ShardClient(deps.nc),
+      metrics,
+      shardTimeoutMs: deps.settings.shardTimeoutMs,
+      now,
+    }),
+    ...readRoutes({ catalog, reads }),
+    getHealth: async (ctx) => {
+      ctx.body = { status: 'ok' };
+    },
+    getReadiness: async (ctx) => {
+      const report = await readiness.report();
+      ctx.status = report.ready ? 200 : 503;
+      ctx.body = { status: report.ready ? 'ok' : readiness.isShuttingDown ? 'shutting-down' : 'unavailable', checks: report.checks };
+    },
+    getMetrics: async (ctx) => {
+      ctx.body = await metrics.registry.metrics();
+      ctx.type = metrics.registry.contentType;
+    },
+    getOpenApi: async (ctx) => {
+      ctx.body = openapi.json;
+      ctx.type = 'application/json';
+    },
+  };
+
+  const koa = new Koa<IngressState>();
+  koa.use(requestContext(deps.log, metrics));
+  koa.use(errorMiddleware);
+  const router = new Router<IngressState>();
+  const served = new Set<string>();
+  for (const operation of openapi.operations) {
+    const handler = handlers[operation.operationId];
+    if (handler === undefined) throw new Error(`openapi: no handler for operation ${operation.operationId}`);
+    served.add(operation.operationId);
+    const method = operation.method.toLowerCase() as 'get' | 'post' | 'delete' | 'put' | 'patch';
+    router[method](operation.routerPath, operationMiddleware(operation, deps.tokens, bodyLimit), handler);
+  }
+  for (const id of Object.keys(handlers)) if (!served.has(id)) throw new Error(`openapi: handler ${id} has no operation in the document`);
+  koa.use(router.routes());
+  koa.use(async (ctx) => {
+    // No operation matched: 405 when the path exists with other methods, else 404.
+    const match = router.match(ctx.path, ctx.method);
+    const allowed = new Set(match.path.flatMap((layer) => layer.methods));
+    if (allowed.size > 0) {
+      throw new HttpProblem('method-not-allowed', `${ctx.method} is not allowed on ${ctx.path}`, {
+        headers: { Allow: [...allowed].join(', ') },
+      });
+    }
+    throw new HttpProblem('not-found', `no resource at ${ctx.path}`);
+  });
+  return { koa, metrics, readiness, openapi };
+}
+
+function requestContext(log: Logger, metrics: IngressMetrics): Koa.Middleware<IngressState> {
+  const accessLog = log.isLevelEnabled('info');
+  return async (ctx, next) => {
+    const started = performance.now();
+    const incoming = ctx.get('X-Request-Id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const state = ctx.state;
+    state.requestId = requestId;
+    // The per-request child logger is built on first use: most requests never log beyond the access line.
+    let child: Logger | undefined;
+    Object.defineProperty(state, 'log', { get: () => (child ??= log.child({ requestId })), enumerable: true, configurable: true });
+    state.route = 'unmatched';
+    state.customer = undefined;
+    state.body = undefined;
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const route = state.route;
+      metrics.requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+      metrics.requestDuration.observe({ method: ctx.method, route }, seconds);
+      if (accessLog) {
+        log.info(
+          {
+            requestId,
+            method: ctx.method,
+            route,
+            path: ctx.path,
+            status: ctx.status,
+            durationMs: Math.round(seconds * 10_000) / 10,
+            customer: state.customer,
+          },
+          'Handled request',
+        );
+      }
+    }
+  };
+}
+
+/** The one error middleware: every error becomes a problem+json response, its status decided by `problemOf`. */
+async function errorMiddleware(ctx: Koa.ParameterizedContext<IngressState>, next: Koa.Next): Promise<void> {
+  try {
+    await next();
+  } catch (error) {
+    const problem = problemOf(error, ctx.state.requestId);
+    if (problem.unexpected) ctx.state.log.error({ err: error }, 'Request failed unexpectedly');
+    else if (problem.status >= 500)
+      ctx.state.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Request failed: dependency unavailable');
+    else ctx.state.log.debug({ problem: problem.body.type, detail: problem.body.detail }, 'Request refused');
+    ctx.status = problem.status;
+    ctx.set(problem.headers as Record<string, string>);
+    ctx.body = problem.body;
+    ctx.type = 'application/problem+json';
+  }
+  if (ctx.path.startsWith('/v1/')) ctx.set('Cache-Control', 'no-store');
+}
+
+/** Per operation: label, authenticate, validate parameters, headers and body with the document's schemas. */
+function operationMiddleware(operation: Operation, tokens: TokenVerifier, bodyLimit: number): Koa.Middleware<IngressState> {
+  return async (ctx, next) => {
+    const c = ctx as IngressContext;
+    c.state.route = operation.path;
+    if (operation.authenticated) c.state.customer = (await tokens.verify(bearerToken(c.get('Authorization') || undefined))).customer;
+    const pathErrors = operation.pathParams?.(c.params) ?? [];
+    if (pathErrors.length > 0)
+      throw new HttpProblem('validation-failed', 'path parameters do not match the schema', { extensions: { errors: pathErrors } });
+    const queryErrors = operation.queryParams?.({ ...c.query }) ?? [];
+    if (queryErrors.length > 0)
+      throw new HttpProblem('validation-failed', 'query parameters do not match the schema', { extensions: { errors: queryErrors } });
+    if (operation.requiredHeaders.includes('idempotency-key')) {
+      const header = c.get('Idempotency-Key');
+      if (header === '')
+        throw new HttpProblem(
+          'idempotency-key-required',
+          `${operation.method} ${operation.path} needs an Idempotency-Key header (1-255 visible ASCII characters)`,
+        );
+      if (parseIdempotencyKey(header) === undefined) {
+        throw new HttpProblem('validation-failed', 'Idempotency-Key must be 1-255 visible ASCII characters', {
+          extensions: { errors: [{ pointer: '#/header/Idempotency-Key', detail: 'must be 1-255 visible ASCII characters' }] },
+        });
+      }
+    }
+    if (operation.body !== undefined) {
+      const body = await readJsonBody(c.req, bodyLimit);
+      if (body === undefined) {
+        if (operation.body.required)
+          throw new HttpProblem('validation-failed', 'a JSON request body is required', {
+            extensions: { errors: [{ pointer: '#', detail: 'is required' }] },
+          });
+      } else {
+        const errors = operation.body.check(body);
+        if (errors.length > 0)
+          throw new HttpProblem('validation-failed', 'request body does not match the schema', { extensions: { errors } });
+        c.state.body = body;
+      }
+    }
+    await next();
+  };
+}

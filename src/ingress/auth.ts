@@ -1,0 +1,150 @@
+/**
+ * Bearer-token authentication: a JWT verified against an HS256 secret or a JWKS URL, with the
+ * configured issuer and audience; its subject is the customer. Verified tokens are remembered until
+ * they expire, so a client that sends the same token a thousand times is verified once.
+ */
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import { DependencyError } from '../errors.js';
+import { HttpProblem } from './problems.js';
+
+/** Who is calling. */
+export interface Principal {
+  /** The JWT subject. */
+  readonly customer: string;
+}
+
+/** Verifies a bearer token; throws an `unauthorized` HttpProblem for anything but a valid one. */
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+}
+
+/** Where keys come from: exactly one of an HS256 secret or a JWKS URL. */
+export interface TokenVerifierOptions {
+  readonly secret?: string;
+  readonly jwksUrl?: string;
+  readonly issuer: string;
+  readonly audience: string;
+  /** Clock for the cache (ms). */
+  readonly now?: () => number;
+  /** Most tokens remembered at once. */
+  readonly cacheSize?: number;
+}
+
+/** Longest customer id (JWT subject) accepted. */
+export const MAX_SUBJECT_LENGTH = 256;
+const CLOCK_TOLERANCE_S = 5;
+
+/** The `WWW-Authenticate` challenge (RFC 6750). */
+export function bearerChallenge(error?: 'invalid_token', description?: string): string {
+  const parts = ['Bearer realm="sentinel"'];
+  if (error) parts.push(`error="${error}"`);
+  if (description) parts.push(`error_description="${description.replace(/["\\]/g, '')}"`);
+  return parts.join(', ');
+}
+
+export function unauthorized(detail: string, invalidToken: boolean): HttpProblem {
+  return new HttpProblem('unauthorized', detail, {
+    headers: { 'WWW-Authenticate': invalidToken ? bearerChallenge('invalid_token', detail) : bearerChallenge() },
+  });
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+export function bearerToken(header: string | undefined): string {
+  if (header === undefined || header === '') throw unauthorized('Authorization: Bearer <token> is required', false);
+  const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
+  if (!match?.[1]) throw unauthorized('Authorization header must be "Bearer <token>"', true);
+  return match[1];
+}
+
+function describeJoseError(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'token expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `token claim ${error.claim} is not acceptable (${error.reason})`;
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'token signature is invalid';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'token algorithm is not accepted';
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'no key matches the token';
+  if (error instanceof joseErrors.JOSEError) return 'token is invalid';
+  return 'token is invalid';
+}
+
+/** Creates the verifier from configuration: the JWKS URL wins when set. */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const now = options.now ?? Date.now;
+  const cacheSize = options.cacheSize ?? 50_000;
+  const cache = new Map<string, { principal: Principal; expiresAt: number }>();
+  let key: Uint8Array | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (options.jwksUrl) {
+    key = createRemoteJWKSet(new URL(options.jwksUrl));
+    algorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+  } else if (options.secret) {
+    key = new TextEncoder().encode(options.secret);
+    algorithms = ['HS256'];
+  } else {
+    throw new Error('createTokenVerifier needs a secret or a JWKS URL');
+  }
+  return {
+    async verify(token) {
+      const cached = cache.get(token);
+      if (cached !== undefined) {
+        if (cached.expiresAt > now()) return cached.principal;
+        cache.delete(token);
+      }
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, key as Uint8Array, {
+          issuer: options.issuer,
+          audience: options.audience,
+          algorithms,
+          requiredClaims: ['sub', 'exp'],
+          clockTolerance: CLOCK_TOLERANCE_S,
+        }));
+      } catch (error) {
+        // The key set could not be fetched: our problem, not the caller's token.
+        if (error instanceof joseErrors.JWKSTimeout || (options.jwksUrl && !(error instanceof joseErrors.JOSEError))) {
+          throw new DependencyError('jwks', `cannot fetch the JWKS: ${error instanceof Error ? error.message : String(error)}`, error);
+        }
+        if (error instanceof joseErrors.JOSEError) throw unauthorized(describeJoseError(error), true);
+        throw error;
+      }
+      const subject = payload.sub;
+      if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
+        throw unauthorized(`token subject must be 1-${MAX_SUBJECT_LENGTH} characters`, true);
+      }
+      const principal: Principal = { customer: subject };
+      // exp is required above; remember the token until then (not past the clock tolerance).
+      cache.set(token, { principal, expiresAt: (payload.exp as number) * 1000 });
+      if (cache.size > cacheSize) cache.delete(cache.keys().next().value as string);
+      return principal;
+    },
+  };
+}
+
+/** Parses `90s`, `15m`, `1h`, `7d` or plain seconds into seconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!match) return undefined;
+  const value = Number(match[1]);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'];
+  const seconds = value * unit;
+  return seconds > 0 ? seconds : undefined;
+}
+
+/** Mints an HS256 token for development and tests. */
+export async function mintToken(options: {
+  secret: string;
+  issuer: string;
+  audience: string;
+  subject: string;
+  ttlS: number;
+  now?: number;
+}): Promise<string> {
+  const iat = Math.floor((options.now ?? Date.now()) / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(options.subject)
+    .setIssuer(options.issuer)
+    .setAudience(options.audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + options.ttlS)
+    .sign(new TextEncoder().encode(options.secret));
+}

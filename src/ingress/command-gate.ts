@@ -1,0 +1,170 @@
+/**
+ * The gate every command request passes before a shard hears of it: Idempotency-Key handling and
+ * admission control, both decided by one Redis script in one round trip (see redis-scripts.ts).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { DependencyError, SentinelError } from '../errors.js';
+import { emissionIntervalUs, type AdmissionRate } from './admission.js';
+import { BEGIN_SCRIPT, FINISH_SCRIPT, redisKeys } from './redis-scripts.js';
+
+/** A response as stored for replay. */
+export interface StoredResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: unknown;
+}
+
+/** What `begin` decided. */
+export type GateDecision =
+  | { readonly kind: 'claimed'; readonly claim: GateClaim }
+  | { readonly kind: 'replay'; readonly response: StoredResponse }
+  | { readonly kind: 'mismatch' }
+  | { readonly kind: 'in-flight'; readonly retryAfterMs: number }
+  | { readonly kind: 'limited'; readonly retryAfterMs: number };
+
+/** A claimed key: must be finished (stored or released) by whoever claimed it. */
+export interface GateClaim {
+  readonly recordKey: string;
+  readonly token: string;
+}
+
+/** What one request asks of the gate. */
+export interface GateRequest {
+  readonly eventId: string;
+  readonly customer: string;
+  readonly idempotencyKey: string;
+  /** Fingerprint of the request (method, path, canonical body): a replay must match it. */
+  readonly fingerprint: string;
+  /** Admission rate of the event, or undefined to skip admission (confirm). */
+  readonly admission: AdmissionRate | undefined;
+  /** How long a claim blocks the key if its owner dies before finishing, ms. */
+  readonly inFlightTtlMs: number;
+  /** Fixed clock for tests (microseconds); the Redis server's clock otherwise. */
+  readonly nowUs?: number;
+}
+
+interface ScriptedRedis {
+  sentinelIngressBegin(k1: string, k2: string, ...argv: string[]): Promise<[string, (string | number)?]>;
+  sentinelIngressFinish(k1: string, ...argv: string[]): Promise<number>;
+}
+
+/** JSON with object keys sorted, so `{a,b}` and `{b,a}` fingerprint alike. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value as Record<string, unknown>)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Fingerprint of a command request: its method, path and body (canonical JSON). */
+export function requestFingerprint(method: string, path: string, body: unknown): string {
+  return createHash('sha256')
+    .update(`${method} ${path}\n${canonicalJson(body ?? {})}`)
+    .digest('base64url');
+}
+
+/**
+ * The digest of (customer, Idempotency-Key). It names the Redis record and is the shard command's
+ * key, so a retry that reaches the shard again is deduplicated there too. Length-prefixed: no
+ * choice of strings can collide.
+ */
+export function keyDigest(customer: string, idempotencyKey: string): string {
+  return createHash('sha256').update(`${customer.length}:${customer}${idempotencyKey}`).digest('base64url');
+}
+
+/** The Idempotency-Key header, parsed: 1–255 visible ASCII characters; a structured-field string (`"…"`) is unquoted. */
+export function parseIdempotencyKey(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  let key = header.trim();
+  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1);
+  return /^[\x21-\x7e]{1,255}$/.test(key) ? key : undefined;
+}
+
+function translateRedisError(error: unknown, what: string): SentinelError {
+  if (error instanceof SentinelError) return error;
+  // A ReplyError is Redis refusing the script itself: a bug, not an outage.
+  if (error instanceof Error && error.name === 'ReplyError')
+    return new SentinelError('redis_script_failed', `${what}: ${error.message}`, { cause: error });
+  return new DependencyError('redis', `${what}: ${error instanceof Error ? error.message : String(error)}`, error);
+}
+
+/** Idempotency and admission, enforced across all ingress replicas through Redis. */
+export class CommandGate {
+  private readonly redis: Redis & ScriptedRedis;
+  /** Claim tokens: a random per-process prefix and a counter are unique enough, and cost nothing per request. */
+  private readonly tokenPrefix = randomBytes(9).toString('base64url');
+  private tokens = 0;
+
+  constructor(
+    redis: Redis,
+    private readonly ttlS: number,
+  ) {
+    if (!('sentinelIngressBegin' in redis)) {
+      redis.defineCommand('sentinelIngressBegin', { numberOfKeys: 2, lua: BEGIN_SCRIPT });
+      redis.defineCommand('sentinelIngressFinish', { numberOfKeys: 1, lua: FINISH_SCRIPT });
+    }
+    this.redis = redis as Redis & ScriptedRedis;
+  }
+
+  async begin(request: GateRequest): Promise<GateDecision> {
+    const digest = keyDigest(request.customer, request.idempotencyKey);
+    const recordKey = redisKeys.idempotency(request.eventId, digest);
+    const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
+    const rate = request.admission;
+    let reply: [string, (string | number)?];
+    try {
+      reply = await this.redis.sentinelIngressBegin(
+        recordKey,
+        redisKeys.admission(request.eventId),
+        request.fingerprint,
+        token,
+        String(request.inFlightTtlMs),
+        rate ? '1' : '0',
+        rate ? String(emissionIntervalUs(rate)) : '0',
+        rate ? String(rate.burst) : '0',
+        request.nowUs === undefined ? '' : String(request.nowUs),
+      );
+    } catch (error) {
+      throw translateRedisError(error, 'idempotency/admission check');
+    }
+    const [kind, value] = reply;
+    switch (kind) {
+      case 'claimed':
+        return { kind, claim: { recordKey, token } };
+      case 'replay':
+        return { kind, response: JSON.parse(String(value)) as StoredResponse };
+      case 'mismatch':
+        return { kind };
+      case 'in-flight':
+        return { kind, retryAfterMs: Math.max(0, Number(value)) };
+      case 'limited':
+        return { kind, retryAfterMs: Number(value) / 1000 };
+      default:
+        throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${JSON.stringify(reply)}`);
+    }
+  }
+
+  /** Stores a response for replay under the claimed key, for the configured TTL. */
+  async store(claim: GateClaim, response: StoredResponse): Promise<void> {
+    try {
+      await this.redis.sentinelIngressFinish(claim.recordKey, claim.token, 'store', JSON.stringify(response), String(this.ttlS));
+    } catch (error) {
+      throw translateRedisError(error, 'store idempotent response');
+    }
+  }
+
+  /** Gives the key back: the next request with it is decided afresh. */
+  async release(claim: GateClaim): Promise<void> {
+    try {
+      await this.redis.sentinelIngressFinish(claim.recordKey, claim.token, 'release', '', '0');
+    } catch (error) {
+      throw translateRedisError(error, 'release idempotency key');
+    }
+  }
+}

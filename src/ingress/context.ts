@@ -1,0 +1,27 @@
+import type { RouterContext } from '@koa/router';
+import type { ShardCommand, ShardResult } from '../domain/commands.js';
+import type { ShardRequestOptions } from '../engine/shard-client.js';
+import type { Logger } from '../log.js';
+
+/** What the ingress keeps on each request (`ctx.state`). */
+export interface IngressState {
+  /** Correlation id: echoed as X-Request-Id, logged, sent to the engine, quoted in problems. */
+  requestId: string;
+  log: Logger;
+  /** The OpenAPI path of the matched operation (the metrics label), or `unmatched`. */
+  route: string;
+  /** The JWT subject, once authenticated. */
+  customer: string | undefined;
+  /** The validated JSON body, or undefined when none was sent. */
+  body: unknown;
+}
+
+export type IngressContext = RouterContext<IngressState>;
+
+/** A route handler, named after its OpenAPI operation id. */
+export type Handler = (ctx: IngressContext) => Promise<void>;
+
+/** Sends commands to shards: the ShardClient in production (over NATS). */
+export interface ShardSender {
+  send(eventId: string, shard: number, command: ShardCommand, options: ShardRequestOptions): Promise<ShardResult>;
+}

@@ -1,0 +1,102 @@
+/**
+ * The events the ingress routes for: settings from Postgres and the seat → shard map of each,
+ * cached. The map is a pure function of (layout, shard count), so it is rebuilt only when the
+ * layout hash changes; settings (rate, window, status) are re-read after a short TTL.
+ */
+import { translatePgError } from '../adapters/postgres/errors.js';
+import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
+import { validateLayout } from '../domain/layout.js';
+import { shardMap, type ShardMap } from '../domain/shard-map.js';
+import { SentinelError } from '../errors.js';
+import { admissionRateOf, type AdmissionRate } from './admission.js';
+
+/** An event as the ingress routes it. */
+export interface RoutableEvent {
+  readonly event: StoredEvent;
+  readonly map: ShardMap;
+  readonly admission: AdmissionRate;
+}
+
+/** Where events come from (the InventoryStore in production). */
+export interface EventSource {
+  getEvent(eventId: string): Promise<StoredEvent | undefined>;
+}
+
+interface Entry {
+  readonly value: RoutableEvent | undefined;
+  readonly expiresAt: number;
+}
+
+/** How long event settings are trusted before they are re-read (ms). */
+export const EVENT_CACHE_TTL_MS = 2000;
+/** How long "no such event" is remembered, so bogus ids cannot hammer Postgres (ms). */
+export const MISSING_EVENT_CACHE_TTL_MS = 1000;
+
+/** Caches events with single-flight loads: a thousand concurrent requests cause one query. */
+export class EventCatalog {
+  private readonly entries = new Map<string, Entry>();
+  private readonly loading = new Map<string, Promise<RoutableEvent | undefined>>();
+  private readonly maps = new Map<string, ShardMap>();
+
+  constructor(
+    private readonly source: EventSource,
+    private readonly now: () => number = Date.now,
+    private readonly ttlMs = EVENT_CACHE_TTL_MS,
+  ) {}
+
+  /** The event, or undefined when there is no such event. */
+  async get(eventId: string): Promise<RoutableEvent | undefined> {
+    const entry = this.entries.get(eventId);
+    if (entry !== undefined && entry.expiresAt > this.now()) return entry.value;
+    let pending = this.loading.get(eventId);
+    if (pending === undefined) {
+      pending = this.load(eventId).finally(() => this.loading.delete(eventId));
+      this.loading.set(eventId, pending);
+    }
+    // A stale entry keeps serving while its refresh is in flight only if the refresh fails.
+    try {
+      return await pending;
+    } catch (error) {
+      if (entry?.value !== undefined) return entry.value;
+      throw error;
+    }
+  }
+
+  private async load(eventId: string): Promise<RoutableEvent | undefined> {
+    let event: StoredEvent | undefined;
+    try {
+      event = await this.source.getEvent(eventId);
+    } catch (error) {
+      throw translatePgError(error, `read event ${eventId}`);
+    }
+    if (event === undefined) {
+      this.entries.set(eventId, { value: undefined, expiresAt: this.now() + MISSING_EVENT_CACHE_TTL_MS });
+      return undefined;
+    }
+    const mapKey = `${event.id}\n${event.layoutHash}\n${event.shardCount}`;
+    let map = this.maps.get(mapKey);
+    if (map === undefined) {
+      const validation = validateLayout(event.layout);
+      if (!validation.ok) {
+        throw new SentinelError(
+          'event_layout_invalid',
+          `event ${event.id} has an invalid stored layout: ${validation.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+        );
+      }
+      map = shardMap(validation.layout, event.shardCount);
+      for (const key of this.maps.keys()) if (key.startsWith(`${event.id}\n`)) this.maps.delete(key);
+      this.maps.set(mapKey, map);
+    }
+    const value: RoutableEvent = { event, map, admission: admissionRateOf(event.admissionRate) };
+    this.entries.set(eventId, { value, expiresAt: this.now() + this.ttlMs });
+    if (this.entries.size > 10_000) this.entries.delete(this.entries.keys().next().value as string);
+    return value;
+  }
+}
+
+/** Whether the event sells now: open, and inside its sale window. */
+export function saleState(event: StoredEvent, now: number): 'open' | 'not-yet-open' | 'closed' {
+  if (event.status !== 'open' || now >= event.saleClosesAt.getTime()) return 'closed';
+  if (now < event.saleOpensAt.getTime()) return 'not-yet-open';
+  return 'open';
+}

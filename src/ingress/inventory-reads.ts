@@ -1,0 +1,184 @@
+/**
+ * What the ingress reads from Postgres: committed state only (availability, seat maps,
+ * reservations, and which shard a hold lives in). The shards are never asked to answer reads —
+ * they are busy deciding the sale.
+ */
+import type pg from 'pg';
+import { translatePgError } from '../adapters/postgres/errors.js';
+import type { SeatState } from '../domain/commands.js';
+import type { ShardMap } from '../domain/shard-map.js';
+
+/** Counts of one section or pool. */
+export interface Counts {
+  readonly total: number;
+  readonly available: number;
+  readonly held: number;
+  readonly sold: number;
+}
+
+export interface Availability {
+  readonly eventId: string;
+  readonly asOf: string;
+  readonly sections: (Counts & { readonly section: string })[];
+  readonly pools: (Counts & { readonly pool: string })[];
+}
+
+export interface SeatMapView {
+  readonly eventId: string;
+  readonly section: string;
+  readonly asOf: string;
+  readonly rows: {
+    readonly row: string;
+    readonly seats: { readonly seat: string; readonly number: number; readonly state: SeatState }[];
+  }[];
+}
+
+/** A reservation as stored, with its owner (never sent to clients). */
+export interface StoredReservation {
+  readonly reservationId: string;
+  readonly eventId: string;
+  readonly holdId: string;
+  readonly customer: string;
+  readonly seats: readonly string[];
+  readonly pool: string | null;
+  readonly quantity: number;
+  readonly confirmedAt: Date;
+}
+
+/** Where a hold lives and whose it is. */
+export interface HoldLocation {
+  readonly shard: number;
+  readonly customer: string;
+}
+
+/** How long an availability answer is reused, so a stampede of readers costs one query (ms). */
+export const AVAILABILITY_CACHE_MS = 500;
+
+export class InventoryReads {
+  private readonly availabilityCache = new Map<string, { at: number; value: Promise<Availability> }>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async query<R extends pg.QueryResultRow>(what: string, sql: string, params: unknown[]): Promise<R[]> {
+    try {
+      return (await this.pool.query<R>(sql, params)).rows;
+    } catch (error) {
+      throw translatePgError(error, what);
+    }
+  }
+
+  /** Counts per section (layout order) and pool, from committed state; cached briefly. */
+  availability(eventId: string, map: ShardMap): Promise<Availability> {
+    const cached = this.availabilityCache.get(eventId);
+    const now = this.now();
+    if (cached !== undefined && now - cached.at < AVAILABILITY_CACHE_MS) return cached.value;
+    const value = this.readAvailability(eventId, map, now);
+    this.availabilityCache.set(eventId, { at: now, value });
+    value.catch(() => this.availabilityCache.delete(eventId));
+    return value;
+  }
+
+  private async readAvailability(eventId: string, map: ShardMap, now: number): Promise<Availability> {
+    const [sections, pools] = await Promise.all([
+      this.query<{ section: string; total: number; available: number; held: number; sold: number }>(
+        'availability',
+        `SELECT section, count(*)::int AS total,
+                count(*) FILTER (WHERE state = 'available')::int AS available,
+                count(*) FILTER (WHERE state = 'held')::int AS held,
+                count(*) FILTER (WHERE state = 'sold')::int AS sold
+           FROM seats WHERE event_id = $1 GROUP BY section`,
+        [eventId],
+      ),
+      this.query<{ pool_id: string; capacity: number; held: number; sold: number }>(
+        'availability',
+        'SELECT pool_id, capacity, held, sold FROM pools WHERE event_id = $1',
+        [eventId],
+      ),
+    ]);
+    const bySection = new Map(sections.map((s) => [s.section, s]));
+    const byPool = new Map(pools.map((p) => [p.pool_id, p]));
+    return {
+      eventId,
+      asOf: new Date(now).toISOString(),
+      sections: map.layout.sections.map((s) => {
+        const row = bySection.get(s.id);
+        return { section: s.id, total: row?.total ?? 0, available: row?.available ?? 0, held: row?.held ?? 0, sold: row?.sold ?? 0 };
+      }),
+      pools: map.layout.pools.map((p) => {
+        const row = byPool.get(p.id);
+        const held = row?.held ?? 0;
+        const sold = row?.sold ?? 0;
+        const total = row?.capacity ?? p.capacity;
+        return { pool: p.id, total, available: row === undefined ? 0 : total - held - sold, held, sold };
+      }),
+    };
+  }
+
+  /** The seat map of a section (rows best first); undefined for a section the layout lacks. */
+  async seatMap(eventId: string, map: ShardMap, sectionId: string): Promise<SeatMapView | undefined> {
+    const section = map.layout.sections.find((s) => s.id === sectionId);
+    if (section === undefined) return undefined;
+    const rows = await this.query<{ seat_id: string; state: SeatState }>(
+      'seat map',
+      'SELECT seat_id, state FROM seats WHERE event_id = $1 AND section = $2',
+      [eventId, sectionId],
+    );
+    const states = new Map(rows.map((r) => [r.seat_id, r.state]));
+    return {
+      eventId,
+      section: sectionId,
+      asOf: new Date(this.now()).toISOString(),
+      rows: section.rows.map((row) => {
+        const seats = [];
+        for (let n = 1; n <= row.seats; n++) {
+          const seat = `${section.id}-${row.id}-${n}`;
+          // Seat rows are provisioned with the event; a missing one is shown as not for sale.
+          seats.push({ seat, number: n, state: states.get(seat) ?? 'sold' });
+        }
+        return { row: row.id, seats };
+      }),
+    };
+  }
+
+  async reservation(reservationId: string): Promise<StoredReservation | undefined> {
+    const rows = await this.query<{
+      reservation_id: string;
+      event_id: string;
+      hold_id: string;
+      customer: string;
+      seats: string[];
+      pool_id: string | null;
+      quantity: number;
+      confirmed_at: Date;
+    }>(
+      'read reservation',
+      'SELECT reservation_id, event_id, hold_id, customer, seats, pool_id, quantity, confirmed_at FROM reservations WHERE reservation_id = $1',
+      [reservationId],
+    );
+    const r = rows[0];
+    if (r === undefined) return undefined;
+    return {
+      reservationId: r.reservation_id,
+      eventId: r.event_id,
+      holdId: r.hold_id,
+      customer: r.customer,
+      seats: r.seats,
+      pool: r.pool_id,
+      quantity: r.quantity,
+      confirmedAt: r.confirmed_at,
+    };
+  }
+
+  /** The shard and owner of a hold (the engine persists a hold before it answers its 201). */
+  async holdLocation(eventId: string, holdId: string): Promise<HoldLocation | undefined> {
+    const rows = await this.query<{ shard: number; customer: string }>(
+      'locate hold',
+      'SELECT shard, customer FROM holds WHERE event_id = $1 AND hold_id = $2',
+      [eventId, holdId],
+    );
+    return rows[0];
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Readiness: can this replica serve? Redis, NATS and Postgres must answer within a short timeout,
+ * and the process must not be shutting down. Results are reused for a second, so a probe storm
+ * does not become a dependency storm.
+ */
+import type { NatsConnection } from 'nats';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+
+export type CheckStatus = 'ok' | string;
+
+/** One dependency check: resolves when the dependency answered. */
+export type DependencyCheck = () => Promise<void>;
+
+export interface ReadinessReport {
+  readonly ready: boolean;
+  readonly checks: Readonly<Record<string, CheckStatus>>;
+}
+
+/** How long a probe may wait for one dependency (ms). */
+export const READINESS_TIMEOUT_MS = 1000;
+/** How long a report is reused (ms). */
+export const READINESS_CACHE_MS = 1000;
+
+function withTimeout(check: DependencyCheck, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    check().then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+/** The standard checks of the ingress's three dependencies. */
+export function dependencyChecks(deps: { redis: Redis; nc: NatsConnection; pg: pg.Pool }): Record<string, DependencyCheck> {
+  return {
+    redis: async () => {
+      await deps.redis.ping();
+    },
+    nats: async () => {
+      if (deps.nc.isClosed()) throw new Error('connection closed');
+      await deps.nc.flush();
+    },
+    postgres: async () => {
+      await deps.pg.query('SELECT 1');
+    },
+  };
+}
+
+export class Readiness {
+  private cached: { at: number; report: Promise<ReadinessReport> } | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    private readonly checks: Record<string, DependencyCheck>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** From now on the replica reports not ready, so load balancers stop sending to it. */
+  markShuttingDown(): void {
+    this.shuttingDown = true;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  async report(): Promise<ReadinessReport> {
+    if (this.shuttingDown) return { ready: false, checks: { process: 'shutting down' } };
+    const now = this.now();
+    if (this.cached === undefined || now - this.cached.at >= READINESS_CACHE_MS) this.cached = { at: now, report: this.probe() };
+    return this.cached.report;
+  }
+
+  private async probe(): Promise<ReadinessReport> {
+    const entries = await Promise.all(
+      Object.entries(this.checks).map(async ([name, check]): Promise<[string, CheckStatus]> => {
+        try {
+          await withTimeout(check, READINESS_TIMEOUT_MS);
+          return [name, 'ok'];
+        } catch (error) {
+          return [name, error instanceof Error ? error.message : String(error)];
+        }
+      }),
+    );
+    return { ready: entries.every(([, status]) => status === 'ok'), checks: Object.fromEntries(entries) };
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The ingress's two Redis scripts. Each runs atomically on the Redis server, so every ingress
+ * replica sees one order of events.
+ *
+ * `begin` decides, in one round trip, what a command request may do: replay a stored response,
+ * refuse a reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim
+ * the key and go ahead. Replays and refusals of the key do not consume admission.
+ *
+ * `finish` stores the response of a claimed key (success) or gives the key back (anything else),
+ * but only while the claim is still ours (its token matches).
+ *
+ * Keys: KEYS[1] the idempotency record (a hash: s = state i|d, f = fingerprint, t = claim token,
+ * r = stored response), KEYS[2] the event's admission TAT (integer microseconds). Both share the
+ * event's hash tag, so the scripts also run on Redis Cluster.
+ */
+
+export const BEGIN_SCRIPT = `
+local rec = redis.call('HMGET', KEYS[1], 's', 'f', 'r')
+if rec[1] then
+  if rec[2] ~= ARGV[1] then return {'mismatch'} end
+  if rec[1] == 'd' then return {'replay', rec[3]} end
+  return {'in-flight', redis.call('PTTL', KEYS[1])}
+end
+if ARGV[4] == '1' then
+  local now
+  if ARGV[7] ~= '' then
+    now = tonumber(ARGV[7])
+  else
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  local interval = tonumber(ARGV[5])
+  local burst = tonumber(ARGV[6])
+  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tat < now then tat = now end
+  local newTat = tat + interval
+  local limit = now + burst * interval
+  if newTat > limit then return {'limited', newTat - limit} end
+  redis.call('SET', KEYS[2], string.format('%.0f', newTat), 'PX', math.floor((newTat - now) / 1000) + 1)
+end
+redis.call('HSET', KEYS[1], 's', 'i', 'f', ARGV[1], 't', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'claimed'}
+`;
+
+export const FINISH_SCRIPT = `
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+if ARGV[2] == 'store' then
+  redis.call('HSET', KEYS[1], 's', 'd', 'r', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`;
+
+/** The Redis keys of one event. The `{event}` hash tag keeps an event's keys in one cluster slot. */
+export const redisKeys = {
+  idempotency: (eventId: string, digest: string) => `sentinel:{${eventId}}:idem:${digest}`,
+  admission: (eventId: string) => `sentinel:{${eventId}}:admission`,
+};

@@ -1,0 +1,297 @@
+/**
+ * The command routes: hold, confirm, release, reserve. Each validates against the event's layout,
+ * passes the gate (Idempotency-Key, admission), asks the owning shard over NATS, and maps the
+ * shard's decision. Losers fail fast: the shard answers them from memory, and so do we.
+ */
+import type { ShardCommand, ShardResult } from '../../domain/commands.js';
+import { SentinelError } from '../../errors.js';
+import type { CommandGate, GateDecision, StoredResponse } from '../command-gate.js';
+import { keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
+import type { IngressContext, ShardSender } from '../context.js';
+import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
+import type { HoldLocator } from '../hold-locator.js';
+import type { IngressMetrics } from '../metrics.js';
+import { HttpProblem, refusal, ShardRejection, type ProblemFieldError } from '../problems.js';
+import { holdBody, holdPath, reservationBody, reservationPath } from '../views.js';
+
+/** What the command routes need. */
+export interface CommandRouteDeps {
+  readonly catalog: EventCatalog;
+  readonly gate: CommandGate;
+  readonly locator: HoldLocator;
+  readonly shards: ShardSender;
+  readonly metrics: IngressMetrics;
+  /** Deadline of one request's shard work, across retries and shards (ms). */
+  readonly shardTimeoutMs: number;
+  readonly now: () => number;
+}
+
+/** A hold request body, validated against the `HoldRequest` schema. */
+type HoldRequest = { seats: string[] } | { section: string; quantity: number } | { pool: string; quantity: number };
+
+/** Extra time an in-flight claim outlives the shard deadline before another request may take the key over (ms). */
+const IN_FLIGHT_MARGIN_MS = 5000;
+
+function customerOf(ctx: IngressContext): string {
+  const customer = ctx.state.customer;
+  if (customer === undefined) throw new SentinelError('ingress_unauthenticated', 'command route reached without authentication');
+  return customer;
+}
+
+/** Sends a stored (or fresh) response. */
+function send(ctx: IngressContext, response: StoredResponse, replayed: boolean): void {
+  ctx.status = response.status;
+  for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
+  if (replayed) ctx.set('Idempotent-Replayed', 'true');
+  if (response.status !== 204) ctx.body = response.body;
+}
+
+export function commandRoutes(deps: CommandRouteDeps) {
+  const { catalog, gate, locator, shards, metrics } = deps;
+
+  async function routableEvent(ctx: IngressContext): Promise<RoutableEvent> {
+    const eventId = ctx.params['event'] as string;
+    const routable = await catalog.get(eventId);
+    if (routable === undefined) throw new HttpProblem('event-not-found', `no event ${eventId}`);
+    const state = saleState(routable.event, deps.now());
+    if (state === 'not-yet-open') {
+      throw new HttpProblem('sale-not-open', `the sale of ${eventId} opens at ${routable.event.saleOpensAt.toISOString()}`, {
+        extensions: { opensAt: routable.event.saleOpensAt.toISOString() },
+      });
+    }
+    if (state === 'closed') throw new HttpProblem('sale-not-open', `the sale of ${eventId} is closed`);
+    return routable;
+  }
+
+  async function ask(ctx: IngressContext, eventId: string, shard: number, command: ShardCommand, deadline: number): Promise<ShardResult> {
+    const started = performance.now();
+    let outcome = 'error';
+    try {
+      const result = await shards.send(eventId, shard, command, {
+        deadlineMs: Math.max(1, deadline - deps.now()),
+        requestId: ctx.state.requestId,
+      });
+      outcome = result.type;
+      return result;
+    } catch (error) {
+      outcome = error instanceof SentinelError ? error.code : 'error';
+      throw error;
+    } finally {
+      metrics.shardRequests.observe({ command: command.type, outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * Runs a command under its Idempotency-Key: replays a stored success, refuses a reused or busy
+   * key, applies admission when asked, and otherwise runs `work` with the shard key. Only 2xx
+   * responses are stored; anything else gives the key back so a retry is decided afresh.
+   */
+  async function underIdempotencyKey(
+    ctx: IngressContext,
+    routable: RoutableEvent,
+    admit: boolean,
+    work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
+  ): Promise<void> {
+    const customer = customerOf(ctx);
+    const idempotencyKey = parseIdempotencyKey(ctx.get('Idempotency-Key'));
+    if (idempotencyKey === undefined) throw new SentinelError('ingress_idempotency_key', 'Idempotency-Key reached the route unchecked');
+    const decision: GateDecision = await gate.begin({
+      eventId: routable.event.id,
+      customer,
+      idempotencyKey,
+      fingerprint: requestFingerprint(ctx.method, ctx.path, ctx.state.body),
+      admission: admit ? routable.admission : undefined,
+      inFlightTtlMs: deps.shardTimeoutMs + IN_FLIGHT_MARGIN_MS,
+    });
+    switch (decision.kind) {
+      case 'replay':
+        metrics.idempotency.inc({ outcome: 'replay' });
+        send(ctx, decision.response, true);
+        return;
+      case 'mismatch':
+        metrics.idempotency.inc({ outcome: 'mismatch' });
+        throw new HttpProblem(
+          'idempotency-key-reused',
+          'this Idempotency-Key was already used with a different request; use a new key for a new request',
+        );
+      case 'in-flight':
+        metrics.idempotency.inc({ outcome: 'in-flight' });
+        throw new HttpProblem('idempotency-key-in-use', 'a request with this Idempotency-Key is still being processed', {
+          retryAfterS: Math.min(decision.retryAfterMs, 1000) / 1000,
+        });
+      case 'limited':
+        metrics.admissionRejections.inc({ event: routable.event.id });
+        throw refusal(
+          () =>
+            new HttpProblem('too-many-requests', `event ${routable.event.id} is over its admission rate`, {
+              retryAfterS: decision.retryAfterMs / 1000,
+            }),
+        );
+      case 'claimed':
+        break;
+    }
+    const { claim } = decision;
+    let response: StoredResponse;
+    try {
+      response = await work(keyDigest(customer, idempotencyKey), deps.now() + deps.shardTimeoutMs);
+    } catch (error) {
+      // Not awaited: commands on one connection run in order, so a retry through this process
+      // sees the key released; the client already has its answer either way.
+      gate.release(claim).catch((releaseError: unknown) => ctx.state.log.warn({ err: releaseError }, 'Could not release Idempotency-Key'));
+      throw error;
+    }
+    try {
+      await gate.store(claim, response);
+    } catch (error) {
+      // The command succeeded and is recorded by the shard under the same key: a retry is still
+      // answered correctly (by the shard), so the client gets its 201 now.
+      ctx.state.log.warn({ err: error }, 'Could not store idempotent response');
+    }
+    send(ctx, response, false);
+  }
+
+  /** Maps a shard decision that is not a success to a rejection (for the error middleware). */
+  function reject(result: ShardResult): never {
+    if (result.ok) throw new SentinelError('shard_unexpected_result', `unexpected shard result ${result.type}`);
+    throw refusal(() => new ShardRejection(result));
+  }
+
+  async function createHold(ctx: IngressContext): Promise<void> {
+    const routable = await routableEvent(ctx);
+    const eventId = routable.event.id;
+    const body = ctx.state.body as HoldRequest;
+    const customer = customerOf(ctx);
+    const { map } = routable;
+    /** The shard requests to try in order, until one holds; each gets its own shard key. */
+    let attempts: { shard: number; command: (key: string) => ShardCommand }[];
+    if ('seats' in body) {
+      const unknown: ProblemFieldError[] = [];
+      const owners = new Set<number>();
+      body.seats.forEach((seat, i) => {
+        const shard = map.shardOfSeat(seat);
+        if (shard === undefined) unknown.push({ pointer: `#/seats/${i}`, detail: `event ${eventId} has no seat ${seat}` });
+        else owners.add(shard);
+      });
+      if (unknown.length > 0)
+        throw new HttpProblem('unknown-inventory', `event ${eventId} has no such seat`, { extensions: { errors: unknown } });
+      if (owners.size > 1) {
+        throw new HttpProblem(
+          'seats-span-shards',
+          'these seats are decided by different inventory shards; hold them in separate requests (seats of one row always go together)',
+        );
+      }
+      const seats = body.seats;
+      attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats }) }));
+    } else if ('section' in body) {
+      const owners = map.shardsOfSection(body.section);
+      if (owners === undefined) {
+        throw new HttpProblem('unknown-inventory', `event ${eventId} has no section ${body.section}`, {
+          extensions: { errors: [{ pointer: '#/section', detail: `no section ${body.section}` }] },
+        });
+      }
+      const { section, quantity } = body;
+      // Best-available over several shards: best rows first, and no orphan seat when any shard can
+      // avoid one — every shard strictly first, then again allowing an orphan (see HoldBestCommand).
+      attempts =
+        owners.length === 1
+          ? [{ shard: owners[0]!, command: (key) => ({ type: 'hold-best', key, customer, section, quantity }) }]
+          : [
+              ...owners.map((shard) => ({
+                shard,
+                command: (key: string): ShardCommand => ({
+                  type: 'hold-best',
+                  key: `${key}.strict`,
+                  customer,
+                  section,
+                  quantity,
+                  strictOrphans: true,
+                }),
+              })),
+              ...owners.map((shard) => ({
+                shard,
+                command: (key: string): ShardCommand => ({ type: 'hold-best', key, customer, section, quantity }),
+              })),
+            ];
+    } else {
+      const owner = map.shardOfPool(body.pool);
+      if (owner === undefined) {
+        throw new HttpProblem('unknown-inventory', `event ${eventId} has no pool ${body.pool}`, {
+          extensions: { errors: [{ pointer: '#/pool', detail: `no pool ${body.pool}` }] },
+        });
+      }
+      const pool = body.pool;
+      const quantity = body.quantity;
+      attempts = [{ shard: owner, command: (key) => ({ type: 'hold-pool', key, customer, pool, quantity }) }];
+    }
+    await underIdempotencyKey(ctx, routable, true, async (key, deadline) => {
+      let last: ShardResult | undefined;
+      for (const { shard, command } of attempts) {
+        last = await ask(ctx, eventId, shard, command(key), deadline);
+        if (last.type === 'held') {
+          locator.remember(eventId, last.hold.holdId, { shard, customer });
+          return { status: 201, headers: { Location: holdPath(eventId, last.hold.holdId) }, body: holdBody(eventId, last.hold) };
+        }
+        if (last.type !== 'unavailable') break;
+      }
+      if (last === undefined) throw new SentinelError('ingress_no_shard', `no shard to ask for ${ctx.path}`);
+      return reject(last);
+    });
+  }
+
+  /** The shard of a hold of the caller, or 404 (unknown and foreign holds look the same). */
+  async function holdShard(ctx: IngressContext, eventId: string): Promise<{ holdId: string; shard: number }> {
+    const holdId = ctx.params['hold'] as string;
+    const location = await locator.locate(eventId, holdId);
+    if (location === undefined || location.customer !== customerOf(ctx))
+      throw new HttpProblem('hold-not-found', `no hold ${holdId} for this customer`);
+    return { holdId, shard: location.shard };
+  }
+
+  async function confirmHold(ctx: IngressContext): Promise<void> {
+    const routable = await routableEvent(ctx);
+    const eventId = routable.event.id;
+    const customer = customerOf(ctx);
+    const { holdId, shard } = await holdShard(ctx, eventId);
+    // No admission: a customer who already holds seats is not sent back into the crowd.
+    await underIdempotencyKey(ctx, routable, false, async (key, deadline) => {
+      const result = await ask(ctx, eventId, shard, { type: 'confirm', key, customer, holdId }, deadline);
+      if (result.type !== 'confirmed') return reject(result);
+      const r = result.reservation;
+      return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
+    });
+  }
+
+  async function releaseHold(ctx: IngressContext): Promise<void> {
+    const routable = await routableEvent(ctx);
+    const eventId = routable.event.id;
+    const customer = customerOf(ctx);
+    const { holdId, shard } = await holdShard(ctx, eventId);
+    // DELETE carries no Idempotency-Key: the shard key is derived from the hold, so a repeated
+    // DELETE is the same command and the shard replays its first answer.
+    const key = keyDigest(customer, `release ${holdId}`);
+    const result = await ask(ctx, eventId, shard, { type: 'release', key, customer, holdId }, deps.now() + deps.shardTimeoutMs);
+    // An expired or already released hold is gone, which is what DELETE asks for.
+    if (result.type === 'released' || result.type === 'hold-expired') {
+      ctx.status = 204;
+      return;
+    }
+    reject(result);
+  }
+
+  async function reserveSeat(ctx: IngressContext): Promise<void> {
+    const routable = await routableEvent(ctx);
+    const eventId = routable.event.id;
+    const seat = ctx.params['seat'] as string;
+    const shard = routable.map.shardOfSeat(seat);
+    if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
+    const customer = customerOf(ctx);
+    await underIdempotencyKey(ctx, routable, true, async (key, deadline) => {
+      const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat }, deadline);
+      if (result.type !== 'confirmed') return reject(result);
+      const r = result.reservation;
+      return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
+    });
+  }
+
+  return { createHold, confirmHold, releaseHold, reserveSeat };
+}

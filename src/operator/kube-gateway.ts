@@ -1,0 +1,118 @@
+/**
+ * Everything the operator asks of the API server, in one place: read and write TicketEvents (and
+ * their status and finalizers), apply children with server-side apply, record Events. Errors come
+ * out translated (`kube-errors.ts`).
+ */
+import { hostname } from 'node:os';
+import { FIELD_MANAGER, k8s, serverSideApply } from '../adapters/kubernetes/client.js';
+import type { TicketEventStatus } from './api/v1alpha1.js';
+import { GROUP, KIND, PLURAL, VERSION } from './api/v1alpha1.js';
+import type { ChildObject } from './children.js';
+import { isNotFound, translateKubernetesError } from './kube-errors.js';
+import type { ObjectKey } from './event-id.js';
+import type { RecordedEvent } from './plan.js';
+import type { TicketEventObject } from './types.js';
+
+/** The operator's view of the API server; a port so the reconciler can be tested with a fake. */
+export interface KubeGateway {
+  getTicketEvent(key: ObjectKey): Promise<TicketEventObject | undefined>;
+  /** Replaces the status through the status subresource; fails with a 409 when `resourceVersion` is stale. */
+  replaceStatus(object: TicketEventObject, status: TicketEventStatus): Promise<TicketEventObject>;
+  /** Sets the finalizer list, guarded by the object's resourceVersion (409 when stale); undefined when the object is gone. */
+  setFinalizers(object: TicketEventObject, finalizers: readonly string[]): Promise<TicketEventObject | undefined>;
+  apply(object: ChildObject): Promise<void>;
+  recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
+}
+
+const mergePatch = (): k8s.ConfigurationOptions => k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+/** The client-node implementation. */
+export class ClientNodeGateway implements KubeGateway {
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
+  private readonly objects: k8s.KubernetesObjectApi;
+  private readonly instance: string;
+
+  constructor(kubeConfig: k8s.KubeConfig, instance: string = hostname()) {
+    this.custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.instance = instance;
+  }
+
+  async getTicketEvent(key: ObjectKey): Promise<TicketEventObject | undefined> {
+    try {
+      return (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, ...key })) as TicketEventObject;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw translateKubernetesError(error, `read TicketEvent ${key.namespace}/${key.name}`);
+    }
+  }
+
+  async replaceStatus(object: TicketEventObject, status: TicketEventStatus): Promise<TicketEventObject> {
+    const { namespace, name } = object.metadata;
+    try {
+      const body = { apiVersion: object.apiVersion, kind: object.kind, metadata: object.metadata, spec: object.spec, status };
+      return (await this.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+        body,
+        fieldManager: FIELD_MANAGER,
+      })) as TicketEventObject;
+    } catch (error) {
+      throw translateKubernetesError(error, `write status of TicketEvent ${namespace}/${name}`);
+    }
+  }
+
+  async setFinalizers(object: TicketEventObject, finalizers: readonly string[]): Promise<TicketEventObject | undefined> {
+    const { namespace, name, resourceVersion } = object.metadata;
+    // resourceVersion in a merge patch is a precondition: a stale read gets 409 Conflict, never a lost update.
+    const body = { metadata: { resourceVersion, finalizers: [...finalizers] } };
+    try {
+      return (await this.custom.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body, fieldManager: FIELD_MANAGER },
+        mergePatch(),
+      )) as TicketEventObject;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw translateKubernetesError(error, `set finalizers of TicketEvent ${namespace}/${name}`);
+    }
+  }
+
+  async apply(object: ChildObject): Promise<void> {
+    try {
+      await serverSideApply(this.objects, object as k8s.KubernetesObject);
+    } catch (error) {
+      throw translateKubernetesError(error, `apply ${object.kind} ${object.metadata.namespace}/${object.metadata.name}`);
+    }
+  }
+
+  async recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void> {
+    const now = new Date();
+    const { namespace, name, uid, resourceVersion } = object.metadata;
+    try {
+      await this.core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${name}.`, namespace },
+          involvedObject: { apiVersion: object.apiVersion, kind: KIND, name, namespace, uid, resourceVersion },
+          type: event.type,
+          reason: event.reason,
+          message: event.message.slice(0, 1024),
+          source: { component: FIELD_MANAGER },
+          reportingComponent: `${GROUP}/operator`,
+          reportingInstance: this.instance.slice(0, 128),
+          action: event.reason,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (error) {
+      throw translateKubernetesError(error, `record event ${event.reason} on TicketEvent ${namespace}/${name}`);
+    }
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * Leader election through a `coordination.k8s.io/v1` Lease, with client-go's rules: the holder
+ * renews every `retryPeriod`; a candidate takes the Lease only when the holder has not renewed for
+ * `leaseDuration` as measured on the candidate's own clock (from when it last saw the record
+ * change, so clock skew between nodes does not matter); every write is guarded by the Lease's
+ * resourceVersion, so two candidates can never both win; a leader that cannot renew within
+ * `renewDeadline` stops leading. On a clean shutdown the leader releases the Lease so a standby
+ * takes over at once instead of waiting out the lease.
+ */
+import { k8s } from '../adapters/kubernetes/client.js';
+import type { Logger } from '../log.js';
+import { isConflict, isNotFound, statusCodeOf } from './kube-errors.js';
+
+/** Timing and identity of one candidate. */
+export interface LeaderElectionConfig {
+  readonly leaseName: string;
+  readonly leaseNamespace: string;
+  /** Unique per process, e.g. the pod name. */
+  readonly identity: string;
+  /** How long a lease is valid without renewal (client-go default 15 s). */
+  readonly leaseDurationMs: number;
+  /** How long the leader keeps trying to renew before it gives up leading (default 10 s). */
+  readonly renewDeadlineMs: number;
+  /** How often candidates try to acquire and the leader renews (default 2 s). */
+  readonly retryPeriodMs: number;
+}
+
+/** Callbacks of a leadership term. */
+export interface LeaderCallbacks {
+  /** Called once this candidate leads; the signal aborts when leadership ends. */
+  onStartedLeading(signal: AbortSignal): void;
+  /** Called once when a term ends (lost, or released on stop). */
+  onStoppedLeading(reason: 'lost' | 'released'): void;
+  /** Called whenever a (possibly new) leader is observed. */
+  onNewLeader?(identity: string): void;
+}
+
+interface Observed {
+  readonly holder: string;
+  readonly resourceVersion: string;
+  readonly renewTime: string;
+  /** Local monotonic-ish time (Date.now) when this record was first seen. */
+  readonly seenAt: number;
+}
+
+export class LeaderElector {
+  private readonly api: k8s.CoordinationV1Api;
+  private readonly config: LeaderElectionConfig;
+  private readonly callbacks: LeaderCallbacks;
+  private readonly log: Logger;
+  private observed: Observed | undefined;
+  private leading = false;
+  private term: AbortController | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(kubeConfig: k8s.KubeConfig, config: LeaderElectionConfig, callbacks: LeaderCallbacks, log: Logger) {
+    if (!(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs)) {
+      throw new Error('leader election needs leaseDuration > renewDeadline > retryPeriod');
+    }
+    this.api = kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+    this.config = config;
+    this.callbacks = callbacks;
+    this.log = log.child({ lease: `${config.leaseNamespace}/${config.leaseName}` });
+  }
+
+  /** Whether this candidate leads right now. */
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** Stops campaigning; a leader releases the Lease (after the caller has stopped its work). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    if (this.leading) {
+      await this.release();
+      this.endTerm('released');
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      // Campaign.
+      while (!this.stopped && !(await this.tryAcquireOrRenew())) await this.sleep(jitter(this.config.retryPeriodMs));
+      if (this.stopped) return;
+      this.leading = true;
+      this.term = new AbortController();
+      this.log.info('Became leader');
+      this.callbacks.onStartedLeading(this.term.signal);
+      // Renew until stopped or the renew deadline passes.
+      let lastRenew = Date.now();
+      while (!this.stopped) {
+        await this.sleep(this.config.retryPeriodMs);
+        if (this.stopped) return;
+        if (await withTimeout(this.tryAcquireOrRenew(), this.config.renewDeadlineMs - (Date.now() - lastRenew))) {
+          lastRenew = Date.now();
+        } else if (Date.now() - lastRenew >= this.config.renewDeadlineMs) {
+          this.log.error({ renewDeadlineMs: this.config.renewDeadlineMs }, 'Lost leadership: could not renew the lease in time');
+          this.endTerm('lost');
+          break;
+        }
+      }
+    }
+  }
+
+  private endTerm(reason: 'lost' | 'released'): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.term?.abort();
+    this.callbacks.onStoppedLeading(reason);
+  }
+
+  /** One attempt; true when this candidate holds the Lease afterwards. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { leaseName: name, leaseNamespace: namespace, identity } = this.config;
+    const now = new k8s.V1MicroTime();
+    const durationSeconds = Math.ceil(this.config.leaseDurationMs / 1000);
+    let lease: k8s.V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name, namespace });
+    } catch (error) {
+      if (!isNotFound(error)) {
+        this.log.warn({ err: error, status: statusCodeOf(error) }, 'Could not read the lease');
+        return false;
+      }
+      try {
+        await this.api.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
+          },
+        });
+        this.noteLeader(identity);
+        return true;
+      } catch (createError) {
+        if (!isConflict(createError)) this.log.warn({ err: createError }, 'Could not create the lease');
+        return false;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? '';
+    const renewTime = String(spec.renewTime ?? '');
+    const resourceVersion = lease.metadata?.resourceVersion ?? '';
+    if (this.observed === undefined || this.observed.resourceVersion !== resourceVersion) {
+      this.observed = { holder, resourceVersion, renewTime, seenAt: Date.now() };
+    }
+    const leaseMs = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+    if (holder !== '' && holder !== identity && Date.now() < this.observed.seenAt + leaseMs) {
+      this.noteLeader(holder);
+      return false;
+    }
+    const taking = holder !== identity;
+    const body: k8s.V1Lease = {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: now,
+        acquireTime: taking ? now : spec.acquireTime,
+        leaseTransitions: (spec.leaseTransitions ?? 0) + (taking ? 1 : 0),
+      },
+    };
+    try {
+      const updated = await this.api.replaceNamespacedLease({ name, namespace, body });
+      this.observed = {
+        holder: identity,
+        resourceVersion: updated.metadata?.resourceVersion ?? '',
+        renewTime: now.toISOString(),
+        seenAt: Date.now(),
+      };
+      if (taking) this.log.info({ previousHolder: holder || undefined }, 'Acquired the lease');
+      this.noteLeader(identity);
+      return true;
+    } catch (error) {
+      if (!isConflict(error)) this.log.warn({ err: error }, 'Could not update the lease');
+      return false;
+    }
+  }
+
+  /** Gives the Lease up so that a standby need not wait out `leaseDuration`. */
+  private async release(): Promise<void> {
+    const { leaseName: name, leaseNamespace: namespace, identity } = this.config;
+    try {
+      const lease = await this.api.readNamespacedLease({ name, namespace });
+      if (lease.spec?.holderIdentity !== identity) return;
+      const now = new k8s.V1MicroTime();
+      await this.api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
+      });
+      this.log.info('Released the lease');
+    } catch (error) {
+      this.log.warn({ err: error }, 'Could not release the lease; a standby takes over when it expires');
+    }
+  }
+
+  private lastLeader: string | undefined;
+  private noteLeader(identity: string): void {
+    if (identity === this.lastLeader) return;
+    this.lastLeader = identity;
+    if (identity !== this.config.identity) this.log.info({ leader: identity }, 'Observed leader');
+    this.callbacks.onNewLeader?.(identity);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+/** false when `attempt` has not settled within `ms`: a hung request must not keep a leader leading. */
+function withTimeout(attempt: Promise<boolean>, ms: number): Promise<boolean> {
+  if (ms <= 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    attempt.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    );
+  });
+}
+
+function jitter(ms: number): number {
+  return ms + Math.floor(Math.random() * ms * 0.2);
+}

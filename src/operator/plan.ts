@@ -1,0 +1,307 @@
+/**
+ * The reconciler's decision, as a pure function of what it observed: `plan(object, observed)`
+ * returns the children to apply, the inventory steps to take, the status to report, the events to
+ * record and when to look again. No I/O happens here, so every rule of the operator is unit-tested
+ * without an API server or a database.
+ */
+import type { TicketEventPhase } from './api/v1alpha1.js';
+import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
+import { desiredChildren, type ChildObject, type EngineDefaults } from './children.js';
+import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
+import { eventIdOf } from './event-id.js';
+import { FINALIZER, type TicketEventObject } from './types.js';
+
+/** One step the reconciler carries out. */
+export type Action =
+  /** Server-side apply of a child object. */
+  | { readonly type: 'apply'; readonly object: ChildObject }
+  /** Stop the sale: engines drop the event's shards; holds and reservations stay. */
+  | { readonly type: 'close-sale' }
+  /** Mark reservations archived (never deleted). */
+  | { readonly type: 'archive' }
+  /** Let the API server delete the object. Nothing may follow it. */
+  | { readonly type: 'remove-finalizer' };
+
+/** A Kubernetes Event to record on the TicketEvent. */
+export interface RecordedEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** Everything `plan` looks at besides the object. */
+export interface Observed {
+  readonly now: Date;
+  /**
+   * What provisioning the current spec did (the inventory call is idempotent and makes no change
+   * when nothing changed). Absent while the object is being deleted.
+   */
+  readonly provision?: ProvisionOutcome;
+  /** The committed inventory and shard ownership; undefined when the event was never provisioned. */
+  readonly inventory: InventoryCounts | undefined;
+}
+
+/** Settings of the plan that are not in the TicketEvent. */
+export interface PlanSettings {
+  readonly engine: EngineDefaults;
+  /** How often counts are refreshed while a sale is pending or open. */
+  readonly refreshIntervalMs: number;
+  /** How long deletion waits for engines to release their shards before archiving anyway. */
+  readonly drainTimeoutMs: number;
+  /** How often deletion looks at shard ownership while it waits. */
+  readonly drainPollMs: number;
+}
+
+/** The reconciler's decision. */
+export interface Plan {
+  readonly actions: readonly Action[];
+  /** Status to fold onto the latest status; undefined when the status must not be written (object going away). */
+  readonly status: StatusPatch | undefined;
+  readonly events: readonly RecordedEvent[];
+  /** Look again after this long even if nothing changes; undefined = only on change or resync. */
+  readonly requeueAfterMs: number | undefined;
+}
+
+const REFUSAL_REASONS = {
+  invalid: 'InvalidSpec',
+  'layout-changed': 'UnsafeChangeRefused',
+  'shard-count-changed': 'UnsafeChangeRefused',
+  archived: 'EventArchived',
+} as const;
+
+/** Decides one reconcile of a TicketEvent. Pure. */
+export function plan(object: TicketEventObject, observed: Observed, settings: PlanSettings): Plan {
+  if (object.metadata.deletionTimestamp !== undefined) return planDeletion(object, observed, settings);
+  return planSale(object, observed, settings);
+}
+
+/** Phase from the sale window and the inventory. Pure. */
+export function phaseOf(object: TicketEventObject, inventory: InventoryCounts | undefined, now: Date): TicketEventPhase {
+  if (inventory === undefined) return 'Provisioning';
+  const opens = Date.parse(object.spec.sale.opensAt);
+  const closes = Date.parse(object.spec.sale.closesAt);
+  const t = now.getTime();
+  if (t < opens) return 'Pending';
+  if (t >= closes) return 'Closed';
+  if (inventory.total > 0 && inventory.sold >= inventory.total) return 'SoldOut';
+  return 'OnSale';
+}
+
+function planSale(object: TicketEventObject, observed: Observed, settings: PlanSettings): Plan {
+  const { now, inventory } = observed;
+  const outcome = observed.provision ?? { status: 'unchanged' };
+  const generation = object.metadata.generation;
+  const eventId = eventIdOf(object.metadata);
+  const before = object.status;
+  const events: RecordedEvent[] = [];
+  const actions: Action[] = [];
+  const conditions: ConditionUpdate[] = [];
+
+  let phase: TicketEventPhase;
+  let provisioned: ConditionUpdate;
+  let degraded: ConditionUpdate | undefined;
+  if (outcome.status === 'refused') {
+    const reason = REFUSAL_REASONS[outcome.reason];
+    const terminal = outcome.reason === 'invalid' || outcome.reason === 'archived' || inventory === undefined;
+    const kept =
+      inventory === undefined ? '' : ' The event keeps selling with its provisioned inventory; nothing of this change was applied.';
+    provisioned = {
+      type: ConditionType.InventoryProvisioned,
+      status: 'False',
+      reason,
+      message: `${outcome.message.replace(/\.$/, '')}.${kept}`,
+    };
+    degraded = { type: ConditionType.Degraded, status: 'True', reason, message: provisioned.message };
+    phase = terminal ? 'Failed' : phaseOf(object, inventory, now);
+    if (findCondition(before, ConditionType.InventoryProvisioned)?.reason !== reason || before?.observedGeneration !== generation) {
+      events.push({ type: 'Warning', reason, message: provisioned.message });
+    }
+  } else {
+    // Nothing of a refused spec is applied; an accepted one rolls out to every child.
+    for (const child of desiredChildren(object, settings.engine)) actions.push({ type: 'apply', object: child });
+    phase = phaseOf(object, inventory, now);
+    const counts = inventory === undefined ? '' : `${inventory.total} seats and places in ${inventory.shards.desired} shards`;
+    provisioned =
+      inventory === undefined
+        ? { type: ConditionType.InventoryProvisioned, status: 'Unknown', reason: 'Provisioning', message: 'inventory is being provisioned' }
+        : {
+            type: ConditionType.InventoryProvisioned,
+            status: 'True',
+            reason: 'Provisioned',
+            message: `inventory of event ${eventId}: ${counts}`,
+          };
+    if (outcome.status === 'created') {
+      events.push({
+        type: 'Normal',
+        reason: 'Provisioned',
+        message: `Provisioned event ${eventId}: ${outcome.seats} seats, ${outcome.pools} pools, ${outcome.shards} shards`,
+      });
+    } else if (outcome.status === 'updated') {
+      events.push({ type: 'Normal', reason: 'Updated', message: `Applied changes to event ${eventId}: ${outcome.changed.join(', ')}` });
+    }
+  }
+  conditions.push(provisioned);
+
+  let shardsAvailable: ConditionUpdate;
+  if (inventory === undefined) {
+    shardsAvailable = { type: ConditionType.ShardsAvailable, status: 'Unknown', reason: 'NotProvisioned', message: 'no inventory yet' };
+  } else {
+    const { desired, owned } = inventory.shards;
+    const replicas = object.spec.engine?.replicas ?? 0;
+    if (owned >= desired && desired > 0) {
+      shardsAvailable = {
+        type: ConditionType.ShardsAvailable,
+        status: 'True',
+        reason: 'AllShardsOwned',
+        message: `${owned}/${desired} shards owned by engines`,
+      };
+    } else if (replicas === 0) {
+      shardsAvailable = {
+        type: ConditionType.ShardsAvailable,
+        status: 'False',
+        reason: 'NoEngines',
+        message: `spec.engine.replicas is 0: ${owned}/${desired} shards owned`,
+      };
+    } else {
+      shardsAvailable = {
+        type: ConditionType.ShardsAvailable,
+        status: 'False',
+        reason: 'ShardsUnowned',
+        message: `${owned}/${desired} shards owned by engines; waiting for ${desired - owned} more`,
+      };
+    }
+    if (degraded === undefined && phase === 'OnSale' && owned < desired) {
+      degraded = {
+        type: ConditionType.Degraded,
+        status: 'True',
+        reason: 'ShardsUnavailable',
+        message: `${desired - owned} of ${desired} shards have no engine during the sale: their seats cannot be sold until one claims them`,
+      };
+    }
+  }
+  conditions.push(shardsAvailable);
+  degraded ??= { type: ConditionType.Degraded, status: 'False', reason: 'AsExpected', message: 'nothing needs attention' };
+  conditions.push(degraded);
+
+  // Once the window is over, engines may let their shards go: that is no longer a reason to be unready.
+  const required = phase === 'Closed' ? [provisioned] : [provisioned, shardsAvailable];
+  const blocking = required.find((c) => c.status !== 'True') ?? (degraded.status === 'True' ? degraded : undefined);
+  conditions.unshift(
+    blocking === undefined
+      ? { type: ConditionType.Ready, status: 'True', reason: 'Ready', message: readyMessage(phase) }
+      : { type: ConditionType.Ready, status: 'False', reason: blocking.reason, message: blocking.message },
+  );
+
+  if (before?.phase !== phase) {
+    events.push({ type: phase === 'Failed' ? 'Warning' : 'Normal', reason: `Phase${phase}`, message: phaseMessage(phase, eventId) });
+  }
+
+  return {
+    actions,
+    status: {
+      phase,
+      eventId,
+      observedGeneration: generation,
+      conditions,
+      ...(inventory === undefined
+        ? {}
+        : {
+            seats: { total: inventory.total, available: inventory.available, held: inventory.held, sold: inventory.sold },
+            shards: { desired: inventory.shards.desired, ready: inventory.shards.owned },
+          }),
+    },
+    events,
+    requeueAfterMs: nextLook(object, phase, now, settings),
+  };
+}
+
+function planDeletion(object: TicketEventObject, observed: Observed, settings: PlanSettings): Plan {
+  if (!(object.metadata.finalizers ?? []).includes(FINALIZER))
+    return { actions: [], status: undefined, events: [], requeueAfterMs: undefined };
+  const { now, inventory } = observed;
+  const eventId = eventIdOf(object.metadata);
+  if (inventory === undefined) {
+    // Never provisioned (e.g. an invalid spec): nothing to close or keep.
+    return { actions: [{ type: 'remove-finalizer' }], status: undefined, events: [], requeueAfterMs: undefined };
+  }
+  const deadline = Date.parse(object.metadata.deletionTimestamp ?? '') + settings.drainTimeoutMs;
+  const { owned, desired } = inventory.shards;
+  const counts = {
+    seats: { total: inventory.total, available: inventory.available, held: inventory.held, sold: inventory.sold },
+    shards: { desired, ready: owned },
+  };
+  if (owned > 0 && now.getTime() < deadline) {
+    const message = `sale closed; waiting until ${rfc3339(new Date(deadline))} for engines to release ${owned} of ${desired} shards before archiving`;
+    const first = findCondition(object.status, ConditionType.Ready)?.reason !== 'Draining';
+    return {
+      actions: [{ type: 'close-sale' }],
+      status: {
+        phase: 'Closed',
+        eventId,
+        ...counts,
+        conditions: [{ type: ConditionType.Ready, status: 'False', reason: 'Draining', message }],
+      },
+      events: first
+        ? [{ type: 'Normal', reason: 'Closing', message: `Closed the sale of event ${eventId}; waiting for engines to drain` }]
+        : [],
+      requeueAfterMs: settings.drainPollMs,
+    };
+  }
+  const events: RecordedEvent[] = [];
+  if (owned > 0) {
+    events.push({
+      type: 'Warning',
+      reason: 'DrainTimedOut',
+      message: `${owned} of ${desired} shards were still owned ${settings.drainTimeoutMs} ms after deletion; archiving anyway (the fencing epoch stops late writers)`,
+    });
+  }
+  return {
+    actions: [{ type: 'close-sale' }, { type: 'archive' }, { type: 'remove-finalizer' }],
+    status: undefined,
+    events,
+    requeueAfterMs: undefined,
+  };
+}
+
+function nextLook(object: TicketEventObject, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {
+  if (phase === 'Failed' || phase === 'Closed') return undefined;
+  let wait = settings.refreshIntervalMs;
+  // Wake exactly at the next edge of the sale window, so the phase flips on time.
+  for (const edge of [Date.parse(object.spec.sale.opensAt), Date.parse(object.spec.sale.closesAt)]) {
+    const until = edge - now.getTime();
+    if (until > 0 && until < wait) wait = until + 10;
+  }
+  return wait;
+}
+
+function readyMessage(phase: TicketEventPhase): string {
+  switch (phase) {
+    case 'Pending':
+      return 'inventory provisioned and every shard owned; the sale has not opened yet';
+    case 'OnSale':
+      return 'on sale: inventory provisioned and every shard owned';
+    case 'SoldOut':
+      return 'sold out';
+    case 'Closed':
+      return 'the sale window is over';
+    default:
+      return `phase ${phase}`;
+  }
+}
+
+function phaseMessage(phase: TicketEventPhase, eventId: string): string {
+  switch (phase) {
+    case 'Pending':
+      return `Event ${eventId} is provisioned; its sale has not opened yet`;
+    case 'Provisioning':
+      return `Provisioning event ${eventId}`;
+    case 'OnSale':
+      return `Event ${eventId} is on sale`;
+    case 'SoldOut':
+      return `Event ${eventId} is sold out`;
+    case 'Closed':
+      return `The sale of event ${eventId} is closed`;
+    case 'Failed':
+      return `Event ${eventId} cannot be provisioned; see the InventoryProvisioned condition`;
+  }
+}

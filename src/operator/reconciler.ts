@@ -1,0 +1,170 @@
+/**
+ * The TicketEvent reconciler, controller-runtime style: given a key (never an event), read the
+ * object, ensure the finalizer, provision the inventory (idempotent), decide with the pure `plan`,
+ * apply the children with server-side apply, fold the status. Errors are thrown to the controller,
+ * which requeues retryable ones with backoff and leaves terminal ones until the object changes;
+ * either way the failure is first reported on the object.
+ */
+import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
+import { SentinelError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { ConditionType, findCondition } from './conditions.js';
+import { eventSpecOf } from './event-spec.js';
+import { eventIdOf, type ObjectKey } from './event-id.js';
+import type { InventoryPort } from './inventory-port.js';
+import type { KubeGateway } from './kube-gateway.js';
+import { plan, type Plan, type PlanSettings, type RecordedEvent } from './plan.js';
+import { writeStatus } from './status-writer.js';
+import { FINALIZER, type TicketEventObject } from './types.js';
+
+/** What one reconcile asks of the controller. */
+export interface ReconcileResult {
+  /** Reconcile again after this long (undefined: only on change or resync). */
+  readonly requeueAfterMs?: number;
+}
+
+export interface ReconcilerDependencies {
+  readonly gateway: KubeGateway;
+  readonly inventory: InventoryPort;
+  readonly settings: PlanSettings;
+  readonly log: Logger;
+  readonly clock?: () => Date;
+}
+
+export class TicketEventReconciler {
+  private readonly gateway: KubeGateway;
+  private readonly inventory: InventoryPort;
+  private readonly settings: PlanSettings;
+  private readonly log: Logger;
+  private readonly clock: () => Date;
+
+  constructor(dependencies: ReconcilerDependencies) {
+    this.gateway = dependencies.gateway;
+    this.inventory = dependencies.inventory;
+    this.settings = dependencies.settings;
+    this.log = dependencies.log;
+    this.clock = dependencies.clock ?? (() => new Date());
+  }
+
+  async reconcile(key: ObjectKey): Promise<ReconcileResult> {
+    const found = await this.gateway.getTicketEvent(key);
+    if (found === undefined) return {};
+    const log = this.log.child({ ticketEvent: `${key.namespace}/${key.name}`, generation: found.metadata.generation });
+    try {
+      return await this.reconcileObject(found, log);
+    } catch (error) {
+      await this.reportFailure(found, error, log);
+      throw error;
+    }
+  }
+
+  private async reconcileObject(found: TicketEventObject, log: Logger): Promise<ReconcileResult> {
+    let object: TicketEventObject | undefined = found;
+    const eventId = eventIdOf(object.metadata);
+    const deleting = object.metadata.deletionTimestamp !== undefined;
+    const finalizers = object.metadata.finalizers ?? [];
+    let provision: ProvisionOutcome | undefined;
+    let inventory: InventoryCounts | undefined;
+    if (!deleting) {
+      // The finalizer goes on before anything exists outside Kubernetes, so nothing can be orphaned.
+      if (!finalizers.includes(FINALIZER)) {
+        object = await this.gateway.setFinalizers(object, [...finalizers, FINALIZER]);
+        if (object === undefined) return {};
+        log.debug('Added finalizer');
+      }
+      const desired = eventSpecOf(object);
+      provision = desired.ok
+        ? await this.inventory.provision(desired.spec)
+        : { status: 'refused', reason: 'invalid', message: desired.message };
+      if (provision.status !== 'unchanged') log.info({ eventId, outcome: provision }, 'Provisioned inventory');
+    } else if (!finalizers.includes(FINALIZER)) {
+      return {};
+    }
+    inventory = await this.inventory.counts(eventId);
+
+    const decided: Plan = plan(object, { now: this.clock(), inventory, ...(provision === undefined ? {} : { provision }) }, this.settings);
+    const events: RecordedEvent[] = [...decided.events];
+    let removed = false;
+    for (const action of decided.actions) {
+      switch (action.type) {
+        case 'apply':
+          await this.gateway.apply(action.object);
+          break;
+        case 'close-sale':
+          await this.inventory.close(eventId);
+          break;
+        case 'archive': {
+          const { archivedReservations } = await this.inventory.archive(eventId);
+          inventory = undefined;
+          log.info({ eventId, archivedReservations }, 'Archived event');
+          events.push({
+            type: 'Normal',
+            reason: 'Archived',
+            message: `Archived event ${eventId}: ${archivedReservations} reservations kept`,
+          });
+          break;
+        }
+        case 'remove-finalizer': {
+          const rest = (object.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+          // Events first: once the finalizer is gone the object (and soon its namespace) may vanish.
+          await this.record(object, events, log);
+          events.length = 0;
+          await this.gateway.setFinalizers(object, rest);
+          removed = true;
+          log.info({ eventId }, 'Removed finalizer');
+          break;
+        }
+      }
+    }
+    if (!removed && decided.status !== undefined) {
+      const written = await writeStatus(this.gateway, object, decided.status, this.clock());
+      if (written.changed) log.debug({ phase: written.object.status?.phase }, 'Updated status');
+      object = written.object;
+    }
+    await this.record(object, events, log);
+    return decided.requeueAfterMs === undefined ? {} : { requeueAfterMs: decided.requeueAfterMs };
+  }
+
+  /** Puts a failed reconcile on the object (Degraded, and Ready=False) so `kubectl describe` shows why. */
+  private async reportFailure(object: TicketEventObject, error: unknown, log: Logger): Promise<void> {
+    const retryable = !(error instanceof SentinelError) || error.retryable;
+    const message = error instanceof Error ? error.message : String(error);
+    const reason = retryable ? 'ReconcileError' : 'ReconcileFailed';
+    log.warn({ err: error, retryable }, 'Reconcile failed');
+    if (object.metadata.deletionTimestamp !== undefined && !(object.metadata.finalizers ?? []).includes(FINALIZER)) return;
+    try {
+      const fresh = (await this.gateway.getTicketEvent(object.metadata)) ?? object;
+      const before = findCondition(fresh.status, ConditionType.Degraded);
+      const text = `${retryable ? 'will retry' : 'will not retry until the TicketEvent changes'}: ${message}`;
+      const written = await writeStatus(
+        this.gateway,
+        fresh,
+        {
+          ...(retryable ? {} : { phase: 'Failed' as const }),
+          conditions: [
+            { type: ConditionType.Ready, status: 'False', reason, message: text },
+            { type: ConditionType.Degraded, status: 'True', reason, message: text },
+          ],
+        },
+        this.clock(),
+      );
+      if (written.changed && before?.reason !== reason)
+        await this.record(written.object, [{ type: 'Warning', reason, message: text }], log);
+    } catch (statusError) {
+      // The original error is what the controller acts on; this one is only logged.
+      log.warn({ err: statusError }, 'Could not report the failure on the TicketEvent');
+    }
+  }
+
+  /** Events are best-effort, as in client-go's recorder: a lost Event must not fail a reconcile. */
+  private async record(object: TicketEventObject, events: readonly RecordedEvent[], log: Logger): Promise<void> {
+    for (const event of events) {
+      try {
+        await this.gateway.recordEvent(object, event);
+        log.info({ reason: event.reason, type: event.type }, event.message);
+      } catch (error) {
+        log.warn({ err: error, reason: event.reason }, 'Could not record event');
+      }
+    }
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * List-then-watch of one resource, turning every change into work-queue keys (level-based: the
+ * watch event's type is never passed on, only which object to look at). It relists after a watch
+ * expires with 410 Gone or fails, and re-enqueues every known key on each resync period so that
+ * drift is corrected even when no event arrives.
+ */
+import { k8s } from '../adapters/kubernetes/client.js';
+import type { Logger } from '../log.js';
+
+/** What a reflector lists and watches. */
+export interface ReflectorSource {
+  /** Short name for logs, e.g. `ticketevents`. */
+  readonly name: string;
+  /** API path of the collection, e.g. `/apis/sentinel.dev/v1alpha1/ticketevents`. */
+  readonly path: string;
+  readonly labelSelector?: string;
+  /** Lists the collection (with the same label selector). */
+  list(): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+  /** The work-queue keys an object maps to (its own key, or its owner's). */
+  keysOf(object: k8s.KubernetesObject): readonly string[];
+}
+
+/** Typed watch events (BOOKMARK and ERROR are handled here and never reach the queue). */
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export interface ReflectorOptions {
+  readonly kubeConfig: k8s.KubeConfig;
+  readonly source: ReflectorSource;
+  readonly enqueue: (key: string) => void;
+  readonly log: Logger;
+  readonly resyncMs: number;
+  /** Server-side watch timeout; a watch ends and is resumed from its resourceVersion after this. */
+  readonly watchTimeoutSeconds?: number;
+}
+
+class GoneError extends Error {}
+
+export class Reflector {
+  private readonly options: ReflectorOptions;
+  private readonly log: Logger;
+  private readonly known = new Set<string>();
+  private stopped = false;
+  private abort: AbortController | undefined;
+  private wake: (() => void) | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private loop: Promise<void> | undefined;
+  private syncedResolve!: () => void;
+  /** Resolves after the first successful list. */
+  readonly synced: Promise<void> = new Promise((resolve) => (this.syncedResolve = resolve));
+
+  constructor(options: ReflectorOptions) {
+    this.options = options;
+    this.log = options.log.child({ reflector: options.source.name });
+  }
+
+  start(): void {
+    this.loop = this.run();
+    this.resyncTimer = setInterval(() => {
+      for (const key of this.known) this.options.enqueue(key);
+    }, this.options.resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
+    this.abort?.abort();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        let resourceVersion = await this.list();
+        failures = 0;
+        while (!this.stopped) resourceVersion = await this.watch(resourceVersion);
+      } catch (error) {
+        if (this.stopped) break;
+        if (error instanceof GoneError) {
+          this.log.debug('Watch expired; relisting');
+          continue;
+        }
+        failures++;
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+        this.log.warn({ err: error, retryInMs: delay }, 'List or watch failed; retrying');
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  private async list(): Promise<string> {
+    const { source } = this.options;
+    const list = await source.list();
+    const keys = new Set(list.items.flatMap((item) => source.keysOf(item)));
+    this.known.clear();
+    for (const key of keys) {
+      this.known.add(key);
+      this.options.enqueue(key);
+    }
+    this.syncedResolve();
+    this.log.debug({ objects: list.items.length }, 'Listed');
+    return list.metadata?.resourceVersion ?? '';
+  }
+
+  /** Watches from `resourceVersion` until the server ends the watch; returns where to resume. */
+  private watch(resourceVersion: string): Promise<string> {
+    const { source, kubeConfig } = this.options;
+    let latest = resourceVersion;
+    let gone = false;
+    return new Promise<string>((resolve, reject) => {
+      const watch = new k8s.Watch(kubeConfig);
+      const timeout = this.options.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 120);
+      watch
+        .watch(
+          source.path,
+          { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: timeout, labelSelector: source.labelSelector },
+          (phase: string, object: k8s.KubernetesObject & { code?: number }) => {
+            const type = phase as WatchEventType;
+            if (type === 'ERROR') {
+              if (object.code === 410) gone = true;
+              this.abort?.abort();
+              return;
+            }
+            latest = object.metadata?.resourceVersion ?? latest;
+            if (type === 'BOOKMARK') return;
+            for (const key of source.keysOf(object)) {
+              if (type === 'DELETED') this.known.delete(key);
+              else this.known.add(key);
+              this.options.enqueue(key);
+            }
+          },
+          (error: unknown) => {
+            if (gone) reject(new GoneError('410 Gone'));
+            else if (error !== null && error !== undefined && !this.stopped && !isAbort(error))
+              reject(error instanceof Error ? error : new Error(String(error)));
+            else resolve(latest);
+          },
+        )
+        .then(
+          (controller) => {
+            this.abort = controller;
+            if (this.stopped) controller.abort();
+          },
+          (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
+        );
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+function isAbort(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    ((error as { name?: string }).name === 'AbortError' || (error as { type?: string }).type === 'aborted')
+  );
+}

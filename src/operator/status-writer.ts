@@ -1,0 +1,38 @@
+/**
+ * Writes a StatusPatch through the status subresource: folded onto the latest status, written only
+ * when it changes something, retried on conflict with a fresh read (someone else wrote first).
+ */
+import { applyStatusPatch, sameStatus, type StatusPatch } from './conditions.js';
+import { isConflict, KubernetesConflictError } from './kube-errors.js';
+import type { KubeGateway } from './kube-gateway.js';
+import type { TicketEventObject } from './types.js';
+
+const ATTEMPTS = 5;
+
+/** The object after the write, and whether anything was written. */
+export interface StatusWrite {
+  readonly object: TicketEventObject;
+  readonly changed: boolean;
+}
+
+export async function writeStatus(gateway: KubeGateway, object: TicketEventObject, patch: StatusPatch, now: Date): Promise<StatusWrite> {
+  let current = object;
+  for (let attempt = 1; ; attempt++) {
+    const generation = patch.observedGeneration ?? current.metadata.generation;
+    const next = applyStatusPatch(current.status, patch, now, generation);
+    if (sameStatus(current.status, next)) return { object: current, changed: false };
+    try {
+      return { object: await gateway.replaceStatus(current, next), changed: true };
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      if (attempt >= ATTEMPTS)
+        throw new KubernetesConflictError(
+          `status of ${current.metadata.namespace}/${current.metadata.name}: still conflicting after ${ATTEMPTS} attempts`,
+          error,
+        );
+      const fresh = await gateway.getTicketEvent(current.metadata);
+      if (fresh === undefined) return { object: current, changed: false };
+      current = fresh;
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import t from 'tap';
+import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
+import { inTransaction } from '../../../src/adapters/postgres/pool.js';
+import { emptyBatchWrite, foldChanges } from '../../../src/engine/batch-write.js';
+import { archiveEvent, closeEvent, inventoryCounts, provisionEvent } from '../../../src/engine/provision.js';
+import { FencedError } from '../../../src/errors.js';
+import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
+
+t.test('provisioning is idempotent, applies safe changes and refuses unsafe ones', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { layout: testLayout({ sections: 2, rows: 4, seats: 10, pool: 100 }), shardCount: 3 });
+  t.same(await provisionEvent(pool, spec), { status: 'unchanged' }, 'a second call changes nothing');
+  const counts = await inventoryCounts(pool, spec.eventId);
+  t.same(counts, { total: 180, available: 180, held: 0, sold: 0, shards: { desired: 3, owned: 0 } });
+  t.same(await provisionEvent(pool, { ...spec, customerLimit: 10, saleClosesAt: new Date(spec.saleClosesAt.getTime() + 60_000) }), {
+    status: 'updated',
+    changed: ['customerLimit', 'saleClosesAt'],
+  });
+  const changed = await provisionEvent(pool, { ...spec, layout: testLayout({ sections: 2, rows: 4, seats: 11, pool: 100 }) });
+  t.equal(changed.status === 'refused' && changed.reason, 'layout-changed');
+  const resharded = await provisionEvent(pool, { ...spec, shardCount: 4 });
+  t.equal(resharded.status === 'refused' && resharded.reason, 'shard-count-changed');
+  const bad = await provisionEvent(pool, { ...spec, eventId: 'other-event', layout: { sections: [{ id: 'A', rows: [] }], pools: [] } });
+  t.equal(bad.status, 'refused');
+  t.match(bad.status === 'refused' ? bad.message : '', /rows/);
+  t.equal((await pool.query('SELECT 1 FROM events WHERE id = $1', ['other-event'])).rowCount, 0, 'nothing half-written');
+
+  // Two concurrent provisionings of a new event: one creates, the other finds it unchanged.
+  const fresh = { ...spec, eventId: `${spec.eventId}-x` };
+  const outcomes = await Promise.all([provisionEvent(pool, fresh), provisionEvent(pool, fresh)]);
+  t.same(outcomes.map((o) => o.status).sort(), ['created', 'unchanged']);
+
+  await closeEvent(pool, spec.eventId);
+  t.same(await archiveEvent(pool, spec.eventId), { archivedReservations: 0 });
+  t.equal((await provisionEvent(pool, spec)).status, 'refused', 'an archived event is never re-provisioned');
+});
+
+t.test('fencing: a commit with a superseded epoch, or a stale seat version, writes nothing', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 1, seats: 4 }) });
+  const store = new InventoryStore(pool);
+  const oldEpoch = await store.claimShard(spec.eventId, 0, 'old-owner');
+  const newEpoch = await store.claimShard(spec.eventId, 0, 'new-owner');
+  t.equal(newEpoch, oldEpoch + 1, 'each claim bumps the epoch');
+
+  const now = Date.now();
+  const write = emptyBatchWrite();
+  foldChanges(
+    write,
+    [
+      { type: 'seat', seat: 'A-1-1', state: 'held', holdId: 'h1', fromVersion: 0, toVersion: 1 },
+      {
+        type: 'hold-created',
+        hold: { holdId: 'h1', customer: 'alice', seats: ['A-1-1'], quantity: 1, createdAt: now, expiresAt: now + 60_000 },
+      },
+    ],
+    now,
+  );
+  const commit = (epoch: number) =>
+    inTransaction(pool, 'test commit', async (client) => {
+      await store.fenceAndCheckUsage(client, spec.eventId, 0, epoch, write.usage, 8);
+      await store.writeBatch(client, spec.eventId, 0, write, 'sentinel.reservations');
+    });
+  await t.rejects(commit(oldEpoch), FencedError, 'the stale owner is fenced');
+  t.equal((await pool.query(`SELECT 1 FROM holds WHERE hold_id = 'h1'`)).rowCount, 0, 'and wrote nothing');
+  await commit(newEpoch);
+  t.equal((await pool.query(`SELECT state FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.state, 'held');
+  // The same write again: the seat is at version 1 now, so the versioned write matches no row.
+  const again = emptyBatchWrite();
+  foldChanges(again, [{ type: 'seat', seat: 'A-1-1', state: 'held', holdId: 'h2', fromVersion: 0, toVersion: 1 }], now);
+  await t.rejects(
+    inTransaction(pool, 'stale version', async (client) => {
+      await store.fenceAndCheckUsage(client, spec.eventId, 0, newEpoch, again.usage, 8);
+      await store.writeBatch(client, spec.eventId, 0, again, 'sentinel.reservations');
+    }),
+    FencedError,
+    'a stale seat version is refused',
+  );
+  t.equal((await pool.query(`SELECT hold_id FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.hold_id, 'h1');
+});
+
+t.test('event-wide customer limit: usage beyond the limit is refused in the commit', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { shardCount: 1 });
+  const store = new InventoryStore(pool);
+  const epoch = await store.claimShard(spec.eventId, 0, 'owner');
+  const check = (usage: Map<string, number>) =>
+    inTransaction(pool, 'usage', (client) => store.fenceAndCheckUsage(client, spec.eventId, 0, epoch, usage, 4));
+  t.same([...(await check(new Map([['alice', 3]]))).refused], []);
+  t.same(
+    [
+      ...(
+        await check(
+          new Map([
+            ['alice', 2],
+            ['bob', 4],
+          ]),
+        )
+      ).refused,
+    ],
+    ['alice'],
+    'alice would have 5 > 4',
+  );
+  t.same([...(await check(new Map([['alice', -2]]))).refused], []);
+  t.same([...(await check(new Map([['alice', 3]]))).refused], [], 'after releasing 2, alice can hold 3 more');
+  const usage = await pool.query<{ customer: string; used: number }>(
+    'SELECT customer, used FROM customer_usage WHERE event_id = $1 ORDER BY customer',
+    [spec.eventId],
+  );
+  t.same(usage.rows, [
+    { customer: 'alice', used: 4 },
+    { customer: 'bob', used: 4 },
+  ]);
+});

@@ -1,0 +1,123 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
+import { gcraDecide, type AdmissionRate } from '../../../src/ingress/admission.js';
+import { CommandGate, type GateRequest } from '../../../src/ingress/command-gate.js';
+import { redisKeys } from '../../../src/ingress/redis-scripts.js';
+import { DependencyError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig, uniqueName } from '../../support/env.js';
+
+const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'gate-test' });
+await connectRedis(redis);
+t.teardown(() => redis.disconnect());
+const gate = new CommandGate(redis, 60);
+
+function request(eventId: string, overrides: Partial<GateRequest> = {}): GateRequest {
+  return { eventId, customer: 'alice', idempotencyKey: 'k1', fingerprint: 'fp1', admission: undefined, inFlightTtlMs: 5000, ...overrides };
+}
+
+t.test('the Lua GCRA decides exactly like the TypeScript model', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 2000 }),
+      fc.integer({ min: 1, max: 20 }),
+      fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 60 }),
+      async (ratePerS, burst, gaps) => {
+        const eventId = uniqueName('gcra');
+        const rate: AdmissionRate = { ratePerS, burst };
+        let tat: number | undefined;
+        let now = 1_700_000_000_000_000; // realistic epoch microseconds: the Lua must keep full precision
+        for (const [i, gap] of gaps.entries()) {
+          now += gap;
+          const model = gcraDecide(tat, now, rate);
+          const real = await gate.begin(request(eventId, { idempotencyKey: `k${i}`, admission: rate, nowUs: now }));
+          if (model.admitted !== (real.kind === 'claimed')) return false;
+          if (!model.admitted && real.kind === 'limited' && Math.abs(real.retryAfterMs - model.retryAfterUs / 1000) > 0.001) return false;
+          tat = model.tatUs;
+        }
+        await redis.del(redisKeys.admission(eventId));
+        return true;
+      },
+    ),
+    { numRuns: 40 },
+  );
+  t.pass('identical decisions and retry-after');
+});
+
+t.test('admission on the Redis clock: a burst, then 429s with a wait', async (t) => {
+  const eventId = uniqueName('burst');
+  const rate = { ratePerS: 5, burst: 5 };
+  const decisions = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => gate.begin(request(eventId, { idempotencyKey: `k${i}`, admission: rate }))),
+  );
+  t.equal(decisions.filter((d) => d.kind === 'claimed').length, 5);
+  const limited = decisions.filter((d) => d.kind === 'limited');
+  t.equal(limited.length, 7);
+  for (const d of limited) t.ok(d.kind === 'limited' && d.retryAfterMs > 0 && d.retryAfterMs <= 200, 'waits at most one interval');
+  t.ok((await redis.pttl(redisKeys.admission(eventId))) > 0, 'the TAT key expires on its own');
+});
+
+t.test('idempotency: claim, in flight, store, replay, mismatch, release', async (t) => {
+  const eventId = uniqueName('idem');
+  const first = await gate.begin(request(eventId));
+  t.equal(first.kind, 'claimed');
+  const busy = await gate.begin(request(eventId));
+  t.equal(busy.kind, 'in-flight');
+  t.ok(busy.kind === 'in-flight' && busy.retryAfterMs > 4000 && busy.retryAfterMs <= 5000);
+  t.equal((await gate.begin(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch', 'another request under a busy key');
+  t.equal((await gate.begin(request(eventId, { customer: 'bob' }))).kind, 'claimed', 'keys are per customer');
+  if (first.kind !== 'claimed') throw new Error('unreachable');
+  await gate.store(first.claim, { status: 201, headers: { Location: '/x' }, body: { ok: 1 } });
+  const replay = await gate.begin(request(eventId));
+  t.same(replay, { kind: 'replay', response: { status: 201, headers: { Location: '/x' }, body: { ok: 1 } } });
+  t.equal((await gate.begin(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch');
+  const ttl = await redis.ttl(
+    redisKeys.idempotency(eventId, (await import('../../../src/ingress/command-gate.js')).keyDigest('alice', 'k1')),
+  );
+  t.ok(ttl > 50 && ttl <= 60, `stored for the configured TTL (${ttl}s)`);
+
+  const second = await gate.begin(request(eventId, { idempotencyKey: 'k2' }));
+  if (second.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.release(second.claim);
+  t.equal(
+    (await gate.begin(request(eventId, { idempotencyKey: 'k2', fingerprint: 'anything' }))).kind,
+    'claimed',
+    'a released key is free again',
+  );
+});
+
+t.test('a stale claim cannot overwrite the claim that replaced it', async (t) => {
+  const eventId = uniqueName('stale');
+  const old = await gate.begin(request(eventId, { inFlightTtlMs: 50 }));
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  const fresh = await gate.begin(request(eventId));
+  if (old.kind !== 'claimed' || fresh.kind !== 'claimed') throw new Error('expected two claims');
+  await gate.store(old.claim, { status: 201, headers: {}, body: 'stale' });
+  await gate.release(old.claim);
+  t.equal((await gate.begin(request(eventId))).kind, 'in-flight', 'the fresh claim stands');
+});
+
+t.test('replays and key refusals do not consume admission', async (t) => {
+  const eventId = uniqueName('noconsume');
+  const rate = { ratePerS: 1, burst: 1 };
+  const first = await gate.begin(request(eventId, { admission: rate }));
+  if (first.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.store(first.claim, { status: 201, headers: {}, body: {} });
+  for (let i = 0; i < 5; i++) t.equal((await gate.begin(request(eventId, { admission: rate }))).kind, 'replay');
+  t.equal(
+    (await gate.begin(request(eventId, { idempotencyKey: 'new', admission: rate }))).kind,
+    'limited',
+    'the one token went to the first request',
+  );
+});
+
+t.test('Redis down → DependencyError (retryable), not a hang', async (t) => {
+  const dead = createRedis({ url: 'redis://127.0.0.1:1', log: silentLogger });
+  dead.connect().catch(() => undefined);
+  const deadGate = new CommandGate(dead, 60);
+  const started = Date.now();
+  await t.rejects(deadGate.begin(request('x')), DependencyError);
+  t.ok(Date.now() - started < 1000, 'fails fast');
+  dead.disconnect();
+});

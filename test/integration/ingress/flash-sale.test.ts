@@ -1,0 +1,201 @@
+/**
+ * The full local stack over HTTP: real engines (spawned like pods), the real ingress app, real
+ * Redis, NATS, Postgres and Kafka. The seed's test made strict, then the idempotency, confirm,
+ * expiry and foreign-token scenarios of issue 5.
+ */
+import t from 'tap';
+import { keyDigest } from '../../../src/ingress/command-gate.js';
+import { redisKeys } from '../../../src/ingress/redis-scripts.js';
+import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
+import { inventoryViolations } from '../../support/invariants.js';
+import { provisionTestEvent, sleep, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+import { reservationKeysOnTopic } from '../../support/topic.js';
+import { call, eventPath, startHarness, type Exchange } from './harness.js';
+
+const pool = await testDatabase();
+t.teardown(() => pool.end());
+const spec = await provisionTestEvent(pool, {
+  layout: testLayout({ rows: 8, seats: 20, pool: 40 }),
+  shardCount: 2,
+  customerLimit: 6,
+  holdTtlMs: 60_000,
+});
+const shortHolds = await provisionTestEvent(pool, { shardCount: 1, holdTtlMs: 1000 });
+const engines = [await startEngine(spec.eventId), await startEngine(shortHolds.eventId)];
+t.teardown(async () => {
+  for (const engine of engines) await engine.stop();
+});
+const harness = await startHarness(pool, { settings: { shardTimeoutMs: 3000, idempotencyTtlS: 600 } });
+t.teardown(() => harness.close());
+const url = harness.url;
+const alice = await harness.token('alice');
+const bob = await harness.token('bob');
+let counter = 0;
+const freshKey = () => `e2e-${process.pid}-${++counter}`;
+
+// Engines report ready before every shard is claimed: wait until each shard holds a seat.
+for (const [eventId, seat] of [
+  [spec.eventId, 'A-8-20'],
+  [spec.eventId, 'A-1-20'],
+  [shortHolds.eventId, 'A-8-20'],
+] as const) {
+  await waitFor(
+    `shard of ${eventId}/${seat} serving`,
+    async () => {
+      const r = await call(url, 'POST', `/v1/events/${eventId}/holds`, {
+        token: await harness.token('warmup'),
+        key: freshKey(),
+        body: { seats: [seat] },
+      });
+      return r.status === 201;
+    },
+    30_000,
+    250,
+  );
+}
+
+async function seatVersion(seat: string): Promise<{ version: number; state: string }> {
+  const { rows } = await pool.query<{ version: number; state: string }>(
+    'SELECT version, state FROM seats WHERE event_id = $1 AND seat_id = $2',
+    [spec.eventId, seat],
+  );
+  return rows[0]!;
+}
+
+/** N different customers click the same seat at the same moment. */
+async function flashSale(seat: string, clients: number): Promise<Exchange[]> {
+  const tokens = await Promise.all(Array.from({ length: clients }, (_, i) => harness.token(`fan-${seat}-${i}`)));
+  return Promise.all(
+    tokens.map((token, i) => call(url, 'POST', eventPath(spec, `/seats/${seat}/reserve`), { token, key: `click-${seat}-${i}` })),
+  );
+}
+
+for (const [seat, clients] of [
+  ['A-2-7', 50],
+  ['A-6-7', 1000],
+] as const) {
+  t.test(`the seed's test, strict: ${clients} clients reserve ${seat} at once`, async (t) => {
+    const before = await seatVersion(seat);
+    t.equal(before.state, 'available');
+    const started = Date.now();
+    const responses = await flashSale(seat, clients);
+    const elapsed = Date.now() - started;
+    const statuses = new Map<number, number>();
+    for (const r of responses) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    t.same(Object.fromEntries(statuses), { 201: 1, 409: clients - 1 }, `exactly one 201, ${clients - 1} × 409 (in ${elapsed} ms)`);
+    const winner = responses.find((r) => r.status === 201)!;
+    t.same(winner.body.seats, [seat]);
+    for (const loser of responses.filter((r) => r.status === 409)) {
+      t.equal(loser.body.type, PROBLEM_BASE + 'seats-unavailable');
+    }
+    const after = await seatVersion(seat);
+    t.equal(after.state, 'sold');
+    t.equal(after.version, before.version + 1, 'the seat row was written exactly once');
+    const { rows } = await pool.query('SELECT reservation_id FROM reservations WHERE event_id = $1 AND $2 = ANY(seats)', [
+      spec.eventId,
+      seat,
+    ]);
+    t.same(
+      rows.map((r) => r.reservation_id),
+      [winner.body.reservationId],
+      'one reservation in Postgres',
+    );
+    const { rows: all } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM reservations WHERE event_id = $1', [
+      spec.eventId,
+    ]);
+    const keys = await reservationKeysOnTopic(spec.eventId, all[0]!.n, 30_000);
+    t.equal(keys.filter((k) => k === winner.body.reservationId).length, 1, 'the reservation reached Kafka once');
+    t.same(await inventoryViolations(pool, spec.eventId), []);
+  });
+}
+
+t.test('idempotency against the engine: replay over HTTP, and dedupe at the shard when Redis forgot', async (t) => {
+  const key = freshKey();
+  const body = { seats: ['A-3-1', 'A-3-2'] };
+  const first = await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key, body });
+  t.equal(first.status, 201);
+  const replay = await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key, body });
+  t.equal(replay.status, 201);
+  t.equal(replay.headers.get('idempotent-replayed'), 'true');
+  t.same(replay.body, first.body);
+  t.equal((await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key, body: { seats: ['A-3-3'] } })).status, 422);
+
+  // The ingress lost its record (Redis flushed, TTL passed): the shard still knows the key.
+  await harness.redis.del(redisKeys.idempotency(spec.eventId, keyDigest('alice', key)));
+  const afterLoss = await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key, body });
+  t.equal(afterLoss.status, 201);
+  t.equal(afterLoss.body.holdId, first.body.holdId, 'the same hold, not a second one');
+  const { rows } = await pool.query("SELECT count(*)::int AS n FROM holds WHERE event_id = $1 AND 'A-3-1' = ANY(seats)", [spec.eventId]);
+  t.equal(rows[0].n, 1);
+});
+
+t.test('two confirms of one hold race: one reservation, one 409', async (t) => {
+  const hold = await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key: freshKey(), body: { section: 'A', quantity: 2 } });
+  t.equal(hold.status, 201);
+  const confirmPath = eventPath(spec, `/holds/${hold.body.holdId}/confirm`);
+  const [a, b] = await Promise.all([
+    call(url, 'POST', confirmPath, { token: alice, key: freshKey() }),
+    call(url, 'POST', confirmPath, { token: alice, key: freshKey() }),
+  ]);
+  const statuses = [a.status, b.status].sort();
+  t.same(statuses, [201, 409]);
+  const loser = a.status === 409 ? a : b;
+  const winner = a.status === 201 ? a : b;
+  t.equal(loser.body.type, PROBLEM_BASE + 'hold-confirmed');
+  t.equal(loser.body.reservationId, winner.body.reservationId);
+  const mine = await call(url, 'GET', `/v1/reservations/${winner.body.reservationId}`, { token: alice });
+  t.equal(mine.status, 200);
+  t.same(mine.body, winner.body, 'the reservation as read back from Postgres equals the 201');
+  const theirs = await call(url, 'GET', `/v1/reservations/${winner.body.reservationId}`, { token: bob });
+  t.equal(theirs.status, 404);
+});
+
+t.test('confirm after expiry → 409 hold-expired; the seats are free again', async (t) => {
+  const path = `/v1/events/${shortHolds.eventId}`;
+  const hold = await call(url, 'POST', `${path}/holds`, { token: alice, key: freshKey(), body: { seats: ['A-1-1'] } });
+  t.equal(hold.status, 201);
+  await sleep(1600);
+  const late = await call(url, 'POST', `${path}/holds/${hold.body.holdId}/confirm`, { token: alice, key: freshKey() });
+  t.equal(late.status, 409);
+  t.equal(late.body.type, PROBLEM_BASE + 'hold-expired');
+  const again = await call(url, 'POST', `${path}/holds`, { token: bob, key: freshKey(), body: { seats: ['A-1-1'] } });
+  t.equal(again.status, 201, 'another customer can hold the released seat');
+});
+
+t.test("another customer's token: 404 on the hold, nothing changes", async (t) => {
+  const hold = await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key: freshKey(), body: { seats: ['A-4-1'] } });
+  t.equal(hold.status, 201);
+  const holdPath = eventPath(spec, `/holds/${hold.body.holdId}`);
+  const confirm = await call(url, 'POST', `${holdPath}/confirm`, { token: bob, key: freshKey() });
+  t.equal(confirm.status, 404);
+  t.equal(confirm.body.type, PROBLEM_BASE + 'hold-not-found');
+  t.equal((await call(url, 'DELETE', holdPath, { token: bob })).status, 404);
+  t.equal(
+    (await call(url, 'GET', eventPath(spec, '/seats?section=A'), { token: bob })).body.rows[3].seats[0].state,
+    'held',
+    'still held by alice',
+  );
+  t.equal((await call(url, 'DELETE', holdPath, { token: alice })).status, 204);
+  t.equal((await call(url, 'DELETE', holdPath, { token: alice })).status, 204, 'DELETE again: still gone');
+  const taken = await call(url, 'POST', eventPath(spec, '/holds'), { token: bob, key: freshKey(), body: { seats: ['A-4-1'] } });
+  t.equal(taken.status, 201, 'released seats can be held again');
+});
+
+t.test('limits and pools against the engine', async (t) => {
+  const carol = await harness.token('carol');
+  t.equal(
+    (await call(url, 'POST', eventPath(spec, '/holds'), { token: carol, key: freshKey(), body: { pool: 'GA', quantity: 5 } })).status,
+    201,
+  );
+  const over = await call(url, 'POST', eventPath(spec, '/holds'), { token: carol, key: freshKey(), body: { seats: ['A-5-1', 'A-5-2'] } });
+  t.equal(over.status, 422);
+  t.equal(over.body.type, PROBLEM_BASE + 'limit-exceeded');
+  t.match(over.body, { limit: 6 });
+  const availability = await waitFor('availability to show the pool hold', async () => {
+    const r = await call(url, 'GET', eventPath(spec, '/availability'), { token: carol });
+    return r.body.pools[0].held >= 5 ? r : undefined;
+  });
+  t.match(availability.body.pools, [{ pool: 'GA', total: 40 }]);
+  t.ok(availability.body.sections[0].sold >= 2, 'the flash-sale seats are sold');
+  t.same(await inventoryViolations(pool, spec.eventId), []);
+});

@@ -1,0 +1,494 @@
+/**
+ * The HTTP layer against real Redis, NATS and Postgres, with a scripted fake shard answering on
+ * the shards' NATS subjects: every route, every mapping of a shard result or failure, every
+ * validation problem, idempotency, admission, health and shutdown. Every response is checked
+ * against the OpenAPI document.
+ */
+import t, { type Test } from 'tap';
+import type { ShardResult } from '../../../src/domain/commands.js';
+import { createPgPool } from '../../../src/adapters/postgres/pool.js';
+import { createRedis } from '../../../src/adapters/redis/client.js';
+import { mintToken } from '../../../src/ingress/auth.js';
+import { keyDigest } from '../../../src/ingress/command-gate.js';
+import { encode } from '../../../src/engine/protocol.js';
+import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
+import { silentLogger } from '../../../src/log.js';
+import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
+import { call, config, eventPath, FakeShards, startHarness, type Exchange } from './harness.js';
+
+const pool = await testDatabase();
+t.teardown(() => pool.end());
+const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 8, seats: 20, pool: 50 }), shardCount: 2, customerLimit: 6 });
+const harness = await startHarness(pool);
+t.teardown(() => harness.close());
+const shards = new FakeShards(harness.nc, spec.eventId, 2);
+t.teardown(() => shards.close());
+const alice = await harness.token('alice');
+const bob = await harness.token('bob');
+const url = harness.url;
+const api = harness.app.openapi;
+let keyCounter = 0;
+const freshKey = () => `key-${process.pid}-${++keyCounter}`;
+
+const now = Date.now();
+const heldResult = (seats: string[], holdId = `h_${freshKey()}`): ShardResult => ({
+  ok: true,
+  type: 'held',
+  hold: { holdId, customer: 'alice', seats, quantity: seats.length, createdAt: now, expiresAt: now + 60_000 },
+});
+const confirmedResult = (holdId: string, seats: string[]): ShardResult => ({
+  ok: true,
+  type: 'confirmed',
+  reservation: { reservationId: `r_${holdId}`, holdId, customer: 'alice', seats, quantity: seats.length, confirmedAt: now },
+});
+
+/** Asserts status and problem type, and that the response matches the document. */
+function expect(t: Test, response: Exchange, operationId: string, status: number, problem?: string): void {
+  t.equal(response.status, status, `${operationId} → ${status} (${response.text.slice(0, 300)})`);
+  if (problem !== undefined) {
+    t.equal(response.body?.type, PROBLEM_BASE + problem);
+    t.match(response.headers.get('content-type'), /^application\/problem\+json/);
+    t.equal(response.body?.requestId, response.headers.get('x-request-id'), 'the problem quotes the request id');
+  }
+  t.same(api.checkResponse(operationId, status, response.body), [], `${operationId} ${status} conforms to the document`);
+}
+
+const holdPath = eventPath(spec, '/holds');
+const post = (path: string, options: Parameters<typeof call>[3] = {}) =>
+  call(url, 'POST', path, { token: alice, key: freshKey(), ...options });
+
+t.test('authentication', async (t) => {
+  const none = await call(url, 'POST', holdPath, { key: 'x', body: { seats: ['A-1-1'] } });
+  expect(t, none, 'createHold', 401, 'unauthorized');
+  t.equal(none.headers.get('www-authenticate'), 'Bearer realm="sentinel"');
+  const forged = await call(url, 'GET', eventPath(spec, '/availability'), { token: alice.slice(0, -4) + 'AAAA' });
+  expect(t, forged, 'getAvailability', 401, 'unauthorized');
+  t.match(forged.headers.get('www-authenticate'), /error="invalid_token"/);
+  const expired = await mintToken({
+    secret: config.jwtSecret,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    subject: 'alice',
+    ttlS: 60,
+    now: Date.now() - 3_600_000,
+  });
+  const late = await call(url, 'GET', eventPath(spec, '/availability'), { token: expired });
+  expect(t, late, 'getAvailability', 401, 'unauthorized');
+  t.match(late.body.detail, /expired/);
+  for (const path of ['/healthz', '/metrics', '/openapi.json'])
+    t.equal((await call(url, 'GET', path)).status, 200, `${path} needs no token`);
+  t.equal(shards.calls.length, 0, 'no shard was asked');
+});
+
+t.test('hold specific seats: 201 with Location; request id and derived key reach the shard', async (t) => {
+  shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
+  const key = freshKey();
+  const response = await call(url, 'POST', holdPath, {
+    token: alice,
+    key,
+    body: { seats: ['A-1-1', 'A-1-2'] },
+    headers: { 'x-request-id': 'trace-abc-123' },
+  });
+  expect(t, response, 'createHold', 201);
+  t.equal(response.headers.get('location'), `${holdPath}/${response.body.holdId}`);
+  t.equal(response.headers.get('x-request-id'), 'trace-abc-123');
+  const last = shards.calls.at(-1)!;
+  t.equal(last.requestId, 'trace-abc-123', 'request id propagated to the engine');
+  t.same(last.command, { type: 'hold', key: keyDigest('alice', key), customer: 'alice', seats: ['A-1-1', 'A-1-2'] });
+  t.equal(last.shard, 0);
+});
+
+t.test('best-available asks the section’s shards best rows first, strictly orphan-free first', async (t) => {
+  shards.calls.length = 0;
+  shards.answer = ({ shard }) =>
+    shard === 0
+      ? { ok: false, type: 'unavailable', seats: [], message: 'no 4 together' }
+      : heldResult(['A-5-1', 'A-5-2', 'A-5-3', 'A-5-4']);
+  const key = freshKey();
+  expect(t, await post(holdPath, { key, body: { section: 'A', quantity: 4 } }), 'createHold', 201);
+  t.same(
+    shards.calls.map((c) => [c.shard, c.command]),
+    [0, 1].map((shard) => [
+      shard,
+      { type: 'hold-best', key: `${keyDigest('alice', key)}.strict`, customer: 'alice', section: 'A', quantity: 4, strictOrphans: true },
+    ]),
+  );
+
+  // No shard can avoid an orphan: the second pass lets the best rows leave one.
+  shards.calls.length = 0;
+  shards.answer = ({ command }) =>
+    command.type === 'hold-best' && command.strictOrphans
+      ? { ok: false, type: 'unavailable', seats: [], message: 'only with an orphan' }
+      : heldResult(['A-1-18', 'A-1-19']);
+  const relaxedKey = freshKey();
+  expect(t, await post(holdPath, { key: relaxedKey, body: { section: 'A', quantity: 2 } }), 'createHold', 201);
+  t.same(
+    shards.calls.map((c) => [c.shard, c.command.type === 'hold-best' && c.command.strictOrphans === true]),
+    [
+      [0, true],
+      [1, true],
+      [0, false],
+    ],
+  );
+  t.equal(shards.calls[2]!.command.key, keyDigest('alice', relaxedKey));
+
+  shards.calls.length = 0;
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: [], message: 'sold out' });
+  expect(t, await post(holdPath, { body: { section: 'A', quantity: 4 } }), 'createHold', 409, 'seats-unavailable');
+  t.equal(shards.calls.length, 4, 'two passes over two shards');
+});
+
+t.test('GA pool hold goes to the pool’s shard', async (t) => {
+  shards.calls.length = 0;
+  shards.answer = () => ({
+    ok: true,
+    type: 'held',
+    hold: { holdId: 'h_pool1', customer: 'alice', seats: [], pool: 'GA', quantity: 2, createdAt: now, expiresAt: now + 1000 },
+  });
+  const response = await post(holdPath, { body: { pool: 'GA', quantity: 2 } });
+  expect(t, response, 'createHold', 201);
+  t.equal(response.body.pool, 'GA');
+  t.equal(shards.calls[0]!.shard, 1);
+  t.equal(shards.calls[0]!.command.type, 'hold-pool');
+});
+
+t.test('bad input: each a precise 4xx, no shard asked', async (t) => {
+  shards.calls.length = 0;
+  const raw = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+    call(url, 'POST', holdPath, { token: alice, key: freshKey(), body, headers });
+  expect(t, await raw('{"seats": ["A-1-1"'), 'createHold', 400, 'malformed-json');
+  expect(t, await raw('{"seats": "A-1-1"}'), 'createHold', 400, 'validation-failed');
+  const unknownField = await raw('{"seats": ["A-1-1"], "vip": true}');
+  expect(t, unknownField, 'createHold', 400, 'validation-failed');
+  t.same(unknownField.body.errors, [{ pointer: '#/vip', detail: 'is not a known field' }]);
+  const zero = await raw('{"section": "A", "quantity": 0}');
+  expect(t, zero, 'createHold', 400, 'validation-failed');
+  t.same(zero.body.errors, [{ pointer: '#/quantity', detail: 'must be ≥ 1' }]);
+  expect(t, await raw('{"pool": "GA", "quantity": -1}'), 'createHold', 400, 'validation-failed');
+  expect(t, await raw('', {}), 'createHold', 400, 'validation-failed');
+  expect(t, await raw('seats=A-1-1', { 'content-type': 'application/x-www-form-urlencoded' }), 'createHold', 415, 'unsupported-media-type');
+  expect(t, await raw(JSON.stringify({ seats: ['A-1-1'], pad: 'x'.repeat(20_000) })), 'createHold', 413, 'body-too-large');
+  expect(t, await call(url, 'POST', holdPath, { token: alice, body: { seats: ['A-1-1'] } }), 'createHold', 400, 'idempotency-key-required');
+  const badKey = await call(url, 'POST', holdPath, { token: alice, key: 'has spaces', body: { seats: ['A-1-1'] } });
+  expect(t, badKey, 'createHold', 400, 'validation-failed');
+  t.equal(badKey.body.errors[0].pointer, '#/header/Idempotency-Key');
+  const unknownSeat = await post(holdPath, { body: { seats: ['A-1-1', 'A-9-1', 'Z-1-1'] } });
+  expect(t, unknownSeat, 'createHold', 422, 'unknown-inventory');
+  t.same(
+    unknownSeat.body.errors.map((e: { pointer: string }) => e.pointer),
+    ['#/seats/1', '#/seats/2'],
+  );
+  expect(t, await post(holdPath, { body: { seats: ['A-1-1', 'A-8-1'] } }), 'createHold', 422, 'seats-span-shards');
+  expect(t, await post(holdPath, { body: { section: 'Q', quantity: 2 } }), 'createHold', 422, 'unknown-inventory');
+  expect(t, await post(holdPath, { body: { pool: 'VIP', quantity: 2 } }), 'createHold', 422, 'unknown-inventory');
+  expect(t, await post('/v1/events/no-such-event/holds', { body: { seats: ['A-1-1'] } }), 'createHold', 404, 'event-not-found');
+  expect(t, await post('/v1/events/bad.event/holds', { body: { seats: ['A-1-1'] } }), 'createHold', 400, 'validation-failed');
+  expect(t, await post(eventPath(spec, '/seats/A-99-1/reserve')), 'reserveSeat', 404, 'seat-not-found');
+  expect(t, await post(eventPath(spec, '/seats/A-1-0/reserve')), 'reserveSeat', 400, 'validation-failed');
+  expect(t, await post(eventPath(spec, '/seats/A-1-1/reserve'), { body: { seat: 'A-1-2' } }), 'reserveSeat', 400, 'validation-failed');
+  t.equal(shards.calls.length, 0, 'nothing reached a shard');
+});
+
+t.test('every shard decision maps to its status', async (t) => {
+  const cases: [ShardResult, number, string][] = [
+    [{ ok: false, type: 'unavailable', seats: ['A-1-3'], message: 'taken' }, 409, 'seats-unavailable'],
+    [{ ok: false, type: 'limit-exceeded', limit: 6, current: 5, requested: 2, message: 'limit' }, 422, 'limit-exceeded'],
+    [{ ok: false, type: 'invalid', field: 'seats', message: 'no' }, 422, 'invalid-command'],
+    [{ ok: false, type: 'idempotency-mismatch', message: 'other command' }, 422, 'idempotency-key-reused'],
+  ];
+  for (const [result, status, problem] of cases) {
+    shards.answer = () => result;
+    const response = await post(holdPath, { body: { seats: ['A-1-3', 'A-1-4'] } });
+    expect(t, response, 'createHold', status, problem);
+    if (result.type === 'unavailable') t.same(response.body.seats, ['A-1-3']);
+    if (result.type === 'limit-exceeded') t.match(response.body, { limit: 6, current: 5, requested: 2 });
+  }
+});
+
+t.test('confirm, release and reserve', async (t) => {
+  shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : [], 'h_confirm_me');
+  expect(t, await post(holdPath, { body: { seats: ['A-2-1'] } }), 'createHold', 201);
+  const confirmPath = eventPath(spec, '/holds/h_confirm_me/confirm');
+
+  shards.calls.length = 0;
+  const foreign = await call(url, 'POST', confirmPath, { token: bob, key: freshKey() });
+  expect(t, foreign, 'confirmHold', 404, 'hold-not-found');
+  expect(t, await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: bob }), 'releaseHold', 404, 'hold-not-found');
+  expect(t, await post(eventPath(spec, '/holds/h_nobody/confirm')), 'confirmHold', 404, 'hold-not-found');
+  t.equal(shards.calls.length, 0, "another customer's hold is refused before any shard is asked");
+
+  for (const [result, status, problem] of [
+    [{ ok: false, type: 'hold-expired', holdId: 'h_confirm_me', message: 'expired' }, 409, 'hold-expired'],
+    [{ ok: false, type: 'hold-confirmed', holdId: 'h_confirm_me', reservationId: 'r1', message: 'confirmed' }, 409, 'hold-confirmed'],
+    [{ ok: false, type: 'hold-not-found', holdId: 'h_confirm_me', message: 'gone' }, 404, 'hold-not-found'],
+  ] as [ShardResult, number, string][]) {
+    shards.answer = () => result;
+    expect(t, await post(confirmPath), 'confirmHold', status, problem);
+  }
+  shards.answer = () => confirmedResult('h_confirm_me', ['A-2-1']);
+  const confirmed = await post(confirmPath);
+  expect(t, confirmed, 'confirmHold', 201);
+  t.equal(confirmed.headers.get('location'), `/v1/reservations/${confirmed.body.reservationId}`);
+  t.equal(shards.calls.at(-1)!.command.type, 'confirm');
+
+  shards.answer = () => ({ ok: true, type: 'released', holdId: 'h_confirm_me' });
+  const released = await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice });
+  expect(t, released, 'releaseHold', 204);
+  const release = shards.calls.at(-1)!.command;
+  t.same(release, { type: 'release', key: keyDigest('alice', 'release h_confirm_me'), customer: 'alice', holdId: 'h_confirm_me' });
+  shards.answer = () => ({ ok: false, type: 'hold-expired', holdId: 'h_confirm_me', message: 'expired' });
+  expect(t, await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice }), 'releaseHold', 204);
+  shards.answer = () => ({ ok: false, type: 'hold-confirmed', holdId: 'h_confirm_me', reservationId: 'r', message: 'sold' });
+  expect(t, await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice }), 'releaseHold', 409, 'hold-confirmed');
+
+  shards.answer = ({ command }) => confirmedResult('h_one_shot', [command.type === 'reserve' ? command.seat : '']);
+  const reserved = await post(eventPath(spec, '/seats/A-7-3/reserve'));
+  expect(t, reserved, 'reserveSeat', 201);
+  t.same(reserved.body.seats, ['A-7-3']);
+  t.equal(shards.calls.at(-1)!.shard, 1);
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-7-3'], message: 'sold' });
+  expect(t, await post(eventPath(spec, '/seats/A-7-3/reserve')), 'reserveSeat', 409, 'seats-unavailable');
+});
+
+t.test('a hold created through another replica is found in Postgres', async (t) => {
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at)
+     VALUES ($2, $1, 1, 'alice', '{A-6-1}', 1, 'live', now(), now() + interval '1 minute')`,
+    [spec.eventId, `h_elsewhere_${spec.eventId}`],
+  );
+  shards.calls.length = 0;
+  shards.answer = () => confirmedResult(`h_elsewhere_${spec.eventId}`, ['A-6-1']);
+  expect(t, await post(eventPath(spec, `/holds/h_elsewhere_${spec.eventId}/confirm`)), 'confirmHold', 201);
+  t.equal(shards.calls[0]!.shard, 1);
+  expect(
+    t,
+    await call(url, 'POST', eventPath(spec, `/holds/h_elsewhere_${spec.eventId}/confirm`), { token: bob, key: freshKey() }),
+    'confirmHold',
+    404,
+    'hold-not-found',
+  );
+});
+
+t.test('idempotency: replay, mismatch, in flight, conflicts not cached', async (t) => {
+  shards.calls.length = 0;
+  shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
+  const key = freshKey();
+  const first = await post(holdPath, { key, body: { seats: ['A-3-1'] } });
+  const again = await post(holdPath, { key, body: { seats: ['A-3-1'] } });
+  expect(t, again, 'createHold', 201);
+  t.same(again.body, first.body, 'the first response, replayed');
+  t.equal(again.headers.get('location'), first.headers.get('location'));
+  t.equal(again.headers.get('idempotent-replayed'), 'true');
+  t.equal(shards.calls.length, 1, 'the shard was asked once');
+  expect(t, await post(holdPath, { key, body: { seats: ['A-3-2'] } }), 'createHold', 422, 'idempotency-key-reused');
+  expect(t, await post(eventPath(spec, '/seats/A-3-1/reserve'), { key }), 'reserveSeat', 422, 'idempotency-key-reused');
+  t.equal((await call(url, 'POST', holdPath, { token: bob, key, body: { seats: ['A-3-3'] } })).status, 201, "bob's key space is his own");
+
+  const loserKey = freshKey();
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-3-5'], message: 'taken' });
+  expect(t, await post(holdPath, { key: loserKey, body: { seats: ['A-3-5'] } }), 'createHold', 409, 'seats-unavailable');
+  shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
+  expect(t, await post(holdPath, { key: loserKey, body: { seats: ['A-3-5'] } }), 'createHold', 201);
+
+  const slowKey = freshKey();
+  shards.answer = ({ command }) => {
+    if (command.type !== 'hold') return 'silence';
+    return 'silence';
+  };
+  const slow = post(holdPath, { key: slowKey, body: { seats: ['A-3-9'] } });
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const busy = await post(holdPath, { key: slowKey, body: { seats: ['A-3-9'] } });
+  expect(t, busy, 'createHold', 409, 'idempotency-key-in-use');
+  t.equal(busy.headers.get('retry-after'), '1');
+  const timedOut = await slow;
+  expect(t, timedOut, 'createHold', 503, 'shard-unavailable');
+  shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
+  expect(t, await post(holdPath, { key: slowKey, body: { seats: ['A-3-9'] } }), 'createHold', 201, undefined);
+});
+
+t.test('unavailable shards: 503 with Retry-After within the deadline, never a hang or a 500', async (t) => {
+  shards.answer = () => 'silence';
+  let started = Date.now();
+  const silent = await post(holdPath, { body: { seats: ['A-4-1'] } });
+  expect(t, silent, 'createHold', 503, 'shard-unavailable');
+  t.equal(silent.headers.get('retry-after'), '1');
+  t.ok(Date.now() - started < 2500, 'answered within the deadline (1.5 s) plus slack');
+  shards.answer = () => ({ ok: false, type: 'not-serving', state: 'draining', retryable: true, message: 'draining' });
+  started = Date.now();
+  expect(t, await post(holdPath, { body: { seats: ['A-4-1'] } }), 'createHold', 503, 'shard-unavailable');
+  shards.answer = () => ({ error: { code: 'fenced', message: 'epoch moved', retryable: true } });
+  expect(t, await post(holdPath, { body: { seats: ['A-4-1'] } }), 'createHold', 503, 'shard-unavailable');
+  const unowned = await provisionTestEvent(pool, { shardCount: 1 });
+  const noOwner = await post(`/v1/events/${unowned.eventId}/seats/A-4-2/reserve`);
+  expect(t, noOwner, 'reserveSeat', 503, 'shard-unavailable');
+});
+
+t.test('unexpected failures: 500 with the correlation id, no internals', async (t) => {
+  shards.answer = () => ({
+    error: { code: 'decode_failed', message: 'TypeError at Object.<anonymous> (/src/engine/x.ts:1:1)', retryable: false },
+  });
+  const failed = await post(holdPath, { body: { seats: ['A-4-3'] }, headers: { 'x-request-id': 'corr-500' } });
+  expect(t, failed, 'createHold', 500, 'internal-error');
+  t.equal(failed.body.requestId, 'corr-500');
+  t.notMatch(failed.text, /TypeError|\/src\/|at Object/);
+  shards.answer = () => ({ ok: true, type: 'released', holdId: 'x' }); // a nonsense answer to a hold
+  expect(t, await post(holdPath, { body: { seats: ['A-4-3'] } }), 'createHold', 500, 'internal-error');
+});
+
+t.test('admission control: over the event rate → 429 + Retry-After before any shard', async (t) => {
+  // One request a second, burst 1: of ten at once exactly one is admitted, however slow the machine.
+  const slowSale = await provisionTestEvent(pool, { admissionRate: 1, shardCount: 1 });
+  const fake = new FakeShards(harness.nc, slowSale.eventId, 1);
+  t.teardown(() => fake.close());
+  fake.answer = ({ command }) => confirmedResult('h_admitted', [command.type === 'reserve' ? command.seat : '']);
+  const responses = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => post(`/v1/events/${slowSale.eventId}/seats/A-1-${i + 1}/reserve`)),
+  );
+  const limited = responses.filter((r) => r.status === 429);
+  t.equal(responses.length - limited.length, 1, 'the burst is admitted');
+  t.equal(limited.length, 9);
+  for (const r of limited) {
+    expect(t, r, 'reserveSeat', 429, 'too-many-requests');
+    const wait = Number(r.headers.get('retry-after'));
+    t.ok(wait >= 1 && wait <= 10, `Retry-After ${wait}: when a slot frees up`);
+  }
+  t.equal(fake.calls.length, 1, 'refused requests never reached a shard');
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  t.match(metrics, new RegExp(`sentinel_ingress_admission_rejections_total\\{event="${slowSale.eventId}"\\} 9`));
+});
+
+t.test('sale window: not yet open, closed', async (t) => {
+  const later = await provisionTestEvent(pool, {
+    saleOpensAt: new Date(Date.now() + 3_600_000),
+    saleClosesAt: new Date(Date.now() + 7_200_000),
+  });
+  const early = await post(`/v1/events/${later.eventId}/seats/A-1-1/reserve`);
+  expect(t, early, 'reserveSeat', 409, 'sale-not-open');
+  t.ok(early.body.opensAt);
+});
+
+t.test('reads: availability, seat map, reservation (own only)', async (t) => {
+  const availability = await call(url, 'GET', eventPath(spec, '/availability'), { token: alice });
+  expect(t, availability, 'getAvailability', 200);
+  t.match(availability.body, {
+    eventId: spec.eventId,
+    sections: [{ section: 'A', total: 160, available: 160 }],
+    pools: [{ pool: 'GA', total: 50, available: 50 }],
+  });
+  const seatMap = await call(url, 'GET', eventPath(spec, '/seats?section=A'), { token: alice });
+  expect(t, seatMap, 'getSeatMap', 200);
+  t.equal(seatMap.body.rows.length, 8);
+  t.same(seatMap.body.rows[0].seats[0], { seat: 'A-1-1', number: 1, state: 'available' });
+  expect(t, await call(url, 'GET', eventPath(spec, '/seats?section=Q'), { token: alice }), 'getSeatMap', 404, 'section-not-found');
+  expect(t, await call(url, 'GET', eventPath(spec, '/seats'), { token: alice }), 'getSeatMap', 400, 'validation-failed');
+  expect(t, await call(url, 'GET', '/v1/events/nope/availability', { token: alice }), 'getAvailability', 404, 'event-not-found');
+
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at, reservation_id)
+     VALUES ($2, $1, 0, 'alice', '{A-1-20}', 1, 'confirmed', now(), now() + interval '1 minute', $3)`,
+    [spec.eventId, `h_for_res_${spec.eventId}`, `r_read_me_${spec.eventId}`],
+  );
+  await pool.query(
+    `INSERT INTO reservations (reservation_id, event_id, hold_id, shard, customer, seats, quantity, confirmed_at)
+     VALUES ($3, $1, $2, 0, 'alice', '{A-1-20}', 1, now())`,
+    [spec.eventId, `h_for_res_${spec.eventId}`, `r_read_me_${spec.eventId}`],
+  );
+  const mine = await call(url, 'GET', `/v1/reservations/r_read_me_${spec.eventId}`, { token: alice });
+  expect(t, mine, 'getReservation', 200);
+  t.match(mine.body, {
+    reservationId: `r_read_me_${spec.eventId}`,
+    holdId: `h_for_res_${spec.eventId}`,
+    seats: ['A-1-20'],
+    quantity: 1,
+    eventId: spec.eventId,
+  });
+  const theirs = await call(url, 'GET', `/v1/reservations/r_read_me_${spec.eventId}`, { token: bob });
+  expect(t, theirs, 'getReservation', 404, 'reservation-not-found');
+  const none = await call(url, 'GET', '/v1/reservations/r_nothing', { token: bob });
+  t.same(
+    { ...theirs.body, requestId: '', detail: '' },
+    { ...none.body, requestId: '', detail: '' },
+    "another's reservation looks exactly like none",
+  );
+});
+
+t.test('unknown routes, wrong methods, operations endpoints', async (t) => {
+  const missing = await call(url, 'GET', '/v1/nothing-here', { token: alice });
+  t.equal(missing.status, 404);
+  t.equal(missing.body.type, PROBLEM_BASE + 'not-found');
+  const wrong = await call(url, 'PUT', holdPath, { token: alice });
+  t.equal(wrong.status, 405);
+  t.equal(wrong.body.type, PROBLEM_BASE + 'method-not-allowed');
+  t.equal(wrong.headers.get('allow'), 'POST');
+  expect(t, await call(url, 'GET', '/healthz'), 'getHealth', 200);
+  const ready = await call(url, 'GET', '/readyz');
+  expect(t, ready, 'getReadiness', 200);
+  t.same(ready.body.checks, { redis: 'ok', nats: 'ok', postgres: 'ok' });
+  const doc = await call(url, 'GET', '/openapi.json');
+  t.same(doc.body, api.document, '/openapi.json serves the document the app validates with');
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  t.match(metrics, /sentinel_ingress_http_requests_total\{method="POST",route="\/v1\/events\/\{event\}\/holds",status="201"\} \d+/);
+  t.match(
+    metrics,
+    /sentinel_ingress_http_request_duration_seconds_bucket\{le="0.1",method="POST",route="\/v1\/events\/\{event\}\/holds"\} \d+/,
+  );
+  t.match(metrics, /sentinel_ingress_shard_request_duration_seconds_count\{command="hold",outcome="held"\} \d+/);
+  t.match(metrics, /sentinel_ingress_idempotency_total\{outcome="replay"\} \d+/);
+  t.notMatch(metrics, /route="\/v1\/events\/ev-/, 'routes are labelled by template, never by raw URL');
+});
+
+t.test('dependencies down: 503 and not ready', async (t) => {
+  const deadRedis = createRedis({ url: 'redis://127.0.0.1:1', log: silentLogger });
+  deadRedis.connect().catch(() => undefined);
+  const deadPg = createPgPool({ url: 'postgres://x:y@127.0.0.1:1/none', max: 1, log: silentLogger });
+  const broken = await startHarness(deadPg, { redis: deadRedis });
+  t.teardown(async () => {
+    await broken.close();
+    deadRedis.disconnect();
+    await deadPg.end();
+  });
+  const noDb = await call(broken.url, 'GET', eventPath(spec, '/availability'), { token: alice });
+  expect(t, noDb, 'getAvailability', 503, 'dependency-unavailable');
+  t.equal(noDb.headers.get('retry-after'), '1');
+  const notReady = await call(broken.url, 'GET', '/readyz');
+  expect(t, notReady, 'getReadiness', 503);
+  t.equal(notReady.body.checks.nats, 'ok');
+  t.not(notReady.body.checks.redis, 'ok');
+  t.not(notReady.body.checks.postgres, 'ok');
+
+  const noRedis = await startHarness(pool, { redis: deadRedis });
+  t.teardown(() => noRedis.close());
+  const refused = await call(noRedis.url, 'POST', holdPath, { token: alice, key: 'k', body: { seats: ['A-1-1'] } });
+  expect(t, refused, 'createHold', 503, 'dependency-unavailable');
+});
+
+t.test('graceful shutdown: in-flight requests finish, readiness fails first', async (t) => {
+  const h = await startHarness(pool);
+  shards.answer = () => 'silence';
+  let release: () => void = () => undefined;
+  const answerNow = new Promise<void>((resolve) => (release = resolve));
+  let received: () => void = () => undefined;
+  const asked = new Promise<void>((resolve) => (received = resolve));
+  // A shard that answers only when told: the response must still arrive although close() began.
+  const sub = h.nc.subscribe(`sentinel.${spec.eventId}.0`);
+  void (async () => {
+    for await (const m of sub) {
+      received();
+      await answerNow;
+      m.respond(encode({ result: heldResult(['A-1-9']) }));
+    }
+  })();
+  const inFlight = call(h.url, 'POST', holdPath, { token: alice, key: freshKey(), body: { seats: ['A-1-9'] } });
+  await asked; // the request is in flight: it reached the shard
+  const closing = h.running.close({ drainDelayMs: 300, graceMs: 5000 });
+  const ready = await call(h.url, 'GET', '/readyz');
+  t.equal(ready.status, 503, 'not ready while draining');
+  t.equal(ready.body.status, 'shutting-down');
+  release();
+  t.equal((await inFlight).status, 201, 'the request in flight completed');
+  await closing;
+  await t.rejects(fetch(`${h.url}/healthz`), 'no longer accepting');
+  sub.unsubscribe();
+  await h.nc.close();
+  h.redis.disconnect();
+});

@@ -1,0 +1,184 @@
+/**
+ * Apply a sample: printer columns show it, inventory appears in Postgres, the engine Deployment
+ * exists with owner references, status reaches InventoryProvisioned=True with the right counts;
+ * engines started the way a pod starts them make ShardsAvailable follow; health and metrics serve.
+ */
+import t from 'tap';
+import { desiredChildren } from '../../../src/operator/children.js';
+import { DEFAULT_OPERATOR_SETTINGS } from '../../../src/operator/operator.js';
+import type { TicketEventObject } from '../../../src/operator/types.js';
+import { startEngine, testDatabase, type EngineProcess } from '../../support/stack.js';
+import { cluster, condition, getTicketEvent, kubectl, patchMerge, runOperator, testNamespace, waitFor, waitForStatus } from './harness.js';
+
+t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truthful status', async (t) => {
+  const c = await cluster();
+  const pool = await testDatabase();
+  const { namespace, cleanup } = await testNamespace(c, 'op-life');
+  const operator = await runOperator(c, pool, namespace);
+  let engine: EngineProcess | undefined;
+  t.teardown(async () => {
+    await engine?.stop();
+    await operator.stop();
+    await cleanup();
+    await pool.end();
+  });
+
+  const applied = await kubectl(['apply', '-n', namespace, '-f', 'k8s/samples/small.yaml']);
+  t.equal(applied.code, 0, `kubectl apply: ${applied.stderr}`);
+  const eventId = `${namespace}--club-night`;
+
+  const provisioned = await waitForStatus(
+    c,
+    namespace,
+    'club-night',
+    'InventoryProvisioned=True',
+    (o) => condition(o.status, 'InventoryProvisioned')?.status === 'True',
+  );
+  t.equal(provisioned.status?.eventId, eventId);
+  t.equal(provisioned.status?.phase, 'Pending', 'the sample sale opens in 2030');
+  t.same(provisioned.status?.seats, { total: 172, available: 172, held: 0, sold: 0 }, '72 seats + 100 standing');
+  t.same(provisioned.status?.shards, { desired: 2, ready: 0 });
+  t.equal(provisioned.status?.observedGeneration, provisioned.metadata.generation);
+  t.ok(provisioned.metadata.finalizers?.includes('sentinel.dev/inventory'), 'finalizer set');
+
+  await t.test('printer columns show phase, sold/total, shards and age', async (t) => {
+    const got = await kubectl(['get', 'te', '-n', namespace]);
+    t.equal(got.code, 0, got.stderr);
+    const [header, row] = got.stdout.trim().split('\n');
+    t.match(header, /^NAME\s+PHASE\s+SOLD\s+SHARDS\s+AGE$/);
+    t.match(row, /^club-night\s+Pending\s+0\/172\s+0\/2\s+\d+s$/);
+    const wide = await kubectl(['get', 'ticketevents', '-n', namespace, '-o', 'wide']);
+    t.match(wide.stdout, new RegExp(`2030-06-01T18:00:00Z\\s+2030-06-02T18:00:00Z\\s+${eventId}`));
+  });
+
+  await t.test('the inventory is in Postgres', async (t) => {
+    const { rows: events } = await pool.query(
+      'SELECT display_name, shard_count, status, hold_ttl_ms, customer_limit FROM events WHERE id = $1',
+      [eventId],
+    );
+    t.same(events, [{ display_name: 'Club Night — Friday', shard_count: 2, status: 'open', hold_ttl_ms: 300_000, customer_limit: 4 }]);
+    const { rows: seats } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM seats WHERE event_id = $1', [eventId]);
+    t.equal(Number(seats[0]?.n), 72);
+    const { rows: pools } = await pool.query('SELECT pool_id, capacity FROM pools WHERE event_id = $1', [eventId]);
+    t.same(pools, [{ pool_id: 'GA', capacity: 100 }]);
+  });
+
+  await t.test('children exist with controller owner references', async (t) => {
+    const uid = provisioned.metadata.uid;
+    const owner = {
+      apiVersion: 'sentinel.dev/v1alpha1',
+      kind: 'TicketEvent',
+      name: 'club-night',
+      uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const deployment = await c.apps.readNamespacedDeployment({ namespace, name: 'club-night-engine' });
+    t.match(deployment.metadata?.ownerReferences, [owner]);
+    t.equal(deployment.spec?.replicas, 1);
+    const container = deployment.spec?.template.spec?.containers[0];
+    t.same(container?.args, ['engine']);
+    t.match(container?.env, [{ name: 'SENTINEL_EVENT', value: eventId }]);
+    t.equal(container?.securityContext?.readOnlyRootFilesystem, true);
+    t.equal(
+      deployment.metadata?.managedFields?.some((f) => f.manager === 'sentinel-operator' && f.operation === 'Apply'),
+      true,
+      'server-side applied',
+    );
+    const config = await c.core.readNamespacedConfigMap({ namespace, name: 'club-night-engine' });
+    t.match(config.metadata?.ownerReferences, [owner]);
+    t.equal(config.data?.['SENTINEL_EVENT'], eventId);
+    const service = await c.core.readNamespacedService({ namespace, name: 'club-night-engine-metrics' });
+    t.match(service.metadata?.ownerReferences, [owner]);
+    const events = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=club-night` });
+    t.ok(
+      events.items.some((e) => e.reason === 'Provisioned'),
+      'a Provisioned event is recorded on the object',
+    );
+  });
+
+  await t.test('every field the operator wants survives server-side apply', async (t) => {
+    const object = (await getTicketEvent(c, namespace, 'club-night')) as TicketEventObject;
+    for (const desired of desiredChildren(object, DEFAULT_OPERATOR_SETTINGS.engine)) {
+      const got = await kubectl(['get', desired.kind.toLowerCase(), desired.metadata.name, '-n', namespace, '-o', 'json']);
+      t.has(JSON.parse(got.stdout), desired, `${desired.kind} ${desired.metadata.name} is as desired`);
+    }
+  });
+
+  await t.test('a deleted child is put back (drift is repaired)', async (t) => {
+    await c.apps.deleteNamespacedDeployment({ namespace, name: 'club-night-engine' });
+    const back = await waitFor('the engine Deployment to come back', async () =>
+      c.apps.readNamespacedDeployment({ namespace, name: 'club-night-engine' }).catch(() => undefined),
+    );
+    t.equal(back.spec?.replicas, 1);
+  });
+
+  await t.test('opening the sale and starting an engine: status follows shard ownership', async (t) => {
+    await patchMerge(c, namespace, 'club-night', {
+      spec: { sale: { opensAt: new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z') } },
+    });
+    const open = await waitForStatus(c, namespace, 'club-night', 'phase OnSale', (o) => o.status?.phase === 'OnSale');
+    t.match(condition(open.status, 'Degraded'), { status: 'True', reason: 'ShardsUnavailable' }, 'on sale without engines is degraded');
+
+    engine = await startEngine(eventId);
+    const ready = await waitForStatus(
+      c,
+      namespace,
+      'club-night',
+      'Ready=True with 2/2 shards',
+      (o) => condition(o.status, 'Ready')?.status === 'True',
+      30_000,
+    );
+    t.same(ready.status?.shards, { desired: 2, ready: 2 });
+    t.equal(ready.status?.summary?.shards, '2/2');
+    t.match(condition(ready.status, 'ShardsAvailable'), { status: 'True', reason: 'AllShardsOwned' });
+
+    await engine.stop();
+    engine = undefined;
+    const gone = await waitForStatus(
+      c,
+      namespace,
+      'club-night',
+      'no shard owned after the engine stopped',
+      (o) => o.status?.shards?.ready === 0,
+      30_000,
+    );
+    t.match(condition(gone.status, 'ShardsAvailable'), { status: 'False', reason: 'ShardsUnowned' });
+    t.match(condition(gone.status, 'Degraded'), { status: 'True', reason: 'ShardsUnavailable' });
+    t.match(condition(gone.status, 'Ready'), { status: 'False' });
+  });
+
+  await t.test('the large sample provisions 36,600 places in 16 shards', async (t) => {
+    const applied = await kubectl(['apply', '--server-side', '-n', namespace, '-f', 'k8s/samples/large.yaml']);
+    t.equal(applied.code, 0, applied.stderr);
+    const large = await waitForStatus(
+      c,
+      namespace,
+      'stadium-tour',
+      'the stadium provisioned',
+      (o) => condition(o.status, 'InventoryProvisioned')?.status === 'True',
+      30_000,
+    );
+    t.same(large.status?.seats, { total: 36_600, available: 36_600, held: 0, sold: 0 });
+    t.same(large.status?.shards, { desired: 16, ready: 0 });
+    const deployment = await c.apps.readNamespacedDeployment({ namespace, name: 'stadium-tour-engine' });
+    t.equal(deployment.spec?.replicas, 4);
+    t.same(deployment.spec?.template.spec?.containers[0]?.resources, {
+      requests: { cpu: '500m', memory: '512Mi' },
+      limits: { memory: '1Gi' },
+    });
+  });
+
+  await t.test('health, readiness and metrics', async (t) => {
+    const base = `http://127.0.0.1:${operator.httpPort}`;
+    t.equal((await fetch(`${base}/healthz`)).status, 200);
+    t.equal((await fetch(`${base}/readyz`)).status, 200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    t.match(metrics, /sentinel_operator_reconciles_total\{result="success"\} [1-9]/);
+    t.match(metrics, /sentinel_operator_queue_depth \d/);
+    t.match(metrics, /sentinel_operator_leader 1/);
+    t.ok(operator.isLeader());
+  });
+
+  t.ok(await getTicketEvent(c, namespace, 'club-night'));
+});

@@ -1,0 +1,80 @@
+import type { NatsConnection } from 'nats';
+import type { ShardCommand, ShardResult } from '../../src/domain/commands.js';
+import { validateLayout } from '../../src/domain/layout.js';
+import { shardMap, type ShardMap } from '../../src/domain/shard-map.js';
+import { ShardClient } from '../../src/engine/shard-client.js';
+import type { EventSpec } from '../../src/engine/provision.js';
+
+/** Sends shard commands for one event the way the ingress does: seat → shard, then NATS request/reply. */
+export class ShardDriver {
+  readonly map: ShardMap;
+  readonly client: ShardClient;
+
+  constructor(
+    nc: NatsConnection,
+    readonly spec: EventSpec,
+    private readonly deadlineMs = 10_000,
+  ) {
+    const validation = validateLayout(spec.layout);
+    if (!validation.ok) throw new Error('bad test layout');
+    this.map = shardMap(validation.layout, spec.shardCount);
+    this.client = new ShardClient(nc);
+  }
+
+  /** All seat ids of the event in layout order. */
+  seats(): string[] {
+    return Array.from({ length: this.spec.shardCount }, (_, s) => this.map.seatsOfShard(s)).flat();
+  }
+
+  shardOf(command: ShardCommand): number {
+    switch (command.type) {
+      case 'hold':
+        return this.map.shardOfSeat(command.seats[0] ?? '') ?? 0;
+      case 'reserve':
+        return this.map.shardOfSeat(command.seat) ?? 0;
+      case 'hold-pool':
+        return this.map.shardOfPool(command.pool) ?? 0;
+      case 'hold-best':
+        return this.map.shardsOfSection(command.section)?.[0] ?? 0;
+      default:
+        throw new Error(`shardOf needs an explicit shard for ${command.type}`);
+    }
+  }
+
+  send(command: ShardCommand, shard = this.shardOf(command)): Promise<ShardResult> {
+    return this.client.send(this.spec.eventId, shard, command, { deadlineMs: this.deadlineMs });
+  }
+}
+
+/** The outcome of a stream of commands: what was acknowledged, what failed. */
+export interface StreamOutcome {
+  readonly acknowledged: { command: ShardCommand; result: ShardResult }[];
+  readonly failed: { command: ShardCommand; error: string }[];
+}
+
+/**
+ * Sends `commands` with bounded concurrency, recording every answer. Bounded: it stops when the
+ * list is done; each request has the driver's deadline.
+ */
+export async function runStream(
+  driver: ShardDriver,
+  commands: readonly ShardCommand[],
+  concurrency = 16,
+  pauseMs = 0,
+): Promise<StreamOutcome> {
+  const outcome: StreamOutcome = { acknowledged: [], failed: [] };
+  let next = 0;
+  const worker = async () => {
+    while (next < commands.length) {
+      const command = commands[next++] as ShardCommand;
+      try {
+        outcome.acknowledged.push({ command, result: await driver.send(command) });
+      } catch (error) {
+        outcome.failed.push({ command, error: error instanceof Error ? error.message : String(error) });
+      }
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return outcome;
+}

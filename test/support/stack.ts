@@ -1,0 +1,170 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { createPgPool } from '../../src/adapters/postgres/pool.js';
+import { migrate } from '../../src/adapters/postgres/migrate.js';
+import { provisionEvent, type EventSpec } from '../../src/engine/provision.js';
+import { silentLogger } from '../../src/log.js';
+import { testConfig, uniqueName } from './env.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bin/sentinel.js', import.meta.url));
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws, naming `what`). */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 20_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A free loopback TCP port. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** A migrated database pool for a test file. */
+export async function testDatabase(): Promise<pg.Pool> {
+  const pool = createPgPool({ url: testConfig().databaseUrl, max: 8, log: silentLogger });
+  await migrate(pool, silentLogger);
+  return pool;
+}
+
+/** A small assigned-seating layout: `sections` sections × `rows` rows × `seats` seats, plus one GA pool. */
+export function testLayout(options: { sections?: number; rows?: number; seats?: number; pool?: number } = {}): unknown {
+  const sections = Array.from({ length: options.sections ?? 1 }, (_, s) => ({
+    id: String.fromCharCode(65 + s),
+    rows: Array.from({ length: options.rows ?? 8 }, (_, r) => ({ id: String(r + 1), seats: options.seats ?? 20 })),
+  }));
+  return { sections, pools: options.pool ? [{ id: 'GA', capacity: options.pool }] : [] };
+}
+
+/** Provisions a fresh event (unique id) that is on sale now. */
+export async function provisionTestEvent(pool: pg.Pool, overrides: Partial<EventSpec> = {}): Promise<EventSpec> {
+  const now = Date.now();
+  const spec: EventSpec = {
+    eventId: uniqueName('ev').toLowerCase(),
+    displayName: 'Test event',
+    layout: testLayout(),
+    shardCount: 2,
+    holdTtlMs: 60_000,
+    customerLimit: 8,
+    admissionRate: 100_000,
+    saleOpensAt: new Date(now - 60_000),
+    saleClosesAt: new Date(now + 3_600_000),
+    ...overrides,
+  };
+  const outcome = await provisionEvent(pool, spec);
+  if (outcome.status !== 'created') throw new Error(`provisioning failed: ${JSON.stringify(outcome)}`);
+  return spec;
+}
+
+/** An engine child process, started the way a pod would start it. */
+export interface EngineProcess {
+  readonly id: string;
+  readonly httpPort: number;
+  readonly child: ChildProcess;
+  /** Everything it logged (JSON lines). */
+  readonly logs: string[];
+  readonly exited: Promise<number | null>;
+  /** Shards it currently owns, from its log ("Claimed shard" minus released/lost/stopped). */
+  metric(name: string): Promise<number>;
+  signal(signal: NodeJS.Signals): void;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<number | null>;
+}
+
+const running = new Set<EngineProcess>();
+process.on('exit', () => {
+  for (const engine of running) engine.child.kill('SIGKILL');
+});
+
+/** Spawns `sentinel engine` for one event and waits until it is ready. */
+export async function startEngine(eventId: string, env: Record<string, string> = {}): Promise<EngineProcess> {
+  const id = env['SENTINEL_ENGINE_ID'] ?? uniqueName('engine');
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [CLI, 'engine'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      SENTINEL_EVENT: eventId,
+      SENTINEL_ENGINE_ID: id,
+      SENTINEL_HTTP_PORT: String(httpPort),
+      SENTINEL_LEASE_TTL_MS: '2000',
+      SENTINEL_REBALANCE_INTERVAL_MS: '250',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  let buffered = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    logs.push(...lines);
+    if (process.env['SENTINEL_TEST_ENGINE_LOGS']) for (const line of lines) process.stderr.write(`[${id}] ${line}\n`);
+  });
+  child.stderr?.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const engine: EngineProcess = {
+    id,
+    httpPort,
+    child,
+    logs,
+    exited,
+    async metric(name: string) {
+      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+      return line ? Number(line.split(' ').pop()) : NaN;
+    },
+    signal(signal) {
+      child.kill(signal);
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      running.delete(engine);
+      return code;
+    },
+  };
+  running.add(engine);
+  void exited.then(() => running.delete(engine));
+  await waitFor(
+    `engine ${id} ready`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`engine exited with ${child.exitCode}: ${logs.slice(-5).join('\n')}`);
+      return (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).ok;
+    },
+    30_000,
+  );
+  return engine;
+}
+
+/** Shard owners per the database (owner column), for assertions. */
+export async function shardOwners(pool: pg.Pool, eventId: string): Promise<Map<number, string | null>> {
+  const { rows } = await pool.query<{ shard: number; owner: string | null }>(
+    'SELECT shard, owner FROM shards WHERE event_id = $1 ORDER BY shard',
+    [eventId],
+  );
+  return new Map(rows.map((r) => [r.shard, r.owner]));
+}

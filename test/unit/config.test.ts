@@ -1,0 +1,28 @@
+import t from 'tap';
+import { loadConfig, DEVELOPMENT_JWT_SECRET } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+t.test('defaults point at the local infrastructure and are frozen', async (t) => {
+  const config = loadConfig({}, { hostname: 'h', pid: 7 });
+  t.equal(config.databaseUrl, 'postgres://sentinel:sentinel@127.0.0.1:15432/sentinel');
+  t.same(config.kafkaBrokers, ['127.0.0.1:19092']);
+  t.equal(config.engineId, 'h-7');
+  t.equal(config.jwtSecret, DEVELOPMENT_JWT_SECRET);
+  t.ok(Object.isFrozen(config));
+});
+
+t.test('bad values name the variable', async (t) => {
+  t.throws(
+    () => loadConfig({ SENTINEL_BATCH_WINDOW_MS: 'soon' }),
+    new ConfigError('SENTINEL_BATCH_WINDOW_MS must be an integer in [0, 1000], got "soon"'),
+  );
+  t.throws(() => loadConfig({ SENTINEL_LEASE_TTL_MS: '10' }), /SENTINEL_LEASE_TTL_MS must be an integer/);
+  t.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL must use postgres: or postgresql:/);
+  t.throws(() => loadConfig({ REDIS_URL: 'not a url' }), /REDIS_URL is not a URL/);
+  t.throws(() => loadConfig({ KAFKA_BROKERS: 'a:1,b' }), /KAFKA_BROKERS entry must be host:port, got "b"/);
+});
+
+t.test('production refuses the development secret', async (t) => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), /SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set/);
+  t.doesNotThrow(() => loadConfig({ NODE_ENV: 'production', SENTINEL_JWT_SECRET: 'x'.repeat(32) }));
+});

@@ -1,0 +1,360 @@
+import t from 'tap';
+import type { HoldSeatsCommand, ShardChange, ShardCommand, ShardResult } from '../../../src/domain/index.js';
+import { confirm, fixture, hold, holdBest, holdPool, key, release, reserve, rows } from './support/fixtures.js';
+
+const NOW = 1_700_000_000_000;
+const TTL = 60_000;
+
+const theatre = {
+  sections: [
+    { id: 'A', rows: rows(3, 10) },
+    { id: 'B', rows: rows(2, 6) },
+  ],
+  pools: [{ id: 'GA', capacity: 5 }],
+};
+
+function held(result: ShardResult) {
+  if (result.type !== 'held') throw new Error(`expected held, got ${JSON.stringify(result)}`);
+  return result.hold;
+}
+
+function states(changes: readonly ShardChange[]) {
+  return changes.flatMap((c) => (c.type === 'seat' ? [`${c.seat}:${c.state}:${c.fromVersion}->${c.toVersion}`] : []));
+}
+
+t.test('hold: specific seats, all or nothing', async (t) => {
+  const { inventory } = fixture(theatre);
+  const command = hold('ann', ['A-1-1', 'A-1-2']);
+  const { result, changes } = inventory.decide(command, NOW);
+  const view = held(result);
+  t.same(view, { holdId: 'hold-1', customer: 'ann', seats: ['A-1-1', 'A-1-2'], quantity: 2, createdAt: NOW, expiresAt: NOW + TTL });
+  t.same(
+    changes.map((c) => c.type),
+    ['hold-created', 'seat', 'seat', 'idempotency'],
+  );
+  t.same(states(changes), ['A-1-1:held:0->1', 'A-1-2:held:0->1']);
+  t.same(changes[3], { type: 'idempotency', key: command.key, customer: 'ann', fingerprint: 'A-1-1,A-1-2', result, at: NOW });
+
+  const clash = inventory.decide(hold('bob', ['A-1-3', 'A-1-2', 'A-1-1']), NOW);
+  t.same(clash.result, { ok: false, type: 'unavailable', seats: ['A-1-2', 'A-1-1'], message: 'seats A-1-2, A-1-1 are not available' });
+  t.same(clash.changes, [], 'a loser changes nothing');
+  t.ok(inventory.decide(hold('bob', ['A-1-3']), NOW).result.ok, 'the free seat of the failed request was not taken');
+  t.same(inventory.counts().overall, { total: 47, available: 44, held: 3, sold: 0 });
+});
+
+t.test('invalid commands: precise field and message, nothing changes', async (t) => {
+  const { inventory } = fixture(theatre, { shards: 3 });
+  // Shard 0 owns section A's rows; B and GA live elsewhere.
+  const cases: [ShardCommand, string, RegExp][] = [
+    [hold('ann', []), 'seats', /at least one seat/],
+    [hold('ann', ['A-1-1', 'A-1-2', 'A-1-3', 'A-1-4', 'A-1-5', 'A-1-6', 'A-1-7']), 'seats', /7 seats requested; at most 6 per request/],
+    [hold('ann', ['A-1-1', 'Z-1-1']), 'seats[1]', /unknown seat "Z-1-1"/],
+    [hold('ann', ['A-1-11']), 'seats[0]', /unknown seat "A-1-11"/],
+    [hold('ann', ['A-1-01']), 'seats[0]', /unknown seat/],
+    [hold('ann', ['A-1-1', 'B-1-1']), 'seats[1]', /seat B-1-1 belongs to shard \d, not shard 0/],
+    [hold('ann', ['A-1-1', 'A-1-2', 'A-1-1']), 'seats[2]', /duplicate seat A-1-1 \(also seats\[0\]\)/],
+    [{ type: 'hold', key: key(), customer: 'ann', seats: 'A-1-1' } as unknown as ShardCommand, 'seats', /array of seat ids/],
+    [holdBest('ann', 'A', 0), 'quantity', /at least 1/],
+    [holdBest('ann', 'A', 2.5), 'quantity', /integer/],
+    [holdBest('ann', 'A', 7), 'quantity', /above the maximum of 6/],
+    [holdBest('ann', 'Z', 2), 'section', /unknown section "Z"/],
+    [holdBest('ann', 'B', 2), 'section', /section B has no rows in shard 0 \(its shards: \d\)/],
+    [holdPool('ann', 'GA', 1), 'pool', /pool GA belongs to shard 2, not shard 0/],
+    [holdPool('ann', 'VIP', 1), 'pool', /unknown pool "VIP"/],
+    [holdPool('ann', 'GA', -1), 'quantity', /at least 1/],
+    [reserve('ann', 'B-2-6'), 'seat', /belongs to shard/],
+    [confirm('ann', ''), 'holdId', /holdId must be a string/],
+    [{ type: 'hold', key: '', customer: 'ann', seats: ['A-1-1'] }, 'key', /key must be/],
+    [{ type: 'hold', key: 'a\u0000b', customer: 'ann', seats: ['A-1-1'] }, 'key', /without NUL/],
+    [{ type: 'hold', key: key(), customer: '', seats: ['A-1-1'] }, 'customer', /customer must be/],
+    [{ type: 'steal', key: key(), customer: 'ann' } as unknown as ShardCommand, 'type', /unknown command type "steal"/],
+  ];
+  const before = inventory.snapshot();
+  for (const [command, field, message] of cases) {
+    const { result, changes } = inventory.decide(command, NOW);
+    t.equal(result.type, 'invalid', JSON.stringify(command));
+    if (result.type === 'invalid') {
+      t.equal(result.field, field, `field of ${JSON.stringify(command)}`);
+      t.match(result.message, message);
+    }
+    t.same(changes, []);
+  }
+  t.same(inventory.snapshot(), before, 'nothing changed');
+  t.equal(inventory.stats().rememberedFailures, 0, 'invalid commands are not remembered');
+});
+
+t.test('hold-best: adjacent, best row first, no orphan when avoidable', async (t) => {
+  const { inventory } = fixture({ sections: [{ id: 'A', rows: rows(3, 5) }] });
+  // Row 1: take seats 1 and 3 → free runs [2] and [4,5].
+  inventory.decide(hold('x', ['A-1-1', 'A-1-3']), NOW);
+  // Two seats: row 1's run [4,5] fits exactly (no orphan) — best row wins.
+  t.same(held(inventory.decide(holdBest('ann', 'A', 2), NOW).result).seats, ['A-1-4', 'A-1-5']);
+  // Row 2 is empty (5 seats): 4 seats would leave seat 5 alone → row 3? also 5 free → all rows leave an orphan: fallback to row 2.
+  t.same(held(inventory.decide(holdBest('bob', 'A', 4), NOW).result).seats, ['A-2-1', 'A-2-2', 'A-2-3', 'A-2-4']);
+  // 3 seats: row 3 (5 free) fits with 2 left over.
+  t.same(held(inventory.decide(holdBest('cy', 'A', 3), NOW).result).seats, ['A-3-1', 'A-3-2', 'A-3-3']);
+  // One seat: the orphans themselves are the best choice (seat A-1-2 fits its run exactly).
+  t.same(held(inventory.decide(holdBest('dee', 'A', 1), NOW).result).seats, ['A-1-2']);
+});
+
+t.test('hold-best prefers a later row to leaving an orphan, and strictOrphans refuses the orphan fallback', async (t) => {
+  const { inventory } = fixture({
+    sections: [
+      {
+        id: 'A',
+        rows: [
+          { id: '1', seats: 3 },
+          { id: '2', seats: 4 },
+        ],
+      },
+    ],
+  });
+  // Row 1 has 3 seats: 2 would leave one. Row 2 (4 seats) takes 2 leaving 2.
+  t.same(held(inventory.decide(holdBest('ann', 'A', 2), NOW).result).seats, ['A-2-1', 'A-2-2']);
+  // Now row 1: 3 free, row 2: 2 free (exact) → row 1 would orphan, row 2 fits exactly.
+  t.same(held(inventory.decide(holdBest('bob', 'A', 2), NOW).result).seats, ['A-2-3', 'A-2-4']);
+  // Only row 1 is left: 2 seats must leave an orphan.
+  const strict = inventory.decide(holdBest('cy', 'A', 2, key(), true), NOW);
+  t.same(strict.result.type, 'unavailable');
+  t.match((strict.result as { message: string }).message, /without leaving a single seat/);
+  t.same(held(inventory.decide(holdBest('cy', 'A', 2), NOW).result).seats, ['A-1-1', 'A-1-2'], 'fallback with an orphan');
+  const none = inventory.decide(holdBest('dee', 'A', 2), NOW);
+  t.same(none.result, {
+    ok: false,
+    type: 'unavailable',
+    seats: [],
+    message: 'no 2 adjacent available seats in one row of section A in shard 0',
+  });
+  t.match(inventory.decide(holdBest('dee', 'A', 5), NOW).result, { type: 'invalid', field: 'quantity', message: /longest row has 4/ });
+});
+
+t.test('hold-pool: quantity of places', async (t) => {
+  const { inventory } = fixture({ pools: [{ id: 'GA', capacity: 5 }] });
+  const first = inventory.decide(holdPool('ann', 'GA', 3), NOW);
+  t.same(held(first.result), {
+    holdId: 'hold-1',
+    customer: 'ann',
+    seats: [],
+    pool: 'GA',
+    quantity: 3,
+    createdAt: NOW,
+    expiresAt: NOW + TTL,
+  });
+  t.same(first.changes[1], { type: 'pool', pool: 'GA', held: 3, sold: 0, fromVersion: 0, toVersion: 1 });
+  t.same(inventory.decide(holdPool('bob', 'GA', 3), NOW).result, {
+    ok: false,
+    type: 'unavailable',
+    seats: [],
+    message: 'pool GA has 2 places left; 3 requested',
+  });
+  const confirmed = inventory.decide(confirm('ann', 'hold-1'), NOW + 1);
+  t.match(confirmed.result, { ok: true, type: 'confirmed', reservation: { pool: 'GA', quantity: 3, seats: [] } });
+  t.same(confirmed.changes[0], { type: 'pool', pool: 'GA', held: 0, sold: 3, fromVersion: 1, toVersion: 2 });
+  t.same(inventory.counts().pools, [{ id: 'GA', total: 5, available: 2, held: 0, sold: 3 }]);
+});
+
+t.test('per-customer limit counts live holds and reservations, seats and places', async (t) => {
+  const { inventory } = fixture(theatre, { settings: { customerLimit: 4 } });
+  t.ok(inventory.decide(hold('ann', ['A-1-1', 'A-1-2']), NOW).result.ok);
+  t.ok(inventory.decide(holdPool('ann', 'GA', 1), NOW).result.ok);
+  t.same(inventory.decide(holdBest('ann', 'A', 2), NOW).result, {
+    ok: false,
+    type: 'limit-exceeded',
+    limit: 4,
+    current: 3,
+    requested: 2,
+    message: 'customer holds or has reserved 3 of at most 4; 2 more would exceed the limit',
+  });
+  t.ok(inventory.decide(confirm('ann', 'hold-1'), NOW).result.ok, 'confirming keeps the count');
+  t.ok(inventory.decide(reserve('ann', 'B-1-1'), NOW).result.ok, 'the fourth');
+  t.match(inventory.decide(reserve('ann', 'B-1-2'), NOW).result, { type: 'limit-exceeded', current: 4, requested: 1 });
+  t.ok(inventory.decide(release('ann', 'hold-2'), NOW).result.ok, 'releasing frees the count');
+  t.ok(inventory.decide(reserve('ann', 'B-1-2'), NOW).result.ok);
+  t.match(inventory.decide(holdBest('bob', 'A', 5), NOW).result, { type: 'invalid', field: 'quantity' }, 'above the limit is invalid');
+});
+
+t.test('confirm: a live hold of this customer becomes a reservation', async (t) => {
+  const { inventory } = fixture(theatre);
+  const hold1 = held(inventory.decide(hold('ann', ['A-2-1', 'A-2-2']), NOW).result);
+  t.same(inventory.decide(confirm('bob', hold1.holdId), NOW).result, {
+    ok: false,
+    type: 'hold-not-found',
+    holdId: 'hold-1',
+    message: 'no hold hold-1 of this customer',
+  });
+  t.match(inventory.decide(confirm('ann', 'hold-99'), NOW).result, { type: 'hold-not-found', holdId: 'hold-99' });
+  const { result, changes } = inventory.decide(confirm('ann', hold1.holdId), NOW + 5);
+  t.same(result, {
+    ok: true,
+    type: 'confirmed',
+    reservation: {
+      reservationId: 'res-1',
+      holdId: 'hold-1',
+      customer: 'ann',
+      seats: ['A-2-1', 'A-2-2'],
+      quantity: 2,
+      confirmedAt: NOW + 5,
+    },
+  });
+  t.same(states(changes), ['A-2-1:sold:1->2', 'A-2-2:sold:1->2']);
+  t.same(
+    changes.map((c) => c.type),
+    ['seat', 'seat', 'reservation-created', 'idempotency'],
+  );
+  t.same(inventory.decide(confirm('ann', hold1.holdId), NOW + 6).result, {
+    ok: false,
+    type: 'hold-confirmed',
+    holdId: 'hold-1',
+    reservationId: 'res-1',
+    message: 'hold hold-1 was already confirmed as reservation res-1',
+  });
+  t.match(inventory.decide(release('ann', hold1.holdId), NOW + 6).result, { type: 'hold-confirmed' }, 'a sold hold cannot be released');
+  t.match(inventory.decide(confirm('bob', hold1.holdId), NOW + 6).result, { type: 'hold-not-found' }, 'nor seen by others');
+  t.match(inventory.decide(hold('bob', ['A-2-1']), NOW).result, { type: 'unavailable', seats: ['A-2-1'] });
+  t.same(inventory.counts().sections[0], { id: 'A', total: 30, available: 28, held: 0, sold: 2 });
+});
+
+t.test('release: seats return, the hold is over', async (t) => {
+  const { inventory } = fixture(theatre);
+  const view = held(inventory.decide(hold('ann', ['A-3-5']), NOW).result);
+  t.match(inventory.decide(release('bob', view.holdId), NOW).result, { type: 'hold-not-found' });
+  const { result, changes } = inventory.decide(release('ann', view.holdId), NOW);
+  t.same(result, { ok: true, type: 'released', holdId: 'hold-1' });
+  t.same(changes.slice(0, 2), [
+    { type: 'seat', seat: 'A-3-5', state: 'available', holdId: null, fromVersion: 1, toVersion: 2 },
+    { type: 'hold-ended', holdId: 'hold-1', customer: 'ann', quantity: 1, reason: 'released' },
+  ]);
+  t.same(inventory.decide(release('ann', view.holdId), NOW).result, {
+    ok: false,
+    type: 'hold-expired',
+    holdId: 'hold-1',
+    message: 'hold hold-1 was released',
+  });
+  t.match(inventory.decide(confirm('ann', view.holdId), NOW).result, { type: 'hold-expired' });
+  t.ok(inventory.decide(hold('bob', ['A-3-5']), NOW).result.ok, 'the seat is free again');
+});
+
+t.test('reserve: one click, one winner (hot seat)', async (t) => {
+  const { inventory } = fixture(theatre);
+  const results = Array.from({ length: 1000 }, (_, i) => inventory.decide(reserve(`c${i}`, 'A-1-7'), NOW + i));
+  const winners = results.filter((d) => d.result.ok);
+  t.equal(winners.length, 1);
+  t.same(winners[0]!.result, {
+    ok: true,
+    type: 'confirmed',
+    reservation: { reservationId: 'res-1', holdId: 'hold-1', customer: 'c0', seats: ['A-1-7'], quantity: 1, confirmedAt: NOW },
+  });
+  t.same(
+    winners[0]!.changes.map((c) => c.type),
+    ['hold-created', 'seat', 'reservation-created', 'idempotency'],
+  );
+  t.same(states(winners[0]!.changes), ['A-1-7:sold:0->1'], 'one versioned write, straight to sold');
+  t.ok(results.slice(1).every((d) => d.result.type === 'unavailable' && d.changes.length === 0));
+  t.match(inventory.decide(confirm('c0', 'hold-1'), NOW).result, { type: 'hold-confirmed', reservationId: 'res-1' });
+});
+
+t.test('expiry: a pure rule of time', async (t) => {
+  const { inventory } = fixture(theatre);
+  t.equal(inventory.nextExpiryAt(), Infinity);
+  inventory.decide(hold('ann', ['A-1-1', 'A-1-2']), NOW);
+  inventory.decide(holdPool('bob', 'GA', 2), NOW + 10);
+  inventory.decide(hold('cy', ['B-1-1']), NOW + 20);
+  inventory.decide(release('cy', 'hold-3'), NOW + 30);
+  t.equal(inventory.nextExpiryAt(), NOW + TTL);
+  t.same(inventory.expireDue(NOW + TTL - 1), [], 'nothing before its time');
+
+  // At expiresAt the hold is over: confirm answers hold-expired even before the sweep.
+  t.match(inventory.decide(confirm('ann', 'hold-1'), NOW + TTL).result, { type: 'hold-expired', message: /expired at/ });
+  t.match(inventory.decide(hold('dee', ['A-1-1']), NOW + TTL).result, { type: 'unavailable' }, 'until swept its seats stay held');
+
+  const changes = inventory.expireDue(NOW + TTL + 10);
+  t.same(changes, [
+    { type: 'seat', seat: 'A-1-1', state: 'available', holdId: null, fromVersion: 1, toVersion: 2 },
+    { type: 'seat', seat: 'A-1-2', state: 'available', holdId: null, fromVersion: 1, toVersion: 2 },
+    { type: 'hold-ended', holdId: 'hold-1', customer: 'ann', quantity: 2, reason: 'expired' },
+    { type: 'pool', pool: 'GA', held: 0, sold: 0, fromVersion: 1, toVersion: 2 },
+    { type: 'hold-ended', holdId: 'hold-2', customer: 'bob', quantity: 2, reason: 'expired' },
+  ]);
+  t.equal(inventory.nextExpiryAt(), Infinity, 'the released hold left no timer behind');
+  t.match(inventory.decide(confirm('ann', 'hold-1'), NOW + TTL + 11).result, { type: 'hold-expired', message: 'hold hold-1 was expired' });
+  t.same(inventory.counts().overall, { total: 47, available: 47, held: 0, sold: 0 });
+});
+
+t.test('idempotency: replays, mismatches, failures remembered in memory only, TTL', async (t) => {
+  const { inventory } = fixture(theatre, { settings: { idempotencyTtlMs: 10_000 } });
+  const command = hold('ann', ['A-1-1']) as HoldSeatsCommand;
+  const first = inventory.decide(command, NOW);
+  const again = inventory.decide({ ...command, seats: ['A-1-1'] }, NOW + 1);
+  t.equal(again.result, first.result, 'the very first result object');
+  t.same(again.changes, []);
+  t.same(inventory.decide({ ...command, seats: ['A-1-2'] }, NOW + 2).result, {
+    ok: false,
+    type: 'idempotency-mismatch',
+    message: `idempotency key "${command.key}" was already used for a different command (A-1-1)`,
+  });
+  t.ok(inventory.decide({ ...command, customer: 'bob', seats: ['A-1-2'] }, NOW + 2).result.ok, 'keys are per customer');
+
+  const loser = reserve('cy', 'A-1-1');
+  const lost = inventory.decide(loser, NOW + 3);
+  t.equal(lost.result.type, 'unavailable');
+  inventory.decide(release('ann', 'hold-1'), NOW + 4);
+  t.equal(inventory.decide(loser, NOW + 5).result, lost.result, 'a failure is replayed too (never turned into a success)');
+  t.same(inventory.stats(), { seats: 42, holds: 1, endedHolds: 1, customers: 1, rememberedResults: 3, rememberedFailures: 1 });
+
+  // After the TTL the key is forgotten and the command is decided afresh.
+  const fresh = inventory.decide(loser, NOW + 3 + 10_000);
+  t.equal(fresh.result.type, 'confirmed');
+  t.not(fresh.result, lost.result);
+  const replayedLate = inventory.decide(command, NOW + 10_000);
+  t.equal(replayedLate.result.type, 'unavailable', 'the first hold key expired too: decided afresh');
+});
+
+t.test('failure memory is bounded', async (t) => {
+  const { inventory } = fixture(theatre, { settings: { maxRememberedFailures: 3 } });
+  inventory.decide(reserve('ann', 'A-1-1'), NOW);
+  const losers = Array.from({ length: 5 }, (_, i) => reserve(`c${i}`, 'A-1-1'));
+  for (const command of losers) inventory.decide(command, NOW);
+  t.equal(inventory.stats().rememberedFailures, 3);
+  // The oldest two were forgotten: decided again (still unavailable), the newest answered from memory.
+  t.equal(inventory.decide(losers[4]!, NOW).changes.length, 0);
+  t.equal(inventory.stats().rememberedFailures, 3);
+});
+
+t.test('abort undoes an unpersisted hold exactly', async (t) => {
+  const { inventory } = fixture(theatre);
+  const before = inventory.snapshot();
+  const command = hold('ann', ['A-1-1', 'A-1-2']);
+  const view = held(inventory.decide(command, NOW).result);
+  t.ok(inventory.abort(view.holdId));
+  t.same(inventory.snapshot(), before, 'seats, versions, tallies and keys as before');
+  t.equal(inventory.decide(command, NOW).result.type, 'held', 'the key was forgotten: a retry is decided afresh');
+
+  const reserved = inventory.decide(reserve('bob', 'B-1-1'), NOW).result;
+  t.equal(reserved.type, 'confirmed');
+  if (reserved.type === 'confirmed') t.ok(inventory.abort(reserved.reservation.holdId), 'a one-shot reserve can be aborted');
+  t.match(inventory.seatStates('B')![0], { seat: 'B-1-1', state: 'available', version: 0 });
+
+  const a = held(inventory.decide(holdPool('cy', 'GA', 1), NOW).result);
+  held(inventory.decide(holdPool('dee', 'GA', 1), NOW).result);
+  t.notOk(inventory.abort(a.holdId), 'not exact: a later decision changed the pool since');
+  t.notOk(inventory.abort('hold-nope'));
+  const confirmedHold = held(inventory.decide(hold('eve', ['A-3-1']), NOW).result);
+  inventory.decide(confirm('eve', confirmedHold.holdId), NOW);
+  t.notOk(inventory.abort(confirmedHold.holdId), 'a confirmed hold is not abortable');
+});
+
+t.test('read models', async (t) => {
+  const { inventory } = fixture(theatre, { shards: 2 });
+  inventory.decide(hold('ann', ['A-1-1']), NOW);
+  inventory.decide(reserve('ann', 'A-1-2'), NOW);
+  t.same(inventory.seatStates('A')!.slice(0, 3), [
+    { seat: 'A-1-1', state: 'held', version: 1 },
+    { seat: 'A-1-2', state: 'sold', version: 1 },
+    { seat: 'A-1-3', state: 'available', version: 0 },
+  ]);
+  t.equal(inventory.seatStates('GA'), undefined);
+  const { overall, sections } = inventory.counts();
+  t.same(overall, { total: sections[0]!.total, available: sections[0]!.total - 2, held: 1, sold: 1 }, 'shard 0 of 2 owns only section A');
+  t.same(inventory.holdView('hold-1')?.seats, ['A-1-1']);
+  t.equal(inventory.holdView('hold-2'), undefined, 'a reserve leaves no live hold');
+});

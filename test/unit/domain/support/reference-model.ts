@@ -1,0 +1,293 @@
+/**
+ * A tiny, obviously-correct model of one shard, written from the rules (not from the optimized
+ * inventory): plain maps, naive scans. Property tests run the same commands through both and
+ * compare every answer.
+ */
+import type { CustomerId, ShardCommand, ShardResult } from '../../../../src/domain/index.js';
+import type { Layout, ShardMap, ShardSettings } from '../../../../src/domain/index.js';
+
+type State = 'available' | 'held' | 'sold';
+
+interface ModelHold {
+  readonly holdId: string;
+  readonly customer: CustomerId;
+  readonly seats: readonly string[];
+  readonly pool: string | undefined;
+  readonly quantity: number;
+  readonly expiresAt: number;
+}
+
+interface ModelEnded {
+  readonly customer: CustomerId;
+  readonly outcome: 'released' | 'expired' | 'confirmed';
+  readonly reservationId: string | undefined;
+  readonly at: number;
+}
+
+/** The parts of a result the model predicts (messages are prose, not compared). */
+export type Projection = Record<string, unknown>;
+
+export function project(result: ShardResult): Projection {
+  switch (result.type) {
+    case 'held':
+      return {
+        type: result.type,
+        holdId: result.hold.holdId,
+        customer: result.hold.customer,
+        seats: result.hold.seats,
+        pool: result.hold.pool,
+        quantity: result.hold.quantity,
+        expiresAt: result.hold.expiresAt,
+      };
+    case 'confirmed':
+      return {
+        type: result.type,
+        holdId: result.reservation.holdId,
+        reservationId: result.reservation.reservationId,
+        seats: result.reservation.seats,
+        pool: result.reservation.pool,
+        quantity: result.reservation.quantity,
+      };
+    case 'released':
+      return { type: result.type, holdId: result.holdId };
+    case 'unavailable':
+      return { type: result.type, seats: result.seats };
+    case 'limit-exceeded':
+      return { type: result.type, limit: result.limit, current: result.current, requested: result.requested };
+    case 'hold-not-found':
+    case 'hold-expired':
+      return { type: result.type, holdId: result.holdId };
+    case 'hold-confirmed':
+      return { type: result.type, holdId: result.holdId, reservationId: result.reservationId };
+    case 'invalid':
+      return { type: result.type, field: result.field };
+    case 'idempotency-mismatch':
+    case 'not-serving':
+      return { type: result.type };
+  }
+}
+
+export class ReferenceModel {
+  readonly seats = new Map<string, { state: State; holdId: string | null }>();
+  /** This shard's rows, in layout order. */
+  readonly rows: { section: string; seats: string[] }[] = [];
+  readonly pools = new Map<string, { capacity: number; held: number; sold: number }>();
+  readonly holds = new Map<string, ModelHold>();
+  readonly ended = new Map<string, ModelEnded>();
+  readonly reserved = new Map<CustomerId, number>();
+  private memory = new Map<string, { fingerprint: string; result: Projection; at: number }>();
+  private holdCount = 0;
+  private reservationCount = 0;
+
+  constructor(
+    private readonly layout: Layout,
+    private readonly map: ShardMap,
+    private readonly shard: number,
+    private readonly settings: ShardSettings,
+  ) {
+    for (const section of layout.sections) {
+      for (const row of section.rows) {
+        if (map.shardOfSeat(`${section.id}-${row.id}-1`) !== shard) continue;
+        const ids = Array.from({ length: row.seats }, (_, i) => `${section.id}-${row.id}-${i + 1}`);
+        this.rows.push({ section: section.id, seats: ids });
+        for (const id of ids) this.seats.set(id, { state: 'available', holdId: null });
+      }
+    }
+    for (const pool of layout.pools) {
+      if (map.shardOfPool(pool.id) === shard) this.pools.set(pool.id, { capacity: pool.capacity, held: 0, sold: 0 });
+    }
+  }
+
+  /** A restored shard remembers successes only. */
+  forgetFailures(): void {
+    this.memory = new Map(
+      [...this.memory].filter(
+        ([, entry]) => entry.result['type'] === 'held' || entry.result['type'] === 'confirmed' || entry.result['type'] === 'released',
+      ),
+    );
+  }
+
+  private get max(): number {
+    return Math.min(this.settings.customerLimit, this.settings.maxSeatsPerRequest);
+  }
+
+  private usage(customer: CustomerId): number {
+    let used = this.reserved.get(customer) ?? 0;
+    for (const hold of this.holds.values()) if (hold.customer === customer) used += hold.quantity;
+    return used;
+  }
+
+  decide(command: ShardCommand, now: number): Projection {
+    const problem = this.validate(command);
+    if (problem !== undefined) return problem;
+    const scope = `${command.customer}\u0000${command.key}`;
+    const fingerprint = JSON.stringify({
+      ...command,
+      key: undefined,
+      customer: undefined,
+      strictOrphans: 'strictOrphans' in command ? command.strictOrphans === true : undefined,
+    });
+    const prior = this.memory.get(scope);
+    if (prior !== undefined && prior.at + this.settings.idempotencyTtlMs > now) {
+      return prior.fingerprint === fingerprint ? prior.result : { type: 'idempotency-mismatch' };
+    }
+    const result = this.apply(command, now);
+    this.memory.set(scope, { fingerprint, result, at: now });
+    return result;
+  }
+
+  private validate(command: ShardCommand): Projection | undefined {
+    const invalid = (field: string): Projection => ({ type: 'invalid', field });
+    switch (command.type) {
+      case 'hold': {
+        if (command.seats.length === 0 || command.seats.length > this.max) return invalid('seats');
+        const seen = new Set<string>();
+        for (let i = 0; i < command.seats.length; i++) {
+          const seat = command.seats[i]!;
+          if (!this.seats.has(seat) || seen.has(seat)) return invalid(`seats[${i}]`);
+          seen.add(seat);
+        }
+        return undefined;
+      }
+      case 'reserve':
+        return this.seats.has(command.seat) ? undefined : invalid('seat');
+      case 'hold-best': {
+        if (!Number.isInteger(command.quantity) || command.quantity < 1 || command.quantity > this.max) return invalid('quantity');
+        if (!this.rows.some((row) => row.section === command.section)) return invalid('section');
+        const section = this.layout.sections.find((s) => s.id === command.section)!;
+        if (command.quantity > Math.max(...section.rows.map((r) => r.seats))) return invalid('quantity');
+        return undefined;
+      }
+      case 'hold-pool':
+        if (!Number.isInteger(command.quantity) || command.quantity < 1 || command.quantity > this.max) return invalid('quantity');
+        return this.pools.has(command.pool) ? undefined : invalid('pool');
+      case 'confirm':
+      case 'release':
+        return undefined;
+    }
+  }
+
+  private limit(customer: CustomerId, requested: number): Projection | undefined {
+    const current = this.usage(customer);
+    if (current + requested <= this.settings.customerLimit) return undefined;
+    return { type: 'limit-exceeded', limit: this.settings.customerLimit, current, requested };
+  }
+
+  private newHold(customer: CustomerId, seats: readonly string[], pool: string | undefined, quantity: number, now: number): Projection {
+    const holdId = `hold-${++this.holdCount}`;
+    const expiresAt = now + this.settings.holdTtlMs;
+    this.holds.set(holdId, { holdId, customer, seats, pool, quantity, expiresAt });
+    for (const seat of seats) this.seats.set(seat, { state: 'held', holdId });
+    if (pool !== undefined) this.pools.get(pool)!.held += quantity;
+    return { type: 'held', holdId, customer, seats, pool, quantity, expiresAt };
+  }
+
+  private apply(command: ShardCommand, now: number): Projection {
+    const customer = command.customer;
+    switch (command.type) {
+      case 'hold': {
+        const exceeded = this.limit(customer, command.seats.length);
+        if (exceeded) return exceeded;
+        const taken = command.seats.filter((s) => this.seats.get(s)!.state !== 'available');
+        if (taken.length > 0) return { type: 'unavailable', seats: taken };
+        return this.newHold(customer, [...command.seats], undefined, command.seats.length, now);
+      }
+      case 'hold-best': {
+        const exceeded = this.limit(customer, command.quantity);
+        if (exceeded) return exceeded;
+        const seats = this.bestPlacement(command.section, command.quantity, command.strictOrphans === true);
+        if (seats === undefined) return { type: 'unavailable', seats: [] };
+        return this.newHold(customer, seats, undefined, command.quantity, now);
+      }
+      case 'hold-pool': {
+        const exceeded = this.limit(customer, command.quantity);
+        if (exceeded) return exceeded;
+        const pool = this.pools.get(command.pool)!;
+        if (pool.capacity - pool.held - pool.sold < command.quantity) return { type: 'unavailable', seats: [] };
+        return this.newHold(customer, [], command.pool, command.quantity, now);
+      }
+      case 'reserve': {
+        const exceeded = this.limit(customer, 1);
+        if (exceeded) return exceeded;
+        if (this.seats.get(command.seat)!.state !== 'available') return { type: 'unavailable', seats: [command.seat] };
+        const holdId = `hold-${++this.holdCount}`;
+        const reservationId = `res-${++this.reservationCount}`;
+        this.seats.set(command.seat, { state: 'sold', holdId });
+        this.reserved.set(customer, (this.reserved.get(customer) ?? 0) + 1);
+        this.ended.set(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
+        return { type: 'confirmed', holdId, reservationId, seats: [command.seat], pool: undefined, quantity: 1 };
+      }
+      case 'confirm':
+      case 'release': {
+        const { holdId } = command;
+        const hold = this.holds.get(holdId);
+        if (hold === undefined || hold.customer !== customer) {
+          const ended = hold === undefined ? this.ended.get(holdId) : undefined;
+          if (ended !== undefined && ended.customer === customer && ended.at + this.settings.idempotencyTtlMs > now) {
+            return ended.outcome === 'confirmed'
+              ? { type: 'hold-confirmed', holdId, reservationId: ended.reservationId }
+              : { type: 'hold-expired', holdId };
+          }
+          return { type: 'hold-not-found', holdId };
+        }
+        if (hold.expiresAt <= now) return { type: 'hold-expired', holdId };
+        if (command.type === 'release') {
+          this.end(hold, 'released', now);
+          return { type: 'released', holdId };
+        }
+        this.holds.delete(holdId);
+        for (const seat of hold.seats) this.seats.set(seat, { state: 'sold', holdId });
+        if (hold.pool !== undefined) {
+          const pool = this.pools.get(hold.pool)!;
+          pool.held -= hold.quantity;
+          pool.sold += hold.quantity;
+        }
+        const reservationId = `res-${++this.reservationCount}`;
+        this.reserved.set(customer, (this.reserved.get(customer) ?? 0) + hold.quantity);
+        this.ended.set(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
+        return { type: 'confirmed', holdId, reservationId, seats: hold.seats, pool: hold.pool, quantity: hold.quantity };
+      }
+    }
+  }
+
+  private end(hold: ModelHold, outcome: 'released' | 'expired', now: number): void {
+    this.holds.delete(hold.holdId);
+    for (const seat of hold.seats) this.seats.set(seat, { state: 'available', holdId: null });
+    if (hold.pool !== undefined) this.pools.get(hold.pool)!.held -= hold.quantity;
+    this.ended.set(hold.holdId, { customer: hold.customer, outcome, reservationId: undefined, at: now });
+  }
+
+  /** Holds due at `now`, ended; returns their ids and seats. */
+  expireDue(now: number): { holdIds: string[]; seats: string[] } {
+    const due = [...this.holds.values()].filter((h) => h.expiresAt <= now);
+    for (const hold of due) this.end(hold, 'expired', now);
+    return { holdIds: due.map((h) => h.holdId).sort(), seats: due.flatMap((h) => h.seats).sort() };
+  }
+
+  /** Whether taking `seats` (adjacent, in one row) leaves a lone available seat beside them. */
+  leavesOrphan(row: readonly string[], start: number, quantity: number): boolean {
+    const free = (i: number): boolean => i >= 0 && i < row.length && this.seats.get(row[i]!)!.state === 'available';
+    const lone = (i: number, away: number): boolean => free(i) && !free(i + away);
+    return lone(start - 1, -1) || lone(start + quantity, +1);
+  }
+
+  /** All placements of `quantity` adjacent free seats in the section's rows, best row first, leftmost first. */
+  placements(section: string, quantity: number): { row: string[]; start: number; orphan: boolean }[] {
+    const found: { row: string[]; start: number; orphan: boolean }[] = [];
+    for (const row of this.rows) {
+      if (row.section !== section) continue;
+      for (let start = 0; start + quantity <= row.seats.length; start++) {
+        if (row.seats.slice(start, start + quantity).every((s) => this.seats.get(s)!.state === 'available')) {
+          found.push({ row: row.seats, start, orphan: this.leavesOrphan(row.seats, start, quantity) });
+        }
+      }
+    }
+    return found;
+  }
+
+  private bestPlacement(section: string, quantity: number, strict: boolean): string[] | undefined {
+    const all = this.placements(section, quantity);
+    const chosen = all.find((p) => !p.orphan) ?? (strict ? undefined : all[0]);
+    return chosen?.row.slice(chosen.start, chosen.start + quantity);
+  }
+}

@@ -1,0 +1,122 @@
+import t, { type Test } from 'tap';
+import { SignJWT } from 'jose';
+import { bearerToken, createTokenVerifier, mintToken, parseDuration } from '../../../src/ingress/auth.js';
+import { HttpProblem } from '../../../src/ingress/problems.js';
+
+const secret = 'unit-test-secret-unit-test-secret';
+const base = { issuer: 'sentinel', audience: 'sentinel-api' };
+const verifier = createTokenVerifier({ secret, ...base });
+const mint = (subject: string, ttlS = 60, overrides: Partial<{ secret: string; issuer: string; audience: string; now: number }> = {}) =>
+  mintToken({ secret, ...base, subject, ttlS, ...overrides });
+
+async function refusal(t: Test, promise: Promise<unknown>, detail: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(error instanceof HttpProblem, 'an HttpProblem');
+  t.equal((error as HttpProblem).problem, 'unauthorized');
+  t.match((error as HttpProblem).message, detail);
+  t.match((error as HttpProblem).headers['WWW-Authenticate'], /^Bearer realm="sentinel"/);
+}
+
+t.test('a minted token verifies and names the customer', async (t) => {
+  t.same(await verifier.verify(await mint('alice')), { customer: 'alice' });
+});
+
+t.test('bad tokens are refused with a reason', async (t) => {
+  await refusal(t, verifier.verify(await mint('alice', 60, { secret: 'another-secret-another-secret-xx' })), /signature/);
+  await refusal(t, verifier.verify(await mint('alice', 60, { audience: 'someone-else' })), /aud/);
+  await refusal(t, verifier.verify(await mint('alice', 60, { issuer: 'evil' })), /iss/);
+  await refusal(t, verifier.verify(await mint('alice', 1, { now: Date.now() - 3_600_000 })), /expired/);
+  await refusal(t, verifier.verify('not.a.jwt'), /invalid/);
+  const key = new TextEncoder().encode(secret);
+  const noSub = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('sentinel')
+    .setAudience('sentinel-api')
+    .setExpirationTime('1h')
+    .sign(key);
+  await refusal(t, verifier.verify(noSub), /sub/);
+  const noExp = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('a')
+    .setIssuer('sentinel')
+    .setAudience('sentinel-api')
+    .sign(key);
+  await refusal(t, verifier.verify(noExp), /exp/);
+  const hs512 = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS512' })
+    .setSubject('a')
+    .setIssuer('sentinel')
+    .setAudience('sentinel-api')
+    .setExpirationTime('1h')
+    .sign(key);
+  await refusal(t, verifier.verify(hs512), /algorithm/);
+});
+
+t.test('a verified token is remembered until it expires, not after', async (t) => {
+  let now = Date.now();
+  const v = createTokenVerifier({ secret, ...base, now: () => now });
+  const token = await mint('carol', 60);
+  t.same(await v.verify(token), { customer: 'carol' });
+  t.same(await v.verify(token), { customer: 'carol' }, 'from the cache');
+  now += 120_000;
+  // jose checks exp against the real clock (the token is still valid there), so the cache
+  // must have dropped the entry and re-verified: the result is the same principal.
+  t.same(await v.verify(token), { customer: 'carol' });
+});
+
+t.test('Authorization header parsing', async (t) => {
+  t.equal(bearerToken('Bearer abc.def.ghi'), 'abc.def.ghi');
+  t.equal(bearerToken('bearer abc.def.ghi'), 'abc.def.ghi');
+  const thrown = (header: string | undefined) => {
+    try {
+      bearerToken(header);
+    } catch (error) {
+      return error as HttpProblem;
+    }
+    throw new Error('no error');
+  };
+  t.equal(thrown(undefined).headers['WWW-Authenticate'], 'Bearer realm="sentinel"', 'missing: a bare challenge');
+  t.match(thrown('Basic dXNlcjpwdw==').message, /Bearer/);
+  t.match(thrown('Basic dXNlcjpwdw==').headers['WWW-Authenticate'], /invalid_token/);
+  t.equal(thrown('Bearer ').problem, 'unauthorized');
+});
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('1h'), 3600);
+  t.equal(parseDuration('15m'), 900);
+  t.equal(parseDuration('90s'), 90);
+  t.equal(parseDuration('2d'), 172_800);
+  t.equal(parseDuration('30'), 30);
+  t.equal(parseDuration('0'), undefined);
+  t.equal(parseDuration('1y'), undefined);
+  t.equal(parseDuration('soon'), undefined);
+});
+
+t.test('JWKS: asymmetric tokens verify against the key set; an unreachable key set is a 503, not a 401', async (t) => {
+  const { createServer } = await import('node:http');
+  const { exportJWK, generateKeyPair } = await import('jose');
+  const { DependencyError } = await import('../../../src/errors.js');
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const server = createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const { port } = server.address() as { port: number };
+  const jwks = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${port}/jwks.json`, ...base });
+  const signed = await new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setSubject('erin')
+    .setIssuer('sentinel')
+    .setAudience('sentinel-api')
+    .setExpirationTime('5m')
+    .sign(privateKey);
+  t.same(await jwks.verify(signed), { customer: 'erin' });
+  await refusal(t, jwks.verify(await mint('erin')), /algorithm/); // an HS256 token is never accepted with a JWKS
+  const unreachable = createTokenVerifier({ jwksUrl: 'http://127.0.0.1:1/jwks.json', ...base });
+  await t.rejects(unreachable.verify(signed), DependencyError);
+});

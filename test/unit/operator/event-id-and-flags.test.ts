@@ -1,0 +1,57 @@
+import t from 'tap';
+import { eventIdOf, eventIdProblem, objectKeyOfEventId } from '../../../src/operator/event-id.js';
+import { eventSpecOf } from '../../../src/operator/event-spec.js';
+import { parseDuration, parseOperatorFlags } from '../../../src/operator/flags.js';
+import { ticketEvent } from './fixtures.js';
+
+t.test('event ids are <namespace>--<name>, and the mapping is injective', async (t) => {
+  t.equal(eventIdOf({ namespace: 'shows', name: 'arena-night' }), 'shows--arena-night');
+  t.same(objectKeyOfEventId('shows--arena-night'), { namespace: 'shows', name: 'arena-night' });
+  t.same(objectKeyOfEventId('a--b--c'), { namespace: 'a--b', name: 'c' }, 'names never contain --, so the last one splits');
+  t.not(eventIdOf({ namespace: 'a-b', name: 'c' }), eventIdOf({ namespace: 'a', name: 'b-c' }));
+  t.equal(objectKeyOfEventId('no-separator'), undefined);
+  t.match(eventIdProblem({ namespace: 'n'.repeat(40), name: 'x'.repeat(30) }), /72 characters; the inventory allows 63/);
+  t.match(eventIdProblem({ namespace: 'n', name: 'a--b' }), /must not contain '--'/);
+});
+
+t.test('eventSpecOf maps the spec and refuses what the schema cannot catch', async (t) => {
+  const ok = eventSpecOf(ticketEvent());
+  t.ok(ok.ok);
+  if (ok.ok) {
+    t.equal(ok.spec.eventId, 'shows--arena');
+    t.equal(ok.spec.holdTtlMs, 600_000);
+    t.same(ok.spec.saleOpensAt, new Date('2030-05-01T10:00:00Z'));
+  }
+  const tooManyShards = eventSpecOf(ticketEvent({ spec: { shardCount: 9 } }));
+  t.match(tooManyShards, { ok: false, message: /spec.shardCount: shard count 9 exceeds the 3 rows and pools/ });
+  const badLayout = eventSpecOf(ticketEvent({ spec: { layout: { sections: [{ id: 'A', rows: [{ id: '1', seats: 0 }] }], pools: [] } } }));
+  t.match(badLayout, { ok: false, message: /spec.layout.sections\[0\].rows\[0\].seats/ });
+});
+
+t.test('flags parse durations, booleans and engine settings', async (t) => {
+  const defaults = { identity: 'host-1', leaseNamespace: 'sentinel', watchNamespace: '', httpPort: 9464 };
+  const flags = parseOperatorFlags(
+    [
+      '--lease-duration=3s',
+      '--renew-deadline',
+      '2s',
+      '--retry-period=500ms',
+      '--no-migrate',
+      '--engine-image=repo/sentinel:1',
+      '--workers=8',
+    ],
+    defaults,
+  );
+  t.equal(flags.settings.leaderElection.leaseDurationMs, 3000);
+  t.equal(flags.settings.leaderElection.renewDeadlineMs, 2000);
+  t.equal(flags.settings.leaderElection.retryPeriodMs, 500);
+  t.equal(flags.settings.leaderElection.leaseNamespace, 'sentinel');
+  t.equal(flags.settings.identity, 'host-1');
+  t.equal(flags.migrate, false);
+  t.equal(flags.settings.engine.image, 'repo/sentinel:1');
+  t.equal(flags.settings.workers, 8);
+  t.equal(parseDuration('2m', 'x'), 120_000);
+  t.throws(() => parseOperatorFlags(['--lease-duration=1s', '--renew-deadline=2s'], defaults), /lease-duration > --renew-deadline/);
+  t.throws(() => parseOperatorFlags(['--frob'], defaults), /unknown flag --frob/);
+  t.throws(() => parseOperatorFlags(['--resync=soon'], defaults), /--resync must be a duration/);
+});

@@ -1,0 +1,246 @@
+import t from 'tap';
+import { ConditionType, type ConditionUpdate, type StatusPatch } from '../../../src/operator/conditions.js';
+import { phaseOf, plan, type Action } from '../../../src/operator/plan.js';
+import { counts, NOW, SETTINGS, ticketEvent } from './fixtures.js';
+
+const condition = (status: StatusPatch | undefined, type: string): ConditionUpdate | undefined =>
+  status?.conditions?.find((c) => c.type === type);
+const applied = (actions: readonly Action[]): string[] =>
+  actions.flatMap((a) => (a.type === 'apply' ? [`${a.object.kind}/${a.object.metadata.name}`] : [a.type]));
+
+t.test('a freshly provisioned event: every child applied, InventoryProvisioned=True with counts', async (t) => {
+  const decided = plan(
+    ticketEvent(),
+    { now: NOW, provision: { status: 'created', seats: 20, pools: 1, shards: 3 }, inventory: counts({ owned: 0 }) },
+    SETTINGS,
+  );
+  t.same(applied(decided.actions), [
+    'ConfigMap/arena-engine',
+    'Deployment/arena-engine',
+    'Service/arena-engine-metrics',
+    'PodDisruptionBudget/arena-engine',
+  ]);
+  t.equal(decided.status?.phase, 'OnSale');
+  t.equal(decided.status?.eventId, 'shows--arena');
+  t.equal(decided.status?.observedGeneration, 1);
+  t.same(decided.status?.seats, { total: 50, available: 50, held: 0, sold: 0 });
+  t.same(decided.status?.shards, { desired: 3, ready: 0 });
+  t.match(condition(decided.status, ConditionType.InventoryProvisioned), {
+    status: 'True',
+    reason: 'Provisioned',
+    message: /50 seats and places in 3 shards/,
+  });
+  t.match(condition(decided.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'ShardsUnowned' });
+  t.match(condition(decided.status, ConditionType.Degraded), { status: 'True', reason: 'ShardsUnavailable' });
+  t.match(condition(decided.status, ConditionType.Ready), { status: 'False', reason: 'ShardsUnowned' });
+  t.same(
+    decided.events.map((e) => e.reason),
+    ['Provisioned', 'PhaseOnSale'],
+  );
+  t.equal(decided.requeueAfterMs, SETTINGS.refreshIntervalMs, 'counts are refreshed while on sale');
+});
+
+t.test('every shard owned: Ready', async (t) => {
+  const decided = plan(
+    ticketEvent({ status: { phase: 'OnSale' } }),
+    { now: NOW, provision: { status: 'unchanged' }, inventory: counts() },
+    SETTINGS,
+  );
+  t.match(condition(decided.status, ConditionType.Ready), { status: 'True', reason: 'Ready' });
+  t.match(condition(decided.status, ConditionType.Degraded), { status: 'False', reason: 'AsExpected' });
+  t.same(decided.events, [], 'no transition, no event');
+});
+
+t.test('engine Deployment carries the event id, replicas, owner reference and a non-root, read-only pod', async (t) => {
+  const decided = plan(
+    ticketEvent({ spec: { engine: { replicas: 5, logLevel: 'debug' } } }),
+    { now: NOW, provision: { status: 'unchanged' }, inventory: counts() },
+    SETTINGS,
+  );
+  const deployment = decided.actions.find((a) => a.type === 'apply' && a.object.kind === 'Deployment');
+  t.ok(deployment && deployment.type === 'apply');
+  if (deployment?.type !== 'apply') return;
+  const object = deployment.object as unknown as {
+    metadata: { ownerReferences: { kind: string; name: string; uid: string; controller: boolean }[] };
+    spec: {
+      replicas: number;
+      template: {
+        spec: {
+          securityContext: { runAsNonRoot: boolean };
+          containers: { env: { name: string; value?: string }[]; args: string[]; securityContext: { readOnlyRootFilesystem: boolean } }[];
+        };
+      };
+    };
+  };
+  t.equal(object.spec.replicas, 5);
+  t.match(object.metadata.ownerReferences, [{ kind: 'TicketEvent', name: 'arena', uid: 'uid-1', controller: true }]);
+  const container = object.spec.template.spec.containers[0];
+  t.same(container?.args, ['engine']);
+  t.match(container?.env, [{ name: 'SENTINEL_EVENT', value: 'shows--arena' }]);
+  t.equal(container?.securityContext.readOnlyRootFilesystem, true);
+  t.equal(object.spec.template.spec.securityContext.runAsNonRoot, true);
+});
+
+t.test('an unsafe change is refused: nothing applied, a condition explains, the sale goes on', async (t) => {
+  const decided = plan(
+    ticketEvent({ metadata: { generation: 2 }, status: { phase: 'OnSale', observedGeneration: 1 } }),
+    {
+      now: NOW,
+      provision: {
+        status: 'refused',
+        reason: 'shard-count-changed',
+        message: 'shard count 4 differs from the provisioned 3; it cannot change once provisioned',
+      },
+      inventory: counts(),
+    },
+    SETTINGS,
+  );
+  t.same(decided.actions, [], 'not half-applied: no child changes either');
+  t.equal(decided.status?.phase, 'OnSale');
+  t.match(condition(decided.status, ConditionType.InventoryProvisioned), {
+    status: 'False',
+    reason: 'UnsafeChangeRefused',
+    message: /shard count 4 differs.*nothing of this change was applied/,
+  });
+  t.match(condition(decided.status, ConditionType.Degraded), { status: 'True', reason: 'UnsafeChangeRefused' });
+  t.match(condition(decided.status, ConditionType.Ready), { status: 'False', reason: 'UnsafeChangeRefused' });
+  t.match(decided.events, [{ type: 'Warning', reason: 'UnsafeChangeRefused' }]);
+  t.equal(decided.requeueAfterMs, SETTINGS.refreshIntervalMs);
+});
+
+t.test('the same refusal again records no second event', async (t) => {
+  const status = {
+    phase: 'OnSale' as const,
+    observedGeneration: 2,
+    conditions: [
+      {
+        type: 'InventoryProvisioned',
+        status: 'False' as const,
+        reason: 'UnsafeChangeRefused',
+        message: 'x',
+        lastTransitionTime: '2030-05-01T11:00:00Z',
+      },
+    ],
+  };
+  const decided = plan(
+    ticketEvent({ metadata: { generation: 2 }, status }),
+    { now: NOW, provision: { status: 'refused', reason: 'layout-changed', message: 'layout differs' }, inventory: counts() },
+    SETTINGS,
+  );
+  t.same(decided.events, []);
+});
+
+t.test('an invalid spec fails terminally: phase Failed, no requeue, no children', async (t) => {
+  const decided = plan(
+    ticketEvent(),
+    { now: NOW, provision: { status: 'refused', reason: 'invalid', message: 'spec.shardCount: too many' }, inventory: undefined },
+    SETTINGS,
+  );
+  t.equal(decided.status?.phase, 'Failed');
+  t.same(decided.actions, []);
+  t.equal(decided.requeueAfterMs, undefined);
+  t.match(condition(decided.status, ConditionType.InventoryProvisioned), { status: 'False', reason: 'InvalidSpec' });
+  t.match(decided.events, [
+    { type: 'Warning', reason: 'InvalidSpec' },
+    { type: 'Warning', reason: 'PhaseFailed' },
+  ]);
+});
+
+t.test('a recreated TicketEvent whose event was archived is refused, not resurrected', async (t) => {
+  const decided = plan(
+    ticketEvent(),
+    {
+      now: NOW,
+      provision: { status: 'refused', reason: 'archived', message: 'event shows--arena is archived' },
+      inventory: counts({ owned: 0 }),
+    },
+    SETTINGS,
+  );
+  t.equal(decided.status?.phase, 'Failed');
+  t.match(condition(decided.status, ConditionType.InventoryProvisioned), { reason: 'EventArchived' });
+});
+
+t.test('safe changes roll out and are announced', async (t) => {
+  const decided = plan(
+    ticketEvent({ metadata: { generation: 3 }, status: { phase: 'OnSale' } }),
+    { now: NOW, provision: { status: 'updated', changed: ['customerLimit', 'saleClosesAt'] }, inventory: counts() },
+    SETTINGS,
+  );
+  t.equal(decided.actions.length, 4);
+  t.match(decided.events, [{ type: 'Normal', reason: 'Updated', message: /customerLimit, saleClosesAt/ }]);
+  t.equal(decided.status?.observedGeneration, 3);
+});
+
+t.test('phase follows the window and sell-out', async (t) => {
+  const event = ticketEvent();
+  t.equal(phaseOf(event, undefined, NOW), 'Provisioning');
+  t.equal(phaseOf(event, counts(), new Date('2030-05-01T09:59:59Z')), 'Pending');
+  t.equal(phaseOf(event, counts(), new Date('2030-05-01T10:00:00Z')), 'OnSale');
+  t.equal(phaseOf(event, counts({ available: 0, held: 5, sold: 45 }), NOW), 'OnSale', 'held seats may still come back');
+  t.equal(phaseOf(event, counts({ available: 0, sold: 50 }), NOW), 'SoldOut');
+  t.equal(phaseOf(event, counts(), new Date('2030-05-01T22:00:00Z')), 'Closed');
+});
+
+t.test('a pending sale wakes up exactly when it opens', async (t) => {
+  const decided = plan(
+    ticketEvent(),
+    { now: new Date('2030-05-01T09:59:58Z'), provision: { status: 'unchanged' }, inventory: counts() },
+    SETTINGS,
+  );
+  t.equal(decided.status?.phase, 'Pending');
+  t.equal(decided.requeueAfterMs, 2010);
+  const closed = plan(
+    ticketEvent(),
+    { now: new Date('2030-05-02T00:00:00Z'), provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }) },
+    SETTINGS,
+  );
+  t.equal(closed.status?.phase, 'Closed');
+  t.equal(closed.requeueAfterMs, undefined, 'a closed sale needs no refresh');
+  t.match(condition(closed.status, ConditionType.Ready), { status: 'True' }, 'engines may leave once the window is over');
+});
+
+t.test('no engines asked for: ShardsAvailable says so', async (t) => {
+  const decided = plan(
+    ticketEvent({ spec: { engine: { replicas: 0, logLevel: 'info' } } }),
+    { now: NOW, provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }) },
+    SETTINGS,
+  );
+  t.match(condition(decided.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'NoEngines' });
+});
+
+t.test('deletion: close, wait for engines to drain, then archive and let go', async (t) => {
+  const deleting = ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' }, status: { phase: 'OnSale' } });
+  const waiting = plan(deleting, { now: new Date('2030-05-01T12:00:10Z'), inventory: counts({ owned: 2, sold: 7 }) }, SETTINGS);
+  t.same(applied(waiting.actions), ['close-sale'], 'never archives while an engine still owns a shard');
+  t.equal(waiting.status?.phase, 'Closed');
+  t.match(condition(waiting.status, ConditionType.Ready), { status: 'False', reason: 'Draining', message: /release 2 of 3 shards/ });
+  t.equal(waiting.requeueAfterMs, SETTINGS.drainPollMs);
+  t.match(waiting.events, [{ reason: 'Closing' }]);
+
+  const drained = plan(deleting, { now: new Date('2030-05-01T12:00:20Z'), inventory: counts({ owned: 0, sold: 7 }) }, SETTINGS);
+  t.same(applied(drained.actions), ['close-sale', 'archive', 'remove-finalizer']);
+  t.equal(drained.status, undefined, 'no status write on an object about to vanish');
+  t.same(drained.events, []);
+
+  const timedOut = plan(deleting, { now: new Date('2030-05-01T12:01:00Z'), inventory: counts({ owned: 1 }) }, SETTINGS);
+  t.same(applied(timedOut.actions), ['close-sale', 'archive', 'remove-finalizer']);
+  t.match(timedOut.events, [{ type: 'Warning', reason: 'DrainTimedOut' }]);
+});
+
+t.test('deletion of a never-provisioned event just lets go; without our finalizer it does nothing', async (t) => {
+  const deleting = ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' } });
+  t.same(applied(plan(deleting, { now: NOW, inventory: undefined }, SETTINGS).actions), ['remove-finalizer']);
+  const foreign = ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T12:00:00Z', finalizers: ['someone.else/x'] } });
+  const decided = plan(foreign, { now: NOW, inventory: counts() }, SETTINGS);
+  t.same(decided.actions, []);
+  t.equal(decided.status, undefined);
+});
+
+t.test('plan is pure: same input, same output, input untouched', async (t) => {
+  const event = ticketEvent({ status: { phase: 'Pending' } });
+  const frozen = JSON.stringify(event);
+  const a = plan(event, { now: NOW, provision: { status: 'unchanged' }, inventory: counts() }, SETTINGS);
+  const b = plan(event, { now: NOW, provision: { status: 'unchanged' }, inventory: counts() }, SETTINGS);
+  t.same(a, b);
+  t.equal(JSON.stringify(event), frozen);
+});

@@ -1,0 +1,136 @@
+import t from 'tap';
+import type { InventoryCounts, ProvisionOutcome } from '../../../src/engine/provision.js';
+import { DependencyError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
+import type { ChildObject } from '../../../src/operator/children.js';
+import type { InventoryPort } from '../../../src/operator/inventory-port.js';
+import { KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
+import type { KubeGateway } from '../../../src/operator/kube-gateway.js';
+import type { RecordedEvent } from '../../../src/operator/plan.js';
+import { TicketEventReconciler } from '../../../src/operator/reconciler.js';
+import type { TicketEventObject } from '../../../src/operator/types.js';
+import { counts, NOW, SETTINGS, ticketEvent } from './fixtures.js';
+
+/** An in-memory API server of one object, recording what the reconciler does. */
+function world(
+  initial: TicketEventObject,
+  options: { provision?: () => Promise<ProvisionOutcome>; counts?: InventoryCounts; applyFails?: Error } = {},
+) {
+  const log: string[] = [];
+  let stored: TicketEventObject | undefined = initial;
+  const bump = (o: TicketEventObject): TicketEventObject => ({
+    ...o,
+    metadata: { ...o.metadata, resourceVersion: String(Number(o.metadata.resourceVersion) + 1) },
+  });
+  const gateway: KubeGateway = {
+    async getTicketEvent() {
+      return stored;
+    },
+    async replaceStatus(object, status: TicketEventStatus) {
+      log.push(`status ${status.phase}`);
+      stored = bump({ ...object, status });
+      return stored;
+    },
+    async setFinalizers(object, finalizers) {
+      log.push(`finalizers [${finalizers.join(',')}]`);
+      stored =
+        finalizers.length === 0 && object.metadata.deletionTimestamp
+          ? undefined
+          : bump({ ...object, metadata: { ...object.metadata, finalizers } });
+      return stored;
+    },
+    async apply(child: ChildObject) {
+      if (options.applyFails) throw options.applyFails;
+      log.push(`apply ${child.kind}`);
+    },
+    async recordEvent(_object, event: RecordedEvent) {
+      log.push(`event ${event.reason}`);
+    },
+  };
+  const inventory: InventoryPort = {
+    async provision() {
+      log.push('provision');
+      return options.provision ? options.provision() : { status: 'unchanged' };
+    },
+    async counts() {
+      return options.counts;
+    },
+    async close() {
+      log.push('close');
+    },
+    async archive() {
+      log.push('archive');
+      return { archivedReservations: 2 };
+    },
+  };
+  const reconciler = new TicketEventReconciler({ gateway, inventory, settings: SETTINGS, log: silentLogger, clock: () => NOW });
+  return { log, reconciler, stored: () => stored };
+}
+
+const key = { namespace: 'shows', name: 'arena' };
+
+t.test('the finalizer goes on before anything is provisioned', async (t) => {
+  const w = world(ticketEvent({ metadata: { finalizers: [] } }), {
+    provision: async () => ({ status: 'created', seats: 20, pools: 1, shards: 3 }),
+    counts: counts(),
+  });
+  const result = await w.reconciler.reconcile(key);
+  t.same(w.log.slice(0, 2), ['finalizers [sentinel.dev/inventory]', 'provision']);
+  t.ok(w.log.includes('apply Deployment'));
+  t.ok(w.log.includes('status OnSale'));
+  t.ok(w.log.includes('event Provisioned'));
+  t.equal(result.requeueAfterMs, SETTINGS.refreshIntervalMs);
+});
+
+t.test('a second reconcile with nothing new writes no status and records no event', async (t) => {
+  const w = world(ticketEvent(), { counts: counts() });
+  await w.reconciler.reconcile(key);
+  w.log.length = 0;
+  await w.reconciler.reconcile(key);
+  t.same(
+    w.log.filter((l) => !l.startsWith('apply')),
+    ['provision'],
+  );
+});
+
+t.test('an invalid spec is refused without touching the inventory', async (t) => {
+  const w = world(ticketEvent({ spec: { shardCount: 99 } }));
+  const result = await w.reconciler.reconcile(key);
+  t.notOk(w.log.includes('provision'));
+  t.equal(w.stored()?.status?.phase, 'Failed');
+  t.equal(result.requeueAfterMs, undefined, 'terminal: no requeue');
+});
+
+t.test('a failure is reported on the object, then rethrown for the controller', async (t) => {
+  const down = world(ticketEvent(), {
+    provision: async () => {
+      throw new DependencyError('postgres', 'connection refused');
+    },
+  });
+  await t.rejects(down.reconciler.reconcile(key), { code: 'postgres_unavailable', retryable: true });
+  const status = down.stored()?.status;
+  t.match(
+    status?.conditions?.find((c) => c.type === 'Degraded'),
+    { status: 'True', reason: 'ReconcileError', message: /will retry: connection refused/ },
+  );
+  t.ok(down.log.includes('event ReconcileError'));
+
+  const rejected = world(ticketEvent(), {
+    counts: counts(),
+    applyFails: new KubernetesRejectedError('apply Deployment: invalid image', 422),
+  });
+  await t.rejects(rejected.reconciler.reconcile(key), { code: 'kubernetes_rejected', retryable: false });
+  t.equal(rejected.stored()?.status?.phase, 'Failed');
+  t.match(
+    rejected.stored()?.status?.conditions?.find((c) => c.type === 'Ready'),
+    { reason: 'ReconcileFailed' },
+  );
+});
+
+t.test('deletion: close, archive, record, then let go (no status write on a vanishing object)', async (t) => {
+  const w = world(ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T11:59:00Z' } }), { counts: counts({ owned: 0 }) });
+  await w.reconciler.reconcile(key);
+  t.same(w.log, ['close', 'archive', 'event Archived', 'finalizers []']);
+  t.equal(w.stored(), undefined);
+});
