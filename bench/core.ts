@@ -68,9 +68,10 @@ function layoutOf(input: unknown): Layout {
   return validation.layout;
 }
 
+/** Ids as an engine could make them cheaply: a prefix and a counter (see the note in the report on random UUIDs). */
 function sequentialIds(): NewId {
   let n = 0;
-  return (kind) => (kind === 'hold' ? 'h' : 'r') + (++n).toString(36);
+  return (kind) => (kind === 'hold' ? 'h' : 'r') + ++n;
 }
 
 function median(values: number[]): number {
@@ -354,7 +355,7 @@ if (options.json) {
     m.target === undefined ? '' : `${m.target.atLeast ? '≥' : '≤'} ${format(m, m.target.value)}`,
     passed(m) === undefined ? (m.note ?? '') : passed(m) ? 'PASS' : 'FAIL',
   ]);
-  const header = ['measure', 'median', 'range', 'target', 'result'];
+  const header = ['measure', 'median', 'range', 'target', 'result / note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');

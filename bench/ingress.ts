@@ -75,6 +75,21 @@ interface ScenarioResult {
   readonly errors: number;
   readonly timeouts: number;
   readonly durationS: number;
+  /** Mean NATS round trip to the shard as the ingress measured it (includes the group commit for winners), ms. */
+  readonly shardRoundTripMs?: number;
+}
+
+/** Sum and count of the ingress's shard round-trip histogram, from its /metrics. */
+async function shardRoundTrips(ingress: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${ingress}/metrics`)).text();
+  let sum = 0;
+  let count = 0;
+  for (const line of text.split('\n')) {
+    const value = Number(line.split(' ').pop());
+    if (line.startsWith('sentinel_ingress_shard_request_duration_seconds_sum{')) sum += value;
+    if (line.startsWith('sentinel_ingress_shard_request_duration_seconds_count{')) count += value;
+  }
+  return { sum, count };
 }
 
 function progress(message: string): void {
@@ -279,10 +294,17 @@ async function main(): Promise<void> {
         await run(`${scenario}-warmup`, plan.url, plan.options, warmup);
       }
       progress(`${scenario}: ${args.connections} connections for ${duration}s`);
-      const result = await run(scenario, plan.url, plan.options, duration);
+      const before = scenario === 'noop' ? undefined : await shardRoundTrips(ingress);
+      let result = await run(scenario, plan.url, plan.options, duration);
+      if (before !== undefined) {
+        const after = await shardRoundTrips(ingress);
+        const count = after.count - before.count;
+        if (count > 0) result = { ...result, shardRoundTripMs: Math.round(((after.sum - before.sum) / count) * 10_000) / 10 };
+      }
       results.push(result);
       progress(
-        `${scenario}: ${result.requestsPerS} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, statuses ${JSON.stringify(result.statuses)}`,
+        `${scenario}: ${result.requestsPerS} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, statuses ${JSON.stringify(result.statuses)}` +
+          (result.shardRoundTripMs === undefined ? '' : `, mean shard round trip ${result.shardRoundTripMs} ms`),
       );
     }
   } finally {
@@ -313,12 +335,20 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nIngress benchmark: ${args.connections} connections, ${duration}s per scenario, ${shardCount} shards, 1 engine, 1 ingress\n\n`,
   );
-  process.stdout.write(`${line(['scenario', 'req/s', 'p50 ms', 'p99 ms', '% of noop', 'target'])}\n`);
+  process.stdout.write(`${line(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'shard rt ms', '% of noop', 'target'])}\n`);
   for (const r of rows) {
     const target =
       r.scenario === 'noop' ? 'ceiling' : `${r.meetsThroughputTarget ? 'ok' : 'MISS'} / ${r.meetsLatencyTarget ? 'ok' : 'MISS'}`;
     process.stdout.write(
-      `${line([r.scenario, String(r.requestsPerS), String(r.p50Ms), String(r.p99Ms), r.ofCeiling === null ? '-' : `${r.ofCeiling}%`, target])}\n`,
+      `${line([
+        r.scenario,
+        String(r.requestsPerS),
+        String(r.p50Ms),
+        String(r.p99Ms),
+        r.shardRoundTripMs === undefined ? '-' : String(r.shardRoundTripMs),
+        r.ofCeiling === null ? '-' : `${r.ofCeiling}%`,
+        target,
+      ])}\n`,
     );
   }
   process.stdout.write(

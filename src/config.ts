@@ -6,6 +6,8 @@ import { ConfigError } from './errors.js';
  * passed down explicitly.
  */
 export interface Config {
+  /** Production mode (`NODE_ENV=production`): refuses development defaults such as the JWT secret. */
+  readonly production: boolean;
   /** Log level (`LOG_LEVEL`, default `info`). */
   readonly logLevel: string;
   /** Postgres connection string (`DATABASE_URL`, default the local `hack/infra.sh` instance). */
@@ -89,9 +91,6 @@ function url(env: Env, name: string, fallback: string, protocols: readonly strin
 /** Reads and validates the environment once. Throws ConfigError naming the variable on bad input. */
 export function loadConfig(env: Env = process.env, defaults: { hostname?: string; pid?: number } = {}): Config {
   const jwtSecret = str(env, 'SENTINEL_JWT_SECRET', DEVELOPMENT_JWT_SECRET);
-  if (env['NODE_ENV'] === 'production' && jwtSecret === DEVELOPMENT_JWT_SECRET && !env['SENTINEL_JWKS_URL']) {
-    throw new ConfigError('SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set when NODE_ENV=production');
-  }
   const brokers = str(env, 'KAFKA_BROKERS', '127.0.0.1:19092')
     .split(',')
     .map((b) => b.trim())
@@ -100,6 +99,7 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     if (!/^[^:\s]+:\d+$/.test(broker)) throw new ConfigError(`KAFKA_BROKERS entry must be host:port, got ${JSON.stringify(broker)}`);
   }
   const config: Config = {
+    production: env['NODE_ENV'] === 'production',
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     databaseUrl: url(env, 'DATABASE_URL', 'postgres://sentinel:sentinel@127.0.0.1:15432/sentinel', ['postgres:', 'postgresql:']),
     pgPoolSize: int(env, 'SENTINEL_PG_POOL_SIZE', 10, 1, 500),
@@ -124,4 +124,14 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),
   };
   return Object.freeze(config);
+}
+
+/**
+ * The ingress verifies tokens: in production it must not run with the development secret. Only
+ * the roles that verify or mint tokens call this, so engines and the operator need no secret.
+ */
+export function assertTokenConfig(config: Config): void {
+  if (config.production && config.jwtSecret === DEVELOPMENT_JWT_SECRET && config.jwksUrl === '') {
+    throw new ConfigError('SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set when NODE_ENV=production');
+  }
 }

@@ -3,6 +3,7 @@
  * SIGINT, then stops gracefully (see serveIngress) and closes its connections.
  */
 import { parseArgs } from 'node:util';
+import { assertTokenConfig } from '../config.js';
 import { connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
@@ -44,6 +45,7 @@ export const ingressCommand: Command = {
       stdout.write(HELP);
       return 0;
     }
+    assertTokenConfig(config);
     const port = values.port === undefined ? config.ingressPort : Number(values.port);
     const drainDelayMs = Number(values['drain-delay-ms']);
     const graceMs = Number(values['grace-ms']);
@@ -52,7 +54,7 @@ export const ingressCommand: Command = {
       return 2;
     }
 
-    const redis = createRedis({ url: config.redisUrl, log, name: 'sentinel-ingress' });
+    const redis = createRedis({ url: config.redisUrl, log, name: 'sentinel-ingress', autoPipelining: true });
     await connectRedis(redis);
     const nc = await connectNats({ url: config.natsUrl, log, name: 'sentinel-ingress' });
     const pg = createPgPool({ url: config.databaseUrl, max: config.pgPoolSize, log, applicationName: 'sentinel-ingress' });

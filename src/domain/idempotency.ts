@@ -70,6 +70,8 @@ export class IdempotencyMemory {
   private readonly ringAt: Float64Array;
   private ringHead = 0;
   private ringCount = 0;
+  /** The key of the last lookup that found `byKey` free for it: the usual next call stores there without probing again. */
+  private freeKey: string | undefined;
 
   constructor(
     private readonly ttlMs: number,
@@ -84,6 +86,7 @@ export class IdempotencyMemory {
   /** The first answer to (customer, key), unless forgotten or older than the TTL. */
   lookup(customer: CustomerId, key: string, now: number): RememberedResult | undefined {
     let entry = this.byKey.get(key);
+    this.freeKey = entry === undefined ? key : undefined;
     if (entry === undefined || entry.customer !== customer) {
       if (this.shared.size === 0) return undefined;
       entry = this.shared.get(idempotencyScope(customer, key));
@@ -132,6 +135,7 @@ export class IdempotencyMemory {
     for (const map of [this.byKey, this.shared]) {
       for (const [mapKey, entry] of map) {
         if (entry.at + this.ttlMs > now) break;
+        this.freeKey = undefined;
         map.delete(mapKey);
         if (entry.result.ok) this.successes--;
       }
@@ -156,6 +160,12 @@ export class IdempotencyMemory {
   }
 
   private put(customer: CustomerId, key: string, entry: RememberedResult): void {
+    if (key === this.freeKey) {
+      // Nothing was stored under `key` between the lookup and now (the shard decides one command at a time).
+      this.freeKey = undefined;
+      this.byKey.set(key, entry);
+      return;
+    }
     const existing = this.byKey.get(key);
     if (existing === undefined || existing.customer === customer) {
       if (existing?.result.ok === true) this.successes--;
@@ -168,6 +178,7 @@ export class IdempotencyMemory {
   }
 
   private remove(customer: CustomerId, key: string): void {
+    this.freeKey = undefined;
     const entry = this.byKey.get(key);
     let removed: RememberedResult | undefined;
     if (entry !== undefined && entry.customer === customer) {

@@ -70,7 +70,11 @@ const AVAILABLE = 0;
 const HELD = 1;
 const SOLD = 2;
 const STATE_NAMES: readonly SeatState[] = ['available', 'held', 'sold'];
-const STATE_CODES: Readonly<Record<string, number>> = { available: AVAILABLE, held: HELD, sold: SOLD };
+const STATE_CODES: ReadonlyMap<unknown, number> = new Map([
+  ['available', AVAILABLE],
+  ['held', HELD],
+  ['sold', SOLD],
+]);
 const NO_CHANGES: readonly ShardChange[] = Object.freeze([]);
 const MAX_TEXT = 200;
 
@@ -926,7 +930,7 @@ export class ShardInventory {
       if (index < 0) fail(`seat ${String(seat.id)} is not a seat of this shard`);
       if (seen[index] === 1) fail(`seat ${seat.id} appears twice`);
       seen[index] = 1;
-      const state = STATE_CODES[seat.state];
+      const state = STATE_CODES.get(seat.state);
       if (state === undefined) fail(`seat ${seat.id} has unknown state ${String(seat.state)}`);
       if (!Number.isSafeInteger(seat.version) || seat.version < 0) fail(`seat ${seat.id} has bad version ${String(seat.version)}`);
       if (state !== AVAILABLE && typeof seat.holdId !== 'string') fail(`seat ${seat.id} is ${seat.state} without a hold id`);

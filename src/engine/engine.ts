@@ -136,16 +136,17 @@ export class Engine {
       const log = this.log.child({ event: ref.eventId, shard: ref.shard, epoch });
       const now = this.now();
       const rows = await this.store.loadShard(ref.eventId, ref.shard, new Date(now - this.deps.config.idempotencyTtlS * 1000));
-      let host: ShardHost | undefined;
+      // The actor can expire holds before the host exists; the ref closes that loop.
+      const hostRef: { current?: ShardHost } = {};
       const decider = createShardDecider({
         event,
         shard: ref.shard,
         rows,
         now: this.now,
         idempotencyTtlMs: this.deps.config.idempotencyTtlS * 1000,
-        persistExpired: (changes) => host?.persist(changes),
+        persistExpired: (changes) => hostRef.current?.persist(changes),
       });
-      host = new ShardHost({
+      const host = new ShardHost({
         eventId: ref.eventId,
         shard: ref.shard,
         epoch,
@@ -163,6 +164,7 @@ export class Engine {
         onStopped: (reason) => void this.onHostStopped(key, reason),
         onOutbox: () => this.relay?.notify(),
       });
+      hostRef.current = host;
       if (lease.isLost) {
         decider.stop();
         return;

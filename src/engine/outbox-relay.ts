@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Producer } from 'kafkajs';
 import type { Logger } from '../log.js';
-import { translatePgError } from '../adapters/postgres/errors.js';
+import { checkout } from '../adapters/postgres/pool.js';
 
 /** Settings of the relay loop. */
 export interface OutboxRelayOptions {
@@ -104,12 +104,7 @@ export class OutboxRelay {
 
   /** One round: claim, send, mark. Returns the number of rows published. */
   async publishOnce(): Promise<number> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw translatePgError(error, 'outbox relay: connect');
-    }
+    const client = await checkout(this.pool, 'outbox relay: connect');
     let broken = false;
     try {
       await client.query('BEGIN');

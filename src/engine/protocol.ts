@@ -5,7 +5,6 @@ export function shardSubject(eventId: string, shard: number): string {
   return `sentinel.${eventId}.${shard}`;
 }
 
-
 /** Request envelope: the command plus the caller's request id (propagated into engine logs). */
 export interface ShardRequest {
   readonly command: ShardCommand;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { loadConfig, DEVELOPMENT_JWT_SECRET } from '../../src/config.js';
+import { assertTokenConfig, loadConfig, DEVELOPMENT_JWT_SECRET } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 t.test('defaults point at the local infrastructure and are frozen', async (t) => {
@@ -22,7 +22,10 @@ t.test('bad values name the variable', async (t) => {
   t.throws(() => loadConfig({ KAFKA_BROKERS: 'a:1,b' }), /KAFKA_BROKERS entry must be host:port, got "b"/);
 });
 
-t.test('production refuses the development secret', async (t) => {
-  t.throws(() => loadConfig({ NODE_ENV: 'production' }), /SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set/);
-  t.doesNotThrow(() => loadConfig({ NODE_ENV: 'production', SENTINEL_JWT_SECRET: 'x'.repeat(32) }));
+t.test('production refuses the development secret where tokens are verified', async (t) => {
+  const production = loadConfig({ NODE_ENV: 'production' });
+  t.throws(() => assertTokenConfig(production), /SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set/);
+  t.doesNotThrow(() => assertTokenConfig(loadConfig({ NODE_ENV: 'production', SENTINEL_JWT_SECRET: 'x'.repeat(32) })));
+  t.doesNotThrow(() => assertTokenConfig(loadConfig({ NODE_ENV: 'production', SENTINEL_JWKS_URL: 'https://127.0.0.1/jwks' })));
+  t.doesNotThrow(() => assertTokenConfig(loadConfig({})), 'development mode allows the default');
 });

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import type { Logger } from '../../log.js';
 import { translatePgError } from './errors.js';
+import { checkout } from './pool.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 // An arbitrary constant: the advisory lock that serialises concurrent `migrate` runs.
@@ -34,12 +35,7 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
  */
 export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly Migration[]): Promise<number[]> {
   const steps = migrations ?? (await loadMigrations());
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (error) {
-    throw translatePgError(error, 'migrate: connect');
-  }
+  const client = await checkout(pool, 'migrate: connect');
   const applied: number[] = [];
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);

@@ -21,14 +21,27 @@ export function createPgPool(options: { url: string; max: number; log: Logger; a
   return pool;
 }
 
-/** Runs `work` in one transaction on a pooled client; rolls back on any error and rethrows it translated. */
-export async function inTransaction<T>(pool: pg.Pool, what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+const ignoreClientError = () => undefined;
+
+/**
+ * Checks a client out of the pool. A checked-out client whose server goes away emits 'error'
+ * (and node would crash on an unhandled one); the failure reaches the caller through the
+ * rejected query instead, so the event itself is ignored while the client is out.
+ */
+export async function checkout(pool: pg.Pool, what: string): Promise<pg.PoolClient> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
   } catch (error) {
     throw translatePgError(error, what);
   }
+  if (!client.listeners('error').includes(ignoreClientError)) client.on('error', ignoreClientError);
+  return client;
+}
+
+/** Runs `work` in one transaction on a pooled client; rolls back on any error and rethrows it translated. */
+export async function inTransaction<T>(pool: pg.Pool, what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await checkout(pool, what);
   let broken = false;
   try {
     await client.query('BEGIN');

@@ -7,13 +7,20 @@ export type { Redis };
  * Creates a Redis client that reconnects forever with capped backoff and fails commands fast
  * while disconnected (no offline queue), so callers see a retryable error instead of a hang.
  */
-export function createRedis(options: { url: string; log: Logger; name?: string }): Redis {
+export function createRedis(options: {
+  url: string;
+  log: Logger;
+  name?: string;
+  /** Send the commands issued in one event-loop tick in one write (busy request paths). */
+  autoPipelining?: boolean;
+}): Redis {
   const client = new Redis(options.url, {
     connectionName: options.name ?? 'sentinel',
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
     lazyConnect: true,
+    enableAutoPipelining: options.autoPipelining ?? false,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
   });
   let down = false;

@@ -42,17 +42,25 @@ t.test('Kafka down during confirmations: the outbox grows, then drains to the to
   for (const seat of seats.slice(20, 60)) results.push(...(await buy(driver, seat, 'kafka')));
   const confirmed = results.filter((r) => r.type === 'confirmed');
   t.equal(confirmed.length, 60, 'confirmations keep succeeding while Kafka is down');
-  const pending = await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [spec.eventId]);
+  const pending = await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [
+    spec.eventId,
+  ]);
   t.ok(Number(pending.rows[0]?.n) >= 30, `the outbox grew while Kafka was down (${pending.rows[0]?.n} unpublished)`);
 
   await infra('start', 'kafka');
   await waitFor(
     'outbox drained',
-    async () => Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [spec.eventId])).rows[0]?.n) === 0,
+    async () =>
+      Number(
+        (await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [spec.eventId]))
+          .rows[0]?.n,
+      ) === 0,
     90_000,
     500,
   );
-  const inDb = (await pool.query<{ reservation_id: string }>('SELECT reservation_id FROM reservations WHERE event_id = $1', [spec.eventId])).rows.map((r) => r.reservation_id);
+  const inDb = (
+    await pool.query<{ reservation_id: string }>('SELECT reservation_id FROM reservations WHERE event_id = $1', [spec.eventId])
+  ).rows.map((r) => r.reservation_id);
   const onTopic = await reservationKeysOnTopic(spec.eventId, inDb.length);
   t.equal(inDb.length, 60);
   t.same([...new Set(onTopic)].sort(), [...inDb].sort(), 'after dedupe by key, the topic holds exactly the confirmed reservations');
@@ -63,19 +71,31 @@ for (const service of ['redis', 'nats', 'postgres'] as const) {
   t.test(`${service} restart during a stream of holds: the engine recovers by itself, nothing acknowledged is lost`, async (t) => {
     const { pool, driver, spec, engine } = await setup(t);
     const seats = driver.seats();
-    const commands: ShardCommand[] = seats.slice(0, 300).map((seat, i) => ({ type: 'hold', key: `${service}-${i}`, customer: `${service}-c${i}`, seats: [seat] }));
+    const commands: ShardCommand[] = seats
+      .slice(0, 300)
+      .map((seat, i) => ({ type: 'hold', key: `${service}-${i}`, customer: `${service}-c${i}`, seats: [seat] }));
     const streaming = runStream(driver, commands, 4, 15);
     await sleep(500);
     await infra('restart', service);
     const outcome = await streaming;
     const results = outcome.acknowledged.map((a) => a.result);
     t.same(await inventoryViolations(pool, spec.eventId, results), [], 'every acknowledged hold is in Postgres, no seat held twice');
-    t.ok(outcome.acknowledged.length >= 280, `${outcome.acknowledged.length}/300 answered within their deadline (${outcome.failed.length} timed out during the restart)`);
+    t.ok(
+      outcome.acknowledged.length >= 280,
+      `${outcome.acknowledged.length}/300 answered within their deadline (${outcome.failed.length} timed out during the restart)`,
+    );
     // Recovered: the engine serves again and a retry of every command (same keys) settles all.
     await waitFor('engine owns every shard again', async () => (await engine.metric('sentinel_engine_owned_shards')) === 2, 30_000);
     const retry = await runStream(driver, commands, 8);
     t.same(retry.failed, [], 'after recovery every command is answered');
     t.equal(retry.acknowledged.filter((a) => a.result.type === 'held').length, 300, 'every seat is held exactly once');
-    t.same(await inventoryViolations(pool, spec.eventId, retry.acknowledged.map((a) => a.result)), []);
+    t.same(
+      await inventoryViolations(
+        pool,
+        spec.eventId,
+        retry.acknowledged.map((a) => a.result),
+      ),
+      [],
+    );
   });
 }

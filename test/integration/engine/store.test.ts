@@ -46,14 +46,16 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
   t.equal(newEpoch, oldEpoch + 1, 'each claim bumps the epoch');
 
   const now = Date.now();
+  const h1 = `h_${spec.eventId}_1`;
+  const h2 = `h_${spec.eventId}_2`;
   const write = emptyBatchWrite();
   foldChanges(
     write,
     [
-      { type: 'seat', seat: 'A-1-1', state: 'held', holdId: 'h1', fromVersion: 0, toVersion: 1 },
+      { type: 'seat', seat: 'A-1-1', state: 'held', holdId: h1, fromVersion: 0, toVersion: 1 },
       {
         type: 'hold-created',
-        hold: { holdId: 'h1', customer: 'alice', seats: ['A-1-1'], quantity: 1, createdAt: now, expiresAt: now + 60_000 },
+        hold: { holdId: h1, customer: 'alice', seats: ['A-1-1'], quantity: 1, createdAt: now, expiresAt: now + 60_000 },
       },
     ],
     now,
@@ -64,12 +66,12 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
       await store.writeBatch(client, spec.eventId, 0, write, 'sentinel.reservations');
     });
   await t.rejects(commit(oldEpoch), FencedError, 'the stale owner is fenced');
-  t.equal((await pool.query(`SELECT 1 FROM holds WHERE hold_id = 'h1'`)).rowCount, 0, 'and wrote nothing');
+  t.equal((await pool.query('SELECT 1 FROM holds WHERE hold_id = $1', [h1])).rowCount, 0, 'and wrote nothing');
   await commit(newEpoch);
   t.equal((await pool.query(`SELECT state FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.state, 'held');
   // The same write again: the seat is at version 1 now, so the versioned write matches no row.
   const again = emptyBatchWrite();
-  foldChanges(again, [{ type: 'seat', seat: 'A-1-1', state: 'held', holdId: 'h2', fromVersion: 0, toVersion: 1 }], now);
+  foldChanges(again, [{ type: 'seat', seat: 'A-1-1', state: 'held', holdId: h2, fromVersion: 0, toVersion: 1 }], now);
   await t.rejects(
     inTransaction(pool, 'stale version', async (client) => {
       await store.fenceAndCheckUsage(client, spec.eventId, 0, newEpoch, again.usage, 8);
@@ -78,7 +80,7 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
     FencedError,
     'a stale seat version is refused',
   );
-  t.equal((await pool.query(`SELECT hold_id FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.hold_id, 'h1');
+  t.equal((await pool.query(`SELECT hold_id FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.hold_id, h1);
 });
 
 t.test('event-wide customer limit: usage beyond the limit is refused in the commit', async (t) => {

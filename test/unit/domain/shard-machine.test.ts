@@ -189,3 +189,22 @@ t.test('actor without an inventory waits in loading and answers at once', async 
   t.match(refused, { type: 'not-serving', state: 'loading' });
   actor.stop();
 });
+
+t.test('a hold created while the timer idles still expires on time (short TTL)', async (t) => {
+  const timers = new SimulatedClock();
+  const persisted: ShardChange[][] = [];
+  const { inventory } = fixture(layout, { settings: { holdTtlMs: 100 } });
+  const actor = createShardActor({
+    clock: () => timers.now(),
+    timers,
+    inventory,
+    persistExpired: (changes) => persisted.push([...changes]),
+  });
+  timers.increment(50);
+  actor.send(command(() => {}));
+  timers.increment(99);
+  t.same(persisted, [], 'not before expiresAt = 150');
+  timers.increment(1);
+  t.equal(persisted.length, 1, 'expired at 150 although the idle timer was set before the hold existed');
+  actor.stop();
+});

@@ -1,0 +1,170 @@
+/**
+ * `npm run bench:engine [-- --json] [-- --holds N]`: durable holds per second through NATS into
+ * ONE engine process, as a function of the group-commit window, with hold latency percentiles;
+ * and rejections per second on one hot seat. Runs against the local infrastructure
+ * (`hack/infra.sh up`), provisions its own events, starts its own engine child processes.
+ */
+import { hostname } from 'node:os';
+import { connectNats } from '../src/adapters/nats/connection.js';
+import type { ShardCommand } from '../src/domain/commands.js';
+import { silentLogger } from '../src/log.js';
+import { testConfig } from '../test/support/env.js';
+import { ShardDriver } from '../test/support/shard-driver.js';
+import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor } from '../test/support/stack.js';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const holdsPerRun = Number(args[args.indexOf('--holds') + 1]) || 30_000;
+const concurrency = Number(args[args.indexOf('--concurrency') + 1]) || 256;
+const windows = [0, 2, 5];
+const SHARDS = 4;
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+async function drive(driver: ShardDriver, commands: ShardCommand[], inFlight: number) {
+  const latencies = new Float64Array(commands.length);
+  const results = new Map<string, number>();
+  let next = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < commands.length) {
+      const i = next++;
+      const command = commands[i] as ShardCommand;
+      const t0 = performance.now();
+      const result = await driver.send(command);
+      latencies[i] = performance.now() - t0;
+      results.set(result.type, (results.get(result.type) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort();
+  return {
+    perSecond: commands.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    results: Object.fromEntries(results),
+  };
+}
+
+/** Group-commit counters scraped from an engine's /metrics. */
+async function commitStats(engine: { metric(name: string): Promise<number> }) {
+  return {
+    commits: await engine.metric('sentinel_engine_commit_seconds_count'),
+    seconds: await engine.metric('sentinel_engine_commit_seconds_sum'),
+    commands: await engine.metric('sentinel_engine_batch_size_sum'),
+  };
+}
+
+const log = (line: string) => {
+  if (!json) process.stdout.write(line + '\n');
+};
+
+const pool = await testDatabase();
+const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'bench-engine' });
+const rowsNeeded = Math.ceil(holdsPerRun / 100);
+const report: Record<string, unknown> = {
+  machine: { host: hostname(), cores: (await import('node:os')).cpus().length },
+  holdsPerRun,
+  concurrency,
+  shards: SHARDS,
+};
+const durable: unknown[] = [];
+log(`Durable single-seat holds through NATS into one engine (${SHARDS} shards, ${holdsPerRun} holds per run, ${concurrency} in flight)`);
+log('window_ms  holds/s   p50_ms  p99_ms  commits  avg_batch  avg_commit_ms  results');
+for (const windowMs of windows) {
+  const spec = await provisionTestEvent(pool, {
+    shardCount: SHARDS,
+    layout: testLayout({ sections: 1, rows: rowsNeeded, seats: 100 }),
+    customerLimit: 1,
+  });
+  const engine = await startEngine(spec.eventId, {
+    SENTINEL_BATCH_WINDOW_MS: String(windowMs),
+    LOG_LEVEL: 'warn',
+    SENTINEL_LEASE_TTL_MS: '10000',
+  });
+  try {
+    await waitFor('engine owns all shards', async () => (await engine.metric('sentinel_engine_owned_shards')) === SHARDS);
+    const driver = new ShardDriver(nc, spec, 30_000);
+    const seats = driver.seats();
+    // Warm-up on the last seats, then the measured run on the others.
+    await drive(
+      driver,
+      seats.slice(holdsPerRun, holdsPerRun + 2000).map((seat, i) => ({ type: 'hold', key: `w${i}`, customer: `w${i}`, seats: [seat] })),
+      concurrency,
+    );
+    const commands: ShardCommand[] = seats
+      .slice(0, holdsPerRun)
+      .map((seat, i) => ({ type: 'hold', key: `b${i}`, customer: `c${i}`, seats: [seat] }));
+    const before = await commitStats(engine);
+    const r = await drive(driver, commands, concurrency);
+    const after = await commitStats(engine);
+    const commits = after.commits - before.commits;
+    const avgBatch = commits > 0 ? (after.commands - before.commands) / commits : 0;
+    const avgCommitMs = commits > 0 ? ((after.seconds - before.seconds) / commits) * 1000 : 0;
+    durable.push({
+      windowMs,
+      holdsPerSecond: Math.round(r.perSecond),
+      p50Ms: +r.p50.toFixed(2),
+      p99Ms: +r.p99.toFixed(2),
+      commits,
+      avgBatch: +avgBatch.toFixed(1),
+      avgCommitMs: +avgCommitMs.toFixed(2),
+      results: r.results,
+    });
+    log(
+      `${String(windowMs).padStart(9)}  ${Math.round(r.perSecond).toString().padStart(7)}  ${r.p50.toFixed(2).padStart(6)}  ${r.p99.toFixed(2).padStart(6)}  ${String(commits).padStart(7)}  ${avgBatch.toFixed(1).padStart(9)}  ${avgCommitMs.toFixed(2).padStart(13)}  ${JSON.stringify(r.results)}`,
+    );
+  } finally {
+    await engine.stop();
+  }
+}
+report['durableHolds'] = durable;
+
+// Hot seat: one seat already held; every further attempt is a loser, answered from memory.
+{
+  const spec = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 1, seats: 10 }), customerLimit: 1 });
+  const engine = await startEngine(spec.eventId, { LOG_LEVEL: 'warn', SENTINEL_LEASE_TTL_MS: '10000' });
+  try {
+    await waitFor('engine owns the shard', async () => (await engine.metric('sentinel_engine_owned_shards')) === 1);
+    const driver = new ShardDriver(nc, spec, 30_000);
+    await driver.send({ type: 'hold', key: 'winner', customer: 'winner', seats: ['A-1-1'] });
+    const attempts = holdsPerRun * 3;
+    const commands: ShardCommand[] = Array.from({ length: attempts }, (_, i) => ({
+      type: 'hold',
+      key: `l${i}`,
+      customer: `l${i}`,
+      seats: ['A-1-1'],
+    }));
+    const r = await drive(driver, commands, concurrency);
+    report['hotSeat'] = {
+      attempts,
+      rejectionsPerSecond: Math.round(r.perSecond),
+      p50Ms: +r.p50.toFixed(2),
+      p99Ms: +r.p99.toFixed(2),
+      results: r.results,
+    };
+    log('');
+    log(
+      `Hot seat: ${attempts} attempts on one held seat → ${Math.round(r.perSecond)} rejections/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms ${JSON.stringify(r.results)}`,
+    );
+  } finally {
+    await engine.stop();
+  }
+}
+const best = Math.max(...durable.map((d) => (d as { holdsPerSecond: number }).holdsPerSecond));
+const rejections = (report['hotSeat'] as { rejectionsPerSecond: number }).rejectionsPerSecond;
+report['targets'] = {
+  durableHoldsPerSecond: { target: 10_000, best, met: best >= 10_000 },
+  rejectionsPerSecond: { target: 50_000, measured: rejections, met: rejections >= 50_000 },
+};
+log('');
+log(
+  `Targets: durable holds ≥ 10,000/s → best ${best}/s ${best >= 10_000 ? 'MET' : 'NOT MET'}; rejections ≥ 50,000/s → ${rejections}/s ${rejections >= 50_000 ? 'MET' : 'NOT MET'}`,
+);
+if (json) process.stdout.write(JSON.stringify(report) + '\n');
+await nc.close();
+await pool.end();

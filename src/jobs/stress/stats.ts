@@ -1,0 +1,91 @@
+/**
+ * What a stress run counts: attempts by status and error, latency histograms (overall, per
+ * operation, and of losers — the 409s the architecture promises are answered at once), buyer
+ * outcomes, and a timeline in 250 ms slots that chaos uses to see each fault's effect.
+ */
+import { LatencyHistogram, type LatencySummary } from './histogram.js';
+import type { StressOp } from './response-log.js';
+
+/** Length of one timeline slot, ms. */
+export const SLOT_MS = 250;
+
+/** Counts of one timeline slot. */
+export interface Slot {
+  /** 2xx answers. */
+  ok: number;
+  /** 4xx answers except 429 (expected refusals: sold out, limits). */
+  refused: number;
+  /** 429 answers (admission control). */
+  throttled: number;
+  /** 5xx answers and attempts without an answer (refused, reset or timed-out connections). */
+  failed: number;
+}
+
+/** How a buyer's journey ended. */
+export type BuyerOutcome =
+  'reserved' | 'released' | 'abandoned' | 'lost' | 'expired' | 'limited' | 'throttled' | 'failed' | 'rejected' | 'aborted';
+
+export class StressStats {
+  readonly startedAt = Date.now();
+  readonly latency = new LatencyHistogram();
+  readonly losers = new LatencyHistogram();
+  readonly byOp = new Map<StressOp, LatencyHistogram>();
+  readonly statuses = new Map<number, number>();
+  readonly errors = new Map<string, number>();
+  readonly outcomes = new Map<BuyerOutcome, number>();
+  readonly timeline: Slot[] = [];
+  requests = 0;
+  retries = 0;
+  seatsSold = 0;
+  placesSold = 0;
+  buyersStarted = 0;
+  buyersDone = 0;
+  /** Open loop: arrivals dropped because `concurrency` buyers were already in flight. */
+  shed = 0;
+  firstAt = Infinity;
+  lastAt = 0;
+
+  /** Records one attempt that ended at `at` after `ms`. `status` 0 = no answer. */
+  attempt(op: StressOp, status: number, ms: number, at: number, error: string | undefined, retry: boolean): void {
+    this.requests += 1;
+    if (retry) this.retries += 1;
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+    if (error !== undefined) this.errors.set(error, (this.errors.get(error) ?? 0) + 1);
+    if (status !== 0) {
+      this.latency.recordMs(ms);
+      let histogram = this.byOp.get(op);
+      if (histogram === undefined) this.byOp.set(op, (histogram = new LatencyHistogram()));
+      histogram.recordMs(ms);
+      if (status === 409) this.losers.recordMs(ms);
+    }
+    const started = at - ms;
+    if (started < this.firstAt) this.firstAt = started;
+    if (at > this.lastAt) this.lastAt = at;
+    const index = Math.max(0, Math.floor((at - this.startedAt) / SLOT_MS));
+    while (this.timeline.length <= index) this.timeline.push({ ok: 0, refused: 0, throttled: 0, failed: 0 });
+    const slot = this.timeline[index]!;
+    if (status >= 200 && status < 300) slot.ok += 1;
+    else if (status === 429) slot.throttled += 1;
+    else if (status >= 400 && status < 500) slot.refused += 1;
+    else slot.failed += 1;
+  }
+
+  outcome(outcome: BuyerOutcome): void {
+    this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    this.buyersDone += 1;
+  }
+
+  /** Seconds from the first request sent to the last answer. */
+  get durationS(): number {
+    return this.lastAt > this.firstAt ? (this.lastAt - this.firstAt) / 1000 : 0;
+  }
+
+  latencyByOp(): Record<string, LatencySummary> {
+    return Object.fromEntries([...this.byOp].map(([op, h]) => [op, h.summary()]));
+  }
+}
+
+/** Sorted record of a count map, keys as strings (JSON output). */
+export function countsOf<K extends string | number>(map: ReadonlyMap<K, number>): Record<string, number> {
+  return Object.fromEntries([...map].sort(([a], [b]) => (String(a) < String(b) ? -1 : 1)).map(([k, v]) => [String(k), v]));
+}

@@ -1,0 +1,472 @@
+/**
+ * The stress run: many simulated customers, each with their own token, buying through the REST
+ * API as real clients would — Idempotency-Key on every POST, retries of 429/503/lost connections
+ * with the same key (honouring Retry-After), think time between hold and confirm.
+ *
+ * Closed loop: `concurrency` buyers at a time, the next starting when one finishes (what a fixed
+ * pool of clients does; latency is measured per attempt from the moment it is sent). Open loop:
+ * buyers arrive at `rate` per second whatever the system's speed (what a crowd does); at most
+ * `concurrency` are in flight, and arrivals beyond that are counted as shed, never queued
+ * silently. Either way the run is bounded by the number of buyers and by `durationS`, and stops
+ * by itself.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HttpClient, HttpTransportError, type HttpResponse } from './http-client.js';
+import { ResponseLogWriter, type ResponseRecord, type StressOp } from './response-log.js';
+import { ScenarioPlanner, type AfterHold, type BuyerPlan, type InventoryView, type ScenarioSettings } from './scenarios.js';
+import { StressStats, countsOf, type BuyerOutcome, type Slot } from './stats.js';
+import { CustomerTokens, type TokenSettings } from './tokens.js';
+import type { LatencySummary } from './histogram.js';
+
+/** Everything a run needs. */
+export interface StressOptions {
+  readonly eventId: string;
+  /** Base URLs of ingress replicas; buyer i uses `targets[i % n]`. Checked by `checkTargets`. */
+  readonly targets: readonly string[];
+  readonly scenario: ScenarioSettings;
+  readonly buyers: number;
+  readonly mode: 'closed' | 'open';
+  /** Closed loop: buyers in flight. Open loop: most buyers in flight before arrivals are shed. */
+  readonly concurrency: number;
+  /** Open loop: buyer arrivals per second. */
+  readonly rate: number;
+  /** No buyer starts after this many seconds. */
+  readonly durationS: number;
+  /** After `durationS`, how long buyers in flight may take to finish before they are aborted. */
+  readonly graceS: number;
+  /** Retries of one request on 429, 503 and transport errors (same Idempotency-Key). */
+  readonly retries: number;
+  /** Longest wait before one retry, ms (Retry-After is honoured up to this). */
+  readonly maxRetryDelayMs: number;
+  readonly timeoutMs: number;
+  readonly seed: number;
+  /** Unique per run: customer ids and Idempotency-Keys are derived from it. */
+  readonly runId: string;
+  readonly tokens: TokenSettings;
+  /** JSONL response log for `sentinel verify`. */
+  readonly logPath?: string;
+  /** Known inventory; when absent it is read from the API (availability and seat maps). */
+  readonly inventory?: InventoryView;
+  /** Called about once a second while the run is going. */
+  readonly onProgress?: (progress: StressProgress) => void;
+  /** Stops the run early (its buyers are aborted); the report covers what happened until then. */
+  readonly signal?: AbortSignal;
+}
+
+/** A live view of a run, for the progress line. */
+export interface StressProgress {
+  readonly elapsedS: number;
+  readonly requests: number;
+  /** Requests answered in the last second. */
+  readonly recentRps: number;
+  readonly p99Ms: number;
+  readonly statuses: Record<string, number>;
+  readonly buyersStarted: number;
+  readonly buyersDone: number;
+  readonly buyersPlanned: number;
+  readonly inFlight: number;
+}
+
+/** The result of a run, as `--json` prints it. */
+export interface StressReport {
+  readonly scenario: string;
+  readonly mode: 'closed' | 'open';
+  readonly event: string;
+  readonly targets: readonly string[];
+  readonly run_id: string;
+  readonly seed: number;
+  readonly concurrency: number;
+  readonly rate: number | null;
+  readonly requests: number;
+  readonly retries: number;
+  readonly status: Record<string, number>;
+  readonly errors: Record<string, number>;
+  readonly throughput_rps: number;
+  readonly latency_ms: LatencySummary;
+  readonly latency_by_op_ms: Record<string, LatencySummary>;
+  /** Latency of 409 answers: losers must be answered at once. */
+  readonly loser_latency_ms: LatencySummary;
+  readonly duration_s: number;
+  readonly buyers: { readonly planned: number; readonly started: number; readonly shed: number; readonly outcomes: Record<string, number> };
+  readonly seats_sold: number;
+  readonly places_sold: number;
+  readonly aborted: boolean;
+  readonly log: string | null;
+  /** Wall-clock start (epoch ms) and 250 ms slots: chaos measures fault effects with them. */
+  readonly started_at: number;
+  readonly timeline: readonly Slot[];
+}
+
+/** What one request came back with, after retries. */
+interface Answer {
+  readonly status: number;
+  readonly error: string | undefined;
+  readonly body: Record<string, unknown> | undefined;
+}
+
+const PROBLEM_PREFIX = 'https://sentinel.dev/problems/';
+
+/** The problem slug of an error body (`seats-unavailable`), or `http-<status>`. */
+function problemSlug(status: number, body: Record<string, unknown> | undefined): string {
+  const type = body?.['type'];
+  if (typeof type === 'string') return type.startsWith(PROBLEM_PREFIX) ? type.slice(PROBLEM_PREFIX.length) : type;
+  return `http-${status}`;
+}
+
+function parseBody(response: HttpResponse): Record<string, unknown> | undefined {
+  if (response.body === '' || (response.body[0] !== '{' && response.body[0] !== '[')) return undefined;
+  try {
+    return JSON.parse(response.body) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads an event's sections (with their rows) and pools through the API. */
+export async function discoverInventory(client: HttpClient, eventId: string, token: string): Promise<InventoryView> {
+  const headers = `authorization: Bearer ${token}\r\naccept: application/json\r\n`;
+  const base = `/v1/events/${encodeURIComponent(eventId)}`;
+  const availability = await client.request('GET', `${base}/availability`, headers);
+  if (availability.status !== 200) {
+    throw new Error(`GET ${base}/availability answered ${availability.status}: ${availability.body.slice(0, 300)}`);
+  }
+  const counts = JSON.parse(availability.body) as { sections: { section: string }[]; pools: { pool: string; total: number }[] };
+  const sections = [];
+  for (const { section } of counts.sections) {
+    const map = await client.request('GET', `${base}/seats?section=${encodeURIComponent(section)}`, headers);
+    if (map.status !== 200) throw new Error(`GET seat map of section ${section} answered ${map.status}`);
+    const view = JSON.parse(map.body) as { rows: { row: string; seats: unknown[] }[] };
+    sections.push({ id: section, rows: view.rows.map((r) => ({ id: r.row, seats: r.seats.length })) });
+  }
+  return { sections, pools: counts.pools.map((p) => ({ id: p.pool, capacity: p.total })) };
+}
+
+/** One stress run. `run()` resolves with the report; the run never outlives its bounds. */
+export class StressRun {
+  readonly stats = new StressStats();
+  private readonly clients: HttpClient[];
+  private readonly tokens: CustomerTokens;
+  private readonly log: ResponseLogWriter | undefined;
+  private readonly stop = new AbortController();
+  private planner: ScenarioPlanner | undefined;
+  private inFlight = 0;
+  private aborted = false;
+  private readonly eventPath: string;
+
+  constructor(private readonly options: StressOptions) {
+    if (!Number.isInteger(options.buyers) || options.buyers < 1) throw new Error('buyers must be a positive integer');
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new Error('concurrency must be a positive integer');
+    if (options.mode === 'open' && !(options.rate > 0)) throw new Error('open loop needs a rate > 0');
+    const perTarget = Math.ceil(options.concurrency / options.targets.length) + 8;
+    this.clients = options.targets.map((t) => new HttpClient(t, { maxConnections: perTarget, timeoutMs: options.timeoutMs }));
+    this.tokens = new CustomerTokens(options.tokens);
+    this.log = options.logPath ? new ResponseLogWriter(options.logPath) : undefined;
+    this.eventPath = `/v1/events/${encodeURIComponent(options.eventId)}`;
+    options.signal?.addEventListener('abort', () => this.abort(), { once: true });
+  }
+
+  /** Stops at once: no new buyers, no retries, requests in flight are cut. */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.stop.abort();
+    for (const client of this.clients) client.close();
+  }
+
+  async run(): Promise<StressReport> {
+    const o = this.options;
+    const inventory = o.inventory ?? (await discoverInventory(this.clients[0]!, o.eventId, this.tokens.get(`${o.runId}-discovery`)));
+    this.planner = new ScenarioPlanner(inventory, o.scenario, o.seed, `${o.runId}`);
+    const ticker = setInterval(() => this.progress(), 1000);
+    try {
+      if (o.mode === 'closed') await this.closedLoop();
+      else await this.openLoop();
+    } finally {
+      clearInterval(ticker);
+      for (const client of this.clients) client.close();
+      await this.log?.close();
+    }
+    return this.report();
+  }
+
+  private async closedLoop(): Promise<void> {
+    const o = this.options;
+    const deadline = Date.now() + o.durationS * 1000;
+    let next = 0;
+    const worker = async () => {
+      while (!this.aborted && next < o.buyers && Date.now() < deadline) await this.buyer(next++);
+    };
+    const workers = Array.from({ length: Math.min(o.concurrency, o.buyers) }, worker);
+    await this.finish(Promise.all(workers), deadline);
+  }
+
+  private async openLoop(): Promise<void> {
+    const o = this.options;
+    const started = Date.now();
+    const deadline = started + o.durationS * 1000;
+    const journeys = new Set<Promise<void>>();
+    let failure: unknown;
+    let arrivals = 0;
+    while (!this.aborted && arrivals < o.buyers && Date.now() < deadline) {
+      const due = Math.min(o.buyers, Math.floor(((Date.now() - started) / 1000) * o.rate) + 1);
+      for (; arrivals < due; arrivals++) {
+        if (this.inFlight >= o.concurrency) {
+          this.stats.shed += 1;
+          continue;
+        }
+        const journey: Promise<void> = this.buyer(arrivals).then(
+          () => void journeys.delete(journey),
+          (error: unknown) => {
+            journeys.delete(journey);
+            failure ??= error;
+          },
+        );
+        journeys.add(journey);
+      }
+      await sleep(Math.max(1, Math.min(20, 1000 / o.rate)));
+    }
+    await this.finish(Promise.all([...journeys]), Date.now());
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Waits for the buyers in flight, at most `graceS` after `deadline`, then aborts the rest. */
+  private async finish(done: Promise<unknown>, deadline: number): Promise<void> {
+    const graceMs = Math.max(0, deadline - Date.now()) + this.options.graceS * 1000;
+    const timer = setTimeout(() => this.abort(), graceMs);
+    try {
+      await done;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private progress(): void {
+    const s = this.stats;
+    const slots = s.timeline.slice(-4);
+    const recent = slots.reduce((sum, slot) => sum + slot.ok + slot.refused + slot.throttled + slot.failed, 0);
+    this.options.onProgress?.({
+      elapsedS: (Date.now() - s.startedAt) / 1000,
+      requests: s.requests,
+      recentRps: recent,
+      p99Ms: s.latency.percentileUs(99) / 1000,
+      statuses: countsOf(s.statuses),
+      buyersStarted: s.buyersStarted,
+      buyersDone: s.buyersDone,
+      buyersPlanned: this.options.buyers,
+      inFlight: this.inFlight,
+    });
+  }
+
+  private async buyer(index: number): Promise<void> {
+    const plan = this.planner!.plan(index);
+    this.inFlight += 1;
+    this.stats.buyersStarted += 1;
+    let outcome: BuyerOutcome;
+    try {
+      outcome = await this.journey(index, plan);
+    } catch (error) {
+      if (!this.aborted) throw error;
+      outcome = 'aborted';
+    } finally {
+      this.inFlight -= 1;
+    }
+    this.stats.outcome(outcome);
+  }
+
+  private async journey(index: number, plan: BuyerPlan): Promise<BuyerOutcome> {
+    const auth = `authorization: Bearer ${this.tokens.get(plan.customer)}\r\n`;
+    const key = (suffix: string) => `${this.options.runId}-${index}-${suffix}`;
+    const ctx = { index, customer: plan.customer, auth, client: this.clients[index % this.clients.length]! };
+    switch (plan.kind) {
+      case 'reserve': {
+        let last: Answer | undefined;
+        for (const [a, seat] of plan.seats.entries()) {
+          last = await this.call(
+            ctx,
+            'reserve',
+            'POST',
+            `${this.eventPath}/seats/${encodeURIComponent(seat)}/reserve`,
+            key(`r${a}`),
+            undefined,
+            {
+              seat,
+            },
+          );
+          if (last.status === 201) return 'reserved';
+          if (last.status !== 409) break;
+        }
+        return this.failureOutcome(last!);
+      }
+      case 'hold-seats': {
+        let last: Answer | undefined;
+        for (const [a, seat] of plan.seats.entries()) {
+          last = await this.call(ctx, 'hold', 'POST', `${this.eventPath}/holds`, key(`h${a}`), JSON.stringify({ seats: [seat] }), { seat });
+          if (last.status === 201) return this.afterHold(ctx, last, plan.then, key);
+          if (last.status !== 409) break;
+        }
+        return this.failureOutcome(last!);
+      }
+      case 'hold-best': {
+        const body = JSON.stringify({ section: plan.section, quantity: plan.quantity });
+        const answer = await this.call(ctx, 'hold-best', 'POST', `${this.eventPath}/holds`, key('h'), body, {});
+        return answer.status === 201 ? this.afterHold(ctx, answer, plan.then, key) : this.failureOutcome(answer);
+      }
+      case 'hold-pool': {
+        const body = JSON.stringify({ pool: plan.pool, quantity: plan.quantity });
+        const answer = await this.call(ctx, 'hold-pool', 'POST', `${this.eventPath}/holds`, key('h'), body, {});
+        return answer.status === 201 ? this.afterHold(ctx, answer, plan.then, key) : this.failureOutcome(answer);
+      }
+    }
+  }
+
+  private async afterHold(ctx: CallContext, held: Answer, then: AfterHold, key: (suffix: string) => string): Promise<BuyerOutcome> {
+    if (then.action === 'expire') return 'abandoned';
+    const holdId = String(held.body?.['holdId'] ?? '');
+    if (holdId === '') return 'failed';
+    if (then.thinkMs > 0) {
+      try {
+        await sleep(then.thinkMs, undefined, { signal: this.stop.signal });
+      } catch {
+        return 'aborted';
+      }
+    }
+    const path = `${this.eventPath}/holds/${encodeURIComponent(holdId)}`;
+    if (then.action === 'confirm') {
+      const answer = await this.call(ctx, 'confirm', 'POST', `${path}/confirm`, key('c'), undefined, { hold: holdId });
+      if (answer.status === 201) return 'reserved';
+      return answer.status === 409 && answer.error === 'hold-expired' ? 'expired' : this.failureOutcome(answer);
+    }
+    const answer = await this.call(ctx, 'release', 'DELETE', path, undefined, undefined, { hold: holdId });
+    return answer.status === 204 ? 'released' : this.failureOutcome(answer);
+  }
+
+  private failureOutcome(answer: Answer): BuyerOutcome {
+    if (this.aborted && answer.status === 0) return 'aborted';
+    if (answer.status === 409) return 'lost';
+    if (answer.status === 422 && answer.error === 'limit-exceeded') return 'limited';
+    if (answer.status === 429) return 'throttled';
+    if (answer.status === 0 || answer.status >= 500) return 'failed';
+    return 'rejected';
+  }
+
+  /** Sends one request, retrying what is safe to retry, and logs every attempt. */
+  private async call(
+    ctx: CallContext,
+    op: StressOp,
+    method: string,
+    path: string,
+    idempotencyKey: string | undefined,
+    body: string | undefined,
+    asked: { seat?: string; hold?: string },
+  ): Promise<Answer> {
+    let headers = ctx.auth;
+    if (idempotencyKey !== undefined) headers += `idempotency-key: ${idempotencyKey}\r\n`;
+    if (body !== undefined) headers += 'content-type: application/json\r\n';
+    for (let attempt = 1; ; attempt++) {
+      const sent = performance.now();
+      let answer: Answer;
+      let retryAfterS: number | undefined;
+      try {
+        const response = await ctx.client.request(method, path, headers, body);
+        const parsed = parseBody(response);
+        const ok = response.status >= 200 && response.status < 300;
+        answer = { status: response.status, error: ok ? undefined : problemSlug(response.status, parsed), body: parsed };
+        retryAfterS = response.retryAfterS;
+      } catch (error) {
+        if (!(error instanceof HttpTransportError)) throw error;
+        answer = { status: 0, error: error.transportCode, body: undefined };
+      }
+      const ms = performance.now() - sent;
+      const at = Date.now();
+      this.stats.attempt(op, answer.status, ms, at, answer.error, attempt > 1);
+      this.record(ctx, op, attempt, answer, ms, at, asked);
+      const retryable =
+        answer.status === 0 ||
+        answer.status === 429 ||
+        answer.status === 503 ||
+        (answer.status === 409 && answer.error === 'idempotency-key-in-use');
+      if (!retryable || attempt > this.options.retries || this.aborted) return answer;
+      const backoff = retryAfterS !== undefined ? retryAfterS * 1000 : 100 * 2 ** (attempt - 1);
+      const delay = Math.min(this.options.maxRetryDelayMs, backoff) * (0.75 + Math.random() * 0.5);
+      try {
+        await sleep(delay, undefined, { signal: this.stop.signal });
+      } catch {
+        return answer;
+      }
+    }
+  }
+
+  private record(
+    ctx: CallContext,
+    op: StressOp,
+    attempt: number,
+    answer: Answer,
+    ms: number,
+    at: number,
+    asked: { seat?: string; hold?: string },
+  ): void {
+    if (this.log === undefined) return;
+    const b = answer.body;
+    const granted = answer.status === 201 && b !== undefined;
+    const record: ResponseRecord = {
+      at,
+      run: this.options.runId,
+      buyer: ctx.index,
+      customer: ctx.customer,
+      op,
+      attempt,
+      status: answer.status,
+      ms: Math.round(ms * 1000) / 1000,
+      ...(answer.error === undefined ? {} : { error: answer.error }),
+      ...(asked.seat === undefined ? {} : { seat: asked.seat }),
+      ...(asked.hold !== undefined ? { hold: asked.hold } : granted && typeof b['holdId'] === 'string' ? { hold: b['holdId'] } : {}),
+      ...(granted && typeof b['reservationId'] === 'string' ? { reservation: b['reservationId'] } : {}),
+      ...(granted && Array.isArray(b['seats']) ? { seats: b['seats'] as string[] } : {}),
+      ...(granted && typeof b['pool'] === 'string' ? { pool: b['pool'], quantity: Number(b['quantity']) } : {}),
+    };
+    this.log.write(record);
+    if (granted && (op === 'confirm' || op === 'reserve')) {
+      if (typeof b['pool'] === 'string') this.stats.placesSold += Number(b['quantity'] ?? 0);
+      else if (Array.isArray(b['seats'])) this.stats.seatsSold += b['seats'].length;
+    }
+  }
+
+  private report(): StressReport {
+    const o = this.options;
+    const s = this.stats;
+    const duration = s.durationS;
+    return {
+      scenario: o.scenario.scenario,
+      mode: o.mode,
+      event: o.eventId,
+      targets: o.targets,
+      run_id: o.runId,
+      seed: o.seed,
+      concurrency: o.concurrency,
+      rate: o.mode === 'open' ? o.rate : null,
+      requests: s.requests,
+      retries: s.retries,
+      status: countsOf(s.statuses),
+      errors: countsOf(s.errors),
+      throughput_rps: duration > 0 ? Math.round((s.requests / duration) * 10) / 10 : 0,
+      latency_ms: s.latency.summary(),
+      latency_by_op_ms: s.latencyByOp(),
+      loser_latency_ms: s.losers.summary(),
+      duration_s: Math.round(duration * 1000) / 1000,
+      buyers: { planned: o.buyers, started: s.buyersStarted, shed: s.shed, outcomes: countsOf(s.outcomes) },
+      seats_sold: s.seatsSold,
+      places_sold: s.placesSold,
+      aborted: this.aborted,
+      log: this.log?.path ?? null,
+      started_at: s.startedAt,
+      timeline: s.timeline,
+    };
+  }
+}
+
+interface CallContext {
+  readonly index: number;
+  readonly customer: string;
+  readonly auth: string;
+  readonly client: HttpClient;
+}
