@@ -89,7 +89,9 @@ for (const windowMs of windows) {
   try {
     await waitFor('engine owns all shards', async () => (await engine.metric('sentinel_engine_owned_shards')) === SHARDS);
     const driver = new ShardDriver(nc, spec, 30_000);
-    const seats = driver.seats();
+    // Interleave the shards' seats, so load spreads over every shard as a real sale's would.
+    const perShard = Array.from({ length: SHARDS }, (_, shard) => driver.map.seatsOfShard(shard));
+    const seats = Array.from({ length: Math.max(...perShard.map((s) => s.length)) }, (_, i) => perShard.map((s) => s[i])).flat().filter((s): s is string => s !== undefined);
     // Warm-up on the last seats, then the measured run on the others.
     await drive(
       driver,

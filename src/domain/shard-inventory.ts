@@ -146,6 +146,8 @@ export class ShardInventory {
   /** Seat index of a one-shot reserve, or -1. */
   private readonly recentReserved = new Int32Array(ABORT_WINDOW);
   private recentNext = 0;
+  /** Whether the earliest expiry entry is known to belong to a live hold (see nextExpiryAt). */
+  private expiryTopLive = false;
   private readonly ended = new Map<string, EndedHold>();
   private readonly expiry = new ExpiryQueue();
   private readonly customers = new Map<CustomerId, Tally>();
@@ -522,7 +524,7 @@ export class ShardInventory {
     changes.push(this.poolChange(p));
     this.holds.set(holdId, view);
     this.recordCreation(holdId, key, this.poolVersion[p]!, -1);
-    this.expiry.push(view.expiresAt, holdId);
+    this.scheduleExpiry(view);
     (tally ?? this.tally(customer)).held += quantity;
     return { ok: true, type: 'held', hold: view };
   }
@@ -545,7 +547,7 @@ export class ShardInventory {
     }
     this.holds.set(holdId, view);
     this.recordCreation(holdId, key, -1, -1);
-    this.expiry.push(view.expiresAt, holdId);
+    this.scheduleExpiry(view);
     (tally ?? this.tally(customer)).held += indexes.length;
     return view;
   }
@@ -659,7 +661,7 @@ export class ShardInventory {
       confirmedAt: now,
     };
     changes.push({ type: 'reservation-created', reservation });
-    this.holds.delete(holdId);
+    this.dropHold(holdId);
     const tally = this.tally(customer);
     tally.held -= view.quantity;
     tally.reserved += view.quantity;
@@ -683,7 +685,7 @@ export class ShardInventory {
       changes.push(this.poolChange(p));
     }
     changes.push({ type: 'hold-ended', holdId: view.holdId, customer: view.customer, quantity: view.quantity, reason });
-    this.holds.delete(view.holdId);
+    this.dropHold(view.holdId);
     const tally = this.tally(view.customer);
     tally.held -= view.quantity;
     this.untally(view.customer, tally);
@@ -731,6 +733,7 @@ export class ShardInventory {
       const holdId = expiry.peekId();
       const at = expiry.peekTime();
       expiry.pop();
+      this.expiryTopLive = false;
       const view = this.holds.get(holdId);
       if (view !== undefined && view.expiresAt === at) this.endHold(view, 'expired', now, changes);
     }
@@ -740,12 +743,29 @@ export class ShardInventory {
   /** When the earliest live hold expires (epoch ms), or Infinity when none. */
   nextExpiryAt(): number {
     const expiry = this.expiry;
+    // The actor asks before every command: skip the hold lookup while the earliest entry is known live.
+    if (this.expiryTopLive) return expiry.peekTime();
     while (expiry.size > 0) {
       const view = this.holds.get(expiry.peekId());
-      if (view !== undefined && view.expiresAt === expiry.peekTime()) return expiry.peekTime();
+      if (view !== undefined && view.expiresAt === expiry.peekTime()) {
+        this.expiryTopLive = true;
+        return expiry.peekTime();
+      }
       expiry.pop(); // the hold ended early: drop its entry
     }
     return Infinity;
+  }
+
+  /** Queues a hold's expiry; a new earliest entry must be checked again. */
+  private scheduleExpiry(view: HoldView): void {
+    if (view.expiresAt < this.expiry.peekTime()) this.expiryTopLive = false;
+    this.expiry.push(view.expiresAt, view.holdId);
+  }
+
+  /** Removes a live hold (confirmed, ended or aborted); its expiry entry may have been the earliest. */
+  private dropHold(holdId: string): void {
+    this.holds.delete(holdId);
+    this.expiryTopLive = false;
   }
 
   private prune(now: number): void {
@@ -791,7 +811,7 @@ export class ShardInventory {
         this.poolHeld[p]! -= view.quantity;
         this.poolVersion[p]!--;
       }
-      this.holds.delete(holdId);
+      this.dropHold(holdId);
       const tally = this.tally(view.customer);
       tally.held -= view.quantity;
       this.untally(view.customer, tally);
@@ -976,7 +996,7 @@ export class ShardInventory {
         heldByHolds += indexes.length;
       }
       this.holds.set(view.holdId, view);
-      this.expiry.push(view.expiresAt, view.holdId);
+      this.scheduleExpiry(view);
       this.tally(view.customer).held += view.quantity;
     }
     if (heldByHolds !== heldSeats) fail(`${heldSeats} seats are held but live holds name ${heldByHolds}`);

@@ -169,22 +169,26 @@ export class ShardHost {
           // The event-wide limit (other shards' holds count too) refuses these customers' new
           // holds: undo them in memory and answer limit-exceeded; the rest of the batch goes on.
           accepted = [];
+          const refusedEntries: { entry: CommitEntry; holdId: string; customer: string }[] = [];
           for (const entry of batch) {
             const held = heldCustomer(entry.changes);
-            if (held && refused.has(held.customer)) {
-              if (!this.o.decider.abort(held.holdId)) inexactAbort = true;
-              const requested = entry.changes.reduce((n, c) => (c.type === 'hold-created' ? n + c.hold.quantity : n), 0);
-              entry.respond({
-                result: {
-                  ok: false,
-                  type: 'limit-exceeded',
-                  limit: this.o.customerLimit,
-                  current: this.o.customerLimit,
-                  requested,
-                  message: `customer ${held.customer} would exceed the event's limit of ${this.o.customerLimit}`,
-                },
-              });
-            } else accepted.push(entry);
+            if (held && refused.has(held.customer)) refusedEntries.push({ entry, ...held });
+            else accepted.push(entry);
+          }
+          // Undo newest first: a later hold may have moved the same pool counter.
+          for (const { entry, holdId, customer } of refusedEntries.reverse()) {
+            if (!this.o.decider.abort(holdId)) inexactAbort = true;
+            const requested = entry.changes.reduce((n, c) => (c.type === 'hold-created' ? n + c.hold.quantity : n), 0);
+            entry.respond({
+              result: {
+                ok: false,
+                type: 'limit-exceeded',
+                limit: this.o.customerLimit,
+                current: this.o.customerLimit,
+                requested,
+                message: `customer ${customer} would exceed the event's limit of ${this.o.customerLimit}`,
+              },
+            });
           }
           write = emptyBatchWrite();
           for (const entry of accepted) foldChanges(write, entry.changes, now);

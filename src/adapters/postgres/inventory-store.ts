@@ -76,6 +76,19 @@ export function eventFromRow(row: EventRow): StoredEvent {
   };
 }
 
+/**
+ * Runs one of the group commit's statements as a named prepared statement: parsed and planned
+ * once per connection instead of on every commit.
+ */
+function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  client: pg.PoolClient,
+  name: string,
+  text: string,
+  values: unknown[],
+): Promise<pg.QueryResult<R>> {
+  return client.query<R>({ name: `sentinel-${name}`, text, values });
+}
+
 /** The Postgres side of inventory: events, shard claims (fencing), shard loads and group commits. */
 export class InventoryStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -206,7 +219,7 @@ export class InventoryStore {
     usage: Map<string, number>,
     limit: number,
   ): Promise<UsageCheck> {
-    const fence = await client.query('UPDATE shards SET version = version + 1 WHERE event_id = $1 AND shard = $2 AND epoch = $3', [
+    const fence = await run(client, 'fence', 'UPDATE shards SET version = version + 1 WHERE event_id = $1 AND shard = $2 AND epoch = $3', [
       eventId,
       shard,
       epoch,
@@ -216,7 +229,9 @@ export class InventoryStore {
     const shrinking = [...usage].filter(([, delta]) => delta < 0);
     const refused = new Set<string>();
     if (growing.length > 0) {
-      const { rows } = await client.query<{ customer: string }>(
+      const { rows } = await run<{ customer: string }>(
+        client,
+        'usage-grow',
         `INSERT INTO customer_usage (event_id, customer, used)
            SELECT $1, u.customer, u.delta FROM unnest($2::text[], $3::int[]) AS u(customer, delta) WHERE u.delta <= $4
          ON CONFLICT (event_id, customer) DO UPDATE SET used = customer_usage.used + excluded.used
@@ -235,7 +250,9 @@ export class InventoryStore {
   async shrinkUsage(client: pg.PoolClient, eventId: string, usage: Map<string, number>): Promise<void> {
     const entries = [...usage].filter(([, d]) => d < 0);
     if (entries.length === 0) return;
-    await client.query(
+    await run(
+      client,
+      'usage-shrink',
       `UPDATE customer_usage c SET used = GREATEST(0, c.used + u.delta)
          FROM unnest($2::text[], $3::int[]) AS u(customer, delta)
         WHERE c.event_id = $1 AND c.customer = u.customer`,
@@ -253,7 +270,9 @@ export class InventoryStore {
       new FencedError(`shard ${eventId}/${shard}: ${what} changed underneath (optimistic version check failed)`);
     if (batch.seats.size > 0) {
       const seats = [...batch.seats.values()];
-      const result = await client.query(
+      const result = await run(
+        client,
+        'write-seats',
         `UPDATE seats s SET state = v.state, hold_id = v.hold_id, version = v.to_version
            FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS v(seat_id, state, hold_id, from_version, to_version)
           WHERE s.event_id = $1 AND s.seat_id = v.seat_id AND s.version = v.from_version`,
@@ -270,7 +289,9 @@ export class InventoryStore {
     }
     if (batch.pools.size > 0) {
       const pools = [...batch.pools.values()];
-      const result = await client.query(
+      const result = await run(
+        client,
+        'write-pools',
         `UPDATE pools p SET held = v.held, sold = v.sold, version = v.to_version
            FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::int[]) AS v(pool_id, held, sold, from_version, to_version)
           WHERE p.event_id = $1 AND p.pool_id = v.pool_id AND p.version = v.from_version`,
@@ -288,19 +309,22 @@ export class InventoryStore {
     const created = [...batch.holds.values()].filter((h) => h.created);
     if (created.length > 0) {
       const holds = created.map((h) => h.created as HoldView);
-      await client.query(
+      await run(
+        client,
+        'write-holds-created',
         `INSERT INTO holds (hold_id, event_id, shard, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at, reservation_id)
-         SELECT v.hold_id, $1, $2, v.customer, ARRAY(SELECT jsonb_array_elements_text(v.seats)), v.pool_id, v.quantity, v.state,
+         SELECT v.hold_id, $1, $2, v.customer, string_to_array(v.seats, ','), v.pool_id, v.quantity, v.state,
                 to_timestamp(v.created_at / 1000.0), to_timestamp(v.expires_at / 1000.0),
                 CASE WHEN v.ended_at IS NULL THEN NULL ELSE to_timestamp(v.ended_at / 1000.0) END, v.reservation_id
-           FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::text[], $7::int[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
              AS v(hold_id, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at, reservation_id)`,
         [
           eventId,
           shard,
           holds.map((h) => h.holdId),
           holds.map((h) => h.customer),
-          holds.map((h) => JSON.stringify(h.seats)),
+          // Seat ids never contain ',' (validated layout ids), so a joined list is a safe, cheap encoding.
+          holds.map((h) => h.seats.join(',')),
           holds.map((h) => h.pool ?? null),
           holds.map((h) => h.quantity),
           created.map((h) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'))),
@@ -313,7 +337,9 @@ export class InventoryStore {
     }
     const updated = [...batch.holds.values()].filter((h) => !h.created && (h.ended || h.reservationId));
     if (updated.length > 0) {
-      const result = await client.query(
+      const result = await run(
+        client,
+        'write-holds-ended',
         `UPDATE holds h SET state = v.state, ended_at = to_timestamp(v.ended_at / 1000.0), reservation_id = v.reservation_id
            FROM unnest($2::text[], $3::text[], $4::float8[], $5::text[]) AS v(hold_id, state, ended_at, reservation_id)
           WHERE h.event_id = $1 AND h.hold_id = v.hold_id AND h.state = 'live'`,
@@ -329,11 +355,13 @@ export class InventoryStore {
     }
     if (batch.reservations.length > 0) {
       const reservations: ReservationView[] = batch.reservations;
-      await client.query(
+      await run(
+        client,
+        'write-reservations',
         `INSERT INTO reservations (reservation_id, event_id, hold_id, shard, customer, seats, pool_id, quantity, confirmed_at)
-         SELECT v.reservation_id, $1, v.hold_id, $2, v.customer, ARRAY(SELECT jsonb_array_elements_text(v.seats)), v.pool_id, v.quantity,
+         SELECT v.reservation_id, $1, v.hold_id, $2, v.customer, string_to_array(v.seats, ','), v.pool_id, v.quantity,
                 to_timestamp(v.confirmed_at / 1000.0)
-           FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::int[], $9::float8[])
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::float8[])
              AS v(reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at)`,
         [
           eventId,
@@ -341,13 +369,15 @@ export class InventoryStore {
           reservations.map((r) => r.reservationId),
           reservations.map((r) => r.holdId),
           reservations.map((r) => r.customer),
-          reservations.map((r) => JSON.stringify(r.seats)),
+          reservations.map((r) => r.seats.join(',')),
           reservations.map((r) => r.pool ?? null),
           reservations.map((r) => r.quantity),
           reservations.map((r) => r.confirmedAt),
         ],
       );
-      await client.query(
+      await run(
+        client,
+        'write-outbox',
         `INSERT INTO outbox (event_id, topic, message_key, payload)
          SELECT $1, $2, v.key, v.payload FROM unnest($3::text[], $4::jsonb[]) AS v(key, payload)`,
         [
@@ -359,7 +389,9 @@ export class InventoryStore {
       );
     }
     if (batch.idempotency.length > 0) {
-      await client.query(
+      await run(
+        client,
+        'write-idempotency',
         `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
          SELECT $1, $2, v.key, v.customer, v.fingerprint, v.result, to_timestamp(v.at / 1000.0)
            FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[]) AS v(key, customer, fingerprint, result, at)

@@ -240,6 +240,8 @@ function runScenario(layoutInput: unknown, shardCount: number, steps: readonly S
       const modelled = model.pools.get(pool.id)!;
       assert.deepEqual({ held: pool.held, sold: pool.sold }, { held: modelled.held, sold: modelled.sold }, `pool ${pool.id}`);
     }
+    // The timer is armed for the earliest live hold.
+    assert.equal(inventory.nextExpiryAt(), Math.min(Infinity, ...snapshot.liveHolds.map((h) => h.expiresAt)), 'nextExpiryAt');
     // Limits respected.
     const usage = new Map<string, number>();
     for (const hold of snapshot.liveHolds) usage.set(hold.customer, (usage.get(hold.customer) ?? 0) + hold.quantity);
