@@ -5,6 +5,7 @@
  * (`hack/infra.sh up`), provisions its own events, starts its own engine child processes.
  */
 import { hostname } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { connectNats } from '../src/adapters/nats/connection.js';
 import type { ShardCommand } from '../src/domain/commands.js';
 import { silentLogger } from '../src/log.js';
@@ -16,6 +17,7 @@ const args = process.argv.slice(2);
 const json = args.includes('--json');
 const holdsPerRun = Number(args[args.indexOf('--holds') + 1]) || 30_000;
 const concurrency = Number(args[args.indexOf('--concurrency') + 1]) || 256;
+const threads = Number(args[args.indexOf('--threads') + 1]) || 1;
 const windows = [0, 2, 5];
 const SHARDS = 4;
 
@@ -73,7 +75,7 @@ const report: Record<string, unknown> = {
   shards: SHARDS,
 };
 const durable: unknown[] = [];
-log(`Durable single-seat holds through NATS into one engine (${SHARDS} shards, ${holdsPerRun} holds per run, ${concurrency} in flight)`);
+log(`Durable single-seat holds through NATS into one engine (${SHARDS} shards, ${holdsPerRun} holds per run, ${concurrency} in flight from ${threads} load threads)`);
 log('window_ms  holds/s   p50_ms  p99_ms  commits  avg_batch  avg_commit_ms  results');
 for (const windowMs of windows) {
   const spec = await provisionTestEvent(pool, {

@@ -10,7 +10,7 @@ import { eventSpecOf } from '../../../src/operator/event-spec.js';
 import { testConfig } from '../../support/env.js';
 import { ShardDriver } from '../../support/shard-driver.js';
 import { startEngine, testDatabase, type EngineProcess } from '../../support/stack.js';
-import { cluster, condition, getTicketEvent, runOperator, testNamespace, waitFor, waitForStatus } from './harness.js';
+import { cluster, createTicketEvent, condition, getTicketEvent, runOperator, testNamespace, waitFor, waitForStatus } from './harness.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -34,34 +34,23 @@ t.test('deleting a TicketEvent keeps its sold reservations, then lets the object
   const name = 'finale';
   const eventId = `${namespace}--${name}`;
   const now = Date.now();
-  await c.custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'TicketEvent',
-      metadata: { name },
-      spec: {
-        displayName: 'Finale',
-        sale: { opensAt: iso(now - 60_000), closesAt: iso(now + 3_600_000) },
-        layout: {
-          sections: [
-            {
-              id: 'A',
-              rows: [
-                { id: '1', seats: 6 },
-                { id: '2', seats: 6 },
-              ],
-            },
+  await createTicketEvent(c, namespace, name, {
+    displayName: 'Finale',
+    sale: { opensAt: iso(now - 60_000), closesAt: iso(now + 3_600_000) },
+    layout: {
+      sections: [
+        {
+          id: 'A',
+          rows: [
+            { id: '1', seats: 6 },
+            { id: '2', seats: 6 },
           ],
-          pools: [],
         },
-        shardCount: 2,
-        engine: { replicas: 1 },
-      },
+      ],
+      pools: [],
     },
+    shardCount: 2,
+    engine: { replicas: 1 },
   });
   const provisioned = await waitForStatus(
     c,

@@ -101,6 +101,17 @@ export async function testNamespace(c: Cluster, prefix: string): Promise<{ names
 }
 
 /** Merge-patches a TicketEvent (spec or metadata). */
+/** Creates a TicketEvent `name` in `namespace` with `spec` (the API server applies the defaults). */
+export async function createTicketEvent(c: Cluster, namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+  await c.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TicketEvent', metadata: { name }, spec },
+  });
+}
+
 export async function patchMerge(c: Cluster, namespace: string, name: string, body: unknown): Promise<TicketEventObject> {
   return (await c.custom.patchNamespacedCustomObject(
     { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body },

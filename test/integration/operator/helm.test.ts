@@ -9,7 +9,19 @@ import { loadKubeConfig } from '../../../src/adapters/kubernetes/client.js';
 import { GROUP, PLURAL, VERSION } from '../../../src/operator/api/v1alpha1.js';
 import { kubeconfigPath, uniqueName } from '../../support/env.js';
 import { testDatabase } from '../../support/stack.js';
-import { cluster, condition, getTicketEvent, HELM, kubectl, ROOT, run, runOperator, waitFor, waitForStatus } from './harness.js';
+import {
+  cluster,
+  createTicketEvent,
+  condition,
+  getTicketEvent,
+  HELM,
+  kubectl,
+  ROOT,
+  run,
+  runOperator,
+  waitFor,
+  waitForStatus,
+} from './harness.js';
 
 const LEADER = { enabled: true, leaseNamespace: '', leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 };
 
@@ -136,21 +148,10 @@ t.test('the Helm chart lints and its output is accepted by the API server', asyn
       await pool.end();
       await kubectl(['delete', 'te,deploy,cm,svc,pdb,lease,events', '--all', '-n', namespace]);
     });
-    await c.custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      namespace,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'TicketEvent',
-        metadata: { name: 'rbac' },
-        spec: {
-          displayName: 'RBAC',
-          sale: { opensAt: '2030-01-01T00:00:00Z', closesAt: '2030-01-02T00:00:00Z' },
-          layout: { pools: [{ id: 'GA', capacity: 5 }] },
-        },
-      },
+    await createTicketEvent(c, namespace, 'rbac', {
+      displayName: 'RBAC',
+      sale: { opensAt: '2030-01-01T00:00:00Z', closesAt: '2030-01-02T00:00:00Z' },
+      layout: { pools: [{ id: 'GA', capacity: 5 }] },
     });
     const status = await waitForStatus(
       c,

@@ -4,9 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import t from 'tap';
-import { GROUP, PLURAL, VERSION } from '../../../src/operator/api/v1alpha1.js';
 import { freePort, testDatabase } from '../../support/stack.js';
-import { cluster, condition, ROOT, testNamespace, waitFor, waitForStatus, type Cluster } from './harness.js';
+import { cluster, createTicketEvent, condition, ROOT, testNamespace, waitFor, waitForStatus, type Cluster } from './harness.js';
 
 interface OperatorProcess {
   readonly identity: string;
@@ -69,21 +68,10 @@ async function holder(c: Cluster, namespace: string): Promise<{ holder: string; 
 }
 
 async function createEvent(c: Cluster, namespace: string, name: string): Promise<void> {
-  await c.custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'TicketEvent',
-      metadata: { name },
-      spec: {
-        displayName: name,
-        sale: { opensAt: '2030-01-01T00:00:00Z', closesAt: '2030-01-02T00:00:00Z' },
-        layout: { pools: [{ id: 'GA', capacity: 10 }] },
-      },
-    },
+  await createTicketEvent(c, namespace, name, {
+    displayName: name,
+    sale: { opensAt: '2030-01-01T00:00:00Z', closesAt: '2030-01-02T00:00:00Z' },
+    layout: { pools: [{ id: 'GA', capacity: 10 }] },
   });
 }
 

@@ -1,8 +1,7 @@
 /** A safe update rolls out; an unsafe one sets a condition and changes nothing, anywhere. */
 import t from 'tap';
-import { GROUP, PLURAL, VERSION } from '../../../src/operator/api/v1alpha1.js';
 import { testDatabase } from '../../support/stack.js';
-import { cluster, condition, patchMerge, runOperator, testNamespace, waitFor, waitForStatus } from './harness.js';
+import { cluster, createTicketEvent, condition, patchMerge, runOperator, testNamespace, waitFor, waitForStatus } from './harness.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -32,24 +31,13 @@ t.test('safe changes roll out; unsafe changes are refused whole', async (t) => {
     ],
     pools: [],
   };
-  await c.custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'TicketEvent',
-      metadata: { name },
-      spec: {
-        displayName: 'Gala',
-        sale: { opensAt: iso(opens), closesAt: iso(opens + 3_600_000) },
-        layout,
-        shardCount: 2,
-        customerLimit: 4,
-        engine: { replicas: 2 },
-      },
-    },
+  await createTicketEvent(c, namespace, name, {
+    displayName: 'Gala',
+    sale: { opensAt: iso(opens), closesAt: iso(opens + 3_600_000) },
+    layout,
+    shardCount: 2,
+    customerLimit: 4,
+    engine: { replicas: 2 },
   });
   await waitForStatus(c, namespace, name, 'provisioned', (o) => condition(o.status, 'InventoryProvisioned')?.status === 'True');
   const row = async () =>
