@@ -69,7 +69,13 @@ export function foldChanges(batch: BatchWrite, changes: readonly ShardChange[], 
           existing.holdId = change.holdId;
           existing.toVersion = change.toVersion;
         } else {
-          batch.seats.set(change.seat, { ...change });
+          batch.seats.set(change.seat, {
+            seat: change.seat,
+            state: change.state,
+            holdId: change.holdId,
+            fromVersion: change.fromVersion,
+            toVersion: change.toVersion,
+          });
         }
         break;
       }

@@ -1,0 +1,55 @@
+import t from 'tap';
+import type { HoldView, ShardChange } from '../../../src/domain/commands.js';
+import { emptyBatchWrite, foldChanges } from '../../../src/engine/batch-write.js';
+
+const hold = (holdId: string, customer: string, seats: string[]): HoldView => ({
+  holdId,
+  customer,
+  seats,
+  quantity: seats.length,
+  createdAt: 1,
+  expiresAt: 2,
+});
+
+t.test('a seat changed twice in one batch keeps the first fromVersion and the last state', async (t) => {
+  const batch = emptyBatchWrite();
+  const changes: ShardChange[] = [
+    { type: 'hold-created', hold: hold('h1', 'alice', ['A-1-1']) },
+    { type: 'seat', seat: 'A-1-1', state: 'held', holdId: 'h1', fromVersion: 3, toVersion: 4 },
+  ];
+  foldChanges(batch, changes, 100);
+  foldChanges(
+    batch,
+    [
+      { type: 'seat', seat: 'A-1-1', state: 'sold', holdId: 'h1', fromVersion: 4, toVersion: 5 },
+      {
+        type: 'reservation-created',
+        reservation: { reservationId: 'r1', holdId: 'h1', customer: 'alice', seats: ['A-1-1'], quantity: 1, confirmedAt: 100 },
+      },
+    ],
+    100,
+  );
+  t.same([...batch.seats.values()], [{ seat: 'A-1-1', state: 'sold', holdId: 'h1', fromVersion: 3, toVersion: 5 }]);
+  const write = batch.holds.get('h1');
+  t.equal(write?.created?.holdId, 'h1', 'created in this batch');
+  t.equal(write?.reservationId, 'r1', 'and confirmed in it');
+  t.equal(batch.reservations.length, 1);
+  t.same(Object.fromEntries(batch.usage), { alice: 1 }, 'held then sold: one seat of usage');
+});
+
+t.test('releases and expiries give usage back; pools fold like seats', async (t) => {
+  const batch = emptyBatchWrite();
+  foldChanges(
+    batch,
+    [
+      { type: 'hold-ended', holdId: 'h0', customer: 'bob', quantity: 2, reason: 'expired' },
+      { type: 'pool', pool: 'GA', held: 3, sold: 0, fromVersion: 7, toVersion: 8 },
+      { type: 'hold-created', hold: { ...hold('h2', 'carol', []), pool: 'GA', quantity: 3 } },
+      { type: 'pool', pool: 'GA', held: 0, sold: 3, fromVersion: 8, toVersion: 9 },
+    ],
+    50,
+  );
+  t.same(Object.fromEntries(batch.usage), { bob: -2, carol: 3 });
+  t.same(batch.holds.get('h0')?.ended, { reason: 'expired', at: 50 });
+  t.same([...batch.pools.values()], [{ pool: 'GA', held: 0, sold: 3, fromVersion: 7, toVersion: 9 }]);
+});
