@@ -26,30 +26,69 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
+/**
+ * Sends `commands` with `inFlight` outstanding requests. With `--threads N` (N > 1) the load
+ * comes from N worker threads, each with its own NATS connection and an equal share.
+ */
 async function drive(driver: ShardDriver, commands: ShardCommand[], inFlight: number) {
+  if (threads > 1) return driveInThreads(driver, commands, inFlight);
   const latencies = new Float64Array(commands.length);
-  const results = new Map<string, number>();
+  const results: Record<string, number> = {};
   let next = 0;
   const started = performance.now();
   const worker = async () => {
     while (next < commands.length) {
       const i = next++;
-      const command = commands[i] as ShardCommand;
       const t0 = performance.now();
-      const result = await driver.send(command);
+      const result = await driver.send(commands[i] as ShardCommand);
       latencies[i] = performance.now() - t0;
-      results.set(result.type, (results.get(result.type) ?? 0) + 1);
+      results[result.type] = (results[result.type] ?? 0) + 1;
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
+  return summarize([{ latencies, results }], (performance.now() - started) / 1000);
+}
+
+function summarize(parts: readonly { latencies: Float64Array; results: Record<string, number> }[], seconds: number) {
+  const all = new Float64Array(parts.reduce((n, p) => n + p.latencies.length, 0));
+  const results: Record<string, number> = {};
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part.latencies, offset);
+    offset += part.latencies.length;
+    for (const [type, n] of Object.entries(part.results)) results[type] = (results[type] ?? 0) + n;
+  }
+  all.sort();
+  return { perSecond: all.length / seconds, p50: percentile(all, 50), p99: percentile(all, 99), results };
+}
+
+async function driveInThreads(driver: ShardDriver, commands: ShardCommand[], inFlight: number) {
+  const workers = Array.from(
+    { length: threads },
+    (_, w) =>
+      new Worker(new URL('./nats-load-thread.mjs', import.meta.url), {
+        workerData: {
+          natsUrl: testConfig().natsUrl,
+          spec: driver.spec,
+          commands: commands.filter((_, i) => i % threads === w),
+          inFlight: Math.ceil(inFlight / threads),
+        },
+      }),
+  );
+  const done = workers.map(
+    (worker) =>
+      new Promise<{ latencies: Float64Array; results: Record<string, number> }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      }),
+  );
+  await new Promise((r) => setTimeout(r, 500)); // let every thread connect before the clock starts
+  const started = performance.now();
+  for (const worker of workers) worker.postMessage('go');
+  const parts = await Promise.all(done);
   const seconds = (performance.now() - started) / 1000;
-  latencies.sort();
-  return {
-    perSecond: commands.length / seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    results: Object.fromEntries(results),
-  };
+  await Promise.all(workers.map((w) => w.terminate()));
+  return summarize(parts, seconds);
 }
 
 /** Group-commit counters scraped from an engine's /metrics. */
@@ -75,7 +114,9 @@ const report: Record<string, unknown> = {
   shards: SHARDS,
 };
 const durable: unknown[] = [];
-log(`Durable single-seat holds through NATS into one engine (${SHARDS} shards, ${holdsPerRun} holds per run, ${concurrency} in flight from ${threads} load threads)`);
+log(
+  `Durable single-seat holds through NATS into one engine (${SHARDS} shards, ${holdsPerRun} holds per run, ${concurrency} in flight from ${threads} load threads)`,
+);
 log('window_ms  holds/s   p50_ms  p99_ms  commits  avg_batch  avg_commit_ms  results');
 for (const windowMs of windows) {
   const spec = await provisionTestEvent(pool, {
@@ -93,7 +134,9 @@ for (const windowMs of windows) {
     const driver = new ShardDriver(nc, spec, 30_000);
     // Interleave the shards' seats, so load spreads over every shard as a real sale's would.
     const perShard = Array.from({ length: SHARDS }, (_, shard) => driver.map.seatsOfShard(shard));
-    const seats = Array.from({ length: Math.max(...perShard.map((s) => s.length)) }, (_, i) => perShard.map((s) => s[i])).flat().filter((s): s is string => s !== undefined);
+    const seats = Array.from({ length: Math.max(...perShard.map((s) => s.length)) }, (_, i) => perShard.map((s) => s[i]))
+      .flat()
+      .filter((s): s is string => s !== undefined);
     // Warm-up on the last seats, then the measured run on the others.
     await drive(
       driver,

@@ -18,7 +18,11 @@ interface Job {
 
 const job = workerData as Job;
 const nc = await connectNats({ url: job.natsUrl, log: silentLogger, name: 'bench-load' });
-const driver = new ShardDriver(nc, { ...job.spec, saleOpensAt: new Date(job.spec.saleOpensAt), saleClosesAt: new Date(job.spec.saleClosesAt) }, 30_000);
+const driver = new ShardDriver(
+  nc,
+  { ...job.spec, saleOpensAt: new Date(job.spec.saleOpensAt), saleClosesAt: new Date(job.spec.saleClosesAt) },
+  30_000,
+);
 const latencies = new Float64Array(job.commands.length);
 const results: Record<string, number> = {};
 let next = 0;
