@@ -98,7 +98,11 @@ process.on('exit', () => {
 });
 
 /** Spawns `sentinel engine` for one event and waits until it is ready. */
-export async function startEngine(eventId: string, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<EngineProcess> {
+export async function startEngine(
+  eventId: string,
+  env: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
+): Promise<EngineProcess> {
   const id = env['SENTINEL_ENGINE_ID'] ?? uniqueName('engine');
   const httpPort = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'engine'], {
