@@ -36,7 +36,9 @@ if ARGV[4] == '1' then
   local newTat = tat + interval
   local limit = now + burst * interval
   if newTat > limit then return {'limited', newTat - limit} end
-  redis.call('SET', KEYS[2], string.format('%.0f', newTat), 'PX', math.floor((newTat - now) / 1000) + 1)
+  -- The TAT only matters until it passes; a second more costs nothing and keeps it from expiring
+  -- between two requests that Redis's clock and the caller's clock see a little differently.
+  redis.call('SET', KEYS[2], string.format('%.0f', newTat), 'PX', math.floor((newTat - now) / 1000) + 1000)
 end
 redis.call('HSET', KEYS[1], 's', 'i', 'f', ARGV[1], 't', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
