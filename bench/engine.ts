@@ -186,10 +186,17 @@ report['durableHolds'] = durable;
       customer: `l${i}`,
       seats: ['A-1-1'],
     }));
+    const cpuBefore = await engine.metric('process_cpu_seconds_total');
     const r = await drive(driver, commands, concurrency);
+    const engineCpuSeconds = (await engine.metric('process_cpu_seconds_total')) - cpuBefore;
+    // What one engine core could decide if it had the core to itself: the load client shares
+    // this machine's two cores, so the end-to-end rate is bounded by the client as well.
+    const perEngineCore = Math.round(attempts / engineCpuSeconds);
     report['hotSeat'] = {
       attempts,
       rejectionsPerSecond: Math.round(r.perSecond),
+      engineCpuSeconds: +engineCpuSeconds.toFixed(2),
+      rejectionsPerEngineCpuSecond: perEngineCore,
       p50Ms: +r.p50.toFixed(2),
       p99Ms: +r.p99.toFixed(2),
       results: r.results,
@@ -197,6 +204,9 @@ report['durableHolds'] = durable;
     log('');
     log(
       `Hot seat: ${attempts} attempts on one held seat → ${Math.round(r.perSecond)} rejections/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms ${JSON.stringify(r.results)}`,
+    );
+    log(
+      `  engine CPU ${engineCpuSeconds.toFixed(2)} s → ${perEngineCore} rejections per engine CPU-second (capacity of one dedicated core)`,
     );
   } finally {
     await engine.stop();
