@@ -24,6 +24,8 @@ export interface HoldWrite {
   created: HoldView | undefined;
   ended: { reason: 'released' | 'expired'; at: number } | undefined;
   reservationId: string | undefined;
+  /** When it was confirmed, if it was (epoch ms). */
+  confirmedAt: number | undefined;
 }
 
 /** Everything one group commit writes, with repeated changes to one row folded into one write. */
@@ -44,7 +46,7 @@ export function emptyBatchWrite(): BatchWrite {
 function holdWrite(batch: BatchWrite, holdId: string): HoldWrite {
   let write = batch.holds.get(holdId);
   if (!write) {
-    write = { holdId, created: undefined, ended: undefined, reservationId: undefined };
+    write = { holdId, created: undefined, ended: undefined, reservationId: undefined, confirmedAt: undefined };
     batch.holds.set(holdId, write);
   }
   return write;
@@ -107,6 +109,7 @@ export function foldChanges(batch: BatchWrite, changes: readonly ShardChange[], 
       }
       case 'reservation-created':
         holdWrite(batch, change.reservation.holdId).reservationId = change.reservation.reservationId;
+        holdWrite(batch, change.reservation.holdId).confirmedAt = change.reservation.confirmedAt;
         batch.reservations.push(change.reservation);
         break;
       case 'idempotency':

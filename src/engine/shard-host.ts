@@ -184,7 +184,7 @@ export class ShardHost {
                 ok: false,
                 type: 'limit-exceeded',
                 limit: this.o.customerLimit,
-                current: this.o.customerLimit,
+                current: refused.get(customer) ?? 0,
                 requested,
                 message: `customer ${customer} would exceed the event's limit of ${this.o.customerLimit}`,
               },

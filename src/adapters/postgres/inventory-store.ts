@@ -40,8 +40,8 @@ export interface ShardRows {
 
 /** Raised when an event-wide per-customer limit rejects some customers' new holds in a batch. */
 export interface UsageCheck {
-  /** Customers whose positive usage delta would break the limit. */
-  readonly refused: Set<string>;
+  /** Customers whose positive usage delta would break the limit, with what they use now. */
+  readonly refused: Map<string, number>;
 }
 
 interface EventRow {
@@ -227,7 +227,7 @@ export class InventoryStore {
     if (fence.rowCount !== 1) throw new FencedError(`shard ${eventId}/${shard}: epoch ${epoch} is no longer current`);
     const growing = [...usage].filter(([, delta]) => delta > 0);
     const shrinking = [...usage].filter(([, delta]) => delta < 0);
-    const refused = new Set<string>();
+    const refused = new Map<string, number>();
     if (growing.length > 0) {
       const { rows } = await run<{ customer: string }>(
         client,
@@ -240,7 +240,14 @@ export class InventoryStore {
         [eventId, growing.map(([c]) => c), growing.map(([, d]) => d), limit],
       );
       const accepted = new Set(rows.map((r) => r.customer));
-      for (const [customer] of growing) if (!accepted.has(customer)) refused.add(customer);
+      for (const [customer] of growing) if (!accepted.has(customer)) refused.set(customer, 0);
+      if (refused.size > 0) {
+        const current = await client.query<{ customer: string; used: number }>(
+          'SELECT customer, used FROM customer_usage WHERE event_id = $1 AND customer = ANY($2)',
+          [eventId, [...refused.keys()]],
+        );
+        for (const row of current.rows) refused.set(row.customer, row.used);
+      }
     }
     if (shrinking.length > 0) await this.shrinkUsage(client, eventId, new Map(shrinking));
     return { refused };
@@ -330,7 +337,7 @@ export class InventoryStore {
           created.map((h) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'))),
           holds.map((h) => h.createdAt),
           holds.map((h) => h.expiresAt),
-          created.map((h) => h.ended?.at ?? (h.reservationId ? Date.now() : null)),
+          created.map((h) => h.ended?.at ?? h.confirmedAt ?? null),
           created.map((h) => h.reservationId ?? null),
         ],
       );
@@ -347,7 +354,7 @@ export class InventoryStore {
           eventId,
           updated.map((h) => h.holdId),
           updated.map((h) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'))),
-          updated.map((h) => h.ended?.at ?? Date.now()),
+          updated.map((h) => h.ended?.at ?? h.confirmedAt ?? null),
           updated.map((h) => h.reservationId ?? null),
         ],
       );

@@ -103,8 +103,8 @@ t.test('event-wide customer limit: usage beyond the limit is refused in the comm
         )
       ).refused,
     ],
-    ['alice'],
-    'alice would have 5 > 4',
+    [['alice', 3]],
+    'alice would have 5 > 4 (she uses 3 now)',
   );
   t.same([...(await check(new Map([['alice', -2]]))).refused], []);
   t.same([...(await check(new Map([['alice', 3]]))).refused], [], 'after releasing 2, alice can hold 3 more');
