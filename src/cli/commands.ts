@@ -5,6 +5,9 @@ import { migrateCommand } from './migrate-command.js';
 import { operatorCommand } from './operator-command.js';
 import { ingressCommand } from './ingress-command.js';
 import { tokenCommand } from './token-command.js';
+import { stressCommand } from './stress-command.js';
+import { verifyCommand } from './verify-command.js';
+import { chaosCommand } from './chaos-command.js';
 
 /** What every CLI command receives: validated config, the root logger, its own arguments. */
 export interface CommandContext {
@@ -28,6 +31,9 @@ export const commands: Record<string, Command> = {
   ingress: ingressCommand,
   operator: operatorCommand,
   token: tokenCommand,
+  stress: stressCommand,
+  verify: verifyCommand,
+  chaos: chaosCommand,
   version: {
     summary: 'print the version',
     async run({ stdout }) {

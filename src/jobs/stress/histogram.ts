@@ -91,6 +91,7 @@ export class LatencyHistogram {
   percentileUs(q: number): number {
     if (this.n === 0) return 0;
     const rank = Math.max(1, Math.ceil((q / 100) * this.n));
+    if (rank >= this.n) return this.highest;
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {
       seen += this.counts[i]!;

@@ -15,6 +15,7 @@ export interface ResponseRecord {
   /** Epoch ms when the answer (or the failure) arrived. */
   readonly at: number;
   readonly run: string;
+  readonly event: string;
   readonly buyer: number;
   readonly customer: string;
   readonly op: StressOp;
@@ -35,6 +36,8 @@ export interface ResponseRecord {
   readonly seats?: readonly string[];
   readonly pool?: string;
   readonly quantity?: number;
+  /** When the engine decided a 201 (epoch ms): the hold's createdAt, the reservation's confirmedAt. */
+  readonly decidedAt?: number;
 }
 
 /** Appends records to a JSONL file with few, large writes. */

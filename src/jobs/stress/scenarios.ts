@@ -69,10 +69,12 @@ export const SCALPERS = 4;
 
 /** A 32-bit hash of (seed, index): the seed of one buyer's own random source. */
 export function buyerSeed(seed: number, index: number): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  h = Math.imul(h ^ index, 0x85ebca6b) >>> 0;
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-  return (h ^ (h >>> 16)) >>> 0;
+  const mix = (x: number) => {
+    let h = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    return (h ^ (h >>> 16)) >>> 0;
+  };
+  return mix((mix(seed) + Math.imul(index + 1, 0x9e3779b9)) >>> 0);
 }
 
 /** Every seat id of a layout, best first (sections, then rows, then seat numbers). */

@@ -26,7 +26,7 @@ export type BuyerOutcome =
   'reserved' | 'released' | 'abandoned' | 'lost' | 'expired' | 'limited' | 'throttled' | 'failed' | 'rejected' | 'aborted';
 
 export class StressStats {
-  readonly startedAt = Date.now();
+  startedAt = Date.now();
   readonly latency = new LatencyHistogram();
   readonly losers = new LatencyHistogram();
   readonly byOp = new Map<StressOp, LatencyHistogram>();
@@ -44,6 +44,11 @@ export class StressStats {
   shed = 0;
   firstAt = Infinity;
   lastAt = 0;
+
+  /** Starts the clock (after set-up: inventory discovery, connections). */
+  restart(): void {
+    this.startedAt = Date.now();
+  }
 
   /** Records one attempt that ended at `at` after `ms`. `status` 0 = no answer. */
   attempt(op: StressOp, status: number, ms: number, at: number, error: string | undefined, retry: boolean): void {

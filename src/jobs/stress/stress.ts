@@ -10,6 +10,7 @@
  * silently. Either way the run is bounded by the number of buyers and by `durationS`, and stops
  * by itself.
  */
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpClient, HttpTransportError, type HttpResponse } from './http-client.js';
 import { ResponseLogWriter, type ResponseRecord, type StressOp } from './response-log.js';
@@ -47,6 +48,8 @@ export interface StressOptions {
   readonly logPath?: string;
   /** Known inventory; when absent it is read from the API (availability and seat maps). */
   readonly inventory?: InventoryView;
+  /** Called once when the clock starts (after discovery and connection set-up), with the epoch ms. */
+  readonly onStart?: (startedAt: number) => void;
   /** Called about once a second while the run is going. */
   readonly onProgress?: (progress: StressProgress) => void;
   /** Stops the run early (its buyers are aborted); the report covers what happened until then. */
@@ -105,6 +108,8 @@ interface Answer {
 }
 
 const PROBLEM_PREFIX = 'https://sentinel.dev/problems/';
+/** Buyers whose plans and tokens are prepared before the clock starts (the rest are made as they arrive). */
+const PREPARED_BUYERS = 200_000;
 
 /** The problem slug of an error body (`seats-unavailable`), or `http-<status>`. */
 function problemSlug(status: number, body: Record<string, unknown> | undefined): string {
@@ -120,6 +125,12 @@ function parseBody(response: HttpResponse): Record<string, unknown> | undefined 
   } catch {
     return undefined;
   }
+}
+
+/** The engine's decision time of a 201 body: a reservation's confirmedAt, else a hold's createdAt. */
+function decidedAt(body: Record<string, unknown>): { decidedAt?: number } {
+  const at = Date.parse(String(body['confirmedAt'] ?? body['createdAt'] ?? ''));
+  return Number.isNaN(at) ? {} : { decidedAt: at };
 }
 
 /** Reads an event's sections (with their rows) and pools through the API. */
@@ -149,6 +160,7 @@ export class StressRun {
   private readonly log: ResponseLogWriter | undefined;
   private readonly stop = new AbortController();
   private planner: ScenarioPlanner | undefined;
+  private plans: BuyerPlan[] = [];
   private inFlight = 0;
   private aborted = false;
   private readonly eventPath: string;
@@ -162,6 +174,8 @@ export class StressRun {
     this.tokens = new CustomerTokens(options.tokens);
     this.log = options.logPath ? new ResponseLogWriter(options.logPath) : undefined;
     this.eventPath = `/v1/events/${encodeURIComponent(options.eventId)}`;
+    // Every buyer asleep (think time, retry backoff) listens for the stop.
+    setMaxListeners(0, this.stop.signal);
     options.signal?.addEventListener('abort', () => this.abort(), { once: true });
   }
 
@@ -177,6 +191,18 @@ export class StressRun {
     const o = this.options;
     const inventory = o.inventory ?? (await discoverInventory(this.clients[0]!, o.eventId, this.tokens.get(`${o.runId}-discovery`)));
     this.planner = new ScenarioPlanner(inventory, o.scenario, o.seed, `${o.runId}`);
+    // Plans and tokens are made before the clock starts, so the run measures the system, not our set-up.
+    const prepared = Math.min(o.buyers, PREPARED_BUYERS);
+    this.plans = new Array<BuyerPlan>(prepared);
+    for (let i = 0; i < prepared; i++) {
+      const plan = this.planner.plan(i);
+      this.plans[i] = plan;
+      this.tokens.get(plan.customer);
+    }
+    const perTarget = Math.ceil(Math.min(o.concurrency, o.buyers) / this.clients.length);
+    await Promise.all(this.clients.map((client) => client.preconnect(perTarget)));
+    this.stats.restart();
+    o.onStart?.(this.stats.startedAt);
     const ticker = setInterval(() => this.progress(), 1000);
     try {
       if (o.mode === 'closed') await this.closedLoop();
@@ -258,7 +284,7 @@ export class StressRun {
   }
 
   private async buyer(index: number): Promise<void> {
-    const plan = this.planner!.plan(index);
+    const plan = this.plans[index] ?? this.planner!.plan(index);
     this.inFlight += 1;
     this.stats.buyersStarted += 1;
     let outcome: BuyerOutcome;
@@ -411,6 +437,7 @@ export class StressRun {
     const record: ResponseRecord = {
       at,
       run: this.options.runId,
+      event: this.options.eventId,
       buyer: ctx.index,
       customer: ctx.customer,
       op,
@@ -423,6 +450,7 @@ export class StressRun {
       ...(granted && typeof b['reservationId'] === 'string' ? { reservation: b['reservationId'] } : {}),
       ...(granted && Array.isArray(b['seats']) ? { seats: b['seats'] as string[] } : {}),
       ...(granted && typeof b['pool'] === 'string' ? { pool: b['pool'], quantity: Number(b['quantity']) } : {}),
+      ...(granted ? decidedAt(b) : {}),
     };
     this.log.write(record);
     if (granted && (op === 'confirm' || op === 'reserve')) {

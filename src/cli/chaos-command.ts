@@ -1,0 +1,255 @@
+/**
+ * `sentinel chaos`: a stress load with a fault schedule, then verify. Locally it provisions an
+ * event (unless --event), starts its own engines and ingress, kills/pauses/restarts them and the
+ * dependencies; with --attach it loads a system running elsewhere while an external tool injects
+ * faults, and verifies afterwards. Exit 0 when every invariant held, 1 otherwise.
+ */
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createPgPool } from '../adapters/postgres/pool.js';
+import { closeEvent, provisionEvent } from '../engine/provision.js';
+import { SentinelError } from '../errors.js';
+import { ChaosRun } from '../jobs/chaos/chaos.js';
+import { formatChaosReport, formatFault } from '../jobs/chaos/format.js';
+import { FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../jobs/chaos/schedule.js';
+import { LocalStack } from '../jobs/local-stack.js';
+import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/options.js';
+import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
+import { waitForShards } from '../jobs/wait.js';
+import type { Command } from './commands.js';
+
+const INFRA_SCRIPT = fileURLToPath(new URL('../../hack/infra.sh', import.meta.url));
+
+const HELP = `Usage: sentinel chaos [options]
+
+Runs a stress load, injects a schedule of faults while it runs, waits for recovery, then runs
+verify over Postgres, the Kafka topic and the load's response log. Every fault is reported with
+its time, what it did (e.g. how fast a killed engine's shards were re-owned) and what clients saw.
+
+Faults (--faults 5s:engine-kill,15s:engine-pause=7s,… | default | none):
+  engine-kill       SIGKILL the engine owning most shards; a replacement starts (as a Deployment would)
+  engine-pause[=D]  SIGSTOP it for D (default 2 × lease TTL + 1 s), then SIGCONT: it must be fenced
+  redis-restart, nats-restart, postgres-restart, kafka-restart   hack/infra.sh restart <service>
+  ingress-restart   SIGTERM the ingress and start a new one on the same port
+  ingress-kill      SIGKILL it instead
+  default           ${['engine-kill', 'engine-pause', 'redis-restart', 'nats-restart', 'postgres-restart', 'kafka-restart', 'ingress-kill'].join(', ')},
+                    spread from 5 s to 10 s before the end of the load
+
+Local mode (default): provisions a fresh event unless --event, starts its own processes.
+  --event ID            use this event instead of provisioning one
+  --layout SxRxN        provisioned event: sections × rows × seats (default 8x20x25) + --ga places
+  --ga N                general-admission capacity of the provisioned event (default 500)
+  --shards N            shards of the provisioned event (default 8)
+  --hold-ttl D          hold TTL of the provisioned event (default 30s)
+  --engines N           engine processes (default 2)
+  --ingresses N         ingress processes; buyers are spread over them (default 1)
+  --lease-ttl D         lease TTL of the engines started here (default 3s)
+  --keep-event          leave the provisioned event on sale afterwards (default: close it)
+Attached mode:
+  --attach              load --target (a system running elsewhere), inject only dependency restarts
+                        (or none, with an external fault injector), then verify
+Common:
+  --faults LIST         see above (default: default)
+  --pause D             default engine-pause length
+  --recovery-timeout D  after the load, wait this long for every shard to be owned (default 60s)
+  --infra-script PATH   dependency restarts (default: this checkout's hack/infra.sh)
+  --ttl-slack D, --settle D   as for verify (defaults 2s, 60s)
+  --json                print {ok, faults, stress, verify, …} instead of the report
+
+The load (defaults differ from \`sentinel stress\`: mixed scenario, open loop at 100 buyers/s for 70s,
+think 100-500ms, 8 retries, 2s max retry delay, 5s timeout):
+${STRESS_FLAGS_HELP}`;
+
+const FLAGS = {
+  ...STRESS_FLAGS,
+  scenario: { type: 'string', default: 'mixed' },
+  mode: { type: 'string', default: 'open' },
+  rate: { type: 'string', default: '100' },
+  duration: { type: 'string', default: '70s' },
+  buyers: { type: 'string', default: '1000000' },
+  think: { type: 'string', default: '100-500ms' },
+  retries: { type: 'string', default: '8' },
+  'max-retry-delay': { type: 'string', default: '2s' },
+  timeout: { type: 'string', default: '5s' },
+  layout: { type: 'string', default: '8x20x25' },
+  ga: { type: 'string', default: '500' },
+  shards: { type: 'string', default: '8' },
+  'hold-ttl': { type: 'string', default: '30s' },
+  engines: { type: 'string', default: '2' },
+  ingresses: { type: 'string', default: '1' },
+  'lease-ttl': { type: 'string', default: '3s' },
+  'keep-event': { type: 'boolean', default: false },
+  attach: { type: 'boolean', default: false },
+  faults: { type: 'string', default: 'default' },
+  pause: { type: 'string' },
+  'recovery-timeout': { type: 'string', default: '60s' },
+  'infra-script': { type: 'string', default: INFRA_SCRIPT },
+  'ttl-slack': { type: 'string', default: '2s' },
+  settle: { type: 'string', default: '60s' },
+  json: { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const chaosCommand: Command = {
+  summary: 'inject faults (kill/pause engines, restart dependencies and ingress) during a stress load, then verify',
+  async run({ config, log, argv, stdout, stderr }) {
+    let values;
+    try {
+      ({ values } = parseArgs({ args: [...argv], options: FLAGS }));
+    } catch (error) {
+      stderr.write(`${(error as Error).message}\n\n${HELP}`);
+      return 2;
+    }
+    if (values.help) {
+      stdout.write(HELP);
+      return 0;
+    }
+    const runId = values['run-id'] ?? newRunId('chaos');
+    const say = (message: string) => {
+      if (!values.json) stderr.write(`chaos: ${message}\n`);
+    };
+    let settings;
+    try {
+      const loadMs = parseDurationMs(values.duration, 'duration');
+      const leaseTtlMs = parseDurationMs(values['lease-ttl'], 'lease-ttl');
+      const pauseMs = values.pause === undefined ? 2 * leaseTtlMs + 1000 : parseDurationMs(values.pause, 'pause');
+      const allowed = values.attach ? FAULT_KINDS.filter((k) => !PROCESS_FAULTS.includes(k)) : FAULT_KINDS;
+      if (values.attach && !values.event) throw new UsageError('--attach needs --event (and --target)');
+      const layout = /^(\d+)x(\d+)x(\d+)$/.exec(values.layout);
+      if (layout === null) throw new UsageError('--layout must be SECTIONSxROWSxSEATS, e.g. 8x20x25');
+      settings = {
+        loadMs,
+        leaseTtlMs,
+        schedule: parseSchedule(values.faults, { loadMs, pauseMs, allowed }),
+        sections: parseInteger(layout[1]!, 'layout', 1, 26),
+        rows: parseInteger(layout[2]!, 'layout', 1, 1000),
+        seats: parseInteger(layout[3]!, 'layout', 1, 1000),
+        ga: parseInteger(values.ga, 'ga', 0),
+        shards: parseInteger(values.shards, 'shards', 1, 1024),
+        holdTtlMs: parseDurationMs(values['hold-ttl'], 'hold-ttl'),
+        engines: parseInteger(values.engines, 'engines', 1, 32),
+        ingresses: parseInteger(values.ingresses, 'ingresses', 1, 16),
+        recoveryTimeoutMs: parseDurationMs(values['recovery-timeout'], 'recovery-timeout'),
+        ttlSlackMs: parseDurationMs(values['ttl-slack'], 'ttl-slack'),
+        settleTimeoutMs: parseDurationMs(values.settle, 'settle'),
+      };
+      // The load's flags are checked now (with a placeholder event when one will be provisioned).
+      stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
+    } catch (error) {
+      if (error instanceof SentinelError) {
+        stderr.write(`${error.message}\n\n${HELP}`);
+        return 2;
+      }
+      throw error;
+    }
+
+    const workDir = join(tmpdir(), `sentinel-${runId}`);
+    mkdirSync(workDir, { recursive: true });
+    // Dependency restarts are expected here: their connection errors are not news.
+    const pool = createPgPool({
+      url: config.databaseUrl,
+      max: 4,
+      log: log.child({}, { level: 'error' }),
+      applicationName: 'sentinel-chaos',
+    });
+    const stack = values.attach ? undefined : new LocalStack({ env: { LOG_LEVEL: 'info' }, logDir: workDir, namePrefix: `${runId}-` });
+    const killOnExit = () => stack?.killAllNow();
+    process.once('exit', killOnExit);
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let provisioned: string | undefined;
+    try {
+      let eventId = values.event;
+      if (eventId === undefined) {
+        eventId = runId.toLowerCase();
+        const sections = Array.from({ length: settings.sections }, (_, s) => ({
+          id: String.fromCharCode(65 + s),
+          rows: Array.from({ length: settings.rows }, (_, r) => ({ id: String(r + 1), seats: settings.seats })),
+        }));
+        const outcome = await provisionEvent(pool, {
+          eventId,
+          displayName: `Chaos run ${runId}`,
+          layout: { sections, pools: settings.ga > 0 ? [{ id: 'GA', capacity: settings.ga }] : [] },
+          shardCount: settings.shards,
+          holdTtlMs: settings.holdTtlMs,
+          customerLimit: 6,
+          admissionRate: 1_000_000,
+          saleOpensAt: new Date(Date.now() - 60_000),
+          saleClosesAt: new Date(Date.now() + 24 * 3_600_000),
+        });
+        if (outcome.status !== 'created')
+          throw new SentinelError('chaos_provision', `could not provision ${eventId}: ${JSON.stringify(outcome)}`);
+        provisioned = eventId;
+        say(
+          `provisioned ${eventId}: ${settings.sections}×${settings.rows}×${settings.seats} seats + ${settings.ga} GA in ${settings.shards} shards`,
+        );
+      }
+      const engineEnv = {
+        SENTINEL_LEASE_TTL_MS: String(settings.leaseTtlMs),
+        SENTINEL_REBALANCE_INTERVAL_MS: String(Math.max(100, Math.round(settings.leaseTtlMs / 6))),
+      };
+      let targets = values.target;
+      if (stack) {
+        say(`starting ${settings.engines} engine(s) and ${settings.ingresses} ingress(es); logs in ${workDir}`);
+        await Promise.all(Array.from({ length: settings.engines }, () => stack.startEngine(eventId!, engineEnv)));
+        const ingresses = await Promise.all(Array.from({ length: settings.ingresses }, () => stack.startIngress()));
+        targets = ingresses.map((p) => p.url);
+        await waitForShards(pool, eventId, 60_000);
+      }
+      const stress = stressOptionsFrom(
+        { ...values, event: eventId, 'run-id': runId, target: targets, log: join(workDir, 'responses.jsonl') },
+        config,
+      );
+      const progress = values.json || values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);
+      say(
+        `load: ${stress.scenario.scenario}, ${stress.mode} loop, ${settings.loadMs / 1000} s; ${settings.schedule.length} fault(s) scheduled`,
+      );
+      const chaos = new ChaosRun({
+        eventId,
+        pool,
+        stack,
+        engineEnv,
+        stress: { ...stress, logPath: join(workDir, 'responses.jsonl'), ...(progress ? { onProgress: progress.update } : {}) },
+        schedule: settings.schedule,
+        infraScript: values['infra-script'],
+        recoveryTimeoutMs: settings.recoveryTimeoutMs,
+        verify: {
+          kafka: { brokers: config.kafkaBrokers, topic: config.reservationsTopic },
+          ttlSlackMs: settings.ttlSlackMs,
+          settleTimeoutMs: settings.settleTimeoutMs,
+          topicTimeoutMs: 60_000,
+          log,
+          onStatus: (m) => say(m),
+        },
+        onFault: (fault) => {
+          progress?.done();
+          say(formatFault(fault, false));
+        },
+        onStatus: (m) => {
+          progress?.done();
+          say(m);
+        },
+        signal: stop.signal,
+      });
+      const report = await chaos.run();
+      progress?.done();
+      stdout.write(
+        values.json ? `${JSON.stringify({ ...report, work_dir: workDir })}\n` : `${formatChaosReport(report)}  files       ${workDir}\n`,
+      );
+      return report.ok ? 0 : 1;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await stack?.stopAll();
+      process.off('exit', killOnExit);
+      if (provisioned && !values['keep-event']) await closeEvent(pool, provisioned).catch(() => undefined);
+      await pool.end();
+    }
+  },
+};

@@ -1,0 +1,70 @@
+/**
+ * `sentinel stress`: drives an event through the REST API with many customers (see
+ * src/jobs/stress), shows a live progress line on stderr, and ends with a summary (or `--json`)
+ * and a response log for `sentinel verify`.
+ */
+import { parseArgs } from 'node:util';
+import { formatStressReport } from '../jobs/stress/format.js';
+import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
+import { StressRun } from '../jobs/stress/stress.js';
+import { SentinelError } from '../errors.js';
+import type { Command } from './commands.js';
+
+const HELP = `Usage: sentinel stress --event ID [options]
+
+Buys through the REST API the way a crowd does, bounded in buyers and time, then prints a summary
+(requests, throughput, latency p50/p90/p99/max, statuses, seats sold, errors) and writes a response
+log for \`sentinel verify\`. Ctrl-C stops early and still reports. Targets must be loopback unless
+--allow-remote. Customers' tokens are signed with SENTINEL_JWT_SECRET/ISSUER/AUDIENCE.
+
+${STRESS_FLAGS_HELP}Output:
+  --json                  print one JSON object (scenario, requests, status, throughput_rps,
+                          latency_ms {p50,p90,p99,max}, duration_s, …) instead of the summary
+  --quiet                 no progress line
+`;
+
+export const stressCommand: Command = {
+  summary: 'load an event through the REST API (hot-seat, flash-sale, best-available, mixed)',
+  async run({ config, argv, stdout, stderr }) {
+    let options;
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: [...argv],
+        options: {
+          ...STRESS_FLAGS,
+          json: { type: 'boolean', default: false },
+          quiet: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      }));
+      if (values.help) {
+        stdout.write(HELP);
+        return 0;
+      }
+      options = stressOptionsFrom(values, config);
+    } catch (error) {
+      if (error instanceof SentinelError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        stderr.write(`${(error as Error).message}\n\n${HELP}`);
+        return 2;
+      }
+      throw error;
+    }
+    const progress = values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const run = new StressRun({ ...options, signal: stop.signal, ...(progress ? { onProgress: progress.update } : {}) });
+      const report = await run.run();
+      progress?.done();
+      stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatStressReport(report));
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};

@@ -1,0 +1,98 @@
+/**
+ * `sentinel verify --event ID [--log run.jsonl]…`: checks every invariant over Postgres, the Kafka
+ * topic and stress response logs. Exit 0 when all hold, 1 on any violation, 2 on bad usage.
+ */
+import { parseArgs } from 'node:util';
+import { createPgPool } from '../adapters/postgres/pool.js';
+import { SentinelError } from '../errors.js';
+import { parseDurationMs } from '../jobs/options.js';
+import { formatVerifyReport } from '../jobs/verify/format.js';
+import { UnknownEventError, verifyEvent } from '../jobs/verify/verify.js';
+import type { Command } from './commands.js';
+
+const HELP = `Usage: sentinel verify --event ID [--log PATH]... [options]
+
+Checks the invariants of the architecture for one event:
+  1 no seat held or sold twice; sold ≤ capacity     2 every 201 a client saw is in Postgres; every
+  3 no live hold past its TTL (+ slack)               confirmed reservation is on the Kafka topic
+  4 per-customer limits held                          (deduped by key), nothing unknown on it
+Reads DATABASE_URL, KAFKA_BROKERS and SENTINEL_RESERVATIONS_TOPIC. Exit 0 when every invariant
+holds, 1 on any violation, 2 on bad usage or an unknown event.
+
+  --event ID          the event (required)
+  --log PATH          a stress response log to replay, repeatable
+  --no-topic          skip the Kafka checks
+  --ttl-slack D       how long past its TTL a hold may still be live (default 2s)
+  --settle D          wait this long for the outbox to drain before reading the topic (default 60s)
+  --topic-timeout D   reading the topic may take this long (default 60s)
+  --json              print {"ok", "violations", "counts", "checks"} instead of the summary
+`;
+
+export const verifyCommand: Command = {
+  summary: 'check the invariants over Postgres, the Kafka topic and stress response logs',
+  async run({ config, log, argv, stdout, stderr }) {
+    let values;
+    let ttlSlackMs: number;
+    let settleTimeoutMs: number;
+    let topicTimeoutMs: number;
+    try {
+      ({ values } = parseArgs({
+        args: [...argv],
+        options: {
+          event: { type: 'string' },
+          log: { type: 'string', multiple: true, default: [] },
+          'no-topic': { type: 'boolean', default: false },
+          'ttl-slack': { type: 'string', default: '2s' },
+          settle: { type: 'string', default: '60s' },
+          'topic-timeout': { type: 'string', default: '60s' },
+          json: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h' },
+        },
+      }));
+      if (values.help) {
+        stdout.write(HELP);
+        return 0;
+      }
+      if (!values.event) throw new SentinelError('usage', '--event is required');
+      ttlSlackMs = parseDurationMs(values['ttl-slack'], 'ttl-slack');
+      settleTimeoutMs = parseDurationMs(values.settle, 'settle');
+      topicTimeoutMs = parseDurationMs(values['topic-timeout'], 'topic-timeout');
+    } catch (error) {
+      if (error instanceof SentinelError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        stderr.write(`${(error as Error).message}\n\n${HELP}`);
+        return 2;
+      }
+      throw error;
+    }
+    // Dependency restarts are expected here: their connection errors are not news.
+    const pool = createPgPool({
+      url: config.databaseUrl,
+      max: 4,
+      log: log.child({}, { level: 'error' }),
+      applicationName: 'sentinel-verify',
+    });
+    try {
+      const report = await verifyEvent({
+        eventId: values.event,
+        pool,
+        logs: values.log,
+        kafka: values['no-topic'] ? undefined : { brokers: config.kafkaBrokers, topic: config.reservationsTopic },
+        ttlSlackMs,
+        settleTimeoutMs,
+        topicTimeoutMs,
+        log,
+        ...(values.json ? {} : { onStatus: (message: string) => stderr.write(`verify: ${message}\n`) }),
+      });
+      stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatVerifyReport(report));
+      return report.ok ? 0 : 1;
+    } catch (error) {
+      if (error instanceof UnknownEventError) {
+        stderr.write(`verify: ${error.message}\n`);
+        return 2;
+      }
+      throw error;
+    } finally {
+      await pool.end();
+    }
+  },
+};

@@ -1,0 +1,371 @@
+/**
+ * A chaos run: a stress load, a schedule of faults injected while it runs, recovery, then
+ * `verify`. Locally the run owns the engine and ingress processes (LocalStack) and restarts
+ * dependencies through `hack/infra.sh`; attached to a cluster, faults come from elsewhere (Chaos
+ * Mesh, LitmusChaos) and the run only loads, observes and verifies.
+ *
+ * Each fault's report says when it happened, what it did, and what it cost: how long until the
+ * shards of a killed or paused engine were owned again (from the fencing epochs in Postgres), how
+ * long a restart took, and the failed requests and disruption seen by clients until the next fault.
+ */
+import { execFile } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type pg from 'pg';
+import type { LocalStack, ManagedProcess } from '../local-stack.js';
+import { SLOT_MS, type Slot } from '../stress/stats.js';
+import { StressRun, type StressOptions, type StressReport } from '../stress/stress.js';
+import { verifyEvent, type VerifyOptions, type VerifyReport } from '../verify/verify.js';
+import { SERVICE_OF, type PlannedFault } from './schedule.js';
+
+const run = promisify(execFile);
+
+export interface ChaosOptions {
+  readonly eventId: string;
+  readonly pool: pg.Pool;
+  /** The processes this run manages; undefined when attached to a system running elsewhere. */
+  readonly stack: LocalStack | undefined;
+  /** Environment of replacement engines (a Deployment would start one after a kill). */
+  readonly engineEnv: Record<string, string>;
+  readonly stress: StressOptions & { readonly logPath: string };
+  readonly schedule: readonly PlannedFault[];
+  /** `hack/infra.sh`, for dependency restarts. */
+  readonly infraScript: string;
+  /** How long to wait after the load for every shard to be owned by a live engine, ms. */
+  readonly recoveryTimeoutMs: number;
+  readonly verify: Omit<VerifyOptions, 'eventId' | 'pool' | 'logs'>;
+  /** Each fault as it completes. */
+  readonly onFault?: (fault: FaultResult) => void;
+  readonly onStatus?: (message: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** What clients saw from a fault until the next one. */
+export interface FaultEffect {
+  readonly ok: number;
+  readonly refused: number;
+  readonly throttled: number;
+  /** 5xx answers and attempts without an answer. */
+  readonly failed: number;
+  /** From the fault to the end of the last slot with a failure in its window, s (0: nobody noticed). */
+  readonly disruption_s: number;
+}
+
+export interface FaultResult {
+  readonly kind: PlannedFault['kind'];
+  readonly planned_at_s: number;
+  /** When it was injected, s after the load started. */
+  readonly at_s: number;
+  readonly target: string;
+  /** What was done and what followed, in words. */
+  readonly detail: string;
+  /** Time until the system was whole again (shards re-owned, service back), s, when measured. */
+  readonly recovered_s: number | null;
+  readonly error: string | null;
+  effect: FaultEffect;
+}
+
+export interface ChaosReport {
+  readonly ok: boolean;
+  readonly event: string;
+  readonly faults: readonly FaultResult[];
+  readonly stress: Omit<StressReport, 'timeline'>;
+  /** Periods in which clients saw failures (5xx, no answer), from the load's timeline: with
+   * --attach, set them against the external tool's experiments. */
+  readonly disruptions: readonly Disruption[];
+  /** After the load: seconds until every shard was owned by a live engine (null: not within the timeout). */
+  readonly recovery_s: number | null;
+  readonly verify: VerifyReport;
+}
+
+interface ShardState {
+  readonly epoch: number;
+  readonly owner: string | null;
+}
+
+async function shardStates(pool: pg.Pool, eventId: string): Promise<Map<number, ShardState>> {
+  const { rows } = await pool.query<{ shard: number; epoch: string; owner: string | null }>(
+    'SELECT shard, epoch, owner FROM shards WHERE event_id = $1',
+    [eventId],
+  );
+  return new Map(rows.map((r) => [r.shard, { epoch: Number(r.epoch), owner: r.owner }]));
+}
+
+const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+/** When each shard of a stopped engine was claimed by another engine (a newer epoch, another owner). */
+export class Takeover {
+  private readonly movedAt = new Map<number, number>();
+
+  constructor(
+    private readonly shards: readonly number[],
+    private readonly victim: string,
+    private readonly before: ReadonlyMap<number, ShardState>,
+    private readonly at: number,
+  ) {}
+
+  observe(now: ReadonlyMap<number, ShardState>, time: number): void {
+    for (const shard of this.shards) {
+      if (this.movedAt.has(shard)) continue;
+      const s = now.get(shard);
+      if (s !== undefined && s.epoch > (this.before.get(shard)?.epoch ?? 0) && s.owner !== null && s.owner !== this.victim) {
+        this.movedAt.set(shard, time - this.at);
+      }
+    }
+  }
+
+  get complete(): boolean {
+    return this.movedAt.size === this.shards.length;
+  }
+
+  /** ms until the last shard moved, or null while some have not. */
+  allDoneMs(): number | null {
+    return this.complete ? Math.max(0, ...this.movedAt.values()) : null;
+  }
+
+  /** "4/4 shards re-owned …, the first after 3.1 s, the last after 3.7 s". */
+  describe(what: string): string {
+    if (this.shards.length === 0) return 'it owned no shards';
+    const times = [...this.movedAt.values()].sort((a, b) => a - b);
+    if (times.length === 0) return `none of its ${this.shards.length} shards was ${what}`;
+    const span =
+      times.length === 1
+        ? `after ${seconds(times[0]!)} s`
+        : `the first after ${seconds(times[0]!)} s, the last after ${seconds(times.at(-1)!)} s`;
+    return `${times.length}/${this.shards.length} shards ${what}, ${span}`;
+  }
+}
+
+export class ChaosRun {
+  private startedAt = 0;
+  private loadDone = false;
+  private readonly pending: Promise<unknown>[] = [];
+
+  constructor(private readonly options: ChaosOptions) {}
+
+  async run(): Promise<ChaosReport> {
+    const o = this.options;
+    let started!: () => void;
+    const clockStarted = new Promise<void>((resolve) => (started = resolve));
+    const stress = new StressRun({
+      ...o.stress,
+      onStart: (at) => {
+        this.startedAt = at;
+        o.stress.onStart?.(at);
+        started();
+      },
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    const load = stress.run().finally(() => (this.loadDone = true));
+    const faults = clockStarted.then(() => this.runSchedule());
+    const [report, results] = await Promise.all([load, faults]);
+    await Promise.all(this.pending);
+    for (const fault of results) fault.effect = effectOf(report.timeline, fault, results);
+
+    o.onStatus?.('waiting for every shard to be owned by a live engine');
+    const recovery = await this.waitRecovered();
+    o.onStatus?.('verifying');
+    const verify = await verifyEvent({ ...o.verify, eventId: o.eventId, pool: o.pool, logs: [o.stress.logPath] });
+    const { timeline: _timeline, ...stressReport } = report;
+    return {
+      ok: verify.ok,
+      event: o.eventId,
+      faults: results,
+      disruptions: disruptionsOf(report.timeline),
+      stress: stressReport,
+      recovery_s: recovery,
+      verify,
+    };
+  }
+
+  private async runSchedule(): Promise<FaultResult[]> {
+    const results: FaultResult[] = [];
+    for (const planned of this.options.schedule) {
+      const wait = this.startedAt + planned.atMs - Date.now();
+      if (wait > 0) await sleep(wait);
+      if (this.loadDone || this.options.signal?.aborted) break;
+      const result = await this.inject(planned);
+      results.push(result);
+      this.options.onFault?.(result);
+    }
+    return results;
+  }
+
+  private async inject(planned: PlannedFault): Promise<FaultResult> {
+    const at = Date.now();
+    const base = { kind: planned.kind, planned_at_s: seconds(planned.atMs), at_s: seconds(at - this.startedAt) };
+    const empty: FaultEffect = { ok: 0, refused: 0, throttled: 0, failed: 0, disruption_s: 0 };
+    try {
+      const outcome = await this.execute(planned, at);
+      return { ...base, ...outcome, error: null, effect: empty };
+    } catch (error) {
+      return {
+        ...base,
+        target: '',
+        detail: 'the fault could not be injected',
+        recovered_s: null,
+        error: error instanceof Error ? error.message : String(error),
+        effect: empty,
+      };
+    }
+  }
+
+  private async execute(planned: PlannedFault, at: number): Promise<{ target: string; detail: string; recovered_s: number | null }> {
+    const o = this.options;
+    const service = SERVICE_OF[planned.kind];
+    if (service !== undefined) {
+      await run('bash', [o.infraScript, 'restart', service], { timeout: 180_000 });
+      const took = Date.now() - at;
+      return { target: service, detail: `hack/infra.sh restart ${service}: back in ${seconds(took)} s`, recovered_s: seconds(took) };
+    }
+    const stack = o.stack;
+    if (stack === undefined) throw new Error(`${planned.kind} needs processes this run manages`);
+    switch (planned.kind) {
+      case 'engine-kill':
+      case 'engine-pause': {
+        const before = await shardStates(o.pool, o.eventId);
+        const victim = this.pickEngine(stack, before);
+        const owned = [...before].filter(([, s]) => s.owner === victim.name).map(([shard]) => shard);
+        const takeover = new Takeover(owned, victim.name, before, at);
+        const watching = this.watch(takeover, 30_000 + (planned.durationMs ?? 0));
+        if (planned.kind === 'engine-kill') {
+          await stack.kill(victim);
+          // What the Deployment's ReplicaSet would do: a new pod.
+          const replacement = stack.startEngine(o.eventId, o.engineEnv).then((p) => ({ name: p.name, readyS: seconds(Date.now() - at) }));
+          this.pending.push(replacement.catch(() => undefined));
+          await watching;
+          const fresh = await replacement.catch((e: unknown) => ({ name: `replacement failed: ${String(e)}`, readyS: NaN }));
+          return {
+            target: `${victim.name} (pid ${victim.pid})`,
+            detail: `SIGKILL ${victim.name} owning ${owned.length} shard(s); ${takeover.describe('re-owned by another engine')}; replacement ${fresh.name} ready after ${fresh.readyS} s`,
+            recovered_s: takeover.allDoneMs() === null ? null : seconds(takeover.allDoneMs()!),
+          };
+        }
+        const pauseMs = planned.durationMs ?? 7000;
+        stack.signal(victim, 'SIGSTOP');
+        await sleep(pauseMs);
+        const duringPause = takeover.describe('taken over (epoch bumped) while it was stopped');
+        stack.signal(victim, 'SIGCONT');
+        this.pending.push(watching);
+        await sleep(1000);
+        const alive = victim.child.exitCode === null && victim.child.signalCode === null;
+        return {
+          target: `${victim.name} (pid ${victim.pid})`,
+          detail:
+            `SIGSTOP ${victim.name} owning ${owned.length} shard(s) for ${seconds(pauseMs)} s, then SIGCONT; ${duringPause}; ` +
+            `after SIGCONT it ${alive ? 'kept running (its stale leases are refused by the epoch fence)' : `exited (${victim.child.exitCode ?? victim.child.signalCode})`}`,
+          recovered_s: takeover.allDoneMs() === null ? null : seconds(takeover.allDoneMs()!),
+        };
+      }
+      case 'ingress-restart':
+      case 'ingress-kill': {
+        const victim = stack.running('ingress')[0];
+        if (victim === undefined) throw new Error('no ingress is running');
+        const fresh = await stack.restartIngress(victim, planned.kind === 'ingress-kill' ? 'kill' : 'graceful');
+        const took = Date.now() - at;
+        return {
+          target: `${victim.name} (pid ${victim.pid})`,
+          detail: `${planned.kind === 'ingress-kill' ? 'SIGKILL' : 'SIGTERM (graceful)'} ${victim.name}; a new one (pid ${fresh.pid}) served the same port after ${seconds(took)} s`,
+          recovered_s: seconds(took),
+        };
+      }
+      default:
+        throw new Error(`unknown fault ${planned.kind}`);
+    }
+  }
+
+  /** The running, unpaused engine owning the most shards (the most damage), or the first one. */
+  private pickEngine(stack: LocalStack, states: Map<number, ShardState>): ManagedProcess {
+    const engines = stack.running('engine').filter((p) => !p.paused);
+    if (engines.length === 0) throw new Error('no engine is running');
+    const owned = (p: ManagedProcess) => [...states.values()].filter((s) => s.owner === p.name).length;
+    return engines.reduce((best, p) => (owned(p) > owned(best) ? p : best));
+  }
+
+  /** Polls shard ownership until every shard of `takeover` moved on, or `timeoutMs` passed. */
+  private async watch(takeover: Takeover, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!takeover.complete && Date.now() < deadline) {
+      try {
+        takeover.observe(await shardStates(this.options.pool, this.options.eventId), Date.now());
+      } catch {
+        // Postgres may be restarting too; keep looking.
+      }
+      if (!takeover.complete) await sleep(100);
+    }
+  }
+
+  /** Seconds until every shard is owned by a live engine (attached: by anyone), or null. */
+  private async waitRecovered(): Promise<number | null> {
+    const o = this.options;
+    const started = Date.now();
+    while (Date.now() - started < o.recoveryTimeoutMs) {
+      try {
+        const states = await shardStates(o.pool, o.eventId);
+        const live = o.stack
+          ? new Set(
+              o.stack
+                .running('engine')
+                .filter((p) => !p.paused)
+                .map((p) => p.name),
+            )
+          : undefined;
+        if ([...states.values()].every((s) => s.owner !== null && (live === undefined || live.has(s.owner))))
+          return seconds(Date.now() - started);
+      } catch {
+        // keep waiting
+      }
+      await sleep(250);
+    }
+    return null;
+  }
+}
+
+/** Sums the timeline slots between a fault and the next one. */
+export function effectOf(
+  timeline: readonly Slot[],
+  fault: Pick<FaultResult, 'at_s'>,
+  all: readonly Pick<FaultResult, 'at_s'>[],
+): FaultEffect {
+  const next = all
+    .map((f) => f.at_s)
+    .filter((s) => s > fault.at_s)
+    .sort((a, b) => a - b)[0];
+  const from = Math.floor((fault.at_s * 1000) / SLOT_MS);
+  const to = next === undefined ? timeline.length : Math.floor((next * 1000) / SLOT_MS);
+  const effect = { ok: 0, refused: 0, throttled: 0, failed: 0, disruption_s: 0 };
+  let lastFailed = -1;
+  for (let i = Math.max(0, from); i < Math.min(to, timeline.length); i++) {
+    const slot = timeline[i]!;
+    effect.ok += slot.ok;
+    effect.refused += slot.refused;
+    effect.throttled += slot.throttled;
+    effect.failed += slot.failed;
+    if (slot.failed > 0) lastFailed = i;
+  }
+  if (lastFailed >= 0) effect.disruption_s = Math.max(0, Math.round(((lastFailed + 1) * SLOT_MS - fault.at_s * 1000) / 100) / 10);
+  return effect;
+}
+
+/** A period in which clients saw failures. */
+export interface Disruption {
+  /** Seconds after the load started. */
+  readonly from_s: number;
+  readonly to_s: number;
+  readonly failed: number;
+}
+
+/** Periods of slots with failures, merging gaps shorter than `gapMs`. */
+export function disruptionsOf(timeline: readonly Slot[], gapMs = 1000): Disruption[] {
+  const out: { from: number; to: number; failed: number }[] = [];
+  const gapSlots = Math.max(1, Math.round(gapMs / SLOT_MS));
+  timeline.forEach((slot, i) => {
+    if (slot.failed === 0) return;
+    const last = out.at(-1);
+    if (last !== undefined && i - last.to <= gapSlots) {
+      last.to = i;
+      last.failed += slot.failed;
+    } else out.push({ from: i, to: i, failed: slot.failed });
+  });
+  return out.map((d) => ({ from_s: (d.from * SLOT_MS) / 1000, to_s: ((d.to + 1) * SLOT_MS) / 1000, failed: d.failed }));
+}

@@ -1,0 +1,36 @@
+/** The human-readable chaos report: each fault with its time and effect, the load, the verdict. */
+import { formatStressReport } from '../stress/format.js';
+import { formatVerifyReport } from '../verify/format.js';
+import type { ChaosReport, FaultResult } from './chaos.js';
+
+const int = (n: number) => n.toLocaleString('en-US');
+
+/** One fault, as printed while the run goes and in the report. */
+export function formatFault(f: FaultResult, withEffect: boolean): string {
+  const head = `t+${f.at_s.toFixed(1).padStart(5)}s  ${f.kind.padEnd(16)} ${f.error ? `FAILED TO INJECT: ${f.error}` : f.detail}`;
+  if (!withEffect) return head;
+  const e = f.effect;
+  const noticed =
+    e.failed === 0 ? 'clients saw no failures' : `${int(e.failed)} failed attempts, disruption ${e.disruption_s.toFixed(1)} s`;
+  return `${head}\n${' '.repeat(26)}→ until the next fault: ${int(e.ok)} ok · ${int(e.refused)} refused · ${int(e.throttled)} throttled · ${noticed}`;
+}
+
+export function formatChaosReport(r: ChaosReport): string {
+  const lines = [
+    `chaos on ${r.event}: ${r.faults.length} fault${r.faults.length === 1 ? '' : 's'} during the load, then verify — ${r.ok ? 'PASSED' : 'FAILED'}`,
+    '',
+    'faults',
+    ...(r.faults.length === 0 ? ['  none injected by this run'] : r.faults.map((f) => `  ${formatFault(f, true).replace(/\n/g, '\n  ')}`)),
+    `  after the load every shard was owned by a live engine ${r.recovery_s === null ? 'NOT within the timeout' : `within ${r.recovery_s} s`}`,
+    `  disruptions seen by clients: ${
+      r.disruptions.length === 0
+        ? 'none'
+        : r.disruptions.map((d) => `t+${d.from_s.toFixed(1)}–${d.to_s.toFixed(1)} s (${int(d.failed)} failed)`).join(', ')
+    }`,
+    '',
+    formatStressReport({ ...r.stress, timeline: [] }).trimEnd(),
+    '',
+    formatVerifyReport(r.verify).trimEnd(),
+  ];
+  return lines.join('\n') + '\n';
+}

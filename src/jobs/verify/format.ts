@@ -1,0 +1,44 @@
+/** The human-readable verify report. */
+import { formatLatency } from '../stress/format.js';
+import type { VerifyReport } from './verify.js';
+
+const int = (n: number) => n.toLocaleString('en-US');
+
+export function formatVerifyReport(r: VerifyReport): string {
+  const i = r.counts.inventory;
+  const lines = [
+    `verify ${r.event}: ${r.ok ? 'OK — every invariant holds' : `FAILED — ${int(r.counts.violations)} violation${r.counts.violations === 1 ? '' : 's'}`}`,
+    `  seats       ${int(i.seats.total)} total · ${int(i.seats.sold)} sold · ${int(i.seats.held)} held · ${int(i.seats.available)} available`,
+  ];
+  if (i.pools.capacity > 0)
+    lines.push(`  GA places   ${int(i.pools.capacity)} capacity · ${int(i.pools.sold)} sold · ${int(i.pools.held)} held`);
+  lines.push(
+    `  holds       ${int(i.holds.live)} live · ${int(i.holds.confirmed)} confirmed · ${int(i.holds.released)} released · ${int(i.holds.expired)} expired` +
+      ` (expiry lag p99 ${int(i.expiry_lag_ms.p99)} ms, max ${int(i.expiry_lag_ms.max)} ms)`,
+    `  reserved    ${int(i.reservations)} reservations · ${int(i.customers)} customers with holds · outbox ${int(i.outbox.rows)} rows, ${int(i.outbox.unpublished)} unpublished`,
+    `  shards      ${i.shards.owned}/${i.shards.total} owned${i.pending_expiry ? ` · ${int(i.pending_expiry)} holds past TTL on unowned shards (expire on claim)` : ''}`,
+  );
+  const t = r.counts.topic;
+  lines.push(
+    t
+      ? `  topic       ${int(t.messages)} messages · ${int(t.unique)} reservations · ${int(t.duplicates)} duplicates (deduped by key)${t.too_recent ? ` · ${int(t.too_recent)} too recent to check` : ''}`
+      : '  topic       not checked',
+  );
+  const l = r.counts.log;
+  if (l) {
+    lines.push(
+      `  clients     ${int(l.lines)} logged answers · acknowledged ${int(l.acknowledged.holds)} holds, ${int(l.acknowledged.reservations)} reservations, ${int(l.acknowledged.releases)} releases`,
+      `  losers      ${l.loser_latency_ms.count === 0 ? 'no 409s' : `409 answered in ${formatLatency(l.loser_latency_ms)}`}`,
+    );
+  } else lines.push('  clients     no response log given (acknowledgement checks skipped)');
+  lines.push('  checks');
+  for (const c of r.checks) {
+    const mark = c.skipped ? 'skip' : c.violations === 0 ? ' ok ' : 'FAIL';
+    lines.push(`    [${mark}] inv.${c.invariant} ${c.description}${c.violations ? ` — ${int(c.violations)}` : ''}`);
+  }
+  if (r.violations.length > 0) {
+    lines.push('  violations');
+    for (const v of r.violations) lines.push(`    ${v.check}: ${v.message}`);
+  }
+  return lines.join('\n') + '\n';
+}

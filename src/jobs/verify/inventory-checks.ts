@@ -1,0 +1,278 @@
+/**
+ * The invariants as SQL over one event's committed inventory: seats, pools, holds, reservations,
+ * per-customer usage and the outbox. Read-only; each query reports rows that break a rule.
+ */
+import type pg from 'pg';
+import type { Violations } from './violations.js';
+
+/** The event as verify needs it. */
+export interface EventFacts {
+  readonly id: string;
+  readonly customerLimit: number;
+  readonly holdTtlMs: number;
+  readonly createdAt: Date;
+  readonly shardCount: number;
+}
+
+/** Counts of the inventory, for the report. */
+export interface InventoryCounts {
+  readonly seats: { readonly total: number; readonly available: number; readonly held: number; readonly sold: number };
+  readonly pools: { readonly capacity: number; readonly held: number; readonly sold: number };
+  readonly holds: { readonly live: number; readonly confirmed: number; readonly released: number; readonly expired: number };
+  readonly reservations: number;
+  readonly customers: number;
+  readonly outbox: { readonly rows: number; readonly unpublished: number };
+  readonly shards: { readonly total: number; readonly owned: number };
+  /** Live holds past TTL + slack on shards nobody serves (expired when a shard is next claimed). */
+  readonly pending_expiry: number;
+  /** How late expired holds were ended after their expiry time (ms). */
+  readonly expiry_lag_ms: { readonly p99: number; readonly max: number };
+}
+
+/** Where checks read: a client holding one consistent snapshot (see `openSnapshot`). */
+export interface Reader {
+  query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** Longest a verification query may take: large events on a busy machine scan a lot (ms). */
+const QUERY_TIMEOUT_MS = 300_000;
+
+/**
+ * A read-only REPEATABLE READ transaction: every check sees the same committed state, so no check
+ * can be fooled by a commit that lands between two queries. `close()` ends it.
+ */
+export async function openSnapshot(pool: pg.Pool): Promise<Reader & { close(): Promise<void> }> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET LOCAL statement_timeout = ${QUERY_TIMEOUT_MS}`);
+  } catch (error) {
+    client.release(true);
+    throw error;
+  }
+  return {
+    query: async <R extends pg.QueryResultRow>(text: string, values: unknown[]) =>
+      client.query<R>({ text, values, query_timeout: QUERY_TIMEOUT_MS } as pg.QueryConfig),
+    async close() {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    },
+  };
+}
+
+export async function eventFacts(pool: pg.Pool, eventId: string): Promise<EventFacts | undefined> {
+  const { rows } = await pool.query<{ id: string; customer_limit: number; hold_ttl_ms: number; created_at: Date; shard_count: number }>(
+    'SELECT id, customer_limit, hold_ttl_ms, created_at, shard_count FROM events WHERE id = $1',
+    [eventId],
+  );
+  const row = rows[0];
+  return (
+    row && {
+      id: row.id,
+      customerLimit: row.customer_limit,
+      holdTtlMs: row.hold_ttl_ms,
+      createdAt: row.created_at,
+      shardCount: row.shard_count,
+    }
+  );
+}
+
+const list = (values: readonly unknown[], max = 5) => (values.length > max ? `${values.slice(0, max).join(', ')}, …` : values.join(', '));
+
+/** Runs every SQL check of one event; adds what breaks to `violations`. */
+export async function checkInventory(db: Reader, event: EventFacts, violations: Violations, ttlSlackMs: number): Promise<InventoryCounts> {
+  const id = event.id;
+  const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = [id]) => (await db.query<R>(sql, params)).rows;
+
+  for (const r of await q<{ seat: string; holds: string[] }>(
+    `SELECT seat, array_agg(hold_id ORDER BY hold_id) AS holds FROM holds, unnest(seats) AS seat
+      WHERE event_id = $1 AND state IN ('live', 'confirmed') GROUP BY seat HAVING count(*) > 1`,
+  )) {
+    violations.add('seat-held-twice', `seat ${r.seat} is in ${r.holds.length} live or confirmed holds: ${list(r.holds)}`);
+  }
+
+  for (const r of await q<{ seat: string; reservations: string[] }>(
+    `SELECT seat, array_agg(reservation_id ORDER BY reservation_id) AS reservations FROM reservations, unnest(seats) AS seat
+      WHERE event_id = $1 GROUP BY seat HAVING count(*) > 1`,
+  )) {
+    violations.add('seat-sold-twice', `seat ${r.seat} is sold ${r.reservations.length} times: ${list(r.reservations)}`);
+  }
+
+  for (const r of await q<{ seat_id: string; state: string; hold_id: string | null; hold_state: string | null }>(
+    `SELECT s.seat_id, s.state, s.hold_id, h.state AS hold_state FROM seats s LEFT JOIN holds h ON h.hold_id = s.hold_id
+      WHERE s.event_id = $1 AND NOT (
+        (s.state = 'available' AND s.hold_id IS NULL) OR
+        (s.state = 'held' AND h.state = 'live' AND s.seat_id = ANY(h.seats)) OR
+        (s.state = 'sold' AND h.state = 'confirmed' AND s.seat_id = ANY(h.seats)))`,
+  )) {
+    violations.add(
+      'seat-row-disagrees',
+      `seat ${r.seat_id} is ${r.state} with hold ${r.hold_id ?? 'none'} (${r.hold_state ?? 'no such hold'})`,
+    );
+  }
+  for (const r of await q<{ hold_id: string; hold_state: string; seat: string; state: string | null; seat_hold: string | null }>(
+    `SELECT h.hold_id, h.state AS hold_state, seat, s.state, s.hold_id AS seat_hold
+       FROM holds h CROSS JOIN LATERAL unnest(h.seats) AS seat
+       LEFT JOIN seats s ON s.event_id = h.event_id AND s.seat_id = seat
+      WHERE h.event_id = $1 AND h.state IN ('live', 'confirmed')
+        AND (s.seat_id IS NULL OR s.hold_id IS DISTINCT FROM h.hold_id
+             OR s.state <> CASE h.state WHEN 'live' THEN 'held' ELSE 'sold' END)`,
+  )) {
+    violations.add(
+      'seat-row-disagrees',
+      `${r.hold_state} hold ${r.hold_id} has seat ${r.seat}, but the seat row is ${r.state ?? 'missing'} with hold ${r.seat_hold ?? 'none'}`,
+    );
+  }
+
+  for (const r of await q<{ pool_id: string; capacity: number; held: number; sold: number; reserved: number; holding: number }>(
+    `SELECT p.pool_id, p.capacity, p.held, p.sold, coalesce(r.q, 0)::int AS reserved, coalesce(h.q, 0)::int AS holding
+       FROM pools p
+       LEFT JOIN (SELECT pool_id, sum(quantity) AS q FROM reservations WHERE event_id = $1 AND pool_id IS NOT NULL GROUP BY pool_id) r USING (pool_id)
+       LEFT JOIN (SELECT pool_id, sum(quantity) AS q FROM holds WHERE event_id = $1 AND state = 'live' AND pool_id IS NOT NULL GROUP BY pool_id) h USING (pool_id)
+      WHERE p.event_id = $1`,
+  )) {
+    if (r.held + r.sold > r.capacity)
+      violations.add('over-capacity', `pool ${r.pool_id}: ${r.held} held + ${r.sold} sold > capacity ${r.capacity}`);
+    if (r.reserved > r.capacity)
+      violations.add('over-capacity', `pool ${r.pool_id}: reservations hold ${r.reserved} places > capacity ${r.capacity}`);
+    if (r.sold !== r.reserved)
+      violations.add('over-capacity', `pool ${r.pool_id}: counter says ${r.sold} sold, reservations say ${r.reserved}`);
+    if (r.held !== r.holding)
+      violations.add('over-capacity', `pool ${r.pool_id}: counter says ${r.held} held, live holds say ${r.holding}`);
+  }
+
+  for (const r of await q<{ reservation_id: string; hold_id: string; state: string | null; problem: string }>(
+    `SELECT r.reservation_id, r.hold_id, h.state,
+            CASE WHEN h.hold_id IS NULL THEN 'its hold does not exist'
+                 WHEN h.state <> 'confirmed' THEN 'its hold is ' || h.state
+                 WHEN h.reservation_id IS DISTINCT FROM r.reservation_id THEN 'its hold names reservation ' || coalesce(h.reservation_id, 'none')
+                 WHEN h.customer <> r.customer THEN 'its hold belongs to ' || h.customer || ', the reservation to ' || r.customer
+                 WHEN h.event_id <> r.event_id THEN 'its hold is of event ' || h.event_id
+                 WHEN h.quantity <> r.quantity OR h.pool_id IS DISTINCT FROM r.pool_id THEN 'quantity or pool differ from its hold'
+                 ELSE 'its seats differ from its hold''s' END AS problem
+       FROM reservations r LEFT JOIN holds h ON h.hold_id = r.hold_id
+      WHERE r.event_id = $1 AND (h.hold_id IS NULL OR h.state <> 'confirmed' OR h.reservation_id IS DISTINCT FROM r.reservation_id
+            OR h.customer <> r.customer OR h.event_id <> r.event_id OR h.quantity <> r.quantity OR h.pool_id IS DISTINCT FROM r.pool_id
+            OR NOT (h.seats @> r.seats AND r.seats @> h.seats))`,
+  )) {
+    violations.add('reservation-disagrees', `reservation ${r.reservation_id} (hold ${r.hold_id}): ${r.problem}`);
+  }
+  for (const r of await q<{ hold_id: string }>(
+    `SELECT h.hold_id FROM holds h WHERE h.event_id = $1 AND h.state = 'confirmed'
+        AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.hold_id = h.hold_id)`,
+  )) {
+    violations.add('reservation-disagrees', `hold ${r.hold_id} is confirmed but has no reservation`);
+  }
+
+  for (const r of await q<{ reservation_id: string }>(
+    `SELECT r.reservation_id FROM reservations r WHERE r.event_id = $1
+        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = $1 AND o.message_key = r.reservation_id)`,
+  )) {
+    violations.add('outbox-missing', `reservation ${r.reservation_id} has no outbox row: it can never reach Kafka`);
+  }
+
+  let pendingExpiry = 0;
+  for (const r of await q<{ hold_id: string; shard: number; late_ms: number; served: boolean }>(
+    `SELECT h.hold_id, h.shard, (extract(epoch FROM now() - h.expires_at) * 1000)::float8 AS late_ms, sh.owner IS NOT NULL AS served
+       FROM holds h JOIN shards sh ON sh.event_id = h.event_id AND sh.shard = h.shard
+      WHERE h.event_id = $1 AND h.state = 'live' AND h.expires_at < now() - make_interval(secs => $2::float8 / 1000)`,
+    [id, ttlSlackMs],
+  )) {
+    if (r.served) {
+      violations.add(
+        'hold-past-ttl',
+        `hold ${r.hold_id} on served shard ${r.shard} is still live ${Math.round(r.late_ms)} ms after it expired`,
+      );
+    } else pendingExpiry += 1;
+  }
+  for (const r of await q<{ reservation_id: string; hold_id: string; late_ms: number }>(
+    `SELECT r.reservation_id, h.hold_id, (extract(epoch FROM r.confirmed_at - h.expires_at) * 1000)::float8 AS late_ms
+       FROM reservations r JOIN holds h ON h.hold_id = r.hold_id
+      WHERE r.event_id = $1 AND r.confirmed_at > h.expires_at + make_interval(secs => $2::float8 / 1000)`,
+    [id, ttlSlackMs],
+  )) {
+    violations.add('hold-past-ttl', `hold ${r.hold_id} was confirmed (${r.reservation_id}) ${Math.round(r.late_ms)} ms after it expired`);
+  }
+
+  for (const r of await q<{ customer: string; used: number }>(
+    `SELECT customer, sum(quantity)::int AS used FROM holds WHERE event_id = $1 AND state IN ('live', 'confirmed')
+      GROUP BY customer HAVING sum(quantity) > $2`,
+    [id, event.customerLimit],
+  )) {
+    violations.add('customer-limit', `customer ${r.customer} has ${r.used} seats held or bought; the limit is ${event.customerLimit}`);
+  }
+  for (const r of await q<{ customer: string; used: number; holding: number }>(
+    `SELECT customer, coalesce(u.used, 0)::int AS used, coalesce(h.q, 0)::int AS holding
+       FROM (SELECT customer, used FROM customer_usage WHERE event_id = $1) u
+       FULL JOIN (SELECT customer, sum(quantity) AS q FROM holds WHERE event_id = $1 AND state IN ('live', 'confirmed') GROUP BY customer) h
+       USING (customer)
+      WHERE coalesce(u.used, 0) <> coalesce(h.q, 0)`,
+  )) {
+    violations.add('usage-disagrees', `customer ${r.customer}: usage counter ${r.used}, live + confirmed holds ${r.holding}`);
+  }
+
+  const [c] = await q<{
+    seats: number;
+    available: number;
+    held: number;
+    sold: number;
+    capacity: number;
+    pool_held: number;
+    pool_sold: number;
+    live: number;
+    confirmed: number;
+    released: number;
+    expired: number;
+    reservations: number;
+    customers: number;
+    outbox: number;
+    unpublished: number;
+    shards: number;
+    owned: number;
+    lag_p99: number | null;
+    lag_max: number | null;
+  }>(
+    `SELECT s.*, p.*, h.*, r.*, o.*, sh.*, lag.*
+       FROM (SELECT count(*)::int AS seats, count(*) FILTER (WHERE state = 'available')::int AS available,
+                    count(*) FILTER (WHERE state = 'held')::int AS held, count(*) FILTER (WHERE state = 'sold')::int AS sold
+               FROM seats WHERE event_id = $1) s,
+            (SELECT coalesce(sum(capacity), 0)::int AS capacity, coalesce(sum(held), 0)::int AS pool_held, coalesce(sum(sold), 0)::int AS pool_sold
+               FROM pools WHERE event_id = $1) p,
+            (SELECT count(*) FILTER (WHERE state = 'live')::int AS live, count(*) FILTER (WHERE state = 'confirmed')::int AS confirmed,
+                    count(*) FILTER (WHERE state = 'released')::int AS released, count(*) FILTER (WHERE state = 'expired')::int AS expired,
+                    count(DISTINCT customer)::int AS customers
+               FROM holds WHERE event_id = $1) h,
+            (SELECT count(*)::int AS reservations FROM reservations WHERE event_id = $1) r,
+            (SELECT count(*)::int AS outbox, count(*) FILTER (WHERE published_at IS NULL)::int AS unpublished FROM outbox WHERE event_id = $1) o,
+            (SELECT count(*)::int AS shards, count(owner)::int AS owned FROM shards WHERE event_id = $1) sh,
+            (SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY lag)::float8 AS lag_p99, max(lag)::float8 AS lag_max
+               FROM (SELECT extract(epoch FROM ended_at - expires_at) * 1000 AS lag FROM holds
+                      WHERE event_id = $1 AND state = 'expired' AND ended_at IS NOT NULL) x) lag`,
+  );
+  const counts = c!;
+  return {
+    seats: { total: counts.seats, available: counts.available, held: counts.held, sold: counts.sold },
+    pools: { capacity: counts.capacity, held: counts.pool_held, sold: counts.pool_sold },
+    holds: { live: counts.live, confirmed: counts.confirmed, released: counts.released, expired: counts.expired },
+    reservations: counts.reservations,
+    customers: counts.customers,
+    outbox: { rows: counts.outbox, unpublished: counts.unpublished },
+    shards: { total: counts.shards, owned: counts.owned },
+    pending_expiry: pendingExpiry,
+    expiry_lag_ms: { p99: Math.round(counts.lag_p99 ?? 0), max: Math.round(counts.lag_max ?? 0) },
+  };
+}
+
+/** Waits until the event's outbox is fully published (the relay drained it), up to `timeoutMs`; returns what is left. */
+export async function settleOutbox(pool: pg.Pool, eventId: string, timeoutMs: number, onWait?: (left: number) => void): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [
+      eventId,
+    ]);
+    const left = rows[0]?.n ?? 0;
+    if (left === 0 || Date.now() >= deadline) return left;
+    onWait?.(left);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

@@ -1,0 +1,19 @@
+/** Waiting for an event's shards to be served, before a load starts. */
+import type pg from 'pg';
+import { SentinelError } from '../errors.js';
+
+/** Resolves once every shard of the event has an owner; throws after `timeoutMs`. */
+export async function waitForShards(pool: pg.Pool, eventId: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ total: number; owned: number }>(
+      'SELECT count(*)::int AS total, count(owner)::int AS owned FROM shards WHERE event_id = $1',
+      [eventId],
+    );
+    const { total = 0, owned = 0 } = rows[0] ?? {};
+    if (total > 0 && owned === total) return;
+    if (Date.now() > deadline)
+      throw new SentinelError('shards_unowned', `${owned}/${total} shards of ${eventId} owned after ${timeoutMs} ms`, { retryable: true });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

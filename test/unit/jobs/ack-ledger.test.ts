@@ -1,0 +1,75 @@
+import t from 'tap';
+import { AckLedger } from '../../../src/jobs/verify/ack-ledger.js';
+import type { ResponseRecord } from '../../../src/jobs/stress/response-log.js';
+import { Violations, KEPT_PER_CHECK } from '../../../src/jobs/verify/violations.js';
+
+let at = 1_000;
+const record = (r: Partial<ResponseRecord> & Pick<ResponseRecord, 'op' | 'status' | 'customer'>): ResponseRecord => ({
+  at: at++,
+  run: 'r',
+  event: 'ev',
+  buyer: 0,
+  attempt: 1,
+  ms: 1,
+  ...r,
+});
+
+t.test('a clean log: acknowledgements are collected, nothing is flagged', async (t) => {
+  const ledger = new AckLedger('ev');
+  ledger.add(record({ op: 'hold', status: 201, customer: 'a', hold: 'h1', seats: ['A-1-1'], decidedAt: 10 }));
+  ledger.add(record({ op: 'confirm', status: 201, customer: 'a', hold: 'h1', reservation: 'r1', seats: ['A-1-1'], decidedAt: 20 }));
+  ledger.add(
+    record({ op: 'confirm', status: 201, customer: 'a', hold: 'h1', reservation: 'r1', seats: ['A-1-1'], decidedAt: 20, attempt: 2 }),
+  );
+  ledger.add(record({ op: 'hold', status: 409, customer: 'b', seat: 'A-1-1', ms: 3, error: 'seats-unavailable' }));
+  ledger.add(record({ op: 'hold', status: 201, customer: 'c', hold: 'h2', seats: ['A-1-2'], decidedAt: 15 }));
+  ledger.add(record({ op: 'release', status: 204, customer: 'c', hold: 'h2' }));
+  ledger.add(record({ op: 'hold-pool', status: 201, customer: 'd', hold: 'h3', seats: [], pool: 'GA', quantity: 2, decidedAt: 30 }));
+  ledger.add(record({ op: 'reserve', status: 0, customer: 'e', seat: 'A-1-3', error: 'ECONNRESET' }));
+  ledger.add({ ...record({ op: 'reserve', status: 201, customer: 'x', reservation: 'rx', seats: ['A-1-1'] }), event: 'other' });
+  const violations = new Violations();
+  ledger.checkClientView(violations);
+  t.equal(violations.total, 0);
+  const counts = ledger.counts();
+  t.same(counts.acknowledged, { holds: 3, reservations: 1, releases: 1 }, 'a replayed confirm is one reservation');
+  t.equal(counts.other_events, 1, 'records of other events are passed over');
+  t.same(counts.status, { '0': 1, '201': 5, '204': 1, '409': 1 });
+  t.equal(counts.loser_latency_ms.count, 1);
+  t.equal(counts.loser_latency_ms.max, 3);
+});
+
+t.test('two clients told they bought one seat is a double sale', async (t) => {
+  const ledger = new AckLedger('ev');
+  ledger.add(record({ op: 'reserve', status: 201, customer: 'a', hold: 'h1', reservation: 'r1', seats: ['A-1-1'], decidedAt: 10 }));
+  ledger.add(record({ op: 'reserve', status: 201, customer: 'b', hold: 'h2', reservation: 'r2', seats: ['A-1-1'], decidedAt: 11 }));
+  const violations = new Violations();
+  ledger.checkClientView(violations);
+  t.equal(violations.count('client-double-sale'), 1);
+  t.match(violations.list()[0]!.message, /seat A-1-1 was sold to a \(r1\) and to b \(r2\)/);
+});
+
+t.test('a hold granted on a seat after it was sold is flagged; one granted before is not', async (t) => {
+  const ledger = new AckLedger('ev');
+  ledger.add(record({ op: 'hold', status: 201, customer: 'early', hold: 'h0', seats: ['A-1-1'], decidedAt: 5 }));
+  ledger.add(record({ op: 'release', status: 204, customer: 'early', hold: 'h0' }));
+  ledger.add(record({ op: 'hold', status: 201, customer: 'a', hold: 'h1', seats: ['A-1-1', 'A-1-2'], decidedAt: 10 }));
+  ledger.add(
+    record({ op: 'confirm', status: 201, customer: 'a', hold: 'h1', reservation: 'r1', seats: ['A-1-1', 'A-1-2'], decidedAt: 20 }),
+  );
+  ledger.add(record({ op: 'hold', status: 201, customer: 'late', hold: 'h9', seats: ['A-1-2'], decidedAt: 25 }));
+  const violations = new Violations();
+  ledger.checkClientView(violations);
+  t.equal(violations.count('client-double-sale'), 1);
+  t.match(violations.list()[0]!.message, /seat A-1-2 was sold to a \(r1\) and held 5 ms later by late \(h9\)/);
+});
+
+t.test('violations are all counted, the first few per check kept', async (t) => {
+  const violations = new Violations();
+  for (let i = 0; i < KEPT_PER_CHECK + 5; i++) violations.add('seat-sold-twice', `seat ${i}`);
+  violations.add('customer-limit', 'x');
+  t.equal(violations.total, KEPT_PER_CHECK + 6);
+  t.equal(violations.count('seat-sold-twice'), KEPT_PER_CHECK + 5);
+  const list = violations.list();
+  t.equal(list.length, KEPT_PER_CHECK + 2);
+  t.same(list.at(-1), { check: 'seat-sold-twice', message: '… and 5 more' });
+});
