@@ -152,7 +152,8 @@ export class ShardHost {
     const now = this.o.now();
     let accepted = batch;
     let wroteOutbox = false;
-    let inexactAbort = false;
+    // Limit refusals are answered only once the rest of the batch committed.
+    const refusals: { entry: CommitEntry; result: ShardResult }[] = [];
     try {
       await inTransaction(this.o.pool, `commit ${this.key}`, async (client) => {
         let write = emptyBatchWrite();
@@ -175,11 +176,22 @@ export class ShardHost {
             if (held && refused.has(held.customer)) refusedEntries.push({ entry, ...held });
             else accepted.push(entry);
           }
-          // Undo newest first: a later hold may have moved the same pool counter.
+          // Undo newest first: a later hold may have moved the same pool counter. If one cannot be
+          // undone exactly, the accepted changes were computed on top of it: write nothing, and
+          // rebuild the shard from Postgres (the catch below answers everyone retryably).
           for (const { entry, holdId, customer } of refusedEntries.reverse()) {
-            if (!this.o.decider.abort(holdId)) inexactAbort = true;
+            if (!this.o.decider.abort(holdId)) {
+              throw new SentinelError(
+                'rebuild_required',
+                `a refused hold (${holdId}) could not be undone in memory; rebuilding the shard`,
+                {
+                  retryable: true,
+                },
+              );
+            }
             const requested = entry.changes.reduce((n, c) => (c.type === 'hold-created' ? n + c.hold.quantity : n), 0);
-            entry.respond({
+            refusals.push({
+              entry,
               result: {
                 ok: false,
                 type: 'limit-exceeded',
@@ -219,15 +231,8 @@ export class ShardHost {
     this.o.metrics.batchSize.observe(batch.length);
     this.o.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     for (const entry of accepted) if (entry.result) entry.respond({ result: entry.result });
+    for (const { entry, result } of refusals) entry.respond({ result });
     if (wroteOutbox) this.o.onOutbox();
-    if (inexactAbort) {
-      // Memory could not be rolled back exactly: rebuild this shard from Postgres.
-      this.o.log.warn('Could not undo a refused hold in memory; shard will be rebuilt');
-      this.stopServing('commit-failed');
-      for (const entry of this.committer.close())
-        entry.respond({ error: { code: 'rebuilding', message: `shard ${this.key}: rebuilding`, retryable: true } });
-      this.o.onStopped('commit-failed');
-    }
   }
 
   private stopServing(reason: StopReason): void {
