@@ -15,7 +15,7 @@
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../src/jobs/local-stack.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -94,17 +94,6 @@ async function shardRoundTrips(ingress: string): Promise<{ sum: number; count: n
 
 function progress(message: string): void {
   if (!args.json) process.stderr.write(`${message}\n`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPgPool } from '../../src/adapters/postgres/pool.js';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
 import { provisionEvent, type EventSpec } from '../../src/engine/provision.js';
+import { freePort } from '../../src/jobs/local-stack.js';
 import { silentLogger } from '../../src/log.js';
 import { testConfig, uniqueName } from './env.js';
 
@@ -29,17 +29,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
   }
 }
 
-/** A free loopback TCP port. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
+/** A free loopback port: one implementation, shared with the jobs and the benches. */
+export { freePort };
 
 /** A migrated database pool for a test file. */
 export async function testDatabase(): Promise<pg.Pool> {
