@@ -28,10 +28,10 @@ import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../src/adapters/redis/client.js';
 import { loadConfig } from '../src/config.js';
-import { closeEvent, provisionEvent } from '../src/engine/provision.js';
+import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
 import { cpuDelta, cpuSeconds } from '../src/jobs/cpu-accounting.js';
-import { freePort, LocalStack } from '../src/jobs/local-stack.js';
+import { freePort, LocalStack, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
 import { formatLatency } from '../src/jobs/stress/format.js';
 import { DEFAULT_SCENARIO_SETTINGS, seatList, type InventoryView, type ScenarioSettings } from '../src/jobs/stress/scenarios.js';
 import { StressRun, type StressReport } from '../src/jobs/stress/stress.js';
@@ -39,6 +39,7 @@ import { verifyEvent } from '../src/jobs/verify/verify.js';
 import { waitForShards } from '../src/jobs/wait.js';
 import { createRootLogger, silentLogger } from '../src/log.js';
 import { createSeedApp, ensureSeedSchema, provisionSeedEvent, seedOutcome } from '../src/seed/seed-app.js';
+import { retireBenchEvent } from './retire.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -138,8 +139,9 @@ function say(message: string): void {
   if (!args.json) process.stderr.write(`bench: ${message}\n`);
 }
 
+/** The seed design and the no-op server run with the same V8 settings as Sentinel's servers. */
 function start(name: string, argv: string[]): ChildProcess {
-  const child = spawn(process.execPath, argv, {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...argv], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -429,7 +431,7 @@ async function main(): Promise<void> {
           }),
       ),
     );
-    await closeEvent(pool, eventId).catch(() => undefined);
+    await retireBenchEvent(pool, config.redisUrl, eventId);
     await pool.end();
   }
 

@@ -15,7 +15,7 @@
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from '../src/jobs/local-stack.js';
+import { freePort, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -23,9 +23,10 @@ import Koa from 'koa';
 import { loadConfig } from '../src/config.js';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
-import { closeEvent, provisionEvent } from '../src/engine/provision.js';
+import { provisionEvent } from '../src/engine/provision.js';
 import { mintToken } from '../src/ingress/auth.js';
 import { silentLogger } from '../src/log.js';
+import { retireBenchEvent } from './retire.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = fileURLToPath(new URL('../bin/sentinel.js', import.meta.url));
@@ -39,16 +40,21 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '0' },
     scenarios: { type: 'string', default: 'noop,hot,spread' },
     shards: { type: 'string', default: '4' },
+    'ingress-workers': { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
     'serve-noop': { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
+    profile: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (args.help) {
   process.stdout.write(`Usage: npm run bench:ingress -- [--duration 10] [--warmup 3] [--connections 500] [--workers 0]
-                              [--scenarios noop,hot,spread] [--shards 4] [--json]\n`);
+                              [--scenarios noop,hot,spread] [--shards 4] [--ingress-workers 1]
+                              [--json] [--profile DIR]
+  --ingress-workers N   run the ingress as N processes on its port (sentinel ingress --workers N)
+  --profile DIR   write a V8 CPU profile of the engine, the ingress and the no-op server into DIR\n`);
   process.exit(0);
 }
 
@@ -110,7 +116,11 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
 }
 
 function start(name: string, argv: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, argv, {
+  const profiling = args.profile
+    ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`]
+    : [];
+  // The servers' V8 settings, for the no-op server too: the ceiling is measured under the same tuning.
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...profiling, ...argv], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -199,7 +209,9 @@ async function main(): Promise<void> {
         SENTINEL_HTTP_PORT: String(enginePort),
       }),
     );
-    children.push(start('ingress', [CLI, 'ingress', '--port', String(ingressPort), '--host', '127.0.0.1'], {}));
+    children.push(
+      start('ingress', [CLI, 'ingress', '--port', String(ingressPort), '--host', '127.0.0.1', '--workers', args['ingress-workers']], {}),
+    );
     const ingress = `http://127.0.0.1:${ingressPort}`;
     await waitUntil('the engine', async () => (await fetch(`http://127.0.0.1:${enginePort}/readyz`)).ok);
     await waitUntil('the ingress', async () => (await fetch(`${ingress}/readyz`)).ok);
@@ -298,7 +310,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopAll();
-    await closeEvent(pool, eventId).catch(() => undefined);
+    await retireBenchEvent(pool, config.redisUrl, eventId);
     await pool.end();
   }
 
@@ -316,13 +328,13 @@ async function main(): Promise<void> {
   });
   if (args.json) {
     process.stdout.write(
-      `${JSON.stringify({ connections: Number(args.connections), durationS: duration, shards: shardCount, results: rows }, null, 2)}\n`,
+      `${JSON.stringify({ connections: Number(args.connections), durationS: duration, shards: shardCount, ingressWorkers: Number(args['ingress-workers']), results: rows }, null, 2)}\n`,
     );
     return;
   }
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(8) : c.padStart(12))).join(' ');
   process.stdout.write(
-    `\nIngress benchmark: ${args.connections} connections, ${duration}s per scenario, ${shardCount} shards, 1 engine, 1 ingress\n\n`,
+    `\nIngress benchmark: ${args.connections} connections, ${duration}s per scenario, ${shardCount} shards, 1 engine, 1 ingress (${args['ingress-workers']} worker process(es))\n\n`,
   );
   process.stdout.write(`${line(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'shard rt ms', '% of noop', 'target'])}\n`);
   for (const r of rows) {

@@ -38,6 +38,8 @@ export interface Config {
   readonly httpPort: number;
   /** Ingress HTTP port (`SENTINEL_INGRESS_PORT`, default 8080). */
   readonly ingressPort: number;
+  /** Ingress: processes serving the port, 1 = no supervisor (`SENTINEL_INGRESS_WORKERS`, default 1). */
+  readonly ingressWorkers: number;
   /** Ingress: deadline of one shard request in ms (`SENTINEL_SHARD_TIMEOUT_MS`, default 2000). */
   readonly shardTimeoutMs: number;
   /** Ingress: HS256 secret for bearer tokens (`SENTINEL_JWT_SECRET`, default a development secret). */
@@ -115,6 +117,7 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     eventFilter: str(env, 'SENTINEL_EVENT', ''),
     httpPort: int(env, 'SENTINEL_HTTP_PORT', 9464, 0, 65535),
     ingressPort: int(env, 'SENTINEL_INGRESS_PORT', 8080, 0, 65535),
+    ingressWorkers: int(env, 'SENTINEL_INGRESS_WORKERS', 1, 1, 64),
     shardTimeoutMs: int(env, 'SENTINEL_SHARD_TIMEOUT_MS', 2000, 10, 120_000),
     jwtSecret,
     jwksUrl: str(env, 'SENTINEL_JWKS_URL', ''),

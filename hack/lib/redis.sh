@@ -6,7 +6,8 @@
 #   durability  appendonly yes, appendfsync $SENTINEL_REDIS_APPENDFSYNC
 #               (default everysec; a clean stop/restart loses nothing, a
 #               SIGKILL may lose the last second; set `always` to lose nothing
-#               even then) + RDB snapshots
+#               even then); no RDB snapshots (the AOF is the durability, and
+#               a snapshot's fork of a large dataset competes with the load)
 #   files       $SENTINEL_STATE_DIR/redis/{redis.conf,redis.pid,redis.log,data/}
 
 : "${SENTINEL_REDIS_APPENDFSYNC:=everysec}"
@@ -54,9 +55,7 @@ appendfilename "appendonly.aof"
 appenddirname "appendonlydir"
 appendfsync $SENTINEL_REDIS_APPENDFSYNC
 aof-use-rdb-preamble yes
-save 3600 1 300 100 60 10000
-dbfilename dump.rdb
-stop-writes-on-bgsave-error yes
+save ""
 tcp-keepalive 60
 databases 16
 EOF

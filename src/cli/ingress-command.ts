@@ -9,14 +9,19 @@ import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
 import { createIngressApp } from '../ingress/app.js';
 import { createTokenVerifier } from '../ingress/auth.js';
+import { clusterMetrics, isClusterWorker, leaveCluster, superviseWorkers } from '../ingress/cluster.js';
+import { createIngressMetrics } from '../ingress/metrics.js';
 import { serveIngress } from '../ingress/server.js';
+import { untilSignal } from './signals.js';
 import type { Command } from './commands.js';
 
-const HELP = `Usage: sentinel ingress [--port N] [--host ADDR] [--drain-delay-ms N] [--grace-ms N]
+const HELP = `Usage: sentinel ingress [--port N] [--host ADDR] [--workers N] [--drain-delay-ms N] [--grace-ms N]
 
 Serves the REST API (see docs/openapi.json, also at /openapi.json).
   --port            listen port (default SENTINEL_INGRESS_PORT, 8080)
   --host            listen address (default 0.0.0.0)
+  --workers         processes serving the port (default SENTINEL_INGRESS_WORKERS, 1); above 1 a
+                    supervisor forks them, restarts one that dies, and sums their /metrics
   --drain-delay-ms  on SIGTERM, report not ready this long before closing the listener (default 0;
                     in Kubernetes set it a little above the readiness probe period)
   --grace-ms        how long requests in flight may take to finish on shutdown (default 10000)
@@ -32,6 +37,7 @@ export const ingressCommand: Command = {
         options: {
           port: { type: 'string' },
           host: { type: 'string', default: '0.0.0.0' },
+          workers: { type: 'string' },
           'drain-delay-ms': { type: 'string', default: '0' },
           'grace-ms': { type: 'string', default: '10000' },
           help: { type: 'boolean', short: 'h' },
@@ -49,10 +55,16 @@ export const ingressCommand: Command = {
     const port = values.port === undefined ? config.ingressPort : Number(values.port);
     const drainDelayMs = Number(values['drain-delay-ms']);
     const graceMs = Number(values['grace-ms']);
+    const workers = values.workers === undefined ? config.ingressWorkers : Number(values.workers);
     if (![port, drainDelayMs, graceMs].every((n) => Number.isInteger(n) && n >= 0)) {
       stderr.write(`--port, --drain-delay-ms and --grace-ms take non-negative integers\n\n${HELP}`);
       return 2;
     }
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+      stderr.write(`--workers takes an integer from 1 to 64\n\n${HELP}`);
+      return 2;
+    }
+    if (workers > 1 && !isClusterWorker()) return superviseWorkers({ workers, log, stop: untilSignal() });
 
     const redis = createRedis({ url: config.redisUrl, log, name: 'sentinel-ingress', autoPipelining: true });
     await connectRedis(redis);
@@ -63,8 +75,11 @@ export const ingressCommand: Command = {
         ? { jwksUrl: config.jwksUrl, issuer: config.jwtIssuer, audience: config.jwtAudience }
         : { secret: config.jwtSecret, issuer: config.jwtIssuer, audience: config.jwtAudience },
     );
+    const metrics = createIngressMetrics();
     const app = createIngressApp({
       log,
+      metrics,
+      ...(isClusterWorker() ? { metricsText: clusterMetrics(metrics.registry) } : {}),
       redis,
       nc,
       pg,
@@ -74,14 +89,15 @@ export const ingressCommand: Command = {
     const running = await serveIngress(app, { port, host: values.host, log });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await untilSignal();
+    // A worker's supervisor forwards the stop; a terminal's Ctrl-C reaches the worker as well.
+    // Either way the first signal starts the graceful stop, and a second must not cut it short.
+    if (isClusterWorker()) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);
     log.info({ signal, drainDelayMs, graceMs }, 'Shutting down ingress');
     await running.close({ drainDelayMs, graceMs });
     await Promise.allSettled([nc.drain(), redis.quit(), pg.end()]);
     log.info('Ingress stopped');
+    leaveCluster();
     return 0;
   },
 };

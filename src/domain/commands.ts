@@ -91,8 +91,17 @@ export type ShardResult =
   | { readonly ok: true; readonly type: 'held'; readonly hold: HoldView }
   | { readonly ok: true; readonly type: 'confirmed'; readonly reservation: ReservationView }
   | { readonly ok: true; readonly type: 'released'; readonly holdId: string }
-  /** Some requested seats (or pool places) are not available; `seats` names them. */
-  | { readonly ok: false; readonly type: 'unavailable'; readonly seats: readonly SeatId[]; readonly message: string }
+  /**
+   * Some requested seats (or pool places) are not available; `seats` names them. `sold` names
+   * those of them that are sold — for good, so a caller may refuse them later without asking.
+   */
+  | {
+      readonly ok: false;
+      readonly type: 'unavailable';
+      readonly seats: readonly SeatId[];
+      readonly sold?: readonly SeatId[];
+      readonly message: string;
+    }
   /** The customer's per-event limit would be exceeded. */
   | {
       readonly ok: false;
@@ -122,6 +131,17 @@ export type ShardResult =
   | { readonly ok: false; readonly type: 'not-serving'; readonly state: string; readonly retryable: true; readonly message: string };
 
 export type ShardResultType = ShardResult['type'];
+
+/** The refusal of seats that are taken (`taken`), naming those that are sold (a subset). */
+export function seatsUnavailable(taken: readonly SeatId[], sold?: readonly SeatId[]): Extract<ShardResult, { type: 'unavailable' }> {
+  return {
+    ok: false,
+    type: 'unavailable',
+    seats: taken,
+    ...(sold === undefined || sold.length === 0 ? {} : { sold }),
+    message: taken.length === 1 ? `seat ${taken[0]!} is not available` : `seats ${taken.join(', ')} are not available`,
+  };
+}
 
 /** A seat's state in the inventory. */
 export type SeatState = 'available' | 'held' | 'sold';

@@ -4,7 +4,17 @@
  * injected generator. Mutable on purpose: it lives inside exactly one actor, and copying it per
  * decision would cost more than the decision (see ADR 0003).
  */
-import type { CustomerId, HoldView, ReservationView, SeatId, SeatState, ShardChange, ShardCommand, ShardResult } from './commands.js';
+import {
+  seatsUnavailable,
+  type CustomerId,
+  type HoldView,
+  type ReservationView,
+  type SeatId,
+  type SeatState,
+  type ShardChange,
+  type ShardCommand,
+  type ShardResult,
+} from './commands.js';
 import { findBestPlacement, type SeatGrid } from './best-available.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { fingerprintOf, IdempotencyMemory, type IdempotencyRecord } from './idempotency.js';
@@ -449,17 +459,14 @@ export class ShardInventory {
     const exceeded = this.limitExceeded(tally, indexes.length);
     if (exceeded !== undefined) return exceeded;
     let taken: SeatId[] | undefined;
+    let sold: SeatId[] | undefined;
     for (let i = 0; i < indexes.length; i++) {
-      if (this.seatState[indexes[i]!] !== AVAILABLE) (taken ??= []).push(seats[i]!);
+      const state = this.seatState[indexes[i]!];
+      if (state === AVAILABLE) continue;
+      (taken ??= []).push(seats[i]!);
+      if (state === SOLD) (sold ??= []).push(seats[i]!);
     }
-    if (taken !== undefined) {
-      return {
-        ok: false,
-        type: 'unavailable',
-        seats: taken,
-        message: taken.length === 1 ? `seat ${taken[0]!} is not available` : `seats ${taken.join(', ')} are not available`,
-      };
-    }
+    if (taken !== undefined) return seatsUnavailable(taken, sold);
     const hold = this.createSeatHold(customer, tally, indexes, seats, key, now, changes);
     return { ok: true, type: 'held', hold };
   }
@@ -697,8 +704,8 @@ export class ShardInventory {
     const tally = this.customers.get(customer);
     const exceeded = this.limitExceeded(tally, 1);
     if (exceeded !== undefined) return exceeded;
-    if (this.seatState[index] !== AVAILABLE)
-      return { ok: false, type: 'unavailable', seats: [seat], message: `seat ${seat} is not available` };
+    const state = this.seatState[index];
+    if (state !== AVAILABLE) return seatsUnavailable([seat], state === SOLD ? [seat] : undefined);
     const holdId = this.freshHoldId();
     const seats = [seat];
     const hold: HoldView = { holdId, customer, seats, quantity: 1, createdAt: now, expiresAt: now + this.settings.holdTtlMs };

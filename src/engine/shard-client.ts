@@ -1,7 +1,7 @@
-import { ErrorCode, type NatsConnection, type NatsError } from 'nats';
+import { createInbox, ErrorCode, type Msg, type NatsConnection, type NatsError, type Subscription } from 'nats';
 import type { ShardCommand, ShardResult } from '../domain/commands.js';
 import { DeadlineError, SentinelError } from '../errors.js';
-import { decode, encode, shardSubject, type ShardReply } from './protocol.js';
+import { decodeReplies, encode, MAX_BATCH, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
 
 /** Options of one shard request. */
 export interface ShardRequestOptions {
@@ -20,20 +20,53 @@ export interface ShardRequestOptions {
 /** A shard reported an error it could not decide around (not retryable, or retries exhausted). */
 export class ShardError extends SentinelError {}
 
+/** How one attempt ended: the owner's reply, a retryable loss (why), or a failure not worth retrying. */
+type Attempt = { readonly reply: ShardReply } | { readonly lost: string } | { readonly failed: unknown };
+
+interface Waiter {
+  readonly expiresAt: number;
+  readonly settle: (attempt: Attempt) => void;
+  done: boolean;
+}
+
+/** A request message on its way: its commands' waiters, by index. */
+interface SentBatch {
+  readonly waiters: Waiter[];
+  open: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function lostReason(error: unknown): string | undefined {
+  const code = (error as NatsError).code;
+  if (code === ErrorCode.Disconnect || code === ErrorCode.ConnectionClosed || code === ErrorCode.ConnectionRefused) return `NATS ${code}`;
+  return undefined;
+}
 
 /**
  * The client side of the shard protocol: request with a deadline, typed replies, and retries of
  * retryable failures (no responder during a hand-off, a fenced or draining owner, a lost reply)
  * with the SAME command — its idempotency key makes the retry safe. A loser's answer
  * (`unavailable`, …) is a result, returned at once, never retried.
+ *
+ * Commands for one shard issued in the same turn of the event loop travel in one message, and
+ * come back in as few as the owner can answer them in (see protocol.ts); all replies arrive on one
+ * inbox subscription of this client.
  */
 export class ShardClient {
+  private readonly inbox = createInbox();
+  private subscription: Subscription | undefined;
+  private readonly queued = new Map<string, { requests: ShardRequest[]; waiters: Waiter[] }>();
+  private flushScheduled = false;
+  private readonly sent = new Map<number, SentBatch>();
+  private nextBatch = 0;
+
   constructor(private readonly nc: NatsConnection) {}
 
   async send(eventId: string, shard: number, command: ShardCommand, options: ShardRequestOptions): Promise<ShardResult> {
     const subject = shardSubject(eventId, shard);
-    const payload = encode({ command, ...(options.requestId ? { requestId: options.requestId } : {}) });
+    const request: ShardRequest = options.requestId ? { command, requestId: options.requestId } : { command };
     const deadline = Date.now() + options.deadlineMs;
     let backoff = 10;
     let lastProblem = 'no reply';
@@ -45,27 +78,114 @@ export class ShardClient {
           `shard ${eventId}/${shard} did not answer within ${options.deadlineMs} ms (${attempt - 1} attempts; last: ${lastProblem})`,
         );
       }
-      try {
-        const message = await this.nc.request(subject, payload, { timeout: Math.min(remaining, attemptTimeout) });
-        const reply = decode<ShardReply>(message.data);
-        if ('result' in reply) {
-          if (reply.result.type !== 'not-serving') return reply.result;
-          lastProblem = `shard ${reply.result.state}`;
-        } else if (reply.error.retryable) {
-          lastProblem = `${reply.error.code}: ${reply.error.message}`;
-        } else {
-          throw new ShardError(reply.error.code, reply.error.message);
-        }
-      } catch (error) {
-        const code = (error as NatsError).code;
-        if (code === ErrorCode.NoResponders) lastProblem = 'no responders (shard has no owner yet)';
-        else if (code === ErrorCode.Timeout) lastProblem = 'request timed out';
-        else if (code === ErrorCode.Disconnect || code === ErrorCode.ConnectionClosed || code === ErrorCode.ConnectionRefused)
-          lastProblem = `NATS ${code}`;
-        else throw error;
+      const outcome = await this.attempt(subject, request, Math.min(remaining, attemptTimeout));
+      if ('failed' in outcome) throw outcome.failed;
+      if ('lost' in outcome) {
+        lastProblem = outcome.lost;
+      } else if ('result' in outcome.reply) {
+        const result = outcome.reply.result;
+        if (result.type !== 'not-serving') return result;
+        lastProblem = `shard ${result.state}`;
+      } else if (outcome.reply.error.retryable) {
+        lastProblem = `${outcome.reply.error.code}: ${outcome.reply.error.message}`;
+      } else {
+        throw new ShardError(outcome.reply.error.code, outcome.reply.error.message);
       }
       await sleep(Math.min(backoff, Math.max(0, deadline - Date.now())));
       backoff = Math.min(backoff * 2, 250);
     }
+  }
+
+  /** One attempt: queued for the next batch to the shard, settled by its reply or its timeout. */
+  private attempt(subject: string, request: ShardRequest, timeoutMs: number): Promise<Attempt> {
+    return new Promise<Attempt>((resolve) => {
+      let queue = this.queued.get(subject);
+      if (queue === undefined) {
+        queue = { requests: [], waiters: [] };
+        this.queued.set(subject, queue);
+      }
+      queue.requests.push(request);
+      queue.waiters.push({ expiresAt: Date.now() + timeoutMs, settle: resolve, done: false });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    this.subscription ??= this.nc.subscribe(`${this.inbox}.*`, { callback: (error, msg) => error === null && this.receive(msg) });
+    for (const [subject, { requests, waiters }] of this.queued) {
+      for (let from = 0; from < requests.length; from += MAX_BATCH)
+        this.publish(subject, requests.slice(from, from + MAX_BATCH), waiters.slice(from, from + MAX_BATCH));
+    }
+    this.queued.clear();
+  }
+
+  private publish(subject: string, requests: ShardRequest[], waiters: Waiter[]): void {
+    const id = this.nextBatch++;
+    const batch: SentBatch = { waiters, open: waiters.length, timer: undefined };
+    this.sent.set(id, batch);
+    try {
+      this.nc.publish(subject, encode({ requests }), { reply: `${this.inbox}.${id}` });
+    } catch (error) {
+      const lost = lostReason(error);
+      this.settleAll(id, lost === undefined ? { failed: error } : { lost });
+      return;
+    }
+    this.armTimer(id, batch);
+  }
+
+  /** Times out, at the earliest expiry among the batch's open waiters, every waiter due by then. */
+  private armTimer(id: number, batch: SentBatch): void {
+    let earliest = Infinity;
+    for (const waiter of batch.waiters) if (!waiter.done && waiter.expiresAt < earliest) earliest = waiter.expiresAt;
+    if (earliest === Infinity) return;
+    batch.timer = setTimeout(
+      () => {
+        const now = Date.now();
+        for (const waiter of batch.waiters)
+          if (!waiter.done && waiter.expiresAt <= now + 1) this.settle(id, batch, waiter, { lost: 'request timed out' });
+        if (batch.open > 0) this.armTimer(id, batch);
+      },
+      Math.max(0, earliest - Date.now()),
+    );
+  }
+
+  private receive(msg: Msg): void {
+    const id = Number(msg.subject.slice(this.inbox.length + 1));
+    const batch = this.sent.get(id);
+    if (batch === undefined) return; // answered (or timed out) already
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      this.settleAll(id, { lost: 'no responders (shard has no owner yet)' });
+      return;
+    }
+    let replies;
+    try {
+      ({ replies } = decodeReplies(msg.data));
+    } catch {
+      return; // not ours to understand: the waiters time out and retry
+    }
+    for (const [index, reply] of replies) {
+      const waiter = batch.waiters[index];
+      // The first answer wins: a stale owner that answers late is ignored (ADR 0006).
+      if (waiter !== undefined && !waiter.done) this.settle(id, batch, waiter, { reply });
+    }
+  }
+
+  private settle(id: number, batch: SentBatch, waiter: Waiter, attempt: Attempt): void {
+    waiter.done = true;
+    waiter.settle(attempt);
+    if (--batch.open === 0) {
+      clearTimeout(batch.timer);
+      this.sent.delete(id);
+    }
+  }
+
+  private settleAll(id: number, attempt: Attempt): void {
+    const batch = this.sent.get(id);
+    if (batch === undefined) return;
+    for (const waiter of batch.waiters) if (!waiter.done) this.settle(id, batch, waiter, attempt);
   }
 }

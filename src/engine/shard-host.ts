@@ -8,7 +8,7 @@ import { inTransaction } from '../adapters/postgres/pool.js';
 import { emptyBatchWrite, foldChanges } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
-import { decode, encode, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
+import { decodeRequests, ReplySink, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
 
 /**
  * The decision-maker a host drives: the shard actor, seen through the few operations the engine
@@ -107,39 +107,38 @@ export class ShardHost {
     this.committer.add({ command: undefined, result: undefined, changes, respond: () => undefined });
   }
 
-  private reply(msg: Msg, reply: ShardReply): void {
-    if (msg.reply) msg.respond(encode(reply));
-  }
-
+  /** Decides every command of a request message; losers are answered together at once, winners after their commit. */
   private handle(msg: Msg): void {
-    let request: ShardRequest;
+    if (!msg.reply) return; // nobody to answer: a request is always a request/reply
+    const replyTo = msg.reply;
+    const sink = new ReplySink((data) => this.o.nc.publish(replyTo, data));
+    let requests: readonly ShardRequest[];
     try {
-      request = decode<ShardRequest>(msg.data);
+      requests = decodeRequests(msg.data).requests;
     } catch {
-      this.reply(msg, { error: { code: 'bad_request', message: 'request is not JSON', retryable: false } });
+      this.o.log.warn({ subject: msg.subject }, 'Shard request is not a request batch; dropped');
       return;
     }
-    if (this.stopped) {
-      this.reply(msg, {
-        result: {
-          ok: false,
-          type: 'not-serving',
-          state: this.stopped,
-          retryable: true,
-          message: `shard ${this.key} is not served here (${this.stopped})`,
-        },
-      });
-      return;
+    for (let index = 0; index < requests.length; index++) {
+      const request = requests[index]!;
+      if (this.stopped) {
+        const state = this.stopped;
+        sink.add(index, {
+          result: { ok: false, type: 'not-serving', state, retryable: true, message: `shard ${this.key} is not served here (${state})` },
+        });
+        continue;
+      }
+      const { result, changes } = this.o.decider.decide(request.command);
+      this.o.metrics.decisions.inc({ result: result.type });
+      if (!result.ok) {
+        // A loser: answered at once, nothing written, nothing waited for.
+        sink.add(index, { result });
+        continue;
+      }
+      // A winner (or the replay of one, which still waits for the commit of the first).
+      this.committer.add({ command: request.command, result, changes, respond: (reply) => sink.add(index, reply) });
     }
-    const { result, changes } = this.o.decider.decide(request.command);
-    this.o.metrics.decisions.inc({ result: result.type });
-    if (!result.ok) {
-      // A loser: answered at once, nothing written, nothing waited for.
-      this.reply(msg, { result });
-      return;
-    }
-    // A winner (or the replay of one, which still waits for the commit of the first).
-    this.committer.add({ command: request.command, result, changes, respond: (reply) => this.reply(msg, reply) });
+    sink.flush();
   }
 
   private async commit(batch: CommitEntry[]): Promise<void> {

@@ -27,6 +27,7 @@ import { createIngressMetrics, type IngressMetrics } from './metrics.js';
 import { loadOpenApi, type OpenApi, type Operation } from './openapi.js';
 import { HttpProblem, problemOf } from './problems.js';
 import { dependencyChecks, Readiness, type DependencyCheck } from './readiness.js';
+import { SoldSeats } from './sold-seats.js';
 import { commandRoutes } from './routes/commands.js';
 import { readRoutes } from './routes/reads.js';
 
@@ -56,6 +57,8 @@ export interface IngressDependencies {
   readonly readinessChecks?: Record<string, DependencyCheck>;
   readonly openapi?: OpenApi;
   readonly metrics?: IngressMetrics;
+  /** The `/metrics` text; defaults to this process's registry (a worker sums all workers', see cluster.ts). */
+  readonly metricsText?: () => Promise<string>;
   readonly now?: () => number;
 }
 
@@ -85,6 +88,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       locator: new HoldLocator(reads),
       shards: deps.shards ?? new ShardClient(deps.nc),
       metrics,
+      soldSeats: new SoldSeats(now),
       shardTimeoutMs: deps.settings.shardTimeoutMs,
       now,
     }),
@@ -98,7 +102,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       ctx.body = { status: report.ready ? 'ok' : readiness.isShuttingDown ? 'shutting-down' : 'unavailable', checks: report.checks };
     },
     getMetrics: async (ctx) => {
-      ctx.body = await metrics.registry.metrics();
+      ctx.body = await (deps.metricsText ?? (() => metrics.registry.metrics()))();
       ctx.type = metrics.registry.contentType;
     },
     getOpenApi: async (ctx) => {

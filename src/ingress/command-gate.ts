@@ -23,6 +23,9 @@ export type GateDecision =
   | { readonly kind: 'in-flight'; readonly retryAfterMs: number }
   | { readonly kind: 'limited'; readonly retryAfterMs: number };
 
+/** What `peek` found: the key's state, claiming nothing ('free': never used, or given back). */
+export type PeekDecision = Exclude<GateDecision, { kind: 'claimed' | 'limited' }> | { readonly kind: 'free' };
+
 /** A claimed key: must be finished (stored or released) by whoever claimed it. */
 export interface GateClaim {
   readonly recordKey: string;
@@ -112,11 +115,21 @@ export class CommandGate {
     this.redis = redis as Redis & ScriptedRedis;
   }
 
-  async begin(request: GateRequest): Promise<GateDecision> {
+  /** Decides what the request may do, and claims its key when it may go ahead. */
+  begin(request: GateRequest): Promise<GateDecision> {
+    return this.run(request, false) as Promise<GateDecision>;
+  }
+
+  /** Looks at the request's key without claiming it or applying admission. */
+  peek(request: GateRequest): Promise<PeekDecision> {
+    return this.run(request, true) as Promise<PeekDecision>;
+  }
+
+  private async run(request: GateRequest, peek: boolean): Promise<GateDecision | PeekDecision> {
     const digest = keyDigest(request.customer, request.idempotencyKey);
     const recordKey = redisKeys.idempotency(request.eventId, digest);
-    const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
-    const rate = request.admission;
+    const token = peek ? '' : `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
+    const rate = peek ? undefined : request.admission;
     let reply: [string, (string | number)?];
     try {
       reply = await this.redis.sentinelIngressBegin(
@@ -129,6 +142,7 @@ export class CommandGate {
         rate ? String(emissionIntervalUs(rate)) : '0',
         rate ? String(rate.burst) : '0',
         request.nowUs === undefined ? '' : String(request.nowUs),
+        peek ? '1' : '0',
       );
     } catch (error) {
       throw translateRedisError(error, 'idempotency/admission check');
@@ -145,6 +159,8 @@ export class CommandGate {
         return { kind, retryAfterMs: Math.max(0, Number(value)) };
       case 'limited':
         return { kind, retryAfterMs: Number(value) / 1000 };
+      case 'free':
+        return { kind };
       default:
         throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${JSON.stringify(reply)}`);
     }

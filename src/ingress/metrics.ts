@@ -18,6 +18,8 @@ export interface IngressMetrics {
   readonly admissionRejections: Counter<'event'>;
   /** Idempotency outcomes other than a fresh claim: replay, mismatch, in-flight. */
   readonly idempotency: Counter<'outcome'>;
+  /** Requests refused for seats known to be sold, without a shard round trip. */
+  readonly knownSold: Counter;
 }
 
 export function createIngressMetrics(options: { defaultMetrics?: boolean } = {}): IngressMetrics {
@@ -55,6 +57,11 @@ export function createIngressMetrics(options: { defaultMetrics?: boolean } = {})
       name: 'sentinel_ingress_idempotency_total',
       help: 'Idempotency-Key outcomes other than a fresh claim: replay, mismatch, in-flight.',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    knownSold: new Counter({
+      name: 'sentinel_ingress_known_sold_refusals_total',
+      help: 'Requests refused with 409 for seats this ingress already knew to be sold, without asking a shard.',
       registers: [registry],
     }),
   };

@@ -6,6 +6,10 @@
  * refuse a reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim
  * the key and go ahead. Replays and refusals of the key do not consume admission.
  *
+ * With ARGV[8] = '1' (peek), `begin` only looks: it answers the key's state ('free' when unused)
+ * and claims nothing — for a request the ingress can refuse without a shard (a seat known sold),
+ * which must still replay the stored success of an earlier request with the same key.
+ *
  * `finish` stores the response of a claimed key (success) or gives the key back (anything else),
  * but only while the claim is still ours (its token matches).
  *
@@ -14,6 +18,8 @@
  * event's hash tag, so the scripts also run on Redis Cluster.
  */
 
+import type { Redis } from 'ioredis';
+
 export const BEGIN_SCRIPT = `
 local rec = redis.call('HMGET', KEYS[1], 's', 'f', 'r')
 if rec[1] then
@@ -21,6 +27,7 @@ if rec[1] then
   if rec[1] == 'd' then return {'replay', rec[3]} end
   return {'in-flight', redis.call('PTTL', KEYS[1])}
 end
+if ARGV[8] == '1' then return {'free'} end
 if ARGV[4] == '1' then
   local now
   if ARGV[7] ~= '' then
@@ -61,3 +68,13 @@ export const redisKeys = {
   idempotency: (eventId: string, digest: string) => `sentinel:{${eventId}}:idem:${digest}`,
   admission: (eventId: string) => `sentinel:{${eventId}}:admission`,
 };
+
+/** Deletes every Redis key of an event (its idempotency records and admission state); returns how many. */
+export async function forgetEventKeys(redis: Redis, eventId: string): Promise<number> {
+  let deleted = 0;
+  const pattern = `sentinel:{${eventId.replace(/[*?[\]\\]/g, '\\$&')}}:*`;
+  for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+  }
+  return deleted;
+}

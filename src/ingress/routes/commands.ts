@@ -3,14 +3,15 @@
  * passes the gate (Idempotency-Key, admission), asks the owning shard over NATS, and maps the
  * shard's decision. Losers fail fast: the shard answers them from memory, and so do we.
  */
-import type { ShardCommand, ShardResult } from '../../domain/commands.js';
+import { seatsUnavailable, type ShardCommand, type ShardResult } from '../../domain/commands.js';
 import { SentinelError } from '../../errors.js';
-import type { CommandGate, GateDecision, StoredResponse } from '../command-gate.js';
+import type { CommandGate, GateDecision, PeekDecision, StoredResponse } from '../command-gate.js';
 import { keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
 import type { IngressContext, ShardSender } from '../context.js';
 import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
 import type { HoldLocator } from '../hold-locator.js';
 import type { IngressMetrics } from '../metrics.js';
+import type { SoldSeats } from '../sold-seats.js';
 import { HttpProblem, refusal, ShardRejection, type ProblemFieldError } from '../problems.js';
 import { holdBody, holdPath, reservationBody, reservationPath } from '../views.js';
 
@@ -21,6 +22,8 @@ export interface CommandRouteDeps {
   readonly locator: HoldLocator;
   readonly shards: ShardSender;
   readonly metrics: IngressMetrics;
+  /** Seats known to be sold: requests for them are refused without a shard round trip. */
+  readonly soldSeats: SoldSeats;
   /** Deadline of one request's shard work, across retries and shards (ms). */
   readonly shardTimeoutMs: number;
   readonly now: () => number;
@@ -47,7 +50,7 @@ function send(ctx: IngressContext, response: StoredResponse, replayed: boolean):
 }
 
 export function commandRoutes(deps: CommandRouteDeps) {
-  const { catalog, gate, locator, shards, metrics } = deps;
+  const { catalog, gate, locator, shards, metrics, soldSeats } = deps;
 
   async function routableEvent(ctx: IngressContext): Promise<RoutableEvent> {
     const eventId = ctx.params['event'] as string;
@@ -72,6 +75,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
         requestId: ctx.state.requestId,
       });
       outcome = result.type;
+      if (result.type === 'unavailable' && result.sold !== undefined) soldSeats.remember(eventId, result.sold);
       return result;
     } catch (error) {
       outcome = error instanceof SentinelError ? error.code : 'error';
@@ -85,24 +89,30 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * Runs a command under its Idempotency-Key: replays a stored success, refuses a reused or busy
    * key, applies admission when asked, and otherwise runs `work` with the shard key. Only 2xx
    * responses are stored; anything else gives the key back so a retry is decided afresh.
+   *
+   * `known` is a refusal decided already (seats known to be sold): the key is only looked at —
+   * a stored success of the same request is still replayed — and otherwise the refusal is the
+   * answer, with no claim, no admission and no shard.
    */
   async function underIdempotencyKey(
     ctx: IngressContext,
     routable: RoutableEvent,
     admit: boolean,
     work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
+    known?: ShardResult,
   ): Promise<void> {
     const customer = customerOf(ctx);
     const idempotencyKey = parseIdempotencyKey(ctx.get('Idempotency-Key'));
     if (idempotencyKey === undefined) throw new SentinelError('ingress_idempotency_key', 'Idempotency-Key reached the route unchecked');
-    const decision: GateDecision = await gate.begin({
+    const request = {
       eventId: routable.event.id,
       customer,
       idempotencyKey,
       fingerprint: requestFingerprint(ctx.method, ctx.path, ctx.state.body),
       admission: admit ? routable.admission : undefined,
       inFlightTtlMs: deps.shardTimeoutMs + IN_FLIGHT_MARGIN_MS,
-    });
+    };
+    const decision: GateDecision | PeekDecision = known === undefined ? await gate.begin(request) : await gate.peek(request);
     switch (decision.kind) {
       case 'replay':
         metrics.idempotency.inc({ outcome: 'replay' });
@@ -127,6 +137,9 @@ export function commandRoutes(deps: CommandRouteDeps) {
               retryAfterS: decision.retryAfterMs / 1000,
             }),
         );
+      case 'free':
+        metrics.knownSold.inc();
+        return reject(known!);
       case 'claimed':
         break;
     }
@@ -164,6 +177,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const { map } = routable;
     /** The shard requests to try in order, until one holds; each gets its own shard key. */
     let attempts: { shard: number; command: (key: string) => ShardCommand }[];
+    /** A refusal known without asking (seats known to be sold). */
+    let known: ShardResult | undefined;
     if ('seats' in body) {
       const unknown: ProblemFieldError[] = [];
       const owners = new Set<number>();
@@ -182,6 +197,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const seats = body.seats;
       attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats }) }));
+      const sold = soldSeats.sold(eventId, seats);
+      if (sold !== undefined) known = seatsUnavailable(sold, sold);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
       if (owners === undefined) {
@@ -223,19 +240,25 @@ export function commandRoutes(deps: CommandRouteDeps) {
       const quantity = body.quantity;
       attempts = [{ shard: owner, command: (key) => ({ type: 'hold-pool', key, customer, pool, quantity }) }];
     }
-    await underIdempotencyKey(ctx, routable, true, async (key, deadline) => {
-      let last: ShardResult | undefined;
-      for (const { shard, command } of attempts) {
-        last = await ask(ctx, eventId, shard, command(key), deadline);
-        if (last.type === 'held') {
-          locator.remember(eventId, last.hold.holdId, { shard, customer });
-          return { status: 201, headers: { Location: holdPath(eventId, last.hold.holdId) }, body: holdBody(eventId, last.hold) };
+    await underIdempotencyKey(
+      ctx,
+      routable,
+      true,
+      async (key, deadline) => {
+        let last: ShardResult | undefined;
+        for (const { shard, command } of attempts) {
+          last = await ask(ctx, eventId, shard, command(key), deadline);
+          if (last.type === 'held') {
+            locator.remember(eventId, last.hold.holdId, { shard, customer });
+            return { status: 201, headers: { Location: holdPath(eventId, last.hold.holdId) }, body: holdBody(eventId, last.hold) };
+          }
+          if (last.type !== 'unavailable') break;
         }
-        if (last.type !== 'unavailable') break;
-      }
-      if (last === undefined) throw new SentinelError('ingress_no_shard', `no shard to ask for ${ctx.path}`);
-      return reject(last);
-    });
+        if (last === undefined) throw new SentinelError('ingress_no_shard', `no shard to ask for ${ctx.path}`);
+        return reject(last);
+      },
+      known,
+    );
   }
 
   /** The shard of a hold of the caller, or 404 (unknown and foreign holds look the same). */
@@ -285,12 +308,19 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const shard = routable.map.shardOfSeat(seat);
     if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
     const customer = customerOf(ctx);
-    await underIdempotencyKey(ctx, routable, true, async (key, deadline) => {
-      const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat }, deadline);
-      if (result.type !== 'confirmed') return reject(result);
-      const r = result.reservation;
-      return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
-    });
+    const known = soldSeats.sold(eventId, [seat]) === undefined ? undefined : seatsUnavailable([seat], [seat]);
+    await underIdempotencyKey(
+      ctx,
+      routable,
+      true,
+      async (key, deadline) => {
+        const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat }, deadline);
+        if (result.type !== 'confirmed') return reject(result);
+        const r = result.reservation;
+        return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
+      },
+      known,
+    );
   }
 
   return { createHold, confirmHold, releaseHold, reserveSeat };

@@ -44,3 +44,46 @@ t.test('sentinel ingress serves until SIGTERM, then stops cleanly', async (t) =>
   t.match(logs, /"requestId":"cli-probe-1".*"msg":"Handled request"/, 'request logs carry the request id');
   t.match(logs, /"msg":"Ingress stopped"/);
 });
+
+t.test('sentinel ingress --workers 2: one port, summed metrics, a dead worker replaced, a clean stop', async (t) => {
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'ingress', '--port', String(port), '--host', '127.0.0.1', '--workers', '2'], {
+    env: { ...process.env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const workerPids = () => [...logs.matchAll(/"pid":(\d+)[^\n]*"msg":"Ingress listening"/g)].map((m) => Number(m[1]));
+  await waitFor('two workers listening', async () => workerPids().length === 2 && (await fetch(`${url}/readyz`)).ok, 30_000);
+  t.equal(new Set(workerPids()).size, 2, 'two worker processes');
+  t.notOk(workerPids().includes(child.pid!), 'the supervisor itself serves nothing');
+
+  // Fresh connections are spread over the workers; /metrics counts every request, whichever worker answers.
+  const probes = 20;
+  for (let i = 0; i < probes; i++) t.equal((await fetch(`${url}/healthz`, { headers: { connection: 'close' } })).status, 200);
+  const healthRequests = async () => {
+    const text = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text();
+    const line = text.split('\n').find((l) => l.startsWith('sentinel_ingress_http_requests_total{') && l.includes('route="/healthz"'));
+    return Number(line?.split(' ').pop());
+  };
+  t.equal(await healthRequests(), probes, 'the scrape sums both workers');
+  const served = [...logs.matchAll(/"pid":(\d+)[^\n]*"route":"\/healthz"[^\n]*"msg":"Handled request"/g)].map((m) => Number(m[1]));
+  t.equal(new Set(served).size, 2, 'both workers answered requests');
+
+  const [victim] = workerPids();
+  process.kill(victim!, 'SIGKILL');
+  await waitFor('a replacement worker', async () => workerPids().length === 3, 30_000);
+  t.match(logs, /"msg":"Ingress worker died; starting another"/);
+  t.equal((await fetch(`${url}/healthz`)).status, 200, 'still serving');
+
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'the supervisor exits 0 after its workers stopped');
+  t.equal((logs.match(/"msg":"Ingress stopped"/g) ?? []).length, 2, 'both live workers stopped gracefully');
+  for (const pid of workerPids()) t.throws(() => process.kill(pid, 0), 'no worker left behind');
+});

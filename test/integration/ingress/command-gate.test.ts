@@ -87,6 +87,20 @@ t.test('idempotency: claim, in flight, store, replay, mismatch, release', async 
   );
 });
 
+t.test('peek: looks at a key without claiming it or taking admission', async (t) => {
+  const eventId = uniqueName('peek');
+  const rate = { ratePerS: 1, burst: 1 };
+  t.same(await gate.peek(request(eventId, { admission: rate })), { kind: 'free' }, 'an unused key is free');
+  t.same(await gate.peek(request(eventId, { admission: rate })), { kind: 'free' }, 'and stays free: nothing was claimed');
+  const claim = await gate.begin(request(eventId, { admission: rate }));
+  t.equal(claim.kind, 'claimed', 'the peeks took no admission token');
+  t.equal((await gate.peek(request(eventId))).kind, 'in-flight');
+  t.equal((await gate.peek(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch');
+  if (claim.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.store(claim.claim, { status: 201, headers: {}, body: { won: true } });
+  t.same(await gate.peek(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { won: true } } });
+});
+
 t.test('a stale claim cannot overwrite the claim that replaced it', async (t) => {
   const eventId = uniqueName('stale');
   const old = await gate.begin(request(eventId, { inFlightTtlMs: 50 }));

@@ -11,7 +11,7 @@ import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
 import type { EventSpec } from '../../../src/engine/provision.js';
-import { decode, encode, shardSubject, type ShardReply, type ShardRequest } from '../../../src/engine/protocol.js';
+import { decodeRequests, encode, shardSubject, type ShardReply } from '../../../src/engine/protocol.js';
 import { createIngressApp, type IngressApp, type IngressDependencies } from '../../../src/ingress/app.js';
 import { createTokenVerifier, mintToken } from '../../../src/ingress/auth.js';
 import { serveIngress, type RunningIngress } from '../../../src/ingress/server.js';
@@ -126,13 +126,14 @@ export class FakeShards {
       this.subscriptions.push(sub);
       void (async () => {
         for await (const message of sub) {
-          const request = decode<ShardRequest>(message.data);
-          const call: FakeCall = { shard, command: request.command, requestId: request.requestId };
-          this.calls.push(call);
-          const answer = this.answer(call);
-          if (answer === 'silence') continue;
-          const reply: ShardReply = 'ok' in answer ? { result: answer } : answer;
-          message.respond(encode(reply));
+          const replies: [number, ShardReply][] = [];
+          decodeRequests(message.data).requests.forEach((request, index) => {
+            const call: FakeCall = { shard, command: request.command, requestId: request.requestId };
+            this.calls.push(call);
+            const answer = this.answer(call);
+            if (answer !== 'silence') replies.push([index, 'ok' in answer ? { result: answer } : answer]);
+          });
+          if (replies.length > 0) message.respond(encode({ replies }));
         }
       })();
     }

@@ -250,6 +250,37 @@ t.test('confirm, release and reserve', async (t) => {
   expect(t, await post(eventPath(spec, '/seats/A-7-3/reserve')), 'reserveSeat', 409, 'seats-unavailable');
 });
 
+t.test('seats a shard reported sold are refused without asking it again', async (t) => {
+  shards.answer = ({ command }) => confirmedResult('h_sold_once', [command.type === 'reserve' ? command.seat : '']);
+  const winnerKey = freshKey();
+  const winner = await post(eventPath(spec, '/seats/A-8-2/reserve'), { key: winnerKey });
+  expect(t, winner, 'reserveSeat', 201);
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-8-2'], sold: ['A-8-2'], message: 'seat A-8-2 is not available' });
+  expect(t, await post(eventPath(spec, '/seats/A-8-2/reserve'), { token: bob }), 'reserveSeat', 409, 'seats-unavailable');
+  const asked = shards.calls.length;
+  const refused = await post(eventPath(spec, '/seats/A-8-2/reserve'), { token: bob });
+  expect(t, refused, 'reserveSeat', 409, 'seats-unavailable');
+  t.same(refused.body.seats, ['A-8-2']);
+  const hold = await post(holdPath, { token: bob, body: { seats: ['A-8-2', 'A-8-3'] } });
+  expect(t, hold, 'createHold', 409, 'seats-unavailable');
+  t.same(hold.body.seats, ['A-8-2'], 'names the seat known to be sold');
+  const replay = await post(eventPath(spec, '/seats/A-8-2/reserve'), { key: winnerKey });
+  expect(t, replay, 'reserveSeat', 201);
+  t.same(replay.body, winner.body, "the winner's retry still gets its reservation");
+  t.equal(replay.headers.get('idempotent-replayed'), 'true');
+  expect(t, await post(holdPath, { key: winnerKey, body: { seats: ['A-8-2'] } }), 'createHold', 422, 'idempotency-key-reused');
+  t.equal(shards.calls.length, asked, 'no shard was asked for a seat known to be sold');
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  t.match(metrics, /sentinel_ingress_known_sold_refusals_total 2\b/);
+
+  // A seat that is only held may come free again: it is never remembered.
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-8-5'], message: 'seat A-8-5 is not available' });
+  expect(t, await post(eventPath(spec, '/seats/A-8-5/reserve')), 'reserveSeat', 409, 'seats-unavailable');
+  shards.answer = ({ command }) => confirmedResult('h_freed', [command.type === 'reserve' ? command.seat : '']);
+  expect(t, await post(eventPath(spec, '/seats/A-8-5/reserve')), 'reserveSeat', 201);
+  t.equal(shards.calls.length, asked + 2, 'held seats are always asked about');
+});
+
 t.test('a hold created through another replica is found in Postgres', async (t) => {
   await pool.query(
     `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at)
@@ -475,7 +506,7 @@ t.test('graceful shutdown: in-flight requests finish, readiness fails first', as
     for await (const m of sub) {
       received();
       await answerNow;
-      m.respond(encode({ result: heldResult(['A-1-9']) }));
+      m.respond(encode({ replies: [[0, { result: heldResult(['A-1-9']) }]] }));
     }
   })();
   const inFlight = call(h.url, 'POST', holdPath, { token: alice, key: freshKey(), body: { seats: ['A-1-9'] } });

@@ -51,7 +51,7 @@ export function project(result: ShardResult): Projection {
     case 'released':
       return { type: result.type, holdId: result.holdId };
     case 'unavailable':
-      return { type: result.type, seats: result.seats };
+      return { type: result.type, seats: result.seats, sold: result.sold ?? [] };
     case 'limit-exceeded':
       return { type: result.type, limit: result.limit, current: result.current, requested: result.requested };
     case 'hold-not-found':
@@ -189,27 +189,29 @@ export class ReferenceModel {
         const exceeded = this.limit(customer, command.seats.length);
         if (exceeded) return exceeded;
         const taken = command.seats.filter((s) => this.seats.get(s)!.state !== 'available');
-        if (taken.length > 0) return { type: 'unavailable', seats: taken };
+        const sold = taken.filter((s) => this.seats.get(s)!.state === 'sold');
+        if (taken.length > 0) return { type: 'unavailable', seats: taken, sold };
         return this.newHold(customer, [...command.seats], undefined, command.seats.length, now);
       }
       case 'hold-best': {
         const exceeded = this.limit(customer, command.quantity);
         if (exceeded) return exceeded;
         const seats = this.bestPlacement(command.section, command.quantity, command.strictOrphans === true);
-        if (seats === undefined) return { type: 'unavailable', seats: [] };
+        if (seats === undefined) return { type: 'unavailable', seats: [], sold: [] };
         return this.newHold(customer, seats, undefined, command.quantity, now);
       }
       case 'hold-pool': {
         const exceeded = this.limit(customer, command.quantity);
         if (exceeded) return exceeded;
         const pool = this.pools.get(command.pool)!;
-        if (pool.capacity - pool.held - pool.sold < command.quantity) return { type: 'unavailable', seats: [] };
+        if (pool.capacity - pool.held - pool.sold < command.quantity) return { type: 'unavailable', seats: [], sold: [] };
         return this.newHold(customer, [], command.pool, command.quantity, now);
       }
       case 'reserve': {
         const exceeded = this.limit(customer, 1);
         if (exceeded) return exceeded;
-        if (this.seats.get(command.seat)!.state !== 'available') return { type: 'unavailable', seats: [command.seat] };
+        const state = this.seats.get(command.seat)!.state;
+        if (state !== 'available') return { type: 'unavailable', seats: [command.seat], sold: state === 'sold' ? [command.seat] : [] };
         const holdId = `hold-${++this.holdCount}`;
         const reservationId = `res-${++this.reservationCount}`;
         this.seats.set(command.seat, { state: 'sold', holdId });

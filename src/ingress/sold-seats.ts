@@ -1,0 +1,54 @@
+/**
+ * Seats this ingress has seen a shard report as sold. A sale is final — nothing in Sentinel
+ * un-sells a seat — so a request for a seat known to be sold is refused here, without asking the
+ * shard: in a hot-seat rush, every request after the winner's is answered by the ingress alone.
+ *
+ * Entries are forgotten after a short TTL (a fresh refusal from the shard renews them) and beyond
+ * a capacity, so an event deleted and created again under the same id is seen afresh within
+ * seconds, and memory stays bounded however many seats sell.
+ */
+import type { SeatId } from '../domain/commands.js';
+
+/** How long a seat is remembered as sold after the shard last said so (ms). */
+export const SOLD_SEAT_TTL_MS = 5000;
+/** Most seats remembered at once. */
+export const SOLD_SEAT_CAPACITY = 100_000;
+
+export class SoldSeats {
+  /** `event \n seat` → expiry (epoch ms), oldest first. */
+  private readonly seats = new Map<string, number>();
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly ttlMs = SOLD_SEAT_TTL_MS,
+    private readonly capacity = SOLD_SEAT_CAPACITY,
+  ) {}
+
+  remember(eventId: string, seats: readonly SeatId[]): void {
+    const expiresAt = this.now() + this.ttlMs;
+    for (const seat of seats) {
+      const key = `${eventId}\n${seat}`;
+      this.seats.delete(key); // re-inserted last: the map stays ordered by expiry
+      this.seats.set(key, expiresAt);
+    }
+    while (this.seats.size > this.capacity) this.seats.delete(this.seats.keys().next().value as string);
+  }
+
+  /** The seats among `seats` known to be sold, or undefined when none is. */
+  sold(eventId: string, seats: readonly SeatId[]): SeatId[] | undefined {
+    let sold: SeatId[] | undefined;
+    const now = this.now();
+    for (const seat of seats) {
+      const key = `${eventId}\n${seat}`;
+      const expiresAt = this.seats.get(key);
+      if (expiresAt === undefined) continue;
+      if (expiresAt > now) (sold ??= []).push(seat);
+      else this.seats.delete(key);
+    }
+    return sold;
+  }
+
+  get size(): number {
+    return this.seats.size;
+  }
+}
