@@ -5,7 +5,8 @@
  * `sentinel ingress` process (as pods would run them) on a freshly provisioned event, then drives
  * each with the same load client (autocannon) at the same concurrency:
  *
- *   noop    POST to a Koa route that answers 201 `{}` at once
+ *   noop    the hot case's requests (each with its own token and Idempotency-Key, built by the
+ *           client exactly as for hot) to a Koa route that answers 201 `{}` at once
  *   hot     every request reserves the same seat (one-shot hold + confirm): one 201, the rest 409
  *   spread  every request holds a different seat (durable: group-committed to Postgres before 201)
  *
@@ -15,6 +16,7 @@
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import { freePort, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -58,8 +60,16 @@ if (args.help) {
   process.exit(0);
 }
 
-/** The no-op ceiling, run as its own process so it competes for CPU like the ingress does. */
-if (args['serve-noop']) {
+/**
+ * The no-op ceiling, run as its own process(es) so it competes for CPU like the ingress does —
+ * as many processes on its port as the ingress has workers.
+ */
+if (args['serve-noop'] && cluster.isPrimary && Number(args['ingress-workers']) > 1) {
+  for (let i = 0; i < Number(args['ingress-workers']); i++) cluster.fork();
+  process.once('SIGTERM', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+  });
+} else if (args['serve-noop']) {
   const app = new Koa();
   app.use(async (ctx) => {
     ctx.status = 201;
@@ -201,7 +211,13 @@ async function main(): Promise<void> {
     const noopPort = await freePort();
     const enginePort = await freePort();
     const ingressPort = await freePort();
-    children.push(start('noop', ['--import', 'tsx', SELF, '--serve-noop', '--port', String(noopPort)], {}));
+    children.push(
+      start(
+        'noop',
+        ['--import', 'tsx', SELF, '--serve-noop', '--port', String(noopPort), '--ingress-workers', args['ingress-workers']],
+        {},
+      ),
+    );
     children.push(
       start('engine', [CLI, 'engine'], {
         SENTINEL_EVENT: eventId,
@@ -259,17 +275,20 @@ async function main(): Promise<void> {
       const k = Math.floor(n / sections.length);
       return `${section}-${Math.floor(k / SEATS) + 1}-${(k % SEATS) + 1}`;
     };
+    const oneShotRequests: Partial<autocannon.Options> = {
+      method: 'POST',
+      requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, ...headersFor(sequence++) } }) }],
+    };
     const plans: Record<string, { url: string; options: Partial<autocannon.Options> }> = {
+      // The ceiling: the very requests of the hot case, built by the client the same way (a fresh
+      // token and Idempotency-Key each), answered by a route that does nothing.
       noop: {
-        url: `http://127.0.0.1:${noopPort}/noop`,
-        options: { method: 'POST', headers: { authorization: `Bearer ${tokens[0]}`, 'idempotency-key': 'k' } },
+        url: `http://127.0.0.1:${noopPort}/v1/events/${eventId}/seats/S1-1-1/reserve`,
+        options: oneShotRequests,
       },
       hot: {
         url: `${ingress}/v1/events/${eventId}/seats/S1-1-1/reserve`,
-        options: {
-          method: 'POST',
-          requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, ...headersFor(sequence++) } }) }],
-        },
+        options: oneShotRequests,
       },
       spread: {
         url: `${ingress}/v1/events/${eventId}/holds`,

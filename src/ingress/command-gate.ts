@@ -2,7 +2,7 @@
  * The gate every command request passes before a shard hears of it: Idempotency-Key handling and
  * admission control, both decided by one Redis script in one round trip (see redis-scripts.ts).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DependencyError, SentinelError } from '../errors.js';
 import { emissionIntervalUs, type AdmissionRate } from './admission.js';
@@ -65,11 +65,15 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/** SHA-256 in base64url: the one-shot `crypto.hash` where Node has it (≥ 20.12), a Hash object otherwise. */
+const oneShotHash = (crypto as Partial<typeof crypto>).hash;
+const sha256: (data: string) => string = oneShotHash
+  ? (data) => oneShotHash('sha256', data, 'base64url')
+  : (data) => crypto.createHash('sha256').update(data).digest('base64url');
+
 /** Fingerprint of a command request: its method, path and body (canonical JSON). */
 export function requestFingerprint(method: string, path: string, body: unknown): string {
-  return createHash('sha256')
-    .update(`${method} ${path}\n${canonicalJson(body ?? {})}`)
-    .digest('base64url');
+  return sha256(`${method} ${path}\n${canonicalJson(body ?? {})}`);
 }
 
 /**
@@ -78,7 +82,7 @@ export function requestFingerprint(method: string, path: string, body: unknown):
  * choice of strings can collide.
  */
 export function keyDigest(customer: string, idempotencyKey: string): string {
-  return createHash('sha256').update(`${customer.length}:${customer}${idempotencyKey}`).digest('base64url');
+  return sha256(`${customer.length}:${customer}${idempotencyKey}`);
 }
 
 /** The Idempotency-Key header, parsed: 1–255 visible ASCII characters; a structured-field string (`"…"`) is unquoted. */
@@ -101,7 +105,7 @@ function translateRedisError(error: unknown, what: string): SentinelError {
 export class CommandGate {
   private readonly redis: Redis & ScriptedRedis;
   /** Claim tokens: a random per-process prefix and a counter are unique enough, and cost nothing per request. */
-  private readonly tokenPrefix = randomBytes(9).toString('base64url');
+  private readonly tokenPrefix = crypto.randomBytes(9).toString('base64url');
   private tokens = 0;
 
   constructor(

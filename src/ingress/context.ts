@@ -6,14 +6,31 @@ import type { Logger } from '../log.js';
 /** What the ingress keeps on each request (`ctx.state`). */
 export interface IngressState {
   /** Correlation id: echoed as X-Request-Id, logged, sent to the engine, quoted in problems. */
-  requestId: string;
-  log: Logger;
+  readonly requestId: string;
+  readonly log: Logger;
   /** The OpenAPI path of the matched operation (the metrics label), or `unmatched`. */
   route: string;
   /** The JWT subject, once authenticated. */
   customer: string | undefined;
   /** The validated JSON body, or undefined when none was sent. */
   body: unknown;
+}
+
+/** The state of one request. Its logger (a child carrying the request id) is built on first use: most requests never log. */
+export class RequestState implements IngressState {
+  route = 'unmatched';
+  customer: string | undefined = undefined;
+  body: unknown = undefined;
+  private child: Logger | undefined;
+
+  constructor(
+    readonly requestId: string,
+    private readonly root: Logger,
+  ) {}
+
+  get log(): Logger {
+    return (this.child ??= this.root.child({ requestId: this.requestId }));
+  }
 }
 
 export type IngressContext = RouterContext<IngressState>;
