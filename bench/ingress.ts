@@ -16,8 +16,8 @@
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import cluster from 'node:cluster';
 import { freePort, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -42,7 +42,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '0' },
     scenarios: { type: 'string', default: 'noop,hot,spread' },
     shards: { type: 'string', default: '4' },
-    'ingress-workers': { type: 'string', default: '1' },
+    // One ingress process per core, as `sentinel ingress --workers` would be run on this machine.
+    'ingress-workers': { type: 'string', default: String(availableParallelism()) },
     json: { type: 'boolean', default: false },
     'serve-noop': { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
@@ -53,23 +54,20 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(`Usage: npm run bench:ingress -- [--duration 10] [--warmup 3] [--connections 500] [--workers 0]
-                              [--scenarios noop,hot,spread] [--shards 4] [--ingress-workers 1]
+                              [--scenarios noop,hot,spread] [--shards 4] [--ingress-workers N]
                               [--json] [--profile DIR]
-  --ingress-workers N   run the ingress as N processes on its port (sentinel ingress --workers N)
-  --profile DIR   write a V8 CPU profile of the engine, the ingress and the no-op server into DIR\n`);
+  --ingress-workers N   run the ingress as N processes on its port (sentinel ingress --workers N);
+                        default: one per core
+  --profile DIR   write V8 CPU profiles of the engine, the ingress (each worker) and the no-op server into DIR/<role>/\n`);
   process.exit(0);
 }
 
 /**
- * The no-op ceiling, run as its own process(es) so it competes for CPU like the ingress does —
- * as many processes on its port as the ingress has workers.
+ * The no-op ceiling, run as its own process so it competes for CPU like the ingress does. One
+ * process whatever `--ingress-workers` says: on this machine more no-op processes only take CPU
+ * from the load client and lower the ceiling, which would flatter the ratios.
  */
-if (args['serve-noop'] && cluster.isPrimary && Number(args['ingress-workers']) > 1) {
-  for (let i = 0; i < Number(args['ingress-workers']); i++) cluster.fork();
-  process.once('SIGTERM', () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-  });
-} else if (args['serve-noop']) {
+if (args['serve-noop']) {
   const app = new Koa();
   app.use(async (ctx) => {
     ctx.status = 201;
@@ -126,9 +124,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
 }
 
 function start(name: string, argv: string[], env: Record<string, string>): ChildProcess {
-  const profiling = args.profile
-    ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`]
-    : [];
+  const profiling = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}/${name}`] : [];
   // The servers' V8 settings, for the no-op server too: the ceiling is measured under the same tuning.
   const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...profiling, ...argv], {
     cwd: ROOT,
@@ -211,13 +207,7 @@ async function main(): Promise<void> {
     const noopPort = await freePort();
     const enginePort = await freePort();
     const ingressPort = await freePort();
-    children.push(
-      start(
-        'noop',
-        ['--import', 'tsx', SELF, '--serve-noop', '--port', String(noopPort), '--ingress-workers', args['ingress-workers']],
-        {},
-      ),
-    );
+    children.push(start('noop', ['--import', 'tsx', SELF, '--serve-noop', '--port', String(noopPort)], {}));
     children.push(
       start('engine', [CLI, 'engine'], {
         SENTINEL_EVENT: eventId,
