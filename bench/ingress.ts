@@ -17,6 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
+import { waitFor } from '../src/jobs/wait.js';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -108,19 +109,6 @@ async function shardRoundTrips(ingress: string): Promise<{ sum: number; count: n
 
 function progress(message: string): void {
   if (!args.json) process.stderr.write(`${message}\n`);
-}
-
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 function start(name: string, argv: string[], env: Record<string, string>): ChildProcess {
@@ -219,9 +207,13 @@ async function main(): Promise<void> {
       start('ingress', [CLI, 'ingress', '--port', String(ingressPort), '--host', '127.0.0.1', '--workers', args['ingress-workers']], {}),
     );
     const ingress = `http://127.0.0.1:${ingressPort}`;
-    await waitUntil('the engine', async () => (await fetch(`http://127.0.0.1:${enginePort}/readyz`)).ok);
-    await waitUntil('the ingress', async () => (await fetch(`${ingress}/readyz`)).ok);
-    await waitUntil('the no-op server', async () => (await fetch(`http://127.0.0.1:${noopPort}/`, { method: 'POST' })).status === 201);
+    await waitFor('the engine', async () => (await fetch(`http://127.0.0.1:${enginePort}/readyz`)).ok, 60_000);
+    await waitFor('the ingress', async () => (await fetch(`${ingress}/readyz`)).ok, 60_000);
+    await waitFor(
+      'the no-op server',
+      async () => (await fetch(`http://127.0.0.1:${noopPort}/`, { method: 'POST' })).status === 201,
+      60_000,
+    );
 
     progress('minting 2,000 customer tokens');
     const tokens = await Promise.all(
@@ -236,7 +228,7 @@ async function main(): Promise<void> {
       ),
     );
     // Every shard owned and serving: one hold per section's first seat (sections span all shards).
-    await waitUntil(
+    await waitFor(
       'every shard serving',
       async () => {
         const answers = await Promise.all(

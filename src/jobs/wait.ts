@@ -1,4 +1,4 @@
-/** Waiting for an event's shards to be served, before a load starts. */
+/** Waiting: for a condition to hold, for an event's shards to be served before a load starts. */
 import type pg from 'pg';
 import { SentinelError } from '../errors.js';
 
@@ -15,5 +15,21 @@ export async function waitForShards(pool: pg.Pool, eventId: string, timeoutMs: n
     if (Date.now() > deadline)
       throw new SentinelError('shards_unowned', `${owned}/${total} shards of ${eventId} owned after ${timeoutMs} ms`, { retryable: true });
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws, naming `what`). */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 20_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }

@@ -5,6 +5,7 @@ import { createPgPool } from '../../src/adapters/postgres/pool.js';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
 import { provisionEvent, type EventSpec } from '../../src/engine/provision.js';
 import { freePort } from '../../src/jobs/local-stack.js';
+import { waitFor } from '../../src/jobs/wait.js';
 import { silentLogger } from '../../src/log.js';
 import { testConfig, uniqueName } from './env.js';
 
@@ -13,21 +14,8 @@ const CLI = fileURLToPath(new URL('../../bin/sentinel.js', import.meta.url));
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws, naming `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 20_000, everyMs = 100): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
-}
+/** Polling until something holds: one implementation, shared with the jobs and the benches. */
+export { waitFor };
 
 /** A free loopback port: one implementation, shared with the jobs and the benches. */
 export { freePort };
