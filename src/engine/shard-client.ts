@@ -115,7 +115,16 @@ export class ShardClient {
 
   private flush(): void {
     this.flushScheduled = false;
-    this.subscription ??= this.nc.subscribe(`${this.inbox}.*`, { callback: (error, msg) => error === null && this.receive(msg) });
+    try {
+      this.subscription ??= this.nc.subscribe(`${this.inbox}.*`, { callback: (error, msg) => error === null && this.receive(msg) });
+    } catch (error) {
+      // A closed connection: every queued attempt fails now rather than at its timeout.
+      const lost = lostReason(error);
+      for (const { waiters } of this.queued.values())
+        for (const waiter of waiters) waiter.settle(lost === undefined ? { failed: error } : { lost });
+      this.queued.clear();
+      return;
+    }
     for (const [subject, { requests, waiters }] of this.queued) {
       for (let from = 0; from < requests.length; from += MAX_BATCH)
         this.publish(subject, requests.slice(from, from + MAX_BATCH), waiters.slice(from, from + MAX_BATCH));
