@@ -111,7 +111,14 @@ export class ShardHost {
   private handle(msg: Msg): void {
     if (!msg.reply) return; // nobody to answer: a request is always a request/reply
     const replyTo = msg.reply;
-    const sink = new ReplySink((data) => this.o.nc.publish(replyTo, data));
+    const sink = new ReplySink((data) => {
+      try {
+        this.o.nc.publish(replyTo, data);
+      } catch (error) {
+        // The connection is closing or gone: the callers time out and retry with the same keys.
+        this.o.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Could not send shard replies');
+      }
+    });
     let requests: readonly ShardRequest[];
     try {
       requests = decodeRequests(msg.data).requests;
