@@ -28,6 +28,8 @@ export interface ShardDecider {
 /** One unit of a group commit: a winner's changes and how to answer it. */
 interface CommitEntry {
   readonly command: ShardCommand | undefined;
+  /** The caller's request id, for the logs. */
+  readonly requestId: string | undefined;
   readonly result: ShardResult | undefined;
   readonly changes: readonly ShardChange[];
   readonly respond: (reply: ShardReply) => void;
@@ -71,7 +73,11 @@ export class ShardHost {
   private readonly committer: GroupCommitter<CommitEntry>;
   private stopped: StopReason | undefined;
 
+  /** Each decision is logged (with the caller's request id) only at debug level: a sale makes thousands a second. */
+  private readonly logDecisions: boolean;
+
   constructor(private readonly o: ShardHostOptions) {
+    this.logDecisions = o.log.isLevelEnabled('debug');
     this.committer = new GroupCommitter<CommitEntry>({ windowMs: o.batchWindowMs, maxBatch: o.batchMax }, (batch) => this.commit(batch));
   }
 
@@ -104,7 +110,7 @@ export class ShardHost {
   /** Persists changes the actor made on its own (expired holds). */
   persist(changes: readonly ShardChange[]): void {
     if (changes.length === 0 || this.stopped) return;
-    this.committer.add({ command: undefined, result: undefined, changes, respond: () => undefined });
+    this.committer.add({ command: undefined, requestId: undefined, result: undefined, changes, respond: () => undefined });
   }
 
   /** Decides every command of a request message; losers are answered together at once, winners after their commit. */
@@ -137,13 +143,25 @@ export class ShardHost {
       }
       const { result, changes } = this.o.decider.decide(request.command);
       this.o.metrics.decisions.inc({ result: result.type });
+      if (this.logDecisions) {
+        this.o.log.debug(
+          { requestId: request.requestId, command: request.command.type, key: request.command.key, result: result.type },
+          'Decided',
+        );
+      }
       if (!result.ok) {
         // A loser: answered at once, nothing written, nothing waited for.
         sink.add(index, { result });
         continue;
       }
       // A winner (or the replay of one, which still waits for the commit of the first).
-      this.committer.add({ command: request.command, result, changes, respond: (reply) => sink.add(index, reply) });
+      this.committer.add({
+        command: request.command,
+        requestId: request.requestId,
+        result,
+        changes,
+        respond: (reply) => sink.add(index, reply),
+      });
     }
     sink.flush();
   }
@@ -220,7 +238,13 @@ export class ShardHost {
       const fenced = error instanceof FencedError;
       const reason: StopReason = fenced ? 'fenced' : 'commit-failed';
       this.o.log.warn(
-        { err: error instanceof Error ? error.message : String(error), epoch: this.o.epoch, batch: batch.length },
+        {
+          err: error instanceof Error ? error.message : String(error),
+          epoch: this.o.epoch,
+          batch: batch.length,
+          // The callers who get a retryable error for this: their ids find them in the ingress logs.
+          requestIds: batch.flatMap((entry) => (entry.requestId === undefined ? [] : [entry.requestId])).slice(0, 50),
+        },
         fenced ? 'Fenced: shard stopped' : 'Commit failed: shard stopped',
       );
       this.o.metrics.leaseEvents.inc({ event: fenced ? 'fenced' : 'commit_failed' });
@@ -237,7 +261,10 @@ export class ShardHost {
     this.o.metrics.batchSize.observe(batch.length);
     this.o.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     for (const entry of accepted) if (entry.result) entry.respond({ result: entry.result });
-    for (const { entry, result } of refusals) entry.respond({ result });
+    for (const { entry, result } of refusals) {
+      if (this.logDecisions) this.o.log.debug({ requestId: entry.requestId, result: result.type }, 'Refused at commit');
+      entry.respond({ result });
+    }
     if (wroteOutbox) this.o.onOutbox();
   }
 

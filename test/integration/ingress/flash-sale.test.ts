@@ -21,7 +21,8 @@ const spec = await provisionTestEvent(pool, {
   holdTtlMs: 60_000,
 });
 const shortHolds = await provisionTestEvent(pool, { shardCount: 1, holdTtlMs: 1000 });
-const engines = [await startEngine(spec.eventId), await startEngine(shortHolds.eventId)];
+// Debug logging on the first engine: its decisions carry the ingress's request ids.
+const engines = [await startEngine(spec.eventId, { LOG_LEVEL: 'debug' }), await startEngine(shortHolds.eventId)];
 t.teardown(async () => {
   for (const engine of engines) await engine.stop();
 });
@@ -127,6 +128,24 @@ t.test('idempotency against the engine: replay over HTTP, and dedupe at the shar
   t.equal(afterLoss.body.holdId, first.body.holdId, 'the same hold, not a second one');
   const { rows } = await pool.query("SELECT count(*)::int AS n FROM holds WHERE event_id = $1 AND 'A-3-1' = ANY(seats)", [spec.eventId]);
   t.equal(rows[0].n, 1);
+});
+
+t.test('the request id travels from the client through the ingress into the engine log', async (t) => {
+  const requestId = `trace-${process.pid}-${Date.now()}`;
+  const held = await call(url, 'POST', eventPath(spec, '/holds'), {
+    token: alice,
+    key: freshKey(),
+    body: { seats: ['A-2-5'] },
+    headers: { 'x-request-id': requestId },
+  });
+  t.equal(held.status, 201);
+  t.equal(held.headers.get('x-request-id'), requestId, 'echoed to the client');
+  const line = await waitFor(
+    'the engine to log the decision',
+    () => engines[0]!.logs.find((l) => l.includes(`"requestId":"${requestId}"`)),
+    5000,
+  );
+  t.match(JSON.parse(line), { msg: 'Decided', requestId, command: 'hold', result: 'held' });
 });
 
 t.test('two confirms of one hold race: one reservation, one 409', async (t) => {
