@@ -30,7 +30,7 @@ import { connectRedis, createRedis } from '../src/adapters/redis/client.js';
 import { loadConfig } from '../src/config.js';
 import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
-import { cpuDelta, cpuSeconds } from '../src/jobs/cpu-accounting.js';
+import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
 import { freePort, LocalStack, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
 import { formatLatency } from '../src/jobs/stress/format.js';
 import { DEFAULT_SCENARIO_SETTINGS, seatList, type InventoryView, type ScenarioSettings } from '../src/jobs/stress/scenarios.js';
@@ -254,16 +254,7 @@ async function main(): Promise<void> {
       for (const url of seedUrls) sum += ((await (await fetch(`${url}/seed/stats`)).json()) as { transactions: number }).transactions;
       return sum;
     };
-    const infraPids = (() => {
-      try {
-        const status = JSON.parse(execFileSync('bash', [join(ROOT, 'hack/infra.sh'), 'status', '--json'], { encoding: 'utf8' })) as {
-          services: { name: string; pid: number | null }[];
-        };
-        return Object.fromEntries(status.services.filter((x) => x.pid !== null && x.name !== 'kube').map((x) => [x.name, [x.pid!]]));
-      } catch {
-        return {};
-      }
-    })();
+    const infraPids = localServicePids(ROOT);
     const pidsOf = (list: readonly { pid?: number }[]) => list.map((p) => p.pid ?? -1);
     const cpuGroups = {
       ingress: pidsOf(ingresses),
@@ -272,7 +263,7 @@ async function main(): Promise<void> {
       noop: pidsOf(noopProcesses),
       ...infraPids,
     };
-    const cpuNow = () => ({ client: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, ...cpuSeconds(cpuGroups) });
+    const cpuNow = () => ({ client: ownCpuSeconds(), ...cpuSeconds(cpuGroups) });
     say(
       `${engines.length} engine(s) + ${replicas} ingress(es), ${replicas} seed app(s), ${replicas} no-op server(s) are up; logs in ${workDir}`,
     );

@@ -16,6 +16,7 @@
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
 import { freePort, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
 import { waitFor } from '../src/jobs/wait.js';
 import { availableParallelism } from 'node:os';
@@ -92,6 +93,10 @@ interface ScenarioResult {
   readonly durationS: number;
   /** Mean NATS round trip to the shard as the ingress measured it (includes the group commit for winners), ms. */
   readonly shardRoundTripMs?: number;
+  /** Requests answered during the measured run. */
+  readonly requests: number;
+  /** CPU milliseconds per request, by component (Linux /proc; the load client is this process). */
+  readonly cpuMsPerRequest?: Record<string, number>;
 }
 
 /** Sum and count of the ingress's shard round-trip histogram, from its /metrics. */
@@ -143,6 +148,7 @@ async function run(title: string, url: string, options: Partial<autocannon.Optio
     errors: result.errors,
     timeouts: result.timeouts,
     durationS: result.duration,
+    requests: result.requests.total,
   };
 }
 
@@ -214,6 +220,15 @@ async function main(): Promise<void> {
       async () => (await fetch(`http://127.0.0.1:${noopPort}/`, { method: 'POST' })).status === 201,
       60_000,
     );
+
+    // CPU by component, to see where a scenario's requests spend the machine.
+    const cpuGroups = {
+      noop: [children[0]!.pid ?? -1],
+      engine: [children[1]!.pid ?? -1],
+      ingress: [children[2]!.pid ?? -1],
+      ...localServicePids(ROOT),
+    };
+    const cpuNow = () => ({ client: ownCpuSeconds(), ...cpuSeconds(cpuGroups) });
 
     progress('minting 2,000 customer tokens');
     const tokens = await Promise.all(
@@ -297,7 +312,17 @@ async function main(): Promise<void> {
       }
       progress(`${scenario}: ${args.connections} connections for ${duration}s`);
       const before = scenario === 'noop' ? undefined : await shardRoundTrips(ingress);
+      const cpuBefore = cpuNow();
       let result = await run(scenario, plan.url, plan.options, duration);
+      const cpu = cpuDelta(cpuBefore, cpuNow());
+      if (result.requests > 0) {
+        const perRequest = Object.fromEntries(
+          Object.entries(cpu)
+            .filter(([, seconds]) => seconds > 0)
+            .map(([component, seconds]) => [component, Math.round((seconds * 1e6) / result.requests) / 1000]),
+        );
+        result = { ...result, cpuMsPerRequest: perRequest };
+      }
       if (before !== undefined) {
         const after = await shardRoundTrips(ingress);
         const count = after.count - before.count;
@@ -357,4 +382,12 @@ async function main(): Promise<void> {
     `\nstatuses: ${rows.map((r) => `${r.scenario} ${JSON.stringify(r.statuses)}${r.errors ? ` errors ${r.errors}` : ''}`).join('; ')}\n`,
   );
   process.stdout.write('targets: hot ≥ 50% and spread ≥ 25% of the no-op ceiling (throughput) / p99 ≤ 100 ms (latency)\n');
+  process.stdout.write('\nCPU ms per request, by component (the load client is this process):\n');
+  for (const r of rows) {
+    const parts = Object.entries(r.cpuMsPerRequest ?? {}).sort(([, a], [, b]) => b - a);
+    const total = parts.reduce((sum, [, ms]) => sum + ms, 0);
+    process.stdout.write(
+      `  ${r.scenario.padEnd(8)} total ${total.toFixed(3)}: ${parts.map(([c, ms]) => `${c} ${ms.toFixed(3)}`).join(', ')}\n`,
+    );
+  }
 }

@@ -3,7 +3,9 @@
  * during a benchmark run. On a 2-core machine shared by the load client and every server, this is
  * what explains a throughput figure — and where to look to raise it. Returns nothing elsewhere.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux for decades). */
 const TICKS_PER_S = 100;
@@ -66,4 +68,25 @@ export function cpuSeconds(groups: Readonly<Record<string, readonly number[]>>):
 /** `after - before`, per group. */
 export function cpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.keys(after).map((k) => [k, Math.round(((after[k] ?? 0) - (before[k] ?? 0)) * 100) / 100]));
+}
+
+/**
+ * The local infrastructure's processes by service (`hack/infra.sh status --json` under `root`),
+ * without the Kubernetes API server, which no benchmark exercises; empty when it cannot be asked.
+ */
+export function localServicePids(root: string): Record<string, number[]> {
+  try {
+    const status = JSON.parse(execFileSync('bash', [join(root, 'hack/infra.sh'), 'status', '--json'], { encoding: 'utf8' })) as {
+      services: { name: string; pid: number | null }[];
+    };
+    return Object.fromEntries(status.services.filter((x) => x.pid !== null && x.name !== 'kube').map((x) => [x.name, [x.pid!]]));
+  } catch {
+    return {};
+  }
+}
+
+/** CPU seconds used by this process so far (user + system). */
+export function ownCpuSeconds(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
 }
