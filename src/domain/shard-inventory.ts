@@ -796,8 +796,14 @@ export class ShardInventory {
    * reverse decision order. Returns false when the hold is no longer as its creation left it (it
    * was confirmed, released or expired since, or a later decision moved its pool's counters):
    * then only a restore from the database is exact.
+   *
+   * `writtenPoolVersion`: the caller persists the hold's pool itself, at this version, from the
+   * counters its batch recorded minus the aborted places (a later decision of the same batch
+   * recorded counters that still counted them). Then the places return, the pool's version stays,
+   * and later decisions of the batch are no obstacle; decisions beyond it (the pool's version
+   * past `writtenPoolVersion`) still are.
    */
-  abort(holdId: string): boolean {
+  abort(holdId: string, writtenPoolVersion?: number): boolean {
     let slot = -1;
     for (let back = 1; back <= ABORT_WINDOW; back++) {
       const candidate = (this.recentNext - back + ABORT_WINDOW) % ABORT_WINDOW;
@@ -812,11 +818,11 @@ export class ShardInventory {
     const view = this.holds.get(holdId);
     if (view !== undefined) {
       const p = view.pool === undefined ? -1 : this.poolKeys.get(view.pool)!;
-      if (p >= 0 && this.poolVersion[p] !== this.recentPoolVersion[slot]) return false;
+      if (p >= 0 && this.poolVersion[p] !== (writtenPoolVersion ?? this.recentPoolVersion[slot])) return false;
       for (const seat of view.seats) this.undoSeat(this.seatIndex(seat));
       if (p >= 0) {
         this.poolHeld[p]! -= view.quantity;
-        this.poolVersion[p]!--;
+        if (writtenPoolVersion === undefined) this.poolVersion[p]!--;
       }
       this.dropHold(holdId);
       const tally = this.tally(view.customer);

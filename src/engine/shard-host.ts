@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import type pg from 'pg';
-import type { ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
+import type { HoldView, ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
 import { FencedError, SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
@@ -16,8 +16,12 @@ import { decodeRequests, ReplySink, shardSubject, type ShardReply, type ShardReq
  */
 export interface ShardDecider {
   decide(command: ShardCommand): { result: ShardResult; changes: readonly ShardChange[] };
-  /** Undo an in-memory decision that could not be persisted (event-wide limit refused it); false if it cannot be undone exactly. */
-  abort(holdId: string): boolean;
+  /**
+   * Undo an in-memory decision that could not be persisted (event-wide limit refused it); false if
+   * it cannot be undone. With `writtenPoolVersion` the caller writes the hold's pool itself, at that
+   * version (see ShardInventory.abort).
+   */
+  abort(holdId: string, writtenPoolVersion?: number): boolean;
   /** Stop taking commands (hand-off). */
   drain(): void;
   /** This owner was fenced or failed: refuse everything from now on. */
@@ -59,8 +63,8 @@ export interface ShardHostOptions {
   readonly onOutbox: () => void;
 }
 
-function heldCustomer(changes: readonly ShardChange[]): { customer: string; holdId: string } | undefined {
-  for (const change of changes) if (change.type === 'hold-created') return { customer: change.hold.customer, holdId: change.hold.holdId };
+function createdHold(changes: readonly ShardChange[]): HoldView | undefined {
+  for (const change of changes) if (change.type === 'hold-created') return change.hold;
   return undefined;
 }
 
@@ -194,17 +198,25 @@ export class ShardHost {
           // The event-wide limit (other shards' holds count too) refuses these customers' new
           // holds: undo them in memory and answer limit-exceeded; the rest of the batch goes on.
           accepted = [];
-          const refusedEntries: { entry: CommitEntry; holdId: string; customer: string }[] = [];
+          const refusedEntries: { entry: CommitEntry; hold: HoldView }[] = [];
           for (const entry of batch) {
-            const held = heldCustomer(entry.changes);
-            if (held && refused.has(held.customer)) refusedEntries.push({ entry, ...held });
+            const hold = createdHold(entry.changes);
+            if (hold && refused.has(hold.customer)) refusedEntries.push({ entry, hold });
             else accepted.push(entry);
           }
-          // Undo newest first: a later hold may have moved the same pool counter. If one cannot be
-          // undone exactly, the accepted changes were computed on top of it: write nothing, and
+          // Pools the batch moved are written from its own records, less the refused places: a
+          // decision of the batch made after a refused pool hold recorded counters that still
+          // counted it (retries of both, arriving together, make that the common case).
+          const batchPools = write.pools;
+          const refusedPlaces = new Map<string, number>();
+          // Undo newest first. If one cannot be undone (a decision beyond this batch moved its pool,
+          // or it ended since), memory is unlike anything this batch could write: write nothing, and
           // rebuild the shard from Postgres (the catch below answers everyone retryably).
-          for (const { entry, holdId, customer } of refusedEntries.reverse()) {
-            if (!this.o.decider.abort(holdId)) {
+          for (const { entry, hold } of refusedEntries.reverse()) {
+            const { holdId, customer } = hold;
+            const poolWrite = hold.pool === undefined ? undefined : batchPools.get(hold.pool);
+            if (hold.pool !== undefined) refusedPlaces.set(hold.pool, (refusedPlaces.get(hold.pool) ?? 0) + hold.quantity);
+            if (!this.o.decider.abort(holdId, poolWrite?.toVersion)) {
               throw new SentinelError(
                 'rebuild_required',
                 `a refused hold (${holdId}) could not be undone in memory; rebuilding the shard`,
@@ -228,6 +240,10 @@ export class ShardHost {
           }
           write = emptyBatchWrite();
           for (const entry of accepted) foldChanges(write, entry.changes, now);
+          for (const [pool, places] of refusedPlaces) {
+            const recorded = batchPools.get(pool);
+            if (recorded !== undefined) write.pools.set(pool, { ...recorded, held: recorded.held - places });
+          }
           const shrink = new Map([...write.usage].filter(([customer, delta]) => refused.has(customer) && delta < 0));
           await this.o.store.shrinkUsage(client, this.o.eventId, shrink);
         }

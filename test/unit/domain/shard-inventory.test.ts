@@ -334,9 +334,20 @@ t.test('abort undoes an unpersisted hold exactly', async (t) => {
   if (reserved.type === 'confirmed') t.ok(inventory.abort(reserved.reservation.holdId), 'a one-shot reserve can be aborted');
   t.match(inventory.seatStates('B')![0], { seat: 'B-1-1', state: 'available', version: 0 });
 
+  const ga = () => inventory.snapshot().pools.find((p) => p.id === 'GA')!;
+  const poolBefore = ga();
   const a = held(inventory.decide(holdPool('cy', 'GA', 1), NOW).result);
   held(inventory.decide(holdPool('dee', 'GA', 1), NOW).result);
   t.notOk(inventory.abort(a.holdId), 'not exact: a later decision changed the pool since');
+  t.notOk(inventory.abort(a.holdId, poolBefore.version + 1), 'nor when the pool moved past the version the caller writes');
+  t.ok(inventory.abort(a.holdId, poolBefore.version + 2), 'undone when the caller writes the pool at its current version');
+  t.match(
+    ga(),
+    { held: poolBefore.held + 1, sold: poolBefore.sold, version: poolBefore.version + 2 },
+    "cy's place returned, the version stays",
+  );
+  t.equal(inventory.holdView(a.holdId), undefined, 'the hold is gone');
+  t.equal(inventory.decide(holdPool('cy', 'GA', 1), NOW).result.type, 'held', "cy's key was forgotten: a retry is decided afresh");
   t.notOk(inventory.abort('hold-nope'));
   const confirmedHold = held(inventory.decide(hold('eve', ['A-3-1']), NOW).result);
   inventory.decide(confirm('eve', confirmedHold.holdId), NOW);
