@@ -145,7 +145,17 @@ export class ShardHost {
         });
         continue;
       }
-      const { result, changes } = this.o.decider.decide(request.command);
+      let decision: ReturnType<ShardDecider['decide']>;
+      try {
+        decision = this.o.decider.decide(request.command);
+      } catch (error) {
+        // A bug, not a decision: this command gets an error, and the others of its message — whose
+        // retries would arrive with it again — still get their answers.
+        this.o.log.error({ err: error, requestId: request.requestId, command: request.command?.type }, 'Deciding a command failed');
+        sink.add(index, { error: { code: 'decide_failed', message: `shard ${this.key} could not decide this command`, retryable: false } });
+        continue;
+      }
+      const { result, changes } = decision;
       this.o.metrics.decisions.inc({ result: result.type });
       if (this.logDecisions) {
         this.o.log.debug(
