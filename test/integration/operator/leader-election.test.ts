@@ -107,7 +107,11 @@ t.test('one leader at a time; the standby takes over when the leader dies', asyn
   );
   t.equal(await leader.metric('sentinel_operator_leader'), 1);
   t.equal(await standby.metric('sentinel_operator_leader'), 0);
-  t.ok((await leader.metric('sentinel_operator_reconciles_total')) > 0, 'the leader reconciles');
+  // The status is written inside the reconcile; the counter moves once it returns.
+  t.ok(
+    await waitFor('the leader to count its reconcile', async () => (await leader.metric('sentinel_operator_reconciles_total')) > 0),
+    'the leader reconciles',
+  );
   t.equal(await standby.metric('sentinel_operator_reconciles_total'), 0, 'the standby never acted');
   t.equal((await fetch(`http://127.0.0.1:${standby.port}/readyz`)).status, 200, 'a standby is ready (healthy, waiting)');
 
