@@ -8,7 +8,6 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { closeEvent, provisionEvent } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
@@ -20,6 +19,7 @@ import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/opt
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { waitForShards } from '../jobs/wait.js';
 import type { Command } from './commands.js';
+import { parseFlags } from './flags.js';
 
 const INFRA_SCRIPT = fileURLToPath(new URL('../../hack/infra.sh', import.meta.url));
 
@@ -97,17 +97,9 @@ const FLAGS = {
 export const chaosCommand: Command = {
   summary: 'inject faults (kill/pause engines, restart dependencies and ingress) during a stress load, then verify',
   async run({ config, log, argv, stdout, stderr }) {
-    let values;
-    try {
-      ({ values } = parseArgs({ args: [...argv], options: FLAGS }));
-    } catch (error) {
-      stderr.write(`${(error as Error).message}\n\n${HELP}`);
-      return 2;
-    }
-    if (values.help) {
-      stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseFlags({ argv, stdout, stderr }, FLAGS, HELP);
+    if ('exit' in parsed) return parsed.exit;
+    const { values } = parsed;
     const runId = values['run-id'] ?? newRunId('chaos');
     const say = (message: string) => {
       if (!values.json) stderr.write(`chaos: ${message}\n`);

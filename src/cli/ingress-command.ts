@@ -2,7 +2,6 @@
  * `sentinel ingress`: the REST API. Connects to Redis, NATS and Postgres, serves until SIGTERM or
  * SIGINT, then stops gracefully (see serveIngress) and closes its connections.
  */
-import { parseArgs } from 'node:util';
 import { assertTokenConfig } from '../config.js';
 import { connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
@@ -14,6 +13,7 @@ import { createIngressMetrics } from '../ingress/metrics.js';
 import { serveIngress } from '../ingress/server.js';
 import { untilSignal } from './signals.js';
 import type { Command } from './commands.js';
+import { parseFlags } from './flags.js';
 
 const HELP = `Usage: sentinel ingress [--port N] [--host ADDR] [--workers N] [--drain-delay-ms N] [--grace-ms N]
 
@@ -30,27 +30,20 @@ Serves the REST API (see docs/openapi.json, also at /openapi.json).
 export const ingressCommand: Command = {
   summary: 'serve the REST API (auth, idempotency, admission, routing to shards)',
   async run({ config, log, argv, stdout, stderr }) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: [...argv],
-        options: {
-          port: { type: 'string' },
-          host: { type: 'string', default: '0.0.0.0' },
-          workers: { type: 'string' },
-          'drain-delay-ms': { type: 'string', default: '0' },
-          'grace-ms': { type: 'string', default: '10000' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (error) {
-      stderr.write(`${(error as Error).message}\n\n${HELP}`);
-      return 2;
-    }
-    if (values.help) {
-      stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseFlags(
+      { argv, stdout, stderr },
+      {
+        port: { type: 'string' },
+        host: { type: 'string', default: '0.0.0.0' },
+        workers: { type: 'string' },
+        'drain-delay-ms': { type: 'string', default: '0' },
+        'grace-ms': { type: 'string', default: '10000' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      HELP,
+    );
+    if ('exit' in parsed) return parsed.exit;
+    const { values } = parsed;
     assertTokenConfig(config);
     const port = values.port === undefined ? config.ingressPort : Number(values.port);
     const drainDelayMs = Number(values['drain-delay-ms']);

@@ -2,9 +2,9 @@
  * `sentinel token --sub alice [--ttl 1h]`: mints a bearer token with the configured HS256 secret,
  * issuer and audience — for development and tests, never for production customers.
  */
-import { parseArgs } from 'node:util';
 import { mintToken, parseDuration } from '../ingress/auth.js';
 import type { Command } from './commands.js';
+import { parseFlags } from './flags.js';
 
 const HELP = `Usage: sentinel token --sub CUSTOMER [--ttl 1h] [--json]
 
@@ -17,25 +17,18 @@ Mints an HS256 JWT with SENTINEL_JWT_SECRET, SENTINEL_JWT_ISSUER and SENTINEL_JW
 export const tokenCommand: Command = {
   summary: 'mint a development bearer token (--sub alice [--ttl 1h])',
   async run({ config, argv, stdout, stderr }) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: [...argv],
-        options: {
-          sub: { type: 'string' },
-          ttl: { type: 'string', default: '1h' },
-          json: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (error) {
-      stderr.write(`${(error as Error).message}\n\n${HELP}`);
-      return 2;
-    }
-    if (values.help) {
-      stdout.write(HELP);
-      return 0;
-    }
+    const parsed = parseFlags(
+      { argv, stdout, stderr },
+      {
+        sub: { type: 'string' },
+        ttl: { type: 'string', default: '1h' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+      HELP,
+    );
+    if ('exit' in parsed) return parsed.exit;
+    const { values } = parsed;
     const ttlS = parseDuration(values.ttl);
     if (!values.sub || ttlS === undefined) {
       stderr.write(`${!values.sub ? '--sub is required' : `--ttl ${JSON.stringify(values.ttl)} is not a duration`}\n\n${HELP}`);
