@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { translatePgError } from '../adapters/postgres/errors.js';
 import type { SeatState } from '../domain/commands.js';
 import type { ShardMap } from '../domain/shard-map.js';
+import type { ReservationRow } from '../adapters/postgres/inventory-store.js';
 
 /** Counts of one section or pool. */
 export interface Counts {
@@ -144,16 +145,7 @@ export class InventoryReads {
   }
 
   async reservation(reservationId: string): Promise<StoredReservation | undefined> {
-    const rows = await this.query<{
-      reservation_id: string;
-      event_id: string;
-      hold_id: string;
-      customer: string;
-      seats: string[];
-      pool_id: string | null;
-      quantity: number;
-      confirmed_at: Date;
-    }>(
+    const rows = await this.query<ReservationRow>(
       'read reservation',
       'SELECT reservation_id, event_id, hold_id, customer, seats, pool_id, quantity, confirmed_at FROM reservations WHERE reservation_id = $1',
       [reservationId],

@@ -4,6 +4,18 @@ import type { BatchWrite } from '../../engine/batch-write.js';
 import { FencedError } from '../../errors.js';
 import { inTransaction } from './pool.js';
 
+/** A row of `reservations`, as the ingress and `verify` read it. */
+export interface ReservationRow {
+  reservation_id: string;
+  event_id: string;
+  hold_id: string;
+  customer: string;
+  seats: string[];
+  pool_id: string | null;
+  quantity: number;
+  confirmed_at: Date;
+}
+
 /** An event's settings as stored, and as the engine needs them to run its shards. */
 export interface StoredEvent {
   readonly id: string;

@@ -8,6 +8,7 @@ import { LatencyHistogram, type LatencySummary } from '../stress/histogram.js';
 import type { ResponseRecord } from '../stress/response-log.js';
 import type { Reader } from './inventory-checks.js';
 import type { Violations } from './violations.js';
+import type { ReservationRow } from '../../adapters/postgres/inventory-store.js';
 
 interface AckedHold {
   readonly customer: string;
@@ -146,17 +147,10 @@ export async function checkAcknowledged(db: Reader, eventId: string, ledger: Ack
     }
   }
   for (const ids of chunks([...ledger.reservations.keys()])) {
-    const { rows } = await db.query<{
-      reservation_id: string;
-      event_id: string;
-      hold_id: string;
-      customer: string;
-      seats: string[];
-      pool_id: string | null;
-      quantity: number;
-    }>('SELECT reservation_id, event_id, hold_id, customer, seats, pool_id, quantity FROM reservations WHERE reservation_id = ANY($1)', [
-      ids,
-    ]);
+    const { rows } = await db.query<Omit<ReservationRow, 'confirmed_at'>>(
+      'SELECT reservation_id, event_id, hold_id, customer, seats, pool_id, quantity FROM reservations WHERE reservation_id = ANY($1)',
+      [ids],
+    );
     const found = new Map(rows.map((r) => [r.reservation_id, r]));
     for (const id of ids) {
       const acked = ledger.reservations.get(id)!;

@@ -8,6 +8,7 @@ import { createKafka } from '../../adapters/kafka/client.js';
 import type { Logger } from '../../log.js';
 import type { Reader } from './inventory-checks.js';
 import type { Violations } from './violations.js';
+import type { ReservationRow } from '../../adapters/postgres/inventory-store.js';
 
 /** What was read from the topic. */
 export interface TopicCounts {
@@ -118,15 +119,10 @@ export async function checkTopic(
   read: { readonly unpublished: number; readonly settledAt: number },
   violations: Violations,
 ): Promise<{ tooRecent: number }> {
-  const { rows } = await db.query<{
-    reservation_id: string;
-    hold_id: string;
-    customer: string;
-    seats: string[];
-    pool_id: string | null;
-    quantity: number;
-    confirmed_at: Date;
-  }>('SELECT reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at FROM reservations WHERE event_id = $1', [eventId]);
+  const { rows } = await db.query<Omit<ReservationRow, 'event_id'>>(
+    'SELECT reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at FROM reservations WHERE event_id = $1',
+    [eventId],
+  );
   const known = new Map(rows.map((r) => [r.reservation_id, r]));
   const why =
     read.unpublished > 0 ? ` (${read.unpublished} outbox rows of the event are still unpublished: is a relay running, is Kafka up?)` : '';
