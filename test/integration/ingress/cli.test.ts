@@ -2,7 +2,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createTokenVerifier } from '../../../src/ingress/auth.js';
 import { freePort, waitFor } from '../../support/stack.js';
 import { config } from './harness.js';
@@ -22,44 +22,39 @@ t.test('sentinel token mints a token the ingress accepts', async (t) => {
   await t.rejects(run(process.execPath, [CLI, 'token', '--ttl', 'soon']), { code: 2 });
 });
 
-t.test('sentinel ingress serves until SIGTERM, then stops cleanly', async (t) => {
+/** `sentinel ingress` on a free loopback port as a real process, its logs collected, killed at teardown. */
+async function spawnIngress(t: Test, extraArgs: readonly string[] = []) {
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'ingress', '--port', String(port), '--host', '127.0.0.1'], {
+  const child = spawn(process.execPath, [CLI, 'ingress', '--port', String(port), '--host', '127.0.0.1', ...extraArgs], {
     env: { ...process.env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let logs = '';
-  child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+  const output = { logs: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.logs += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.logs += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
+  return { port, child, output, exited };
+}
+
+t.test('sentinel ingress serves until SIGTERM, then stops cleanly', async (t) => {
+  const { port, child, output, exited } = await spawnIngress(t);
   await waitFor('ingress ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 30_000);
   const health = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { 'x-request-id': 'cli-probe-1' } });
   t.equal(health.status, 200);
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'exit code 0');
-  t.match(logs, /"msg":"Ingress listening"/);
-  t.match(logs, /"requestId":"cli-probe-1".*"msg":"Handled request"/, 'request logs carry the request id');
-  t.match(logs, /"msg":"Ingress stopped"/);
+  t.match(output.logs, /"msg":"Ingress listening"/);
+  t.match(output.logs, /"requestId":"cli-probe-1".*"msg":"Handled request"/, 'request logs carry the request id');
+  t.match(output.logs, /"msg":"Ingress stopped"/);
 });
 
 t.test('sentinel ingress --workers 2: one port, summed metrics, a dead worker replaced, a clean stop', async (t) => {
-  const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'ingress', '--port', String(port), '--host', '127.0.0.1', '--workers', '2'], {
-    env: { ...process.env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let logs = '';
-  child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { port, child, output, exited } = await spawnIngress(t, ['--workers', '2']);
   const url = `http://127.0.0.1:${port}`;
-  const workerPids = () => [...logs.matchAll(/"pid":(\d+)[^\n]*"msg":"Ingress listening"/g)].map((m) => Number(m[1]));
+  const workerPids = () => [...output.logs.matchAll(/"pid":(\d+)[^\n]*"msg":"Ingress listening"/g)].map((m) => Number(m[1]));
   await waitFor('two workers listening', async () => workerPids().length === 2 && (await fetch(`${url}/readyz`)).ok, 30_000);
   t.equal(new Set(workerPids()).size, 2, 'two worker processes');
   t.notOk(workerPids().includes(child.pid!), 'the supervisor itself serves nothing');
@@ -73,17 +68,17 @@ t.test('sentinel ingress --workers 2: one port, summed metrics, a dead worker re
     return Number(line?.split(' ').pop());
   };
   t.equal(await healthRequests(), probes, 'the scrape sums both workers');
-  const served = [...logs.matchAll(/"pid":(\d+)[^\n]*"route":"\/healthz"[^\n]*"msg":"Handled request"/g)].map((m) => Number(m[1]));
+  const served = [...output.logs.matchAll(/"pid":(\d+)[^\n]*"route":"\/healthz"[^\n]*"msg":"Handled request"/g)].map((m) => Number(m[1]));
   t.equal(new Set(served).size, 2, 'both workers answered requests');
 
   const [victim] = workerPids();
   process.kill(victim!, 'SIGKILL');
   await waitFor('a replacement worker', async () => workerPids().length === 3, 30_000);
-  t.match(logs, /"msg":"Ingress worker died; starting another"/);
+  t.match(output.logs, /"msg":"Ingress worker died; starting another"/);
   t.equal((await fetch(`${url}/healthz`)).status, 200, 'still serving');
 
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'the supervisor exits 0 after its workers stopped');
-  t.equal((logs.match(/"msg":"Ingress stopped"/g) ?? []).length, 2, 'both live workers stopped gracefully');
+  t.equal((output.logs.match(/"msg":"Ingress stopped"/g) ?? []).length, 2, 'both live workers stopped gracefully');
   for (const pid of workerPids()) t.throws(() => process.kill(pid, 0), 'no worker left behind');
 });
