@@ -28,6 +28,7 @@ import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../src/adapters/redis/client.js';
 import { loadConfig } from '../src/config.js';
+import { useFreshBenchDatabase } from './database.js';
 import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
 import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
@@ -176,6 +177,7 @@ async function engineMetric(urls: readonly string[], name: string): Promise<numb
 
 async function main(): Promise<void> {
   const started = Date.now();
+  await useFreshBenchDatabase();
   const config = loadConfig(process.env);
   const scale = Number(args.scale);
   if (!(scale > 0 && scale <= 1)) throw new Error('--scale must be in (0, 1]');

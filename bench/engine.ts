@@ -12,6 +12,7 @@ import { silentLogger } from '../src/log.js';
 import { testConfig } from '../test/support/env.js';
 import { ShardDriver } from '../test/support/shard-driver.js';
 import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor } from '../test/support/stack.js';
+import { useFreshBenchDatabase } from './database.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -104,6 +105,7 @@ const log = (line: string) => {
   if (!json) process.stdout.write(line + '\n');
 };
 
+await useFreshBenchDatabase();
 const pool = await testDatabase();
 const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'bench-engine' });
 const rowsNeeded = Math.ceil(holdsPerRun / 100);

@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Koa from 'koa';
 import { loadConfig } from '../src/config.js';
+import { useFreshBenchDatabase } from './database.js';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { provisionEvent } from '../src/engine/provision.js';
@@ -153,6 +154,7 @@ async function run(title: string, url: string, options: Partial<autocannon.Optio
 }
 
 async function main(): Promise<void> {
+  await useFreshBenchDatabase();
   const config = loadConfig(process.env);
   const duration = Number(args.duration);
   const warmup = Number(args.warmup);

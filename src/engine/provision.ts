@@ -84,7 +84,7 @@ export async function provisionEvent(pool: pg.Pool, spec: EventSpec): Promise<Pr
   if (!checked.ok) return checked.outcome;
   const layout = checked.layout;
   const hash = layoutHash(layout);
-  return inTransaction(pool, `provision ${spec.eventId}`, async (client) => {
+  const outcome = await inTransaction(pool, `provision ${spec.eventId}`, async (client): Promise<ProvisionOutcome> => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`provision:${spec.eventId}`]);
     const { rows } = await client.query<{
       layout_hash: string;
@@ -190,6 +190,11 @@ export async function provisionEvent(pool: pg.Pool, spec: EventSpec): Promise<Pr
     }
     return { status: 'created', seats, pools: layout.pools.length, shards: spec.shardCount };
   });
+  // Fresh statistics before the sale: planned with statistics from before this event existed, the
+  // engine's batched seat writes (a join of the batch with the event's seats) may hash every seat
+  // of the event on every commit — with a few events in the database, a 30-fold cost (ADR 0008).
+  if (outcome.status === 'created') await pool.query('ANALYZE seats, pools');
+  return outcome;
 }
 
 /** Seat and place counts of an event from committed rows, plus shards desired/owned. */

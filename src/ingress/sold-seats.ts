@@ -1,16 +1,18 @@
 /**
- * Seats this ingress has seen a shard report as sold. A sale is final — nothing in Sentinel
- * un-sells a seat — so a request for a seat known to be sold is refused here, without asking the
- * shard: in a hot-seat rush, every request after the winner's is answered by the ingress alone.
+ * Seats this ingress has seen a shard report as sold: in a reservation it confirmed, or in a
+ * refusal. A sale is final — nothing in Sentinel un-sells a seat or deletes an event — so a
+ * request for a seat known to be sold is refused here, without asking the shard: in a hot-seat
+ * rush every request after the winner's is answered by the ingress alone, and in a flash sale
+ * every later buyer of a seat this ingress sold.
  *
- * Entries are forgotten after a short TTL (a fresh refusal from the shard renews them) and beyond
- * a capacity, so an event deleted and created again under the same id is seen afresh within
- * seconds, and memory stays bounded however many seats sell.
+ * Entries are forgotten after a TTL (a fresh word from the shard renews them) and beyond a
+ * capacity, so memory stays bounded however many seats sell, and an event re-created by hand in
+ * the database under the same id is seen afresh within a minute.
  */
 import type { SeatId } from '../domain/commands.js';
 
 /** How long a seat is remembered as sold after the shard last said so (ms). */
-export const SOLD_SEAT_TTL_MS = 5000;
+export const SOLD_SEAT_TTL_MS = 60_000;
 /** Most seats remembered at once. */
 export const SOLD_SEAT_CAPACITY = 100_000;
 

@@ -88,6 +88,11 @@ export function eventFromRow(row: EventRow): StoredEvent {
   };
 }
 
+/** A group commit's seat changes: ($1 event, then per seat: id, state, hold, version before, version after). */
+export const WRITE_SEATS_SQL = `UPDATE seats s SET state = v.state, hold_id = v.hold_id, version = v.to_version
+   FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS v(seat_id, state, hold_id, from_version, to_version)
+  WHERE s.event_id = $1 AND s.seat_id = v.seat_id AND s.version = v.from_version`;
+
 /**
  * Runs one of the group commit's statements as a named prepared statement: parsed and planned
  * once per connection instead of on every commit.
@@ -289,21 +294,14 @@ export class InventoryStore {
       new FencedError(`shard ${eventId}/${shard}: ${what} changed underneath (optimistic version check failed)`);
     if (batch.seats.size > 0) {
       const seats = [...batch.seats.values()];
-      const result = await run(
-        client,
-        'write-seats',
-        `UPDATE seats s SET state = v.state, hold_id = v.hold_id, version = v.to_version
-           FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS v(seat_id, state, hold_id, from_version, to_version)
-          WHERE s.event_id = $1 AND s.seat_id = v.seat_id AND s.version = v.from_version`,
-        [
-          eventId,
-          seats.map((s) => s.seat),
-          seats.map((s) => s.state),
-          seats.map((s) => s.holdId),
-          seats.map((s) => s.fromVersion),
-          seats.map((s) => s.toVersion),
-        ],
-      );
+      const result = await run(client, 'write-seats', WRITE_SEATS_SQL, [
+        eventId,
+        seats.map((s) => s.seat),
+        seats.map((s) => s.state),
+        seats.map((s) => s.holdId),
+        seats.map((s) => s.fromVersion),
+        seats.map((s) => s.toVersion),
+      ]);
       if (result.rowCount !== seats.length) throw fenced('a seat');
     }
     if (batch.pools.size > 0) {

@@ -76,6 +76,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       });
       outcome = result.type;
       if (result.type === 'unavailable' && result.sold !== undefined) soldSeats.remember(eventId, result.sold);
+      else if (result.type === 'confirmed') soldSeats.remember(eventId, result.reservation.seats);
       return result;
     } catch (error) {
       outcome = error instanceof SentinelError ? error.code : 'error';

@@ -1,9 +1,12 @@
 import t from 'tap';
-import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
-import { inTransaction } from '../../../src/adapters/postgres/pool.js';
+import { InventoryStore, WRITE_SEATS_SQL } from '../../../src/adapters/postgres/inventory-store.js';
+import { migrate } from '../../../src/adapters/postgres/migrate.js';
+import { createPgPool, inTransaction } from '../../../src/adapters/postgres/pool.js';
 import { emptyBatchWrite, foldChanges } from '../../../src/engine/batch-write.js';
 import { archiveEvent, closeEvent, inventoryCounts, provisionEvent } from '../../../src/engine/provision.js';
 import { FencedError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig, uniqueName } from '../../support/env.js';
 import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
 t.test('provisioning is idempotent, applies safe changes and refuses unsafe ones', async (t) => {
@@ -116,4 +119,39 @@ t.test('event-wide customer limit: usage beyond the limit is refused in the comm
     { customer: 'alice', used: 4 },
     { customer: 'bob', used: 4 },
   ]);
+});
+
+t.test('a new event is planned with its own statistics: a commit reads only its seats, not the whole event', async (t) => {
+  // A database of its own with one earlier event, analyzed (as autovacuum would), then a new event:
+  // planned with statistics from before it existed, the seat write hashed all of the new event's
+  // seats on every commit. Provisioning analyzes, so the write looks up each seat by its key.
+  const admin = await testDatabase();
+  t.teardown(() => admin.end());
+  const name = uniqueName('plan')
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_');
+  await admin.query(`CREATE DATABASE ${name}`);
+  t.teardown(() => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const url = new URL(testConfig().databaseUrl);
+  url.pathname = `/${name}`;
+  const pool = createPgPool({ url: url.toString(), max: 2, log: silentLogger });
+  t.teardown(() => pool.end());
+  await migrate(pool, silentLogger);
+  const layout = testLayout({ sections: 4, rows: 50, seats: 100 }); // 20,000 seats
+  await provisionTestEvent(pool, { layout });
+  await pool.query('ANALYZE seats');
+  const spec = await provisionTestEvent(pool, { layout });
+  const seats = Array.from({ length: 30 }, (_, i) => `B-${i + 1}-7`);
+  const { rows } = await pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${WRITE_SEATS_SQL}`, [
+    spec.eventId,
+    seats,
+    seats.map(() => 'held'),
+    seats.map(() => 'h_x'),
+    seats.map(() => 0),
+    seats.map(() => 1),
+  ]);
+  const plan = JSON.stringify(rows[0]!['QUERY PLAN']);
+  t.match(plan, /"Index Name":"seats_pkey"/, 'each seat is found by its key');
+  t.notMatch(plan, /"Node Type":"Hash Join"/, 'no hash of the event');
+  t.notMatch(plan, /seats_by_shard/, 'no scan of a whole shard');
 });

@@ -246,8 +246,8 @@ t.test('confirm, release and reserve', async (t) => {
   expect(t, reserved, 'reserveSeat', 201);
   t.same(reserved.body.seats, ['A-7-3']);
   t.equal(shards.calls.at(-1)!.shard, 1);
-  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-7-3'], message: 'sold' });
-  expect(t, await post(eventPath(spec, '/seats/A-7-3/reserve')), 'reserveSeat', 409, 'seats-unavailable');
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-7-4'], message: 'held' });
+  expect(t, await post(eventPath(spec, '/seats/A-7-4/reserve')), 'reserveSeat', 409, 'seats-unavailable');
 });
 
 t.test('seats a shard reported sold are refused without asking it again', async (t) => {
@@ -255,8 +255,10 @@ t.test('seats a shard reported sold are refused without asking it again', async 
   const winnerKey = freshKey();
   const winner = await post(eventPath(spec, '/seats/A-8-2/reserve'), { key: winnerKey });
   expect(t, winner, 'reserveSeat', 201);
-  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-8-2'], sold: ['A-8-2'], message: 'seat A-8-2 is not available' });
-  expect(t, await post(eventPath(spec, '/seats/A-8-2/reserve'), { token: bob }), 'reserveSeat', 409, 'seats-unavailable');
+  // The winner's reservation taught the ingress that A-8-2 is sold.
+  shards.answer = () => {
+    throw new Error('no shard should be asked about A-8-2');
+  };
   const asked = shards.calls.length;
   const refused = await post(eventPath(spec, '/seats/A-8-2/reserve'), { token: bob });
   expect(t, refused, 'reserveSeat', 409, 'seats-unavailable');
@@ -270,15 +272,21 @@ t.test('seats a shard reported sold are refused without asking it again', async 
   t.equal(replay.headers.get('idempotent-replayed'), 'true');
   expect(t, await post(holdPath, { key: winnerKey, body: { seats: ['A-8-2'] } }), 'createHold', 422, 'idempotency-key-reused');
   t.equal(shards.calls.length, asked, 'no shard was asked for a seat known to be sold');
+
+  // A refusal naming a seat sold (sold through another replica) teaches the same.
+  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-8-4'], sold: ['A-8-4'], message: 'seat A-8-4 is not available' });
+  expect(t, await post(eventPath(spec, '/seats/A-8-4/reserve'), { token: bob }), 'reserveSeat', 409, 'seats-unavailable');
+  expect(t, await post(eventPath(spec, '/seats/A-8-4/reserve'), { token: bob }), 'reserveSeat', 409, 'seats-unavailable');
+  t.equal(shards.calls.length, asked + 1, 'asked once about A-8-4');
   const metrics = await (await fetch(`${url}/metrics`)).text();
-  t.match(metrics, /sentinel_ingress_known_sold_refusals_total 2\b/);
+  t.match(metrics, /sentinel_ingress_known_sold_refusals_total 3\b/);
 
   // A seat that is only held may come free again: it is never remembered.
   shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-8-5'], message: 'seat A-8-5 is not available' });
   expect(t, await post(eventPath(spec, '/seats/A-8-5/reserve')), 'reserveSeat', 409, 'seats-unavailable');
   shards.answer = ({ command }) => confirmedResult('h_freed', [command.type === 'reserve' ? command.seat : '']);
   expect(t, await post(eventPath(spec, '/seats/A-8-5/reserve')), 'reserveSeat', 201);
-  t.equal(shards.calls.length, asked + 2, 'held seats are always asked about');
+  t.equal(shards.calls.length, asked + 3, 'held seats are always asked about');
 });
 
 t.test('a hold created through another replica is found in Postgres', async (t) => {

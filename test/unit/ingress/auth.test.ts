@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap';
-import { SignJWT } from 'jose';
+import fc from 'fast-check';
+import { jwtVerify, SignJWT } from 'jose';
+import { createHmac } from 'node:crypto';
 import { bearerToken, createTokenVerifier, mintToken, parseDuration } from '../../../src/ingress/auth.js';
 import { HttpProblem } from '../../../src/ingress/problems.js';
 
@@ -45,6 +47,20 @@ t.test('bad tokens are refused with a reason', async (t) => {
     .setAudience('sentinel-api')
     .sign(key);
   await refusal(t, verifier.verify(noExp), /exp/);
+  const noAudience = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('a')
+    .setIssuer('sentinel')
+    .setExpirationTime('1h')
+    .sign(key);
+  await refusal(t, verifier.verify(noAudience), /aud/);
+  const noIssuer = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('a')
+    .setAudience('sentinel-api')
+    .setExpirationTime('1h')
+    .sign(key);
+  await refusal(t, verifier.verify(noIssuer), /iss/);
   const hs512 = await new SignJWT({})
     .setProtectedHeader({ alg: 'HS512' })
     .setSubject('a')
@@ -55,6 +71,73 @@ t.test('bad tokens are refused with a reason', async (t) => {
   await refusal(t, verifier.verify(hs512), /algorithm/);
 });
 
+t.test('HS256 edge cases: unsigned, tampered, not yet valid, within the clock tolerance', async (t) => {
+  const key = new TextEncoder().encode(secret);
+  const token = await mint('alice');
+  const [header, payload, signature] = token.split('.') as [string, string, string];
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  await refusal(t, verifier.verify(`${b64({ alg: 'none' })}.${payload}.`), /algorithm|invalid/);
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+  await refusal(t, verifier.verify(`${header}.${b64({ ...claims, sub: 'mallory' })}.${signature}`), /signature/);
+  const early = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('a')
+    .setIssuer('sentinel')
+    .setAudience('sentinel-api')
+    .setNotBefore('1h')
+    .setExpirationTime('2h')
+    .sign(key);
+  await refusal(t, verifier.verify(early), /not valid yet/);
+  const justExpired = await mint('bob', 1, { now: Date.now() - 3_000 }); // expired 2 s ago: inside the 5 s tolerance
+  t.same(await verifier.verify(justExpired), { customer: 'bob' });
+  // jose refuses to sign with an unknown critical header, so this one is signed by hand.
+  const criticalInput = `${b64({ alg: 'HS256', crit: ['x-unknown'], 'x-unknown': 1 })}.${payload}`;
+  const critical = `${criticalInput}.${createHmac('sha256', key).update(criticalInput).digest('base64url')}`;
+  await refusal(t, verifier.verify(critical), /invalid/);
+});
+
+t.test('property: the HS256 verifier accepts exactly the tokens jose accepts (random claims, random corruptions)', async (t) => {
+  const key = new TextEncoder().encode(secret);
+  const nowS = Math.floor(Date.now() / 1000);
+  const claimsArb = fc.record({
+    sub: fc.option(fc.constantFrom('alice', 'bob', ''), { nil: undefined }),
+    iss: fc.option(fc.constantFrom('sentinel', 'evil'), { nil: undefined }),
+    aud: fc.option(fc.constantFrom('sentinel-api', 'other', ['other', 'sentinel-api'], ['other']), { nil: undefined }),
+    exp: fc.option(fc.integer({ min: nowS - 3600, max: nowS + 3600 }), { nil: undefined }),
+    nbf: fc.option(fc.integer({ min: nowS - 3600, max: nowS + 3600 }), { nil: undefined }),
+  });
+  const corruption = fc.option(fc.record({ at: fc.nat(), char: fc.constantFrom('A', 'b', '_', '-', '.', '0') }), { nil: undefined });
+  const accepts = async (verify: () => Promise<unknown>) =>
+    verify().then(
+      () => true,
+      () => false,
+    );
+  await fc.assert(
+    fc.asyncProperty(claimsArb, fc.constantFrom('HS256', 'HS384'), corruption, async (claims, alg, corrupt) => {
+      const defined = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined));
+      let token = await new SignJWT(defined).setProtectedHeader({ alg }).sign(key);
+      if (corrupt) {
+        const at = corrupt.at % token.length;
+        token = token.slice(0, at) + corrupt.char + token.slice(at + 1);
+      }
+      const ours = await accepts(() => createTokenVerifier({ secret, ...base }).verify(token));
+      const jose = await accepts(async () => {
+        const { payload } = await jwtVerify(token, key, {
+          ...base,
+          algorithms: ['HS256'],
+          requiredClaims: ['sub', 'exp'],
+          clockTolerance: 5,
+        });
+        if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('no subject');
+      });
+      if (ours !== jose) t.fail(`${token} (${JSON.stringify(defined)}, ${alg}, ${JSON.stringify(corrupt)}): ours ${ours}, jose ${jose}`);
+      return ours === jose;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 tokens judged alike');
+});
+
 t.test('a verified token is remembered until it expires, not after', async (t) => {
   let now = Date.now();
   const v = createTokenVerifier({ secret, ...base, now: () => now });
@@ -62,8 +145,8 @@ t.test('a verified token is remembered until it expires, not after', async (t) =
   t.same(await v.verify(token), { customer: 'carol' });
   t.same(await v.verify(token), { customer: 'carol' }, 'from the cache');
   now += 120_000;
-  // jose checks exp against the real clock (the token is still valid there), so the cache
-  // must have dropped the entry and re-verified: the result is the same principal.
+  // The signature check reads exp against the real clock (the token is still valid there), so the
+  // cache must have dropped the entry and re-verified: the result is the same principal.
   t.same(await v.verify(token), { customer: 'carol' });
 });
 
