@@ -19,7 +19,7 @@ import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/opt
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { waitForShards } from '../jobs/wait.js';
 import type { Command } from './commands.js';
-import { parseFlags } from './flags.js';
+import { checkFlags, parseFlags } from './flags.js';
 
 const INFRA_SCRIPT = fileURLToPath(new URL('../../hack/infra.sh', import.meta.url));
 
@@ -104,8 +104,7 @@ export const chaosCommand: Command = {
     const say = (message: string) => {
       if (!values.json) stderr.write(`chaos: ${message}\n`);
     };
-    let settings;
-    try {
+    const checked = checkFlags({ stderr }, HELP, () => {
       const loadMs = parseDurationMs(values.duration, 'duration');
       const leaseTtlMs = parseDurationMs(values['lease-ttl'], 'lease-ttl');
       const pauseMs = values.pause === undefined ? 2 * leaseTtlMs + 1000 : parseDurationMs(values.pause, 'pause');
@@ -113,7 +112,7 @@ export const chaosCommand: Command = {
       if (values.attach && !values.event) throw new UsageError('--attach needs --event (and --target)');
       const layout = /^(\d+)x(\d+)x(\d+)$/.exec(values.layout);
       if (layout === null) throw new UsageError('--layout must be SECTIONSxROWSxSEATS, e.g. 8x20x25');
-      settings = {
+      const settings = {
         loadMs,
         leaseTtlMs,
         schedule: parseSchedule(values.faults, { loadMs, pauseMs, allowed }),
@@ -131,13 +130,10 @@ export const chaosCommand: Command = {
       };
       // The load's flags are checked now (with a placeholder event when one will be provisioned).
       stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
-    } catch (error) {
-      if (error instanceof SentinelError) {
-        stderr.write(`${error.message}\n\n${HELP}`);
-        return 2;
-      }
-      throw error;
-    }
+      return settings;
+    });
+    if ('exit' in checked) return checked.exit;
+    const settings = checked.value;
 
     const workDir = join(tmpdir(), `sentinel-${runId}`);
     mkdirSync(workDir, { recursive: true });

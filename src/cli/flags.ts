@@ -1,5 +1,6 @@
 /** Flag parsing shared by the CLI commands. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SentinelError } from '../errors.js';
 import type { CommandContext } from './commands.js';
 
 type FlagOptions = NonNullable<ParseArgsConfig['options']>;
@@ -26,4 +27,18 @@ export function parseFlags<O extends FlagOptions>(
     return { exit: 0 };
   }
   return { values };
+}
+
+/**
+ * A command's checks of its option values (durations, required flags, targets): a SentinelError
+ * they throw is a usage error, printed with `help` (exit 2); anything else is a bug and propagates.
+ */
+export function checkFlags<T>(context: Pick<CommandContext, 'stderr'>, help: string, check: () => T): { value: T } | { exit: number } {
+  try {
+    return { value: check() };
+  } catch (error) {
+    if (!(error instanceof SentinelError)) throw error;
+    context.stderr.write(`${error.message}\n\n${help}`);
+    return { exit: 2 };
+  }
 }

@@ -3,12 +3,11 @@
  * src/jobs/stress), shows a live progress line on stderr, and ends with a summary (or `--json`)
  * and a response log for `sentinel verify`.
  */
-import { parseArgs } from 'node:util';
 import { formatStressReport } from '../jobs/stress/format.js';
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { StressRun } from '../jobs/stress/stress.js';
-import { SentinelError } from '../errors.js';
 import type { Command } from './commands.js';
+import { checkFlags, parseFlags } from './flags.js';
 
 const HELP = `Usage: sentinel stress --event ID [options]
 
@@ -23,34 +22,22 @@ ${STRESS_FLAGS_HELP}Output:
   --quiet                 no progress line
 `;
 
+const FLAGS = {
+  ...STRESS_FLAGS,
+  json: { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export const stressCommand: Command = {
   summary: 'load an event through the REST API (hot-seat, flash-sale, best-available, mixed)',
   async run({ config, argv, stdout, stderr }) {
-    let options;
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: [...argv],
-        options: {
-          ...STRESS_FLAGS,
-          json: { type: 'boolean', default: false },
-          quiet: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-      if (values.help) {
-        stdout.write(HELP);
-        return 0;
-      }
-      options = stressOptionsFrom(values, config);
-    } catch (error) {
-      if (error instanceof SentinelError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        stderr.write(`${(error as Error).message}\n\n${HELP}`);
-        return 2;
-      }
-      throw error;
-    }
+    const parsed = parseFlags({ argv, stdout, stderr }, FLAGS, HELP);
+    if ('exit' in parsed) return parsed.exit;
+    const { values } = parsed;
+    const checked = checkFlags({ stderr }, HELP, () => stressOptionsFrom(values, config));
+    if ('exit' in checked) return checked.exit;
+    const options = checked.value;
     const progress = values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);
     const stop = new AbortController();
     const onSignal = () => stop.abort();

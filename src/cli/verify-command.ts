@@ -2,13 +2,12 @@
  * `sentinel verify --event ID [--log run.jsonl]…`: checks every invariant over Postgres, the Kafka
  * topic and stress response logs. Exit 0 when all hold, 1 on any violation, 2 on bad usage.
  */
-import { parseArgs } from 'node:util';
 import { createPgPool } from '../adapters/postgres/pool.js';
-import { SentinelError } from '../errors.js';
-import { parseDurationMs } from '../jobs/options.js';
+import { parseDurationMs, UsageError } from '../jobs/options.js';
 import { formatVerifyReport } from '../jobs/verify/format.js';
 import { UnknownEventError, verifyEvent } from '../jobs/verify/verify.js';
 import type { Command } from './commands.js';
+import { checkFlags, parseFlags } from './flags.js';
 
 const HELP = `Usage: sentinel verify --event ID [--log PATH]... [options]
 
@@ -28,42 +27,34 @@ holds, 1 on any violation, 2 on bad usage or an unknown event.
   --json              print {"ok", "violations", "counts", "checks"} instead of the summary
 `;
 
+const FLAGS = {
+  event: { type: 'string' },
+  log: { type: 'string', multiple: true, default: [] as string[] },
+  'no-topic': { type: 'boolean', default: false },
+  'ttl-slack': { type: 'string', default: '2s' },
+  settle: { type: 'string', default: '60s' },
+  'topic-timeout': { type: 'string', default: '60s' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export const verifyCommand: Command = {
   summary: 'check the invariants over Postgres, the Kafka topic and stress response logs',
   async run({ config, log, argv, stdout, stderr }) {
-    let values;
-    let ttlSlackMs: number;
-    let settleTimeoutMs: number;
-    let topicTimeoutMs: number;
-    try {
-      ({ values } = parseArgs({
-        args: [...argv],
-        options: {
-          event: { type: 'string' },
-          log: { type: 'string', multiple: true, default: [] },
-          'no-topic': { type: 'boolean', default: false },
-          'ttl-slack': { type: 'string', default: '2s' },
-          settle: { type: 'string', default: '60s' },
-          'topic-timeout': { type: 'string', default: '60s' },
-          json: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-      if (values.help) {
-        stdout.write(HELP);
-        return 0;
-      }
-      if (!values.event) throw new SentinelError('usage', '--event is required');
-      ttlSlackMs = parseDurationMs(values['ttl-slack'], 'ttl-slack');
-      settleTimeoutMs = parseDurationMs(values.settle, 'settle');
-      topicTimeoutMs = parseDurationMs(values['topic-timeout'], 'topic-timeout');
-    } catch (error) {
-      if (error instanceof SentinelError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        stderr.write(`${(error as Error).message}\n\n${HELP}`);
-        return 2;
-      }
-      throw error;
-    }
+    const parsed = parseFlags({ argv, stdout, stderr }, FLAGS, HELP);
+    if ('exit' in parsed) return parsed.exit;
+    const { values } = parsed;
+    const checked = checkFlags({ stderr }, HELP, () => {
+      if (!values.event) throw new UsageError('--event is required');
+      return {
+        eventId: values.event,
+        ttlSlackMs: parseDurationMs(values['ttl-slack'], 'ttl-slack'),
+        settleTimeoutMs: parseDurationMs(values.settle, 'settle'),
+        topicTimeoutMs: parseDurationMs(values['topic-timeout'], 'topic-timeout'),
+      };
+    });
+    if ('exit' in checked) return checked.exit;
+    const { eventId, ttlSlackMs, settleTimeoutMs, topicTimeoutMs } = checked.value;
     // Dependency restarts are expected here: their connection errors are not news.
     const pool = createPgPool({
       url: config.databaseUrl,
@@ -73,7 +64,7 @@ export const verifyCommand: Command = {
     });
     try {
       const report = await verifyEvent({
-        eventId: values.event,
+        eventId,
         pool,
         logs: values.log,
         kafka: values['no-topic'] ? undefined : { brokers: config.kafkaBrokers, topic: config.reservationsTopic },
