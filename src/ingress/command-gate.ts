@@ -120,20 +120,10 @@ export class CommandGate {
   }
 
   /** Decides what the request may do, and claims its key when it may go ahead. */
-  begin(request: GateRequest): Promise<GateDecision> {
-    return this.run(request, false) as Promise<GateDecision>;
-  }
-
-  /** Looks at the request's key without claiming it or applying admission. */
-  peek(request: GateRequest): Promise<PeekDecision> {
-    return this.run(request, true) as Promise<PeekDecision>;
-  }
-
-  private async run(request: GateRequest, peek: boolean): Promise<GateDecision | PeekDecision> {
-    const digest = keyDigest(request.customer, request.idempotencyKey);
-    const recordKey = redisKeys.idempotency(request.eventId, digest);
-    const token = peek ? '' : `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
-    const rate = peek ? undefined : request.admission;
+  async begin(request: GateRequest): Promise<GateDecision> {
+    const recordKey = redisKeys.idempotency(request.eventId, keyDigest(request.customer, request.idempotencyKey));
+    const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
+    const rate = request.admission;
     let reply: [string, (string | number)?];
     try {
       reply = await this.redis.sentinelIngressBegin(
@@ -146,7 +136,6 @@ export class CommandGate {
         rate ? String(emissionIntervalUs(rate)) : '0',
         rate ? String(rate.burst) : '0',
         request.nowUs === undefined ? '' : String(request.nowUs),
-        peek ? '1' : '0',
       );
     } catch (error) {
       throw translateRedisError(error, 'idempotency/admission check');
@@ -163,10 +152,25 @@ export class CommandGate {
         return { kind, retryAfterMs: Math.max(0, Number(value)) };
       case 'limited':
         return { kind, retryAfterMs: Number(value) / 1000 };
-      case 'free':
-        return { kind };
       default:
         throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${JSON.stringify(reply)}`);
+    }
+  }
+
+  /**
+   * Looks at the request's key without claiming it or applying admission: one HMGET, no script
+   * (reading one hash is atomic by itself). Read the same way as `begin` reads it.
+   */
+  async peek(request: GateRequest): Promise<PeekDecision> {
+    const recordKey = redisKeys.idempotency(request.eventId, keyDigest(request.customer, request.idempotencyKey));
+    try {
+      const [state, fingerprint, response] = await this.redis.hmget(recordKey, 's', 'f', 'r');
+      if (state === null || state === undefined) return { kind: 'free' };
+      if (fingerprint !== request.fingerprint) return { kind: 'mismatch' };
+      if (state === 'd') return { kind: 'replay', response: JSON.parse(String(response)) as StoredResponse };
+      return { kind: 'in-flight', retryAfterMs: Math.max(0, await this.redis.pttl(recordKey)) };
+    } catch (error) {
+      throw translateRedisError(error, 'idempotency check');
     }
   }
 

@@ -6,9 +6,9 @@
  * refuse a reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim
  * the key and go ahead. Replays and refusals of the key do not consume admission.
  *
- * With ARGV[8] = '1' (peek), `begin` only looks: it answers the key's state ('free' when unused)
- * and claims nothing — for a request the ingress can refuse without a shard (a seat known sold),
- * which must still replay the stored success of an earlier request with the same key.
+ * A request the ingress can refuse without a shard (a seat known sold) only looks at its key — it
+ * must still replay the stored success of an earlier request with the same key — with a plain
+ * HMGET of the same fields (`CommandGate.peek`): no claim, no admission.
  *
  * `finish` stores the response of a claimed key (success) or gives the key back (anything else),
  * but only while the claim is still ours (its token matches).
@@ -27,7 +27,6 @@ if rec[1] then
   if rec[1] == 'd' then return {'replay', rec[3]} end
   return {'in-flight', redis.call('PTTL', KEYS[1])}
 end
-if ARGV[8] == '1' then return {'free'} end
 if ARGV[4] == '1' then
   local now
   if ARGV[7] ~= '' then

@@ -94,11 +94,20 @@ t.test('peek: looks at a key without claiming it or taking admission', async (t)
   t.same(await gate.peek(request(eventId, { admission: rate })), { kind: 'free' }, 'and stays free: nothing was claimed');
   const claim = await gate.begin(request(eventId, { admission: rate }));
   t.equal(claim.kind, 'claimed', 'the peeks took no admission token');
-  t.equal((await gate.peek(request(eventId))).kind, 'in-flight');
+  const inFlight = await gate.peek(request(eventId));
+  const begun = await gate.begin(request(eventId));
+  t.equal(inFlight.kind, 'in-flight');
+  t.equal(begun.kind, 'in-flight', 'peek and begin read the record alike');
+  if (inFlight.kind === 'in-flight' && begun.kind === 'in-flight') {
+    t.ok(inFlight.retryAfterMs > 0 && inFlight.retryAfterMs <= request(eventId).inFlightTtlMs, 'Retry-After: what is left of the claim');
+    t.ok(Math.abs(inFlight.retryAfterMs - begun.retryAfterMs) < 1000);
+  }
   t.equal((await gate.peek(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch');
+  t.equal((await gate.begin(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch');
   if (claim.kind !== 'claimed') throw new Error('expected a claim');
   await gate.store(claim.claim, { status: 201, headers: {}, body: { won: true } });
   t.same(await gate.peek(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { won: true } } });
+  t.same(await gate.begin(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { won: true } } });
 });
 
 t.test('a stale claim cannot overwrite the claim that replaced it', async (t) => {
