@@ -6,7 +6,7 @@
  * HS256 tokens are verified by fast-jwt (node:crypto's HMAC, synchronous: about 8 µs of CPU per new
  * token here), key sets by jose (remote JWKS, asymmetric algorithms). jose verifies HS256 through
  * WebCrypto at about 43 µs per token — in a flash sale every buyer brings a new token, and that was
- * a tenth of the machine (ADR 0008).
+ * an eighth of all the CPU the flash sale of `npm run bench` used (ADR 0008).
  */
 import { createVerifier, TokenError } from 'fast-jwt';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
