@@ -94,6 +94,25 @@ export const WRITE_SEATS_SQL = `UPDATE seats s SET state = v.state, hold_id = v.
   WHERE s.event_id = $1 AND s.seat_id = v.seat_id AND s.version = v.from_version`;
 
 /**
+ * A group commit's changes to the event-wide usage counters, in one statement ($1 event, $2
+ * customers, $3 their net deltas, none zero, $4 the limit). Growth is applied only within
+ * the limit (a refused customer's row is left as it was, and is not returned); shrinking always
+ * applies. Every shard writes these rows, so every commit locks them in one pass in customer
+ * order: two commits can wait for each other but never deadlock (ON CONFLICT DO UPDATE locks a
+ * row even when its WHERE refuses the update). A new row is inserted with the growth; for a
+ * shrink, `excluded.used` is 0 and the delta is read back from the arrays.
+ */
+const APPLY_USAGE_SQL = `INSERT INTO customer_usage AS c (event_id, customer, used)
+   SELECT $1, u.customer, GREATEST(u.delta, 0) FROM unnest($2::text[], $3::int[]) AS u(customer, delta)
+    WHERE u.delta <= $4
+    ORDER BY u.customer
+ ON CONFLICT (event_id, customer) DO UPDATE
+   SET used = CASE WHEN excluded.used > 0 THEN c.used + excluded.used
+                   ELSE GREATEST(0, c.used + ($3::int[])[array_position($2::text[], excluded.customer)]) END
+   WHERE excluded.used = 0 OR c.used + excluded.used <= $4
+ RETURNING c.customer`;
+
+/**
  * Runs one of the group commit's statements as a named prepared statement: parsed and planned
  * once per connection instead of on every commit.
  */
@@ -242,22 +261,17 @@ export class InventoryStore {
       epoch,
     ]);
     if (fence.rowCount !== 1) throw new FencedError(`shard ${eventId}/${shard}: epoch ${epoch} is no longer current`);
-    const growing = [...usage].filter(([, delta]) => delta > 0);
-    const shrinking = [...usage].filter(([, delta]) => delta < 0);
+    const changes = [...usage].filter(([, delta]) => delta !== 0);
     const refused = new Map<string, number>();
-    if (growing.length > 0) {
-      const { rows } = await run<{ customer: string }>(
-        client,
-        'usage-grow',
-        `INSERT INTO customer_usage (event_id, customer, used)
-           SELECT $1, u.customer, u.delta FROM unnest($2::text[], $3::int[]) AS u(customer, delta) WHERE u.delta <= $4
-         ON CONFLICT (event_id, customer) DO UPDATE SET used = customer_usage.used + excluded.used
-           WHERE customer_usage.used + excluded.used <= $4
-         RETURNING customer`,
-        [eventId, growing.map(([c]) => c), growing.map(([, d]) => d), limit],
-      );
-      const accepted = new Set(rows.map((r) => r.customer));
-      for (const [customer] of growing) if (!accepted.has(customer)) refused.set(customer, 0);
+    if (changes.length > 0) {
+      const { rows } = await run<{ customer: string }>(client, 'usage-apply', APPLY_USAGE_SQL, [
+        eventId,
+        changes.map(([c]) => c),
+        changes.map(([, d]) => d),
+        limit,
+      ]);
+      const applied = new Set(rows.map((r) => r.customer));
+      for (const [customer] of changes) if (!applied.has(customer)) refused.set(customer, 0);
       if (refused.size > 0) {
         const current = await client.query<{ customer: string; used: number }>(
           'SELECT customer, used FROM customer_usage WHERE event_id = $1 AND customer = ANY($2)',
@@ -266,11 +280,13 @@ export class InventoryStore {
         for (const row of current.rows) refused.set(row.customer, row.used);
       }
     }
-    if (shrinking.length > 0) await this.shrinkUsage(client, eventId, new Map(shrinking));
     return { refused };
   }
 
-  /** Applies negative usage deltas (holds released or expired). */
+  /**
+   * Applies negative usage deltas (holds released or expired) of customers whose growth the same
+   * commit refused: their rows are already locked by `fenceAndCheckUsage`, so no new lock is taken.
+   */
   async shrinkUsage(client: pg.PoolClient, eventId: string, usage: Map<string, number>): Promise<void> {
     const entries = [...usage].filter(([, d]) => d < 0);
     if (entries.length === 0) return;
