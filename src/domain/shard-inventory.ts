@@ -4,6 +4,7 @@
  * injected generator. Mutable on purpose: it lives inside exactly one actor, and copying it per
  * decision would cost more than the decision (see ADR 0003).
  */
+import { evictOldest } from '../evict.js';
 import {
   seatsUnavailable,
   type CustomerId,
@@ -642,10 +643,7 @@ export class ShardInventory {
   private rememberEnded(holdId: string, ended: EndedHold): void {
     if (this.settings.maxEndedHolds === 0) return;
     this.ended.set(holdId, ended);
-    if (this.ended.size > this.settings.maxEndedHolds) {
-      const oldest = this.ended.keys().next();
-      if (oldest.done !== true) this.ended.delete(oldest.value);
-    }
+    evictOldest(this.ended, this.settings.maxEndedHolds);
   }
 
   private confirm(customer: CustomerId, holdId: string, now: number, changes: ShardChange[]): ShardResult {

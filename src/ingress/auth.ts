@@ -11,6 +11,7 @@
 import { createVerifier, TokenError } from 'fast-jwt';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { DependencyError } from '../errors.js';
+import { evictOldest } from '../evict.js';
 import { HttpProblem } from './problems.js';
 
 /** Who is calling. */
@@ -158,7 +159,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       const principal: Principal = { customer: subject };
       // exp is required above; remember the token until then (not past the clock tolerance).
       cache.set(token, { principal, expiresAt: (payload.exp as number) * 1000 });
-      if (cache.size > cacheSize) cache.delete(cache.keys().next().value as string);
+      evictOldest(cache, cacheSize);
       return principal;
     },
   };

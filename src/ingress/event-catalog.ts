@@ -8,6 +8,7 @@ import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { validateLayout } from '../domain/layout.js';
 import { shardMap, type ShardMap } from '../domain/shard-map.js';
 import { SentinelError } from '../errors.js';
+import { evictOldest } from '../evict.js';
 import { admissionRateOf, type AdmissionRate } from './admission.js';
 
 /** An event as the ingress routes it. */
@@ -89,7 +90,7 @@ export class EventCatalog {
     }
     const value: RoutableEvent = { event, map, admission: admissionRateOf(event.admissionRate) };
     this.entries.set(eventId, { value, expiresAt: this.now() + this.ttlMs });
-    if (this.entries.size > 10_000) this.entries.delete(this.entries.keys().next().value as string);
+    evictOldest(this.entries, 10_000);
     return value;
   }
 }

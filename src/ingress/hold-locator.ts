@@ -4,6 +4,7 @@
  * Postgres, where the engine wrote it before answering its 201. The owner comes along, so a hold
  * of another customer is a 404 before any shard is asked.
  */
+import { evictOldest } from '../evict.js';
 import type { HoldLocation, InventoryReads } from './inventory-reads.js';
 
 /** Holds remembered per process; a miss costs one indexed Postgres read. */
@@ -19,7 +20,7 @@ export class HoldLocator {
 
   remember(eventId: string, holdId: string, location: HoldLocation): void {
     this.known.set(`${eventId}/${holdId}`, location);
-    if (this.known.size > this.capacity) this.known.delete(this.known.keys().next().value as string);
+    evictOldest(this.known, this.capacity);
   }
 
   async locate(eventId: string, holdId: string): Promise<HoldLocation | undefined> {

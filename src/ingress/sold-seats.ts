@@ -10,6 +10,7 @@
  * the database under the same id is seen afresh within a minute.
  */
 import type { SeatId } from '../domain/commands.js';
+import { evictOldest } from '../evict.js';
 
 /** How long a seat is remembered as sold after the shard last said so (ms). */
 export const SOLD_SEAT_TTL_MS = 60_000;
@@ -33,7 +34,7 @@ export class SoldSeats {
       this.seats.delete(key); // re-inserted last: the map stays ordered by expiry
       this.seats.set(key, expiresAt);
     }
-    while (this.seats.size > this.capacity) this.seats.delete(this.seats.keys().next().value as string);
+    evictOldest(this.seats, this.capacity);
   }
 
   /** The seats among `seats` known to be sold, or undefined when none is. */
