@@ -8,7 +8,7 @@
  * at once makes each walk pay for many inserts.
  */
 
-/** Once `map` holds more than `capacity` entries, deletes the oldest so it keeps about 15/16 of it (exactly FIFO below 32). */
+/** Once `map` holds more than `capacity` entries, deletes the oldest so it keeps about 15/16 of it (one at a time below 16). */
 export function evictOldest<K, V>(map: Map<K, V>, capacity: number): void {
   if (map.size <= capacity) return;
   let excess = map.size - capacity + Math.floor(capacity / 16);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { evictOldest } from '../../src/evict.js';
 
-t.test('below 32 entries of capacity: exactly first in, first out', async (t) => {
+t.test('below 16 entries of capacity: exactly first in, first out, one at a time', async (t) => {
   const map = new Map<string, number>();
   for (let i = 0; i < 10; i++) {
     map.set(`k${i}`, i);
