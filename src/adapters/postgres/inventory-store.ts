@@ -285,7 +285,9 @@ export class InventoryStore {
 
   /**
    * Applies negative usage deltas (holds released or expired) of customers whose growth the same
-   * commit refused: their rows are already locked by `fenceAndCheckUsage`, so no new lock is taken.
+   * commit refused. `fenceAndCheckUsage` has locked their rows already — unless a customer's growth
+   * alone exceeded the limit (never sent to Postgres): only then is a lock taken out of order, and
+   * a deadlock there is detected by Postgres and fails the commit, which the callers retry.
    */
   async shrinkUsage(client: pg.PoolClient, eventId: string, usage: Map<string, number>): Promise<void> {
     const entries = [...usage].filter(([, d]) => d < 0);
