@@ -9,7 +9,7 @@
  * capacity, so memory stays bounded however many seats sell, and an event re-created by hand in
  * the database under the same id is seen afresh within a minute.
  */
-import type { SeatId } from '../domain/commands.js';
+import { seatsUnavailable, type SeatId, type ShardResult } from '../domain/commands.js';
 import { evictOldest } from '../evict.js';
 
 /** How long a seat is remembered as sold after the shard last said so (ms). */
@@ -49,6 +49,12 @@ export class SoldSeats {
       else this.seats.delete(key);
     }
     return sold;
+  }
+
+  /** The shard's refusal of `seats` when some are known to be sold (naming those), or undefined. */
+  refusal(eventId: string, seats: readonly SeatId[]): ShardResult | undefined {
+    const sold = this.sold(eventId, seats);
+    return sold === undefined ? undefined : seatsUnavailable(sold, sold);
   }
 
   get size(): number {

@@ -3,7 +3,7 @@
  * passes the gate (Idempotency-Key, admission), asks the owning shard over NATS, and maps the
  * shard's decision. Losers fail fast: the shard answers them from memory, and so do we.
  */
-import { seatsUnavailable, type ShardCommand, type ShardResult } from '../../domain/commands.js';
+import type { ShardCommand, ShardResult } from '../../domain/commands.js';
 import { SentinelError } from '../../errors.js';
 import type { CommandGate, GateDecision, PeekDecision, StoredResponse } from '../command-gate.js';
 import { keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
@@ -198,8 +198,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const seats = body.seats;
       attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats }) }));
-      const sold = soldSeats.sold(eventId, seats);
-      if (sold !== undefined) known = seatsUnavailable(sold, sold);
+      known = soldSeats.refusal(eventId, seats);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
       if (owners === undefined) {
@@ -309,7 +308,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const shard = routable.map.shardOfSeat(seat);
     if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
     const customer = customerOf(ctx);
-    const known = soldSeats.sold(eventId, [seat]) === undefined ? undefined : seatsUnavailable([seat], [seat]);
+    const known = soldSeats.refusal(eventId, [seat]);
     await underIdempotencyKey(
       ctx,
       routable,

@@ -25,3 +25,10 @@ t.test('holds at most its capacity, forgetting the oldest first', async (t) => {
   t.equal(sold.size, 3);
   t.same(sold.sold('e', ['s1', 's2', 's3', 's4']), ['s1', 's3', 's4'], 's2, the oldest, was forgotten');
 });
+
+t.test('the refusal of known-sold seats names only those that are sold', async (t) => {
+  const sold = new SoldSeats(() => 0, 5_000, 100);
+  t.equal(sold.refusal('e', ['A-1-1']), undefined, 'nothing known: ask the shard');
+  sold.remember('e', ['A-1-1']);
+  t.match(sold.refusal('e', ['A-1-1', 'A-1-2']), { ok: false, type: 'unavailable', seats: ['A-1-1'], sold: ['A-1-1'] });
+});
