@@ -155,7 +155,6 @@ export class Engine {
         batchWindowMs: this.deps.config.batchWindowMs,
         batchMax: this.deps.config.batchMax,
         decider,
-        pool: this.deps.pool,
         store: this.store,
         nc: this.deps.nc,
         log,

@@ -1,10 +1,8 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import type pg from 'pg';
 import type { HoldView, ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
 import { FencedError, SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
-import { inTransaction } from '../adapters/postgres/pool.js';
 import { emptyBatchWrite, foldChanges } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
@@ -51,7 +49,6 @@ export interface ShardHostOptions {
   readonly batchWindowMs: number;
   readonly batchMax: number;
   readonly decider: ShardDecider;
-  readonly pool: pg.Pool;
   readonly store: InventoryStore;
   readonly nc: NatsConnection;
   readonly log: Logger;
@@ -193,73 +190,77 @@ export class ShardHost {
     // Limit refusals are answered only once the rest of the batch committed.
     const refusals: { entry: CommitEntry; result: ShardResult }[] = [];
     try {
-      await inTransaction(this.o.pool, `commit ${this.key}`, async (client) => {
-        let write = emptyBatchWrite();
-        for (const entry of batch) foldChanges(write, entry.changes, now);
-        const { refused } = await this.o.store.fenceAndCheckUsage(
-          client,
+      let write = emptyBatchWrite();
+      for (const entry of batch) foldChanges(write, entry.changes, now);
+      // The pools as the whole batch moved them, and the places of refused holds to take out of them.
+      const batchPools = write.pools;
+      const refusedPlaces = new Map<string, number>();
+      for (;;) {
+        const { refused } = await this.o.store.commitBatch(
           this.o.eventId,
           this.o.shard,
           this.o.epoch,
-          write.usage,
           this.o.customerLimit,
+          write,
+          this.o.topic,
         );
-        if (refused.size > 0) {
-          // The event-wide limit (other shards' holds count too) refuses these customers' new
-          // holds: undo them in memory and answer limit-exceeded; the rest of the batch goes on.
-          accepted = [];
-          const refusedEntries: { entry: CommitEntry; hold: HoldView }[] = [];
-          for (const entry of batch) {
-            const hold = createdHold(entry.changes);
-            if (hold && refused.has(hold.customer)) refusedEntries.push({ entry, hold });
-            else accepted.push(entry);
-          }
-          // Pools the batch moved are written from its own records, less the refused places: a
-          // decision of the batch made after a refused pool hold recorded counters that still
-          // counted it (retries of both, arriving together, make that the common case).
-          const batchPools = write.pools;
-          const refusedPlaces = new Map<string, number>();
-          // Undo newest first. If one cannot be undone (a decision beyond this batch moved its pool,
-          // or it ended since), memory is unlike anything this batch could write: write nothing, and
-          // rebuild the shard from Postgres (the catch below answers everyone retryably).
-          for (const { entry, hold } of refusedEntries.reverse()) {
-            const { holdId, customer } = hold;
-            const poolWrite = hold.pool === undefined ? undefined : batchPools.get(hold.pool);
-            if (hold.pool !== undefined) refusedPlaces.set(hold.pool, (refusedPlaces.get(hold.pool) ?? 0) + hold.quantity);
-            if (!this.o.decider.abort(holdId, poolWrite?.toVersion)) {
-              throw new SentinelError(
-                'rebuild_required',
-                `a refused hold (${holdId}) could not be undone in memory; rebuilding the shard`,
-                {
-                  retryable: true,
-                },
-              );
-            }
-            const requested = entry.changes.reduce((n, c) => (c.type === 'hold-created' ? n + c.hold.quantity : n), 0);
-            refusals.push({
-              entry,
-              result: {
-                ok: false,
-                type: 'limit-exceeded',
-                limit: this.o.customerLimit,
-                current: refused.get(customer) ?? 0,
-                requested,
-                message: `customer ${customer} would exceed the event's limit of ${this.o.customerLimit}`,
-              },
+        if (refused.size === 0) break;
+        // The event-wide limit (other shards' holds count too) refused these customers' new holds
+        // and nothing was written: undo those holds in memory, answer limit-exceeded, and commit
+        // the rest again (until nothing is refused: each round takes at least one entry out).
+        const refusedEntries: { entry: CommitEntry; hold: HoldView }[] = [];
+        const rest: CommitEntry[] = [];
+        for (const entry of accepted) {
+          const hold = createdHold(entry.changes);
+          if (hold && refused.has(hold.customer)) refusedEntries.push({ entry, hold });
+          else rest.push(entry);
+        }
+        if (refusedEntries.length === 0) {
+          throw new SentinelError(
+            'rebuild_required',
+            `the customer limit refused ${[...refused.keys()].join(', ')} but no hold of theirs is in the batch`,
+            {
+              retryable: true,
+            },
+          );
+        }
+        accepted = rest;
+        // Undo newest first. If one cannot be undone (a decision beyond this batch moved its pool,
+        // or it ended since), memory is unlike anything this batch could write: write nothing, and
+        // rebuild the shard from Postgres (the catch below answers everyone retryably).
+        for (const { entry, hold } of refusedEntries.reverse()) {
+          const { holdId, customer } = hold;
+          const poolWrite = hold.pool === undefined ? undefined : batchPools.get(hold.pool);
+          if (hold.pool !== undefined) refusedPlaces.set(hold.pool, (refusedPlaces.get(hold.pool) ?? 0) + hold.quantity);
+          if (!this.o.decider.abort(holdId, poolWrite?.toVersion)) {
+            throw new SentinelError('rebuild_required', `a refused hold (${holdId}) could not be undone in memory; rebuilding the shard`, {
+              retryable: true,
             });
           }
-          write = emptyBatchWrite();
-          for (const entry of accepted) foldChanges(write, entry.changes, now);
-          for (const [pool, places] of refusedPlaces) {
-            const recorded = batchPools.get(pool);
-            if (recorded !== undefined) write.pools.set(pool, { ...recorded, held: recorded.held - places });
-          }
-          const shrink = new Map([...write.usage].filter(([customer, delta]) => refused.has(customer) && delta < 0));
-          await this.o.store.shrinkUsage(client, this.o.eventId, shrink);
+          const requested = entry.changes.reduce((n, c) => (c.type === 'hold-created' ? n + c.hold.quantity : n), 0);
+          refusals.push({
+            entry,
+            result: {
+              ok: false,
+              type: 'limit-exceeded',
+              limit: this.o.customerLimit,
+              current: refused.get(customer) ?? 0,
+              requested,
+              message: `customer ${customer} would exceed the event's limit of ${this.o.customerLimit}`,
+            },
+          });
         }
-        await this.o.store.writeBatch(client, this.o.eventId, this.o.shard, write, this.o.topic);
-        wroteOutbox = write.reservations.length > 0;
-      });
+        // Pools are written from the batch's own records, less the refused places: a decision of
+        // the batch made after a refused pool hold recorded counters that still counted it
+        // (retries of both, arriving together, make that the common case).
+        write = emptyBatchWrite();
+        for (const entry of accepted) foldChanges(write, entry.changes, now);
+        for (const [pool, places] of refusedPlaces) {
+          const recorded = batchPools.get(pool);
+          if (recorded !== undefined) write.pools.set(pool, { ...recorded, held: recorded.held - places });
+        }
+      }
+      wroteOutbox = write.reservations.length > 0;
     } catch (error) {
       const fenced = error instanceof FencedError;
       const reason: StopReason = fenced ? 'fenced' : 'commit-failed';

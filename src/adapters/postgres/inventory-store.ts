@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import type { HoldView, ReservationView, SeatState, ShardResult } from '../../domain/commands.js';
-import type { BatchWrite } from '../../engine/batch-write.js';
+import type { HoldView, SeatState, ShardResult } from '../../domain/commands.js';
+import type { BatchWrite, HoldWrite } from '../../engine/batch-write.js';
 import { FencedError } from '../../errors.js';
+import { translatePgError } from './errors.js';
 import { inTransaction } from './pool.js';
 
 /** A row of `reservations`, as the ingress and `verify` read it. */
@@ -88,41 +89,78 @@ export function eventFromRow(row: EventRow): StoredEvent {
   };
 }
 
-/** A group commit's seat changes: ($1 event, then per seat: id, state, hold, version before, version after). */
-export const WRITE_SEATS_SQL = `UPDATE seats s SET state = v.state, hold_id = v.hold_id, version = v.to_version
-   FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS v(seat_id, state, hold_id, from_version, to_version)
-  WHERE s.event_id = $1 AND s.seat_id = v.seat_id AND s.version = v.from_version`;
+/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql). */
+const COMMIT_FENCED = 'SNFEN';
+const COMMIT_LIMIT_REFUSED = 'SNLIM';
 
-/**
- * A group commit's changes to the event-wide usage counters, in one statement ($1 event, $2
- * customers, $3 their net deltas, none zero, $4 the limit). Growth is applied only within
- * the limit (a refused customer's row is left as it was, and is not returned); shrinking always
- * applies. Every shard writes these rows, so every commit locks them in one pass in customer
- * order: two commits can wait for each other but never deadlock (ON CONFLICT DO UPDATE locks a
- * row even when its WHERE refuses the update). A new row is inserted with the growth; for a
- * shrink, `excluded.used` is 0 and the delta is read back from the arrays.
- */
-const APPLY_USAGE_SQL = `INSERT INTO customer_usage AS c (event_id, customer, used)
-   SELECT $1, u.customer, GREATEST(u.delta, 0) FROM unnest($2::text[], $3::int[]) AS u(customer, delta)
-    WHERE u.delta <= $4
-    ORDER BY u.customer
- ON CONFLICT (event_id, customer) DO UPDATE
-   SET used = CASE WHEN excluded.used > 0 THEN c.used + excluded.used
-                   ELSE GREATEST(0, c.used + ($3::int[])[array_position($2::text[], excluded.customer)]) END
-   WHERE excluded.used = 0 OR c.used + excluded.used <= $4
- RETURNING c.customer`;
-
-/**
- * Runs one of the group commit's statements as a named prepared statement: parsed and planned
- * once per connection instead of on every commit.
- */
-function run<R extends pg.QueryResultRow = pg.QueryResultRow>(
-  client: pg.PoolClient,
-  name: string,
-  text: string,
-  values: unknown[],
-): Promise<pg.QueryResult<R>> {
-  return client.query<R>({ name: `sentinel-${name}`, text, values });
+/** The JSON document `sentinel_commit_batch` reads: a batch's net changes, one array per table. */
+export function commitDocument(batch: BatchWrite, eventId: string, shard: number): string {
+  const holds = [...batch.holds.values()];
+  const stateOf = (h: HoldWrite) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'));
+  return JSON.stringify({
+    usage: [...batch.usage].filter(([, delta]) => delta !== 0).map(([customer, delta]) => ({ customer, delta })),
+    seats: [...batch.seats.values()].map((s) => ({
+      seat_id: s.seat,
+      state: s.state,
+      hold_id: s.holdId,
+      from_version: s.fromVersion,
+      to_version: s.toVersion,
+    })),
+    pools: [...batch.pools.values()].map((p) => ({
+      pool_id: p.pool,
+      held: p.held,
+      sold: p.sold,
+      from_version: p.fromVersion,
+      to_version: p.toVersion,
+    })),
+    created: holds.flatMap((h) =>
+      h.created
+        ? [
+            {
+              hold_id: h.holdId,
+              customer: h.created.customer,
+              seats: h.created.seats,
+              pool_id: h.created.pool ?? null,
+              quantity: h.created.quantity,
+              state: stateOf(h),
+              created_at: h.created.createdAt,
+              expires_at: h.created.expiresAt,
+              ended_at: h.ended?.at ?? h.confirmedAt ?? null,
+              reservation_id: h.reservationId ?? null,
+            },
+          ]
+        : [],
+    ),
+    ended: holds.flatMap((h) =>
+      !h.created && (h.ended || h.reservationId)
+        ? [
+            {
+              hold_id: h.holdId,
+              state: stateOf(h),
+              ended_at: h.ended?.at ?? h.confirmedAt ?? null,
+              reservation_id: h.reservationId ?? null,
+            },
+          ]
+        : [],
+    ),
+    reservations: batch.reservations.map((r) => ({
+      reservation_id: r.reservationId,
+      hold_id: r.holdId,
+      customer: r.customer,
+      seats: r.seats,
+      pool_id: r.pool ?? null,
+      quantity: r.quantity,
+      confirmed_at: r.confirmedAt,
+      payload: { type: 'reservation.confirmed', eventId, shard, ...r },
+    })),
+    idempotency: batch.idempotency.map((i) => ({
+      key: i.key,
+      customer: i.customer,
+      fingerprint: i.fingerprint,
+      result: i.result,
+      at: i.at,
+    })),
+  });
 }
 
 /** The Postgres side of inventory: events, shard claims (fencing), shard loads and group commits. */
@@ -243,204 +281,27 @@ export class InventoryStore {
   }
 
   /**
-   * Step one of a group commit, inside its transaction: the fencing check, then the event-wide
-   * per-customer usage. Throws FencedError if the epoch moved on. Returns the customers whose new
-   * holds would break the limit; their usage is left unchanged, everyone else's is applied.
+   * A shard's group commit: the fencing check, the event-wide per-customer usage, then every row
+   * the batch changed (each write versioned), in one statement and so one transaction — all of it
+   * or nothing. Throws FencedError if the epoch moved on or a row is not at the version the shard
+   * last saw (someone else wrote it). When the limit refuses some customers' growth, nothing is
+   * written and their current usage is returned: the caller takes their new holds out and commits
+   * again.
    */
-  async fenceAndCheckUsage(
-    client: pg.PoolClient,
-    eventId: string,
-    shard: number,
-    epoch: number,
-    usage: Map<string, number>,
-    limit: number,
-  ): Promise<UsageCheck> {
-    const fence = await run(client, 'fence', 'UPDATE shards SET version = version + 1 WHERE event_id = $1 AND shard = $2 AND epoch = $3', [
-      eventId,
-      shard,
-      epoch,
-    ]);
-    if (fence.rowCount !== 1) throw new FencedError(`shard ${eventId}/${shard}: epoch ${epoch} is no longer current`);
-    const changes = [...usage].filter(([, delta]) => delta !== 0);
-    const refused = new Map<string, number>();
-    if (changes.length > 0) {
-      const { rows } = await run<{ customer: string }>(client, 'usage-apply', APPLY_USAGE_SQL, [
-        eventId,
-        changes.map(([c]) => c),
-        changes.map(([, d]) => d),
-        limit,
-      ]);
-      const applied = new Set(rows.map((r) => r.customer));
-      for (const [customer] of changes) if (!applied.has(customer)) refused.set(customer, 0);
-      if (refused.size > 0) {
-        const current = await client.query<{ customer: string; used: number }>(
-          'SELECT customer, used FROM customer_usage WHERE event_id = $1 AND customer = ANY($2)',
-          [eventId, [...refused.keys()]],
-        );
-        for (const row of current.rows) refused.set(row.customer, row.used);
-      }
-    }
-    return { refused };
-  }
-
-  /**
-   * Applies negative usage deltas (holds released or expired) of customers whose growth the same
-   * commit refused. `fenceAndCheckUsage` has locked their rows already — unless a customer's growth
-   * alone exceeded the limit (never sent to Postgres): only then is a lock taken out of order, and
-   * a deadlock there is detected by Postgres and fails the commit, which the callers retry.
-   */
-  async shrinkUsage(client: pg.PoolClient, eventId: string, usage: Map<string, number>): Promise<void> {
-    const entries = [...usage].filter(([, d]) => d < 0);
-    if (entries.length === 0) return;
-    await run(
-      client,
-      'usage-shrink',
-      `UPDATE customer_usage c SET used = GREATEST(0, c.used + u.delta)
-         FROM unnest($2::text[], $3::int[]) AS u(customer, delta)
-        WHERE c.event_id = $1 AND c.customer = u.customer`,
-      [eventId, entries.map(([c]) => c), entries.map(([, d]) => d)],
-    );
-  }
-
-  /**
-   * Step two of a group commit: every row the batch changed, each write versioned. A seat or pool
-   * whose version is not the one the shard last saw means someone else wrote it: the whole
-   * transaction is refused as fenced (the last fail-safe behind the epoch check).
-   */
-  async writeBatch(client: pg.PoolClient, eventId: string, shard: number, batch: BatchWrite, topic: string): Promise<void> {
-    const fenced = (what: string) =>
-      new FencedError(`shard ${eventId}/${shard}: ${what} changed underneath (optimistic version check failed)`);
-    if (batch.seats.size > 0) {
-      const seats = [...batch.seats.values()];
-      const result = await run(client, 'write-seats', WRITE_SEATS_SQL, [
-        eventId,
-        seats.map((s) => s.seat),
-        seats.map((s) => s.state),
-        seats.map((s) => s.holdId),
-        seats.map((s) => s.fromVersion),
-        seats.map((s) => s.toVersion),
-      ]);
-      if (result.rowCount !== seats.length) throw fenced('a seat');
-    }
-    if (batch.pools.size > 0) {
-      const pools = [...batch.pools.values()];
-      const result = await run(
-        client,
-        'write-pools',
-        `UPDATE pools p SET held = v.held, sold = v.sold, version = v.to_version
-           FROM unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::int[]) AS v(pool_id, held, sold, from_version, to_version)
-          WHERE p.event_id = $1 AND p.pool_id = v.pool_id AND p.version = v.from_version`,
-        [
-          eventId,
-          pools.map((p) => p.pool),
-          pools.map((p) => p.held),
-          pools.map((p) => p.sold),
-          pools.map((p) => p.fromVersion),
-          pools.map((p) => p.toVersion),
-        ],
-      );
-      if (result.rowCount !== pools.length) throw fenced('a pool');
-    }
-    const created = [...batch.holds.values()].filter((h) => h.created);
-    if (created.length > 0) {
-      const holds = created.map((h) => h.created as HoldView);
-      await run(
-        client,
-        'write-holds-created',
-        `INSERT INTO holds (hold_id, event_id, shard, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at, reservation_id)
-         SELECT v.hold_id, $1, $2, v.customer, string_to_array(v.seats, ','), v.pool_id, v.quantity, v.state,
-                to_timestamp(v.created_at / 1000.0), to_timestamp(v.expires_at / 1000.0),
-                CASE WHEN v.ended_at IS NULL THEN NULL ELSE to_timestamp(v.ended_at / 1000.0) END, v.reservation_id
-           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
-             AS v(hold_id, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at, reservation_id)`,
-        [
-          eventId,
-          shard,
-          holds.map((h) => h.holdId),
-          holds.map((h) => h.customer),
-          // Seat ids never contain ',' (validated layout ids), so a joined list is a safe, cheap encoding.
-          holds.map((h) => h.seats.join(',')),
-          holds.map((h) => h.pool ?? null),
-          holds.map((h) => h.quantity),
-          created.map((h) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'))),
-          holds.map((h) => h.createdAt),
-          holds.map((h) => h.expiresAt),
-          created.map((h) => h.ended?.at ?? h.confirmedAt ?? null),
-          created.map((h) => h.reservationId ?? null),
-        ],
-      );
-    }
-    const updated = [...batch.holds.values()].filter((h) => !h.created && (h.ended || h.reservationId));
-    if (updated.length > 0) {
-      const result = await run(
-        client,
-        'write-holds-ended',
-        `UPDATE holds h SET state = v.state, ended_at = to_timestamp(v.ended_at / 1000.0), reservation_id = v.reservation_id
-           FROM unnest($2::text[], $3::text[], $4::float8[], $5::text[]) AS v(hold_id, state, ended_at, reservation_id)
-          WHERE h.event_id = $1 AND h.hold_id = v.hold_id AND h.state = 'live'`,
-        [
-          eventId,
-          updated.map((h) => h.holdId),
-          updated.map((h) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'))),
-          updated.map((h) => h.ended?.at ?? h.confirmedAt ?? null),
-          updated.map((h) => h.reservationId ?? null),
-        ],
-      );
-      if (result.rowCount !== updated.length) throw fenced('a hold');
-    }
-    if (batch.reservations.length > 0) {
-      const reservations: ReservationView[] = batch.reservations;
-      await run(
-        client,
-        'write-reservations',
-        `INSERT INTO reservations (reservation_id, event_id, hold_id, shard, customer, seats, pool_id, quantity, confirmed_at)
-         SELECT v.reservation_id, $1, v.hold_id, $2, v.customer, string_to_array(v.seats, ','), v.pool_id, v.quantity,
-                to_timestamp(v.confirmed_at / 1000.0)
-           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::float8[])
-             AS v(reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at)`,
-        [
-          eventId,
-          shard,
-          reservations.map((r) => r.reservationId),
-          reservations.map((r) => r.holdId),
-          reservations.map((r) => r.customer),
-          reservations.map((r) => r.seats.join(',')),
-          reservations.map((r) => r.pool ?? null),
-          reservations.map((r) => r.quantity),
-          reservations.map((r) => r.confirmedAt),
-        ],
-      );
-      await run(
-        client,
-        'write-outbox',
-        `INSERT INTO outbox (event_id, topic, message_key, payload)
-         SELECT $1, $2, v.key, v.payload FROM unnest($3::text[], $4::jsonb[]) AS v(key, payload)`,
-        [
-          eventId,
-          topic,
-          reservations.map((r) => r.reservationId),
-          reservations.map((r) => JSON.stringify({ type: 'reservation.confirmed', eventId, shard, ...r })),
-        ],
-      );
-    }
-    if (batch.idempotency.length > 0) {
-      await run(
-        client,
-        'write-idempotency',
-        `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
-         SELECT $1, $2, v.key, v.customer, v.fingerprint, v.result, to_timestamp(v.at / 1000.0)
-           FROM unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[]) AS v(key, customer, fingerprint, result, at)
-         ON CONFLICT DO NOTHING`,
-        [
-          eventId,
-          shard,
-          batch.idempotency.map((i) => i.key),
-          batch.idempotency.map((i) => i.customer),
-          batch.idempotency.map((i) => i.fingerprint),
-          batch.idempotency.map((i) => JSON.stringify(i.result)),
-          batch.idempotency.map((i) => i.at),
-        ],
-      );
+  async commitBatch(eventId: string, shard: number, epoch: number, limit: number, batch: BatchWrite, topic: string): Promise<UsageCheck> {
+    try {
+      await this.pool.query({
+        // Named: parsed once per connection.
+        name: 'sentinel-commit-batch',
+        text: 'SELECT sentinel_commit_batch($1, $2, $3, $4, $5, $6)',
+        values: [eventId, shard, epoch, limit, topic, commitDocument(batch, eventId, shard)],
+      });
+      return { refused: new Map() };
+    } catch (error) {
+      const { code, message, detail } = error as { code?: unknown; message?: unknown; detail?: unknown };
+      if (code === COMMIT_FENCED) throw new FencedError(String(message));
+      if (code === COMMIT_LIMIT_REFUSED) return { refused: new Map(Object.entries(JSON.parse(String(detail)) as Record<string, number>)) };
+      throw translatePgError(error, `commit ${eventId}/${shard}`);
     }
   }
 }

@@ -40,7 +40,6 @@ t.test('a command the decider throws on is answered with an error; its batch-mat
       fence: () => undefined,
       stop: () => undefined,
     },
-    pool,
     store: new InventoryStore(pool),
     nc,
     log: silentLogger,
