@@ -1,12 +1,15 @@
 /**
  * The gate every command request passes before a shard hears of it: Idempotency-Key handling and
  * admission control, both decided by one Redis script in one round trip (see redis-scripts.ts).
+ * The requests of one event that arrive in one turn of the event loop share that round trip, and
+ * so do the responses they store.
  */
 import * as crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DependencyError, SentinelError } from '../errors.js';
 import { emissionIntervalUs, type AdmissionRate } from './admission.js';
 import { BEGIN_SCRIPT, FINISH_SCRIPT, redisKeys } from './redis-scripts.js';
+import { TickBatcher } from './tick-batcher.js';
 
 /** A response as stored for replay. */
 export interface StoredResponse {
@@ -28,6 +31,7 @@ export type PeekDecision = Exclude<GateDecision, { kind: 'claimed' | 'limited' }
 
 /** A claimed key: must be finished (stored or released) by whoever claimed it. */
 export interface GateClaim {
+  readonly eventId: string;
   readonly recordKey: string;
   readonly token: string;
 }
@@ -47,9 +51,20 @@ export interface GateRequest {
   readonly nowUs?: number;
 }
 
+type BeginReply = [string, (string | number)?];
+
 interface ScriptedRedis {
-  sentinelIngressBegin(k1: string, k2: string, ...argv: string[]): Promise<[string, (string | number)?]>;
-  sentinelIngressFinish(k1: string, ...argv: string[]): Promise<number>;
+  sentinelIngressBegin(numberOfKeys: number, ...keysAndArgs: string[]): Promise<BeginReply[]>;
+  sentinelIngressFinish(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number[]>;
+}
+
+/** Most requests one script run decides: a run blocks Redis, so keep each short. */
+const MAX_BATCH = 128;
+
+/** One request's part of a batched script call: its record key and its arguments. */
+interface Part {
+  readonly key: string;
+  readonly args: readonly string[];
 }
 
 /** JSON with object keys sorted, so `{a,b}` and `{b,a}` fingerprint alike. */
@@ -107,14 +122,27 @@ export class CommandGate {
   /** Claim tokens: a random per-process prefix and a counter are unique enough, and cost nothing per request. */
   private readonly tokenPrefix = crypto.randomBytes(9).toString('base64url');
   private tokens = 0;
+  /** `begin` calls, batched per event: KEYS = the event's admission key, then each request's record. */
+  private readonly begins = new TickBatcher<Part, BeginReply>(MAX_BATCH, (eventId, parts) =>
+    this.redis.sentinelIngressBegin(
+      1 + parts.length,
+      redisKeys.admission(eventId),
+      ...parts.map((p) => p.key),
+      ...parts.flatMap((p) => p.args),
+    ),
+  );
+  /** `store`/`release` calls, batched per event (their records share its hash tag). */
+  private readonly finishes = new TickBatcher<Part, number>(MAX_BATCH, (_eventId, parts) =>
+    this.redis.sentinelIngressFinish(parts.length, ...parts.map((p) => p.key), ...parts.flatMap((p) => p.args)),
+  );
 
   constructor(
     redis: Redis,
     private readonly ttlS: number,
   ) {
     if (!('sentinelIngressBegin' in redis)) {
-      redis.defineCommand('sentinelIngressBegin', { numberOfKeys: 2, lua: BEGIN_SCRIPT });
-      redis.defineCommand('sentinelIngressFinish', { numberOfKeys: 1, lua: FINISH_SCRIPT });
+      redis.defineCommand('sentinelIngressBegin', { lua: BEGIN_SCRIPT });
+      redis.defineCommand('sentinelIngressFinish', { lua: FINISH_SCRIPT });
     }
     this.redis = redis as Redis & ScriptedRedis;
   }
@@ -124,26 +152,25 @@ export class CommandGate {
     const recordKey = redisKeys.idempotency(request.eventId, keyDigest(request.customer, request.idempotencyKey));
     const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
     const rate = request.admission;
-    let reply: [string, (string | number)?];
+    const args = [
+      request.fingerprint,
+      token,
+      String(request.inFlightTtlMs),
+      rate ? '1' : '0',
+      rate ? String(emissionIntervalUs(rate)) : '0',
+      rate ? String(rate.burst) : '0',
+      request.nowUs === undefined ? '' : String(request.nowUs),
+    ];
+    let reply: BeginReply;
     try {
-      reply = await this.redis.sentinelIngressBegin(
-        recordKey,
-        redisKeys.admission(request.eventId),
-        request.fingerprint,
-        token,
-        String(request.inFlightTtlMs),
-        rate ? '1' : '0',
-        rate ? String(emissionIntervalUs(rate)) : '0',
-        rate ? String(rate.burst) : '0',
-        request.nowUs === undefined ? '' : String(request.nowUs),
-      );
+      reply = await this.begins.add(request.eventId, { key: recordKey, args });
     } catch (error) {
       throw translateRedisError(error, 'idempotency/admission check');
     }
     const [kind, value] = reply;
     switch (kind) {
       case 'claimed':
-        return { kind, claim: { recordKey, token } };
+        return { kind, claim: { eventId: request.eventId, recordKey, token } };
       case 'replay':
         return { kind, response: JSON.parse(String(value)) as StoredResponse };
       case 'mismatch':
@@ -177,7 +204,7 @@ export class CommandGate {
   /** Stores a response for replay under the claimed key, for the configured TTL. */
   async store(claim: GateClaim, response: StoredResponse): Promise<void> {
     try {
-      await this.redis.sentinelIngressFinish(claim.recordKey, claim.token, 'store', JSON.stringify(response), String(this.ttlS));
+      await this.finish(claim, 'store', JSON.stringify(response), String(this.ttlS));
     } catch (error) {
       throw translateRedisError(error, 'store idempotent response');
     }
@@ -186,9 +213,14 @@ export class CommandGate {
   /** Gives the key back: the next request with it is decided afresh. */
   async release(claim: GateClaim): Promise<void> {
     try {
-      await this.redis.sentinelIngressFinish(claim.recordKey, claim.token, 'release', '', '0');
+      await this.finish(claim, 'release', '', '0');
     } catch (error) {
       throw translateRedisError(error, 'release idempotency key');
     }
+  }
+
+  private finish(claim: GateClaim, op: 'store' | 'release', response: string, ttlS: string): Promise<number> {
+    const args: string[] = [claim.token, op, response, ttlS];
+    return this.finishes.add(claim.eventId, { key: claim.recordKey, args });
   }
 }

@@ -1,10 +1,12 @@
 /**
  * The ingress's two Redis scripts. Each runs atomically on the Redis server, so every ingress
- * replica sees one order of events.
+ * replica sees one order of events. Each takes a batch: the requests of one event that one ingress
+ * process received in one turn of its event loop (see CommandGate), decided in order as if one by
+ * one — one round trip and one script run for all of them.
  *
- * `begin` decides, in one round trip, what a command request may do: replay a stored response,
- * refuse a reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim
- * the key and go ahead. Replays and refusals of the key do not consume admission.
+ * `begin` decides, per request, what a command request may do: replay a stored response, refuse a
+ * reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim the key
+ * and go ahead. Replays and refusals of the key do not consume admission.
  *
  * A request the ingress can refuse without a shard (a seat known sold) only looks at its key — it
  * must still replay the stored success of an earlier request with the same key — with a plain
@@ -13,53 +15,90 @@
  * `finish` stores the response of a claimed key (success) or gives the key back (anything else),
  * but only while the claim is still ours (its token matches).
  *
- * Keys: KEYS[1] the idempotency record (a hash: s = state i|d, f = fingerprint, t = claim token,
- * r = stored response), KEYS[2] the event's admission TAT (integer microseconds). Both share the
- * event's hash tag, so the scripts also run on Redis Cluster.
+ * Keys: an idempotency record is a hash (s = state i|d, f = fingerprint, t = claim token,
+ * r = stored response); the event's admission TAT is an integer of microseconds. All of an event's
+ * keys share its hash tag, so the scripts also run on Redis Cluster.
  */
 
 import type { Redis } from 'ioredis';
 
+/**
+ * KEYS[1] the event's admission TAT, KEYS[1 + i] request i's record. ARGV, 7 per request:
+ * fingerprint, claim token, in-flight TTL (ms), admit (1|0), emission interval (µs), burst, and
+ * now (µs; empty: the Redis server's clock). Answers one reply per request.
+ */
 export const BEGIN_SCRIPT = `
-local rec = redis.call('HMGET', KEYS[1], 's', 'f', 'r')
-if rec[1] then
-  if rec[2] ~= ARGV[1] then return {'mismatch'} end
-  if rec[1] == 'd' then return {'replay', rec[3]} end
-  return {'in-flight', redis.call('PTTL', KEYS[1])}
-end
-if ARGV[4] == '1' then
-  local now
-  if ARGV[7] ~= '' then
-    now = tonumber(ARGV[7])
-  else
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local replies = {}
+local clock
+local tat
+local tatNow
+for i = 2, #KEYS do
+  local a = (i - 2) * 7
+  local key = KEYS[i]
+  local rec = redis.call('HMGET', key, 's', 'f', 'r')
+  local reply
+  if rec[1] then
+    if rec[2] ~= ARGV[a + 1] then reply = {'mismatch'}
+    elseif rec[1] == 'd' then reply = {'replay', rec[3]}
+    else reply = {'in-flight', redis.call('PTTL', key)} end
+  elseif ARGV[a + 4] == '1' then
+    local now
+    if ARGV[a + 7] ~= '' then
+      now = tonumber(ARGV[a + 7])
+    else
+      if not clock then
+        local t = redis.call('TIME')
+        clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
+      end
+      now = clock
+    end
+    local interval = tonumber(ARGV[a + 5])
+    local burst = tonumber(ARGV[a + 6])
+    if not tat then tat = tonumber(redis.call('GET', KEYS[1]) or '0') end
+    local newTat = math.max(tat, now) + interval
+    local limit = now + burst * interval
+    if newTat > limit then
+      reply = {'limited', newTat - limit}
+    else
+      tat = newTat
+      tatNow = now
+    end
   end
-  local interval = tonumber(ARGV[5])
-  local burst = tonumber(ARGV[6])
-  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if tat < now then tat = now end
-  local newTat = tat + interval
-  local limit = now + burst * interval
-  if newTat > limit then return {'limited', newTat - limit} end
+  if not reply then
+    redis.call('HSET', key, 's', 'i', 'f', ARGV[a + 1], 't', ARGV[a + 2])
+    redis.call('PEXPIRE', key, ARGV[a + 3])
+    reply = {'claimed'}
+  end
+  replies[i - 1] = reply
+end
+if tatNow then
   -- The TAT only matters until it passes; a second more costs nothing and keeps it from expiring
   -- between two requests that Redis's clock and the caller's clock see a little differently.
-  redis.call('SET', KEYS[2], string.format('%.0f', newTat), 'PX', math.floor((newTat - now) / 1000) + 1000)
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - tatNow) / 1000) + 1000)
 end
-redis.call('HSET', KEYS[1], 's', 'i', 'f', ARGV[1], 't', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {'claimed'}
+return replies
 `;
 
+/**
+ * KEYS[i] record i. ARGV, 4 per record: claim token, 'store' or 'release', the response to store,
+ * its TTL (s). Answers, per record, 1 if the claim was still ours (and was finished), else 0.
+ */
 export const FINISH_SCRIPT = `
-if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
-if ARGV[2] == 'store' then
-  redis.call('HSET', KEYS[1], 's', 'd', 'r', ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-else
-  redis.call('DEL', KEYS[1])
+local done = {}
+for i = 1, #KEYS do
+  local a = (i - 1) * 4
+  if redis.call('HGET', KEYS[i], 't') ~= ARGV[a + 1] then
+    done[i] = 0
+  elseif ARGV[a + 2] == 'store' then
+    redis.call('HSET', KEYS[i], 's', 'd', 'r', ARGV[a + 3])
+    redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
+    done[i] = 1
+  else
+    redis.call('DEL', KEYS[i])
+    done[i] = 1
+  end
 end
-return 1
+return done
 `;
 
 /** The Redis keys of one event. The `{event}` hash tag keeps an event's keys in one cluster slot. */

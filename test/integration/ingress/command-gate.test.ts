@@ -87,6 +87,37 @@ t.test('idempotency: claim, in flight, store, replay, mismatch, release', async 
   );
 });
 
+t.test('requests of one turn share a script run, and are decided in order as if one by one', async (t) => {
+  const [one, two] = [uniqueName('tick'), uniqueName('tick')];
+  const done = await gate.begin(request(one, { idempotencyKey: 'done' }));
+  if (done.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.store(done.claim, { status: 201, headers: {}, body: { n: 1 } });
+  // One turn of the event loop: two events, a key twice, a replay, a mismatch, and more requests
+  // than one script run takes.
+  const decisions = await Promise.all([
+    gate.begin(request(one, { idempotencyKey: 'twice' })),
+    gate.begin(request(one, { idempotencyKey: 'twice' })),
+    gate.begin(request(one, { idempotencyKey: 'done' })),
+    gate.begin(request(one, { idempotencyKey: 'done', fingerprint: 'other' })),
+    gate.begin(request(two, { idempotencyKey: 'twice' })),
+    ...Array.from({ length: 300 }, (_, i) => gate.begin(request(two, { idempotencyKey: `many-${i}` }))),
+  ]);
+  t.same(
+    decisions.slice(0, 5).map((d) => d.kind),
+    ['claimed', 'in-flight', 'replay', 'mismatch', 'claimed'],
+  );
+  t.same(decisions[2], { kind: 'replay', response: { status: 201, headers: {}, body: { n: 1 } } });
+  t.equal(decisions.slice(5).filter((d) => d.kind === 'claimed').length, 300, 'each of many claimed');
+  // Their responses, stored in one turn too, each under its own key.
+  const claims = decisions.slice(5).flatMap((d) => (d.kind === 'claimed' ? [d.claim] : []));
+  await Promise.all(claims.map((claim, i) => gate.store(claim, { status: 201, headers: {}, body: { i } })));
+  const replays = await Promise.all(Array.from({ length: 300 }, (_, i) => gate.begin(request(two, { idempotencyKey: `many-${i}` }))));
+  t.same(
+    replays.map((d) => (d.kind === 'replay' ? (d.response.body as { i: number }).i : d.kind)),
+    Array.from({ length: 300 }, (_, i) => i),
+  );
+});
+
 t.test('peek: looks at a key without claiming it or taking admission', async (t) => {
   const eventId = uniqueName('peek');
   const rate = { ratePerS: 1, burst: 1 };

@@ -1,0 +1,79 @@
+/**
+ * `npm run bench:gate [-- --requests 60000] [-- --concurrency 500] [-- --json]`: what the
+ * Idempotency-Key/admission gate costs per durable command — the ingress's CPU (this process) and
+ * Redis's — when `concurrency` requests at a time each claim a fresh key with admission and then
+ * store a 201 under it, as `POST …/holds` does. The requests of one event-loop turn share one
+ * script run (CommandGate); this prints what that costs per request.
+ *
+ * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
+ */
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connectRedis, createRedis } from '../src/adapters/redis/client.js';
+import { CommandGate } from '../src/ingress/command-gate.js';
+import { forgetEventKeys } from '../src/ingress/redis-scripts.js';
+import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
+import { silentLogger } from '../src/log.js';
+import { testConfig } from '../test/support/env.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '60000' },
+    concurrency: { type: 'string', default: '500' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const requests = Number(args.requests);
+const concurrency = Number(args.concurrency);
+
+// The ingress's client settings (auto-pipelining on), as `sentinel ingress` connects.
+const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'bench-gate', autoPipelining: true });
+await connectRedis(redis);
+const gate = new CommandGate(redis, 60);
+const eventId = `bench-gate-${Date.now().toString(36)}`;
+const response = { status: 201, headers: { Location: `/v1/events/${eventId}/holds/h` }, body: { holdId: 'h', seats: ['A-1-1'] } };
+const groups = { redis: localServicePids(ROOT).redis ?? [] };
+
+let next = 0;
+const outcomes: Record<string, number> = {};
+async function client(): Promise<void> {
+  while (next < requests) {
+    const i = next++;
+    const decision = await gate.begin({
+      eventId,
+      customer: `c${i % 2000}`,
+      idempotencyKey: `k${i}`,
+      fingerprint: 'f',
+      admission: { ratePerS: 1_000_000, burst: 1_000_000 },
+      inFlightTtlMs: 10_000,
+    });
+    outcomes[decision.kind] = (outcomes[decision.kind] ?? 0) + 1;
+    if (decision.kind === 'claimed') await gate.store(decision.claim, response);
+  }
+}
+
+const before = { ingress: ownCpuSeconds(), ...cpuSeconds(groups) };
+const started = performance.now();
+await Promise.all(Array.from({ length: concurrency }, client));
+const seconds = (performance.now() - started) / 1000;
+const cpu = cpuDelta(before, { ingress: ownCpuSeconds(), ...cpuSeconds(groups) });
+await forgetEventKeys(redis, eventId);
+redis.disconnect();
+
+const perRequestMs = (s: number | undefined) => (s === undefined ? null : Math.round((s / requests) * 1e6) / 1e3);
+const result = {
+  requests,
+  concurrency,
+  outcomes,
+  requests_per_s: Math.round(requests / seconds),
+  cpu_ms_per_request: { ingress: perRequestMs(cpu['ingress']), redis: groups.redis.length > 0 ? perRequestMs(cpu['redis']) : null },
+};
+if (args.json) {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} else {
+  process.stdout.write(
+    `Gate (begin + store per request): ${requests} requests, ${concurrency} in flight → ${result.requests_per_s} req/s, outcomes ${JSON.stringify(outcomes)}\n` +
+      `CPU ms per request: ingress ${result.cpu_ms_per_request.ingress}, Redis ${result.cpu_ms_per_request.redis ?? 'n/a (not the local Redis)'}\n`,
+  );
+}
