@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { SentinelError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { translatePgError } from './errors.js';
 import { checkout } from './pool.js';
@@ -28,10 +30,19 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
   );
 }
 
+/** The SHA-256 of a migration's SQL, recorded when it is applied. */
+function checksum(sql: string): string {
+  return createHash('sha256').update(sql).digest('hex');
+}
+
 /**
  * Applies every migration not yet applied, each in its own transaction, under a session advisory
  * lock so two processes starting at once apply each step exactly once. Safe to run repeatedly.
  * Returns the versions it applied.
+ *
+ * Each applied step's checksum is recorded, and a step whose file changed since it was applied is
+ * refused (nothing applied): an edited migration would otherwise be skipped silently, leaving the
+ * database unlike the code. Steps applied before checksums were recorded get theirs on the next run.
  */
 export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly Migration[]): Promise<number[]> {
   const steps = migrations ?? (await loadMigrations());
@@ -41,15 +52,37 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(`CREATE TABLE IF NOT EXISTS sentinel_schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set(
-      (await client.query<{ version: number }>('SELECT version FROM sentinel_schema_migrations')).rows.map((r) => r.version),
+    await client.query('ALTER TABLE sentinel_schema_migrations ADD COLUMN IF NOT EXISTS checksum text');
+    const done = new Map(
+      (
+        await client.query<{ version: number; checksum: string | null }>('SELECT version, checksum FROM sentinel_schema_migrations')
+      ).rows.map((r) => [r.version, r.checksum]),
     );
+    const changed = steps.filter(
+      (step) => done.has(step.version) && done.get(step.version) !== null && done.get(step.version) !== checksum(step.sql),
+    );
+    if (changed.length > 0) {
+      throw new SentinelError(
+        'migration_changed',
+        `migration ${changed.map((step) => `${String(step.version).padStart(4, '0')}_${step.name}`).join(', ')} changed after it was applied; ` +
+          'restore the applied file and add the change as a new migration',
+      );
+    }
     for (const step of steps) {
-      if (done.has(step.version)) continue;
+      if (done.has(step.version)) {
+        if (done.get(step.version) === null) {
+          await client.query('UPDATE sentinel_schema_migrations SET checksum = $2 WHERE version = $1', [step.version, checksum(step.sql)]);
+        }
+        continue;
+      }
       await client.query('BEGIN');
       try {
         await client.query(step.sql);
-        await client.query('INSERT INTO sentinel_schema_migrations (version, name) VALUES ($1, $2)', [step.version, step.name]);
+        await client.query('INSERT INTO sentinel_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          step.version,
+          step.name,
+          checksum(step.sql),
+        ]);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK');
