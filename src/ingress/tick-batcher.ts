@@ -37,18 +37,22 @@ export class TickBatcher<Item, Reply> {
     for (const [group, { items, settles }] of queued) {
       for (let from = 0; from < items.length; from += this.maxBatch) {
         const part = settles.slice(from, from + this.maxBatch);
-        this.send(group, items.slice(from, from + this.maxBatch)).then(
-          (replies) => {
-            part.forEach((settle, i) =>
-              i < replies.length
-                ? settle.resolve(replies[i]!)
-                : settle.reject(new Error(`batch answered ${replies.length} of ${part.length}`)),
-            );
-          },
-          (error: unknown) => {
-            for (const settle of part) settle.reject(error);
-          },
-        );
+        const fail = (error: unknown) => {
+          for (const settle of part) settle.reject(error);
+        };
+        let sent: Promise<Reply[]>;
+        try {
+          sent = this.send(group, items.slice(from, from + this.maxBatch));
+        } catch (error) {
+          // A send that throws instead of rejecting fails its own callers, not the other groups'.
+          fail(error);
+          continue;
+        }
+        sent.then((replies) => {
+          // A reply per item, or none is trusted.
+          if (replies.length !== part.length) return fail(new Error(`batch of ${part.length} answered with ${replies.length} replies`));
+          part.forEach((settle, i) => settle.resolve(replies[i]!));
+        }, fail);
       }
     }
   }
