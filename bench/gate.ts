@@ -2,8 +2,9 @@
  * `npm run bench:gate [-- --requests 60000] [-- --concurrency 500] [-- --json]`: what the
  * Idempotency-Key/admission gate costs per durable command — the ingress's CPU (this process) and
  * Redis's — when `concurrency` requests at a time each claim a fresh key with admission and then
- * store a 201 under it, as `POST …/holds` does. The requests of one event-loop turn share one
- * script run (CommandGate); this prints what that costs per request.
+ * store a 201 under it, as `POST …/holds` does; then what a loser refused without a shard costs it
+ * (a seat known to be sold: the gate only peeks at the buyer's fresh key). The requests of one
+ * event-loop turn share one script run (CommandGate); this prints what that costs per request.
  *
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
@@ -53,27 +54,48 @@ async function client(): Promise<void> {
   }
 }
 
-const before = { ingress: ownCpuSeconds(), ...cpuSeconds(groups) };
-const started = performance.now();
-await Promise.all(Array.from({ length: concurrency }, client));
-const seconds = (performance.now() - started) / 1000;
-const cpu = cpuDelta(before, { ingress: ownCpuSeconds(), ...cpuSeconds(groups) });
+let peeked = 0;
+async function loser(): Promise<void> {
+  while (peeked < requests) {
+    const i = peeked++;
+    const decision = await gate.peek({
+      eventId,
+      customer: `c${i % 2000}`,
+      idempotencyKey: `loser-${i}`,
+      fingerprint: 'f',
+      admission: undefined,
+      inFlightTtlMs: 10_000,
+    });
+    outcomes[`peek ${decision.kind}`] = (outcomes[`peek ${decision.kind}`] ?? 0) + 1;
+  }
+}
+
+/** Runs `concurrency` copies of `work` and measures them: req/s and CPU ms per request. */
+async function measure(work: () => Promise<void>) {
+  const before = { ingress: ownCpuSeconds(), ...cpuSeconds(groups) };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, work));
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuDelta(before, { ingress: ownCpuSeconds(), ...cpuSeconds(groups) });
+  const perRequestMs = (s: number | undefined) => (s === undefined ? null : Math.round((s / requests) * 1e6) / 1e3);
+  return {
+    requests_per_s: Math.round(requests / seconds),
+    cpu_ms_per_request: { ingress: perRequestMs(cpu['ingress']), redis: groups.redis.length > 0 ? perRequestMs(cpu['redis']) : null },
+  };
+}
+
+const result = { requests, concurrency, command: await measure(client), knownSoldLoser: await measure(loser), outcomes };
 await forgetEventKeys(redis, eventId);
 redis.disconnect();
 
-const perRequestMs = (s: number | undefined) => (s === undefined ? null : Math.round((s / requests) * 1e6) / 1e3);
-const result = {
-  requests,
-  concurrency,
-  outcomes,
-  requests_per_s: Math.round(requests / seconds),
-  cpu_ms_per_request: { ingress: perRequestMs(cpu['ingress']), redis: groups.redis.length > 0 ? perRequestMs(cpu['redis']) : null },
-};
 if (args.json) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } else {
+  const line = (what: string, r: Awaited<ReturnType<typeof measure>>) =>
+    `${what}: ${r.requests_per_s} req/s; CPU ms per request: ingress ${r.cpu_ms_per_request.ingress}, Redis ${r.cpu_ms_per_request.redis ?? 'n/a (not the local Redis)'}\n`;
   process.stdout.write(
-    `Gate (begin + store per request): ${requests} requests, ${concurrency} in flight → ${result.requests_per_s} req/s, outcomes ${JSON.stringify(outcomes)}\n` +
-      `CPU ms per request: ingress ${result.cpu_ms_per_request.ingress}, Redis ${result.cpu_ms_per_request.redis ?? 'n/a (not the local Redis)'}\n`,
+    `Gate, ${requests} requests per phase, ${concurrency} in flight; outcomes ${JSON.stringify(outcomes)}\n` +
+      line('command (begin + store)', result.command) +
+      line('known-sold loser (peek)', result.knownSoldLoser),
   );
 }
