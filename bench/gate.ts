@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connectRedis, createRedis } from '../src/adapters/redis/client.js';
-import { CommandGate } from '../src/ingress/command-gate.js';
+import { CommandGate, type GateRequest } from '../src/ingress/command-gate.js';
 import { forgetEventKeys } from '../src/ingress/redis-scripts.js';
 import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
 import { silentLogger } from '../src/log.js';
@@ -36,20 +36,20 @@ const eventId = `bench-gate-${Date.now().toString(36)}`;
 const response = { status: 201, headers: { Location: `/v1/events/${eventId}/holds/h` }, body: { holdId: 'h', seats: ['A-1-1'] } };
 const groups = { redis: localServicePids(ROOT).redis ?? [] };
 
-let next = 0;
 const outcomes: Record<string, number> = {};
+const count = (outcome: string) => (outcomes[outcome] = (outcomes[outcome] ?? 0) + 1);
+
+/** Buyer i's request under `key`: with admission for a command, without for a peek. */
+function buyer(i: number, key: string, admission: GateRequest['admission']): GateRequest {
+  return { eventId, customer: `c${i % 2000}`, idempotencyKey: key, fingerprint: 'f', admission, inFlightTtlMs: 10_000 };
+}
+
+let next = 0;
 async function client(): Promise<void> {
   while (next < requests) {
     const i = next++;
-    const decision = await gate.begin({
-      eventId,
-      customer: `c${i % 2000}`,
-      idempotencyKey: `k${i}`,
-      fingerprint: 'f',
-      admission: { ratePerS: 1_000_000, burst: 1_000_000 },
-      inFlightTtlMs: 10_000,
-    });
-    outcomes[decision.kind] = (outcomes[decision.kind] ?? 0) + 1;
+    const decision = await gate.begin(buyer(i, `k${i}`, { ratePerS: 1_000_000, burst: 1_000_000 }));
+    count(decision.kind);
     if (decision.kind === 'claimed') await gate.store(decision.claim, response);
   }
 }
@@ -58,15 +58,7 @@ let peeked = 0;
 async function loser(): Promise<void> {
   while (peeked < requests) {
     const i = peeked++;
-    const decision = await gate.peek({
-      eventId,
-      customer: `c${i % 2000}`,
-      idempotencyKey: `loser-${i}`,
-      fingerprint: 'f',
-      admission: undefined,
-      inFlightTtlMs: 10_000,
-    });
-    outcomes[`peek ${decision.kind}`] = (outcomes[`peek ${decision.kind}`] ?? 0) + 1;
+    count(`peek ${(await gate.peek(buyer(i, `loser-${i}`, undefined))).kind}`);
   }
 }
 
