@@ -31,8 +31,13 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
 }
 
 /** The SHA-256 of a migration's SQL, recorded when it is applied. */
-function checksum(sql: string): string {
-  return createHash('sha256').update(sql).digest('hex');
+function checksum(step: Migration): string {
+  return createHash('sha256').update(step.sql).digest('hex');
+}
+
+/** A step as its file names it: `0002_commit_batch`. */
+function stepName(step: Migration): string {
+  return `${String(step.version).padStart(4, '0')}_${step.name}`;
 }
 
 /**
@@ -58,35 +63,36 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
         await client.query<{ version: number; checksum: string | null }>('SELECT version, checksum FROM sentinel_schema_migrations')
       ).rows.map((r) => [r.version, r.checksum]),
     );
-    const changed = steps.filter(
-      (step) => done.has(step.version) && done.get(step.version) !== null && done.get(step.version) !== checksum(step.sql),
-    );
+    // Undefined: not applied yet; null: applied before checksums were recorded.
+    const changed = steps.filter((step) => {
+      const recorded = done.get(step.version);
+      return typeof recorded === 'string' && recorded !== checksum(step);
+    });
     if (changed.length > 0) {
       throw new SentinelError(
         'migration_changed',
-        `migration ${changed.map((step) => `${String(step.version).padStart(4, '0')}_${step.name}`).join(', ')} changed after it was applied; ` +
+        `migration ${changed.map(stepName).join(', ')} changed after it was applied; ` +
           'restore the applied file and add the change as a new migration',
       );
     }
     for (const step of steps) {
-      if (done.has(step.version)) {
-        if (done.get(step.version) === null) {
-          await client.query('UPDATE sentinel_schema_migrations SET checksum = $2 WHERE version = $1', [step.version, checksum(step.sql)]);
-        }
-        continue;
+      const recorded = done.get(step.version);
+      if (recorded === null) {
+        await client.query('UPDATE sentinel_schema_migrations SET checksum = $2 WHERE version = $1', [step.version, checksum(step)]);
       }
+      if (recorded !== undefined) continue;
       await client.query('BEGIN');
       try {
         await client.query(step.sql);
         await client.query('INSERT INTO sentinel_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
           step.version,
           step.name,
-          checksum(step.sql),
+          checksum(step),
         ]);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK');
-        throw translatePgError(error, `migration ${step.version}_${step.name}`);
+        throw translatePgError(error, `migration ${stepName(step)}`);
       }
       log.info({ version: step.version, name: step.name }, 'Applied migration');
       applied.push(step.version);
