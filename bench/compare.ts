@@ -22,29 +22,25 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import Koa from 'koa';
-import { createKafka, ensureTopic } from '../src/adapters/kafka/client.js';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
-import { connectRedis, createRedis } from '../src/adapters/redis/client.js';
 import { loadConfig } from '../src/config.js';
+import { compileForBench } from './build.js';
 import { useFreshBenchDatabase } from './database.js';
 import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
 import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
-import { freePort, LocalStack, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
+import { freePort, LocalStack } from '../src/jobs/local-stack.js';
 import { formatLatency } from '../src/jobs/stress/format.js';
 import { DEFAULT_SCENARIO_SETTINGS, seatList, type InventoryView, type ScenarioSettings } from '../src/jobs/stress/scenarios.js';
 import { StressRun, type StressReport } from '../src/jobs/stress/stress.js';
 import { verifyEvent } from '../src/jobs/verify/verify.js';
 import { waitForShards } from '../src/jobs/wait.js';
-import { createRootLogger, silentLogger } from '../src/log.js';
-import { createSeedApp, ensureSeedSchema, provisionSeedEvent, seedOutcome } from '../src/seed/seed-app.js';
+import { silentLogger } from '../src/log.js';
+import { ensureSeedSchema, provisionSeedEvent, seedOutcome } from '../src/seed/seed-app.js';
 import { retireBenchEvent } from './retire.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const SELF = fileURLToPath(import.meta.url);
-const SEED_TOPIC = 'seed.reservations';
 
 const { values: args } = parseArgs({
   options: {
@@ -59,8 +55,6 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '20261125' },
     json: { type: 'boolean', default: false },
     'write-docs': { type: 'boolean', default: false },
-    serve: { type: 'string' },
-    port: { type: 'string', default: '0' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -80,50 +74,7 @@ if (args.help) {
 /** The 1-minute load average when the bench started: another job on the machine skews every figure. */
 const LOAD_AT_START = Math.round(loadavg()[0]! * 100) / 100;
 
-if (args.serve === 'noop') await serveNoop(Number(args.port));
-else if (args.serve === 'seed') await serveSeed(Number(args.port));
-else await main();
-
-/** (c): the ceiling of the HTTP layer — a Koa route that answers 201 at once. */
-async function serveNoop(port: number): Promise<void> {
-  const app = new Koa();
-  app.use(async (ctx) => {
-    if (ctx.path === '/readyz') ctx.body = { status: 'ok' };
-    else {
-      ctx.status = 201;
-      ctx.body = {};
-    }
-  });
-  const server = app.listen(port, '127.0.0.1');
-  server.keepAliveTimeout = 65_000;
-  process.once('SIGTERM', () => server.close(() => process.exit(0)));
-}
-
-/** (d): the seed design, as its own process with its own connections. */
-async function serveSeed(port: number): Promise<void> {
-  const config = loadConfig(process.env);
-  const log = createRootLogger({ level: 'warn', role: 'seed' });
-  // The seed ran on HikariCP's default pool of 10; 20 gives it more room, not less.
-  const pool = createPgPool({ url: config.databaseUrl, max: 20, log, applicationName: 'seed-design' });
-  const redis = createRedis({ url: config.redisUrl, log, name: 'seed-design' });
-  await connectRedis(redis);
-  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'seed-design', log });
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopic(admin, SEED_TOPIC);
-  await admin.disconnect();
-  // Plain producer, acks=all per send, unlimited requests in flight: the most generous reading of a
-  // synchronous KafkaTemplate.send().get() (kafkajs has no linger/batching across calls).
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
-  const { app } = createSeedApp({ pool, redis, producer, topic: SEED_TOPIC, lockTtlMs: 30_000 });
-  const server = app.listen(port, '127.0.0.1');
-  server.keepAliveTimeout = 65_000;
-  process.once('SIGTERM', () => {
-    server.close(() => undefined);
-    void Promise.allSettled([producer.disconnect(), pool.end(), redis.quit()]).then(() => process.exit(0));
-  });
-}
+await main();
 
 interface Row {
   readonly id: string;
@@ -140,9 +91,10 @@ function say(message: string): void {
   if (!args.json) process.stderr.write(`bench: ${message}\n`);
 }
 
-/** The seed design and the no-op server run with the same V8 settings as Sentinel's servers. */
-function start(name: string, argv: string[]): ChildProcess {
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...argv], {
+/** The seed design and the no-op server: `argv` is the build's (the same V8 settings as Sentinel's servers). */
+function start(name: string, argv: readonly string[]): ChildProcess {
+  const [command, ...rest] = argv;
+  const child = spawn(command!, rest, {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -221,7 +173,9 @@ async function main(): Promise<void> {
   if (outcome.status !== 'created') throw new Error(`provisioning failed: ${JSON.stringify(outcome)}`);
   await provisionSeedEvent(pool, eventId, seatList(view([...H, ...W, ...S])));
 
-  const stack = new LocalStack({ env: { LOG_LEVEL: 'warn' }, logDir: workDir, namePrefix: `${eventId}-` });
+  say('compiling the build every server runs (bench/build.ts)');
+  const build = compileForBench();
+  const stack = new LocalStack({ env: { LOG_LEVEL: 'warn' }, logDir: workDir, namePrefix: `${eventId}-`, cli: build.sentinel });
   const children: ChildProcess[] = [];
   process.once('exit', () => {
     stack.killAllNow();
@@ -240,8 +194,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < replicas; i++) {
       const noopPort = await freePort();
       const seedPort = await freePort();
-      noopProcesses.push(start(`noop-${i + 1}`, ['--import', 'tsx', SELF, '--serve', 'noop', '--port', String(noopPort)]));
-      seedProcesses.push(start(`seed-${i + 1}`, ['--import', 'tsx', SELF, '--serve', 'seed', '--port', String(seedPort)]));
+      noopProcesses.push(start(`noop-${i + 1}`, [...build.baseline, 'noop', '--port', String(noopPort)]));
+      seedProcesses.push(start(`seed-${i + 1}`, [...build.baseline, 'seed', '--port', String(seedPort)]));
       noopUrls.push(`http://127.0.0.1:${noopPort}`);
       seedUrls.push(`http://127.0.0.1:${seedPort}`);
     }

@@ -24,6 +24,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { cpus, loadavg } from 'node:os';
 import { createActor, setup } from 'xstate';
+import { median } from './median.js';
 import {
   createShardActor,
   resolveShardSettings,
@@ -72,11 +73,6 @@ function layoutOf(input: unknown): Layout {
 function sequentialIds(): NewId {
   let n = 0;
   return (kind) => (kind === 'hold' ? 'h' : 'r') + ++n;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
 }
 
 function progress(text: string): void {

@@ -1,8 +1,9 @@
 /**
  * `npm run bench:ingress` — the ingress under load, against the ceiling of the HTTP layer.
  *
- * Starts, on this machine: a no-op Koa route (the ceiling), one `sentinel engine` and one
- * `sentinel ingress` process (as pods would run them) on a freshly provisioned event, then drives
+ * Starts, on this machine and from the compiled build (bench/build.ts): a no-op Koa route (the
+ * ceiling), one `sentinel engine` and one `sentinel ingress` process (as pods would run them) on a
+ * freshly provisioned event, then drives
  * each with the same load client (autocannon) at the same concurrency:
  *
  *   noop    the hot case's requests (each with its own token and Idempotency-Key, built by the
@@ -17,15 +18,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
-import { freePort, SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
+import { freePort } from '../src/jobs/local-stack.js';
 import { waitFor } from '../src/jobs/wait.js';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import Koa from 'koa';
 import { loadConfig } from '../src/config.js';
+import { compileForBench } from './build.js';
 import { useFreshBenchDatabase } from './database.js';
+import { median } from './median.js';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { provisionEvent } from '../src/engine/provision.js';
@@ -34,13 +36,14 @@ import { silentLogger } from '../src/log.js';
 import { retireBenchEvent } from './retire.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CLI = fileURLToPath(new URL('../bin/sentinel.js', import.meta.url));
-const SELF = fileURLToPath(import.meta.url);
+const SHARD_HISTOGRAM = 'sentinel_ingress_shard_request_duration_seconds';
+const SERVER_HISTOGRAM = 'sentinel_ingress_http_request_duration_seconds';
 
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '500' },
     workers: { type: 'string', default: '0' },
     scenarios: { type: 'string', default: 'noop,hot,spread' },
@@ -48,8 +51,6 @@ const { values: args } = parseArgs({
     // One ingress process per core, as `sentinel ingress --workers` would be run on this machine.
     'ingress-workers': { type: 'string', default: String(availableParallelism()) },
     json: { type: 'boolean', default: false },
-    'serve-noop': { type: 'boolean', default: false },
-    port: { type: 'string', default: '0' },
     profile: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -65,23 +66,7 @@ if (args.help) {
   process.exit(0);
 }
 
-/**
- * The no-op ceiling, run as its own process so it competes for CPU like the ingress does. One
- * process whatever `--ingress-workers` says: on this machine more no-op processes only take CPU
- * from the load client and lower the ceiling, which would flatter the ratios.
- */
-if (args['serve-noop']) {
-  const app = new Koa();
-  app.use(async (ctx) => {
-    ctx.status = 201;
-    ctx.body = {};
-  });
-  const server = app.listen(Number(args.port), '127.0.0.1', () => process.stdout.write('noop ready\n'));
-  server.keepAliveTimeout = 65_000;
-  process.once('SIGTERM', () => server.close(() => process.exit(0)));
-} else {
-  await main();
-}
+await main();
 
 interface ScenarioResult {
   readonly scenario: string;
@@ -94,33 +79,67 @@ interface ScenarioResult {
   readonly durationS: number;
   /** Mean NATS round trip to the shard as the ingress measured it (includes the group commit for winners), ms. */
   readonly shardRoundTripMs?: number;
+  /** The ingress histogram bucket (ms) that holds the 99th percentile of those round trips. */
+  readonly shardP99AtMostMs?: number;
+  /**
+   * The ingress's own request-duration histogram bucket (ms) that holds the 99th percentile: time
+   * from the request's arrival in the ingress to its response, without the client's and the
+   * kernel's queueing.
+   */
+  readonly serverP99AtMostMs?: number;
   /** Requests answered during the measured run. */
   readonly requests: number;
   /** CPU milliseconds per request, by component (Linux /proc; the load client is this process). */
   readonly cpuMsPerRequest?: Record<string, number>;
 }
 
-/** Sum and count of the ingress's shard round-trip histogram, from its /metrics. */
-async function shardRoundTrips(ingress: string): Promise<{ sum: number; count: number }> {
+/** A Prometheus histogram of the ingress's /metrics, summed over its label sets: sum, count and cumulative buckets. */
+interface Histogram {
+  readonly sum: number;
+  readonly count: number;
+  readonly buckets: ReadonlyMap<number, number>;
+}
+
+async function scrapeHistogram(ingress: string, name: string): Promise<Histogram> {
   const text = await (await fetch(`${ingress}/metrics`)).text();
   let sum = 0;
   let count = 0;
+  const buckets = new Map<number, number>();
   for (const line of text.split('\n')) {
     const value = Number(line.split(' ').pop());
-    if (line.startsWith('sentinel_ingress_shard_request_duration_seconds_sum{')) sum += value;
-    if (line.startsWith('sentinel_ingress_shard_request_duration_seconds_count{')) count += value;
+    if (line.startsWith(`${name}_sum{`)) sum += value;
+    else if (line.startsWith(`${name}_count{`)) count += value;
+    else if (line.startsWith(`${name}_bucket{`)) {
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      buckets.set(bound, (buckets.get(bound) ?? 0) + value);
+    }
   }
-  return { sum, count };
+  return { sum, count, buckets };
+}
+
+/** What happened between two scrapes: count, mean (ms) and the bucket bound (ms) that holds the 99th percentile. */
+function histogramDelta(before: Histogram, after: Histogram): { count: number; meanMs: number; p99AtMostMs: number } {
+  const count = after.count - before.count;
+  let p99AtMostMs = Infinity;
+  for (const [bound, cumulative] of [...after.buckets].sort(([a], [b]) => a - b)) {
+    if (cumulative - (before.buckets.get(bound) ?? 0) >= 0.99 * count) {
+      p99AtMostMs = bound * 1000;
+      break;
+    }
+  }
+  return { count, meanMs: count > 0 ? ((after.sum - before.sum) / count) * 1000 : NaN, p99AtMostMs };
 }
 
 function progress(message: string): void {
   if (!args.json) process.stderr.write(`${message}\n`);
 }
 
-function start(name: string, argv: string[], env: Record<string, string>): ChildProcess {
+/** Starts a server of the compiled build: `command` is the build's argv (node, the servers' V8 settings, a script). */
+function start(name: string, command: readonly string[], argv: string[], env: Record<string, string>): ChildProcess {
   const profiling = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}/${name}`] : [];
-  // The servers' V8 settings, for the no-op server too: the ceiling is measured under the same tuning.
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...profiling, ...argv], {
+  const [node, ...rest] = command;
+  const child = spawn(node!, [...profiling, ...rest, ...argv], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -154,9 +173,13 @@ async function run(title: string, url: string, options: Partial<autocannon.Optio
 }
 
 async function main(): Promise<void> {
+  progress('compiling the build every server runs (bench/build.ts)');
+  const build = compileForBench();
   await useFreshBenchDatabase();
   const config = loadConfig(process.env);
   const duration = Number(args.duration);
+  const rounds = Number(args.rounds);
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error('--rounds must be a whole number ≥ 1');
   const warmup = Number(args.warmup);
   const shardCount = Number(args.shards);
   const scenarios = args.scenarios.split(',').map((s) => s.trim());
@@ -198,21 +221,26 @@ async function main(): Promise<void> {
       ),
     );
   };
-  const results: ScenarioResult[] = [];
+  const results: (ScenarioResult & { round: number })[] = [];
   try {
     const noopPort = await freePort();
     const enginePort = await freePort();
     const ingressPort = await freePort();
-    children.push(start('noop', ['--import', 'tsx', SELF, '--serve-noop', '--port', String(noopPort)], {}));
+    children.push(start('noop', build.baseline, ['noop', '--port', String(noopPort)], {}));
     children.push(
-      start('engine', [CLI, 'engine'], {
+      start('engine', build.sentinel, ['engine'], {
         SENTINEL_EVENT: eventId,
         SENTINEL_ENGINE_ID: `bench-engine-${process.pid}`,
         SENTINEL_HTTP_PORT: String(enginePort),
       }),
     );
     children.push(
-      start('ingress', [CLI, 'ingress', '--port', String(ingressPort), '--host', '127.0.0.1', '--workers', args['ingress-workers']], {}),
+      start(
+        'ingress',
+        build.sentinel,
+        ['ingress', '--port', String(ingressPort), '--host', '127.0.0.1', '--workers', args['ingress-workers']],
+        {},
+      ),
     );
     const ingress = `http://127.0.0.1:${ingressPort}`;
     await waitFor('the engine', async () => (await fetch(`http://127.0.0.1:${enginePort}/readyz`)).ok, 60_000);
@@ -305,66 +333,106 @@ async function main(): Promise<void> {
         },
       },
     };
-    for (const scenario of scenarios) {
-      const plan = plans[scenario];
-      if (!plan) throw new Error(`unknown scenario ${scenario} (noop, hot, spread)`);
-      if (warmup > 0) {
-        progress(`${scenario}: warming up for ${warmup}s`);
-        await run(`${scenario}-warmup`, plan.url, plan.options, warmup);
-      }
-      progress(`${scenario}: ${args.connections} connections for ${duration}s`);
-      const before = scenario === 'noop' ? undefined : await shardRoundTrips(ingress);
-      const cpuBefore = cpuNow();
-      let result = await run(scenario, plan.url, plan.options, duration);
-      const cpu = cpuDelta(cpuBefore, cpuNow());
-      if (result.requests > 0) {
-        const perRequest = Object.fromEntries(
-          Object.entries(cpu)
-            .filter(([, seconds]) => seconds > 0)
-            .map(([component, seconds]) => [component, Math.round((seconds * 1e6) / result.requests) / 1000]),
+    for (let round = 1; round <= rounds; round++)
+      for (const scenario of scenarios) {
+        const plan = plans[scenario];
+        if (!plan) throw new Error(`unknown scenario ${scenario} (noop, hot, spread)`);
+        if (warmup > 0) {
+          progress(`round ${round}/${rounds}, ${scenario}: warming up for ${warmup}s`);
+          await run(`${scenario}-warmup`, plan.url, plan.options, warmup);
+        }
+        progress(`round ${round}/${rounds}, ${scenario}: ${args.connections} connections for ${duration}s`);
+        const scrape = async () =>
+          scenario === 'noop'
+            ? undefined
+            : {
+                shard: await scrapeHistogram(ingress, SHARD_HISTOGRAM),
+                server: await scrapeHistogram(ingress, SERVER_HISTOGRAM),
+              };
+        const before = await scrape();
+        const cpuBefore = cpuNow();
+        let result = await run(scenario, plan.url, plan.options, duration);
+        const cpu = cpuDelta(cpuBefore, cpuNow());
+        if (result.requests > 0) {
+          const perRequest = Object.fromEntries(
+            Object.entries(cpu)
+              .filter(([, seconds]) => seconds > 0)
+              .map(([component, seconds]) => [component, Math.round((seconds * 1e6) / result.requests) / 1000]),
+          );
+          result = { ...result, cpuMsPerRequest: perRequest };
+        }
+        const after = await scrape();
+        if (before !== undefined && after !== undefined) {
+          const server = histogramDelta(before.server, after.server);
+          result = { ...result, serverP99AtMostMs: server.p99AtMostMs };
+          const shard = histogramDelta(before.shard, after.shard);
+          if (shard.count > 0)
+            result = { ...result, shardRoundTripMs: Math.round(shard.meanMs * 10) / 10, shardP99AtMostMs: shard.p99AtMostMs };
+        }
+        results.push({ ...result, round });
+        progress(
+          `round ${round}/${rounds}, ${scenario}: ${result.requestsPerS} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, statuses ${JSON.stringify(result.statuses)}` +
+            (result.serverP99AtMostMs === undefined ? '' : `, p99 in the ingress ≤ ${result.serverP99AtMostMs} ms`) +
+            (result.shardRoundTripMs === undefined
+              ? ''
+              : `, shard round trip mean ${result.shardRoundTripMs} ms, p99 ≤ ${result.shardP99AtMostMs} ms`),
         );
-        result = { ...result, cpuMsPerRequest: perRequest };
       }
-      if (before !== undefined) {
-        const after = await shardRoundTrips(ingress);
-        const count = after.count - before.count;
-        if (count > 0) result = { ...result, shardRoundTripMs: Math.round(((after.sum - before.sum) / count) * 10_000) / 10 };
-      }
-      results.push(result);
-      progress(
-        `${scenario}: ${result.requestsPerS} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, statuses ${JSON.stringify(result.statuses)}` +
-          (result.shardRoundTripMs === undefined ? '' : `, mean shard round trip ${result.shardRoundTripMs} ms`),
-      );
-    }
   } finally {
     await stopAll();
     await retireBenchEvent(pool, config.redisUrl, eventId);
     await pool.end();
   }
 
-  const ceiling = results.find((r) => r.scenario === 'noop')?.requestsPerS;
+  // Each round's ratio is against that round's ceiling: on a shared machine the ceiling itself
+  // moves by a third between minutes, and scenarios measured minutes apart would compare noise.
   const targets: Record<string, number> = { hot: 0.5, spread: 0.25 };
-  const rows = results.map((r) => {
-    const share = ceiling ? r.requestsPerS / ceiling : undefined;
-    const target = targets[r.scenario];
+  const perRound = results.map((r) => {
+    const ceiling = results.find((c) => c.scenario === 'noop' && c.round === r.round)?.requestsPerS;
+    return { ...r, ofCeiling: ceiling ? Math.round((r.requestsPerS / ceiling) * 1000) / 10 : null };
+  });
+  const rows = scenarios.map((scenario) => {
+    const runs = perRound.filter((r) => r.scenario === scenario);
+    const of = <T>(pick: (r: (typeof runs)[number]) => T | null | undefined) =>
+      runs.map(pick).filter((v): v is T => v !== null && v !== undefined);
+    const shares = of((r) => r.ofCeiling);
+    const ofCeiling = shares.length > 0 ? median(shares) : null;
+    const p99Ms = median(of((r) => r.p99Ms));
+    const target = targets[scenario];
+    const components = new Set(runs.flatMap((r) => Object.keys(r.cpuMsPerRequest ?? {})));
     return {
-      ...r,
-      ofCeiling: share === undefined ? null : Math.round(share * 1000) / 10,
-      meetsThroughputTarget: target === undefined || share === undefined ? null : share >= target,
-      meetsLatencyTarget: r.scenario === 'noop' ? null : r.p99Ms <= 100,
+      scenario,
+      requestsPerS: Math.round(median(of((r) => r.requestsPerS))),
+      p50Ms: median(of((r) => r.p50Ms)),
+      p99Ms,
+      serverP99AtMostMs: runs[0]?.serverP99AtMostMs === undefined ? undefined : median(of((r) => r.serverP99AtMostMs)),
+      shardRoundTripMs: runs[0]?.shardRoundTripMs === undefined ? undefined : median(of((r) => r.shardRoundTripMs)),
+      ofCeiling,
+      meetsThroughputTarget: target === undefined || ofCeiling === null ? null : ofCeiling >= target * 100,
+      meetsLatencyTarget: scenario === 'noop' ? null : p99Ms <= 100,
+      cpuMsPerRequest: Object.fromEntries(
+        [...components].map((c) => [c, Math.round(median(of((r) => r.cpuMsPerRequest?.[c])) * 1000) / 1000]),
+      ),
+      statuses: runs.reduce<Record<string, number>>((sum, r) => {
+        for (const [code, n] of Object.entries(r.statuses)) sum[code] = (sum[code] ?? 0) + n;
+        return sum;
+      }, {}),
+      errors: runs.reduce((sum, r) => sum + r.errors, 0),
+      rounds: runs,
     };
   });
   if (args.json) {
     process.stdout.write(
-      `${JSON.stringify({ connections: Number(args.connections), durationS: duration, shards: shardCount, ingressWorkers: Number(args['ingress-workers']), results: rows }, null, 2)}\n`,
+      `${JSON.stringify({ connections: Number(args.connections), durationS: duration, rounds, shards: shardCount, ingressWorkers: Number(args['ingress-workers']), results: rows }, null, 2)}\n`,
     );
     return;
   }
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(8) : c.padStart(12))).join(' ');
   process.stdout.write(
-    `\nIngress benchmark: ${args.connections} connections, ${duration}s per scenario, ${shardCount} shards, 1 engine, 1 ingress (${args['ingress-workers']} worker process(es))\n\n`,
+    `\nIngress benchmark: ${args.connections} connections, ${duration}s per scenario and round, ${rounds} round(s), ${shardCount} shards, 1 engine, 1 ingress (${args['ingress-workers']} worker process(es))\n` +
+      'Each figure is the median over the rounds; each round compares with its own no-op ceiling.\n\n',
   );
-  process.stdout.write(`${line(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'shard rt ms', '% of noop', 'target'])}\n`);
+  process.stdout.write(`${line(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'ingress p99', 'shard rt ms', '% of noop', 'target'])}\n`);
   for (const r of rows) {
     const target =
       r.scenario === 'noop' ? 'ceiling' : `${r.meetsThroughputTarget ? 'ok' : 'MISS'} / ${r.meetsLatencyTarget ? 'ok' : 'MISS'}`;
@@ -374,17 +442,28 @@ async function main(): Promise<void> {
         String(r.requestsPerS),
         String(r.p50Ms),
         String(r.p99Ms),
+        r.serverP99AtMostMs === undefined ? '-' : `≤ ${r.serverP99AtMostMs}`,
         r.shardRoundTripMs === undefined ? '-' : String(r.shardRoundTripMs),
         r.ofCeiling === null ? '-' : `${r.ofCeiling}%`,
         target,
       ])}\n`,
     );
   }
+  if (rounds > 1) {
+    process.stdout.write("\nper round (req/s, % of that round's ceiling, p99 ms):\n");
+    for (const r of rows)
+      process.stdout.write(
+        `  ${r.scenario.padEnd(8)} ${r.rounds.map((x) => `${x.requestsPerS}${x.scenario === 'noop' ? '' : ` (${x.ofCeiling}%)`} p99 ${x.p99Ms}`).join(' | ')}\n`,
+      );
+  }
   process.stdout.write(
     `\nstatuses: ${rows.map((r) => `${r.scenario} ${JSON.stringify(r.statuses)}${r.errors ? ` errors ${r.errors}` : ''}`).join('; ')}\n`,
   );
   process.stdout.write('targets: hot ≥ 50% and spread ≥ 25% of the no-op ceiling (throughput) / p99 ≤ 100 ms (latency)\n');
-  process.stdout.write('\nCPU ms per request, by component (the load client is this process):\n');
+  process.stdout.write(
+    "ingress p99: the bucket of the ingress's own latency histogram that holds its 99th percentile (arrival to response, without the client's queueing)\n",
+  );
+  process.stdout.write('\nCPU ms per request, by component (median over the rounds; the load client is this process):\n');
   for (const r of rows) {
     const parts = Object.entries(r.cpuMsPerRequest ?? {}).sort(([, a], [, b]) => b - a);
     const total = parts.reduce((sum, [, ms]) => sum + ms, 0);

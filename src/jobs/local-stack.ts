@@ -79,6 +79,8 @@ export interface LocalStackOptions {
   readonly readyTimeoutMs?: number;
   /** Prefix of process names (engine ids), e.g. a run id; names are `<prefix>engine-<n>`. */
   readonly namePrefix?: string;
+  /** The argv that runs `sentinel` (default `sentinelCli()`); the benchmarks pass their compiled build's. */
+  readonly cli?: readonly string[];
 }
 
 export class LocalStack {
@@ -117,7 +119,7 @@ export class LocalStack {
   }
 
   private async start(name: string, role: Role, args: string[], port: number, env: Record<string, string>): Promise<ManagedProcess> {
-    const [command, ...prefix] = sentinelCli();
+    const [command, ...prefix] = this.options.cli ?? sentinelCli();
     const child = spawn(command!, [...prefix, ...args], {
       env: { ...process.env, LOG_LEVEL: 'info', ...this.options.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
