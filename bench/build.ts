@@ -6,7 +6,7 @@
  * Why not through tsx, like the tests: its esbuild transform keeps function names by wrapping
  * every function it creates in a `__name(fn, "name")` call — a property definition each time a
  * closure is created, i.e. several per request — and it turns on source maps for stack traces.
- * Neither happens in production; both cost the servers measurable CPU (ADR 0008, decision 14).
+ * Neither happens in production, so neither belongs in the figures (ADR 0008, decision 14).
  */
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';

@@ -57,9 +57,11 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  process.stdout.write(`Usage: npm run bench:ingress -- [--duration 10] [--warmup 3] [--connections 500] [--workers 0]
+  process.stdout.write(`Usage: npm run bench:ingress -- [--duration 10] [--warmup 3] [--rounds 3] [--connections 500] [--workers 0]
                               [--scenarios noop,hot,spread] [--shards 4] [--ingress-workers N]
                               [--json] [--profile DIR]
+  --rounds N            run the scenarios N times in turn; each ratio is against its own round's
+                        ceiling, and the table shows medians (every round is listed)
   --ingress-workers N   run the ingress as N processes on its port (sentinel ingress --workers N);
                         default: one per core
   --profile DIR   write V8 CPU profiles of the engine, the ingress (each worker) and the no-op server into DIR/<role>/\n`);
@@ -226,6 +228,8 @@ async function main(): Promise<void> {
     const noopPort = await freePort();
     const enginePort = await freePort();
     const ingressPort = await freePort();
+    // One no-op process whatever --ingress-workers says: on this machine more no-op processes only
+    // take CPU from the load client and lower the ceiling, which would flatter the ratios.
     children.push(start('noop', build.baseline, ['noop', '--port', String(noopPort)], {}));
     children.push(
       start('engine', build.sentinel, ['engine'], {
