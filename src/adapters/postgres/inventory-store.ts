@@ -89,7 +89,7 @@ export function eventFromRow(row: EventRow): StoredEvent {
   };
 }
 
-/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql). */
+/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0004_commit_batch_hold_keys.sql). */
 const COMMIT_FENCED = 'SNFEN';
 const COMMIT_LIMIT_REFUSED = 'SNLIM';
 
