@@ -2,7 +2,8 @@
  * `npm run bench:engine [-- --json] [-- --holds N]`: durable holds per second through NATS into
  * ONE engine process, as a function of the group-commit window, with hold latency percentiles;
  * and rejections per second on one hot seat. Runs against the local infrastructure
- * (`hack/infra.sh up`), provisions its own events, starts its own engine child processes.
+ * (`hack/infra.sh up`), provisions its own events, starts its own engine child processes from the
+ * compiled build (bench/build.ts).
  */
 import { hostname } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -12,6 +13,7 @@ import { silentLogger } from '../src/log.js';
 import { testConfig } from '../test/support/env.js';
 import { ShardDriver } from '../test/support/shard-driver.js';
 import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor } from '../test/support/stack.js';
+import { compileForBench } from './build.js';
 import { useFreshBenchDatabase } from './database.js';
 
 const args = process.argv.slice(2);
@@ -105,6 +107,8 @@ const log = (line: string) => {
   if (!json) process.stdout.write(line + '\n');
 };
 
+// Engines from the compiled build, with the servers' V8 settings, as the image runs them (bench/build.ts).
+const build = compileForBench();
 await useFreshBenchDatabase();
 const pool = await testDatabase();
 const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'bench-engine' });
@@ -126,11 +130,11 @@ for (const windowMs of windows) {
     layout: testLayout({ sections: 1, rows: rowsNeeded, seats: 100 }),
     customerLimit: 1,
   });
-  const engine = await startEngine(spec.eventId, {
-    SENTINEL_BATCH_WINDOW_MS: String(windowMs),
-    LOG_LEVEL: 'warn',
-    SENTINEL_LEASE_TTL_MS: '10000',
-  });
+  const engine = await startEngine(
+    spec.eventId,
+    { SENTINEL_BATCH_WINDOW_MS: String(windowMs), LOG_LEVEL: 'warn', SENTINEL_LEASE_TTL_MS: '10000' },
+    build.sentinel,
+  );
   try {
     await waitFor('engine owns all shards', async () => (await engine.metric('sentinel_engine_owned_shards')) === SHARDS);
     const driver = new ShardDriver(nc, spec, 30_000);
@@ -176,7 +180,7 @@ report['durableHolds'] = durable;
 // Hot seat: one seat already held; every further attempt is a loser, answered from memory.
 {
   const spec = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 1, seats: 10 }), customerLimit: 1 });
-  const engine = await startEngine(spec.eventId, { LOG_LEVEL: 'warn', SENTINEL_LEASE_TTL_MS: '10000' });
+  const engine = await startEngine(spec.eventId, { LOG_LEVEL: 'warn', SENTINEL_LEASE_TTL_MS: '10000' }, build.sentinel);
   try {
     await waitFor('engine owns the shard', async () => (await engine.metric('sentinel_engine_owned_shards')) === 1);
     const driver = new ShardDriver(nc, spec, 30_000);

@@ -76,15 +76,19 @@ process.on('exit', () => {
   for (const engine of running) engine.child.kill('SIGKILL');
 });
 
-/** Spawns `sentinel engine` for one event and waits until it is ready. */
+/**
+ * Spawns `sentinel engine` for one event and waits until it is ready. `command` is the argv that
+ * runs `sentinel`: the checkout's TypeScript by default, a compiled build's for the benchmarks.
+ */
 export async function startEngine(
   eventId: string,
   env: Record<string, string> = {},
-  nodeArgs: readonly string[] = [],
+  command: readonly string[] = [process.execPath, CLI],
 ): Promise<EngineProcess> {
   const id = env['SENTINEL_ENGINE_ID'] ?? uniqueName('engine');
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'engine'], {
+  const [node, ...prefix] = command;
+  const child = spawn(node!, [...prefix, 'engine'], {
     cwd: ROOT,
     env: {
       ...process.env,
