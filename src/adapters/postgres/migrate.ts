@@ -31,8 +31,8 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
 }
 
 /** The SHA-256 of a migration's SQL, recorded when it is applied. */
-function checksum(step: Migration): string {
-  return createHash('sha256').update(step.sql).digest('hex');
+function sha256(sql: string): string {
+  return createHash('sha256').update(sql).digest('hex');
 }
 
 /** A step as its file names it: `0002_commit_batch`. */
@@ -51,6 +51,9 @@ function stepName(step: Migration): string {
  */
 export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly Migration[]): Promise<number[]> {
   const steps = migrations ?? (await loadMigrations());
+  // Each file's checksum once: compared with the recorded ones, then recorded for new steps.
+  const checksums = new Map(steps.map((step) => [step.version, sha256(step.sql)]));
+  const checksum = (step: Migration) => checksums.get(step.version)!;
   const client = await checkout(pool, 'migrate: connect');
   const applied: number[] = [];
   try {
