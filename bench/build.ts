@@ -8,7 +8,7 @@
  * closure is created, i.e. several per request — and it turns on source maps for stack traces.
  * Neither happens in production, so neither belongs in the figures (ADR 0008, decision 14).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../src/jobs/local-stack.js';
@@ -31,4 +31,24 @@ export function compileForBench(): CompiledBuild {
     sentinel: [process.execPath, ...SERVER_NODE_FLAGS, dist('cli/main.js')],
     baseline: [process.execPath, ...SERVER_NODE_FLAGS, dist('seed/serve.js')],
   };
+}
+
+/**
+ * Starts one server of the build: `command` is one of a build's argvs, `args` its own arguments,
+ * `nodeFlags` extra V8 flags (profiling). Logs at warn; each line it prints on stderr goes to `say`.
+ */
+export function startServer(
+  name: string,
+  command: readonly string[],
+  args: readonly string[],
+  options: { env?: Record<string, string>; nodeFlags?: readonly string[]; say: (line: string) => void },
+): ChildProcess {
+  const [node, ...rest] = command;
+  const child = spawn(node!, [...(options.nodeFlags ?? []), ...rest, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...options.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', (chunk: Buffer) => options.say(`[${name}] ${chunk.toString().trimEnd()}`));
+  return child;
 }

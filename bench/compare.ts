@@ -15,7 +15,7 @@
  * figures in docs/benchmarks.md and docs/benchmarks.svg. --scale 0.2 runs a fifth of the buyers
  * and seats (quick check). Needs `bash hack/infra.sh up` and its environment.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { execFileSync } from 'node:child_process';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { loadConfig } from '../src/config.js';
-import { compileForBench } from './build.js';
+import { compileForBench, startServer } from './build.js';
 import { useFreshBenchDatabase } from './database.js';
 import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
@@ -89,18 +89,6 @@ interface Row {
 
 function say(message: string): void {
   if (!args.json) process.stderr.write(`bench: ${message}\n`);
-}
-
-/** The seed design and the no-op server: `argv` is the build's (the same V8 settings as Sentinel's servers). */
-function start(name: string, argv: readonly string[]): ChildProcess {
-  const [command, ...rest] = argv;
-  const child = spawn(command!, rest, {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.on('data', (chunk: Buffer) => say(`[${name}] ${chunk.toString().trimEnd()}`));
-  return child;
 }
 
 async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
@@ -194,8 +182,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < replicas; i++) {
       const noopPort = await freePort();
       const seedPort = await freePort();
-      noopProcesses.push(start(`noop-${i + 1}`, [...build.baseline, 'noop', '--port', String(noopPort)]));
-      seedProcesses.push(start(`seed-${i + 1}`, [...build.baseline, 'seed', '--port', String(seedPort)]));
+      noopProcesses.push(startServer(`noop-${i + 1}`, build.baseline, ['noop', '--port', String(noopPort)], { say }));
+      seedProcesses.push(startServer(`seed-${i + 1}`, build.baseline, ['seed', '--port', String(seedPort)], { say }));
       noopUrls.push(`http://127.0.0.1:${noopPort}`);
       seedUrls.push(`http://127.0.0.1:${seedPort}`);
     }

@@ -16,7 +16,7 @@
  *
  * Needs the local infrastructure (`bash hack/infra.sh up`; `eval "$(bash hack/infra.sh env)"`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { cpuDelta, cpuSeconds, localServicePids, ownCpuSeconds } from '../src/jobs/cpu-accounting.js';
 import { freePort } from '../src/jobs/local-stack.js';
 import { waitFor } from '../src/jobs/wait.js';
@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
-import { compileForBench } from './build.js';
+import { compileForBench, startServer } from './build.js';
 import { useFreshBenchDatabase } from './database.js';
 import { median } from './median.js';
 import { migrate } from '../src/adapters/postgres/migrate.js';
@@ -137,17 +137,10 @@ function progress(message: string): void {
   if (!args.json) process.stderr.write(`${message}\n`);
 }
 
-/** Starts a server of the compiled build: `command` is the build's argv (node, the servers' V8 settings, a script). */
+/** Starts a server of the compiled build, with CPU profiling when `--profile` asks for it. */
 function start(name: string, command: readonly string[], argv: string[], env: Record<string, string>): ChildProcess {
-  const profiling = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}/${name}`] : [];
-  const [node, ...rest] = command;
-  const child = spawn(node!, [...profiling, ...rest, ...argv], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.on('data', (chunk: Buffer) => progress(`[${name}] ${chunk.toString().trimEnd()}`));
-  return child;
+  const nodeFlags = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}/${name}`] : [];
+  return startServer(name, command, argv, { env, nodeFlags, say: progress });
 }
 
 async function run(title: string, url: string, options: Partial<autocannon.Options>, durationS: number): Promise<ScenarioResult> {

@@ -4,9 +4,9 @@
  * ingress that sell a seat through the REST API, the seed design that sells one seat exactly once
  * under a crowd, and the no-op ceiling — all against the real local infrastructure.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import t from 'tap';
-import { compileForBench } from '../../../bench/build.js';
+import { compileForBench, startServer } from '../../../bench/build.js';
 import { mintToken } from '../../../src/ingress/auth.js';
 import { LocalStack } from '../../../src/jobs/local-stack.js';
 import { waitForShards } from '../../../src/jobs/wait.js';
@@ -28,9 +28,7 @@ t.teardown(() => children.forEach((c) => c.kill('SIGTERM')));
 /** Starts `serve.js <which>` from the build and waits until it answers /readyz. */
 async function baseline(which: 'seed' | 'noop'): Promise<string> {
   const port = await freePort();
-  const [node, ...argv] = build.baseline;
-  const child = spawn(node!, [...argv, which, '--port', String(port)], { env: process.env, stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
+  children.push(startServer(which, build.baseline, [which, '--port', String(port)], { say: (line) => process.stderr.write(`${line}\n`) }));
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`the ${which} server`, async () => (await fetch(`${url}/readyz`)).ok, 30_000);
   return url;
