@@ -93,7 +93,8 @@ export type ShardResult =
   | { readonly ok: true; readonly type: 'released'; readonly holdId: string }
   /**
    * Some requested seats (or pool places) are not available; `seats` names them. `sold` names
-   * those of them that are sold — for good, so a caller may refuse them later without asking.
+   * those of them that are sold — for good, so a caller may refuse them later without asking. The
+   * shard decides it in memory; the shard host names only seats whose sale has committed.
    */
   | {
       readonly ok: false;

@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import type { HoldView, ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
+import { seatsUnavailable, type HoldView, type SeatId, type ShardChange, type ShardCommand, type ShardResult } from '../domain/commands.js';
 import { FencedError, SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
@@ -60,6 +60,16 @@ export interface ShardHostOptions {
   readonly onOutbox: () => void;
 }
 
+/** Counts, per seat, the sales among `changes` (`delta` +1 when decided, -1 when their commit ended). */
+function countSales(counts: Map<SeatId, number>, changes: readonly ShardChange[], delta: 1 | -1): void {
+  for (const change of changes) {
+    if (change.type !== 'seat' || change.state !== 'sold') continue;
+    const count = (counts.get(change.seat) ?? 0) + delta;
+    if (count > 0) counts.set(change.seat, count);
+    else counts.delete(change.seat);
+  }
+}
+
 function createdHold(changes: readonly ShardChange[]): HoldView | undefined {
   for (const change of changes) if (change.type === 'hold-created') return change.hold;
   return undefined;
@@ -73,6 +83,14 @@ export class ShardHost {
   private subscription: Subscription | undefined;
   private readonly committer: GroupCommitter<CommitEntry>;
   private stopped: StopReason | undefined;
+  /**
+   * Seats sold by decisions whose commit has not ended yet (how many such decisions: a sale the
+   * customer limit undid can be decided again before the first commit ends). A refusal names a
+   * seat as sold — which every ingress then refuses without asking, for a minute — only once its
+   * sale is durable: if the commit fails, the sale never happened, and the next owner reloads the
+   * seat as available.
+   */
+  private readonly unsettledSales = new Map<SeatId, number>();
 
   /** Each decision is logged (with the caller's request id) only at debug level: a sale makes thousands a second. */
   private readonly logDecisions: boolean;
@@ -162,10 +180,11 @@ export class ShardHost {
       }
       if (!result.ok) {
         // A loser: answered at once, nothing written, nothing waited for.
-        sink.add(index, { result });
+        sink.add(index, { result: result.type === 'unavailable' ? this.settledOnly(result) : result });
         continue;
       }
       // A winner (or the replay of one, which still waits for the commit of the first).
+      countSales(this.unsettledSales, changes, 1);
       this.committer.add({
         command: request.command,
         requestId: request.requestId,
@@ -177,7 +196,26 @@ export class ShardHost {
     sink.flush();
   }
 
+  /** A refusal that names as sold only the seats whose sale has committed. */
+  private settledOnly(result: Extract<ShardResult, { type: 'unavailable' }>): ShardResult {
+    const { sold } = result;
+    if (sold === undefined || this.unsettledSales.size === 0 || !sold.some((seat) => this.unsettledSales.has(seat))) return result;
+    return seatsUnavailable(
+      result.seats,
+      sold.filter((seat) => !this.unsettledSales.has(seat)),
+    );
+  }
+
   private async commit(batch: CommitEntry[]): Promise<void> {
+    try {
+      await this.commitOnce(batch);
+    } finally {
+      // Committed (the seats are sold for good) or not (the host stopped serving): unsettled no longer.
+      for (const entry of batch) countSales(this.unsettledSales, entry.changes, -1);
+    }
+  }
+
+  private async commitOnce(batch: CommitEntry[]): Promise<void> {
     if (this.stopped) {
       for (const entry of batch)
         entry.respond({ error: { code: 'not_serving', message: `shard ${this.key} stopped (${this.stopped})`, retryable: true } });
@@ -298,6 +336,7 @@ export class ShardHost {
   private stopServing(reason: StopReason): void {
     if (this.stopped) return;
     this.stopped = reason;
+    this.unsettledSales.clear(); // nothing is answered from here on
     this.subscription?.unsubscribe();
     this.subscription = undefined;
     if (reason === 'handoff' || reason === 'closed') this.o.decider.drain();

@@ -1,17 +1,22 @@
 /**
- * A shard host on real NATS with a scripted decider: one command that cannot be decided (a bug)
- * gets an error of its own, and the other commands of its message still get their answers.
+ * A shard host on real NATS and Postgres.
+ * - With a scripted decider: one command that cannot be decided (a bug) gets an error of its own,
+ *   and the other commands of its message still get their answers.
+ * - With the real decider: a refusal names a seat as sold (which the ingress then refuses for a
+ *   minute without asking) only once the sale's commit has landed; a sale whose commit is fenced
+ *   never happened, and the next owner sells the seat.
  */
 import t from 'tap';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
+import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { ShardClient, ShardError } from '../../../src/engine/shard-client.js';
 import { ShardHost } from '../../../src/engine/shard-host.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
-import { testDatabase } from '../../support/stack.js';
+import { provisionTestEvent, testDatabase, testLayout, waitFor } from '../../support/stack.js';
 
 t.test('a command the decider throws on is answered with an error; its batch-mates are answered', async (t) => {
   const pool = await testDatabase();
@@ -61,4 +66,94 @@ t.test('a command the decider throws on is answered with an error; its batch-mat
   t.type(boom, ShardError);
   t.match(boom, { code: 'decide_failed', retryable: false }, 'not retryable: the same command would fail again');
   t.same(decided, ['first', 'last'], 'all three came in one message, in order');
+});
+
+t.test('a refusal names a seat sold only once its sale committed; a fenced sale is not named and never happened', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'shard-host-test' });
+  t.teardown(() => nc.close());
+  const store = new InventoryStore(pool);
+  const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 1, seats: 4 }), shardCount: 1 });
+  const { eventId } = spec;
+
+  /** Claims shard 0 and serves it with the real decider, as an engine would. */
+  const serve = async (owner: string) => {
+    const epoch = await store.claimShard(eventId, 0, owner);
+    const rows = await store.loadShard(eventId, 0, new Date(Date.now() - 60_000));
+    const decider = createShardDecider({
+      event: (await store.getEvent(eventId))!,
+      shard: 0,
+      rows,
+      now: Date.now,
+      idempotencyTtlMs: 60_000,
+      persistExpired: () => undefined,
+    });
+    const stops: string[] = [];
+    const host = new ShardHost({
+      eventId,
+      shard: 0,
+      epoch,
+      customerLimit: spec.customerLimit,
+      topic: testConfig().reservationsTopic,
+      batchWindowMs: 2,
+      batchMax: 64,
+      decider,
+      store,
+      nc,
+      log: silentLogger,
+      metrics: new EngineMetrics(),
+      now: Date.now,
+      onStopped: (reason) => stops.push(reason),
+      onOutbox: () => undefined,
+    });
+    host.start();
+    await nc.flush();
+    return { host, epoch, stops };
+  };
+  const client = new ShardClient(nc);
+  const reserve = (customer: string, seat: string, deadlineMs = 2000) =>
+    client.send(eventId, 0, { type: 'reserve', key: `${customer}-${seat}`, customer, seat }, { deadlineMs }).catch((e: unknown) => e);
+
+  const first = await serve('first-owner');
+  // A committed sale: losers hear that the seat is sold.
+  t.match(await reserve('alice', 'A-1-1'), { type: 'confirmed' });
+  t.match(await reserve('bob', 'A-1-1'), { type: 'unavailable', seats: ['A-1-1'], sold: ['A-1-1'] }, 'sold once committed');
+
+  // A sale whose commit cannot land yet: another transaction holds the shard's row (and is about
+  // to claim the shard, fencing this owner).
+  const claimer = await pool.connect();
+  t.teardown(() => claimer.release());
+  await claimer.query('BEGIN');
+  await claimer.query(`UPDATE shards SET epoch = epoch + 1, owner = 'usurper' WHERE event_id = $1 AND shard = 0`, [eventId]);
+  const pending = reserve('carol', 'A-1-2', 1000);
+  await waitFor(
+    'the commit waiting for the shard row',
+    async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%sentinel_commit_batch%'`,
+      );
+      return rows[0]!.n > 0 || undefined;
+    },
+    5000,
+    10,
+  );
+  const refusal = await reserve('dave', 'A-1-2');
+  t.match(refusal, { type: 'unavailable', seats: ['A-1-2'] }, 'the seat is taken while its sale commits');
+  t.notOk((refusal as { sold?: unknown }).sold, 'but not named sold: its commit has not landed');
+  t.match(await reserve('erin', 'A-1-1'), { sold: ['A-1-1'] }, 'a seat sold earlier is still named in the meantime');
+
+  await claimer.query('COMMIT');
+  const lost = await pending;
+  t.not((lost as ShardResult).type, 'confirmed', 'the fenced sale is not confirmed');
+  await waitFor('the fenced host to stop', () => first.stops.length > 0 || undefined, 5000, 10);
+  t.same(first.stops, ['fenced']);
+
+  // The next owner reloads the seat as available and sells it.
+  const second = await serve('second-owner');
+  t.teardown(() => second.host.handOff('closed'));
+  t.match(await reserve('frank', 'A-1-2'), { type: 'confirmed' }, 'the seat of the fenced sale is sold by the next owner');
+  t.match(await reserve('grace', 'A-1-2'), { type: 'unavailable', sold: ['A-1-2'] });
+  const { rows } = await pool.query<{ state: string }>(`SELECT state FROM seats WHERE event_id = $1 AND seat_id = 'A-1-2'`, [eventId]);
+  t.same(rows, [{ state: 'sold' }]);
 });
