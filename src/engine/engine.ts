@@ -60,14 +60,14 @@ export class Engine {
     this.store = new InventoryStore(deps.pool);
     this.membership = new Membership(deps.config.eventFilter || 'all', deps.redis, deps.config.engineId, deps.config.leaseTtlMs, this.now);
     this.relay = deps.producer
-      ? new OutboxRelay(
-          deps.pool,
-          deps.producer,
-          this.log.child({ component: 'relay' }),
-          undefined,
-          (n) => deps.metrics.outboxPublished.inc(n),
-          deps.prepareProducer,
-        )
+      ? new OutboxRelay({
+          pool: deps.pool,
+          producer: deps.producer,
+          topic: deps.config.reservationsTopic,
+          log: this.log.child({ component: 'relay' }),
+          onPublished: (n) => deps.metrics.outboxPublished.inc(n),
+          prepare: deps.prepareProducer,
+        })
       : undefined;
   }
 

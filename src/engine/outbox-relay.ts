@@ -17,36 +17,48 @@ export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, idleM
 
 interface OutboxRow {
   id: string;
-  topic: string;
   message_key: string;
   payload: unknown;
+}
+
+/** What a relay needs: where the rows are, where they go. */
+export interface OutboxRelayDeps {
+  readonly pool: pg.Pool;
+  readonly producer: Producer;
+  /**
+   * The topic this relay publishes: it claims only rows written for it. A row meant for another
+   * topic — one another deployment relays, or one that no longer exists — is not its business,
+   * and cannot stall its rows behind a send that always fails.
+   */
+  readonly topic: string;
+  readonly log: Logger;
+  readonly options?: OutboxRelayOptions;
+  readonly onPublished?: (count: number) => void;
+  /** Connects the producer and creates the topic; retried until it succeeds, then again after a failure. */
+  readonly prepare?: (() => Promise<void>) | undefined;
 }
 
 /**
  * Publishes committed outbox rows to Kafka and marks them published.
  *
- * Each round claims a batch with `FOR UPDATE SKIP LOCKED` inside a transaction, sends it with the
- * idempotent producer (key = reservation id) and marks it published before committing, so
- * several relays never publish one row twice while all is well. Delivery is at-least-once when
- * something fails between the send and the commit (relay crash, Postgres lost at that moment):
- * the row is still unpublished and goes again; consumers dedupe by key. While Kafka is down the
- * transaction rolls back, the rows stay, and the relay backs off exponentially.
+ * Each round claims a batch of its topic's rows with `FOR UPDATE SKIP LOCKED` inside a
+ * transaction, sends it with the idempotent producer (key = reservation id) and marks it
+ * published before committing, so several relays never publish one row twice while all is well.
+ * Delivery is at-least-once when something fails between the send and the commit (relay crash,
+ * Postgres lost at that moment): the row is still unpublished and goes again; consumers dedupe by
+ * key. While Kafka is down the transaction rolls back, the rows stay, and the relay backs off
+ * exponentially.
  */
 export class OutboxRelay {
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   published = 0;
+  private readonly options: OutboxRelayOptions;
 
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly producer: Producer,
-    private readonly log: Logger,
-    private readonly options: OutboxRelayOptions = DEFAULT_RELAY_OPTIONS,
-    private readonly onPublished: (count: number) => void = () => undefined,
-    /** Connects the producer and creates the topic; retried until it succeeds, then again after a failure. */
-    private readonly prepare: () => Promise<void> = async () => undefined,
-  ) {}
+  constructor(private readonly deps: OutboxRelayDeps) {
+    this.options = deps.options ?? DEFAULT_RELAY_OPTIONS;
+  }
 
   private prepared = false;
 
@@ -84,16 +96,17 @@ export class OutboxRelay {
     while (this.running) {
       try {
         if (!this.prepared) {
-          await this.prepare();
+          await this.deps.prepare?.();
           this.prepared = true;
         }
         const count = await this.publishOnce();
-        if (failing) this.log.info('Outbox relay recovered');
+        if (failing) this.deps.log.info('Outbox relay recovered');
         failing = false;
         backoff = 100;
         if (count < this.options.batchSize) await this.sleep(this.options.idleMs);
       } catch (error) {
-        if (!failing) this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
+        if (!failing)
+          this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
         failing = true;
         this.prepared = false;
         await this.sleep(backoff);
@@ -104,27 +117,22 @@ export class OutboxRelay {
 
   /** One round: claim, send, mark. Returns the number of rows published. */
   async publishOnce(): Promise<number> {
-    const client = await checkout(this.pool, 'outbox relay: connect');
+    const client = await checkout(this.deps.pool, 'outbox relay: connect');
     let broken = false;
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<OutboxRow>(
-        `SELECT id, topic, message_key, payload FROM outbox
-          WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [this.options.batchSize],
+        `SELECT id, message_key, payload FROM outbox
+          WHERE published_at IS NULL AND topic = $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [this.options.batchSize, this.deps.topic],
       );
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;
       }
-      const byTopic = new Map<string, { key: string; value: string }[]>();
-      for (const row of rows) {
-        const messages = byTopic.get(row.topic) ?? [];
-        messages.push({ key: row.message_key, value: JSON.stringify(row.payload) });
-        byTopic.set(row.topic, messages);
-      }
+      const messages = rows.map((row) => ({ key: row.message_key, value: JSON.stringify(row.payload) }));
       try {
-        await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        await this.deps.producer.send({ acks: -1, topic: this.deps.topic, messages });
       } catch (error) {
         await client.query('ROLLBACK');
         await client
@@ -141,7 +149,7 @@ export class OutboxRelay {
       );
       await client.query('COMMIT');
       this.published += rows.length;
-      this.onPublished(rows.length);
+      this.deps.onPublished?.(rows.length);
       return rows.length;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {

@@ -26,7 +26,16 @@ t.test('two relays draining one outbox publish every row exactly once', async (t
      SELECT $1, $2, k, jsonb_build_object('eventId', $1::text, 'reservationId', k) FROM unnest($3::text[]) AS k`,
     [eventId, config.reservationsTopic, keys],
   );
-  const relays = producers.map((p) => new OutboxRelay(pool, p, silentLogger, { batchSize: 100, idleMs: 10, maxBackoffMs: 1000 }));
+  const relays = producers.map(
+    (producer) =>
+      new OutboxRelay({
+        pool,
+        producer,
+        topic: config.reservationsTopic,
+        log: silentLogger,
+        options: { batchSize: 100, idleMs: 10, maxBackoffMs: 1000 },
+      }),
+  );
   // Both relays claim rounds concurrently until the event's rows are all published.
   const drain = async (relay: OutboxRelay) => {
     for (;;) {
@@ -47,4 +56,50 @@ t.test('two relays draining one outbox publish every row exactly once', async (t
   const onTopic = await reservationKeysOnTopic(eventId, keys.length);
   t.equal(onTopic.length, keys.length, 'no row was published twice');
   t.same([...onTopic].sort(), [...keys].sort(), 'every row was published');
+});
+
+t.test("a row meant for another topic (here, one that does not exist) is left alone and does not stall the relay's own", async (t) => {
+  const config = testConfig();
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-test', log: silentLogger });
+  const producer = createIdempotentProducer(kafka);
+  await producer.connect();
+  t.teardown(() => producer.disconnect());
+
+  const eventId = uniqueName('relay');
+  const elsewhere = uniqueName('no-such-topic');
+  t.teardown(() => pool.query('DELETE FROM outbox WHERE event_id = $1', [eventId]).then(() => undefined));
+  // The foreign row first: the oldest unpublished row, where a relay that took every topic starts.
+  for (const [topic, key] of [
+    [elsewhere, `r_${eventId}_foreign`],
+    [config.reservationsTopic, `r_${eventId}_own`],
+  ] as const) {
+    await pool.query(
+      `INSERT INTO outbox (event_id, topic, message_key, payload) VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text))`,
+      [eventId, topic, key],
+    );
+  }
+  const relay = new OutboxRelay({ pool, producer, topic: config.reservationsTopic, log: silentLogger });
+  for (let round = 0; round < 20; round++) {
+    const { rows } = await pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM outbox WHERE event_id = $1 AND topic = $2 AND published_at IS NULL',
+      [eventId, config.reservationsTopic],
+    );
+    if (rows[0]!.n === 0) break;
+    await relay.publishOnce(); // throws if it tried the foreign topic (kafkajs: unknown topic)
+  }
+  const { rows } = await pool.query<{ topic: string; published: boolean; attempts: number }>(
+    'SELECT topic, published_at IS NOT NULL AS published, attempts FROM outbox WHERE event_id = $1 ORDER BY id',
+    [eventId],
+  );
+  t.same(
+    rows,
+    [
+      { topic: elsewhere, published: false, attempts: 0 },
+      { topic: config.reservationsTopic, published: true, attempts: 1 },
+    ],
+    "the relay's own row is published; the foreign row was never claimed",
+  );
+  t.same(await reservationKeysOnTopic(eventId, 1), [`r_${eventId}_own`]);
 });
