@@ -69,6 +69,8 @@ export class Engine {
           prepare: deps.prepareProducer,
         })
       : undefined;
+    const relay = this.relay;
+    if (relay) deps.metrics.outboxBacklog = () => relay.backlog();
   }
 
   /** Shards served right now, as `event/shard` keys. */

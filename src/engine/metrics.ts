@@ -1,4 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { withDeadline } from '../deadline.js';
+import type { OutboxBacklog } from './outbox-relay.js';
+
+/** Longest a scrape waits for the outbox backlog (ms). */
+const OUTBOX_READ_TIMEOUT_MS = 2000;
 
 /** The engine's Prometheus metrics, on a registry of its own (no global state). */
 export class EngineMetrics {
@@ -38,7 +43,50 @@ export class EngineMetrics {
     registers: [this.registry],
   });
 
+  /** Where the outbox backlog is read at each scrape (the engine sets it when it relays). */
+  outboxBacklog: (() => Promise<readonly OutboxBacklog[]>) | undefined;
+  readonly outboxPending: Gauge = new Gauge({
+    name: 'sentinel_outbox_pending',
+    help: 'Unpublished outbox rows by topic, read from Postgres at each scrape (absent while Postgres cannot be read)',
+    labelNames: ['topic'],
+    registers: [this.registry],
+    collect: () => this.collectOutbox(),
+  });
+  readonly outboxOldestPendingSeconds = new Gauge({
+    name: 'sentinel_outbox_oldest_pending_seconds',
+    help: 'Age of the oldest unpublished outbox row by topic (publication lag)',
+    labelNames: ['topic'],
+    registers: [this.registry],
+    collect: () => this.collectOutbox(),
+  });
+  /** The read in flight: a scrape collects both backlog gauges at once, from one query. */
+  private outboxRead: Promise<void> | undefined;
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  private collectOutbox(): Promise<void> {
+    this.outboxRead ??= this.readOutbox().finally(() => {
+      this.outboxRead = undefined;
+    });
+    return this.outboxRead;
+  }
+
+  private async readOutbox(): Promise<void> {
+    this.outboxPending.reset();
+    this.outboxOldestPendingSeconds.reset();
+    if (this.outboxBacklog === undefined) return;
+    let backlog: readonly OutboxBacklog[];
+    try {
+      // A scrape must not wait for an unreachable Postgres (its connect timeout is longer).
+      backlog = await withDeadline(this.outboxBacklog(), OUTBOX_READ_TIMEOUT_MS);
+    } catch {
+      return; // no series rather than stale ones; readiness reports Postgres
+    }
+    for (const { topic, rows, oldestSeconds } of backlog) {
+      this.outboxPending.set({ topic }, rows);
+      this.outboxOldestPendingSeconds.set({ topic }, oldestSeconds);
+    }
   }
 }

@@ -15,6 +15,14 @@ export interface OutboxRelayOptions {
 
 export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, idleMs: 50, maxBackoffMs: 5000 };
 
+/** Unpublished outbox rows of one topic. */
+export interface OutboxBacklog {
+  readonly topic: string;
+  readonly rows: number;
+  /** Age of the oldest unpublished row (s). */
+  readonly oldestSeconds: number;
+}
+
 interface OutboxRow {
   id: string;
   message_key: string;
@@ -113,6 +121,21 @@ export class OutboxRelay {
         backoff = Math.min(backoff * 2, this.options.maxBackoffMs);
       }
     }
+  }
+
+  /**
+   * The unpublished rows of every topic — not only this relay's: a topic nobody relays any more
+   * (renamed while rows were pending) shows here long before `verify` misses its reservations.
+   * This relay's topic is always listed, at zero when drained.
+   */
+  async backlog(): Promise<OutboxBacklog[]> {
+    const { rows } = await this.deps.pool.query<{ topic: string; rows: number; oldest_seconds: number }>(
+      `SELECT topic, count(*)::int AS rows, extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+         FROM outbox WHERE published_at IS NULL GROUP BY topic`,
+    );
+    const backlog = rows.map((row) => ({ topic: row.topic, rows: row.rows, oldestSeconds: Math.max(0, row.oldest_seconds) }));
+    if (!backlog.some((b) => b.topic === this.deps.topic)) backlog.push({ topic: this.deps.topic, rows: 0, oldestSeconds: 0 });
+    return backlog;
   }
 
   /** One round: claim, send, mark. Returns the number of rows published. */

@@ -6,6 +6,7 @@
 import type { NatsConnection } from 'nats';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import { withDeadline } from '../deadline.js';
 
 export type CheckStatus = 'ok' | string;
 
@@ -21,22 +22,6 @@ export interface ReadinessReport {
 export const READINESS_TIMEOUT_MS = 1000;
 /** How long a report is reused (ms). */
 export const READINESS_CACHE_MS = 1000;
-
-function withTimeout(check: DependencyCheck, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    check().then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}
 
 /** The standard checks of the ingress's three dependencies. */
 export function dependencyChecks(deps: { redis: Redis; nc: NatsConnection; pg: pg.Pool }): Record<string, DependencyCheck> {
@@ -83,7 +68,7 @@ export class Readiness {
     const entries = await Promise.all(
       Object.entries(this.checks).map(async ([name, check]): Promise<[string, CheckStatus]> => {
         try {
-          await withTimeout(check, READINESS_TIMEOUT_MS);
+          await withDeadline(check(), READINESS_TIMEOUT_MS);
           return [name, 'ok'];
         } catch (error) {
           return [name, error instanceof Error ? error.message : String(error)];

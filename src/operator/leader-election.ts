@@ -10,6 +10,7 @@
 import { k8s } from '../adapters/kubernetes/client.js';
 import type { Logger } from '../log.js';
 import { isConflict, isNotFound, statusCodeOf } from './kube-errors.js';
+import { withDeadline } from '../deadline.js';
 
 /** Timing and identity of one candidate. */
 export interface LeaderElectionConfig {
@@ -99,7 +100,7 @@ export class LeaderElector {
       while (!this.stopped) {
         await this.sleep(this.config.retryPeriodMs);
         if (this.stopped) return;
-        if (await withTimeout(this.tryAcquireOrRenew(), this.config.renewDeadlineMs - (Date.now() - lastRenew))) {
+        if (await this.renewedWithin(this.config.renewDeadlineMs - (Date.now() - lastRenew))) {
           lastRenew = Date.now();
         } else if (Date.now() - lastRenew >= this.config.renewDeadlineMs) {
           this.log.error({ renewDeadlineMs: this.config.renewDeadlineMs }, 'Lost leadership: could not renew the lease in time');
@@ -115,6 +116,12 @@ export class LeaderElector {
     this.leading = false;
     this.term?.abort();
     this.callbacks.onStoppedLeading(reason);
+  }
+
+  /** One renewal attempt, false unless it succeeds within `ms`: a hung request must not keep a leader leading. */
+  private async renewedWithin(ms: number): Promise<boolean> {
+    if (ms <= 0) return false;
+    return withDeadline(this.tryAcquireOrRenew(), ms).catch(() => false);
   }
 
   /** One attempt; true when this candidate holds the Lease afterwards. */
@@ -227,24 +234,6 @@ export class LeaderElector {
       };
     });
   }
-}
-
-/** false when `attempt` has not settled within `ms`: a hung request must not keep a leader leading. */
-function withTimeout(attempt: Promise<boolean>, ms: number): Promise<boolean> {
-  if (ms <= 0) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    attempt.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(false);
-      },
-    );
-  });
 }
 
 function jitter(ms: number): number {

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createIdempotentProducer, createKafka, ensureTopic } from '../../../src/adapters/kafka/client.js';
+import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { OutboxRelay } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
@@ -102,4 +103,26 @@ t.test("a row meant for another topic (here, one that does not exist) is left al
     "the relay's own row is published; the foreign row was never claimed",
   );
   t.same(await reservationKeysOnTopic(eventId, 1), [`r_${eventId}_own`]);
+
+  // The stranded row shows in the engine's metrics, with its age.
+  const metrics = new EngineMetrics();
+  const scrape = async () => (await metrics.registry.metrics()).split('\n');
+  t.notOk(
+    (await scrape()).some((line) => line.startsWith('sentinel_outbox_pending{')),
+    'no backlog series before an engine relays',
+  );
+  metrics.outboxBacklog = () => relay.backlog();
+  const lines = await scrape();
+  t.ok(lines.includes(`sentinel_outbox_pending{topic="${elsewhere}"} 1`), 'the foreign topic has one pending row');
+  const age = lines.find((line) => line.startsWith(`sentinel_outbox_oldest_pending_seconds{topic="${elsewhere}"} `));
+  t.ok(age !== undefined && Number(age.split(' ')[1]) >= 0, `its age is reported (${age})`);
+  t.ok(
+    lines.some((line) => line.startsWith(`sentinel_outbox_pending{topic="${config.reservationsTopic}"} `)),
+    "the relay's own topic is always listed",
+  );
+  metrics.outboxBacklog = () => Promise.reject(new Error('Postgres is down'));
+  t.notOk(
+    (await scrape()).some((line) => line.startsWith('sentinel_outbox_pending{')),
+    'no stale series when the backlog cannot be read',
+  );
 });
