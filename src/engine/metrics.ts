@@ -45,9 +45,9 @@ export class EngineMetrics {
 
   /** Where the outbox backlog is read at each scrape (the engine sets it when it relays). */
   outboxBacklog: (() => Promise<readonly OutboxBacklog[]>) | undefined;
-  readonly outboxPending: Gauge = new Gauge({
+  readonly outboxPending = new Gauge({
     name: 'sentinel_outbox_pending',
-    help: 'Unpublished outbox rows by topic, read from Postgres at each scrape (absent while Postgres cannot be read)',
+    help: 'Unpublished outbox rows by topic, read from Postgres at each scrape: the same on every engine (absent while Postgres cannot be read)',
     labelNames: ['topic'],
     registers: [this.registry],
     collect: () => this.collectOutbox(),

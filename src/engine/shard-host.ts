@@ -199,11 +199,9 @@ export class ShardHost {
   /** A refusal that names as sold only the seats whose sale has committed. */
   private settledOnly(result: Extract<ShardResult, { type: 'unavailable' }>): ShardResult {
     const { sold } = result;
-    if (sold === undefined || this.unsettledSales.size === 0 || !sold.some((seat) => this.unsettledSales.has(seat))) return result;
-    return seatsUnavailable(
-      result.seats,
-      sold.filter((seat) => !this.unsettledSales.has(seat)),
-    );
+    if (sold === undefined || this.unsettledSales.size === 0) return result;
+    const settled = sold.filter((seat) => !this.unsettledSales.has(seat));
+    return settled.length === sold.length ? result : seatsUnavailable(result.seats, settled);
   }
 
   private async commit(batch: CommitEntry[]): Promise<void> {
