@@ -1,11 +1,12 @@
 /**
  * `sentinel verify --event ID [--log run.jsonl]…`: checks every invariant over Postgres, the Kafka
- * topic and stress response logs. Exit 0 when all hold, 1 on any violation, 2 on bad usage.
+ * topic and stress response logs. Exit 0 when all hold, 1 on any violation, 2 on bad usage, 3 when
+ * a check that was asked for could not be made.
  */
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { parseDurationMs, UsageError } from '../jobs/options.js';
 import { formatVerifyReport } from '../jobs/verify/format.js';
-import { UnknownEventError, verifyEvent } from '../jobs/verify/verify.js';
+import { EXIT, UnknownEventError, verifyEvent, verifyExitCode } from '../jobs/verify/verify.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
 
@@ -15,16 +16,23 @@ Checks the invariants of the architecture for one event:
   1 no seat held or sold twice; sold ≤ capacity     2 every 201 a client saw is in Postgres; every
   3 no live hold past its TTL (+ slack)               confirmed reservation is on the Kafka topic
   4 per-customer limits held                          (deduped by key), nothing unknown on it
-Reads DATABASE_URL, KAFKA_BROKERS and SENTINEL_RESERVATIONS_TOPIC. Exit 0 when every invariant
-holds, 1 on any violation, 2 on bad usage or an unknown event.
+Reads DATABASE_URL, KAFKA_BROKERS and SENTINEL_RESERVATIONS_TOPIC. Seats and limits are checked
+over every hold the event ever had, against the event's current limit (one lowered during the sale
+also flags what was held before). Exit codes:
+  0  every invariant holds
+  1  a violation (whatever else could not be checked)
+  2  bad usage or an unknown event
+  3  no violation, but a check could not be made: --log holds no record of the event, or the
+     topic could not be read
 
   --event ID          the event (required)
   --log PATH          a stress response log to replay, repeatable
   --no-topic          skip the Kafka checks
   --ttl-slack D       how long past its TTL a hold may still be live (default 2s)
-  --settle D          wait this long for the outbox to drain before reading the topic (default 60s)
+  --settle D          wait this long for the relay to publish the outbox before reading the topic,
+                      and again for reservations not published yet when it was read (default 60s)
   --topic-timeout D   reading the topic may take this long (default 60s)
-  --json              print {"ok", "violations", "counts", "checks"} instead of the summary
+  --json              print {"ok", "violations", "not_checked", "counts", "checks"} instead of the summary
 `;
 
 const FLAGS = {
@@ -75,11 +83,11 @@ export const verifyCommand: Command = {
         ...(values.json ? {} : { onStatus: (message: string) => stderr.write(`verify: ${message}\n`) }),
       });
       stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatVerifyReport(report));
-      return report.ok ? 0 : 1;
+      return verifyExitCode(report);
     } catch (error) {
       if (error instanceof UnknownEventError) {
         stderr.write(`verify: ${error.message}\n`);
-        return 2;
+        return EXIT.usage;
       }
       throw error;
     } finally {

@@ -1,8 +1,9 @@
 /**
  * What clients were told, from stress response logs: every hold, reservation and release that was
- * acknowledged (201/204), and the seats each granted. Two checks need nothing but the log — no two
- * clients may have been told they bought the same seat, and no seat may be held after it was sold —
- * and the rest compare the ledger with Postgres (`checkAcknowledged`).
+ * acknowledged (201/204), and the seats each granted. Some checks need nothing but the log — no two
+ * clients may have been told they bought the same seat, no seat may be held after it was sold, and
+ * every acknowledgement must name what it granted — and the rest compare the ledger with Postgres
+ * (`checkAcknowledged`). A log with no record of the event checks nothing (`checkable`).
  */
 import { LatencyHistogram, type LatencySummary } from '../stress/histogram.js';
 import type { ResponseRecord } from '../stress/response-log.js';
@@ -39,6 +40,8 @@ export class AckLedger {
   readonly reservations = new Map<string, AckedReservation>();
   /** Hold id → customer of a 204 to DELETE. */
   readonly releases = new Map<string, string>();
+  /** Acknowledgements that name no hold or reservation: nothing can find them in Postgres. */
+  private readonly unnamed: ResponseRecord[] = [];
   private readonly statuses = new Map<number, number>();
   private readonly losers = new LatencyHistogram();
   private lines = 0;
@@ -54,7 +57,10 @@ export class AckLedger {
     }
     this.statuses.set(record.status, (this.statuses.get(record.status) ?? 0) + 1);
     if (record.status === 409) this.losers.recordMs(record.ms);
-    if (record.status === 204 && record.op === 'release' && record.hold) this.releases.set(record.hold, record.customer);
+    if (record.status === 204 && record.op === 'release') {
+      if (record.hold) this.releases.set(record.hold, record.customer);
+      else this.unnamed.push(record);
+    }
     if (record.status !== 201) return;
     const granted = {
       customer: record.customer,
@@ -65,9 +71,22 @@ export class AckLedger {
     };
     if (record.op === 'confirm' || record.op === 'reserve') {
       if (record.reservation) this.reservations.set(record.reservation, { ...granted, hold: record.hold });
+      else this.unnamed.push(record);
     } else if (record.hold) {
       this.holds.set(record.hold, granted);
-    }
+    } else this.unnamed.push(record);
+  }
+
+  /**
+   * Why the acknowledgement checks cannot be made, or undefined when they can: the logs hold no
+   * record of this event (empty, or all of other events). Then "nothing was missing" would mean
+   * nothing was looked at.
+   */
+  checkable(): string | undefined {
+    if (this.lines > this.otherEvents) return undefined;
+    return this.lines === 0
+      ? 'the response logs are empty'
+      : `the response logs hold no record of event ${this.eventId} (${this.lines} lines, all of other events)`;
   }
 
   counts(): LedgerCounts {
@@ -80,8 +99,18 @@ export class AckLedger {
     };
   }
 
-  /** The checks that need only the log: double sales and holds granted on sold seats, as clients saw them. */
+  /**
+   * The checks that need only the log: acknowledgements that name nothing, and double sales and
+   * holds granted on sold seats, as clients saw them.
+   */
   checkClientView(violations: Violations): void {
+    for (const r of this.unnamed) {
+      const what = r.op === 'confirm' || r.op === 'reserve' ? 'reservation' : 'hold';
+      violations.add(
+        'ack-missing',
+        `a ${r.status} to ${r.customer} for ${r.op}${r.seat ? ` of ${r.seat}` : ''} names no ${what}: what it acknowledged cannot be found in Postgres`,
+      );
+    }
     const soldTo = new Map<string, { reservation: string; customer: string; at: number | undefined; hold: string | undefined }>();
     for (const [id, r] of this.reservations) {
       for (const seat of r.seats ?? []) {

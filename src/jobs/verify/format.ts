@@ -4,10 +4,18 @@ import type { VerifyReport } from './verify.js';
 
 const int = (n: number) => n.toLocaleString('en-US');
 
+function verdict(r: VerifyReport): string {
+  const n = r.counts.violations;
+  if (n > 0) return `FAILED — ${int(n)} violation${n === 1 ? '' : 's'}`;
+  const unchecked = r.checks.filter((c) => c.unchecked).length;
+  if (unchecked > 0) return `NOT CHECKED — no violation found, but ${unchecked} check${unchecked === 1 ? '' : 's'} could not be made`;
+  return 'OK — every invariant holds';
+}
+
 export function formatVerifyReport(r: VerifyReport): string {
   const i = r.counts.inventory;
   const lines = [
-    `verify ${r.event}: ${r.ok ? 'OK — every invariant holds' : `FAILED — ${int(r.counts.violations)} violation${r.counts.violations === 1 ? '' : 's'}`}`,
+    `verify ${r.event}: ${verdict(r)}`,
     `  seats       ${int(i.seats.total)} total · ${int(i.seats.sold)} sold · ${int(i.seats.held)} held · ${int(i.seats.available)} available`,
   ];
   if (i.pools.capacity > 0)
@@ -21,7 +29,7 @@ export function formatVerifyReport(r: VerifyReport): string {
   const t = r.counts.topic;
   lines.push(
     t
-      ? `  topic       ${int(t.messages)} messages · ${int(t.unique)} reservations · ${int(t.duplicates)} duplicates (deduped by key)${t.too_recent ? ` · ${int(t.too_recent)} too recent to check` : ''}`
+      ? `  topic       ${int(t.messages)} messages · ${int(t.unique)} reservations · ${int(t.duplicates)} duplicates (deduped by key)${t.rechecked ? ` · ${int(t.rechecked)} checked after waiting for the relay` : ''}`
       : '  topic       not checked',
   );
   const l = r.counts.log;
@@ -33,8 +41,12 @@ export function formatVerifyReport(r: VerifyReport): string {
   } else lines.push('  clients     no response log given (acknowledgement checks skipped)');
   lines.push('  checks');
   for (const c of r.checks) {
-    const mark = c.skipped ? 'skip' : c.violations === 0 ? ' ok ' : 'FAIL';
+    const mark = c.skipped ? 'skip' : c.violations > 0 ? 'FAIL' : c.unchecked ? ' ?? ' : ' ok ';
     lines.push(`    [${mark}] inv.${c.invariant} ${c.description}${c.violations ? ` — ${int(c.violations)}` : ''}`);
+  }
+  if (r.not_checked.length > 0) {
+    lines.push('  not checked');
+    for (const why of r.not_checked) lines.push(`    ${why}`);
   }
   if (r.violations.length > 0) {
     lines.push('  violations');

@@ -3,7 +3,7 @@
  * per-customer usage and the outbox. Read-only; each query reports rows that break a rule.
  */
 import type pg from 'pg';
-import type { Violations } from './violations.js';
+import { KEPT_PER_CHECK, type Violations } from './violations.js';
 
 /** The event as verify needs it. */
 export interface EventFacts {
@@ -78,17 +78,84 @@ export async function eventFacts(pool: pg.Pool, eventId: string): Promise<EventF
 }
 
 const list = (values: readonly unknown[], max = 5) => (values.length > max ? `${values.slice(0, max).join(', ')}, …` : values.join(', '));
+const iso = (at: Date) => at.toISOString();
+
+/**
+ * Every hold of the event (`$1`) with its lifetime [created_at, until): the span in which it kept
+ * its seats or places from everyone else. Times are the engine's decisions (a shard decides in
+ * memory, one command at a time, and stamps each hold with the decision's time):
+ *  - live and confirmed holds hold on (until = infinity);
+ *  - a released hold until the release was decided — the time of the release's idempotency record.
+ *    Not `ended_at`: that is when the group commit that wrote the release began, after every
+ *    decision of its batch, so a seat released and taken again within one commit window would look
+ *    held twice. (`ended_at`, capped at `expires_at`, only stands in if the record is missing.)
+ *  - an expired hold until `expires_at`: before any decision at or after that time the shard
+ *    expires the holds that are due, so no one could get the seat earlier, and anyone could from
+ *    then on. `ended_at` is again later — the commit that wrote the expiry, or a new owner's
+ *    restore — and would flag a seat taken in between.
+ * Comparing times across shards or owners assumes engine clocks agree to within a commit (shards)
+ * or a hand-off (owners) — see ADR 0007.
+ */
+const HOLD_LIFETIMES = `WITH released AS (
+    SELECT result->>'holdId' AS hold_id, min(created_at) AS at FROM idempotency_keys
+     WHERE event_id = $1 AND result->>'type' = 'released' GROUP BY 1
+  ), lifetimes AS (
+    SELECT h.hold_id, h.customer, h.seats, h.quantity, h.state, h.created_at,
+           CASE WHEN h.state IN ('released', 'expired') THEN least(coalesce(r.at, h.ended_at, h.expires_at), h.expires_at)
+                ELSE 'infinity'::timestamptz END AS until
+      FROM holds h LEFT JOIN released r USING (hold_id) WHERE h.event_id = $1
+  )`;
 
 /** Runs every SQL check of one event; adds what breaks to `violations`. */
 export async function checkInventory(db: Reader, event: EventFacts, violations: Violations, ttlSlackMs: number): Promise<InventoryCounts> {
   const id = event.id;
   const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = [id]) => (await db.query<R>(sql, params)).rows;
 
-  for (const r of await q<{ seat: string; holds: string[] }>(
-    `SELECT seat, array_agg(hold_id ORDER BY hold_id) AS holds FROM holds, unnest(seats) AS seat
-      WHERE event_id = $1 AND state IN ('live', 'confirmed') GROUP BY seat HAVING count(*) > 1`,
+  // Over the event's whole history, not only its final state: two holds of one seat that were both
+  // live at some moment break invariant 1 even if both expired since.
+  for (const r of await q<{
+    seat: string;
+    hold_id: string;
+    customer: string;
+    state: string;
+    created_at: Date;
+    other: string | null;
+    other_customer: string | null;
+    other_state: string | null;
+    other_created_at: Date | null;
+    other_until: Date | null;
+  }>(
+    `${HOLD_LIFETIMES}, seat_life AS (
+       SELECT seat, hold_id, customer, state, created_at, until FROM lifetimes, unnest(seats) AS seat
+     ), taken AS (
+       -- Sorted by start, a hold overlaps an earlier one exactly when it starts before the latest
+       -- end among the holds that started before it.
+       SELECT *, max(until) OVER (PARTITION BY seat ORDER BY created_at, hold_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS taken_until
+         FROM seat_life
+     ), overlapping AS (
+       SELECT *, row_number() OVER (ORDER BY seat, created_at, hold_id) AS n FROM taken WHERE taken_until > created_at
+     )
+     SELECT o.seat, o.hold_id, o.customer, o.state, o.created_at, e.hold_id AS other, e.customer AS other_customer,
+            e.state AS other_state, e.created_at AS other_created_at, nullif(e.until, 'infinity') AS other_until
+       FROM overlapping o
+       LEFT JOIN LATERAL (
+         -- Only for the violations whose details are kept: the earlier hold that still held the seat.
+         SELECT * FROM seat_life e
+          WHERE o.n <= $2 AND e.seat = o.seat AND (e.created_at, e.hold_id) < (o.created_at, o.hold_id) AND e.until > o.created_at
+          ORDER BY e.created_at, e.hold_id LIMIT 1) e ON true
+      ORDER BY o.n`,
+    [id, KEPT_PER_CHECK],
   )) {
-    violations.add('seat-held-twice', `seat ${r.seat} is in ${r.holds.length} live or confirmed holds: ${list(r.holds)}`);
+    const other =
+      r.other === null
+        ? 'while an earlier hold still held it'
+        : `while ${r.other_state} hold ${r.other} of ${r.other_customer} still held it (from ${iso(r.other_created_at!)} ${
+            r.other_until === null ? 'on' : `until ${iso(r.other_until)}`
+          })`;
+    violations.add(
+      'seat-held-twice',
+      `seat ${r.seat} was given to ${r.customer} (${r.state} hold ${r.hold_id}) at ${iso(r.created_at)} ${other}`,
+    );
   }
 
   for (const r of await q<{ seat: string; reservations: string[] }>(
@@ -194,12 +261,28 @@ export async function checkInventory(db: Reader, event: EventFacts, violations: 
     violations.add('hold-past-ttl', `hold ${r.hold_id} was confirmed (${r.reservation_id}) ${Math.round(r.late_ms)} ms after it expired`);
   }
 
-  for (const r of await q<{ customer: string; used: number }>(
-    `SELECT customer, sum(quantity)::int AS used FROM holds WHERE event_id = $1 AND state IN ('live', 'confirmed')
-      GROUP BY customer HAVING sum(quantity) > $2`,
+  // A sweep over the same lifetimes: the most each customer held or had bought at any one moment
+  // (pools by quantity). Compared with the event's current limit: one lowered during the sale also
+  // flags what was held, within the old limit, before it was lowered. Across shards the engine
+  // enforces the limit where a hold commits (the usage counter), so one customer's hold decided on
+  // one shard just before their hold on another ended, yet committed after that end, shows here as
+  // an overlap as long as a commit (ADR 0007); a client that waits for each answer never does that.
+  for (const r of await q<{ customer: string; used: number; at: Date }>(
+    `${HOLD_LIFETIMES}, steps AS (
+       SELECT customer, created_at AS at, quantity AS delta FROM lifetimes
+       UNION ALL SELECT customer, until, -quantity FROM lifetimes WHERE until < 'infinity'
+     ), running AS (
+       -- Ends before starts at one instant: a lifetime is [created_at, until).
+       SELECT customer, at, sum(delta) OVER (PARTITION BY customer ORDER BY at, delta ROWS UNBOUNDED PRECEDING)::int AS used FROM steps
+     )
+     SELECT DISTINCT ON (customer) customer, used, at FROM running WHERE used > $2 ORDER BY customer, used DESC, at`,
     [id, event.customerLimit],
   )) {
-    violations.add('customer-limit', `customer ${r.customer} has ${r.used} seats held or bought; the limit is ${event.customerLimit}`);
+    violations.add(
+      'customer-limit',
+      `customer ${r.customer} held or had bought ${r.used} seats or places at once (at ${iso(r.at)}); the event's limit is now ${event.customerLimit}` +
+        ' (if it was lowered during the sale, what was held before may exceed it)',
+    );
   }
   for (const r of await q<{ customer: string; used: number; holding: number }>(
     `SELECT customer, coalesce(u.used, 0)::int AS used, coalesce(h.q, 0)::int AS holding
@@ -261,18 +344,4 @@ export async function checkInventory(db: Reader, event: EventFacts, violations: 
     pending_expiry: pendingExpiry,
     expiry_lag_ms: { p99: Math.round(counts.lag_p99 ?? 0), max: Math.round(counts.lag_max ?? 0) },
   };
-}
-
-/** Waits until the event's outbox is fully published (the relay drained it), up to `timeoutMs`; returns what is left. */
-export async function settleOutbox(pool: pg.Pool, eventId: string, timeoutMs: number, onWait?: (left: number) => void): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [
-      eventId,
-    ]);
-    const left = rows[0]?.n ?? 0;
-    if (left === 0 || Date.now() >= deadline) return left;
-    onWait?.(left);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }

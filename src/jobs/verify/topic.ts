@@ -1,10 +1,19 @@
 /**
  * Reads one event's confirmed reservations back from the Kafka topic and compares them with
  * Postgres. The topic is shared by every event, so reading starts at the offsets of the event's
- * creation time (minus a minute) and ends at the high-water marks taken after the outbox drained:
- * a bounded read with a definite end, not "wait and hope nothing else arrives".
+ * creation time (minus a minute) and ends at the high-water marks taken when the read began: a
+ * bounded read with a definite end, not "wait and hope nothing else arrives".
+ *
+ * Which reservations must lie below those marks is decided by the database's own ordering, never
+ * by comparing clocks: the relay commits an outbox row's `published_at` only after Kafka
+ * acknowledged the message, so a row that a statement saw published before the marks were read is
+ * on the topic below them (`publishedKeys`). A reservation missing from the topic is a violation
+ * when its row was published then, however recent it is; when its row was not published yet (a
+ * load still running, a slow relay), verify waits for the relay and reads the topic on from where
+ * it stopped (`recheckTopic`) — nothing is excused for being recent.
  */
 import { createKafka } from '../../adapters/kafka/client.js';
+import type pg from 'pg';
 import type { Logger } from '../../log.js';
 import type { Reader } from './inventory-checks.js';
 import type { Violations } from './violations.js';
@@ -32,34 +41,72 @@ interface ReservationPayload {
   readonly quantity?: number;
 }
 
-/** The event's messages by key (the first payload of each) and how many times each key came. */
-export async function readEventFromTopic(options: {
-  readonly brokers: readonly string[];
-  readonly topic: string;
-  readonly eventId: string;
-  readonly since: Date;
-  readonly timeoutMs: number;
-  readonly log: Logger;
-}): Promise<{ messages: Map<string, { payload: ReservationPayload; count: number }>; counts: TopicCounts }> {
+/** The event's messages read so far, by key, and where each partition's read ended; a later read goes on from there. */
+export class TopicRead {
+  /** Key → the first payload read for it and how many times the key came. */
+  readonly messages = new Map<string, { readonly payload: ReservationPayload; count: number }>();
+  /** Partition → the offset the last read ended at (the high-water mark when it began). */
+  readonly ends = new Map<number, number>();
+  private total = 0;
+  private skipped = 0;
+
+  /** One message value (as read from the topic) under `key`; values that are not JSON are passed over. */
+  add(eventId: string, key: string, value: Buffer | null): void {
+    let payload: ReservationPayload;
+    try {
+      payload = JSON.parse(String(value)) as ReservationPayload;
+    } catch {
+      return;
+    }
+    if (payload.eventId !== eventId) {
+      this.skipped += 1;
+      return;
+    }
+    this.total += 1;
+    const seen = this.messages.get(key);
+    if (seen) seen.count += 1;
+    else this.messages.set(key, { payload, count: 1 });
+  }
+
+  counts(): TopicCounts {
+    return { messages: this.total, unique: this.messages.size, duplicates: this.total - this.messages.size, skipped: this.skipped };
+  }
+}
+
+/**
+ * Reads the event's messages up to the topic's current high-water marks into `read`: from where
+ * `read` last ended, or (a partition not read yet) from the offsets of the event's creation time.
+ */
+export async function readEventFromTopic(
+  options: {
+    readonly brokers: readonly string[];
+    readonly topic: string;
+    readonly eventId: string;
+    readonly since: Date;
+    readonly timeoutMs: number;
+    readonly log: Logger;
+  },
+  read = new TopicRead(),
+): Promise<TopicRead> {
   const kafka = createKafka({ brokers: options.brokers, clientId: 'sentinel-verify', log: options.log });
   const admin = kafka.admin();
-  const messages = new Map<string, { payload: ReservationPayload; count: number }>();
-  let total = 0;
-  let skipped = 0;
-  const result = () => ({ messages, counts: { messages: total, unique: messages.size, duplicates: total - messages.size, skipped } });
   await admin.connect();
   try {
-    if (!(await admin.listTopics()).includes(options.topic)) return result();
+    if (!(await admin.listTopics()).includes(options.topic)) return read;
     const high = await admin.fetchTopicOffsets(options.topic);
     const start = await admin.fetchTopicOffsetsByTimestamp(options.topic, options.since.getTime() - 60_000);
     /** Partition → [next offset to read, end offset]. */
     const ranges = new Map<number, [number, number]>();
     for (const h of high) {
-      const from = Number(start.find((s) => s.partition === h.partition)?.offset ?? h.low);
+      const from = read.ends.get(h.partition) ?? Number(start.find((s) => s.partition === h.partition)?.offset ?? h.low);
       const to = Number(h.high);
       if (from < to) ranges.set(h.partition, [from, to]);
     }
-    if (ranges.size === 0) return result();
+    const ended = () => {
+      for (const h of high) read.ends.set(h.partition, Math.max(read.ends.get(h.partition) ?? 0, Number(h.high)));
+      return read;
+    };
+    if (ranges.size === 0) return ended();
     const groupId = `sentinel-verify-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}`;
     const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250, sessionTimeout: 10_000, heartbeatInterval: 1000 });
     let finished!: () => void;
@@ -76,21 +123,7 @@ export async function readEventFromTopic(options: {
             const offset = Number(message.offset);
             if (offset < range[0] || offset >= range[1]) continue;
             range[0] = offset + 1;
-            let payload: ReservationPayload;
-            try {
-              payload = JSON.parse(String(message.value)) as ReservationPayload;
-            } catch {
-              continue;
-            }
-            if (payload.eventId !== options.eventId) {
-              skipped += 1;
-              continue;
-            }
-            total += 1;
-            const key = String(message.key);
-            const seen = messages.get(key);
-            if (seen) seen.count += 1;
-            else messages.set(key, { payload, count: 1 });
+            read.add(options.eventId, String(message.key), message.value);
           }
           if ([...ranges.values()].every(([next, end]) => next >= end)) finished();
         },
@@ -105,56 +138,146 @@ export async function readEventFromTopic(options: {
       await consumer.disconnect().catch(() => undefined);
       await admin.deleteGroups([groupId]).catch(() => undefined);
     }
-    return result();
+    return ended();
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
 }
 
-/** Compares the topic with the event's reservations in Postgres. */
+/**
+ * Waits until the event's outbox rows that are unpublished now (only those of `keys`, when given)
+ * are published, up to `timeoutMs`; returns how many are not. Rows committed while it waits are
+ * not waited for, so a load that keeps running cannot keep it waiting to the end.
+ */
+export async function settleOutbox(
+  pool: pg.Pool,
+  eventId: string,
+  timeoutMs: number,
+  onWait?: (left: number) => void,
+  keys?: readonly string[],
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let upTo: string | null | undefined;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number; last: string | null }>(
+      `SELECT count(*)::int AS n, max(id)::text AS last FROM outbox
+        WHERE event_id = $1 AND published_at IS NULL AND ($2::text[] IS NULL OR message_key = ANY($2)) AND ($3::bigint IS NULL OR id <= $3)`,
+      [eventId, keys ?? null, upTo ?? null],
+    );
+    const left = rows[0]?.n ?? 0;
+    upTo ??= rows[0]?.last ?? null;
+    if (left === 0 || Date.now() >= deadline) return left;
+    onWait?.(left);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
+ * The reservation ids (outbox message keys) of the event whose outbox rows one statement sees
+ * published (only among `keys`, when given). Taken before the topic's high-water marks are read,
+ * each of them must be below the marks: the relay commits `published_at` after Kafka acknowledged
+ * the message. (The value of `published_at` is the relay transaction's start, before its send:
+ * only the commit order, not that timestamp, says the message was acknowledged.)
+ */
+export async function publishedKeys(pool: pg.Pool, eventId: string, keys?: readonly string[]): Promise<Set<string>> {
+  const { rows } = await pool.query<{ message_key: string }>(
+    `SELECT DISTINCT message_key FROM outbox
+      WHERE event_id = $1 AND published_at IS NOT NULL AND ($2::text[] IS NULL OR message_key = ANY($2))`,
+    [eventId, keys ?? null],
+  );
+  return new Set(rows.map((r) => r.message_key));
+}
+
+/** A reservation as the topic checks need it. */
+export type TopicReservation = Omit<ReservationRow, 'event_id'> & { readonly in_outbox: boolean };
+
+/**
+ * Compares the topic with the event's reservations in Postgres. `published`: what `publishedKeys`
+ * returned before `read` began. Returns the reservations that are not on the topic and whose
+ * outbox rows were not published then: `recheckTopic` decides those after waiting for the relay.
+ */
 export async function checkTopic(
   db: Reader,
   eventId: string,
-  messages: ReadonlyMap<string, { payload: ReservationPayload; count: number }>,
-  read: { readonly unpublished: number; readonly settledAt: number },
+  read: TopicRead,
+  published: ReadonlySet<string>,
   violations: Violations,
-): Promise<{ tooRecent: number }> {
-  const { rows } = await db.query<Omit<ReservationRow, 'event_id'>>(
-    'SELECT reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at FROM reservations WHERE event_id = $1',
+): Promise<TopicReservation[]> {
+  const { rows } = await db.query<TopicReservation>(
+    `SELECT reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at,
+            EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = r.event_id AND o.message_key = r.reservation_id) AS in_outbox
+       FROM reservations r WHERE event_id = $1`,
     [eventId],
   );
   const known = new Map(rows.map((r) => [r.reservation_id, r]));
-  const why =
-    read.unpublished > 0 ? ` (${read.unpublished} outbox rows of the event are still unpublished: is a relay running, is Kafka up?)` : '';
-  // Reservations committed after the outbox was seen drained may not be on the topic yet; they
-  // are only counted (verify after the load to check them all).
-  const cutoff = read.settledAt - RECENT_MARGIN_MS;
-  let tooRecent = 0;
+  const pending: TopicReservation[] = [];
   for (const r of rows) {
-    if (messages.has(r.reservation_id)) continue;
-    if (r.confirmed_at.getTime() > cutoff && read.unpublished === 0) tooRecent += 1;
-    else violations.add('topic-missing', `reservation ${r.reservation_id} of ${r.customer} is not on the topic${why}`);
+    if (read.messages.has(r.reservation_id)) continue;
+    if (!r.in_outbox) missing(violations, r, 'it has no outbox row');
+    else if (published.has(r.reservation_id)) missing(violations, r, 'its outbox row was published before verify read the topic');
+    else pending.push(r);
   }
-  for (const [key, { payload }] of messages) {
+  for (const [key, { payload }] of read.messages) {
     const row = known.get(key);
-    if (row === undefined) {
-      violations.add('topic-unknown', `message ${key} on the topic names a reservation Postgres does not have`);
-      continue;
-    }
-    const seats = [...(payload.seats ?? [])].sort().join();
-    if (
-      payload.reservationId !== key ||
-      payload.holdId !== row.hold_id ||
-      payload.customer !== row.customer ||
-      payload.quantity !== row.quantity ||
-      (payload.pool ?? null) !== row.pool_id ||
-      seats !== [...row.seats].sort().join()
-    ) {
-      violations.add('topic-unknown', `message ${key} disagrees with its reservation in Postgres: ${JSON.stringify(payload)}`);
-    }
+    if (row === undefined) violations.add('topic-unknown', `message ${key} on the topic names a reservation Postgres does not have`);
+    else compareMessage(key, payload, row, violations);
   }
-  return { tooRecent };
+  return pending;
 }
 
-/** A reservation confirmed this close to the moment the outbox was seen drained may still be in flight (ms). */
-const RECENT_MARGIN_MS = 5000;
+/**
+ * Decides the reservations `checkTopic` could not: waits (up to `settleTimeoutMs`) for the relay to
+ * publish their outbox rows, notes which are published, then reads the topic on from where `read`
+ * ended. Each must be on it unless its row is still unpublished — which, after the wait, is a
+ * violation too (no relay, or Kafka down). Messages of other reservations that arrived meanwhile
+ * are committed after verify's snapshot, and left for the next verify. Throws when the topic
+ * cannot be read.
+ */
+export async function recheckTopic(
+  options: {
+    readonly pool: pg.Pool;
+    readonly eventId: string;
+    readonly pending: readonly TopicReservation[];
+    readonly settleTimeoutMs: number;
+    readonly onWait?: (left: number) => void;
+    readonly topic: Parameters<typeof readEventFromTopic>[0];
+  },
+  read: TopicRead,
+  violations: Violations,
+): Promise<void> {
+  const keys = options.pending.map((r) => r.reservation_id);
+  await settleOutbox(options.pool, options.eventId, options.settleTimeoutMs, options.onWait, keys);
+  const published = await publishedKeys(options.pool, options.eventId, keys);
+  await readEventFromTopic(options.topic, read);
+  for (const r of options.pending) {
+    const message = read.messages.get(r.reservation_id);
+    if (message !== undefined) compareMessage(r.reservation_id, message.payload, r, violations);
+    else if (published.has(r.reservation_id)) missing(violations, r, 'its outbox row was published before verify read the topic again');
+    else {
+      missing(
+        violations,
+        r,
+        `its outbox row is still unpublished after waiting ${options.settleTimeoutMs / 1000} s for the relay (is a relay running, is Kafka up?)`,
+      );
+    }
+  }
+}
+
+function missing(violations: Violations, r: TopicReservation, why: string): void {
+  violations.add('topic-missing', `reservation ${r.reservation_id} of ${r.customer} is not on the topic: ${why}`);
+}
+
+/** A message must say what its reservation row says. */
+function compareMessage(key: string, payload: ReservationPayload, row: TopicReservation, violations: Violations): void {
+  const seats = [...(payload.seats ?? [])].sort().join();
+  if (
+    payload.reservationId !== key ||
+    payload.holdId !== row.hold_id ||
+    payload.customer !== row.customer ||
+    payload.quantity !== row.quantity ||
+    (payload.pool ?? null) !== row.pool_id ||
+    seats !== [...row.seats].sort().join()
+  ) {
+    violations.add('topic-unknown', `message ${key} disagrees with its reservation in Postgres: ${JSON.stringify(payload)}`);
+  }
+}

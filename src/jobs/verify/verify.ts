@@ -6,8 +6,17 @@ import type pg from 'pg';
 import type { Logger } from '../../log.js';
 import { readResponseLog } from '../stress/response-log.js';
 import { AckLedger, checkAcknowledged, type LedgerCounts } from './ack-ledger.js';
-import { checkInventory, eventFacts, openSnapshot, settleOutbox, type InventoryCounts } from './inventory-checks.js';
-import { checkTopic, readEventFromTopic, type TopicCounts } from './topic.js';
+import { checkInventory, eventFacts, openSnapshot, type InventoryCounts } from './inventory-checks.js';
+import {
+  checkTopic,
+  publishedKeys,
+  readEventFromTopic,
+  recheckTopic,
+  settleOutbox,
+  type TopicCounts,
+  type TopicRead,
+  type TopicReservation,
+} from './topic.js';
 import { CHECKS, Violations, type CheckName, type Violation } from './violations.js';
 
 export interface VerifyOptions {
@@ -19,7 +28,10 @@ export interface VerifyOptions {
   readonly kafka: { readonly brokers: readonly string[]; readonly topic: string } | undefined;
   /** How far past its TTL a hold may still be live (timer granularity, commit window, clock skew), ms. */
   readonly ttlSlackMs: number;
-  /** How long to wait for the outbox to drain before reading the topic, ms. */
+  /**
+   * How long to wait for the relay to publish the event's outbox before reading the topic, ms; and
+   * again, for reservations whose rows were not published yet when it was read.
+   */
   readonly settleTimeoutMs: number;
   /** How long reading the topic may take, ms. */
   readonly topicTimeoutMs: number;
@@ -28,14 +40,20 @@ export interface VerifyOptions {
   readonly onStatus?: (message: string) => void;
 }
 
-/** The verdict, as `--json` prints it. */
+/**
+ * The verdict, as `--json` prints it. `ok` only when every check that was asked for was made and
+ * found nothing: a check that could not be made (`not_checked`) is not a pass.
+ */
 export interface VerifyReport {
   readonly ok: boolean;
   readonly event: string;
   readonly violations: readonly Violation[];
+  /** Why checks that were asked for could not be made (an empty response log, an unreadable topic). */
+  readonly not_checked: readonly string[];
   readonly counts: {
     readonly inventory: InventoryCounts;
-    readonly topic: (TopicCounts & { readonly too_recent: number }) | null;
+    /** `rechecked`: reservations not yet published when the topic was read, checked after waiting for the relay. */
+    readonly topic: (TopicCounts & { readonly rechecked: number }) | null;
     readonly log: LedgerCounts | null;
     readonly violations: number;
   };
@@ -44,9 +62,21 @@ export interface VerifyReport {
     readonly invariant: number;
     readonly description: string;
     readonly violations: number;
+    /** Not asked for (no response log, `--no-topic`). */
     readonly skipped: boolean;
+    /** Asked for, but could not be made (see `not_checked`). */
+    readonly unchecked: boolean;
   }[];
   readonly duration_s: number;
+}
+
+/** `sentinel verify`'s exit codes. */
+export const EXIT = { ok: 0, violations: 1, usage: 2, notChecked: 3 } as const;
+
+/** 1 on any violation; else 3 when some check could not be made; else 0. */
+export function verifyExitCode(report: VerifyReport): number {
+  if (report.counts.violations > 0) return EXIT.violations;
+  return report.not_checked.length > 0 ? EXIT.notChecked : EXIT.ok;
 }
 
 /** The event does not exist: nothing to verify (exit 2, not a violation). */
@@ -62,6 +92,10 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   if (event === undefined) throw new UnknownEventError(options.eventId);
   const violations = new Violations();
   const skipped = new Set<CheckName>();
+  /** Checks that were asked for but could not be made, and why. */
+  const unchecked = new Map<CheckName, string>();
+  const cannotCheck = (checks: readonly CheckName[], why: string) => checks.forEach((check) => unchecked.set(check, why));
+  const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
   let ledger: AckLedger | undefined;
   if (options.logs.length > 0) {
@@ -70,37 +104,34 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
       options.onStatus?.(`reading ${path}`);
       for await (const record of readResponseLog(path)) ledger.add(record);
     }
-    ledger.checkClientView(violations);
+    const why = ledger.checkable();
+    if (why === undefined) ledger.checkClientView(violations);
+    else cannotCheck(['ack-missing', 'client-double-sale'], why);
   } else {
     skipped.add('ack-missing');
     skipped.add('client-double-sale');
   }
 
-  // The topic first: the relay drains the outbox, then the topic is read to its end.
-  let topic: TopicCounts | null = null;
-  let read: { messages: Awaited<ReturnType<typeof readEventFromTopic>>['messages']; unpublished: number; settledAt: number } | undefined;
-  if (options.kafka) {
-    const unpublished = await settleOutbox(options.pool, event.id, options.settleTimeoutMs, (n) =>
-      options.onStatus?.(`waiting for the relay to publish ${n} outbox rows`),
-    );
-    const settledAt = Date.now();
-    options.onStatus?.(`reading ${options.kafka.topic}`);
+  // The topic first: the relay drains the outbox, verify notes which rows are published, then
+  // reads the topic to its end (see topic.ts for why that order decides what must be on it).
+  let read: { topic: TopicRead; published: Set<string> } | undefined;
+  const topicOptions = options.kafka && {
+    brokers: options.kafka.brokers,
+    topic: options.kafka.topic,
+    eventId: event.id,
+    since: event.createdAt,
+    timeoutMs: options.topicTimeoutMs,
+    log: options.log,
+  };
+  const onWait = (n: number) => options.onStatus?.(`waiting for the relay to publish ${n} outbox rows`);
+  if (topicOptions) {
+    await settleOutbox(options.pool, event.id, options.settleTimeoutMs, onWait);
+    const published = await publishedKeys(options.pool, event.id);
+    options.onStatus?.(`reading ${topicOptions.topic}`);
     try {
-      const result = await readEventFromTopic({
-        brokers: options.kafka.brokers,
-        topic: options.kafka.topic,
-        eventId: event.id,
-        since: event.createdAt,
-        timeoutMs: options.topicTimeoutMs,
-        log: options.log,
-      });
-      topic = result.counts;
-      read = { messages: result.messages, unpublished, settledAt };
+      read = { topic: await readEventFromTopic(topicOptions), published };
     } catch (error) {
-      violations.add(
-        'topic-missing',
-        `could not read the topic ${options.kafka.topic}: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      cannotCheck(['topic-missing', 'topic-unknown'], `could not read the topic ${topicOptions.topic}: ${errorText(error)}`);
     }
   } else {
     skipped.add('topic-missing');
@@ -111,26 +142,47 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   options.onStatus?.('checking the inventory');
   const snapshot = await openSnapshot(options.pool);
   let inventory: InventoryCounts;
-  let tooRecent = 0;
+  let pending: TopicReservation[] = [];
   try {
-    if (ledger) await checkAcknowledged(snapshot, event.id, ledger, violations);
-    if (read) ({ tooRecent } = await checkTopic(snapshot, event.id, read.messages, read, violations));
+    if (ledger && !unchecked.has('ack-missing')) await checkAcknowledged(snapshot, event.id, ledger, violations);
+    if (read) pending = await checkTopic(snapshot, event.id, read.topic, read.published, violations);
     inventory = await checkInventory(snapshot, event, violations, options.ttlSlackMs);
   } finally {
     await snapshot.close();
   }
 
+  // Reservations whose rows were not published when the topic was read: wait for the relay, read on.
+  if (read && topicOptions && pending.length > 0) {
+    options.onStatus?.(`${pending.length} reservations were not published yet when the topic was read: waiting for the relay`);
+    try {
+      await recheckTopic(
+        { pool: options.pool, eventId: event.id, pending, settleTimeoutMs: options.settleTimeoutMs, onWait, topic: topicOptions },
+        read.topic,
+        violations,
+      );
+    } catch (error) {
+      cannotCheck(['topic-missing'], `could not read the topic ${topicOptions.topic} again: ${errorText(error)}`);
+    }
+  }
+
   return {
-    ok: violations.total === 0,
+    ok: violations.total === 0 && unchecked.size === 0,
     event: event.id,
     violations: violations.list(),
-    counts: { inventory, topic: topic && { ...topic, too_recent: tooRecent }, log: ledger?.counts() ?? null, violations: violations.total },
+    not_checked: [...new Set(unchecked.values())],
+    counts: {
+      inventory,
+      topic: read ? { ...read.topic.counts(), rechecked: pending.length } : null,
+      log: ledger?.counts() ?? null,
+      violations: violations.total,
+    },
     checks: (Object.keys(CHECKS) as CheckName[]).map((check) => ({
       check,
       invariant: CHECKS[check].invariant,
       description: CHECKS[check].description,
       violations: violations.count(check),
       skipped: skipped.has(check),
+      unchecked: unchecked.has(check),
     })),
     duration_s: (Date.now() - started) / 1000,
   };

@@ -6,7 +6,10 @@
 
 /** Every check, with the invariant (architecture.md, "Invariants") it enforces. */
 export const CHECKS = {
-  'seat-held-twice': { invariant: 1, description: 'no seat is in two live or confirmed holds' },
+  'seat-held-twice': {
+    invariant: 1,
+    description: 'no seat was ever in two holds at once (every hold of the event, including those released or expired since)',
+  },
   'seat-sold-twice': { invariant: 1, description: 'no seat is in two reservations' },
   'seat-row-disagrees': { invariant: 1, description: "every seat row agrees with its hold's state" },
   'over-capacity': { invariant: 1, description: 'held + sold ≤ capacity for every pool; pool counters match the holds' },
@@ -23,7 +26,10 @@ export const CHECKS = {
     invariant: 3,
     description: 'no live hold on a served shard is past its TTL + slack; no hold was confirmed after it expired',
   },
-  'customer-limit': { invariant: 4, description: "no customer's live + confirmed holds exceed the event's per-customer limit" },
+  'customer-limit': {
+    invariant: 4,
+    description: "no customer ever held or bought more than the event's (current) per-customer limit at once",
+  },
   'usage-disagrees': { invariant: 4, description: "the event-wide usage counters match each customer's holds" },
 } as const;
 

@@ -1,8 +1,11 @@
 /**
  * `verify` against a database with planted violations: a double sale, a hold past its TTL, a hold
  * confirmed after it expired, a customer over the limit, broken counters, a reservation without
- * an outbox row, an unknown message on the topic, and a response log that claims what Postgres
- * never saw. Each must be reported under its check; a clean event must pass.
+ * an outbox row, a published reservation missing from the topic, an unknown message on the topic,
+ * and a response log that claims what Postgres never saw. Each must be reported under its check; a
+ * clean event must pass. Then the checks over an event's history (seats held twice and limits
+ * exceeded by holds that have all ended since), the wait for reservations the relay had not
+ * published yet, and response logs with nothing to check.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,11 +14,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createIdempotentProducer, createKafka } from '../../../src/adapters/kafka/client.js';
-import { verifyEvent } from '../../../src/jobs/verify/verify.js';
+import { verifyEvent, verifyExitCode, type VerifyOptions, type VerifyReport } from '../../../src/jobs/verify/verify.js';
 import type { CheckName } from '../../../src/jobs/verify/violations.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
-import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
+import { provisionTestEvent, sleep, testDatabase, testLayout } from '../../support/stack.js';
 
 const config = testConfig();
 const pool = await testDatabase();
@@ -24,47 +27,75 @@ const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 8, seat
 const clean = await provisionTestEvent(pool);
 const ev = spec.eventId;
 
-const shardOf = async (seat: string) =>
-  (await pool.query<{ shard: number }>('SELECT shard FROM seats WHERE event_id = $1 AND seat_id = $2', [ev, seat])).rows[0]!.shard;
+const shardOf = async (seat: string, eventId = ev) =>
+  (await pool.query<{ shard: number }>('SELECT shard FROM seats WHERE event_id = $1 AND seat_id = $2', [eventId, seat])).rows[0]!.shard;
+
+/** Where a planted reservation's outbox row stands: published (the default), unpublished for the test to relay, or missing. */
+type Outbox = 'published' | 'unpublished' | 'none';
+
+/** A topic no relay serves: rows the test publishes itself (`relay`), so no relay of another test takes them first. */
+const MANUAL_TOPIC = 'verify-test-manual';
 
 async function hold(
   id: string,
   customer: string,
   seats: string[],
   state: 'live' | 'confirmed' | 'released',
-  options: { expiresInMs?: number; reservation?: string; outbox?: boolean; seatState?: 'held' | 'sold' | null } = {},
+  options: {
+    event?: string;
+    expiresInMs?: number;
+    reservation?: string;
+    outbox?: Outbox;
+    confirmedAgoMs?: number;
+    seatState?: 'held' | 'sold' | null;
+  } = {},
 ): Promise<void> {
-  const shard = await shardOf(seats[0]!);
+  const eventId = options.event ?? ev;
+  const shard = await shardOf(seats[0]!, eventId);
   const expires = options.expiresInMs ?? 600_000;
   await pool.query(
     `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at, ended_at, reservation_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, now() - interval '2 hours', now() + make_interval(secs => $8::float8 / 1000),
              CASE WHEN $7 = 'live' THEN NULL ELSE now() END, $9)`,
-    [id, ev, shard, customer, seats, seats.length, state, expires, options.reservation ?? null],
+    [id, eventId, shard, customer, seats, seats.length, state, expires, options.reservation ?? null],
   );
   if (options.reservation) {
     await pool.query(
       `INSERT INTO reservations (reservation_id, event_id, hold_id, shard, customer, seats, quantity, confirmed_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, now() - interval '1 minute')`,
-      [options.reservation, ev, id, shard, customer, seats, seats.length],
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now() - make_interval(secs => $8::float8 / 1000))`,
+      [options.reservation, eventId, id, shard, customer, seats, seats.length, options.confirmedAgoMs ?? 60_000],
     );
-    if (options.outbox !== false) {
-      await pool.query(`INSERT INTO outbox (event_id, topic, message_key, payload, published_at) VALUES ($1, $2, $3, '{}', now())`, [
-        ev,
-        config.reservationsTopic,
-        options.reservation,
-      ]);
+    const outbox = options.outbox ?? 'published';
+    if (outbox !== 'none') {
+      // What the engine writes: the message the relay publishes.
+      const payload = { type: 'reservation.confirmed', eventId, shard, reservationId: options.reservation, holdId: id, customer, seats };
+      await pool.query(
+        `INSERT INTO outbox (event_id, topic, message_key, payload, published_at)
+         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)`,
+        [
+          eventId,
+          outbox === 'published' ? config.reservationsTopic : MANUAL_TOPIC,
+          options.reservation,
+          { ...payload, quantity: seats.length },
+          outbox === 'published',
+        ],
+      );
     }
   }
   const seatState =
     options.seatState === undefined ? (state === 'live' ? 'held' : state === 'confirmed' ? 'sold' : null) : options.seatState;
   if (seatState)
-    await pool.query('UPDATE seats SET state = $3, hold_id = $4 WHERE event_id = $1 AND seat_id = ANY($2)', [ev, seats, seatState, id]);
+    await pool.query('UPDATE seats SET state = $3, hold_id = $4 WHERE event_id = $1 AND seat_id = ANY($2)', [
+      eventId,
+      seats,
+      seatState,
+      id,
+    ]);
   if (state !== 'released') {
     await pool.query(
       `INSERT INTO customer_usage (event_id, customer, used) VALUES ($1, $2, $3)
        ON CONFLICT (event_id, customer) DO UPDATE SET used = customer_usage.used + excluded.used`,
-      [ev, customer, seats.length],
+      [eventId, customer, seats.length],
     );
   }
 }
@@ -82,11 +113,14 @@ await hold(`${ev}-hE`, 'erin', ['A-4-1', 'A-4-2', 'A-4-3', 'A-4-4', 'A-4-5', 'A-
 // 5. A usage counter with no holds behind it.
 await pool.query("INSERT INTO customer_usage (event_id, customer, used) VALUES ($1, 'frank', 3)", [ev]);
 // 6. A reservation that never got an outbox row.
-await hold(`${ev}-hG`, 'grace', ['A-5-1'], 'confirmed', { reservation: `${ev}-rG`, outbox: false });
+await hold(`${ev}-hG`, 'grace', ['A-5-1'], 'confirmed', { reservation: `${ev}-rG`, outbox: 'none' });
 // 7. A pool counter that claims sales no reservation explains.
 await pool.query("UPDATE pools SET sold = 2 WHERE event_id = $1 AND pool_id = 'GA'", [ev]);
 // 8. A reservation whose hold was released.
 await hold(`${ev}-hH`, 'heidi', ['A-6-1'], 'released', { reservation: `${ev}-rH` });
+// 8b. A reservation confirmed a moment ago whose outbox row is published, yet which is not on the
+// topic: recent or not, a published row's message is below the high-water marks verify reads to.
+await hold(`${ev}-hK`, 'kate', ['A-6-2'], 'confirmed', { reservation: `${ev}-rK`, confirmedAgoMs: 0 });
 // 9. A message on the topic Postgres never heard of.
 const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'verify-test', log: silentLogger });
 const producer = createIdempotentProducer(kafka);
@@ -134,7 +168,7 @@ writeFileSync(
   ].join('\n'),
 );
 
-const verify = (eventId: string, logs: string[] = []) =>
+const verify = (eventId: string, logs: string[] = [], options: Partial<VerifyOptions> = {}) =>
   verifyEvent({
     eventId,
     pool,
@@ -144,7 +178,13 @@ const verify = (eventId: string, logs: string[] = []) =>
     settleTimeoutMs: 500,
     topicTimeoutMs: 30_000,
     log: silentLogger,
+    ...options,
   });
+const messagesOf = (report: VerifyReport, check: CheckName) =>
+  report.violations
+    .filter((v) => v.check === check)
+    .map((v) => v.message)
+    .join('\n');
 
 t.test('every planted violation is reported under its check', async (t) => {
   const report = await verify(ev, [logPath]);
@@ -156,7 +196,12 @@ t.test('every planted violation is reported under its check', async (t) => {
       .map((v) => v.message)
       .join('\n');
   t.ok(count('seat-held-twice') >= 1, 'seat held twice');
-  t.match(messages('seat-held-twice'), /seat A-1-1 is in 2 live or confirmed holds/);
+  t.match(
+    messages('seat-held-twice'),
+    new RegExp(
+      `seat A-1-1 was given to bob \\(confirmed hold ${ev}-hB\\) at \\S+ while confirmed hold ${ev}-hA of alice still held it \\(from \\S+ on\\)`,
+    ),
+  );
   t.match(messages('seat-sold-twice'), /seat A-1-1 is sold 2 times/);
   t.match(
     messages('seat-row-disagrees'),
@@ -164,19 +209,29 @@ t.test('every planted violation is reported under its check', async (t) => {
   );
   t.match(messages('hold-past-ttl'), new RegExp(`hold ${ev}-hC on served shard \\d+ is still live \\d+ ms after it expired`));
   t.match(messages('hold-past-ttl'), new RegExp(`hold ${ev}-hD was confirmed \\(${ev}-rD\\) \\d+ ms after it expired`));
-  t.match(messages('customer-limit'), /customer erin has 9 seats held or bought; the limit is 8/);
+  t.match(
+    messages('customer-limit'),
+    /customer erin held or had bought 9 seats or places at once \(at \S+\); the event's limit is now 8 \(if it was lowered/,
+  );
   t.match(messages('usage-disagrees'), /customer frank: usage counter 3, live \+ confirmed holds 0/);
   t.match(messages('outbox-missing'), new RegExp(`reservation ${ev}-rG has no outbox row`));
   t.match(messages('over-capacity'), /pool GA: counter says 2 sold, reservations say 0/);
   t.match(messages('reservation-disagrees'), new RegExp(`reservation ${ev}-rH \\(hold ${ev}-hH\\): its hold is released`));
-  t.equal(count('topic-missing'), 5, 'none of the five planted reservations reached the topic');
+  t.equal(count('topic-missing'), 6, 'none of the six planted reservations reached the topic');
+  t.match(messages('topic-missing'), new RegExp(`reservation ${ev}-rG of grace is not on the topic: it has no outbox row`));
+  t.match(
+    messages('topic-missing'),
+    new RegExp(`reservation ${ev}-rK of kate is not on the topic: its outbox row was published before verify read the topic`),
+    'a reservation confirmed a moment ago is not excused when its row was published',
+  );
+  t.equal(report.counts.topic?.rechecked, 0);
   t.match(messages('topic-unknown'), new RegExp(`message ${ev}-r-phantom on the topic names a reservation Postgres does not have`));
   t.match(messages('ack-missing'), new RegExp(`reservation ${ev}-r-ghost1 \\(201 to ivan\\) is not in the database`));
   t.match(messages('ack-missing'), new RegExp(`hold ${ev}-hE was released \\(204\\) but is live`));
   t.match(messages('client-double-sale'), /seat A-7-1 was sold to ivan .* and to judy/);
   t.equal(report.counts.topic?.messages, 1);
   t.equal(report.counts.log?.acknowledged.reservations, 3);
-  t.equal(report.counts.inventory.reservations, 5);
+  t.equal(report.counts.inventory.reservations, 6);
   t.ok(
     report.checks.every((c) => c.violations > 0),
     'every check caught its plant',
@@ -190,13 +245,19 @@ t.test('a clean event passes', async (t) => {
   t.ok(report.checks.filter((c) => c.skipped).every((c) => c.check === 'ack-missing' || c.check === 'client-double-sale'));
 });
 
-t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event', async (t) => {
+t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event, 3 when it could not check', async (t) => {
   const run = promisify(execFile);
   const cli = (args: string[]) =>
     run(process.execPath, ['bin/sentinel.js', 'verify', ...args], { env: process.env }).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );
+  const empty = join(dir, 'empty.jsonl');
+  writeFileSync(empty, '');
+  const unchecked = await cli(['--event', clean.eventId, '--no-topic', '--log', empty]);
+  t.equal(unchecked.code, 3, 'a log with nothing to check: exit 3');
+  t.match(unchecked.stdout, /NOT CHECKED — no violation found, but 2 checks could not be made/);
+  t.match(unchecked.stdout, /not checked\n {4}the response logs are empty/);
   const bad = await cli(['--event', ev, '--log', logPath, '--json', '--settle', '500ms']);
   t.equal(bad.code, 1);
   const json = JSON.parse(bad.stdout) as { ok: boolean; violations: unknown[]; counts: object };
@@ -206,4 +267,169 @@ t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event', as
   t.equal(good.code, 0);
   t.match(good.stdout, /OK — every invariant holds/);
   t.equal((await cli(['--event', 'no-such-event'])).code, 2);
+});
+
+t.test('seats held twice and limits exceeded are found in the history, after every hold ended', async (t) => {
+  const history = await provisionTestEvent(pool, { layout: testLayout({ rows: 4, seats: 10, pool: 20 }), customerLimit: 4 });
+  const id = history.eventId;
+  const base = Date.now() - 3_600_000;
+  const at = (minutes: number) => new Date(base + minutes * 60_000);
+  /** An ended hold as the engine writes it; `released`: when its release was decided (the idempotency record). */
+  const ended = async (
+    hold: string,
+    customer: string,
+    what: { seats: string[] } | { pool: string; quantity: number },
+    state: 'expired' | 'released',
+    times: { created: number; expires: number; ended: number; released?: number },
+  ) => {
+    const seats = 'seats' in what ? what.seats : [];
+    const shard =
+      'seats' in what
+        ? await shardOf(seats[0]!, id)
+        : (await pool.query<{ shard: number }>('SELECT shard FROM pools WHERE event_id = $1 AND pool_id = $2', [id, what.pool])).rows[0]!
+            .shard;
+    await pool.query(
+      `INSERT INTO holds (hold_id, event_id, shard, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        `${id}-${hold}`,
+        id,
+        shard,
+        customer,
+        seats,
+        'pool' in what ? what.pool : null,
+        'pool' in what ? what.quantity : seats.length,
+        state,
+        at(times.created),
+        at(times.expires),
+        at(times.ended),
+      ],
+    );
+    if (times.released !== undefined) {
+      await pool.query(
+        `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, $2, $3, $4, 'release', $5, $6)`,
+        [id, shard, `release-${hold}`, customer, { ok: true, type: 'released', holdId: `${id}-${hold}` }, at(times.released)],
+      );
+    }
+  };
+  // A-1-1: two customers held it at once (minutes 5-10); both holds expired since.
+  await ended('h1', 'alice', { seats: ['A-1-1'] }, 'expired', { created: 0, expires: 10, ended: 20 });
+  await ended('h2', 'bob', { seats: ['A-1-1'] }, 'expired', { created: 5, expires: 15, ended: 16 });
+  // A-1-2: taken after the first hold's expiry time, before the commit that wrote the expiry: not twice.
+  await ended('h3', 'carol', { seats: ['A-1-2'] }, 'expired', { created: 0, expires: 10, ended: 11 });
+  await ended('h4', 'dave', { seats: ['A-1-2'] }, 'expired', { created: 10.5, expires: 20.5, ended: 21 });
+  // A-1-3: taken after the release was decided, before the commit that wrote it: not twice.
+  await ended('h5', 'erin', { seats: ['A-1-3'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
+  await ended('h6', 'frank', { seats: ['A-1-3'] }, 'released', { created: 2.5, expires: 12.5, ended: 4 });
+  // A-1-4: taken before the release was decided: twice.
+  await ended('h7', 'gina', { seats: ['A-1-4'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
+  await ended('h8', 'hank', { seats: ['A-1-4'] }, 'released', { created: 1, expires: 11, ended: 4 });
+  // A customer with 3 + 3 seats at once (minutes 5-10), over the limit of 4; both holds expired.
+  await ended('h9', 'grace', { seats: ['A-2-1', 'A-2-2', 'A-2-3'] }, 'expired', { created: 0, expires: 10, ended: 10 });
+  await ended('h10', 'grace', { seats: ['A-2-4', 'A-2-5', 'A-2-6'] }, 'expired', { created: 5, expires: 15, ended: 15 });
+  // 3 then 3 seats, the second taken as the first expired: never more than 3 at once.
+  await ended('h11', 'heidi', { seats: ['A-3-1', 'A-3-2', 'A-3-3'] }, 'expired', { created: 0, expires: 10, ended: 12 });
+  await ended('h12', 'heidi', { seats: ['A-3-4', 'A-3-5', 'A-3-6'] }, 'expired', { created: 10, expires: 20, ended: 20 });
+  // Places count by quantity: 3 + 2 at once.
+  await ended('h13', 'ivan', { pool: 'GA', quantity: 3 }, 'expired', { created: 0, expires: 10, ended: 10 });
+  await ended('h14', 'ivan', { pool: 'GA', quantity: 2 }, 'released', { created: 1, expires: 11, ended: 3, released: 2 });
+
+  const report = await verify(id, [], { kafka: undefined });
+  const count = (check: CheckName) => report.checks.find((c) => c.check === check)!.violations;
+  t.equal(report.counts.inventory.holds.live + report.counts.inventory.holds.confirmed, 0, 'the final state has no live or confirmed hold');
+  t.equal(count('seat-held-twice'), 2, messagesOf(report, 'seat-held-twice'));
+  t.match(
+    messagesOf(report, 'seat-held-twice'),
+    new RegExp(
+      `seat A-1-1 was given to bob \\(expired hold ${id}-h2\\) at ${at(5).toISOString()} while expired hold ${id}-h1 of alice still held it \\(from ${at(0).toISOString()} until ${at(10).toISOString()}\\)`,
+    ),
+  );
+  t.match(
+    messagesOf(report, 'seat-held-twice'),
+    new RegExp(
+      `seat A-1-4 was given to hank \\(released hold ${id}-h8\\) at \\S+ while released hold ${id}-h7 of gina still held it \\(from \\S+ until ${at(2).toISOString()}\\)`,
+    ),
+  );
+  t.equal(count('customer-limit'), 2, messagesOf(report, 'customer-limit'));
+  t.match(
+    messagesOf(report, 'customer-limit'),
+    new RegExp(`customer grace held or had bought 6 seats or places at once \\(at ${at(5).toISOString()}\\); the event's limit is now 4`),
+  );
+  t.match(messagesOf(report, 'customer-limit'), /customer ivan held or had bought 5 seats or places at once/);
+  t.equal(report.counts.violations, 4, JSON.stringify(report.violations, null, 2));
+});
+
+t.test('a reservation not yet published when the topic was read is checked after waiting for the relay, not excused', async (t) => {
+  const late = (await provisionTestEvent(pool)).eventId;
+  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'verify-test-relay', log: silentLogger });
+  const producer = createIdempotentProducer(kafka);
+  await producer.connect();
+  /** What a relay does: send the row's message, then mark the row published. */
+  const relay = async (key: string) => {
+    const { rows } = await pool.query<{ payload: object }>('SELECT payload FROM outbox WHERE event_id = $1 AND message_key = $2', [
+      late,
+      key,
+    ]);
+    await producer.send({ topic: config.reservationsTopic, messages: [{ key, value: JSON.stringify(rows[0]!.payload) }] });
+    await pool.query('UPDATE outbox SET published_at = now() WHERE event_id = $1 AND message_key = $2', [late, key]);
+  };
+  // Nothing is left unpublished, whatever the test's outcome.
+  t.teardown(async () => {
+    await relay(`${late}-r2`);
+    await producer.disconnect();
+  });
+  await hold(`${late}-h1`, 'lena', ['A-1-1'], 'confirmed', { event: late, reservation: `${late}-r1`, outbox: 'unpublished' });
+  await hold(`${late}-h2`, 'mike', ['A-1-2'], 'confirmed', { event: late, reservation: `${late}-r2`, outbox: 'unpublished' });
+  // The relay publishes r1 after verify stopped waiting for the outbox (1 s) and read the topic's
+  // end; r2 it never publishes.
+  const verifying = verify(late, [], { settleTimeoutMs: 1000 });
+  await sleep(1500);
+  await relay(`${late}-r1`);
+  const report = await verifying;
+  t.equal(report.checks.find((c) => c.check === 'topic-missing')!.violations, 1, messagesOf(report, 'topic-missing'));
+  t.match(
+    messagesOf(report, 'topic-missing'),
+    new RegExp(`reservation ${late}-r2 of mike is not on the topic: its outbox row is still unpublished after waiting 1 s for the relay`),
+  );
+  t.ok((report.counts.topic?.rechecked ?? 0) >= 1, 'r1 was checked on the second read');
+  t.equal(report.counts.topic?.unique, 1, 'r1 is on the topic');
+  t.equal(report.counts.violations, 1, JSON.stringify(report.violations, null, 2));
+});
+
+t.test('a response log with no record of the event checks nothing: not ok, and said so', async (t) => {
+  const empty = join(dir, 'nothing.jsonl');
+  writeFileSync(empty, '');
+  const others = join(dir, 'others.jsonl');
+  writeFileSync(
+    others,
+    `${JSON.stringify({ at: 1, run: 'r', event: 'another-event', buyer: 0, attempt: 1, ms: 1, customer: 'x', op: 'reserve', status: 201, hold: 'h', reservation: 'r', seats: ['A-1-1'] })}\n`,
+  );
+  for (const [log, why] of [
+    [empty, /the response logs are empty/],
+    [others, new RegExp(`the response logs hold no record of event ${clean.eventId} \\(1 lines, all of other events\\)`)],
+  ] as const) {
+    const report = await verify(clean.eventId, [log], { kafka: undefined });
+    t.equal(report.ok, false, 'not ok');
+    t.equal(report.counts.violations, 0);
+    t.equal(report.not_checked.length, 1);
+    t.match(report.not_checked[0], why);
+    t.same(
+      report.checks.filter((c) => c.unchecked).map((c) => c.check),
+      ['client-double-sale', 'ack-missing'],
+    );
+    t.equal(verifyExitCode(report), 3);
+  }
+  // 201s that name nothing: something to check, and each a violation.
+  const unnamed = join(dir, 'unnamed.jsonl');
+  writeFileSync(
+    unnamed,
+    ['hold', 'reserve']
+      .map((op) => JSON.stringify({ at: 1, run: 'r', event: clean.eventId, buyer: 0, attempt: 1, ms: 1, customer: 'y', op, status: 201 }))
+      .join('\n'),
+  );
+  const report = await verify(clean.eventId, [unnamed], { kafka: undefined });
+  t.same(report.not_checked, []);
+  t.equal(report.checks.find((c) => c.check === 'ack-missing')!.violations, 2);
+  t.match(messagesOf(report, 'ack-missing'), /a 201 to y for hold names no hold/);
+  t.equal(verifyExitCode(report), 1);
 });

@@ -2,6 +2,7 @@ import t from 'tap';
 import { AckLedger } from '../../../src/jobs/verify/ack-ledger.js';
 import type { ResponseRecord } from '../../../src/jobs/stress/response-log.js';
 import { Violations, KEPT_PER_CHECK } from '../../../src/jobs/verify/violations.js';
+import { EXIT, verifyExitCode, type VerifyReport } from '../../../src/jobs/verify/verify.js';
 
 let at = 1_000;
 const record = (r: Partial<ResponseRecord> & Pick<ResponseRecord, 'op' | 'status' | 'customer'>): ResponseRecord => ({
@@ -72,4 +73,38 @@ t.test('violations are all counted, the first few per check kept', async (t) => 
   const list = violations.list();
   t.equal(list.length, KEPT_PER_CHECK + 2);
   t.same(list.at(-1), { check: 'seat-sold-twice', message: '… and 5 more' });
+});
+
+t.test('an acknowledgement that names no hold or reservation is a violation', async (t) => {
+  const ledger = new AckLedger('ev');
+  ledger.add(record({ op: 'hold', status: 201, customer: 'a', seats: ['A-1-1'], decidedAt: 10 }));
+  ledger.add(record({ op: 'reserve', status: 201, customer: 'b', seat: 'A-1-2', hold: 'h2', seats: ['A-1-2'], decidedAt: 11 }));
+  ledger.add(record({ op: 'release', status: 204, customer: 'c' }));
+  ledger.add(record({ op: 'hold', status: 409, customer: 'd', seat: 'A-1-1' }));
+  const violations = new Violations();
+  ledger.checkClientView(violations);
+  t.equal(violations.count('ack-missing'), 3);
+  t.match(violations.list()[0]!.message, /a 201 to a for hold names no hold/);
+  t.match(violations.list()[1]!.message, /a 201 to b for reserve of A-1-2 names no reservation/);
+  t.match(violations.list()[2]!.message, /a 204 to c for release names no hold/);
+  t.equal(ledger.checkable(), undefined, 'the log has records of the event');
+});
+
+t.test('a log with no record of the event cannot be checked', async (t) => {
+  t.match(new AckLedger('ev').checkable(), /the response logs are empty/);
+  const ledger = new AckLedger('ev');
+  ledger.add({ ...record({ op: 'reserve', status: 201, customer: 'x', reservation: 'rx', seats: ['A-1-1'] }), event: 'other' });
+  t.match(ledger.checkable(), /the response logs hold no record of event ev \(1 lines, all of other events\)/);
+  ledger.add(record({ op: 'hold', status: 409, customer: 'y', seat: 'A-1-1' }));
+  t.equal(ledger.checkable(), undefined, 'one record of the event (even a 409) is something to check');
+});
+
+t.test('exit codes: 1 on any violation, else 3 when a check could not be made, else 0', async (t) => {
+  const report = (violations: number, notChecked: string[]) =>
+    ({ counts: { violations }, not_checked: notChecked }) as unknown as VerifyReport;
+  t.equal(verifyExitCode(report(0, [])), EXIT.ok);
+  t.equal(verifyExitCode(report(2, [])), EXIT.violations);
+  t.equal(verifyExitCode(report(2, ['the response logs are empty'])), EXIT.violations);
+  t.equal(verifyExitCode(report(0, ['the response logs are empty'])), EXIT.notChecked);
+  t.same(EXIT, { ok: 0, violations: 1, usage: 2, notChecked: 3 });
 });
