@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { validateLayout, type Layout } from '../domain/layout.js';
 import { checkShardCount, shardMap } from '../domain/shard-map.js';
+import { resolveShardSettings, ShardSettingsError } from '../domain/shard-settings.js';
 import { inTransaction } from '../adapters/postgres/pool.js';
 
 /** What an event is, as the operator's TicketEvent spec describes it. */
@@ -64,6 +65,14 @@ export function checkSpec(spec: EventSpec): { ok: true; layout: Layout } | { ok:
     return { ok: false, outcome: invalid('hold TTL must be at least 1000 ms') };
   if (!Number.isInteger(spec.customerLimit) || spec.customerLimit < 1)
     return { ok: false, outcome: invalid('customer limit must be an integer ≥ 1') };
+  // The bounds an engine enforces when it builds a shard: a spec beyond them would be stored and
+  // then refused by every claim, and the shards never served.
+  try {
+    resolveShardSettings({ holdTtlMs: spec.holdTtlMs, customerLimit: spec.customerLimit });
+  } catch (error) {
+    if (error instanceof ShardSettingsError) return { ok: false, outcome: invalid(error.message) };
+    throw error;
+  }
   if (!Number.isInteger(spec.admissionRate) || spec.admissionRate < 1)
     return { ok: false, outcome: invalid('admission rate must be an integer ≥ 1') };
   if (!(spec.saleClosesAt.getTime() > spec.saleOpensAt.getTime()))
@@ -222,6 +231,17 @@ export async function inventoryCounts(pool: pg.Pool, eventId: string): Promise<I
     sold: Number(row.sold),
     shards: { desired: row.shard_count, owned: Number(row.owned) },
   };
+}
+
+/**
+ * Outbox rows of an event not yet published to Kafka (any topic). Only engines relay the outbox, so
+ * deletion waits for this to reach 0 before it lets the engines go.
+ */
+export async function unpublishedOutboxRows(pool: pg.Pool, eventId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL', [
+    eventId,
+  ]);
+  return rows[0]?.n ?? 0;
 }
 
 /** Stops the sale (engines drop the event's shards); holds and reservations stay. Idempotent. */

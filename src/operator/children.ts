@@ -272,3 +272,20 @@ export function desiredChildren(object: TicketEventObject, defaults: EngineDefau
     engineDisruptionBudget(object),
   ];
 }
+
+/**
+ * Fields of the engine Deployment that come from the TicketEvent's spec, so that a refusal by the
+ * API server (which names the Deployment's fields) can name the field a person has to fix.
+ */
+const SPEC_FIELDS_OF_CHILD: readonly (readonly [RegExp, string])[] = [
+  [/spec\.template\.spec\.containers\[0\]\.resources/, 'spec.engine.resources'],
+  [/spec\.template\.spec\.containers\[0\]\.image\b/, 'spec.engine.image'],
+  [/spec\.template\.spec\.containers\[0\]\.envFrom\[0\]/, 'spec.engine.configMapRef'],
+  [/spec\.template\.spec\.containers\[0\]\.envFrom\[1\]/, 'spec.engine.secretRef'],
+  [/spec\.replicas\b/, 'spec.engine.replicas'],
+];
+
+/** The TicketEvent fields behind the child fields an API server message names, e.g. `spec.engine.resources`. Pure. */
+export function specFieldsIn(message: string): string[] {
+  return SPEC_FIELDS_OF_CHILD.filter(([pattern]) => pattern.test(message)).map(([, field]) => field);
+}

@@ -35,6 +35,8 @@ export interface StatusPatch {
   readonly observedGeneration?: number;
   readonly seats?: SeatCounts;
   readonly shards?: ShardCounts;
+  /** When deletion closed the sale (RFC 3339); see TicketEventStatus.drainingSince. */
+  readonly drainingSince?: string;
   readonly conditions?: readonly ConditionUpdate[];
 }
 
@@ -90,6 +92,7 @@ export function applyStatusPatch(
   if (patch.observedGeneration !== undefined) next.observedGeneration = patch.observedGeneration;
   if (patch.seats !== undefined) next.seats = { ...patch.seats };
   if (patch.shards !== undefined) next.shards = { ...patch.shards };
+  if (patch.drainingSince !== undefined) next.drainingSince = patch.drainingSince;
   for (const update of patch.conditions ?? []) next.conditions = setCondition(next.conditions, update, now, generation);
   if (next.seats !== undefined || next.shards !== undefined) {
     next.summary = {

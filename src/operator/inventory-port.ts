@@ -8,6 +8,7 @@ import {
   closeEvent,
   inventoryCounts,
   provisionEvent,
+  unpublishedOutboxRows,
   type EventSpec,
   type InventoryCounts,
   type ProvisionOutcome,
@@ -17,6 +18,8 @@ import {
 export interface InventoryPort {
   provision(spec: EventSpec): Promise<ProvisionOutcome>;
   counts(eventId: string): Promise<InventoryCounts | undefined>;
+  /** The event's outbox rows not yet published to Kafka (any topic): deletion waits for 0. */
+  unpublished(eventId: string): Promise<number>;
   close(eventId: string): Promise<void>;
   archive(eventId: string): Promise<{ archivedReservations: number }>;
 }
@@ -26,6 +29,7 @@ export function postgresInventory(pool: pg.Pool): InventoryPort {
   return {
     provision: (spec) => provisionEvent(pool, spec),
     counts: (eventId) => inventoryCounts(pool, eventId),
+    unpublished: (eventId) => unpublishedOutboxRows(pool, eventId),
     close: (eventId) => closeEvent(pool, eventId),
     archive: (eventId) => archiveEvent(pool, eventId),
   };

@@ -20,7 +20,11 @@ export interface KubeGateway {
   replaceStatus(object: TicketEventObject, status: TicketEventStatus): Promise<TicketEventObject>;
   /** Sets the finalizer list, guarded by the object's resourceVersion (409 when stale); undefined when the object is gone. */
   setFinalizers(object: TicketEventObject, finalizers: readonly string[]): Promise<TicketEventObject | undefined>;
-  apply(object: ChildObject): Promise<void>;
+  /**
+   * Server-side apply of a child. With `dryRun` the API server validates and admits it (schema,
+   * defaults, admission webhooks) and stores nothing: a refusal shows before anything is written.
+   */
+  apply(object: ChildObject, options?: { readonly dryRun?: boolean }): Promise<void>;
   recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
 }
 
@@ -82,11 +86,17 @@ export class ClientNodeGateway implements KubeGateway {
     }
   }
 
-  async apply(object: ChildObject): Promise<void> {
+  async apply(object: ChildObject, options: { readonly dryRun?: boolean } = {}): Promise<void> {
     try {
-      await serverSideApply(this.objects, object as k8s.KubernetesObject);
+      if (options.dryRun === true) {
+        // The same request as serverSideApply, with dryRun=All: every stage runs, nothing is persisted.
+        await this.objects.patch(object as k8s.KubernetesObject, undefined, 'All', FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply);
+      } else {
+        await serverSideApply(this.objects, object as k8s.KubernetesObject);
+      }
     } catch (error) {
-      throw translateKubernetesError(error, `apply ${object.kind} ${object.metadata.namespace}/${object.metadata.name}`);
+      const what = `${options.dryRun === true ? 'dry-run apply' : 'apply'} ${object.kind} ${object.metadata.namespace}/${object.metadata.name}`;
+      throw translateKubernetesError(error, what);
     }
   }
 

@@ -34,9 +34,12 @@ export interface OperatorSettings {
   readonly resyncMs: number;
   /** Counts and shard ownership are refreshed this often while a sale is pending or open. */
   readonly refreshIntervalMs: number;
-  /** Deletion waits this long for engines to release their shards before archiving anyway. */
+  /**
+   * Deletion waits this long after closing the sale for engines to release their shards before
+   * archiving anyway; it never lets go while the event's outbox has unpublished rows.
+   */
   readonly drainTimeoutMs: number;
-  /** Deletion looks at shard ownership this often while it waits. */
+  /** Deletion looks at shard ownership and the outbox this often while it waits. */
   readonly drainPollMs: number;
   /** Backoff of failed reconciles. */
   readonly backoff: Backoff;

@@ -6,7 +6,7 @@
  */
 import type { TicketEventPhase } from './api/v1alpha1.js';
 import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
-import { desiredChildren, type ChildObject, type EngineDefaults } from './children.js';
+import { desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
 import { eventIdOf } from './event-id.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
@@ -29,16 +29,34 @@ export interface RecordedEvent {
   readonly message: string;
 }
 
+/** A child the API server refused in the dry run that precedes every change. */
+export interface RejectedChild {
+  readonly kind: string;
+  readonly name: string;
+  /** The API server's explanation (it names the child's field). */
+  readonly message: string;
+}
+
 /** Everything `plan` looks at besides the object. */
 export interface Observed {
   readonly now: Date;
   /**
    * What provisioning the current spec did (the inventory call is idempotent and makes no change
-   * when nothing changed). Absent while the object is being deleted.
+   * when nothing changed). Absent while the object is being deleted, and when a child was rejected.
    */
   readonly provision?: ProvisionOutcome;
+  /**
+   * A child of the current spec the API server refuses (server-side apply with dryRun=All, before
+   * provisioning): then nothing of this generation was written anywhere, the inventory included.
+   */
+  readonly rejected?: RejectedChild;
   /** The committed inventory and shard ownership; undefined when the event was never provisioned. */
   readonly inventory: InventoryCounts | undefined;
+  /**
+   * The event's outbox rows not yet published to Kafka (any topic); read while deleting, because
+   * the engines that relay them go once the finalizer is removed. Absent counts as 0.
+   */
+  readonly unpublished?: number;
 }
 
 /** Settings of the plan that are not in the TicketEvent. */
@@ -46,7 +64,10 @@ export interface PlanSettings {
   readonly engine: EngineDefaults;
   /** How often counts are refreshed while a sale is pending or open. */
   readonly refreshIntervalMs: number;
-  /** How long deletion waits for engines to release their shards before archiving anyway. */
+  /**
+   * How long deletion waits, from the close of the sale, for engines to release their shards before
+   * archiving anyway (never while the event's outbox still has unpublished rows).
+   */
   readonly drainTimeoutMs: number;
   /** How often deletion looks at shard ownership while it waits. */
   readonly drainPollMs: number;
@@ -68,6 +89,33 @@ const REFUSAL_REASONS = {
   'shard-count-changed': 'UnsafeChangeRefused',
   archived: 'EventArchived',
 } as const;
+
+/** Why nothing of the current generation is applied, and whether the object can only be Failed. */
+interface Refusal {
+  readonly reason: string;
+  readonly message: string;
+  readonly terminal: boolean;
+}
+
+function refusalOf(observed: Observed): Refusal | undefined {
+  const { rejected, inventory } = observed;
+  if (rejected !== undefined) {
+    const fields = specFieldsIn(rejected.message);
+    return {
+      reason: 'ChildRejected',
+      message: `${fields.length === 0 ? 'spec' : fields.join(', ')}: the API server refuses the ${rejected.kind} ${rejected.name} this spec asks for: ${rejected.message}`,
+      // A provisioned event keeps selling on what it has; its phase follows the sale.
+      terminal: inventory === undefined,
+    };
+  }
+  const outcome = observed.provision;
+  if (outcome?.status !== 'refused') return undefined;
+  return {
+    reason: REFUSAL_REASONS[outcome.reason],
+    message: outcome.message,
+    terminal: outcome.reason === 'invalid' || outcome.reason === 'archived' || inventory === undefined,
+  };
+}
 
 /** Decides one reconcile of a TicketEvent. Pure. */
 export function plan(object: TicketEventObject, observed: Observed, settings: PlanSettings): Plan {
@@ -100,19 +148,19 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   let phase: TicketEventPhase;
   let provisioned: ConditionUpdate;
   let degraded: ConditionUpdate | undefined;
-  if (outcome.status === 'refused') {
-    const reason = REFUSAL_REASONS[outcome.reason];
-    const terminal = outcome.reason === 'invalid' || outcome.reason === 'archived' || inventory === undefined;
+  const refusal = refusalOf(observed);
+  if (refusal !== undefined) {
+    const { reason } = refusal;
     const kept =
       inventory === undefined ? '' : ' The event keeps selling with its provisioned inventory; nothing of this change was applied.';
     provisioned = {
       type: ConditionType.InventoryProvisioned,
       status: 'False',
       reason,
-      message: `${outcome.message.replace(/\.$/, '')}.${kept}`,
+      message: `${refusal.message.replace(/\.$/, '')}.${kept}`,
     };
     degraded = { type: ConditionType.Degraded, status: 'True', reason, message: provisioned.message };
-    phase = terminal ? 'Failed' : phaseOf(object, inventory, now);
+    phase = refusal.terminal ? 'Failed' : phaseOf(object, inventory, now);
     if (findCondition(before, ConditionType.InventoryProvisioned)?.reason !== reason || before?.observedGeneration !== generation) {
       events.push({ type: 'Warning', reason, message: provisioned.message });
     }
@@ -215,6 +263,12 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   };
 }
 
+/**
+ * Deletion, in three steps: close the sale and record when (`status.drainingSince`); drain (engines
+ * release their shards, the outbox reaches Kafka); archive and let the object go. Only counts read
+ * after the close may let it go, and the drain timeout counts from the close, so engines always
+ * get a full window — even when the operator was down for longer than that.
+ */
 function planDeletion(object: TicketEventObject, observed: Observed, settings: PlanSettings): Plan {
   if (!(object.metadata.finalizers ?? []).includes(FINALIZER))
     return { actions: [], status: undefined, events: [], requeueAfterMs: undefined };
@@ -224,26 +278,55 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     // Never provisioned (e.g. an invalid spec): nothing to close or keep.
     return { actions: [{ type: 'remove-finalizer' }], status: undefined, events: [], requeueAfterMs: undefined };
   }
-  const deadline = Date.parse(object.metadata.deletionTimestamp ?? '') + settings.drainTimeoutMs;
   const { owned, desired } = inventory.shards;
+  const unpublished = observed.unpublished ?? 0;
   const counts = {
     seats: { total: inventory.total, available: inventory.available, held: inventory.held, sold: inventory.sold },
     shards: { desired, ready: owned },
   };
-  if (owned > 0 && now.getTime() < deadline) {
-    const message = `sale closed; waiting until ${rfc3339(new Date(deadline))} for engines to release ${owned} of ${desired} shards before archiving`;
-    const first = findCondition(object.status, ConditionType.Ready)?.reason !== 'Draining';
+  const since = object.status?.drainingSince;
+  const closedAt = since === undefined ? Number.NaN : Date.parse(since);
+  if (Number.isNaN(closedAt)) {
+    // The close comes first, alone: whatever was counted before it (a shard claimed, a batch
+    // committing) may still change, so nothing is archived on these counts.
+    const deadline = new Date(now.getTime() + settings.drainTimeoutMs);
     return {
       actions: [{ type: 'close-sale' }],
       status: {
         phase: 'Closed',
         eventId,
         ...counts,
-        conditions: [{ type: ConditionType.Ready, status: 'False', reason: 'Draining', message }],
+        drainingSince: now.toISOString(),
+        conditions: [
+          { type: ConditionType.Ready, status: 'False', reason: 'Draining', message: drainMessage(owned, desired, unpublished, deadline) },
+        ],
       },
-      events: first
-        ? [{ type: 'Normal', reason: 'Closing', message: `Closed the sale of event ${eventId}; waiting for engines to drain` }]
-        : [],
+      events: [{ type: 'Normal', reason: 'Closing', message: `Closed the sale of event ${eventId}; waiting for engines to drain` }],
+      requeueAfterMs: settings.drainPollMs,
+    };
+  }
+  const deadline = new Date(closedAt + settings.drainTimeoutMs);
+  const timedOut = now.getTime() >= deadline.getTime();
+  if (unpublished > 0 || (owned > 0 && !timedOut)) {
+    const conditions: ConditionUpdate[] = [
+      { type: ConditionType.Ready, status: 'False', reason: 'Draining', message: drainMessage(owned, desired, unpublished, deadline) },
+    ];
+    const events: RecordedEvent[] = [];
+    if (timedOut) {
+      // Only the outbox holds the finalizer now. Letting go would stop the engines (their
+      // Deployment is garbage-collected) and with them the only relay of these reservations.
+      const message =
+        `${unpublished} reservations of event ${eventId} are still not published to Kafka ${settings.drainTimeoutMs} ms after the sale closed: ` +
+        `is Kafka reachable, and does an engine still run to relay them? The TicketEvent is kept until they are published; ` +
+        `removing the finalizer ${FINALIZER} by hand lets it go anyway, and those reservations then never reach Kafka`;
+      conditions.push({ type: ConditionType.Degraded, status: 'True', reason: 'OutboxNotDrained', message });
+      if (findCondition(object.status, ConditionType.Degraded)?.reason !== 'OutboxNotDrained')
+        events.push({ type: 'Warning', reason: 'OutboxNotDrained', message });
+    }
+    return {
+      actions: [{ type: 'close-sale' }],
+      status: { phase: 'Closed', eventId, ...counts, conditions },
+      events,
       requeueAfterMs: settings.drainPollMs,
     };
   }
@@ -252,7 +335,7 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     events.push({
       type: 'Warning',
       reason: 'DrainTimedOut',
-      message: `${owned} of ${desired} shards were still owned ${settings.drainTimeoutMs} ms after deletion; archiving anyway (the fencing epoch stops late writers)`,
+      message: `${owned} of ${desired} shards were still owned ${settings.drainTimeoutMs} ms after the sale closed; archiving anyway (the fencing epoch stops late writers)`,
     });
   }
   return {
@@ -261,6 +344,16 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     events,
     requeueAfterMs: undefined,
   };
+}
+
+/** What deletion is waiting for, as the Ready condition says it. */
+function drainMessage(owned: number, desired: number, unpublished: number, deadline: Date): string {
+  const waits: string[] = [];
+  if (owned > 0) waits.push(`until ${rfc3339(deadline)} for engines to release ${owned} of ${desired} shards`);
+  if (unpublished > 0) waits.push(`for ${unpublished} reservations not yet published to Kafka`);
+  return waits.length === 0
+    ? 'sale closed; checking that engines have drained before archiving'
+    : `sale closed; waiting ${waits.join(', and ')} before archiving`;
 }
 
 function nextLook(object: TicketEventObject, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {

@@ -1,19 +1,24 @@
 /**
  * The TicketEvent reconciler, controller-runtime style: given a key (never an event), read the
- * object, ensure the finalizer, provision the inventory (idempotent), decide with the pure `plan`,
- * apply the children with server-side apply, fold the status. Errors are thrown to the controller,
- * which requeues retryable ones with backoff and leaves terminal ones until the object changes;
- * either way the failure is first reported on the object.
+ * object, ensure the finalizer, validate the children with a server-side dry run, provision the
+ * inventory (idempotent), decide with the pure `plan`, apply the children with server-side apply,
+ * fold the status. Nothing of a generation is written before every part of it was accepted: the
+ * inventory refuses unsafe changes, the API server (in the dry run) refuses children it would not
+ * store. Errors are thrown to the controller, which requeues retryable ones with backoff and leaves
+ * terminal ones until the object changes; either way the failure is first reported on the object.
  */
+import type { TicketEventPhase } from './api/v1alpha1.js';
 import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ConditionType, findCondition } from './conditions.js';
+import { desiredChildren, type ChildObject } from './children.js';
 import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { InventoryPort } from './inventory-port.js';
+import { KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
 import type { KubeGateway } from './kube-gateway.js';
-import { plan, type Plan, type PlanSettings, type RecordedEvent } from './plan.js';
+import { phaseOf, plan, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
 import { writeStatus } from './status-writer.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
@@ -64,7 +69,9 @@ export class TicketEventReconciler {
     const deleting = object.metadata.deletionTimestamp !== undefined;
     const finalizers = object.metadata.finalizers ?? [];
     let provision: ProvisionOutcome | undefined;
+    let rejected: RejectedChild | undefined;
     let inventory: InventoryCounts | undefined;
+    let unpublished: number | undefined;
     if (!deleting) {
       // The finalizer goes on before anything exists outside Kubernetes, so nothing can be orphaned.
       if (!finalizers.includes(FINALIZER)) {
@@ -73,16 +80,34 @@ export class TicketEventReconciler {
         log.debug('Added finalizer');
       }
       const desired = eventSpecOf(object);
-      provision = desired.ok
-        ? await this.inventory.provision(desired.spec)
-        : { status: 'refused', reason: 'invalid', message: desired.message };
-      if (provision.status !== 'unchanged') log.info({ eventId, outcome: provision }, 'Provisioned inventory');
+      if (!desired.ok) {
+        provision = { status: 'refused', reason: 'invalid', message: desired.message };
+      } else {
+        // Children first, in a dry run: a child the API server would refuse stops the reconcile
+        // before the inventory commits this generation's settings, so nothing is half-applied.
+        rejected = await this.dryRun(desiredChildren(object, this.settings.engine));
+        if (rejected !== undefined) log.warn({ eventId, rejected }, 'The API server refuses a child; nothing applied');
+        else provision = await this.inventory.provision(desired.spec);
+      }
+      if (provision !== undefined && provision.status !== 'unchanged') log.info({ eventId, outcome: provision }, 'Provisioned inventory');
     } else if (!finalizers.includes(FINALIZER)) {
       return {};
     }
     inventory = await this.inventory.counts(eventId);
+    // Deletion lets the engines (the outbox's only relay) go: it waits for the outbox first.
+    if (deleting && inventory !== undefined) unpublished = await this.inventory.unpublished(eventId);
 
-    const decided: Plan = plan(object, { now: this.clock(), inventory, ...(provision === undefined ? {} : { provision }) }, this.settings);
+    const decided: Plan = plan(
+      object,
+      {
+        now: this.clock(),
+        inventory,
+        ...(provision === undefined ? {} : { provision }),
+        ...(rejected === undefined ? {} : { rejected }),
+        ...(unpublished === undefined ? {} : { unpublished }),
+      },
+      this.settings,
+    );
     const events: RecordedEvent[] = [...decided.events];
     let removed = false;
     for (const action of decided.actions) {
@@ -125,7 +150,27 @@ export class TicketEventReconciler {
     return decided.requeueAfterMs === undefined ? {} : { requeueAfterMs: decided.requeueAfterMs };
   }
 
-  /** Puts a failed reconcile on the object (Degraded, and Ready=False) so `kubectl describe` shows why. */
+  /**
+   * Server-side apply of every child with dryRun=All. Returns the first child the API server refuses
+   * (400/422: retrying cannot help until the spec changes); other failures are thrown (retryable).
+   */
+  private async dryRun(children: readonly ChildObject[]): Promise<RejectedChild | undefined> {
+    for (const child of children) {
+      try {
+        await this.gateway.apply(child, { dryRun: true });
+      } catch (error) {
+        if (!(error instanceof KubernetesRejectedError)) throw error;
+        return { kind: child.kind, name: child.metadata.name, message: kubernetesMessage(error.cause ?? error) };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Puts a failed reconcile on the object (Degraded, and Ready=False) so `kubectl describe` shows why.
+   * A terminal failure makes the phase `Failed` only for an event that was never provisioned: a
+   * provisioned sale goes on whatever the operator fails to do, so its phase keeps following the sale.
+   */
   private async reportFailure(object: TicketEventObject, error: unknown, log: Logger): Promise<void> {
     const retryable = !(error instanceof SentinelError) || error.retryable;
     const message = error instanceof Error ? error.message : String(error);
@@ -136,11 +181,12 @@ export class TicketEventReconciler {
       const fresh = (await this.gateway.getTicketEvent(object.metadata)) ?? object;
       const before = findCondition(fresh.status, ConditionType.Degraded);
       const text = `${retryable ? 'will retry' : 'will not retry until the TicketEvent changes'}: ${message}`;
+      const phase = retryable || fresh.metadata.deletionTimestamp !== undefined ? undefined : await this.phaseAfterFailure(fresh);
       const written = await writeStatus(
         this.gateway,
         fresh,
         {
-          ...(retryable ? {} : { phase: 'Failed' as const }),
+          ...(phase === undefined ? {} : { phase }),
           conditions: [
             { type: ConditionType.Ready, status: 'False', reason, message: text },
             { type: ConditionType.Degraded, status: 'True', reason, message: text },
@@ -153,6 +199,16 @@ export class TicketEventReconciler {
     } catch (statusError) {
       // The original error is what the controller acts on; this one is only logged.
       log.warn({ err: statusError }, 'Could not report the failure on the TicketEvent');
+    }
+  }
+
+  /** `Failed` for an event never provisioned, the sale's own phase otherwise (undefined: leave it, the inventory cannot be read). */
+  private async phaseAfterFailure(object: TicketEventObject): Promise<TicketEventPhase | undefined> {
+    try {
+      const inventory = await this.inventory.counts(eventIdOf(object.metadata));
+      return inventory === undefined ? 'Failed' : phaseOf(object, inventory, this.clock());
+    } catch {
+      return undefined;
     }
   }
 

@@ -281,7 +281,12 @@ export interface EngineSpec {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 }
 
-/** Compute resources of a container. */
+/**
+ * Compute resources of a container. A request above its limit would make the API server refuse the
+ * engine Deployment, so it is refused here, at admission, with the TicketEvent's own field names.
+ * @validation {"rule": "!has(self.requests) || !has(self.requests.cpu) || !has(self.limits) || !has(self.limits.cpu) || quantity(string(self.requests.cpu)).compareTo(quantity(string(self.limits.cpu))) <= 0", "message": "resources.requests.cpu must be less than or equal to resources.limits.cpu", "fieldPath": ".requests.cpu", "reason": "FieldValueInvalid"}
+ * @validation {"rule": "!has(self.requests) || !has(self.requests.memory) || !has(self.limits) || !has(self.limits.memory) || quantity(string(self.requests.memory)).compareTo(quantity(string(self.limits.memory))) <= 0", "message": "resources.requests.memory must be less than or equal to resources.limits.memory", "fieldPath": ".requests.memory", "reason": "FieldValueInvalid"}
+ */
 export interface ResourceRequirements {
   /** Guaranteed resources. */
   requests?: ResourceList;
@@ -334,6 +339,11 @@ export interface TicketEventStatus {
   shards?: ShardCounts;
   /** Short forms shown by `kubectl get`. */
   summary?: StatusSummary;
+  /**
+   * Set while the TicketEvent is being deleted: when the operator closed the sale (RFC 3339). The
+   * drain timeout counts from here, so engines always get a full drain window after the close.
+   */
+  drainingSince?: DateTime;
 }
 
 /** Seat and general-admission place counts. */

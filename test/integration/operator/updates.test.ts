@@ -146,4 +146,50 @@ t.test('safe changes roll out; unsafe changes are refused whole', async (t) => {
     );
     t.match(condition(status.status, 'Degraded'), { reason: 'ShardsUnavailable' }, 'no refusal left; only the missing engines');
   });
+
+  await t.test('a change the API server refuses for the engine Deployment is applied nowhere', async (t) => {
+    const deployment = async () => c.apps.readNamespacedDeployment({ namespace, name: `${name}-engine` });
+    const deploymentBefore = await deployment();
+    const rowBefore = await row();
+    // The CRD accepts any non-empty name; a Deployment's envFrom wants a DNS subdomain.
+    const updated = await patchMerge(c, namespace, name, { spec: { customerLimit: 7, engine: { configMapRef: { name: 'Not_A_Name' } } } });
+    const status = await waitForStatus(
+      c,
+      namespace,
+      name,
+      'the rejection reported',
+      (o) =>
+        o.status?.observedGeneration === updated.metadata.generation &&
+        condition(o.status, 'InventoryProvisioned')?.reason === 'ChildRejected',
+    );
+    t.match(condition(status.status, 'InventoryProvisioned'), {
+      status: 'False',
+      message:
+        /^spec\.engine\.configMapRef: the API server refuses the Deployment gala-engine.*Not_A_Name.*nothing of this change was applied/,
+    });
+    t.match(condition(status.status, 'Degraded'), { status: 'True', reason: 'ChildRejected' });
+    t.equal(status.status?.phase, 'OnSale', 'not Failed: the sale goes on, and its phase with it');
+    t.same(await row(), rowBefore, 'the safe-looking limit of the same edit was not committed either');
+    t.equal((await deployment()).metadata?.resourceVersion, deploymentBefore.metadata?.resourceVersion, 'the Deployment is untouched');
+    const warnings = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=ChildRejected` });
+    t.equal(warnings.items[0]?.type, 'Warning');
+
+    // Requests above limits (the Deployment would refuse them too) are stopped earlier, at admission.
+    await t.rejects(patchMerge(c, namespace, name, { spec: { engine: { resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } } } }), {
+      code: 422,
+      message: /spec\.engine\.resources\.requests\.cpu.*must be less than or equal to resources\.limits\.cpu/,
+    });
+
+    // Fixing the reference lets the whole edit through, the limit included.
+    const fixed = await patchMerge(c, namespace, name, { spec: { engine: { configMapRef: null } } });
+    const rolled = await waitForStatus(
+      c,
+      namespace,
+      name,
+      'the fixed edit rolled out',
+      (o) => o.status?.observedGeneration === fixed.metadata.generation && condition(o.status, 'InventoryProvisioned')?.status === 'True',
+    );
+    t.equal(rolled.status?.phase, 'OnSale');
+    t.equal((await row())?.customer_limit, 7);
+  });
 });

@@ -1,5 +1,6 @@
 /** Invalid manifests are refused by the API server itself (schema and CEL), with messages a person understands. */
 import t from 'tap';
+import { ticketEvent } from '../../unit/operator/fixtures.js';
 import { cluster, kubectl, testNamespace } from './harness.js';
 
 interface Manifest {
@@ -7,26 +8,8 @@ interface Manifest {
   spec: Record<string, unknown>;
 }
 
-const valid = (): Manifest => ({
-  name: 'valid',
-  spec: {
-    displayName: 'Valid',
-    sale: { opensAt: '2030-01-01T18:00:00Z', closesAt: '2030-01-02T18:00:00Z' },
-    layout: {
-      sections: [
-        {
-          id: 'A',
-          rows: [
-            { id: '1', seats: 10 },
-            { id: '2', seats: 10 },
-          ],
-        },
-      ],
-      pools: [{ id: 'GA', capacity: 50 }],
-    },
-    shardCount: 3,
-  },
-});
+/** The unit tests' TicketEvent (a layout of two rows and a pool, three shards), as a person would write it. */
+const valid = (): Manifest => ({ name: 'valid', spec: structuredClone(ticketEvent().spec) as unknown as Record<string, unknown> });
 
 const yaml = (m: Manifest): string =>
   JSON.stringify({ apiVersion: 'sentinel.dev/v1alpha1', kind: 'TicketEvent', metadata: { name: m.name }, spec: m.spec });

@@ -210,21 +210,129 @@ t.test('no engines asked for: ShardsAvailable says so', async (t) => {
 
 t.test('deletion: close, wait for engines to drain, then archive and let go', async (t) => {
   const deleting = ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' }, status: { phase: 'OnSale' } });
-  const waiting = plan(deleting, { now: new Date('2030-05-01T12:00:10Z'), inventory: counts({ owned: 2, sold: 7 }) }, SETTINGS);
+  const closing = plan(deleting, { now: new Date('2030-05-01T12:00:00Z'), inventory: counts({ owned: 0, sold: 7 }) }, SETTINGS);
+  t.same(applied(closing.actions), ['close-sale'], 'the close comes alone, even with no shard owned: counts read before it prove nothing');
+  t.equal(closing.status?.drainingSince, '2030-05-01T12:00:00.000Z', 'when the close was done is recorded');
+  t.match(closing.events, [{ reason: 'Closing' }]);
+  t.equal(closing.requeueAfterMs, SETTINGS.drainPollMs);
+
+  const closed = ticketEvent({
+    metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' },
+    status: { phase: 'Closed', drainingSince: '2030-05-01T12:00:00.000Z' },
+  });
+  const waiting = plan(closed, { now: new Date('2030-05-01T12:00:10Z'), inventory: counts({ owned: 2, sold: 7 }) }, SETTINGS);
   t.same(applied(waiting.actions), ['close-sale'], 'never archives while an engine still owns a shard');
   t.equal(waiting.status?.phase, 'Closed');
-  t.match(condition(waiting.status, ConditionType.Ready), { status: 'False', reason: 'Draining', message: /release 2 of 3 shards/ });
+  t.match(condition(waiting.status, ConditionType.Ready), {
+    status: 'False',
+    reason: 'Draining',
+    message: /waiting until 2030-05-01T12:01:00Z for engines to release 2 of 3 shards/,
+  });
   t.equal(waiting.requeueAfterMs, SETTINGS.drainPollMs);
-  t.match(waiting.events, [{ reason: 'Closing' }]);
+  t.same(waiting.events, [], 'Closing is announced once');
 
-  const drained = plan(deleting, { now: new Date('2030-05-01T12:00:20Z'), inventory: counts({ owned: 0, sold: 7 }) }, SETTINGS);
+  const drained = plan(closed, { now: new Date('2030-05-01T12:00:20Z'), inventory: counts({ owned: 0, sold: 7 }) }, SETTINGS);
   t.same(applied(drained.actions), ['close-sale', 'archive', 'remove-finalizer']);
   t.equal(drained.status, undefined, 'no status write on an object about to vanish');
   t.same(drained.events, []);
 
-  const timedOut = plan(deleting, { now: new Date('2030-05-01T12:01:00Z'), inventory: counts({ owned: 1 }) }, SETTINGS);
+  const timedOut = plan(closed, { now: new Date('2030-05-01T12:01:00Z'), inventory: counts({ owned: 1 }) }, SETTINGS);
   t.same(applied(timedOut.actions), ['close-sale', 'archive', 'remove-finalizer']);
-  t.match(timedOut.events, [{ type: 'Warning', reason: 'DrainTimedOut' }]);
+  t.match(timedOut.events, [{ type: 'Warning', reason: 'DrainTimedOut', message: /after the sale closed/ }]);
+});
+
+t.test('deletion: an operator down for longer than the drain timeout still gives engines a full drain window', async (t) => {
+  // Deleted at 12:00, the operator back only at 12:05: the window counts from the close it does now.
+  const deleting = ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' }, status: { phase: 'OnSale' } });
+  const back = new Date('2030-05-01T12:05:00Z');
+  const closing = plan(deleting, { now: back, inventory: counts({ owned: 2 }) }, SETTINGS);
+  t.same(applied(closing.actions), ['close-sale'], 'not archived in the reconcile that closes the sale');
+  t.equal(closing.status?.drainingSince, '2030-05-01T12:05:00.000Z');
+  const closed = ticketEvent({
+    metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' },
+    status: { phase: 'Closed', drainingSince: closing.status?.drainingSince ?? '' },
+  });
+  const stillDraining = plan(
+    closed,
+    { now: new Date(back.getTime() + SETTINGS.drainTimeoutMs - 1), inventory: counts({ owned: 2 }) },
+    SETTINGS,
+  );
+  t.same(applied(stillDraining.actions), ['close-sale'], 'the whole window after the close is waited for');
+  const after = plan(closed, { now: new Date(back.getTime() + SETTINGS.drainTimeoutMs), inventory: counts({ owned: 2 }) }, SETTINGS);
+  t.same(applied(after.actions), ['close-sale', 'archive', 'remove-finalizer']);
+});
+
+t.test('deletion never lets go while the outbox has unpublished rows, even past the drain timeout', async (t) => {
+  const closed = ticketEvent({
+    metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' },
+    status: { phase: 'Closed', drainingSince: '2030-05-01T12:00:00.000Z' },
+  });
+  const waiting = plan(closed, { now: new Date('2030-05-01T12:00:10Z'), inventory: counts({ owned: 0 }), unpublished: 4 }, SETTINGS);
+  t.same(applied(waiting.actions), ['close-sale']);
+  t.match(condition(waiting.status, ConditionType.Ready), {
+    status: 'False',
+    reason: 'Draining',
+    message: /waiting for 4 reservations not yet published to Kafka/,
+  });
+  t.equal(condition(waiting.status, ConditionType.Degraded), undefined, 'within the drain window this is simply draining');
+  t.same(waiting.events, []);
+
+  const late = new Date('2030-05-01T12:10:00Z');
+  const stuck = plan(closed, { now: late, inventory: counts({ owned: 1 }), unpublished: 4 }, SETTINGS);
+  t.same(applied(stuck.actions), ['close-sale'], 'neither archived nor let go, not even with a shard timed out');
+  t.equal(stuck.requeueAfterMs, SETTINGS.drainPollMs);
+  t.match(condition(stuck.status, ConditionType.Degraded), {
+    status: 'True',
+    reason: 'OutboxNotDrained',
+    message: /4 reservations .* still not published to Kafka.*removing the finalizer sentinel\.dev\/inventory by hand/,
+  });
+  t.match(stuck.events, [{ type: 'Warning', reason: 'OutboxNotDrained' }]);
+
+  const reported = ticketEvent({
+    metadata: { deletionTimestamp: '2030-05-01T12:00:00Z' },
+    status: {
+      phase: 'Closed',
+      drainingSince: '2030-05-01T12:00:00.000Z',
+      conditions: [
+        { type: 'Degraded', status: 'True', reason: 'OutboxNotDrained', message: 'x', lastTransitionTime: '2030-05-01T12:01:00Z' },
+      ],
+    },
+  });
+  t.same(plan(reported, { now: late, inventory: counts({ owned: 0 }), unpublished: 4 }, SETTINGS).events, [], 'warned once');
+
+  const published = plan(reported, { now: late, inventory: counts({ owned: 0 }), unpublished: 0 }, SETTINGS);
+  t.same(applied(published.actions), ['close-sale', 'archive', 'remove-finalizer']);
+});
+
+t.test('a child the API server refuses: nothing applied; a provisioned sale keeps its phase, a new one fails', async (t) => {
+  const rejected = {
+    kind: 'Deployment',
+    name: 'arena-engine',
+    message:
+      'Deployment.apps "arena-engine" is invalid: spec.template.spec.containers[0].envFrom[0].configMapRef.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must consist of …',
+  };
+  const live = plan(
+    ticketEvent({ metadata: { generation: 2 }, status: { phase: 'OnSale', observedGeneration: 1 } }),
+    { now: NOW, rejected, inventory: counts() },
+    SETTINGS,
+  );
+  t.same(live.actions, [], 'not half-applied');
+  t.equal(live.status?.phase, 'OnSale');
+  t.equal(live.status?.observedGeneration, 2);
+  t.match(condition(live.status, ConditionType.InventoryProvisioned), {
+    status: 'False',
+    reason: 'ChildRejected',
+    message:
+      /^spec\.engine\.configMapRef: the API server refuses the Deployment arena-engine .*Bad_Name.*nothing of this change was applied/,
+  });
+  t.match(condition(live.status, ConditionType.Degraded), { status: 'True', reason: 'ChildRejected' });
+  t.match(condition(live.status, ConditionType.Ready), { status: 'False', reason: 'ChildRejected' });
+  t.match(live.events, [{ type: 'Warning', reason: 'ChildRejected' }]);
+  t.equal(live.requeueAfterMs, SETTINGS.refreshIntervalMs, 'counts and phase keep being refreshed');
+
+  const fresh = plan(ticketEvent(), { now: NOW, rejected, inventory: undefined }, SETTINGS);
+  t.equal(fresh.status?.phase, 'Failed');
+  t.same(fresh.actions, []);
 });
 
 t.test('deletion of a never-provisioned event just lets go; without our finalizer it does nothing', async (t) => {

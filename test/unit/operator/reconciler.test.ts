@@ -15,7 +15,15 @@ import { counts, NOW, SETTINGS, ticketEvent } from './fixtures.js';
 /** An in-memory API server of one object, recording what the reconciler does. */
 function world(
   initial: TicketEventObject,
-  options: { provision?: () => Promise<ProvisionOutcome>; counts?: InventoryCounts; applyFails?: Error } = {},
+  options: {
+    provision?: () => Promise<ProvisionOutcome>;
+    counts?: InventoryCounts;
+    applyFails?: Error;
+    /** The dry run of this kind of child is refused with this error. */
+    dryRunRejects?: { kind: string; error: Error };
+    unpublished?: () => number;
+    clock?: () => Date;
+  } = {},
 ) {
   const log: string[] = [];
   let stored: TicketEventObject | undefined = initial;
@@ -40,7 +48,12 @@ function world(
           : bump({ ...object, metadata: { ...object.metadata, finalizers } });
       return stored;
     },
-    async apply(child: ChildObject) {
+    async apply(child: ChildObject, applyOptions) {
+      if (applyOptions?.dryRun === true) {
+        if (options.dryRunRejects?.kind === child.kind) throw options.dryRunRejects.error;
+        log.push(`dry-run ${child.kind}`);
+        return;
+      }
       if (options.applyFails) throw options.applyFails;
       log.push(`apply ${child.kind}`);
     },
@@ -56,6 +69,9 @@ function world(
     async counts() {
       return options.counts;
     },
+    async unpublished() {
+      return options.unpublished?.() ?? 0;
+    },
     async close() {
       log.push('close');
     },
@@ -64,7 +80,13 @@ function world(
       return { archivedReservations: 2 };
     },
   };
-  const reconciler = new TicketEventReconciler({ gateway, inventory, settings: SETTINGS, log: silentLogger, clock: () => NOW });
+  const reconciler = new TicketEventReconciler({
+    gateway,
+    inventory,
+    settings: SETTINGS,
+    log: silentLogger,
+    clock: options.clock ?? (() => NOW),
+  });
   return { log, reconciler, stored: () => stored };
 }
 
@@ -76,7 +98,14 @@ t.test('the finalizer goes on before anything is provisioned', async (t) => {
     counts: counts(),
   });
   const result = await w.reconciler.reconcile(key);
-  t.same(w.log.slice(0, 2), ['finalizers [sentinel.dev/inventory]', 'provision']);
+  t.same(w.log.slice(0, 6), [
+    'finalizers [sentinel.dev/inventory]',
+    'dry-run ConfigMap',
+    'dry-run Deployment',
+    'dry-run Service',
+    'dry-run PodDisruptionBudget',
+    'provision',
+  ]);
   t.ok(w.log.includes('apply Deployment'));
   t.ok(w.log.includes('status OnSale'));
   t.ok(w.log.includes('event Provisioned'));
@@ -89,7 +118,7 @@ t.test('a second reconcile with nothing new writes no status and records no even
   w.log.length = 0;
   await w.reconciler.reconcile(key);
   t.same(
-    w.log.filter((l) => !l.startsWith('apply')),
+    w.log.filter((l) => !l.startsWith('apply') && !l.startsWith('dry-run')),
     ['provision'],
   );
 });
@@ -121,16 +150,85 @@ t.test('a failure is reported on the object, then rethrown for the controller', 
     applyFails: new KubernetesRejectedError('apply Deployment: invalid image', 422),
   });
   await t.rejects(rejected.reconciler.reconcile(key), { code: 'kubernetes_rejected', retryable: false });
-  t.equal(rejected.stored()?.status?.phase, 'Failed');
+  t.equal(rejected.stored()?.status?.phase, 'OnSale', 'a provisioned sale keeps its phase: it goes on whatever the operator fails to do');
   t.match(
     rejected.stored()?.status?.conditions?.find((c) => c.type === 'Ready'),
     { reason: 'ReconcileFailed' },
   );
+
+  const never = world(ticketEvent(), { applyFails: new KubernetesRejectedError('apply Deployment: invalid image', 422) });
+  await t.rejects(never.reconciler.reconcile(key), { code: 'kubernetes_rejected' });
+  t.equal(never.stored()?.status?.phase, 'Failed', 'an event never provisioned can only be Failed');
 });
 
-t.test('deletion: close, archive, record, then let go (no status write on a vanishing object)', async (t) => {
-  const w = world(ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T11:59:00Z' } }), { counts: counts({ owned: 0 }) });
+t.test('a child the API server refuses in the dry run stops the reconcile before anything is written', async (t) => {
+  const apiMessage =
+    'Deployment.apps "arena-engine" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1';
+  const cause = Object.assign(new Error('HTTP-Code: 422'), { code: 422, body: JSON.stringify({ message: apiMessage }) });
+  const w = world(ticketEvent({ metadata: { generation: 4 }, status: { phase: 'OnSale', observedGeneration: 3 } }), {
+    counts: counts(),
+    dryRunRejects: { kind: 'Deployment', error: new KubernetesRejectedError(`dry-run apply Deployment: ${apiMessage}`, 422, cause) },
+  });
+  const result = await w.reconciler.reconcile(key);
+  t.notOk(w.log.includes('provision'), 'the inventory is not touched: no new settings committed');
+  t.notOk(
+    w.log.some((l) => l.startsWith('apply')),
+    'no child applied',
+  );
+  const status = w.stored()?.status;
+  t.equal(status?.phase, 'OnSale', 'the phase keeps following the sale');
+  t.equal(status?.observedGeneration, 4, 'the refusal describes this generation');
+  const provisioned = status?.conditions?.find((c) => c.type === 'InventoryProvisioned');
+  t.match(provisioned, {
+    status: 'False',
+    reason: 'ChildRejected',
+    message:
+      /^spec\.engine\.resources: the API server refuses the Deployment arena-engine.*less than or equal to cpu limit of 1.*nothing of this change was applied/,
+  });
+  t.match(
+    status?.conditions?.find((c) => c.type === 'Degraded'),
+    { status: 'True', reason: 'ChildRejected' },
+  );
+  t.ok(w.log.includes('event ChildRejected'), 'a Warning event');
+  t.equal(result.requeueAfterMs, SETTINGS.refreshIntervalMs, 'a live sale keeps being refreshed');
+});
+
+t.test('deletion: close and record when; archive, record, then let go (no status write on a vanishing object)', async (t) => {
+  let now = NOW;
+  const w = world(ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T11:59:00Z' } }), {
+    counts: counts({ owned: 0 }),
+    clock: () => now,
+  });
+  await w.reconciler.reconcile(key);
+  t.same(w.log, ['close', 'status Closed', 'event Closing'], 'never archived on counts read before the close');
+  t.equal(w.stored()?.status?.drainingSince, NOW.toISOString());
+  w.log.length = 0;
+  now = new Date(NOW.getTime() + SETTINGS.drainPollMs);
   await w.reconciler.reconcile(key);
   t.same(w.log, ['close', 'archive', 'event Archived', 'finalizers []']);
   t.equal(w.stored(), undefined);
+});
+
+t.test('deletion keeps the finalizer while the outbox has unpublished rows, past the drain timeout', async (t) => {
+  let now = NOW;
+  let unpublished = 3;
+  const w = world(ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T11:59:00Z' } }), {
+    counts: counts({ owned: 0 }),
+    unpublished: () => unpublished,
+    clock: () => now,
+  });
+  await w.reconciler.reconcile(key);
+  now = new Date(NOW.getTime() + SETTINGS.drainTimeoutMs + 1);
+  await w.reconciler.reconcile(key);
+  await w.reconciler.reconcile(key);
+  t.notOk(w.log.includes('archive'));
+  t.notOk(w.log.includes('finalizers []'));
+  t.equal(w.log.filter((l) => l === 'event OutboxNotDrained').length, 1, 'one Warning, not one per poll');
+  t.match(
+    w.stored()?.status?.conditions?.find((c) => c.type === 'Ready'),
+    { reason: 'Draining', message: /3 reservations not yet published to Kafka/ },
+  );
+  unpublished = 0;
+  await w.reconciler.reconcile(key);
+  t.equal(w.stored(), undefined, 'published: the object goes');
 });

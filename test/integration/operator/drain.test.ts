@@ -1,0 +1,130 @@
+/**
+ * Deletion drains before it lets go: never while the event's outbox still has rows Kafka has not
+ * got (the engines, its only relay, go with the finalizer), and always a full drain window after
+ * the close — even when the operator was down for longer than that when the object was deleted.
+ */
+import t from 'tap';
+import type pg from 'pg';
+import { GROUP, PLURAL, VERSION } from '../../../src/operator/api/v1alpha1.js';
+import { testDatabase } from '../../support/stack.js';
+import {
+  cluster,
+  condition,
+  createTicketEvent,
+  getTicketEvent,
+  runOperator,
+  testNamespace,
+  waitFor,
+  waitForStatus,
+  type Cluster,
+} from './harness.js';
+
+const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+const DRAIN_TIMEOUT_MS = 2_000;
+
+async function createOnSale(c: Cluster, namespace: string, name: string): Promise<void> {
+  const now = Date.now();
+  await createTicketEvent(c, namespace, name, {
+    displayName: 'Drain',
+    sale: { opensAt: iso(now - 60_000), closesAt: iso(now + 3_600_000) },
+    layout: { sections: [{ id: 'A', rows: [{ id: '1', seats: 4 }] }], pools: [{ id: 'GA', capacity: 10 }] },
+    shardCount: 2,
+    engine: { replicas: 1 },
+  });
+  await waitForStatus(c, namespace, name, 'provisioned', (o) => condition(o.status, 'InventoryProvisioned')?.status === 'True');
+}
+
+const deleteTicketEvent = (c: Cluster, namespace: string, name: string) =>
+  c.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+
+const eventStatus = async (pool: pg.Pool, eventId: string): Promise<string | undefined> =>
+  (await pool.query<{ status: string }>('SELECT status FROM events WHERE id = $1', [eventId])).rows[0]?.status;
+
+t.test('deletion keeps the finalizer while the outbox has unpublished rows, past the drain timeout', async (t) => {
+  const c = await cluster();
+  const pool = await testDatabase();
+  const { namespace, cleanup } = await testNamespace(c, 'op-outbox');
+  const operator = await runOperator(c, pool, namespace, { drainTimeoutMs: DRAIN_TIMEOUT_MS });
+  const outboxIds: string[] = [];
+  t.teardown(async () => {
+    // The row stands for a reservation Kafka has not got; it is this test's only, and goes with it.
+    if (outboxIds.length > 0) await pool.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [outboxIds]);
+    await operator.stop();
+    await cleanup();
+    await pool.end();
+  });
+  const name = 'stalled';
+  const eventId = `${namespace}--${name}`;
+  await createOnSale(c, namespace, name);
+
+  // A confirmed reservation whose message has not reached Kafka (Kafka down, say). Its topic is one
+  // no relay publishes, so nothing but this test moves it.
+  const { rows } = await pool.query<{ id: string }>(
+    `INSERT INTO outbox (event_id, topic, message_key, payload) VALUES ($1, 'sentinel.test.operator-drain', 'r-1', '{}') RETURNING id`,
+    [eventId],
+  );
+  outboxIds.push(...rows.map((r) => r.id));
+
+  await deleteTicketEvent(c, namespace, name);
+  const draining = await waitForStatus(c, namespace, name, 'Draining on the outbox', (o) =>
+    /1 reservations not yet published to Kafka/.test(condition(o.status, 'Ready')?.message ?? ''),
+  );
+  t.equal(draining.status?.phase, 'Closed');
+  t.ok(draining.status?.drainingSince, 'when the sale was closed is recorded');
+
+  const stuck = await waitForStatus(
+    c,
+    namespace,
+    name,
+    'OutboxNotDrained after the drain timeout',
+    (o) => condition(o.status, 'Degraded')?.reason === 'OutboxNotDrained',
+  );
+  t.match(condition(stuck.status, 'Degraded')?.message, /1 reservations .* still not published to Kafka .*removing the finalizer/);
+  t.ok(stuck.metadata.finalizers?.includes('sentinel.dev/inventory'), 'the finalizer stays');
+  const warnings = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=OutboxNotDrained` });
+  t.equal(warnings.items[0]?.type, 'Warning');
+  await new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS));
+  t.ok(await getTicketEvent(c, namespace, name), 'still kept well past the drain timeout');
+  t.equal(await eventStatus(pool, eventId), 'closed', 'closed, not archived');
+
+  // The relay gets through: the deletion finishes by itself.
+  await pool.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])', [outboxIds]);
+  await waitFor('the TicketEvent to be deleted', async () => (await getTicketEvent(c, namespace, name)) === undefined, 20_000);
+  t.equal(await eventStatus(pool, eventId), 'archived');
+});
+
+t.test('an operator down for longer than the drain timeout still drains a full window after the close', async (t) => {
+  const c = await cluster();
+  const pool = await testDatabase();
+  const { namespace, cleanup } = await testNamespace(c, 'op-late');
+  let operator = await runOperator(c, pool, namespace, { drainTimeoutMs: DRAIN_TIMEOUT_MS });
+  const name = 'late';
+  const eventId = `${namespace}--${name}`;
+  t.teardown(async () => {
+    await pool.query('UPDATE shards SET owner = NULL WHERE event_id = $1', [eventId]);
+    await operator.stop();
+    await cleanup();
+    await pool.end();
+  });
+  await createOnSale(c, namespace, name);
+
+  // The operator goes away; an engine owns a shard (one that never lets go: the worst case).
+  await operator.stop();
+  await pool.query(`UPDATE shards SET owner = 'engine-that-never-drains', claimed_at = now() WHERE event_id = $1 AND shard = 0`, [eventId]);
+  await deleteTicketEvent(c, namespace, name);
+  await new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS + 500));
+
+  // Back after more than the drain timeout: it closes the sale now, and waits a whole window from there.
+  const restarted = Date.now();
+  operator = await runOperator(c, pool, namespace, { drainTimeoutMs: DRAIN_TIMEOUT_MS });
+  const draining = await waitForStatus(c, namespace, name, 'Draining', (o) => condition(o.status, 'Ready')?.reason === 'Draining');
+  t.ok(Date.parse(draining.status?.drainingSince ?? '') >= restarted - 1_000, 'the drain counts from the close, not from the deletion');
+  t.match(condition(draining.status, 'Ready')?.message, /for engines to release 1 of 2 shards/);
+  t.equal(await eventStatus(pool, eventId), 'closed', 'closed, not archived in the same reconcile');
+
+  await waitFor('the TicketEvent to be deleted', async () => (await getTicketEvent(c, namespace, name)) === undefined, 20_000);
+  t.ok(Date.now() - restarted >= DRAIN_TIMEOUT_MS, `let go ${Date.now() - restarted} ms after the close, not before the window`);
+  t.equal(await eventStatus(pool, eventId), 'archived');
+  const events = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=DrainTimedOut` });
+  t.equal(events.items[0]?.type, 'Warning', 'the shard still owned after the window is reported');
+});
