@@ -10,9 +10,21 @@ export type CustomerId = string;
 export type SeatId = string;
 
 interface CommandBase {
-  /** Idempotency key: a repeated key returns the first result; reused with another command, it is refused. */
+  /**
+   * Idempotency key: a repeated key returns the first result; reused with another command, it is
+   * refused. Memory scopes keys per customer, but Postgres keeps a success's record per (event,
+   * shard, key): a key two customers share is replayed after a failover for the first of them only.
+   * Callers send keys unique per event — the ingress sends a digest of (customer, Idempotency-Key).
+   */
   readonly key: string;
   readonly customer: CustomerId;
+  /**
+   * When the key's first result was a refusal, decide this command afresh instead of returning
+   * that refusal (a success is always returned). The ingress sets it: it never stores a refusal,
+   * so a client that retries after a 409 or 422 — a seat released since, a limit with room again —
+   * gets a new decision, not the old answer. Without it, a refusal is replayed like a success.
+   */
+  readonly redecideRefusal?: boolean;
 }
 
 /** Hold these specific seats (all or nothing). */

@@ -130,6 +130,11 @@ export class IdempotencyMemory {
     if (this.find(customer, key)?.result.ok === true) this.remove(customer, key);
   }
 
+  /** Forgets a refusal, so the key's next command is decided afresh (and remembered at the end, in decision order). */
+  forgetRefusal(customer: CustomerId, key: string): void {
+    if (this.find(customer, key)?.result.ok === false) this.remove(customer, key);
+  }
+
   /** Drops entries past their TTL. The maps keep insertion order, which is decision-time order. */
   prune(now: number): void {
     for (const map of [this.byKey, this.shared]) {

@@ -21,7 +21,7 @@ import { ExpiryQueue } from './expiry-queue.js';
 import { fingerprintOf, IdempotencyMemory, type IdempotencyRecord } from './idempotency.js';
 import { parseSeatNumber } from './layout.js';
 import type { ShardMap } from './shard-map.js';
-import { ShardSettingsError, type ShardSettings } from './shard-settings.js';
+import { resolveShardSettings, ShardSettingsError, type ShardSettings } from './shard-settings.js';
 import { SnapshotError, type EndedHoldRecord, type PoolRecord, type SeatRecord, type ShardSnapshot } from './snapshot.js';
 
 /** Makes the ids of new holds and reservations (unique per event; the engine decides the format). */
@@ -115,11 +115,9 @@ function isText(value: unknown): value is string {
 /** The inventory of one shard. See the module comment. */
 export class ShardInventory {
   readonly shard: number;
-  readonly settings: ShardSettings;
+  private rules: ShardSettings;
   private readonly map: ShardMap;
   private readonly newId: NewId;
-  /** Most seats or places one command may take. */
-  private readonly maxPerRequest: number;
 
   // Seats, by local index (layout order). Typed arrays keep 100,000 seats in a few MB.
   private readonly seatState: Uint8Array;
@@ -172,9 +170,8 @@ export class ShardInventory {
     if (summary === undefined) throw new ShardSettingsError(`no shard ${scope.shard}: the map has ${scope.map.shardCount} shards`);
     this.map = scope.map;
     this.shard = scope.shard;
-    this.settings = settings;
+    this.rules = settings;
     this.newId = newId;
-    this.maxPerRequest = Math.min(settings.customerLimit, settings.maxSeatsPerRequest);
     this.memory = new IdempotencyMemory(settings.idempotencyTtlMs, settings.maxRememberedResults, settings.maxRememberedFailures);
 
     const slice = scope.map.layoutOfShard(scope.shard);
@@ -247,6 +244,22 @@ export class ShardInventory {
     return inventory;
   }
 
+  /** The rules this shard decides by. */
+  get settings(): ShardSettings {
+    return this.rules;
+  }
+
+  /**
+   * Decides by new event rules from now on (the event's hold TTL or customer limit changed while
+   * the shard is served). Holds already made keep their expiry — a hold is never extended or
+   * shortened — and a customer above a lowered limit keeps what they have but gets no more.
+   * Throws ShardSettingsError for rules out of bounds, changing nothing.
+   */
+  applyRules(rules: Pick<ShardSettings, 'holdTtlMs' | 'customerLimit'>): void {
+    const next = resolveShardSettings({ ...this.rules, holdTtlMs: rules.holdTtlMs, customerLimit: rules.customerLimit });
+    this.rules = next;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Deciding
 
@@ -262,7 +275,12 @@ export class ShardInventory {
     const customer = command.customer;
     const key = command.key;
     const fingerprint = fingerprintOf(command);
-    const prior = this.memory.lookup(customer, key, now);
+    let prior = this.memory.lookup(customer, key, now);
+    if (prior !== undefined && !prior.result.ok && command.redecideRefusal === true) {
+      // The caller asks again after a refusal it was told about (see CommandBase.redecideRefusal).
+      this.memory.forgetRefusal(customer, key);
+      prior = undefined;
+    }
     if (prior !== undefined) {
       if (prior.fingerprint === fingerprint) return { result: prior.result, changes: NO_CHANGES };
       return {
@@ -322,12 +340,8 @@ export class ShardInventory {
         const seats: unknown = command.seats;
         if (!Array.isArray(seats)) return invalid('seats', 'seats must be an array of seat ids');
         if (seats.length === 0) return invalid('seats', 'seats must name at least one seat');
-        if (seats.length > this.maxPerRequest) {
-          return invalid(
-            'seats',
-            `${seats.length} seats requested; at most ${this.maxPerRequest} per request (per-customer limit ${this.settings.customerLimit})`,
-          );
-        }
+        const tooMany = this.tooMany('seats', seats.length);
+        if (tooMany !== undefined) return tooMany;
         for (let i = 0; i < seats.length; i++) {
           const problem = this.resolveSeat(seats[i], i);
           if (problem !== undefined) return problem;
@@ -386,13 +400,18 @@ export class ShardInventory {
   private checkQuantity(quantity: unknown): ShardResult | undefined {
     if (typeof quantity !== 'number' || !Number.isInteger(quantity)) return invalid('quantity', 'quantity must be an integer');
     if (quantity <= 0) return invalid('quantity', `quantity must be at least 1, got ${quantity}`);
-    if (quantity > this.maxPerRequest) {
-      return invalid(
-        'quantity',
-        `quantity ${quantity} is above the maximum of ${this.maxPerRequest} per request (per-customer limit ${this.settings.customerLimit})`,
-      );
-    }
-    return undefined;
+    return this.tooMany('quantity', quantity);
+  }
+
+  /**
+   * More seats or places than one command may take (`maxSeatsPerRequest`) is an invalid command —
+   * unless it is more than the customer limit too: that is the limit exceeded, decided (and
+   * remembered) like a request that fits but comes on top of what the customer has.
+   */
+  private tooMany(field: 'seats' | 'quantity', requested: number): ShardResult | undefined {
+    const { maxSeatsPerRequest, customerLimit } = this.rules;
+    if (requested <= maxSeatsPerRequest || requested > customerLimit) return undefined;
+    return invalid(field, `${requested} ${field === 'seats' ? 'seats' : 'places'} requested; at most ${maxSeatsPerRequest} per request`);
   }
 
   /** Pushes the local index of `seat` (at `position` of `seats`, or -1 for `seat`) onto scratch, or says why it is not a seat of this shard. */
@@ -429,7 +448,7 @@ export class ShardInventory {
   /** `tally` is the customer's, as found in `customers` (one lookup serves the check and the update). */
   private limitExceeded(tally: Tally | undefined, requested: number): ShardResult | undefined {
     const current = tally === undefined ? 0 : tally.held + tally.reserved;
-    const limit = this.settings.customerLimit;
+    const limit = this.rules.customerLimit;
     if (current + requested <= limit) return undefined;
     return {
       ok: false,
@@ -525,7 +544,7 @@ export class ShardInventory {
       pool: poolId,
       quantity,
       createdAt: now,
-      expiresAt: now + this.settings.holdTtlMs,
+      expiresAt: now + this.rules.holdTtlMs,
     };
     changes.push({ type: 'hold-created', hold: view });
     this.poolHeld[p]! += quantity;
@@ -547,7 +566,7 @@ export class ShardInventory {
     changes: ShardChange[],
   ): HoldView {
     const holdId = this.freshHoldId();
-    const view: HoldView = { holdId, customer, seats: ids, quantity: ids.length, createdAt: now, expiresAt: now + this.settings.holdTtlMs };
+    const view: HoldView = { holdId, customer, seats: ids, quantity: ids.length, createdAt: now, expiresAt: now + this.rules.holdTtlMs };
     changes.push({ type: 'hold-created', hold: view });
     for (let k = 0; k < indexes.length; k++) {
       const index = indexes[k]!;
@@ -635,15 +654,15 @@ export class ShardInventory {
 
   private endedHold(holdId: string, now: number): EndedHold | undefined {
     const ended = this.ended.get(holdId);
-    if (ended === undefined || ended.at + this.settings.idempotencyTtlMs > now) return ended;
+    if (ended === undefined || ended.at + this.rules.idempotencyTtlMs > now) return ended;
     this.ended.delete(holdId);
     return undefined;
   }
 
   private rememberEnded(holdId: string, ended: EndedHold): void {
-    if (this.settings.maxEndedHolds === 0) return;
+    if (this.rules.maxEndedHolds === 0) return;
     this.ended.set(holdId, ended);
-    evictOldest(this.ended, this.settings.maxEndedHolds);
+    evictOldest(this.ended, this.rules.maxEndedHolds);
   }
 
   private confirm(customer: CustomerId, holdId: string, now: number, changes: ShardChange[]): ShardResult {
@@ -706,7 +725,7 @@ export class ShardInventory {
     if (state !== AVAILABLE) return seatsUnavailable([seat], state === SOLD ? [seat] : undefined);
     const holdId = this.freshHoldId();
     const seats = [seat];
-    const hold: HoldView = { holdId, customer, seats, quantity: 1, createdAt: now, expiresAt: now + this.settings.holdTtlMs };
+    const hold: HoldView = { holdId, customer, seats, quantity: 1, createdAt: now, expiresAt: now + this.rules.holdTtlMs };
     const reservation: ReservationView = {
       reservationId: this.newId('reservation'),
       holdId,
@@ -775,7 +794,7 @@ export class ShardInventory {
 
   private prune(now: number): void {
     this.memory.prune(now);
-    const ttl = this.settings.idempotencyTtlMs;
+    const ttl = this.rules.idempotencyTtlMs;
     for (const [holdId, ended] of this.ended) {
       if (ended.at + ttl > now) break;
       this.ended.delete(holdId);
@@ -1022,7 +1041,7 @@ export class ShardInventory {
       if (!Number.isSafeInteger(reserved) || reserved < 0) fail(`customer ${customer} has bad reservation count ${reserved}`);
       if (reserved > 0) this.tally(customer).reserved += reserved;
     }
-    const ttl = this.settings.idempotencyTtlMs;
+    const ttl = this.rules.idempotencyTtlMs;
     const records = [...snapshot.idempotency].filter((r) => r.at + ttl > now).sort((a, b) => a.at - b.at);
     for (const record of records) this.memory.rememberSuccess(record);
     const ended = [...(snapshot.endedHolds ?? [])].filter((e) => e.at + ttl > now).sort((a, b) => a.at - b.at);

@@ -107,7 +107,9 @@ export class Engine {
       const desired = assignShards(all, members, this.deps.config.engineId);
       const desiredKeys = new Set(desired.map(shardKey));
       for (const [key, owned] of this.owned) {
-        if (!desiredKeys.has(key)) await this.handOff(owned, byId.has(owned.ref.eventId) ? 'handoff' : 'closed');
+        const event = byId.get(owned.ref.eventId);
+        if (!desiredKeys.has(key)) await this.handOff(owned, event ? 'handoff' : 'closed');
+        else if (event) this.followRules(owned, event);
       }
       for (const ref of desired) {
         const key = shardKey(ref);
@@ -118,6 +120,21 @@ export class Engine {
       this.lastTickOk = this.now();
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
+    }
+  }
+
+  /** Applies the event's current hold TTL and customer limit to a shard served here (an operator changed them). */
+  private followRules(owned: OwnedShard, event: StoredEvent): void {
+    const rules = { holdTtlMs: event.holdTtlMs, customerLimit: event.customerLimit };
+    try {
+      if (owned.host.applyRules(rules))
+        this.log.info({ event: event.id, shard: owned.ref.shard, ...rules }, "Applied the event's new rules");
+    } catch (error) {
+      // Rules the shard cannot use (out of bounds): it keeps deciding by the ones it has.
+      this.log.error(
+        { event: event.id, shard: owned.ref.shard, ...rules, err: error instanceof Error ? error.message : String(error) },
+        "Cannot apply the event's new rules",
+      );
     }
   }
 
@@ -148,11 +165,13 @@ export class Engine {
         idempotencyTtlMs: this.deps.config.idempotencyTtlS * 1000,
         persistExpired: (changes) => hostRef.current?.persist(changes),
       });
-      const host = new ShardHost({
+      const held = lease;
+      const host: ShardHost = new ShardHost({
         eventId: ref.eventId,
         shard: ref.shard,
         epoch,
-        customerLimit: event.customerLimit,
+        rules: { holdTtlMs: event.holdTtlMs, customerLimit: event.customerLimit },
+        leaseHeld: () => held.isHeld,
         topic: this.deps.config.reservationsTopic,
         batchWindowMs: this.deps.config.batchWindowMs,
         batchMax: this.deps.config.batchMax,
@@ -162,7 +181,7 @@ export class Engine {
         log,
         metrics: this.deps.metrics,
         now: this.now,
-        onStopped: (reason) => void this.onHostStopped(key, reason),
+        onStopped: (reason) => void this.onHostStopped(key, host, reason),
         onOutbox: () => this.relay?.notify(),
       });
       hostRef.current = host;
@@ -195,9 +214,11 @@ export class Engine {
     this.log.warn({ shard: key, reason }, 'Stopped serving shard: lease lost');
   }
 
-  private async onHostStopped(key: string, reason: StopReason): Promise<void> {
+  private async onHostStopped(key: string, host: ShardHost, reason: StopReason): Promise<void> {
     const owned = this.owned.get(key);
-    if (!owned) return;
+    // Not this host's entry: a commit of a host that lost its lease can fail after the shard was
+    // claimed again, and the new host's lease is not this one's to give back.
+    if (owned?.host !== host) return;
     this.owned.delete(key);
     this.deps.metrics.ownedShards.set(this.owned.size);
     // Fenced: someone else owns it. Commit failed: give it up so it is rebuilt from Postgres

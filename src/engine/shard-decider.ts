@@ -78,6 +78,7 @@ export function createShardDecider(options: {
       return decision;
     },
     abort: (holdId, writtenPoolVersion) => inventory.abort(holdId, writtenPoolVersion),
+    applyRules: (rules) => inventory.applyRules(rules),
     drain: () => actor.send({ type: 'DRAIN' }),
     fence: (reason) => actor.send({ type: 'FENCE', reason }),
     stop: () => actor.stop(),

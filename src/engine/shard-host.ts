@@ -1,6 +1,8 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
+import { idempotencyScope } from '../domain/idempotency.js';
 import { seatsUnavailable, type HoldView, type SeatId, type ShardChange, type ShardCommand, type ShardResult } from '../domain/commands.js';
 import { FencedError, SentinelError } from '../errors.js';
+import type { ShardSettings } from '../domain/shard-settings.js';
 import type { Logger } from '../log.js';
 import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges } from './batch-write.js';
@@ -20,12 +22,17 @@ export interface ShardDecider {
    * version (see ShardInventory.abort).
    */
   abort(holdId: string, writtenPoolVersion?: number): boolean;
+  /** Decide by the event's new rules from now on (see ShardInventory.applyRules); throws for rules out of bounds. */
+  applyRules(rules: EventRules): void;
   /** Stop taking commands (hand-off). */
   drain(): void;
   /** This owner was fenced or failed: refuse everything from now on. */
   fence(reason: string): void;
   stop(): void;
 }
+
+/** The event's rules a shard follows while it is served: an operator may change them mid-sale. */
+export type EventRules = Pick<ShardSettings, 'holdTtlMs' | 'customerLimit'>;
 
 /** One unit of a group commit: a winner's changes and how to answer it. */
 interface CommitEntry {
@@ -44,7 +51,14 @@ export interface ShardHostOptions {
   readonly eventId: string;
   readonly shard: number;
   readonly epoch: number;
-  readonly customerLimit: number;
+  /** The event's rules when the shard was claimed; `applyRules` follows later changes. */
+  readonly rules: EventRules;
+  /**
+   * Whether this engine still holds the shard's lease (Redis): checked before each request
+   * message is decided. A process that wakes from a pause past its lease must not answer from
+   * memory another owner may have moved on from — not even a loser (see `handle`).
+   */
+  readonly leaseHeld: () => boolean;
   readonly topic: string;
   readonly batchWindowMs: number;
   readonly batchMax: number;
@@ -92,11 +106,23 @@ export class ShardHost {
    */
   private readonly unsettledSales = new Map<SeatId, number>();
 
+  /** The event's rules now (the limit is enforced by every commit too). */
+  private rules: EventRules;
+
+  /**
+   * Winners whose commit has not ended, by idempotency scope (customer and key), with the callers
+   * of replays that arrived meanwhile. A replay of a key whose first decision is still being
+   * committed follows that commit's fate: the commit may yet refuse it (the event-wide customer
+   * limit) and undo it, and an answer of its own would be a success that never happened.
+   */
+  private readonly pendingWinners = new Map<string, ((reply: ShardReply) => void)[]>();
+
   /** Each decision is logged (with the caller's request id) only at debug level: a sale makes thousands a second. */
   private readonly logDecisions: boolean;
 
   constructor(private readonly o: ShardHostOptions) {
     this.logDecisions = o.log.isLevelEnabled('debug');
+    this.rules = o.rules;
     this.committer = new GroupCommitter<CommitEntry>({ windowMs: o.batchWindowMs, maxBatch: o.batchMax }, (batch) => this.commit(batch));
   }
 
@@ -110,6 +136,17 @@ export class ShardHost {
 
   get isServing(): boolean {
     return this.stopped === undefined;
+  }
+
+  /**
+   * Follows a change of the event's rules (hold TTL, customer limit) made while the shard is
+   * served: decisions from now on and every later commit use them. False when nothing changed.
+   */
+  applyRules(rules: EventRules): boolean {
+    if (rules.holdTtlMs === this.rules.holdTtlMs && rules.customerLimit === this.rules.customerLimit) return false;
+    this.o.decider.applyRules(rules);
+    this.rules = { holdTtlMs: rules.holdTtlMs, customerLimit: rules.customerLimit };
+    return true;
   }
 
   /** Starts serving: from now on requests on the shard's subject reach this host. */
@@ -151,6 +188,11 @@ export class ShardHost {
       this.o.log.warn({ subject: msg.subject }, 'Shard request is not a request batch; dropped');
       return;
     }
+    // Checked once per message, before anything is decided: a process paused past its lease
+    // reads the messages that waited for it before its lease timer can fire. Its memory may be
+    // behind the new owner's, and even a loser answered from it would race the new owner's
+    // answer to the same request (both receive it) — and could beat the sale the new owner makes.
+    if (!this.stopped && !this.o.leaseHeld()) this.leaseLost();
     for (let index = 0; index < requests.length; index++) {
       const request = requests[index]!;
       if (this.stopped) {
@@ -183,14 +225,33 @@ export class ShardHost {
         sink.add(index, { result: result.type === 'unavailable' ? this.settledOnly(result) : result });
         continue;
       }
-      // A winner (or the replay of one, which still waits for the commit of the first).
+      const respond = (reply: ShardReply) => sink.add(index, reply);
+      const scope = idempotencyScope(request.command.customer, request.command.key);
+      if (changes.length === 0) {
+        // The replay of a winner: while the first is being committed, it gets the first's answer;
+        // after, it waits for a commit of its own (which proves this owner still holds the epoch).
+        const followers = this.pendingWinners.get(scope);
+        if (followers !== undefined) {
+          followers.push(respond);
+          continue;
+        }
+        this.committer.add({ command: request.command, requestId: request.requestId, result, changes, respond });
+        continue;
+      }
       countSales(this.unsettledSales, changes, 1);
+      // The callers of this decision: a replay that comes before its commit ends joins them. (A
+      // later decision of the same key — after the commit refused this one — has callers of its own.)
+      const callers = [respond];
+      this.pendingWinners.set(scope, callers);
       this.committer.add({
         command: request.command,
         requestId: request.requestId,
         result,
         changes,
-        respond: (reply) => sink.add(index, reply),
+        respond: (reply) => {
+          if (this.pendingWinners.get(scope) === callers) this.pendingWinners.delete(scope);
+          for (const caller of callers) caller(reply);
+        },
       });
     }
     sink.flush();
@@ -232,14 +293,8 @@ export class ShardHost {
       const batchPools = write.pools;
       const refusedPlaces = new Map<string, number>();
       for (;;) {
-        const { refused } = await this.o.store.commitBatch(
-          this.o.eventId,
-          this.o.shard,
-          this.o.epoch,
-          this.o.customerLimit,
-          write,
-          this.o.topic,
-        );
+        const limit = this.rules.customerLimit;
+        const { refused } = await this.o.store.commitBatch(this.o.eventId, this.o.shard, this.o.epoch, limit, write, this.o.topic);
         if (refused.size === 0) break;
         // The event-wide limit (other shards' holds count too) refused these customers' new holds
         // and nothing was written: undo those holds in memory, answer limit-exceeded, and commit
@@ -279,10 +334,10 @@ export class ShardHost {
             result: {
               ok: false,
               type: 'limit-exceeded',
-              limit: this.o.customerLimit,
+              limit,
               current: refused.get(customer) ?? 0,
               requested,
-              message: `customer ${customer} would exceed the event's limit of ${this.o.customerLimit}`,
+              message: `customer ${customer} would exceed the event's limit of ${limit}`,
             },
           });
         }

@@ -7,10 +7,16 @@ import type { Logger } from '../log.js';
  * third of the TTL). The lease only says who SHOULD own a shard; correctness comes from the
  * Postgres epoch every commit checks. If an extension fails or the lease runs out before it could
  * be extended, `onLost` fires once and the owner must stop serving at once.
+ *
+ * "Runs out" is a timer of its own, armed at each expiry: an extension that never settles (Redis
+ * unreachable from this engine while others still reach it) must not leave the lease looking held
+ * past the moment another engine may take it.
  */
 export class ShardLease {
   private lock: Lock;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when the lease runs out without a successful extension. */
+  private expiry: NodeJS.Timeout | undefined;
   private lost = false;
   private released = false;
 
@@ -21,6 +27,7 @@ export class ShardLease {
     private readonly onLost: (reason: string) => void,
   ) {
     this.lock = lock;
+    this.armExpiry();
     this.schedule();
   }
 
@@ -49,6 +56,23 @@ export class ShardLease {
     return this.lost;
   }
 
+  /**
+   * Whether the lease is ours right now: not lost, not released, and not past its expiry by this
+   * process's clock (which Redlock already shortened by the clock drift allowance) — true only
+   * while no other engine can have taken it.
+   */
+  get isHeld(): boolean {
+    return !this.lost && !this.released && Date.now() < this.lock.expiration;
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiry);
+    this.expiry = setTimeout(
+      () => this.markLost('lease ran out before an extension succeeded'),
+      Math.max(0, this.lock.expiration - Date.now()),
+    );
+  }
+
   private schedule(): void {
     this.timer = setTimeout(() => void this.extend(), Math.max(10, Math.floor(this.ttlMs / 3)));
   }
@@ -58,7 +82,15 @@ export class ShardLease {
     // A process paused past its expiry (SIGSTOP, GC) must not extend a lease someone else may hold.
     if (Date.now() >= this.lock.expiration) return this.markLost('lease expired before it could be extended');
     try {
-      this.lock = await this.lock.extend(this.ttlMs);
+      const extended = await this.lock.extend(this.ttlMs);
+      if (this.lost) {
+        // It came back after the lease was given up for lost: another engine may own the shard
+        // now, and this one stopped serving it. Let go of the key (if it is still ours).
+        await extended.release().catch(() => undefined);
+        return;
+      }
+      this.lock = extended;
+      this.armExpiry();
       if (!this.released) this.schedule();
     } catch (error) {
       this.markLost(`extension failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -68,6 +100,8 @@ export class ShardLease {
   private markLost(reason: string): void {
     if (this.lost || this.released) return;
     this.lost = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.expiry);
     this.log.warn({ resource: this.lock.resources[0], reason }, 'Lost shard lease');
     this.onLost(reason);
   }
@@ -76,6 +110,7 @@ export class ShardLease {
   async release(): Promise<void> {
     this.released = true;
     clearTimeout(this.timer);
+    clearTimeout(this.expiry);
     if (this.lost) return;
     await this.lock.release().catch(() => undefined);
   }

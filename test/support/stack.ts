@@ -155,3 +155,18 @@ export async function shardOwners(pool: pg.Pool, eventId: string): Promise<Map<n
   );
   return new Map(rows.map((r) => [r.shard, r.owner]));
 }
+
+/** Waits until a group commit is waiting for a row lock (one the test holds in another transaction). */
+export async function waitForBlockedCommit(pool: pg.Pool, what: string): Promise<void> {
+  await waitFor(
+    what,
+    async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%sentinel_commit_batch%'`,
+      );
+      return rows[0]!.n > 0 || undefined;
+    },
+    5000,
+    10,
+  );
+}

@@ -7,11 +7,12 @@
  */
 import t from 'tap';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
+import { provisionEvent } from '../../../src/engine/provision.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
 import { inventoryViolations } from '../../support/invariants.js';
 import { ShardDriver } from '../../support/shard-driver.js';
-import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor, waitForBlockedCommit } from '../../support/stack.js';
 
 t.test('a refused pool hold decided before an accepted one: both answered, the pool row exact, no rebuild', async (t) => {
   const pool = await testDatabase();
@@ -51,5 +52,82 @@ t.test('a refused pool hold decided before an accepted one: both answered, the p
     engine.logs.some((line) => line.includes('Commit failed') || line.includes('Fenced')),
     'no commit failed and the shard was never rebuilt',
   );
+  t.same(await inventoryViolations(pool, spec.eventId), []);
+});
+
+t.test('a replay of a hold that the limit refuses at commit is answered with the refusal, not a success', async (t) => {
+  // Ann is at the event-wide limit through a hold on another shard. Her reserve is a winner in the
+  // memory of its own shard, and its commit is held back (another transaction holds her usage row)
+  // while a retry with the same key arrives. The commit then refuses the hold and undoes it: the
+  // retry must hear that too — were it answered from memory, Ann would have a 201 for a seat that
+  // is not hers, and the seat could be sold to someone else.
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'limits-test' });
+  t.teardown(() => nc.close());
+  const spec = await provisionTestEvent(pool, { shardCount: 2, customerLimit: 1, layout: testLayout({ rows: 2, seats: 4 }) });
+  const driver = new ShardDriver(nc, spec);
+  const engine = await startEngine(spec.eventId);
+  t.teardown(async () => {
+    await engine.stop();
+  });
+  await waitFor('both shards owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === 2);
+  const [mine, contested] = [driver.map.seatsOfShard(0)[0]!, driver.map.seatsOfShard(1)[0]!];
+  t.equal((await driver.send({ type: 'hold', key: 'ann-first', customer: 'ann', seats: [mine] })).type, 'held');
+
+  const locker = await pool.connect();
+  t.teardown(() => locker.release());
+  await locker.query('BEGIN');
+  await locker.query(`SELECT used FROM customer_usage WHERE event_id = $1 AND customer = 'ann' FOR UPDATE`, [spec.eventId]);
+  const reserve = { type: 'reserve', key: 'ann-second', customer: 'ann', seat: contested } as const;
+  const first = driver.send(reserve);
+  await waitForBlockedCommit(pool, "the commit waiting for ann's usage row");
+  const retry = driver.send(reserve);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the retry reaches the shard while the commit waits
+  await locker.query('ROLLBACK');
+
+  t.match(await first, { type: 'limit-exceeded', limit: 1 });
+  t.match(await retry, { type: 'limit-exceeded', limit: 1 }, "the retry follows the first decision's commit");
+  const { rows } = await pool.query(`SELECT 1 FROM reservations WHERE event_id = $1 AND customer = 'ann' AND $2 = ANY (seats)`, [
+    spec.eventId,
+    contested,
+  ]);
+  t.same(rows, [], 'ann has no reservation of the contested seat');
+  t.match(await driver.send({ type: 'reserve', key: 'bob', customer: 'bob', seat: contested }), { type: 'confirmed' }, 'bob can buy it');
+  t.same(await inventoryViolations(pool, spec.eventId), []);
+});
+
+t.test("the event's new customer limit and hold TTL reach the shards an engine serves, without a restart", async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'limits-test' });
+  t.teardown(() => nc.close());
+  const spec = await provisionTestEvent(pool, { shardCount: 1, customerLimit: 1, layout: testLayout({ rows: 1, seats: 4 }) });
+  const driver = new ShardDriver(nc, spec);
+  const engine = await startEngine(spec.eventId);
+  t.teardown(async () => {
+    await engine.stop();
+  });
+  await waitFor('the shard owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === 1);
+  const [first, second] = driver.seats();
+  t.equal((await driver.send({ type: 'hold', key: 'ann-1', customer: 'ann', seats: [first!] })).type, 'held');
+  t.match(await driver.send({ type: 'hold', key: 'ann-2', customer: 'ann', seats: [second!] }), { type: 'limit-exceeded', limit: 1 });
+
+  // What the operator does for a TicketEvent edited mid-sale.
+  const updated = await provisionEvent(pool, { ...spec, customerLimit: 2, holdTtlMs: 30_000 });
+  t.same(updated, { status: 'updated', changed: ['holdTtlMs', 'customerLimit'] });
+  let attempt = 0;
+  const held = await waitFor(
+    'a second hold within the raised limit',
+    async () => {
+      // A fresh key each time: a refusal is remembered under its key.
+      const result = await driver.send({ type: 'hold', key: `ann-2-${attempt++}`, customer: 'ann', seats: [second!] });
+      return result.type === 'held' ? result : undefined;
+    },
+    5000,
+    100,
+  );
+  t.equal(held.hold.expiresAt - held.hold.createdAt, 30_000, 'a new hold lives for the new TTL');
+  t.ok(engine.logs.some((line) => line.includes("Applied the event's new rules")));
   t.same(await inventoryViolations(pool, spec.eventId), []);
 });

@@ -6,7 +6,7 @@
  *   minute without asking) only once the sale's commit has landed; a sale whose commit is fenced
  *   never happened, and the next owner sells the seat.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
@@ -14,11 +14,18 @@ import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { ShardClient, ShardError } from '../../../src/engine/shard-client.js';
 import { ShardHost } from '../../../src/engine/shard-host.js';
+import { decodeReplies, encode, shardSubject } from '../../../src/engine/protocol.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
-import { provisionTestEvent, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+import { provisionTestEvent, testDatabase, testLayout, waitFor, waitForBlockedCommit } from '../../support/stack.js';
 
-t.test('a command the decider throws on is answered with an error; its batch-mates are answered', async (t) => {
+const reserveCommand = (key: string): ShardCommand => ({ type: 'reserve', key, customer: key, seat: 'A-1-1' });
+
+/**
+ * A host on real NATS whose decider refuses every command ('unavailable') and throws on the key
+ * 'boom'; `decided` lists the keys it decided, in order.
+ */
+async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'shard-host-test' });
@@ -29,7 +36,8 @@ t.test('a command the decider throws on is answered with an error; its batch-mat
     eventId,
     shard: 0,
     epoch: 1,
-    customerLimit: 4,
+    rules: { holdTtlMs: 60_000, customerLimit: 4 },
+    leaseHeld,
     topic: 'unused',
     batchWindowMs: 2,
     batchMax: 64,
@@ -41,6 +49,7 @@ t.test('a command the decider throws on is answered with an error; its batch-mat
         return { result, changes: [] };
       },
       abort: () => false,
+      applyRules: () => undefined,
       drain: () => undefined,
       fence: () => undefined,
       stop: () => undefined,
@@ -56,16 +65,33 @@ t.test('a command the decider throws on is answered with an error; its batch-mat
   host.start();
   t.teardown(() => host.handOff('closed'));
   await nc.flush();
-
   const client = new ShardClient(nc);
-  const send = (key: string) =>
-    client.send(eventId, 0, { type: 'reserve', key, customer: key, seat: 'A-1-1' }, { deadlineMs: 2000 }).catch((e: unknown) => e);
+  const send = (key: string) => client.send(eventId, 0, reserveCommand(key), { deadlineMs: 2000 }).catch((e: unknown) => e);
+  return { host, nc, eventId, decided, send };
+}
+
+t.test('a command the decider throws on is answered with an error; its batch-mates are answered', async (t) => {
+  const { decided, send } = await scriptedHost(t);
   const [first, boom, last] = await Promise.all([send('first'), send('boom'), send('last')]);
   t.match(first, { type: 'unavailable' });
   t.match(last, { type: 'unavailable' }, 'the command after the failed one was still decided and answered');
   t.type(boom, ShardError);
   t.match(boom, { code: 'decide_failed', retryable: false }, 'not retryable: the same command would fail again');
   t.same(decided, ['first', 'last'], 'all three came in one message, in order');
+});
+
+t.test('a host whose lease ran out answers nothing from memory, not even a loser', async (t) => {
+  // As a process paused past its lease sees it on waking: the requests that waited for it are
+  // read before its lease timer fires.
+  let held = true;
+  const { host, nc, eventId, decided, send } = await scriptedHost(t, () => held);
+  t.match(await send('before'), { type: 'unavailable' }, 'decided while the lease is held');
+  held = false;
+  // Asked directly, so the answer is seen as sent (the shard client would retry it until its deadline).
+  const reply = await nc.request(shardSubject(eventId, 0), encode({ requests: [{ command: reserveCommand('after') }] }), { timeout: 2000 });
+  t.match(decodeReplies(reply.data).replies, [[0, { result: { type: 'not-serving', state: 'lease-lost', retryable: true } }]]);
+  t.same(decided, ['before'], 'the request after the lease ran out was not decided');
+  t.notOk(host.isServing, 'the host stopped serving');
 });
 
 t.test('a refusal names a seat sold only once its sale committed; a fenced sale is not named and never happened', async (t) => {
@@ -94,7 +120,8 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
       eventId,
       shard: 0,
       epoch,
-      customerLimit: spec.customerLimit,
+      rules: { holdTtlMs: spec.holdTtlMs, customerLimit: spec.customerLimit },
+      leaseHeld: () => true,
       topic: testConfig().reservationsTopic,
       batchWindowMs: 2,
       batchMax: 64,
@@ -127,17 +154,7 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   await claimer.query('BEGIN');
   await claimer.query(`UPDATE shards SET epoch = epoch + 1, owner = 'usurper' WHERE event_id = $1 AND shard = 0`, [eventId]);
   const pending = reserve('carol', 'A-1-2', 1000);
-  await waitFor(
-    'the commit waiting for the shard row',
-    async () => {
-      const { rows } = await pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%sentinel_commit_batch%'`,
-      );
-      return rows[0]!.n > 0 || undefined;
-    },
-    5000,
-    10,
-  );
+  await waitForBlockedCommit(pool, 'the commit waiting for the shard row');
   const refusal = await reserve('dave', 'A-1-2');
   t.match(refusal, { type: 'unavailable', seats: ['A-1-2'] }, 'the seat is taken while its sale commits');
   t.notOk((refusal as { sold?: unknown }).sold, 'but not named sold: its commit has not landed');

@@ -47,7 +47,6 @@ t.test('invalid commands: precise field and message, nothing changes', async (t)
   // Shard 0 owns section A's rows; B and GA live elsewhere.
   const cases: [ShardCommand, string, RegExp][] = [
     [hold('ann', []), 'seats', /at least one seat/],
-    [hold('ann', ['A-1-1', 'A-1-2', 'A-1-3', 'A-1-4', 'A-1-5', 'A-1-6', 'A-1-7']), 'seats', /7 seats requested; at most 6 per request/],
     [hold('ann', ['A-1-1', 'Z-1-1']), 'seats[1]', /unknown seat "Z-1-1"/],
     [hold('ann', ['A-1-11']), 'seats[0]', /unknown seat "A-1-11"/],
     [hold('ann', ['A-1-01']), 'seats[0]', /unknown seat/],
@@ -56,7 +55,6 @@ t.test('invalid commands: precise field and message, nothing changes', async (t)
     [{ type: 'hold', key: key(), customer: 'ann', seats: 'A-1-1' } as unknown as ShardCommand, 'seats', /array of seat ids/],
     [holdBest('ann', 'A', 0), 'quantity', /at least 1/],
     [holdBest('ann', 'A', 2.5), 'quantity', /integer/],
-    [holdBest('ann', 'A', 7), 'quantity', /above the maximum of 6/],
     [holdBest('ann', 'Z', 2), 'section', /unknown section "Z"/],
     [holdBest('ann', 'B', 2), 'section', /section B has no rows in shard 0 \(its shards: \d\)/],
     [holdPool('ann', 'GA', 1), 'pool', /pool GA belongs to shard 2, not shard 0/],
@@ -170,7 +168,11 @@ t.test('per-customer limit counts live holds and reservations, seats and places'
   t.match(inventory.decide(reserve('ann', 'B-1-2'), NOW).result, { type: 'limit-exceeded', current: 4, requested: 1 });
   t.ok(inventory.decide(release('ann', 'hold-2'), NOW).result.ok, 'releasing frees the count');
   t.ok(inventory.decide(reserve('ann', 'B-1-2'), NOW).result.ok);
-  t.match(inventory.decide(holdBest('bob', 'A', 5), NOW).result, { type: 'invalid', field: 'quantity' }, 'above the limit is invalid');
+  t.match(
+    inventory.decide(holdBest('bob', 'A', 5), NOW).result,
+    { type: 'limit-exceeded', limit: 4, current: 0, requested: 5 },
+    'more than the limit in one request exceeds the limit',
+  );
 });
 
 t.test('confirm: a live hold of this customer becomes a reservation', async (t) => {
@@ -368,4 +370,48 @@ t.test('read models', async (t) => {
   t.same(overall, { total: sections[0]!.total, available: sections[0]!.total - 2, held: 1, sold: 1 }, 'shard 0 of 2 owns only section A');
   t.same(inventory.holdView('hold-1')?.seats, ['A-1-1']);
   t.equal(inventory.holdView('hold-2'), undefined, 'a reserve leaves no live hold');
+});
+
+t.test('more seats than one command may take: over the customer limit is the limit exceeded, else invalid', async (t) => {
+  const { inventory } = fixture(theatre, { settings: { customerLimit: 10, maxSeatsPerRequest: 3 } });
+  t.match(
+    inventory.decide(hold('ann', ['A-1-1', 'A-1-2', 'A-1-3', 'A-1-4']), NOW).result,
+    { type: 'invalid', field: 'seats', message: /4 seats requested; at most 3 per request/ },
+    'within the limit but above the per-request maximum',
+  );
+  t.match(inventory.decide(holdPool('ann', 'GA', 4), NOW).result, { type: 'invalid', field: 'quantity', message: /4 places requested/ });
+  const { inventory: small } = fixture(theatre, { settings: { customerLimit: 2 } });
+  t.ok(small.decide(hold('ann', ['A-1-1']), NOW).result.ok);
+  t.same(
+    small.decide(hold('ann', ['A-2-1', 'A-2-2', 'A-2-3']), NOW).result,
+    {
+      ok: false,
+      type: 'limit-exceeded',
+      limit: 2,
+      current: 1,
+      requested: 3,
+      message: 'customer holds or has reserved 1 of at most 2; 3 more would exceed the limit',
+    },
+    'the same answer as a request that fits but comes on top of what the customer has',
+  );
+});
+
+t.test('a refusal is replayed for its key, unless the command asks for a new decision (redecideRefusal)', async (t) => {
+  const { inventory } = fixture(theatre);
+  const bob = (redecideRefusal?: boolean): ShardCommand => ({
+    type: 'reserve',
+    key: 'bob-1',
+    customer: 'bob',
+    seat: 'A-1-1',
+    ...(redecideRefusal === undefined ? {} : { redecideRefusal }),
+  });
+  const annHold = held(inventory.decide(hold('ann', ['A-1-1']), NOW).result);
+  t.match(inventory.decide(bob(), NOW).result, { type: 'unavailable' });
+  t.ok(inventory.decide(release('ann', annHold.holdId), NOW + 1).result.ok, 'the seat is free again');
+  t.match(inventory.decide(bob(), NOW + 2).result, { type: 'unavailable' }, 'by default the first answer is replayed');
+  t.match(inventory.decide(bob(false), NOW + 2).result, { type: 'unavailable' });
+  const fresh = inventory.decide(bob(true), NOW + 3);
+  t.match(fresh.result, { type: 'confirmed' }, 'asked again after the refusal: decided afresh');
+  t.same(inventory.decide(bob(true), NOW + 4), { result: fresh.result, changes: [] }, 'a success is always replayed');
+  t.match(inventory.stats(), { rememberedResults: 3, rememberedFailures: 0 }, 'the refusal is forgotten, not kept beside the success');
 });

@@ -107,10 +107,6 @@ export class ReferenceModel {
     );
   }
 
-  private get max(): number {
-    return Math.min(this.settings.customerLimit, this.settings.maxSeatsPerRequest);
-  }
-
   private usage(customer: CustomerId): number {
     let used = this.reserved.get(customer) ?? 0;
     for (const hold of this.holds.values()) if (hold.customer === customer) used += hold.quantity;
@@ -140,7 +136,9 @@ export class ReferenceModel {
     const invalid = (field: string): Projection => ({ type: 'invalid', field });
     switch (command.type) {
       case 'hold': {
-        if (command.seats.length === 0 || command.seats.length > this.max) return invalid('seats');
+        if (command.seats.length === 0) return invalid('seats');
+        const tooMany = this.tooMany('seats', command.seats.length);
+        if (tooMany !== undefined) return tooMany;
         const seen = new Set<string>();
         for (let i = 0; i < command.seats.length; i++) {
           const seat = command.seats[i]!;
@@ -152,19 +150,30 @@ export class ReferenceModel {
       case 'reserve':
         return this.seats.has(command.seat) ? undefined : invalid('seat');
       case 'hold-best': {
-        if (!Number.isInteger(command.quantity) || command.quantity < 1 || command.quantity > this.max) return invalid('quantity');
+        if (!Number.isInteger(command.quantity) || command.quantity < 1) return invalid('quantity');
+        const tooMany = this.tooMany('quantity', command.quantity);
+        if (tooMany !== undefined) return tooMany;
         if (!this.rows.some((row) => row.section === command.section)) return invalid('section');
         const section = this.layout.sections.find((s) => s.id === command.section)!;
         if (command.quantity > Math.max(...section.rows.map((r) => r.seats))) return invalid('quantity');
         return undefined;
       }
-      case 'hold-pool':
-        if (!Number.isInteger(command.quantity) || command.quantity < 1 || command.quantity > this.max) return invalid('quantity');
+      case 'hold-pool': {
+        if (!Number.isInteger(command.quantity) || command.quantity < 1) return invalid('quantity');
+        const tooMany = this.tooMany('quantity', command.quantity);
+        if (tooMany !== undefined) return tooMany;
         return this.pools.has(command.pool) ? undefined : invalid('pool');
+      }
       case 'confirm':
       case 'release':
         return undefined;
     }
+  }
+
+  /** More than one command may take is invalid, unless it is over the customer limit too (decided, as the limit exceeded). */
+  private tooMany(field: string, requested: number): Projection | undefined {
+    if (requested <= this.settings.maxSeatsPerRequest || requested > this.settings.customerLimit) return undefined;
+    return { type: 'invalid', field };
   }
 
   private limit(customer: CustomerId, requested: number): Projection | undefined {

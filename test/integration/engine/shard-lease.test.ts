@@ -1,0 +1,87 @@
+/**
+ * The shard lease on a real Redis, reached through a TCP relay the test can cut off: the engine
+ * loses its path to Redis while Redis itself (and so every other engine) is fine — the extension
+ * is sent and never answered. The lease must count as lost when it runs out, not whenever (if
+ * ever) the extension settles: from then on another engine may own the shard.
+ */
+import { createServer, connect, type Socket } from 'node:net';
+import t from 'tap';
+import { createRedis, connectRedis } from '../../../src/adapters/redis/client.js';
+import { createRedlock, ShardLease } from '../../../src/engine/shard-lease.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig, uniqueName } from '../../support/env.js';
+import { waitFor } from '../../support/stack.js';
+
+/** Relays 127.0.0.1:<port> to Redis; `blackhole()` keeps the connections open and drops every byte from then on. */
+async function redisRelay() {
+  const target = new URL(testConfig().redisUrl);
+  let dropping = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.on('data', (data) => void (dropping || upstream.write(data)));
+    upstream.on('data', (data) => void (dropping || client.write(data)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    blackhole: () => void (dropping = true),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+t.test('a lease whose extension never comes back is lost when it runs out', async (t) => {
+  const relay = await redisRelay();
+  t.teardown(relay.close);
+  const redis = createRedis({ url: relay.url, log: silentLogger, name: 'lease-test' });
+  t.teardown(() => redis.disconnect());
+  await connectRedis(redis);
+
+  const ttlMs = 600;
+  const lost: string[] = [];
+  const lease = await ShardLease.tryAcquire(createRedlock(redis), `sentinel:lease:${uniqueName('t')}:0`, ttlMs, silentLogger, (reason) =>
+    lost.push(reason),
+  );
+  if (lease === undefined) throw new Error('the lease was not acquired');
+  t.teardown(() => lease.release());
+  t.ok(lease.isHeld);
+
+  // Extended while Redis answers: still held well past one TTL.
+  await new Promise((resolve) => setTimeout(resolve, ttlMs * 2));
+  t.ok(lease.isHeld, 'extended while Redis answers');
+  t.same(lost, []);
+
+  relay.blackhole();
+  const cutAt = Date.now();
+  const expiresAt = lease.expiresAt;
+  await waitFor('the lease to be lost', () => lost.length > 0 || undefined, ttlMs * 3, 10);
+  t.match(lost, [/ran out/], 'lost because it ran out, while the extension is still unanswered');
+  t.ok(Date.now() >= expiresAt, 'not before its expiry');
+  t.ok(Date.now() - cutAt <= ttlMs + 200, `within a TTL of the cut (${Date.now() - cutAt} ms)`);
+  t.notOk(lease.isHeld);
+});
+
+t.test('a released lease is no longer held and can be taken by another engine at once', async (t) => {
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'lease-test' });
+  t.teardown(() => redis.disconnect());
+  await connectRedis(redis);
+  const redlock = createRedlock(redis);
+  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const first = await ShardLease.tryAcquire(redlock, key, 5000, silentLogger, () => undefined);
+  if (first === undefined) throw new Error('the lease was not acquired');
+  t.equal(await ShardLease.tryAcquire(redlock, key, 5000, silentLogger, () => undefined), undefined, 'taken while held');
+  await first.release();
+  t.notOk(first.isHeld);
+  const second = await ShardLease.tryAcquire(redlock, key, 5000, silentLogger, () => undefined);
+  t.ok(second?.isHeld, 'taken by the next engine after the release');
+  await second?.release();
+});
