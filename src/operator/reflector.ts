@@ -109,6 +109,8 @@ export class Reflector {
     const { source, kubeConfig } = this.options;
     let latest = resourceVersion;
     let gone = false;
+    /** An ERROR event other than 410: a failure like any other (backoff, then relist), never an instant re-watch that could spin. */
+    let failed: string | undefined;
     return new Promise<string>((resolve, reject) => {
       const watch = new k8s.Watch(kubeConfig);
       const timeout = this.options.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 120);
@@ -116,10 +118,11 @@ export class Reflector {
         .watch(
           source.path,
           { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: timeout, labelSelector: source.labelSelector },
-          (phase: string, object: k8s.KubernetesObject & { code?: number }) => {
+          (phase: string, object: k8s.KubernetesObject & { code?: number; message?: string }) => {
             const type = phase as WatchEventType;
             if (type === 'ERROR') {
               if (object.code === 410) gone = true;
+              else failed = `watch error ${object.code ?? '?'}: ${object.message ?? 'no message'}`;
               this.abort?.abort();
               return;
             }
@@ -133,6 +136,7 @@ export class Reflector {
           },
           (error: unknown) => {
             if (gone) reject(new GoneError('410 Gone'));
+            else if (failed !== undefined && !this.stopped) reject(new Error(failed));
             else if (error !== null && error !== undefined && !this.stopped && !isAbort(error))
               reject(error instanceof Error ? error : new Error(String(error)));
             else resolve(latest);
