@@ -105,7 +105,11 @@ export class LeaderElector {
         } else if (Date.now() - lastRenew >= this.config.renewDeadlineMs) {
           this.log.error({ renewDeadlineMs: this.config.renewDeadlineMs }, 'Lost leadership: could not renew the lease in time');
           this.endTerm('lost');
-          break;
+          // And no new campaign: a replica that lost its term stops and exits (its work may still
+          // be winding down). Were it to win the Lease back meanwhile — nobody else took it yet —
+          // it would hold it while doing nothing, and keep the standby from taking over.
+          this.stopped = true;
+          return;
         }
       }
     }

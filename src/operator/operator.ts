@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { k8s } from '../adapters/kubernetes/client.js';
 import { startProbeServer } from '../engine/http.js';
+import { withDeadline } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { GROUP, KIND, PLURAL, VERSION } from './api/v1alpha1.js';
 import { DEFAULT_ENGINE, LABELS, MANAGED_BY, type EngineDefaults } from './children.js';
@@ -19,6 +20,9 @@ import { OperatorMetrics } from './metrics.js';
 import { Reflector, type ReflectorSource } from './reflector.js';
 import { TicketEventReconciler } from './reconciler.js';
 import { WorkQueue, type Backoff } from './work-queue.js';
+
+/** Longest wait for in-flight reconciles when the operator stops (ms). */
+const STOP_CONTROLLERS_TIMEOUT_MS = 15_000;
 
 /** Every setting of the operator, with its default in DEFAULT_OPERATOR_SETTINGS. */
 export interface OperatorSettings {
@@ -176,7 +180,11 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
 
   const stop = (exit: OperatorExit = 'stopped'): Promise<void> => {
     stopping ??= (async () => {
-      await stopControllers();
+      // Bounded: a reconcile stuck in a call that never returns must not keep a replica that lost
+      // its Lease from exiting (what it was writing, the new leader's next reconcile puts right).
+      await withDeadline(stopControllers(), STOP_CONTROLLERS_TIMEOUT_MS).catch((error: unknown) =>
+        log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Controllers did not stop in time; exiting anyway'),
+      );
       await elector?.stop();
       metrics.leader.set(0);
       if (server !== undefined) await new Promise<void>((resolve) => server?.close(() => resolve()));

@@ -4,45 +4,19 @@
  * is sent and never answered. The lease must count as lost when it runs out, not whenever (if
  * ever) the extension settles: from then on another engine may own the shard.
  */
-import { createServer, connect, type Socket } from 'node:net';
 import t from 'tap';
 import { createRedis, connectRedis } from '../../../src/adapters/redis/client.js';
 import { createRedlock, ShardLease } from '../../../src/engine/shard-lease.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { waitFor } from '../../support/stack.js';
-
-/** Relays 127.0.0.1:<port> to Redis; `blackhole()` keeps the connections open and drops every byte from then on. */
-async function redisRelay() {
-  const target = new URL(testConfig().redisUrl);
-  let dropping = false;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => undefined);
-      socket.on('close', () => sockets.delete(socket));
-    }
-    client.on('data', (data) => void (dropping || upstream.write(data)));
-    upstream.on('data', (data) => void (dropping || client.write(data)));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    blackhole: () => void (dropping = true),
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
+import { tcpRelay } from '../../support/tcp-relay.js';
 
 t.test('a lease whose extension never comes back is lost when it runs out', async (t) => {
-  const relay = await redisRelay();
+  const target = new URL(testConfig().redisUrl);
+  const relay = await tcpRelay(target.hostname, Number(target.port));
   t.teardown(relay.close);
-  const redis = createRedis({ url: relay.url, log: silentLogger, name: 'lease-test' });
+  const redis = createRedis({ url: `redis://127.0.0.1:${relay.port}`, log: silentLogger, name: 'lease-test' });
   t.teardown(() => redis.disconnect());
   await connectRedis(redis);
 

@@ -1,0 +1,42 @@
+import { connect, createServer, type Socket } from 'node:net';
+
+/** A TCP relay on loopback to `host:port`, which a test can cut off without closing anything. */
+export interface TcpRelay {
+  /** The relay's own port on 127.0.0.1. */
+  readonly port: number;
+  /** From now on every byte in either direction is dropped; connections stay open (a link that silently loses packets). */
+  blackhole(): void;
+  /** Relays again: the connections that lost bytes are closed (their peers see an error), new ones are relayed. */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+export async function tcpRelay(host: string, port: number): Promise<TcpRelay> {
+  let dropping = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.on('data', (data) => void (dropping || upstream.write(data)));
+    upstream.on('data', (data) => void (dropping || client.write(data)));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    blackhole: () => void (dropping = true),
+    restore: () => {
+      for (const socket of sockets) socket.destroy();
+      dropping = false;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
