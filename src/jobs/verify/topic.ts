@@ -43,8 +43,12 @@ interface ReservationPayload {
 
 /** The event's messages read so far, by key, and where each partition's read ended; a later read goes on from there. */
 export class TopicRead {
-  /** Key → the first payload read for it and how many times the key came. */
-  readonly messages = new Map<string, { readonly payload: ReservationPayload; count: number }>();
+  /**
+   * Key → every distinct payload read for it (by its raw value; duplicates from at-least-once
+   * delivery carry the same one, and a different one must agree with Postgres too) and how many
+   * times the key came.
+   */
+  readonly messages = new Map<string, { readonly payloads: Map<string, ReservationPayload>; count: number }>();
   /** Partition → the offset the last read ended at (the high-water mark when it began). */
   readonly ends = new Map<number, number>();
   private total = 0;
@@ -52,9 +56,10 @@ export class TopicRead {
 
   /** One message value (as read from the topic) under `key`; values that are not JSON are passed over. */
   add(eventId: string, key: string, value: Buffer | null): void {
+    const raw = String(value);
     let payload: ReservationPayload;
     try {
-      payload = JSON.parse(String(value)) as ReservationPayload;
+      payload = JSON.parse(raw) as ReservationPayload;
     } catch {
       return;
     }
@@ -64,8 +69,11 @@ export class TopicRead {
     }
     this.total += 1;
     const seen = this.messages.get(key);
-    if (seen) seen.count += 1;
-    else this.messages.set(key, { payload, count: 1 });
+    if (seen === undefined) this.messages.set(key, { payloads: new Map([[raw, payload]]), count: 1 });
+    else {
+      seen.count += 1;
+      if (!seen.payloads.has(raw)) seen.payloads.set(raw, payload);
+    }
   }
 
   counts(): TopicCounts {
@@ -217,10 +225,10 @@ export async function checkTopic(
     else if (published.has(r.reservation_id)) missing(violations, r, 'its outbox row was published before verify read the topic');
     else pending.push(r);
   }
-  for (const [key, { payload }] of read.messages) {
+  for (const [key, { payloads }] of read.messages) {
     const row = known.get(key);
     if (row === undefined) violations.add('topic-unknown', `message ${key} on the topic names a reservation Postgres does not have`);
-    else compareMessage(key, payload, row, violations);
+    else for (const payload of payloads.values()) compareMessage(key, payload, row, violations);
   }
   return pending;
 }
@@ -251,7 +259,7 @@ export async function recheckTopic(
   await readEventFromTopic(options.topic, read);
   for (const r of options.pending) {
     const message = read.messages.get(r.reservation_id);
-    if (message !== undefined) compareMessage(r.reservation_id, message.payload, r, violations);
+    if (message !== undefined) for (const payload of message.payloads.values()) compareMessage(r.reservation_id, payload, r, violations);
     else if (published.has(r.reservation_id)) missing(violations, r, 'its outbox row was published before verify read the topic again');
     else {
       missing(

@@ -121,6 +121,9 @@ await hold(`${ev}-hH`, 'heidi', ['A-6-1'], 'released', { reservation: `${ev}-rH`
 // 8b. A reservation confirmed a moment ago whose outbox row is published, yet which is not on the
 // topic: recent or not, a published row's message is below the high-water marks verify reads to.
 await hold(`${ev}-hK`, 'kate', ['A-6-2'], 'confirmed', { reservation: `${ev}-rK`, confirmedAgoMs: 0 });
+// 8c. A reservation whose message came twice, the second copy naming someone else.
+await hold(`${ev}-hL`, 'lucy', ['A-6-3'], 'confirmed', { reservation: `${ev}-rL` });
+const lucy = { eventId: ev, reservationId: `${ev}-rL`, holdId: `${ev}-hL`, customer: 'lucy', seats: ['A-6-3'], quantity: 1 };
 // 9. A message on the topic Postgres never heard of.
 const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'verify-test', log: silentLogger });
 const producer = createIdempotentProducer(kafka);
@@ -132,6 +135,8 @@ await producer.send({
       key: `${ev}-r-phantom`,
       value: JSON.stringify({ eventId: ev, reservationId: `${ev}-r-phantom`, customer: 'mallory', seats: ['A-8-1'], quantity: 1 }),
     },
+    { key: `${ev}-rL`, value: JSON.stringify(lucy) },
+    { key: `${ev}-rL`, value: JSON.stringify({ ...lucy, customer: 'mallory' }) },
   ],
 });
 await producer.disconnect();
@@ -226,12 +231,17 @@ t.test('every planted violation is reported under its check', async (t) => {
   );
   t.equal(report.counts.topic?.rechecked, 0);
   t.match(messages('topic-unknown'), new RegExp(`message ${ev}-r-phantom on the topic names a reservation Postgres does not have`));
+  t.match(
+    messages('topic-unknown'),
+    new RegExp(`message ${ev}-rL disagrees with its reservation in Postgres: .*"customer":"mallory"`),
+    'a duplicate of a key is compared too, not only its first copy',
+  );
   t.match(messages('ack-missing'), new RegExp(`reservation ${ev}-r-ghost1 \\(201 to ivan\\) is not in the database`));
   t.match(messages('ack-missing'), new RegExp(`hold ${ev}-hE was released \\(204\\) but is live`));
   t.match(messages('client-double-sale'), /seat A-7-1 was sold to ivan .* and to judy/);
-  t.equal(report.counts.topic?.messages, 1);
+  t.match(report.counts.topic, { messages: 3, unique: 2, duplicates: 1 });
   t.equal(report.counts.log?.acknowledged.reservations, 3);
-  t.equal(report.counts.inventory.reservations, 6);
+  t.equal(report.counts.inventory.reservations, 7);
   t.ok(
     report.checks.every((c) => c.violations > 0),
     'every check caught its plant',
