@@ -76,7 +76,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
   const now = deps.now ?? Date.now;
   const openapi = deps.openapi ?? loadOpenApi();
   const metrics = deps.metrics ?? createIngressMetrics();
-  const readiness = new Readiness(deps.readinessChecks ?? dependencyChecks(deps), now);
+  const readiness = new Readiness(deps.readinessChecks ?? dependencyChecks(deps), now, deps.log);
   const reads = new InventoryReads(deps.pg, now);
   const catalog = new EventCatalog(deps.events ?? new InventoryStore(deps.pg), now);
   const bodyLimit = deps.settings.bodyLimitBytes ?? BODY_LIMIT_BYTES;

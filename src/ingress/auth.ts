@@ -95,6 +95,19 @@ function describeJoseError(error: unknown): string {
   return 'token is invalid';
 }
 
+/**
+ * Whether jose failed to get the keys rather than judged the token (jose 6, `jwks/remote.js`):
+ * JWKSTimeout (no answer in time); the plain JOSEError (code ERR_JOSE_GENERIC), which jose throws
+ * only when fetching the set — a non-200 answer, a body that is not JSON; JWKSInvalid, a set that
+ * is not a key set or holds a private key; and anything that is not a JOSEError (fetch's network
+ * errors). Every other JOSEError is about the token: its form, algorithm, signature, claims, or
+ * a `kid` no key in the set matches (JWKSNoMatchingKey, after a refetch).
+ */
+function keySetUnavailable(error: unknown): boolean {
+  if (!(error instanceof joseErrors.JOSEError)) return true;
+  return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || error.code === joseErrors.JOSEError.code;
+}
+
 /** Creates the verifier from configuration: the JWKS URL wins when set. */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const now = options.now ?? Date.now;
@@ -115,8 +128,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       try {
         return (await jwtVerify(token, jwks, claims)).payload;
       } catch (error) {
-        // The key set could not be fetched: our problem, not the caller's token.
-        if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
+        // The key set could not be had: our problem, not the caller's token.
+        if (keySetUnavailable(error)) {
           throw new DependencyError('jwks', `cannot fetch the JWKS: ${error instanceof Error ? error.message : String(error)}`, error);
         }
         throw unauthorized(describeJoseError(error), true);

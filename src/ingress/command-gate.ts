@@ -86,9 +86,26 @@ const sha256: (data: string) => string = oneShotHash
   ? (data) => oneShotHash('sha256', data, 'base64url')
   : (data) => crypto.createHash('sha256').update(data).digest('base64url');
 
-/** Fingerprint of a command request: its method, path and body (canonical JSON). */
+/**
+ * Fingerprint of a command request: its method, canonical path (`canonicalPath`) and body
+ * (canonical JSON). Equivalent URLs of one operation fingerprint alike.
+ */
 export function requestFingerprint(method: string, path: string, body: unknown): string {
   return sha256(`${method} ${path}\n${canonicalJson(body ?? {})}`);
+}
+
+const PATH_PARAMETER = /\{([A-Za-z0-9_]+)\}/g;
+
+/**
+ * The path a request is fingerprinted by: its operation's path template (`/v1/events/{event}/holds`)
+ * with the decoded path parameters put in. A trailing slash, %-encoded characters or an upper-case
+ * path (the router accepts all three) name the same operation and parameters, so the same request.
+ * The parameters were validated against the document's patterns, which allow no `/`, so the result
+ * is unambiguous; and for a URL sent as the API writes it (the `Location` of a hold) it is that
+ * URL, so records stored under the raw path before this form was used still match.
+ */
+export function canonicalPath(template: string, params: Readonly<Record<string, string | undefined>>): string {
+  return template.replace(PATH_PARAMETER, (_, name: string) => params[name] ?? '');
 }
 
 /**
@@ -108,12 +125,25 @@ export function parseIdempotencyKey(header: string | undefined): string | undefi
   return /^[\x21-\x7e]{1,255}$/.test(key) ? key : undefined;
 }
 
-function translateRedisError(error: unknown, what: string): SentinelError {
+/**
+ * Error replies of a Redis server that cannot take writes (or any command) right now: a replica
+ * after a failover (READONLY), a full memory (OOM), a long script (BUSY), a restart (LOADING), a
+ * lost master or cluster slot (MASTERDOWN, CLUSTERDOWN, TRYAGAIN), too few replicas (NOREPLICAS),
+ * a failed snapshot (MISCONF). Redis 7 keeps the code of an error raised inside a script at the
+ * start of the message; older servers wrap it (`ERR Error running script … -READONLY …`).
+ */
+const REDIS_UNAVAILABLE =
+  /^(?:ERR Error running script.*-)?(READONLY|OOM|BUSY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/s;
+
+/** Translates a Redis failure: the server being unavailable is a DependencyError (503), anything else the script's fault. */
+export function translateRedisError(error: unknown, what: string): SentinelError {
   if (error instanceof SentinelError) return error;
-  // A ReplyError is Redis refusing the script itself: a bug, not an outage.
-  if (error instanceof Error && error.name === 'ReplyError')
-    return new SentinelError('redis_script_failed', `${what}: ${error.message}`, { cause: error });
-  return new DependencyError('redis', `${what}: ${error instanceof Error ? error.message : String(error)}`, error);
+  const message = error instanceof Error ? error.message : String(error);
+  // Any other error reply is Redis refusing the script itself (ERR in the script, NOSCRIPT after
+  // the client's retry with EVAL, WRONGTYPE): a bug, not an outage.
+  if (error instanceof Error && error.name === 'ReplyError' && !REDIS_UNAVAILABLE.test(message))
+    return new SentinelError('redis_script_failed', `${what}: ${message}`, { cause: error });
+  return new DependencyError('redis', `${what}: ${message}`, error);
 }
 
 /** Idempotency and admission, enforced across all ingress replicas through Redis. */

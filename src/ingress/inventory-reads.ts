@@ -46,6 +46,20 @@ export interface StoredReservation {
   readonly confirmedAt: Date;
 }
 
+/** A hold as committed, with its owner (never sent to clients). */
+export interface StoredHold {
+  readonly holdId: string;
+  readonly eventId: string;
+  readonly customer: string;
+  readonly seats: readonly string[];
+  readonly pool: string | null;
+  readonly quantity: number;
+  readonly state: 'live' | 'confirmed' | 'released' | 'expired';
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly reservationId: string | null;
+}
+
 /** Where a hold lives and whose it is. */
 export interface HoldLocation {
   readonly shard: number;
@@ -161,6 +175,39 @@ export class InventoryReads {
       pool: r.pool_id,
       quantity: r.quantity,
       confirmedAt: r.confirmed_at,
+    };
+  }
+
+  /** A hold of an event as last committed (every group commit writes the holds it changed). */
+  async hold(eventId: string, holdId: string): Promise<StoredHold | undefined> {
+    const rows = await this.query<{
+      customer: string;
+      seats: string[];
+      pool_id: string | null;
+      quantity: number;
+      state: StoredHold['state'];
+      created_at: Date;
+      expires_at: Date;
+      reservation_id: string | null;
+    }>(
+      'read hold',
+      `SELECT customer, seats, pool_id, quantity, state, created_at, expires_at, reservation_id
+         FROM holds WHERE event_id = $1 AND hold_id = $2`,
+      [eventId, holdId],
+    );
+    const h = rows[0];
+    if (h === undefined) return undefined;
+    return {
+      holdId,
+      eventId,
+      customer: h.customer,
+      seats: h.seats,
+      pool: h.pool_id,
+      quantity: h.quantity,
+      state: h.state,
+      createdAt: h.created_at,
+      expiresAt: h.expires_at,
+      reservationId: h.reservation_id,
     };
   }
 

@@ -65,9 +65,21 @@ export interface OpenApi {
   /** The document serialized once, as served. */
   readonly json: string;
   readonly operations: readonly Operation[];
-  /** Checks a response body against the schema the document gives for (operation, status): the contract tests' oracle. */
-  checkResponse(operationId: string, status: number, body: unknown): ProblemFieldError[];
+  /**
+   * Checks a response against what the document gives for (operation, status): the body against
+   * its schema, and — when `headers` are given — that each header the API sets (RESPONSE_HEADERS)
+   * which the response carries is declared there. The contract tests' oracle.
+   */
+  checkResponse(operationId: string, status: number, body: unknown, headers?: ResponseHeaders): ProblemFieldError[];
 }
+
+/** The headers of a response, as fetch's `Headers` offers them. */
+export interface ResponseHeaders {
+  get(name: string): string | null;
+}
+
+/** Headers the ingress sets on responses: each one a response carries must be declared for its status. */
+export const RESPONSE_HEADERS = ['Location', 'Retry-After', 'Allow', 'WWW-Authenticate', 'Idempotent-Replayed', 'X-Request-Id'] as const;
 
 /** Rewrites `#/components/schemas/X` to an absolute reference into the schema bundle. */
 function absolutize(value: unknown): unknown {
@@ -141,7 +153,8 @@ export function loadOpenApi(path: URL | string = OPENAPI_PATH): OpenApi {
     }
   }
   const responseCheckers = new Map<string, Checker>();
-  const checkResponse = (operationId: string, status: number, body: unknown): ProblemFieldError[] => {
+  const declaredHeaders = new Map<string, ReadonlySet<string>>();
+  const checkResponse = (operationId: string, status: number, body: unknown, headers?: ResponseHeaders): ProblemFieldError[] => {
     const id = `${operationId} ${status}`;
     let checker = responseCheckers.get(id);
     if (checker === undefined) {
@@ -149,10 +162,12 @@ export function loadOpenApi(path: URL | string = OPENAPI_PATH): OpenApi {
         .flatMap((item) => METHODS.map((m) => item[m] as (OperationObject & { responses: Record<string, unknown> }) | undefined))
         .find((o) => o?.operationId === operationId);
       if (operation === undefined) throw new Error(`openapi: no operation ${operationId}`);
-      let response = operation.responses[String(status)] as { $ref?: string; content?: Record<string, { schema: unknown }> } | undefined;
+      let response = operation.responses[String(status)] as
+        { $ref?: string; content?: Record<string, { schema: unknown }>; headers?: Record<string, unknown> } | undefined;
       if (response?.$ref)
         response = (document.components as { responses?: Record<string, typeof response> }).responses?.[response.$ref.split('/').pop()!];
       if (response === undefined) return [{ pointer: '#', detail: `status ${status} is not documented for ${operationId}` }];
+      declaredHeaders.set(id, new Set(Object.keys(response.headers ?? {}).map((name) => name.toLowerCase())));
       const schema = response.content?.['application/json']?.schema ?? response.content?.['application/problem+json']?.schema;
       if (schema === undefined) {
         checker = (data) => (data === undefined ? [] : [{ pointer: '#', detail: 'no body is documented' }]);
@@ -162,7 +177,15 @@ export function loadOpenApi(path: URL | string = OPENAPI_PATH): OpenApi {
       }
       responseCheckers.set(id, checker);
     }
-    return checker(body);
+    const errors = checker(body);
+    if (headers !== undefined) {
+      const declared = declaredHeaders.get(id)!;
+      for (const name of RESPONSE_HEADERS) {
+        if (headers.get(name) !== null && !declared.has(name.toLowerCase()))
+          errors.push({ pointer: `#/header/${name}`, detail: `is sent but not declared for ${operationId} ${status}` });
+      }
+    }
+    return errors;
   };
   return { document, json, operations, checkResponse };
 }

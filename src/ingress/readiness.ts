@@ -2,13 +2,19 @@
  * Readiness: can this replica serve? Redis, NATS and Postgres must answer within a short timeout,
  * and the process must not be shutting down. Results are reused for a second, so a probe storm
  * does not become a dependency storm.
+ *
+ * `/readyz` needs no token, so a report names each check's outcome only in generic words (`ok`,
+ * `failed: timed out`, `failed: error`); the dependency's own message — hosts, ports, a database's
+ * authentication text — goes to the log.
  */
 import type { NatsConnection } from 'nats';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { withDeadline } from '../deadline.js';
+import type { Logger } from '../log.js';
 
-export type CheckStatus = 'ok' | string;
+/** What a report says of one check: nothing more specific, whoever asks. */
+export type CheckStatus = 'ok' | 'failed: timed out' | 'failed: error' | 'shutting down';
 
 /** One dependency check: resolves when the dependency answered. */
 export type DependencyCheck = () => Promise<void>;
@@ -46,6 +52,7 @@ export class Readiness {
   constructor(
     private readonly checks: Record<string, DependencyCheck>,
     private readonly now: () => number = Date.now,
+    private readonly log?: Logger,
   ) {}
 
   /** From now on the replica reports not ready, so load balancers stop sending to it. */
@@ -67,11 +74,16 @@ export class Readiness {
   private async probe(): Promise<ReadinessReport> {
     const entries = await Promise.all(
       Object.entries(this.checks).map(async ([name, check]): Promise<[string, CheckStatus]> => {
+        let answered = false;
         try {
-          await withDeadline(check(), READINESS_TIMEOUT_MS);
+          await withDeadline(
+            check().finally(() => (answered = true)),
+            READINESS_TIMEOUT_MS,
+          );
           return [name, 'ok'];
         } catch (error) {
-          return [name, error instanceof Error ? error.message : String(error)];
+          this.log?.warn({ check: name, err: error instanceof Error ? error.message : String(error) }, 'Readiness check failed');
+          return [name, answered ? 'failed: error' : 'failed: timed out'];
         }
       }),
     );

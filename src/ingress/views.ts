@@ -3,7 +3,7 @@
  * docs/openapi.json): engine views minus internals (customer, epoch-ms times become RFC 3339).
  */
 import type { HoldView, ReservationView } from '../domain/commands.js';
-import type { StoredReservation } from './inventory-reads.js';
+import type { StoredHold, StoredReservation } from './inventory-reads.js';
 
 export interface HoldBody {
   readonly holdId: string;
@@ -13,6 +13,12 @@ export interface HoldBody {
   readonly quantity: number;
   readonly createdAt: string;
   readonly expiresAt: string;
+}
+
+/** A hold as read back (`GET` of its `Location`): the hold plus its state, and its reservation once confirmed. */
+export interface HoldStatusBody extends HoldBody {
+  readonly state: StoredHold['state'];
+  readonly reservationId?: string;
 }
 
 export interface ReservationBody {
@@ -58,6 +64,20 @@ export function storedReservationBody(r: StoredReservation): ReservationBody {
     ...(r.pool === null ? {} : { pool: r.pool }),
     quantity: r.quantity,
     confirmedAt: r.confirmedAt.toISOString(),
+  };
+}
+
+export function storedHoldBody(h: StoredHold): HoldStatusBody {
+  return {
+    holdId: h.holdId,
+    eventId: h.eventId,
+    seats: h.seats,
+    ...(h.pool === null ? {} : { pool: h.pool }),
+    quantity: h.quantity,
+    state: h.state,
+    createdAt: h.createdAt.toISOString(),
+    expiresAt: h.expiresAt.toISOString(),
+    ...(h.reservationId === null ? {} : { reservationId: h.reservationId }),
   };
 }
 

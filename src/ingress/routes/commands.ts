@@ -5,8 +5,8 @@
  */
 import type { ShardCommand, ShardResult } from '../../domain/commands.js';
 import { SentinelError } from '../../errors.js';
-import type { CommandGate, GateDecision, PeekDecision, StoredResponse } from '../command-gate.js';
-import { keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
+import type { CommandGate, GateDecision, GateRequest, PeekDecision, StoredResponse } from '../command-gate.js';
+import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
 import type { IngressContext, ShardSender } from '../context.js';
 import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
 import type { HoldLocator } from '../hold-locator.js';
@@ -52,18 +52,30 @@ function send(ctx: IngressContext, response: StoredResponse, replayed: boolean):
 export function commandRoutes(deps: CommandRouteDeps) {
   const { catalog, gate, locator, shards, metrics, soldSeats } = deps;
 
-  async function routableEvent(ctx: IngressContext): Promise<RoutableEvent> {
+  /**
+   * The request's event, on sale now. Outside the sale window the answer is sale-not-open and no
+   * shard is asked — but a request with an Idempotency-Key may be the retry of one whose answer was
+   * lost just before the close, so its key is looked at first without claiming it (as for seats
+   * known sold): a stored success is replayed, a key reused with another request is 422, a key in
+   * flight 409. Undefined when the response was sent already (a replay).
+   */
+  async function routableEvent(ctx: IngressContext, keyed: boolean): Promise<RoutableEvent | undefined> {
     const eventId = ctx.params['event'] as string;
     const routable = await catalog.get(eventId);
     if (routable === undefined) throw new HttpProblem('event-not-found', `no event ${eventId}`);
     const state = saleState(routable.event, deps.now());
-    if (state === 'not-yet-open') {
-      throw new HttpProblem('sale-not-open', `the sale of ${eventId} opens at ${routable.event.saleOpensAt.toISOString()}`, {
-        extensions: { opensAt: routable.event.saleOpensAt.toISOString() },
-      });
-    }
-    if (state === 'closed') throw new HttpProblem('sale-not-open', `the sale of ${eventId} is closed`);
-    return routable;
+    if (state === 'open') return routable;
+    const notOpen =
+      state === 'not-yet-open'
+        ? new HttpProblem('sale-not-open', `the sale of ${eventId} opens at ${routable.event.saleOpensAt.toISOString()}`, {
+            extensions: { opensAt: routable.event.saleOpensAt.toISOString() },
+          })
+        : new HttpProblem('sale-not-open', `the sale of ${eventId} is closed`);
+    if (!keyed) throw notOpen;
+    const decision = await gate.peek(gateRequest(ctx, routable, false));
+    if (decision.kind === 'free') throw notOpen;
+    answerFromKey(ctx, routable, decision);
+    return undefined;
   }
 
   async function ask(ctx: IngressContext, eventId: string, shard: number, command: ShardCommand, deadline: number): Promise<ShardResult> {
@@ -89,7 +101,10 @@ export function commandRoutes(deps: CommandRouteDeps) {
   /**
    * Runs a command under its Idempotency-Key: replays a stored success, refuses a reused or busy
    * key, applies admission when asked, and otherwise runs `work` with the shard key. Only 2xx
-   * responses are stored; anything else gives the key back so a retry is decided afresh.
+   * responses are stored; anything else gives the key back so a retry is decided afresh — by the
+   * shard too: every command the ingress sends carries `redecideRefusal`, so the shard, which
+   * remembers the first result of a key, replays only a success and decides again after a
+   * refusal (a seat released since, a limit with room again).
    *
    * `known` is a refusal decided already (seats known to be sold): the key is only looked at —
    * a stored success of the same request is still replayed — and otherwise the refusal is the
@@ -102,18 +117,57 @@ export function commandRoutes(deps: CommandRouteDeps) {
     work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
     known?: ShardResult,
   ): Promise<void> {
-    const customer = customerOf(ctx);
+    const request = gateRequest(ctx, routable, admit);
+    const decision: GateDecision | PeekDecision = known === undefined ? await gate.begin(request) : await gate.peek(request);
+    if (decision.kind === 'free') {
+      metrics.knownSold.inc();
+      return reject(known!);
+    }
+    if (decision.kind !== 'claimed') return answerFromKey(ctx, routable, decision);
+    const { claim } = decision;
+    let response: StoredResponse;
+    try {
+      response = await work(keyDigest(request.customer, request.idempotencyKey), deps.now() + deps.shardTimeoutMs);
+    } catch (error) {
+      // Not awaited: commands on one connection run in order, so a retry through this process
+      // sees the key released; the client already has its answer either way.
+      gate.release(claim).catch((releaseError: unknown) => ctx.state.log.warn({ err: releaseError }, 'Could not release Idempotency-Key'));
+      throw error;
+    }
+    try {
+      await gate.store(claim, response);
+    } catch (error) {
+      // The command succeeded and is recorded by the shard under the same key: a retry is still
+      // answered correctly (by the shard), so the client gets its 201 now.
+      ctx.state.log.warn({ err: error }, 'Could not store idempotent response');
+    }
+    send(ctx, response, false);
+  }
+
+  /**
+   * What the gate is asked for this request. The fingerprint names the operation (method and path
+   * template), its decoded path parameters and the canonical body — not the raw URL, so equivalent
+   * URLs of one request share a key.
+   */
+  function gateRequest(ctx: IngressContext, routable: RoutableEvent, admit: boolean): GateRequest {
     const idempotencyKey = parseIdempotencyKey(ctx.get('Idempotency-Key'));
     if (idempotencyKey === undefined) throw new SentinelError('ingress_idempotency_key', 'Idempotency-Key reached the route unchecked');
-    const request = {
+    return {
       eventId: routable.event.id,
-      customer,
+      customer: customerOf(ctx),
       idempotencyKey,
-      fingerprint: requestFingerprint(ctx.method, ctx.path, ctx.state.body),
+      fingerprint: requestFingerprint(ctx.method, canonicalPath(ctx.state.route, ctx.params), ctx.state.body),
       admission: admit ? routable.admission : undefined,
       inFlightTtlMs: deps.shardTimeoutMs + IN_FLIGHT_MARGIN_MS,
     };
-    const decision: GateDecision | PeekDecision = known === undefined ? await gate.begin(request) : await gate.peek(request);
+  }
+
+  /** Answers from the key's record without a shard: replays a stored response, or refuses a reused or busy key or an over-rate request. */
+  function answerFromKey(
+    ctx: IngressContext,
+    routable: RoutableEvent,
+    decision: Exclude<GateDecision | PeekDecision, { kind: 'claimed' | 'free' }>,
+  ): void {
     switch (decision.kind) {
       case 'replay':
         metrics.idempotency.inc({ outcome: 'replay' });
@@ -138,30 +192,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
               retryAfterS: decision.retryAfterMs / 1000,
             }),
         );
-      case 'free':
-        metrics.knownSold.inc();
-        return reject(known!);
-      case 'claimed':
-        break;
     }
-    const { claim } = decision;
-    let response: StoredResponse;
-    try {
-      response = await work(keyDigest(customer, idempotencyKey), deps.now() + deps.shardTimeoutMs);
-    } catch (error) {
-      // Not awaited: commands on one connection run in order, so a retry through this process
-      // sees the key released; the client already has its answer either way.
-      gate.release(claim).catch((releaseError: unknown) => ctx.state.log.warn({ err: releaseError }, 'Could not release Idempotency-Key'));
-      throw error;
-    }
-    try {
-      await gate.store(claim, response);
-    } catch (error) {
-      // The command succeeded and is recorded by the shard under the same key: a retry is still
-      // answered correctly (by the shard), so the client gets its 201 now.
-      ctx.state.log.warn({ err: error }, 'Could not store idempotent response');
-    }
-    send(ctx, response, false);
   }
 
   /** Maps a shard decision that is not a success to a rejection (for the error middleware). */
@@ -171,7 +202,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function createHold(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx);
+    const routable = await routableEvent(ctx, true);
+    if (routable === undefined) return;
     const eventId = routable.event.id;
     const body = ctx.state.body as HoldRequest;
     const customer = customerOf(ctx);
@@ -197,7 +229,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
         );
       }
       const seats = body.seats;
-      attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats }) }));
+      attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats, redecideRefusal: true }) }));
       known = soldSeats.refusal(eventId, seats);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
@@ -211,7 +243,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       // avoid one — every shard strictly first, then again allowing an orphan (see HoldBestCommand).
       attempts =
         owners.length === 1
-          ? [{ shard: owners[0]!, command: (key) => ({ type: 'hold-best', key, customer, section, quantity }) }]
+          ? [{ shard: owners[0]!, command: (key) => ({ type: 'hold-best', key, customer, section, quantity, redecideRefusal: true }) }]
           : [
               ...owners.map((shard) => ({
                 shard,
@@ -222,11 +254,12 @@ export function commandRoutes(deps: CommandRouteDeps) {
                   section,
                   quantity,
                   strictOrphans: true,
+                  redecideRefusal: true,
                 }),
               })),
               ...owners.map((shard) => ({
                 shard,
-                command: (key: string): ShardCommand => ({ type: 'hold-best', key, customer, section, quantity }),
+                command: (key: string): ShardCommand => ({ type: 'hold-best', key, customer, section, quantity, redecideRefusal: true }),
               })),
             ];
     } else {
@@ -238,7 +271,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const pool = body.pool;
       const quantity = body.quantity;
-      attempts = [{ shard: owner, command: (key) => ({ type: 'hold-pool', key, customer, pool, quantity }) }];
+      attempts = [{ shard: owner, command: (key) => ({ type: 'hold-pool', key, customer, pool, quantity, redecideRefusal: true }) }];
     }
     await underIdempotencyKey(
       ctx,
@@ -271,13 +304,14 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function confirmHold(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx);
+    const routable = await routableEvent(ctx, true);
+    if (routable === undefined) return;
     const eventId = routable.event.id;
     const customer = customerOf(ctx);
     const { holdId, shard } = await holdShard(ctx, eventId);
     // No admission: a customer who already holds seats is not sent back into the crowd.
     await underIdempotencyKey(ctx, routable, false, async (key, deadline) => {
-      const result = await ask(ctx, eventId, shard, { type: 'confirm', key, customer, holdId }, deadline);
+      const result = await ask(ctx, eventId, shard, { type: 'confirm', key, customer, holdId, redecideRefusal: true }, deadline);
       if (result.type !== 'confirmed') return reject(result);
       const r = result.reservation;
       return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
@@ -285,14 +319,21 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function releaseHold(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx);
+    // DELETE carries no Idempotency-Key: outside the sale window it is simply sale-not-open.
+    const routable = (await routableEvent(ctx, false))!;
     const eventId = routable.event.id;
     const customer = customerOf(ctx);
     const { holdId, shard } = await holdShard(ctx, eventId);
     // DELETE carries no Idempotency-Key: the shard key is derived from the hold, so a repeated
     // DELETE is the same command and the shard replays its first answer.
     const key = keyDigest(customer, `release ${holdId}`);
-    const result = await ask(ctx, eventId, shard, { type: 'release', key, customer, holdId }, deps.now() + deps.shardTimeoutMs);
+    const result = await ask(
+      ctx,
+      eventId,
+      shard,
+      { type: 'release', key, customer, holdId, redecideRefusal: true },
+      deps.now() + deps.shardTimeoutMs,
+    );
     // An expired or already released hold is gone, which is what DELETE asks for.
     if (result.type === 'released' || result.type === 'hold-expired') {
       ctx.status = 204;
@@ -302,7 +343,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function reserveSeat(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx);
+    const routable = await routableEvent(ctx, true);
+    if (routable === undefined) return;
     const eventId = routable.event.id;
     const seat = ctx.params['seat'] as string;
     const shard = routable.map.shardOfSeat(seat);
@@ -314,7 +356,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       routable,
       true,
       async (key, deadline) => {
-        const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat }, deadline);
+        const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat, redecideRefusal: true }, deadline);
         if (result.type !== 'confirmed') return reject(result);
         const r = result.reservation;
         return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };

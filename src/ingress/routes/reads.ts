@@ -6,7 +6,7 @@ import type { IngressContext } from '../context.js';
 import type { EventCatalog, RoutableEvent } from '../event-catalog.js';
 import type { InventoryReads } from '../inventory-reads.js';
 import { HttpProblem } from '../problems.js';
-import { storedReservationBody } from '../views.js';
+import { storedHoldBody, storedReservationBody } from '../views.js';
 
 export interface ReadRouteDeps {
   readonly catalog: EventCatalog;
@@ -34,6 +34,16 @@ export function readRoutes({ catalog, reads }: ReadRouteDeps) {
     ctx.body = seatMap;
   }
 
+  async function getHold(ctx: IngressContext): Promise<void> {
+    const routable = await knownEvent(ctx);
+    const holdId = ctx.params['hold'] as string;
+    const hold = await reads.hold(routable.event.id, holdId);
+    // Another customer's hold is indistinguishable from none.
+    if (hold === undefined || hold.customer !== ctx.state.customer)
+      throw new HttpProblem('hold-not-found', `no hold ${holdId} for this customer`);
+    ctx.body = storedHoldBody(hold);
+  }
+
   async function getReservation(ctx: IngressContext): Promise<void> {
     const id = ctx.params['reservation'] as string;
     const reservation = await reads.reservation(id);
@@ -43,5 +53,5 @@ export function readRoutes({ catalog, reads }: ReadRouteDeps) {
     ctx.body = storedReservationBody(reservation);
   }
 
-  return { getAvailability, getSeatMap, getReservation };
+  return { getAvailability, getSeatMap, getHold, getReservation };
 }

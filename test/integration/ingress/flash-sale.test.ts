@@ -218,3 +218,59 @@ t.test('limits and pools against the engine', async (t) => {
   t.ok(availability.body.sections[0].sold >= 2, 'the flash-sale seats are sold');
   t.same(await inventoryViolations(pool, spec.eventId), []);
 });
+
+t.test('a refusal is never replayed: a retry with the same key after a 409 or 422 is decided afresh', async (t) => {
+  // 409: the seat is held by alice; bob's key K is refused; alice releases; bob retries with K.
+  const held = await call(url, 'POST', eventPath(spec, '/holds'), { token: alice, key: freshKey(), body: { seats: ['A-7-1'] } });
+  t.equal(held.status, 201);
+  const key = freshKey();
+  const reserve = () => call(url, 'POST', eventPath(spec, '/seats/A-7-1/reserve'), { token: bob, key });
+  const lost = await reserve();
+  t.equal(lost.status, 409);
+  t.equal(lost.body.type, PROBLEM_BASE + 'seats-unavailable');
+  t.equal((await call(url, 'DELETE', eventPath(spec, `/holds/${held.body.holdId}`), { token: alice })).status, 204);
+  const won = await reserve();
+  t.equal(won.status, 201, `the retry is a new decision, not the 409 replayed (${won.text.slice(0, 200)})`);
+  t.same(won.body.seats, ['A-7-1']);
+  t.equal(won.headers.get('idempotent-replayed'), null);
+  const again = await reserve();
+  t.equal(again.status, 201);
+  t.equal(again.headers.get('idempotent-replayed'), 'true', 'a success is replayed');
+  t.same(again.body, won.body);
+
+  // 422: dave is at his limit (6) with 5 seats held; a hold of 2 with key L is refused; he
+  // releases the 5; the retry with L holds.
+  const dave = await harness.token('dave');
+  const five = await call(url, 'POST', eventPath(spec, '/holds'), {
+    token: dave,
+    key: freshKey(),
+    body: { seats: ['A-7-11', 'A-7-12', 'A-7-13', 'A-7-14', 'A-7-15'] },
+  });
+  t.equal(five.status, 201);
+  const limitKey = freshKey();
+  const two = () => call(url, 'POST', eventPath(spec, '/holds'), { token: dave, key: limitKey, body: { seats: ['A-7-17', 'A-7-18'] } });
+  const over = await two();
+  t.equal(over.status, 422);
+  t.equal(over.body.type, PROBLEM_BASE + 'limit-exceeded');
+  t.equal((await call(url, 'DELETE', eventPath(spec, `/holds/${five.body.holdId}`), { token: dave })).status, 204);
+  const within = await two();
+  t.equal(within.status, 201, `the limit has room again (${within.text.slice(0, 200)})`);
+  t.same(within.body.seats, ['A-7-17', 'A-7-18']);
+  t.same(await inventoryViolations(pool, spec.eventId), []);
+});
+
+t.test("a hold's Location answers GET: the hold as committed, then confirmed with its reservation", async (t) => {
+  const erin = await harness.token('erin');
+  const hold = await call(url, 'POST', eventPath(spec, '/holds'), { token: erin, key: freshKey(), body: { seats: ['A-7-5', 'A-7-6'] } });
+  t.equal(hold.status, 201, hold.text.slice(0, 200));
+  const location = hold.headers.get('location')!;
+  const live = await call(url, 'GET', location, { token: erin });
+  t.equal(live.status, 200);
+  t.same(live.body, { ...hold.body, state: 'live' }, 'what the 201 said, and that it is live');
+  t.equal((await call(url, 'GET', location, { token: bob })).status, 404, "another customer's hold is not found");
+  const confirmed = await call(url, 'POST', `${location}/confirm`, { token: erin, key: freshKey() });
+  t.equal(confirmed.status, 201);
+  const after = await call(url, 'GET', location, { token: erin });
+  t.equal(after.status, 200);
+  t.match(after.body, { holdId: hold.body.holdId, state: 'confirmed', reservationId: confirmed.body.reservationId });
+});

@@ -9,11 +9,12 @@ import type { ShardResult } from '../../../src/domain/commands.js';
 import { createPgPool } from '../../../src/adapters/postgres/pool.js';
 import { createRedis } from '../../../src/adapters/redis/client.js';
 import { mintToken } from '../../../src/ingress/auth.js';
-import { keyDigest } from '../../../src/ingress/command-gate.js';
+import { canonicalPath, CommandGate, keyDigest, requestFingerprint } from '../../../src/ingress/command-gate.js';
+import { DependencyError } from '../../../src/errors.js';
 import { encode } from '../../../src/engine/protocol.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { silentLogger } from '../../../src/log.js';
-import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
+import { provisionTestEvent, testDatabase, testLayout, waitFor } from '../../support/stack.js';
 import { call, config, eventPath, FakeShards, startHarness, type Exchange } from './harness.js';
 
 const pool = await testDatabase();
@@ -42,7 +43,7 @@ const confirmedResult = (holdId: string, seats: string[]): ShardResult => ({
   reservation: { reservationId: `r_${holdId}`, holdId, customer: 'alice', seats, quantity: seats.length, confirmedAt: now },
 });
 
-/** Asserts status and problem type, and that the response matches the document. */
+/** Asserts status and problem type, and that the response — body and headers — matches the document. */
 function expect(t: Test, response: Exchange, operationId: string, status: number, problem?: string): void {
   t.equal(response.status, status, `${operationId} → ${status} (${response.text.slice(0, 300)})`);
   if (problem !== undefined) {
@@ -50,7 +51,7 @@ function expect(t: Test, response: Exchange, operationId: string, status: number
     t.match(response.headers.get('content-type'), /^application\/problem\+json/);
     t.equal(response.body?.requestId, response.headers.get('x-request-id'), 'the problem quotes the request id');
   }
-  t.same(api.checkResponse(operationId, status, response.body), [], `${operationId} ${status} conforms to the document`);
+  t.same(api.checkResponse(operationId, status, response.body, response.headers), [], `${operationId} ${status} conforms to the document`);
 }
 
 const holdPath = eventPath(spec, '/holds');
@@ -94,7 +95,13 @@ t.test('hold specific seats: 201 with Location; request id and derived key reach
   t.equal(response.headers.get('x-request-id'), 'trace-abc-123');
   const last = shards.calls.at(-1)!;
   t.equal(last.requestId, 'trace-abc-123', 'request id propagated to the engine');
-  t.same(last.command, { type: 'hold', key: keyDigest('alice', key), customer: 'alice', seats: ['A-1-1', 'A-1-2'] });
+  t.same(last.command, {
+    type: 'hold',
+    key: keyDigest('alice', key),
+    customer: 'alice',
+    seats: ['A-1-1', 'A-1-2'],
+    redecideRefusal: true, // the ingress stores no refusal, so the shard must not replay one either
+  });
   t.equal(last.shard, 0);
 });
 
@@ -110,7 +117,15 @@ t.test('best-available asks the section’s shards best rows first, strictly orp
     shards.calls.map((c) => [c.shard, c.command]),
     [0, 1].map((shard) => [
       shard,
-      { type: 'hold-best', key: `${keyDigest('alice', key)}.strict`, customer: 'alice', section: 'A', quantity: 4, strictOrphans: true },
+      {
+        type: 'hold-best',
+        key: `${keyDigest('alice', key)}.strict`,
+        customer: 'alice',
+        section: 'A',
+        quantity: 4,
+        strictOrphans: true,
+        redecideRefusal: true,
+      },
     ]),
   );
 
@@ -230,21 +245,33 @@ t.test('confirm, release and reserve', async (t) => {
   expect(t, confirmed, 'confirmHold', 201);
   t.equal(confirmed.headers.get('location'), `/v1/reservations/${confirmed.body.reservationId}`);
   t.equal(shards.calls.at(-1)!.command.type, 'confirm');
+  t.equal(shards.calls.at(-1)!.command.redecideRefusal, true);
 
   shards.answer = () => ({ ok: true, type: 'released', holdId: 'h_confirm_me' });
   const released = await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice });
   expect(t, released, 'releaseHold', 204);
   const release = shards.calls.at(-1)!.command;
-  t.same(release, { type: 'release', key: keyDigest('alice', 'release h_confirm_me'), customer: 'alice', holdId: 'h_confirm_me' });
+  t.same(release, {
+    type: 'release',
+    key: keyDigest('alice', 'release h_confirm_me'),
+    customer: 'alice',
+    holdId: 'h_confirm_me',
+    redecideRefusal: true,
+  });
   shards.answer = () => ({ ok: false, type: 'hold-expired', holdId: 'h_confirm_me', message: 'expired' });
   expect(t, await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice }), 'releaseHold', 204);
   shards.answer = () => ({ ok: false, type: 'hold-confirmed', holdId: 'h_confirm_me', reservationId: 'r', message: 'sold' });
   expect(t, await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice }), 'releaseHold', 409, 'hold-confirmed');
+  shards.answer = () => ({ ok: false, type: 'invalid', field: 'holdId', message: 'not a hold id' });
+  expect(t, await call(url, 'DELETE', eventPath(spec, '/holds/h_confirm_me'), { token: alice }), 'releaseHold', 422, 'invalid-command');
+  for (const command of shards.calls.slice(-4).map((c) => c.command))
+    t.equal(command.redecideRefusal, true, `${command.type}: the shard decides afresh after a refusal`);
 
   shards.answer = ({ command }) => confirmedResult('h_one_shot', [command.type === 'reserve' ? command.seat : '']);
   const reserved = await post(eventPath(spec, '/seats/A-7-3/reserve'));
   expect(t, reserved, 'reserveSeat', 201);
   t.same(reserved.body.seats, ['A-7-3']);
+  t.equal(shards.calls.at(-1)!.command.redecideRefusal, true);
   t.equal(shards.calls.at(-1)!.shard, 1);
   shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-7-4'], message: 'held' });
   expect(t, await post(eventPath(spec, '/seats/A-7-4/reserve')), 'reserveSeat', 409, 'seats-unavailable');
@@ -456,13 +483,17 @@ t.test('unknown routes, wrong methods, operations endpoints', async (t) => {
   t.equal(missing.status, 404);
   t.equal(missing.body.type, PROBLEM_BASE + 'not-found');
   const wrong = await call(url, 'PUT', holdPath, { token: alice });
-  t.equal(wrong.status, 405);
-  t.equal(wrong.body.type, PROBLEM_BASE + 'method-not-allowed');
+  expect(t, wrong, 'createHold', 405, 'method-not-allowed');
   t.equal(wrong.headers.get('allow'), 'POST');
+  const wrongOnHold = await call(url, 'PATCH', eventPath(spec, '/holds/h_x'), { token: alice });
+  expect(t, wrongOnHold, 'getHold', 405, 'method-not-allowed');
+  t.equal(wrongOnHold.headers.get('allow'), 'HEAD, GET, DELETE');
+  expect(t, await call(url, 'POST', '/metrics'), 'getMetrics', 405, 'method-not-allowed');
   expect(t, await call(url, 'GET', '/healthz'), 'getHealth', 200);
   const ready = await call(url, 'GET', '/readyz');
   expect(t, ready, 'getReadiness', 200);
   t.same(ready.body.checks, { redis: 'ok', nats: 'ok', postgres: 'ok' });
+  expect(t, await call(url, 'GET', '/metrics'), 'getMetrics', 200);
   const doc = await call(url, 'GET', '/openapi.json');
   t.same(doc.body, api.document, '/openapi.json serves the document the app validates with');
   const metrics = await (await fetch(`${url}/metrics`)).text();
@@ -492,8 +523,10 @@ t.test('dependencies down: 503 and not ready', async (t) => {
   const notReady = await call(broken.url, 'GET', '/readyz');
   expect(t, notReady, 'getReadiness', 503);
   t.equal(notReady.body.checks.nats, 'ok');
-  t.not(notReady.body.checks.redis, 'ok');
-  t.not(notReady.body.checks.postgres, 'ok');
+  t.match(notReady.body.checks.redis, /^failed: /);
+  t.match(notReady.body.checks.postgres, /^failed: /);
+  // /readyz needs no token: it names no host, port, address or driver message.
+  t.notMatch(notReady.text, /127\.0\.0\.1|:1\b|ECONNREFUSED|connect|password|authentication/i);
 
   const noRedis = await startHarness(pool, { redis: deadRedis });
   t.teardown(() => noRedis.close());
@@ -530,4 +563,125 @@ t.test('graceful shutdown: in-flight requests finish, readiness fails first', as
   sub.unsubscribe();
   await h.nc.close();
   h.redis.disconnect();
+});
+
+t.test('idempotency: equivalent URLs of one request are the same request', async (t) => {
+  shards.calls.length = 0;
+  shards.answer = ({ command }) => confirmedResult('h_equivalent', [command.type === 'reserve' ? command.seat : '']);
+  const key = freshKey();
+  const first = await post(eventPath(spec, '/seats/A-5-9/reserve'), { key });
+  expect(t, first, 'reserveSeat', 201);
+  // A trailing slash, a %-encoded seat id, an upper-case path: the router serves each as the same
+  // operation with the same parameters, so each is a retry of the first request.
+  for (const path of [
+    eventPath(spec, '/seats/A-5-9/reserve/'),
+    eventPath(spec, '/seats/A%2D5%2D9/reserve'),
+    `/V1/EVENTS/${spec.eventId}/SEATS/A-5-9/RESERVE`,
+  ]) {
+    const retry = await post(path, { key, body: {} });
+    expect(t, retry, 'reserveSeat', 201);
+    t.same(retry.body, first.body, `${path}: the first response, replayed`);
+    t.equal(retry.headers.get('idempotent-replayed'), 'true');
+  }
+  t.equal(shards.calls.length, 1, 'the shard was asked once');
+  expect(t, await post(eventPath(spec, '/seats/A-5-10/reserve'), { key }), 'reserveSeat', 422, 'idempotency-key-reused');
+  shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
+  const hold = freshKey();
+  expect(t, await post(holdPath, { key: hold, body: { seats: ['A-5-11'] } }), 'createHold', 201);
+  expect(t, await post(`${holdPath}/`, { key: hold, body: { seats: ['A-5-11'] } }), 'createHold', 201);
+  expect(t, await post(holdPath, { key: hold, body: { seats: ['A-5-12'] } }), 'createHold', 422, 'idempotency-key-reused');
+});
+
+t.test('sale closed: a key answered before the close is still answered; fresh requests never reach a shard', async (t) => {
+  const closing = await provisionTestEvent(pool, { shardCount: 1, saleClosesAt: new Date(Date.now() + 1500) });
+  const fake = new FakeShards(harness.nc, closing.eventId, 1);
+  t.teardown(() => fake.close());
+  fake.answer = ({ command }) => confirmedResult('h_before_close', [command.type === 'reserve' ? command.seat : '']);
+  const path = `/v1/events/${closing.eventId}/seats/A-1-1/reserve`;
+  const key = freshKey();
+  const won = await post(path, { key });
+  expect(t, won, 'reserveSeat', 201);
+  // Another request is in flight at the close (its claim made just before it).
+  const slowKey = freshKey();
+  const claimed = await new CommandGate(harness.redis, 60).begin({
+    eventId: closing.eventId,
+    customer: 'alice',
+    idempotencyKey: slowKey,
+    fingerprint: requestFingerprint('POST', canonicalPath('/v1/events/{event}/holds', { event: closing.eventId }), { seats: ['A-1-2'] }),
+    admission: undefined,
+    inFlightTtlMs: 5000,
+  });
+  t.equal(claimed.kind, 'claimed');
+  await waitFor('the sale to close', () => Date.now() > closing.saleClosesAt.getTime() + 50, 5000, 50);
+  const asked = fake.calls.length;
+
+  const replay = await post(path, { key });
+  expect(t, replay, 'reserveSeat', 201);
+  t.same(replay.body, won.body, 'the client whose 201 was lost learns it has a reservation');
+  t.equal(replay.headers.get('idempotent-replayed'), 'true');
+  expect(t, await post(`/v1/events/${closing.eventId}/seats/A-1-3/reserve`, { key }), 'reserveSeat', 422, 'idempotency-key-reused');
+  const busy = await post(`/v1/events/${closing.eventId}/holds`, { key: slowKey, body: { seats: ['A-1-2'] } });
+  expect(t, busy, 'createHold', 409, 'idempotency-key-in-use');
+  t.ok(busy.headers.get('retry-after'));
+  expect(t, await post(path), 'reserveSeat', 409, 'sale-not-open');
+  expect(t, await post(path, { token: bob, key }), 'reserveSeat', 409, 'sale-not-open');
+  expect(t, await post(`/v1/events/${closing.eventId}/holds`, { body: { seats: ['A-1-4'] } }), 'createHold', 409, 'sale-not-open');
+  t.equal(fake.calls.length, asked, 'no shard was asked after the close');
+});
+
+t.test('GET a hold (its Location): the caller’s own, from committed state; others’ and unknown ones are 404', async (t) => {
+  const holdId = `h_read_${spec.eventId}`;
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at)
+     VALUES ($2, $1, 0, 'alice', '{A-2-9,A-2-10}', 2, 'live', now(), now() + interval '1 minute')`,
+    [spec.eventId, holdId],
+  );
+  const path = eventPath(spec, `/holds/${holdId}`);
+  const live = await call(url, 'GET', path, { token: alice });
+  expect(t, live, 'getHold', 200);
+  t.match(live.body, { holdId, eventId: spec.eventId, seats: ['A-2-9', 'A-2-10'], quantity: 2, state: 'live' });
+  t.notOk('reservationId' in live.body);
+  t.notOk('customer' in live.body, 'the owner is never shown');
+  t.ok(Date.parse(live.body.expiresAt) > Date.parse(live.body.createdAt));
+
+  await pool.query(`UPDATE holds SET state = 'confirmed', ended_at = now(), reservation_id = $2 WHERE hold_id = $1`, [
+    holdId,
+    `r_${holdId}`,
+  ]);
+  const confirmed = await call(url, 'GET', path, { token: alice });
+  expect(t, confirmed, 'getHold', 200);
+  t.match(confirmed.body, { state: 'confirmed', reservationId: `r_${holdId}` });
+
+  const poolHoldId = `h_read_pool_${spec.eventId}`;
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, seats, pool_id, quantity, state, created_at, expires_at)
+     VALUES ($2, $1, 1, 'alice', '{}', 'GA', 3, 'expired', now(), now())`,
+    [spec.eventId, poolHoldId],
+  );
+  const poolHold = await call(url, 'GET', eventPath(spec, `/holds/${poolHoldId}`), { token: alice });
+  expect(t, poolHold, 'getHold', 200);
+  t.match(poolHold.body, { seats: [], pool: 'GA', quantity: 3, state: 'expired' });
+
+  const theirs = await call(url, 'GET', path, { token: bob });
+  expect(t, theirs, 'getHold', 404, 'hold-not-found');
+  const none = await call(url, 'GET', eventPath(spec, '/holds/h_nothing'), { token: bob });
+  expect(t, none, 'getHold', 404, 'hold-not-found');
+  t.same(
+    { ...theirs.body, requestId: '', detail: '' },
+    { ...none.body, requestId: '', detail: '' },
+    "another's hold looks exactly like none",
+  );
+  expect(t, await call(url, 'GET', `/v1/events/nope/holds/${holdId}`, { token: alice }), 'getHold', 404, 'event-not-found');
+  expect(t, await call(url, 'GET', path), 'getHold', 401, 'unauthorized');
+  t.equal(live.headers.get('cache-control'), 'no-store');
+});
+
+t.test('/metrics: 503 with Retry-After when the workers’ metrics cannot be collected', async (t) => {
+  const h = await startHarness(pool, {
+    metricsText: () => Promise.reject(new DependencyError('ingress-supervisor', 'no answer')),
+  });
+  t.teardown(() => h.close());
+  const response = await call(h.url, 'GET', '/metrics');
+  expect(t, response, 'getMetrics', 503, 'dependency-unavailable');
+  t.equal(response.headers.get('retry-after'), '1');
 });

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
-import { jwtVerify, SignJWT } from 'jose';
+import { jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import { createHmac } from 'node:crypto';
 import { bearerToken, createTokenVerifier, mintToken, parseDuration } from '../../../src/ingress/auth.js';
 import { HttpProblem } from '../../../src/ingress/problems.js';
@@ -17,6 +17,17 @@ function signed(options: { omit?: readonly ('sub' | 'iss' | 'aud' | 'exp')[]; al
   const claims: Record<string, unknown> = { sub: 'a', iss: 'sentinel', aud: 'sentinel-api', exp: nowS() + 3600, ...options.extra };
   for (const claim of options.omit ?? []) delete claims[claim];
   return new SignJWT(claims).setProtectedHeader({ alg: options.alg ?? 'HS256' }).sign(key);
+}
+
+/** An ES256 token for 'erin' with our issuer and audience, valid 5 minutes, naming key `kid`. */
+function es256Token(privateKey: CryptoKey, kid: string): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid })
+    .setSubject('erin')
+    .setIssuer('sentinel')
+    .setAudience('sentinel-api')
+    .setExpirationTime('5m')
+    .sign(privateKey);
 }
 
 async function refusal(t: Test, promise: Promise<unknown>, detail: RegExp): Promise<void> {
@@ -158,15 +169,49 @@ t.test('JWKS: asymmetric tokens verify against the key set; an unreachable key s
   t.teardown(() => server.close());
   const { port } = server.address() as { port: number };
   const jwks = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${port}/jwks.json`, ...base });
-  const signed = await new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-    .setSubject('erin')
-    .setIssuer('sentinel')
-    .setAudience('sentinel-api')
-    .setExpirationTime('5m')
-    .sign(privateKey);
+  const signed = await es256Token(privateKey, 'k1');
   t.same(await jwks.verify(signed), { customer: 'erin' });
   await refusal(t, jwks.verify(await mint('erin')), /algorithm/); // an HS256 token is never accepted with a JWKS
   const unreachable = createTokenVerifier({ jwksUrl: 'http://127.0.0.1:1/jwks.json', ...base });
   await t.rejects(unreachable.verify(signed), DependencyError);
+});
+
+t.test('JWKS trouble is a 503, never a 401 for a valid token: a non-200 answer, a body that is not JSON or not a key set', async (t) => {
+  const { createServer } = await import('node:http');
+  const { exportJWK, generateKeyPair } = await import('jose');
+  const { DependencyError } = await import('../../../src/errors.js');
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  // What the key set server answers, per path.
+  const answers: Record<string, [number, string]> = {
+    '/down': [503, '{"error":"maintenance"}'],
+    '/html': [200, '<html>login</html>'],
+    '/not-a-set': [200, '{"keys":"none"}'],
+    '/private': [200, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: 'k1', alg: 'ES256' }] })],
+    '/ok': [200, JSON.stringify({ keys: [jwk] })],
+  };
+  const server = createServer((req, res) => {
+    const [status, body] = answers[req.url ?? ''] ?? [404, ''];
+    res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const { port } = server.address() as { port: number };
+  const token = await es256Token(privateKey, 'k1');
+  const at = (path: string) => createTokenVerifier({ jwksUrl: `http://127.0.0.1:${port}${path}`, ...base });
+  for (const path of ['/down', '/html', '/not-a-set', '/private']) {
+    const error = await at(path)
+      .verify(token)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    t.ok(error instanceof DependencyError, `${path}: a DependencyError (503), not ${String(error)}`);
+    t.equal((error as InstanceType<typeof DependencyError>).code, 'jwks_unavailable');
+  }
+  // The token itself is fine: the same token against a working key set verifies, and bad tokens are still 401s.
+  const ok = at('/ok');
+  t.same(await ok.verify(token), { customer: 'erin' });
+  await refusal(t, ok.verify(`${token.slice(0, -6)}AAAAAA`), /signature/);
+  await refusal(t, ok.verify(await es256Token(privateKey, 'k2')), /no key matches/);
 });

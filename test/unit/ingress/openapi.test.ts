@@ -16,6 +16,7 @@ t.test('the document lists exactly the routes of the issue', async (t) => {
     'GET /openapi.json',
     'GET /readyz',
     'GET /v1/events/{event}/availability',
+    'GET /v1/events/{event}/holds/{hold}',
     'GET /v1/events/{event}/seats',
     'GET /v1/reservations/{reservation}',
     'POST /v1/events/{event}/holds',
@@ -103,4 +104,53 @@ t.test('every documented response of a /v1 operation names its problem schema', 
       t.ok(responses['500'], `${method} ${path} documents 500`);
     }
   }
+});
+
+t.test('the document declares the statuses and headers the implementation sends', async (t) => {
+  type Response = { $ref?: string; headers?: Record<string, unknown> };
+  const components = api.document.components as unknown as { responses: Record<string, Response> };
+  const resolve = (response: Response) => (response.$ref ? components.responses[response.$ref.split('/').pop()!]! : response);
+  for (const [path, item] of Object.entries(api.document.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (method === 'parameters') continue;
+      const responses = (operation as { responses: Record<string, Response> }).responses;
+      const name = `${method.toUpperCase()} ${path}`;
+      // Any other method on a known path is 405 with Allow (app.ts).
+      t.ok(responses['405'], `${name} documents 405`);
+      t.ok(resolve(responses['405']!).headers?.['Allow'], `${name} 405 declares Allow`);
+      for (const [status, response] of Object.entries(responses))
+        t.ok(resolve(response).headers?.['X-Request-Id'], `${name} ${status} declares X-Request-Id (every response carries it)`);
+      if (method === 'post') t.ok(resolve(responses['201']!).headers?.['Idempotent-Replayed'], `${name} 201 declares Idempotent-Replayed`);
+    }
+  }
+  const get = (operationId: string) =>
+    Object.values(api.document.paths)
+      .flatMap((item) => Object.values(item))
+      .find((o) => (o as { operationId?: string }).operationId === operationId) as { responses: Record<string, unknown> };
+  t.ok(get('getMetrics').responses['503'], '/metrics may be 503 (the workers of --workers N could not be collected)');
+  t.ok(get('releaseHold').responses['422'], 'releaseHold maps a shard `invalid` to 422');
+  t.ok(get('getHold').responses['404'], "getHold: unknown and other customers' holds are 404");
+});
+
+t.test('checkResponse: a header the response carries must be declared for its status', async (t) => {
+  const headers = (entries: Record<string, string>) => new Headers(entries);
+  const hold = {
+    holdId: 'h_1',
+    eventId: 'e1',
+    seats: ['A-1-1'],
+    quantity: 1,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    expiresAt: '2026-01-01T00:10:00.000Z',
+  };
+  t.same(api.checkResponse('createHold', 201, hold, headers({ Location: '/x', 'Idempotent-Replayed': 'true', 'X-Request-Id': 'r' })), []);
+  t.match(api.checkResponse('createHold', 201, hold, headers({ Allow: 'POST' })), [{ pointer: '#/header/Allow' }]);
+  const problem = {
+    type: 'https://sentinel.dev/problems/event-not-found',
+    title: 'No such event',
+    status: 404,
+    detail: 'x',
+    requestId: 'r',
+  };
+  t.same(api.checkResponse('getAvailability', 404, problem, headers({ 'X-Request-Id': 'r' })), []);
+  t.match(api.checkResponse('getAvailability', 404, problem, headers({ 'Retry-After': '1' })), [{ pointer: '#/header/Retry-After' }]);
 });
