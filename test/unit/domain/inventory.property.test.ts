@@ -48,7 +48,7 @@ type Step =
   | { op: 'confirm' | 'release'; customer: number; hold: number; owner: boolean }
   | { op: 'reserve'; customer: number; seat: number }
   | { op: 'tick'; ms: number; sweep: boolean }
-  | { op: 'replay' | 'reuse'; index: number }
+  | { op: 'replay' | 'reuse' | 'retry'; index: number }
   /** Another customer happens to send the same key (keys are per customer). */
   | { op: 'borrow'; index: number; customer: number }
   | { op: 'restore' };
@@ -89,6 +89,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('replay' as const), index: recent }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('reuse' as const), index: recent }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('retry' as const), index: recent }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('borrow' as const), index: recent, customer }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('restore' as const) }) },
 );
@@ -126,6 +127,11 @@ const seen = new Map<string, number>();
 interface Sent {
   readonly command: ShardCommand;
   readonly decision: Decision;
+}
+
+/** The same command, whether or not it asks for a refusal to be decided again (not part of its fingerprint). */
+function sameCommand(a: ShardCommand, b: ShardCommand): boolean {
+  return JSON.stringify({ ...a, redecideRefusal: undefined }) === JSON.stringify({ ...b, redecideRefusal: undefined });
 }
 
 function runScenario(layoutInput: unknown, shardCount: number, steps: readonly Step[]): void {
@@ -171,9 +177,12 @@ function runScenario(layoutInput: unknown, shardCount: number, steps: readonly S
     assert.deepEqual(project(decision.result), expected, `answer to ${JSON.stringify(command)}`);
     const scope = `${command.customer}\u0000${command.key}`;
     const first = memo.get(scope);
-    const live = first !== undefined && first.at + IDEMPOTENCY_TTL > now && (first.result.ok || first.generation === generation);
+    // A command that asks for it is decided afresh after a refusal of its key.
+    const redecided = command.redecideRefusal === true && first !== undefined && !first.result.ok;
+    const live =
+      !redecided && first !== undefined && first.at + IDEMPOTENCY_TTL > now && (first.result.ok || first.generation === generation);
     if (live && decision.result.type !== 'invalid') {
-      if (JSON.stringify(first.command) === JSON.stringify(command)) {
+      if (sameCommand(first.command, command)) {
         assert.deepEqual(decision.result, first.result, 'a replay returns the first result');
         assert.equal(decision.changes.length, 0, 'a replay changes nothing');
       } else {
@@ -300,6 +309,11 @@ function runScenario(layoutInput: unknown, shardCount: number, steps: readonly S
       }
       case 'replay': {
         if (sent.length > 0) send(sent[sent.length - 1 - (step.index % sent.length)]!.command);
+        break;
+      }
+      case 'retry': {
+        // The same command again, asking for a new decision if its first answer was a refusal (as the ingress does).
+        if (sent.length > 0) send({ ...sent[sent.length - 1 - (step.index % sent.length)]!.command, redecideRefusal: true });
         break;
       }
       case 'reuse': {

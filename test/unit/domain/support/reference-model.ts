@@ -27,6 +27,10 @@ interface ModelEnded {
 /** The parts of a result the model predicts (messages are prose, not compared). */
 export type Projection = Record<string, unknown>;
 
+function isSuccess(result: Projection): boolean {
+  return result['type'] === 'held' || result['type'] === 'confirmed' || result['type'] === 'released';
+}
+
 export function project(result: ShardResult): Projection {
   switch (result.type) {
     case 'held':
@@ -100,11 +104,7 @@ export class ReferenceModel {
 
   /** A restored shard remembers successes only. */
   forgetFailures(): void {
-    this.memory = new Map(
-      [...this.memory].filter(
-        ([, entry]) => entry.result['type'] === 'held' || entry.result['type'] === 'confirmed' || entry.result['type'] === 'released',
-      ),
-    );
+    this.memory = new Map([...this.memory].filter(([, entry]) => isSuccess(entry.result)));
   }
 
   private usage(customer: CustomerId): number {
@@ -121,10 +121,13 @@ export class ReferenceModel {
       ...command,
       key: undefined,
       customer: undefined,
+      redecideRefusal: undefined,
       strictOrphans: 'strictOrphans' in command ? command.strictOrphans === true : undefined,
     });
     const prior = this.memory.get(scope);
-    if (prior !== undefined && prior.at + this.settings.idempotencyTtlMs > now) {
+    // Asked again after a refusal: decided afresh (a success is always replayed).
+    const redecide = command.redecideRefusal === true && prior !== undefined && !isSuccess(prior.result);
+    if (prior !== undefined && prior.at + this.settings.idempotencyTtlMs > now && !redecide) {
       return prior.fingerprint === fingerprint ? prior.result : { type: 'idempotency-mismatch' };
     }
     const result = this.apply(command, now);
