@@ -4,7 +4,7 @@
  * before and after and calls the API server only when something changed, so a level-based
  * reconcile that finds nothing new writes nothing.
  */
-import type { Condition, SeatCounts, ShardCounts, TicketEventPhase, TicketEventStatus } from './api/v1alpha1.js';
+import type { Condition, EngineSpec, SeatCounts, ShardCounts, TicketEventPhase, TicketEventStatus } from './api/v1alpha1.js';
 
 /** The condition types a TicketEvent reports. */
 export const ConditionType = {
@@ -37,6 +37,8 @@ export interface StatusPatch {
   readonly shards?: ShardCounts;
   /** When deletion closed the sale (RFC 3339); see TicketEventStatus.drainingSince. */
   readonly drainingSince?: string;
+  /** The `spec.engine` the children were applied from; see TicketEventStatus.appliedEngine. */
+  readonly appliedEngine?: EngineSpec;
   readonly conditions?: readonly ConditionUpdate[];
 }
 
@@ -93,6 +95,7 @@ export function applyStatusPatch(
   if (patch.seats !== undefined) next.seats = { ...patch.seats };
   if (patch.shards !== undefined) next.shards = { ...patch.shards };
   if (patch.drainingSince !== undefined) next.drainingSince = patch.drainingSince;
+  if (patch.appliedEngine !== undefined) next.appliedEngine = structuredClone(patch.appliedEngine);
   for (const update of patch.conditions ?? []) next.conditions = setCondition(next.conditions, update, now, generation);
   if (next.seats !== undefined || next.shards !== undefined) {
     next.summary = {

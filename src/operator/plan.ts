@@ -4,7 +4,7 @@
  * record and when to look again. No I/O happens here, so every rule of the operator is unit-tested
  * without an API server or a database.
  */
-import type { TicketEventPhase } from './api/v1alpha1.js';
+import type { EngineSpec, TicketEventPhase } from './api/v1alpha1.js';
 import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
 import { desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
@@ -148,6 +148,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   let phase: TicketEventPhase;
   let provisioned: ConditionUpdate;
   let degraded: ConditionUpdate | undefined;
+  let appliedEngine: EngineSpec | undefined;
   const refusal = refusalOf(observed);
   if (refusal !== undefined) {
     const { reason } = refusal;
@@ -164,9 +165,17 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
     if (findCondition(before, ConditionType.InventoryProvisioned)?.reason !== reason || before?.observedGeneration !== generation) {
       events.push({ type: 'Warning', reason, message: provisioned.message });
     }
+    // The children stay as the last accepted spec made them: re-applied from it, so one deleted
+    // (or edited) by hand meanwhile comes back, and nothing of the refused change reaches them.
+    const accepted = before?.appliedEngine;
+    if (accepted !== undefined && inventory !== undefined) {
+      const asAccepted: TicketEventObject = { ...object, spec: { ...object.spec, engine: accepted } };
+      for (const child of desiredChildren(asAccepted, settings.engine)) actions.push({ type: 'apply', object: child });
+    }
   } else {
     // Nothing of a refused spec is applied; an accepted one rolls out to every child.
     for (const child of desiredChildren(object, settings.engine)) actions.push({ type: 'apply', object: child });
+    appliedEngine = object.spec.engine;
     phase = phaseOf(object, inventory, now);
     const counts = inventory === undefined ? '' : `${inventory.total} seats and places in ${inventory.shards.desired} shards`;
     provisioned =
@@ -251,6 +260,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
       eventId,
       observedGeneration: generation,
       conditions,
+      ...(appliedEngine === undefined ? {} : { appliedEngine }),
       ...(inventory === undefined
         ? {}
         : {

@@ -344,6 +344,11 @@ export interface TicketEventStatus {
    * drain timeout counts from here, so engines always get a full drain window after the close.
    */
   drainingSince?: DateTime;
+  /**
+   * The `spec.engine` the children were last applied from (an accepted generation). While a later
+   * change is refused nothing of it is applied, and a child deleted meanwhile is recreated from this.
+   */
+  appliedEngine?: EngineSpec;
 }
 
 /** Seat and general-admission place counts. */

@@ -95,6 +95,20 @@ t.test('safe changes roll out; unsafe changes are refused whole', async (t) => {
     t.equal(status.status?.phase, 'OnSale', 'the sale goes on with what was provisioned');
     t.same(await row(), before, 'the inventory is untouched, including the safe-looking limit in the same edit');
     t.equal(await replicas(), 3, 'not half-applied: the Deployment keeps its replicas');
+    // Someone deletes the engines while the change is refused: they come back as the accepted spec
+    // made them, with nothing of the refused change.
+    const engines = () => c.apps.readNamespacedDeployment({ namespace, name: `${name}-engine` });
+    const deleted = (await engines()).metadata?.uid;
+    await c.apps.deleteNamespacedDeployment({ namespace, name: `${name}-engine` });
+    const recreated = await waitFor(
+      'the engine Deployment recreated',
+      async () => {
+        const deployment = await engines().catch(() => undefined);
+        return deployment?.metadata?.uid !== undefined && deployment.metadata.uid !== deleted ? deployment : undefined;
+      },
+      20_000,
+    );
+    t.equal(recreated.spec?.replicas, 3, 'a Deployment deleted during the refusal is recreated from the accepted spec (3 replicas, not 5)');
     const warnings = await c.core.listNamespacedEvent({
       namespace,
       fieldSelector: `involvedObject.name=${name},reason=UnsafeChangeRefused`,

@@ -108,6 +108,35 @@ t.test('an unsafe change is refused: nothing applied, a condition explains, the 
   t.equal(decided.requeueAfterMs, SETTINGS.refreshIntervalMs);
 });
 
+t.test('children are applied from an accepted spec, which the status records; a refusal re-applies that one', async (t) => {
+  const accepted = plan(ticketEvent(), { now: NOW, provision: { status: 'unchanged' }, inventory: counts() }, SETTINGS);
+  t.same(accepted.status?.appliedEngine, ticketEvent().spec.engine, 'the engine spec the children came from');
+
+  // Then an edit that changes the engines and the shard count: refused as a whole.
+  const edited = ticketEvent({
+    metadata: { generation: 2 },
+    spec: { shardCount: 4, engine: { replicas: 5, logLevel: 'debug' } },
+    status: { phase: 'OnSale', observedGeneration: 1, appliedEngine: { replicas: 2, logLevel: 'info' } },
+  });
+  const refused = plan(
+    edited,
+    { now: NOW, provision: { status: 'refused', reason: 'shard-count-changed', message: 'shard count 4 differs' }, inventory: counts() },
+    SETTINGS,
+  );
+  t.same(applied(refused.actions), [
+    'ConfigMap/arena-engine',
+    'Deployment/arena-engine',
+    'Service/arena-engine-metrics',
+    'PodDisruptionBudget/arena-engine',
+  ]);
+  const deployment = refused.actions.find((a) => a.type === 'apply' && a.object.kind === 'Deployment');
+  t.match(deployment, { object: { spec: { replicas: 2 } } }, 'as the accepted spec made it (a Deployment deleted meanwhile comes back)');
+  const config = refused.actions.find((a) => a.type === 'apply' && a.object.kind === 'ConfigMap');
+  t.match(config, { object: { data: { LOG_LEVEL: 'info' } } }, 'nothing of the refused change');
+  t.equal(refused.status?.appliedEngine, undefined, 'the record is left as it was');
+  t.match(condition(refused.status, ConditionType.InventoryProvisioned), { reason: 'UnsafeChangeRefused' });
+});
+
 t.test('the same refusal again records no second event', async (t) => {
   const status = {
     phase: 'OnSale' as const,
