@@ -171,7 +171,7 @@ export class Engine {
         shard: ref.shard,
         epoch,
         rules: { holdTtlMs: event.holdTtlMs, customerLimit: event.customerLimit },
-        leaseHeld: () => held.isHeld,
+        leaseHeld: () => held.holdOrLose(),
         topic: this.deps.config.reservationsTopic,
         batchWindowMs: this.deps.config.batchWindowMs,
         batchMax: this.deps.config.batchMax,

@@ -56,7 +56,8 @@ export interface ShardHostOptions {
   /**
    * Whether this engine still holds the shard's lease (Redis): checked before each request
    * message is decided. A process that wakes from a pause past its lease must not answer from
-   * memory another owner may have moved on from — not even a loser (see `handle`).
+   * memory another owner may have moved on from — not even a loser (see `handle`). False means
+   * the lease is lost for good (the engine gives it up at once: ShardLease.holdOrLose).
    */
   readonly leaseHeld: () => boolean;
   readonly topic: string;

@@ -65,6 +65,18 @@ export class ShardLease {
     return !this.lost && !this.released && Date.now() < this.lock.expiration;
   }
 
+  /**
+   * `isHeld`, for a caller about to act on the lease: one that has run out is given up for lost
+   * here and now (`onLost` fires) instead of when its timer gets to run. Otherwise an extension
+   * answered in the same turn — after the caller stopped acting on the lease — would re-arm it,
+   * and the lease would look held by an owner that no longer serves the shard.
+   */
+  holdOrLose(): boolean {
+    if (this.isHeld) return true;
+    this.markLost('lease ran out before an extension succeeded');
+    return false;
+  }
+
   private armExpiry(): void {
     clearTimeout(this.expiry);
     this.expiry = setTimeout(
@@ -104,6 +116,10 @@ export class ShardLease {
     clearTimeout(this.expiry);
     this.log.warn({ resource: this.lock.resources[0], reason }, 'Lost shard lease');
     this.onLost(reason);
+    // Given up: if Redis still has it as ours (its TTL outlasts this clock's drift-shortened
+    // expiry), let it go, so the next owner need not wait it out. Token-checked, so never another
+    // engine's; not awaited, since Redis may be what failed.
+    this.lock.release().catch(() => undefined);
   }
 
   /** Stops extending and deletes the lease if it is still ours (hand-off). */

@@ -59,3 +59,30 @@ t.test('a released lease is no longer held and can be taken by another engine at
   t.ok(second?.isHeld, 'taken by the next engine after the release');
   await second?.release();
 });
+
+t.test('a lease found run out by its owner is lost at once, and its key given back for the next owner', async (t) => {
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'lease-test' });
+  t.teardown(() => redis.disconnect());
+  await connectRedis(redis);
+  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const ttlMs = 900;
+  const lost: string[] = [];
+  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, silentLogger, (reason) => lost.push(reason));
+  if (lease === undefined) throw new Error('the lease was not acquired');
+  t.teardown(() => lease.release());
+  t.ok(lease.holdOrLose(), 'held');
+  // The owner's clock says the lease ran out (as after a pause) while Redis still has it and the
+  // next extension will succeed: the owner stops acting on it now, not when a timer runs.
+  const realNow = Date.now;
+  Date.now = () => realNow() + ttlMs;
+  try {
+    t.notOk(lease.holdOrLose(), 'ran out');
+  } finally {
+    Date.now = realNow;
+  }
+  t.match(lost, [/ran out/], 'onLost fired at once');
+  t.notOk(lease.isHeld);
+  // Well before Redis would expire it: the next owner need not wait out the TTL.
+  await waitFor('the key to be given back', async () => ((await redis.get(key)) === null ? true : undefined), ttlMs / 3, 10);
+  t.same(lost.length, 1, 'lost once');
+});
