@@ -2,7 +2,9 @@
  * `sentinel chaos`: a stress load with a fault schedule, then verify. Locally it provisions an
  * event (unless --event), starts its own engines and ingress, kills/pauses/restarts them and the
  * dependencies; with --attach it loads a system running elsewhere while an external tool injects
- * faults, and verifies afterwards. Exit 0 when every invariant held, 1 otherwise.
+ * faults, and verifies afterwards. Exit 0 when every invariant held and the experiment was made
+ * as planned; 1 on any violation; 3 when it could not be judged (a planned fault did not run or
+ * failed to inject, the shards were not all owned again after the load, a check could not be made).
  */
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,7 @@ import { createPgPool } from '../adapters/postgres/pool.js';
 import { closeEvent, provisionEvent } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import { ChaosRun } from '../jobs/chaos/chaos.js';
+import { EXIT, verifyExitCode } from '../jobs/verify/verify.js';
 import { formatChaosReport, formatFault } from '../jobs/chaos/format.js';
 import { FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../jobs/chaos/schedule.js';
 import { LocalStack } from '../jobs/local-stack.js';
@@ -57,7 +60,10 @@ Common:
   --recovery-timeout D  after the load, wait this long for every shard to be owned (default 60s)
   --infra-script PATH   dependency restarts (default: this checkout's hack/infra.sh)
   --ttl-slack D, --settle D   as for verify (defaults 2s, 60s)
-  --json                print {ok, faults, stress, verify, …} instead of the report
+  --json                print {ok, faults, skipped, unmet, stress, verify, …} instead of the report
+
+Exit: 0 every invariant held and every planned fault ran; 1 a violation; 2 bad usage; 3 the run
+could not be judged (a fault that did not run or failed, shards not owned again, a check not made).
 
 The load (defaults differ from \`sentinel stress\`: mixed scenario, open loop at 100 buyers/s for 70s,
 think 100-500ms, 8 retries, 2s max retry delay, 5s timeout):
@@ -230,7 +236,8 @@ export const chaosCommand: Command = {
       stdout.write(
         values.json ? `${JSON.stringify({ ...report, work_dir: workDir })}\n` : `${formatChaosReport(report)}  files       ${workDir}\n`,
       );
-      return report.ok ? 0 : 1;
+      if (report.ok) return EXIT.ok;
+      return report.verify.ok ? EXIT.notChecked : verifyExitCode(report.verify);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

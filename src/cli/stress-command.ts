@@ -40,12 +40,18 @@ export const stressCommand: Command = {
     const options = checked.value;
     const progress = values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);
     const stop = new AbortController();
+    // Before any load: a response log that cannot be written is a usage error (exit 2).
+    const created = checkFlags(
+      { stderr },
+      HELP,
+      () => new StressRun({ ...options, signal: stop.signal, ...(progress ? { onProgress: progress.update } : {}) }),
+    );
+    if ('exit' in created) return created.exit;
     const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const run = new StressRun({ ...options, signal: stop.signal, ...(progress ? { onProgress: progress.update } : {}) });
-      const report = await run.run();
+      const report = await created.value.run();
       progress?.done();
       stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatStressReport(report));
       return 0;

@@ -65,10 +65,26 @@ export interface FaultResult {
   effect: FaultEffect;
 }
 
+/** A planned fault that never ran, and why. */
+export interface SkippedFault {
+  readonly kind: PlannedFault['kind'];
+  readonly planned_at_s: number;
+  readonly reason: string;
+}
+
 export interface ChaosReport {
+  /**
+   * Verify passed and the experiment was made as planned: every planned fault injected, and every
+   * shard owned by a live engine again after the load. A fault that did not run, or a system that
+   * did not recover, is not a pass — verify alone cannot see either (see `unmet`).
+   */
   readonly ok: boolean;
   readonly event: string;
   readonly faults: readonly FaultResult[];
+  /** Planned faults that never ran (the load ended or was stopped first). */
+  readonly skipped: readonly SkippedFault[];
+  /** Why the run is not a pass apart from verify's violations, in words (empty when it is, or when only verify failed). */
+  readonly unmet: readonly string[];
   readonly stress: Omit<StressReport, 'timeline'>;
   /** Periods in which clients saw failures (5xx, no answer), from the load's timeline: with
    * --attach, set them against the external tool's experiments. */
@@ -92,6 +108,21 @@ async function shardStates(pool: pg.Pool, eventId: string): Promise<Map<number, 
 }
 
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+/** Why a chaos run is not a pass whatever verify says: faults not made as planned, or a system that did not recover. Pure. */
+export function unmetOf(faults: readonly FaultResult[], skipped: readonly SkippedFault[], recoveryS: number | null): string[] {
+  const unmet: string[] = [];
+  const failed = faults.filter((f) => f.error !== null);
+  if (failed.length > 0)
+    unmet.push(`${failed.length} fault(s) failed to inject: ${failed.map((f) => `${f.kind} (${f.error})`).join(', ')}`);
+  if (skipped.length > 0) {
+    unmet.push(
+      `${skipped.length} planned fault(s) never ran: ${skipped.map((f) => `${f.kind} at ${f.planned_at_s} s (${f.reason})`).join(', ')}`,
+    );
+  }
+  if (recoveryS === null) unmet.push('after the load, not every shard was owned by a live engine within the timeout');
+  return unmet;
+}
 
 /** When each shard of a stopped engine was claimed by another engine (a newer epoch, another owner). */
 export class Takeover {
@@ -158,7 +189,7 @@ export class ChaosRun {
     });
     const load = stress.run().finally(() => (this.loadDone = true));
     const faults = clockStarted.then(() => this.runSchedule());
-    const [report, results] = await Promise.all([load, faults]);
+    const [report, { results, skipped }] = await Promise.all([load, faults]);
     await Promise.all(this.pending);
     for (const fault of results) fault.effect = effectOf(report.timeline, fault, results);
 
@@ -167,10 +198,13 @@ export class ChaosRun {
     o.onStatus?.('verifying');
     const verify = await verifyEvent({ ...o.verify, eventId: o.eventId, pool: o.pool, logs: [o.stress.logPath] });
     const { timeline: _timeline, ...stressReport } = report;
+    const unmet = unmetOf(results, skipped, recovery);
     return {
-      ok: verify.ok,
+      ok: verify.ok && unmet.length === 0,
       event: o.eventId,
       faults: results,
+      skipped,
+      unmet,
       disruptions: disruptionsOf(report.timeline),
       stress: stressReport,
       recovery_s: recovery,
@@ -178,17 +212,22 @@ export class ChaosRun {
     };
   }
 
-  private async runSchedule(): Promise<FaultResult[]> {
+  private async runSchedule(): Promise<{ results: FaultResult[]; skipped: SkippedFault[] }> {
     const results: FaultResult[] = [];
+    const skipped: SkippedFault[] = [];
     for (const planned of this.options.schedule) {
       const wait = this.startedAt + planned.atMs - Date.now();
       if (wait > 0) await sleep(wait);
-      if (this.loadDone || this.options.signal?.aborted) break;
+      const notRun = this.options.signal?.aborted ? 'the run was stopped first' : this.loadDone ? 'the load ended first' : undefined;
+      if (notRun !== undefined) {
+        skipped.push({ kind: planned.kind, planned_at_s: seconds(planned.atMs), reason: notRun });
+        continue;
+      }
       const result = await this.inject(planned);
       results.push(result);
       this.options.onFault?.(result);
     }
-    return results;
+    return { results, skipped };
   }
 
   private async inject(planned: PlannedFault): Promise<FaultResult> {

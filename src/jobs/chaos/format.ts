@@ -21,6 +21,7 @@ export function formatChaosReport(r: ChaosReport): string {
     '',
     'faults',
     ...(r.faults.length === 0 ? ['  none injected by this run'] : r.faults.map((f) => `  ${formatFault(f, true).replace(/\n/g, '\n  ')}`)),
+    ...r.skipped.map((f) => `  t+${f.planned_at_s.toFixed(1).padStart(5)}s  ${f.kind.padEnd(16)} NOT RUN: ${f.reason}`),
     `  after the load every shard was owned by a live engine ${r.recovery_s === null ? 'NOT within the timeout' : `within ${r.recovery_s} s`}`,
     `  disruptions seen by clients: ${
       r.disruptions.length === 0
@@ -31,6 +32,7 @@ export function formatChaosReport(r: ChaosReport): string {
     formatStressReport({ ...r.stress, timeline: [] }).trimEnd(),
     '',
     formatVerifyReport(r.verify).trimEnd(),
+    ...(r.unmet.length === 0 ? [] : ['', 'not a pass, whatever verify says:', ...r.unmet.map((u) => `  ${u}`)]),
   ];
   return lines.join('\n') + '\n';
 }

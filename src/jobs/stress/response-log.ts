@@ -4,8 +4,9 @@
  * Postgres and Kafka: every success a client saw must be in the database, and no two clients may
  * have been sold the same seat.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { UsageError } from '../options.js';
 
 /** The operations of the API a stress run uses. */
 export type StressOp = 'reserve' | 'hold' | 'hold-best' | 'hold-pool' | 'confirm' | 'release';
@@ -41,6 +42,8 @@ export interface ResponseRecord {
 }
 
 /** Appends records to a JSONL file with few, large writes. */
+const FLUSH_EVERY_MS = 200;
+
 export class ResponseLogWriter {
   private readonly stream: WriteStream;
   private buffer: string[] = [];
@@ -48,11 +51,23 @@ export class ResponseLogWriter {
   private error: Error | undefined;
   lines = 0;
 
+  /** Written out at least this often, so a run killed mid-way (SIGKILL, OOM) loses at most this much of its log. */
+  private readonly timer: NodeJS.Timeout;
+
+  /** Opens (creates) the file now: a log that cannot be written is a usage error before any load, not a lost report after it. */
   constructor(readonly path: string) {
-    this.stream = createWriteStream(path, { flags: 'a' });
+    let fd: number;
+    try {
+      fd = openSync(path, 'a');
+    } catch (error) {
+      throw new UsageError(`cannot write the response log ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    this.stream = createWriteStream(path, { fd });
     this.stream.on('error', (error) => {
       this.error = error;
     });
+    this.timer = setInterval(() => this.flush(), FLUSH_EVERY_MS);
+    this.timer.unref();
   }
 
   write(record: ResponseRecord): void {
@@ -71,6 +86,7 @@ export class ResponseLogWriter {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.timer);
     this.flush();
     await new Promise<void>((resolve) => this.stream.end(resolve));
     if (this.error) throw this.error;

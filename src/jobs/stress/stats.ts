@@ -50,13 +50,18 @@ export class StressStats {
     this.startedAt = Date.now();
   }
 
-  /** Records one attempt that ended at `at` after `ms`. `status` 0 = no answer. */
+  /**
+   * Records one attempt that ended at `at` after `ms`. `status` 0 = no answer. Latency counts every
+   * attempt the system under test ended — an answer, a reset, a timeout at the moment the client
+   * gave up — so a run whose requests hang does not report only its fast answers; only attempts the
+   * run itself cut short (ABORTED) are left out.
+   */
   attempt(op: StressOp, status: number, ms: number, at: number, error: string | undefined, retry: boolean): void {
     this.requests += 1;
     if (retry) this.retries += 1;
     this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
     if (error !== undefined) this.errors.set(error, (this.errors.get(error) ?? 0) + 1);
-    if (status !== 0) {
+    if (status !== 0 || error !== 'ABORTED') {
       this.latency.recordMs(ms);
       let histogram = this.byOp.get(op);
       if (histogram === undefined) this.byOp.set(op, (histogram = new LatencyHistogram()));

@@ -85,6 +85,7 @@ export interface StressReport {
   readonly status: Record<string, number>;
   readonly errors: Record<string, number>;
   readonly throughput_rps: number;
+  /** Every attempt from send to its end: the last byte of the answer, or the error (a timeout counts in full). */
   readonly latency_ms: LatencySummary;
   readonly latency_by_op_ms: Record<string, LatencySummary>;
   /** Latency of 409 answers: losers must be answered at once. */

@@ -35,6 +35,12 @@ t.test('bad flags and bad values are usage errors: the reason, then the usage, e
     [stressCommand, ['--no-such-flag'], /Unknown option '--no-such-flag'/],
     [stressCommand, [], /--event is required/],
     [stressCommand, ['--event', 'e', '--think', 'soon'], /--think/],
+    // Found before any load, not after it (the report used to be lost to the error at the end).
+    [
+      stressCommand,
+      ['--event', 'e', '--log', '/nonexistent-dir/run.jsonl'],
+      /cannot write the response log \/nonexistent-dir\/run\.jsonl: ENOENT/,
+    ],
     [verifyCommand, ['--event'], /argument missing/],
     [verifyCommand, [], /--event is required/],
     [verifyCommand, ['--event', 'e', '--settle', 'later'], /--settle must be a duration/],

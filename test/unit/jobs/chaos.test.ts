@@ -1,5 +1,5 @@
 import t from 'tap';
-import { disruptionsOf, effectOf, Takeover } from '../../../src/jobs/chaos/chaos.js';
+import { disruptionsOf, effectOf, Takeover, unmetOf, type FaultResult } from '../../../src/jobs/chaos/chaos.js';
 import { DEFAULT_ORDER, defaultSchedule, FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../../../src/jobs/chaos/schedule.js';
 import type { Slot } from '../../../src/jobs/stress/stats.js';
 
@@ -112,4 +112,26 @@ t.test('takeover: a shard counts once it has a newer epoch and another owner', a
   t.equal(takeover.allDoneMs(), 3500);
   t.equal(takeover.describe('re-owned'), '2/2 shards re-owned, the first after 1 s, the last after 3.5 s');
   t.equal(new Takeover([], 'e1', before, 0).describe('x'), 'it owned no shards');
+});
+
+t.test('a run is judged on the experiment too: faults not run or not injected, or no recovery, are not a pass', async (t) => {
+  const fault = (kind: FaultResult['kind'], error: string | null): FaultResult => ({
+    kind,
+    planned_at_s: 3,
+    at_s: 3.1,
+    target: 'engine-1',
+    detail: 'done',
+    recovered_s: 1,
+    error,
+    effect: { ok: 0, refused: 0, throttled: 0, failed: 0, disruption_s: 0 },
+  });
+  t.same(unmetOf([fault('engine-kill', null)], [], 2.5), [], 'everything as planned');
+  t.same(unmetOf([], [], 0), [], 'no faults asked for (--faults none) and recovered');
+  t.same(unmetOf([fault('engine-kill', 'no engine to kill')], [], 2.5), ['1 fault(s) failed to inject: engine-kill (no engine to kill)']);
+  t.same(unmetOf([], [{ kind: 'ingress-kill', planned_at_s: 25, reason: 'the load ended first' }], 2.5), [
+    '1 planned fault(s) never ran: ingress-kill at 25 s (the load ended first)',
+  ]);
+  t.same(unmetOf([fault('engine-kill', null)], [], null), [
+    'after the load, not every shard was owned by a live engine within the timeout',
+  ]);
 });

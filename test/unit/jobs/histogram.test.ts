@@ -1,6 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { bucketOf, bucketRange, LatencyHistogram, percentileOfSorted } from '../../../src/jobs/stress/histogram.js';
+import { StressStats } from '../../../src/jobs/stress/stats.js';
 
 t.test('nearest-rank percentiles of sorted values', async (t) => {
   const values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
@@ -76,4 +77,19 @@ t.test('merge adds distributions', async (t) => {
   t.equal(a.summary().max, 200);
   t.equal(a.summary().min, 0.001);
   t.ok(Math.abs(a.percentileUs(75) - 150_000) <= 1500);
+});
+
+t.test('stress latency counts timeouts and resets in full; only attempts the run cut short are left out', async (t) => {
+  const stats = new StressStats();
+  stats.restart();
+  const now = Date.now();
+  for (let i = 0; i < 3; i++) stats.attempt('reserve', 201, 8, now, undefined, false);
+  stats.attempt('reserve', 0, 300, now, 'ETIMEDOUT', false);
+  stats.attempt('reserve', 0, 2, now, 'ECONNRESET', true);
+  stats.attempt('reserve', 0, 50, now, 'ABORTED', false);
+  const latency = stats.latency.summary();
+  t.equal(latency.count, 5, 'answers, the timeout and the reset');
+  t.ok(latency.max >= 299, `the timeout is the slowest attempt (${latency.max} ms), not hidden`);
+  t.equal(stats.latencyByOp()['reserve']?.count, 5);
+  t.equal(stats.requests, 6, 'every attempt is still counted as a request');
 });
