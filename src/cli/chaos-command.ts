@@ -154,9 +154,16 @@ export const chaosCommand: Command = {
     const killOnExit = () => stack?.killAllNow();
     process.once('exit', killOnExit);
     const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // The first signal stops the run (the load winds down, then the usual report); a second one
+    // does not wait: every process this run started is killed (a paused engine resumed first, so
+    // it can die) and chaos exits — Node's own handling of that signal would leave them running.
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!stop.signal.aborted) return stop.abort();
+      stack?.killAllNow();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     let provisioned: string | undefined;
     try {
       let eventId = values.event;
