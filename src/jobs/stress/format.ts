@@ -38,6 +38,9 @@ export function formatStressReport(r: StressReport): string {
     `  latency     ${formatLatency(r.latency_ms)}`,
     ...Object.entries(r.latency_by_op_ms).map(([op, l]) => `    ${op.padEnd(10)}${int(l.count).padStart(9)}  ${formatLatency(l)}`),
     `  losers      ${r.loser_latency_ms.count === 0 ? 'no 409s' : `${int(r.loser_latency_ms.count)} × 409 answered in ${formatLatency(r.loser_latency_ms)}`}`,
+    ...(r.schedule_lag_ms === undefined
+      ? []
+      : [`  arrivals    sent late by ${formatLatency(r.schedule_lag_ms)} (add to latency for the buyer's view)`]),
     `  by status   ${counts(r.status, (k) => (k === '0' ? 'no answer' : k))}`,
     `  errors      ${counts(r.errors)}`,
     `  sold        ${int(r.seats_sold)} seats, ${int(r.places_sold)} GA places`,

@@ -29,6 +29,8 @@ export class StressStats {
   startedAt = Date.now();
   readonly latency = new LatencyHistogram();
   readonly losers = new LatencyHistogram();
+  /** Open loop: how late each arrival left, against its planned time (the generator falling behind). */
+  readonly scheduleLag = new LatencyHistogram();
   readonly byOp = new Map<StressOp, LatencyHistogram>();
   readonly statuses = new Map<number, number>();
   readonly errors = new Map<string, number>();

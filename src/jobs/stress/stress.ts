@@ -90,6 +90,8 @@ export interface StressReport {
   readonly latency_by_op_ms: Record<string, LatencySummary>;
   /** Latency of 409 answers: losers must be answered at once. */
   readonly loser_latency_ms: LatencySummary;
+  /** Open loop: how late each arrival was sent against its planned time (latency counts from the send). */
+  readonly schedule_lag_ms?: LatencySummary;
   readonly duration_s: number;
   readonly buyers: { readonly planned: number; readonly started: number; readonly shed: number; readonly outcomes: Record<string, number> };
   readonly seats_sold: number;
@@ -237,6 +239,9 @@ export class StressRun {
     while (!this.aborted && arrivals < o.buyers && Date.now() < deadline) {
       const due = Math.min(o.buyers, Math.floor(((Date.now() - started) / 1000) * o.rate) + 1);
       for (; arrivals < due; arrivals++) {
+        // Latency is measured from the send; how late the send itself was (a generator that shares
+        // the CPU with the system under test falls behind) is measured here.
+        this.stats.scheduleLag.recordMs(Math.max(0, Date.now() - (started + (arrivals * 1000) / o.rate)));
         if (this.inFlight >= o.concurrency) {
           this.stats.shed += 1;
           continue;
@@ -481,6 +486,7 @@ export class StressRun {
       latency_ms: s.latency.summary(),
       latency_by_op_ms: s.latencyByOp(),
       loser_latency_ms: s.losers.summary(),
+      ...(o.mode === 'open' ? { schedule_lag_ms: s.scheduleLag.summary() } : {}),
       duration_s: Math.round(duration * 1000) / 1000,
       buyers: { planned: o.buyers, started: s.buyersStarted, shed: s.shed, outcomes: countsOf(s.outcomes) },
       seats_sold: s.seatsSold,
