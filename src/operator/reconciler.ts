@@ -85,7 +85,12 @@ export class TicketEventReconciler {
       } else {
         // Children first, in a dry run: a child the API server would refuse stops the reconcile
         // before the inventory commits this generation's settings, so nothing is half-applied.
-        rejected = await this.dryRun(desiredChildren(object, this.settings.engine));
+        // Only for a generation not yet accepted: the periodic refreshes of an accepted one would
+        // repeat four API requests each to learn what the last one already established.
+        const accepted =
+          object.status?.observedGeneration === object.metadata.generation &&
+          findCondition(object.status, ConditionType.InventoryProvisioned)?.reason !== 'ChildRejected';
+        if (!accepted) rejected = await this.dryRun(desiredChildren(object, this.settings.engine));
         if (rejected !== undefined) log.warn({ eventId, rejected }, 'The API server refuses a child; nothing applied');
         else provision = await this.inventory.provision(desired.spec);
       }
