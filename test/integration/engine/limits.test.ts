@@ -5,27 +5,37 @@
  * counted the refused place; the commit must write the pool without it, and must not fall back to
  * rebuilding the shard — retries of both would arrive together again and rebuild it forever.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
-import { provisionEvent } from '../../../src/engine/provision.js';
+import { provisionEvent, type EventSpec } from '../../../src/engine/provision.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
 import { inventoryViolations } from '../../support/invariants.js';
 import { ShardDriver } from '../../support/shard-driver.js';
 import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor, waitForBlockedCommit } from '../../support/stack.js';
 
-t.test('a refused pool hold decided before an accepted one: both answered, the pool row exact, no rebuild', async (t) => {
+/** A fresh event served by one engine process, with every shard owned; a shard driver to talk to it. */
+async function servedEvent(t: Test, overrides: Partial<EventSpec>) {
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'limits-test' });
   t.teardown(() => nc.close());
-  const spec = await provisionTestEvent(pool, { shardCount: 2, customerLimit: 1, layout: testLayout({ rows: 4, seats: 10, pool: 10 }) });
+  const spec = await provisionTestEvent(pool, overrides);
   const driver = new ShardDriver(nc, spec);
   const engine = await startEngine(spec.eventId);
   t.teardown(async () => {
     await engine.stop();
   });
-  await waitFor('both shards owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === 2);
+  await waitFor('every shard owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === spec.shardCount);
+  return { pool, spec, driver, engine };
+}
+
+t.test('a refused pool hold decided before an accepted one: both answered, the pool row exact, no rebuild', async (t) => {
+  const { pool, spec, driver, engine } = await servedEvent(t, {
+    shardCount: 2,
+    customerLimit: 1,
+    layout: testLayout({ rows: 4, seats: 10, pool: 10 }),
+  });
 
   const poolShard = driver.shardOf({ type: 'hold-pool', key: 'x', customer: 'x', pool: 'GA', quantity: 1 });
   const elsewhere = driver.map.seatsOfShard(1 - poolShard)[0]!;
@@ -61,17 +71,7 @@ t.test('a replay of a hold that the limit refuses at commit is answered with the
   // while a retry with the same key arrives. The commit then refuses the hold and undoes it: the
   // retry must hear that too — were it answered from memory, Ann would have a 201 for a seat that
   // is not hers, and the seat could be sold to someone else.
-  const pool = await testDatabase();
-  t.teardown(() => pool.end());
-  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'limits-test' });
-  t.teardown(() => nc.close());
-  const spec = await provisionTestEvent(pool, { shardCount: 2, customerLimit: 1, layout: testLayout({ rows: 2, seats: 4 }) });
-  const driver = new ShardDriver(nc, spec);
-  const engine = await startEngine(spec.eventId);
-  t.teardown(async () => {
-    await engine.stop();
-  });
-  await waitFor('both shards owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === 2);
+  const { pool, spec, driver } = await servedEvent(t, { shardCount: 2, customerLimit: 1, layout: testLayout({ rows: 2, seats: 4 }) });
   const [mine, contested] = [driver.map.seatsOfShard(0)[0]!, driver.map.seatsOfShard(1)[0]!];
   t.equal((await driver.send({ type: 'hold', key: 'ann-first', customer: 'ann', seats: [mine] })).type, 'held');
 
@@ -98,17 +98,11 @@ t.test('a replay of a hold that the limit refuses at commit is answered with the
 });
 
 t.test("the event's new customer limit and hold TTL reach the shards an engine serves, without a restart", async (t) => {
-  const pool = await testDatabase();
-  t.teardown(() => pool.end());
-  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'limits-test' });
-  t.teardown(() => nc.close());
-  const spec = await provisionTestEvent(pool, { shardCount: 1, customerLimit: 1, layout: testLayout({ rows: 1, seats: 4 }) });
-  const driver = new ShardDriver(nc, spec);
-  const engine = await startEngine(spec.eventId);
-  t.teardown(async () => {
-    await engine.stop();
+  const { pool, spec, driver, engine } = await servedEvent(t, {
+    shardCount: 1,
+    customerLimit: 1,
+    layout: testLayout({ rows: 1, seats: 4 }),
   });
-  await waitFor('the shard owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === 1);
   const [first, second] = driver.seats();
   t.equal((await driver.send({ type: 'hold', key: 'ann-1', customer: 'ann', seats: [first!] })).type, 'held');
   t.match(await driver.send({ type: 'hold', key: 'ann-2', customer: 'ann', seats: [second!] }), { type: 'limit-exceeded', limit: 1 });
