@@ -21,6 +21,7 @@ import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { execFileSync } from 'node:child_process';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
@@ -55,6 +56,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '20261125' },
     json: { type: 'boolean', default: false },
     'write-docs': { type: 'boolean', default: false },
+    profile: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -62,12 +64,15 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`Usage: npm run bench -- [--scale 1] [--hot-concurrency 1000] [--concurrency 500] [--engines 1]
                         [--replicas 2] [--shards 8] [--max-run 240] [--seed N] [--json] [--write-docs]
+                        [--profile DIR]
   --scale X       multiply buyers and seats by X (0.2 for a quick check; the report says so)
   --replicas N    HTTP processes per system: Sentinel ingresses, seed apps, no-op servers (default 2:
                   each is one Node event loop, and this machine has 2 cores)
   --max-run S     no run may start buyers for longer than S seconds (bounds the slow design)
-  --hot-runs N    hot-seat runs per design, each on a fresh seat; the table shows the median by p99 (default 3)
-  --write-docs    refresh the figures in docs/benchmarks.md and write docs/benchmarks.svg\n`);
+  --hot-runs N    hot-seat runs per design (1-10), each on a fresh seat; the table shows the median by p99 (default 3)
+  --write-docs    refresh the figures in docs/benchmarks.md and write docs/benchmarks.svg
+  --profile DIR   every server process (engines, ingresses, seed apps, no-op servers) writes a V8
+                  CPU profile into DIR when it exits: CPU-<date>-<pid>…cpuprofile\n`);
   process.exit(0);
 }
 
@@ -139,6 +144,9 @@ async function main(): Promise<void> {
   });
   const S = Array.from({ length: 20 }, (_, i) => section(`S${i + 1}`, rowsPerSection, 50));
   const T = Array.from({ length: 20 }, (_, i) => section(`T${i + 1}`, rowsPerSection, 50));
+  // A seat of its own for each hot run.
+  const hotRuns = Number(args['hot-runs']);
+  if (!Number.isInteger(hotRuns) || hotRuns < 1 || hotRuns > 10) throw new Error(`--hot-runs must be 1 to 10, not ${args['hot-runs']}`);
   const H = [section('H', 1, 10)];
   const W = [section('W', 10, 50)];
   const layout = { sections: [...H, ...W, ...S, ...T], pools: [] };
@@ -162,7 +170,7 @@ async function main(): Promise<void> {
   await provisionSeedEvent(pool, eventId, seatList(view([...H, ...W, ...S])));
 
   say('compiling the build every server runs (bench/build.ts)');
-  const build = compileForBench();
+  const build = compileForBench(args.profile);
   const stack = new LocalStack({ env: { LOG_LEVEL: 'warn' }, logDir: workDir, namePrefix: `${eventId}-`, cli: build.sentinel });
   const children: ChildProcess[] = [];
   process.once('exit', () => {
@@ -257,15 +265,20 @@ async function main(): Promise<void> {
           : system === 'seed'
             ? seedTransactions()
             : null;
+      const pauses: number[] = [];
+      const gcObserver = new PerformanceObserver((list) => pauses.push(...list.getEntries().map((e) => e.duration)));
+      gcObserver.observe({ entryTypes: ['gc'] });
       const before = await transactions();
       const cpuBefore = cpuNow();
       const report = await run();
       const cpu = cpuDelta(cpuBefore, cpuNow());
       const after = await transactions();
+      gcObserver.disconnect();
       const row: Row = { id, label, system, report, pgTransactions: before === null || after === null ? null : after - before, cpu };
       say(
         `${id}: ${report.requests.toLocaleString('en-US')} requests in ${report.duration_s} s = ${report.throughput_rps.toLocaleString('en-US')} req/s; ` +
-          `${formatLatency(report.latency_ms)}; ${JSON.stringify(report.status)}`,
+          `${formatLatency(report.latency_ms)}; ${JSON.stringify(report.status)}; ` +
+          `client GC ${pauses.length} pauses, ${Math.round(pauses.reduce((a, b) => a + b, 0))} ms, longest ${Math.round(Math.max(0, ...pauses))} ms`,
       );
       return row;
     };
@@ -286,7 +299,6 @@ async function main(): Promise<void> {
     );
     // A hot-seat run lasts about two seconds, so one stall is its p99: several runs, each on a
     // fresh seat, alternating the designs; the table keeps the median run (by p99) and lists all.
-    const hotRuns = Number(args['hot-runs']);
     const hot: Record<'sentinel' | 'seed', Row[]> = { sentinel: [], seed: [] };
     for (let k = 1; k <= hotRuns; k++) {
       const seat = { scenario: 'hot-seat' as const, seat: `H-1-${k}` };

@@ -95,6 +95,8 @@ export function requestFingerprint(method: string, path: string, body: unknown):
 }
 
 const PATH_PARAMETER = /\{([A-Za-z0-9_]+)\}/g;
+/** Path templates split at their parameters, once each (the document has a handful of paths). */
+const templateParts = new Map<string, string[]>();
 
 /**
  * The path a request is fingerprinted by: its operation's path template (`/v1/events/{event}/holds`)
@@ -105,7 +107,15 @@ const PATH_PARAMETER = /\{([A-Za-z0-9_]+)\}/g;
  * URL, so records stored under the raw path before this form was used still match.
  */
 export function canonicalPath(template: string, params: Readonly<Record<string, string | undefined>>): string {
-  return template.replace(PATH_PARAMETER, (_, name: string) => params[name] ?? '');
+  let parts = templateParts.get(template);
+  if (parts === undefined) {
+    // Literal, parameter name, literal, …, literal.
+    parts = template.split(PATH_PARAMETER);
+    templateParts.set(template, parts);
+  }
+  let path = parts[0]!;
+  for (let i = 1; i < parts.length; i += 2) path += (params[parts[i]!] ?? '') + parts[i + 1]!;
+  return path;
 }
 
 /**
@@ -179,14 +189,44 @@ export class CommandGate {
 
   /** Decides what the request may do, and claims its key when it may go ahead. */
   async begin(request: GateRequest): Promise<GateDecision> {
-    const recordKey = redisKeys.idempotency(request.eventId, keyDigest(request.customer, request.idempotencyKey));
+    const recordKey = this.recordKey(request);
     const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
     const rate = request.admission;
+    const decision = await this.run(request, recordKey, token, rate ? '1' : '0', 'idempotency/admission check');
+    if (decision.kind === 'free') throw new SentinelError('redis_script_failed', 'idempotency/admission check answered free to a claim');
+    return decision.kind === 'claimed' ? { kind: 'claimed', claim: { eventId: request.eventId, recordKey, token } } : decision;
+  }
+
+  /**
+   * Looks at the request's key without claiming it or applying admission. Read by the same script
+   * as `begin`, in the same batch: the requests refused without a shard (a flash sale's later
+   * buyers of a sold seat) cost no round trip of their own.
+   */
+  async peek(request: GateRequest): Promise<PeekDecision> {
+    const decision = await this.run(request, this.recordKey(request), '', 'peek', 'idempotency check');
+    if (decision.kind === 'claimed' || decision.kind === 'limited')
+      throw new SentinelError('redis_script_failed', `idempotency check answered ${decision.kind} to a peek`);
+    return decision;
+  }
+
+  private recordKey(request: GateRequest): string {
+    return redisKeys.idempotency(request.eventId, keyDigest(request.customer, request.idempotencyKey));
+  }
+
+  /** One request's part of the batched `begin` script; `mode` is its admit argument (1, 0 or peek). */
+  private async run(
+    request: GateRequest,
+    recordKey: string,
+    token: string,
+    mode: '1' | '0' | 'peek',
+    what: string,
+  ): Promise<PeekDecision | { readonly kind: 'claimed' } | Extract<GateDecision, { kind: 'limited' }>> {
+    const rate = mode === '1' ? request.admission : undefined;
     const args = [
       request.fingerprint,
       token,
       String(request.inFlightTtlMs),
-      rate ? '1' : '0',
+      mode,
       rate ? String(emissionIntervalUs(rate)) : '0',
       rate ? String(rate.burst) : '0',
       request.nowUs === undefined ? '' : String(request.nowUs),
@@ -195,39 +235,24 @@ export class CommandGate {
     try {
       reply = await this.begins.add(request.eventId, { key: recordKey, args });
     } catch (error) {
-      throw translateRedisError(error, 'idempotency/admission check');
+      throw translateRedisError(error, what);
     }
     const [kind, value] = reply;
     switch (kind) {
       case 'claimed':
-        return { kind, claim: { eventId: request.eventId, recordKey, token } };
-      case 'replay':
-        return { kind, response: JSON.parse(String(value)) as StoredResponse };
+        return { kind };
+      case 'free':
+        return { kind };
       case 'mismatch':
         return { kind };
+      case 'replay':
+        return { kind, response: JSON.parse(String(value)) as StoredResponse };
       case 'in-flight':
         return { kind, retryAfterMs: Math.max(0, Number(value)) };
       case 'limited':
         return { kind, retryAfterMs: Number(value) / 1000 };
       default:
-        throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${JSON.stringify(reply)}`);
-    }
-  }
-
-  /**
-   * Looks at the request's key without claiming it or applying admission: one HMGET, no script
-   * (reading one hash is atomic by itself). Read the same way as `begin` reads it.
-   */
-  async peek(request: GateRequest): Promise<PeekDecision> {
-    const recordKey = redisKeys.idempotency(request.eventId, keyDigest(request.customer, request.idempotencyKey));
-    try {
-      const [state, fingerprint, response] = await this.redis.hmget(recordKey, 's', 'f', 'r');
-      if (state === null || state === undefined) return { kind: 'free' };
-      if (fingerprint !== request.fingerprint) return { kind: 'mismatch' };
-      if (state === 'd') return { kind: 'replay', response: JSON.parse(String(response)) as StoredResponse };
-      return { kind: 'in-flight', retryAfterMs: Math.max(0, await this.redis.pttl(recordKey)) };
-    } catch (error) {
-      throw translateRedisError(error, 'idempotency check');
+        throw new SentinelError('redis_script_failed', `${what} answered ${JSON.stringify(reply)}`);
     }
   }
 

@@ -8,9 +8,11 @@
  * reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim the key
  * and go ahead. Replays and refusals of the key do not consume admission.
  *
- * A request the ingress can refuse without a shard (a seat known sold) only looks at its key — it
- * must still replay the stored success of an earlier request with the same key — with a plain
- * HMGET of the same fields (`CommandGate.peek`): no claim, no admission.
+ * A request the ingress can refuse without a shard (a seat known sold, a closed sale) only looks
+ * at its key — it must still replay the stored success of an earlier request with the same key —
+ * in the same script and batch, as a request whose admit argument is `peek`: the key is read as
+ * for any other request, but an unused key is answered `free`, with no claim and no admission
+ * (`CommandGate.peek`).
  *
  * `finish` stores the response of a claimed key (success) or gives the key back (anything else),
  * but only while the claim is still ours (its token matches).
@@ -24,8 +26,8 @@ import type { Redis } from 'ioredis';
 
 /**
  * KEYS[1] the event's admission TAT, KEYS[1 + i] request i's record. ARGV, 7 per request:
- * fingerprint, claim token, in-flight TTL (ms), admit (1|0), emission interval (µs), burst, and
- * now (µs; empty: the Redis server's clock). Answers one reply per request.
+ * fingerprint, claim token, in-flight TTL (ms), admit (1|0|peek), emission interval (µs), burst,
+ * and now (µs; empty: the Redis server's clock). Answers one reply per request.
  */
 export const BEGIN_SCRIPT = `
 local replies = {}
@@ -41,6 +43,8 @@ for i = 2, #KEYS do
     if rec[2] ~= ARGV[a + 1] then reply = {'mismatch'}
     elseif rec[1] == 'd' then reply = {'replay', rec[3]}
     else reply = {'in-flight', redis.call('PTTL', key)} end
+  elseif ARGV[a + 4] == 'peek' then
+    reply = {'free'}
   elseif ARGV[a + 4] == '1' then
     local now
     if ARGV[a + 7] ~= '' then

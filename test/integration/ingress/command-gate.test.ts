@@ -141,6 +141,34 @@ t.test('peek: looks at a key without claiming it or taking admission', async (t)
   t.same(await gate.begin(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { won: true } } });
 });
 
+t.test('peeks and claims of one turn go in one script run, decided in order', async (t) => {
+  const eventId = uniqueName('peek-batch');
+  const rate = { ratePerS: 1, burst: 2 };
+  // Every command a client sent that names the event's keys (not those its scripts ran).
+  const sent: string[] = [];
+  const monitor = await redis.duplicate().monitor();
+  t.teardown(() => monitor.disconnect());
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source !== 'lua' && args.some((a) => a.includes(`{${eventId}}`))) sent.push(args[0]!);
+  });
+  // Issued in one turn: peek k1, claim k1, peek k1, peek k2 ×3, claim k2, claim k3.
+  const decisions = await Promise.all([
+    gate.peek(request(eventId, { admission: rate })),
+    gate.begin(request(eventId, { admission: rate })),
+    gate.peek(request(eventId, { admission: rate })),
+    ...[1, 2, 3].map(() => gate.peek(request(eventId, { idempotencyKey: 'k2', admission: rate }))),
+    gate.begin(request(eventId, { idempotencyKey: 'k2', admission: rate })),
+    gate.begin(request(eventId, { idempotencyKey: 'k3', admission: rate })),
+  ]);
+  t.same(
+    decisions.map((d) => d.kind),
+    ['free', 'claimed', 'in-flight', 'free', 'free', 'free', 'claimed', 'limited'],
+    'a peek sees the claims before it in the batch; peeks take none of the burst of 2',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 50)); // MONITOR reports asynchronously
+  t.same(sent, ['evalsha'], 'one script run for the eight requests, and no other command');
+});
+
 t.test('a stale claim cannot overwrite the claim that replaced it', async (t) => {
   const eventId = uniqueName('stale');
   const old = await gate.begin(request(eventId, { inFlightTtlMs: 50 }));
