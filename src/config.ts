@@ -40,6 +40,11 @@ export interface Config {
   readonly ingressPort: number;
   /** Ingress: processes serving the port, 1 = no supervisor (`SENTINEL_INGRESS_WORKERS`, default 1). */
   readonly ingressWorkers: number;
+  /**
+   * Ingress: listen backlog, connections the kernel completes before the process accepts them
+   * (`SENTINEL_INGRESS_BACKLOG`, default 4096; the kernel caps it at `net.core.somaxconn`).
+   */
+  readonly ingressBacklog: number;
   /** Ingress: deadline of one shard request in ms (`SENTINEL_SHARD_TIMEOUT_MS`, default 2000). */
   readonly shardTimeoutMs: number;
   /** Ingress: HS256 secret for bearer tokens (`SENTINEL_JWT_SECRET`, default a development secret). */
@@ -118,6 +123,7 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     httpPort: int(env, 'SENTINEL_HTTP_PORT', 9464, 0, 65535),
     ingressPort: int(env, 'SENTINEL_INGRESS_PORT', 8080, 0, 65535),
     ingressWorkers: int(env, 'SENTINEL_INGRESS_WORKERS', 1, 1, 64),
+    ingressBacklog: int(env, 'SENTINEL_INGRESS_BACKLOG', 4096, 1, 65_535),
     shardTimeoutMs: int(env, 'SENTINEL_SHARD_TIMEOUT_MS', 2000, 10, 120_000),
     jwtSecret,
     jwksUrl: str(env, 'SENTINEL_JWKS_URL', ''),

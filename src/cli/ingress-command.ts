@@ -79,7 +79,7 @@ export const ingressCommand: Command = {
       tokens,
       settings: { shardTimeoutMs: config.shardTimeoutMs, idempotencyTtlS: config.idempotencyTtlS },
     });
-    const running = await serveIngress(app, { port, host: values.host, log });
+    const running = await serveIngress(app, { port, host: values.host, backlog: config.ingressBacklog, log });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 
     const signal = await untilSignal();

@@ -19,14 +19,26 @@ export interface RunningIngress {
   close(options?: { drainDelayMs?: number; graceMs?: number }): Promise<void>;
 }
 
-export async function serveIngress(app: IngressApp, options: { port: number; host?: string; log: Logger }): Promise<RunningIngress> {
+/**
+ * The listen backlog when none is given. Node's default, 511, is overrun at a sale's opening: a
+ * thousand buyers connecting in the same instant to a busy process fill the accept queue, and the
+ * kernel drops the rest of their SYNs — each retried a second later (then 3 s, 7 s…). The kernel
+ * caps the backlog at `net.core.somaxconn` (4096 on current kernels; a namespaced sysctl a pod
+ * may raise).
+ */
+export const DEFAULT_LISTEN_BACKLOG = 4096;
+
+export async function serveIngress(
+  app: IngressApp,
+  options: { port: number; host?: string; backlog?: number; log: Logger },
+): Promise<RunningIngress> {
   const server = createServer(app.koa.callback());
   // Longer than common load-balancer idle timeouts, so the balancer closes first, never us mid-request.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => {
+    server.listen({ port: options.port, host: options.host ?? '0.0.0.0', backlog: options.backlog ?? DEFAULT_LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });

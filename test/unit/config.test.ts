@@ -8,6 +8,7 @@ t.test('defaults point at the local infrastructure and are frozen', async (t) =>
   t.same(config.kafkaBrokers, ['127.0.0.1:19092']);
   t.equal(config.engineId, 'h-7');
   t.equal(config.jwtSecret, DEVELOPMENT_JWT_SECRET);
+  t.equal(config.ingressBacklog, 4096, "a listen backlog for a sale's opening, not Node's 511");
   t.ok(Object.isFrozen(config));
 });
 
@@ -20,6 +21,7 @@ t.test('bad values name the variable', async (t) => {
   t.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL must use postgres: or postgresql:/);
   t.throws(() => loadConfig({ REDIS_URL: 'not a url' }), /REDIS_URL is not a URL/);
   t.throws(() => loadConfig({ KAFKA_BROKERS: 'a:1,b' }), /KAFKA_BROKERS entry must be host:port, got "b"/);
+  t.throws(() => loadConfig({ SENTINEL_INGRESS_BACKLOG: '0' }), /SENTINEL_INGRESS_BACKLOG must be an integer in \[1, 65535\]/);
 });
 
 t.test('production refuses the development secret where tokens are verified', async (t) => {
