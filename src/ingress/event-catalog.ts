@@ -2,6 +2,12 @@
  * The events the ingress routes for: settings from Postgres and the seat → shard map of each,
  * cached. The map is a pure function of (layout, shard count), so it is rebuilt only when the
  * layout hash changes; settings (rate, window, status) are re-read after a short TTL.
+ *
+ * An entry past half its TTL is re-read in the background by the request that finds it, so under
+ * steady traffic the entry is replaced before it expires and no request waits for the re-read — a
+ * slow Postgres (a checkpoint, a busy disk) no longer stalls every request for the event once per
+ * TTL. Nothing older than the TTL is ever served while Postgres answers: a request waits for the
+ * read only when the entry has expired (no request in the second half of its life).
  */
 import { translatePgError } from '../adapters/postgres/errors.js';
 import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
@@ -26,6 +32,8 @@ export interface EventSource {
 interface Entry {
   readonly value: RoutableEvent | undefined;
   readonly expiresAt: number;
+  /** From when a request re-reads it in the background (found events only). */
+  readonly refreshAt: number;
 }
 
 /** How long event settings are trusted before they are re-read (ms). */
@@ -48,19 +56,40 @@ export class EventCatalog {
   /** The event, or undefined when there is no such event. */
   async get(eventId: string): Promise<RoutableEvent | undefined> {
     const entry = this.entries.get(eventId);
-    if (entry !== undefined && entry.expiresAt > this.now()) return entry.value;
+    const now = this.now();
+    if (entry !== undefined && entry.expiresAt > now) {
+      if (entry.value !== undefined && entry.refreshAt <= now && !this.loading.has(eventId)) this.refreshAhead(eventId, entry);
+      return entry.value;
+    }
+    // An expired entry keeps serving while its refresh is in flight only if the refresh fails.
+    try {
+      return await this.loadOnce(eventId);
+    } catch (error) {
+      if (entry?.value !== undefined) return entry.value;
+      throw error;
+    }
+  }
+
+  /** One read of the event at a time, whoever asks. */
+  private loadOnce(eventId: string): Promise<RoutableEvent | undefined> {
     let pending = this.loading.get(eventId);
     if (pending === undefined) {
       pending = this.load(eventId).finally(() => this.loading.delete(eventId));
       this.loading.set(eventId, pending);
     }
-    // A stale entry keeps serving while its refresh is in flight only if the refresh fails.
-    try {
-      return await pending;
-    } catch (error) {
-      if (entry?.value !== undefined) return entry.value;
-      throw error;
-    }
+    return pending;
+  }
+
+  /**
+   * Re-reads a still valid entry without anyone waiting. If the read fails, the entry serves on
+   * until it expires (then requests wait for a read, as for any expired entry), and the next
+   * background attempt comes no sooner than another half TTL: a failing Postgres is not asked
+   * at the rate of requests.
+   */
+  private refreshAhead(eventId: string, entry: Entry): void {
+    this.loadOnce(eventId).catch(() => {
+      if (this.entries.get(eventId) === entry) this.entries.set(eventId, { ...entry, refreshAt: this.now() + this.ttlMs / 2 });
+    });
   }
 
   private async load(eventId: string): Promise<RoutableEvent | undefined> {
@@ -71,7 +100,8 @@ export class EventCatalog {
       throw translatePgError(error, `read event ${eventId}`);
     }
     if (event === undefined) {
-      this.entries.set(eventId, { value: undefined, expiresAt: this.now() + MISSING_EVENT_CACHE_TTL_MS });
+      const now = this.now();
+      this.entries.set(eventId, { value: undefined, expiresAt: now + MISSING_EVENT_CACHE_TTL_MS, refreshAt: Infinity });
       return undefined;
     }
     const mapKey = `${event.id}\n${event.layoutHash}\n${event.shardCount}`;
@@ -89,7 +119,8 @@ export class EventCatalog {
       this.maps.set(mapKey, map);
     }
     const value: RoutableEvent = { event, map, admission: admissionRateOf(event.admissionRate) };
-    this.entries.set(eventId, { value, expiresAt: this.now() + this.ttlMs });
+    const now = this.now();
+    this.entries.set(eventId, { value, expiresAt: now + this.ttlMs, refreshAt: now + this.ttlMs / 2 });
     evictOldest(this.entries, 10_000);
     return value;
   }

@@ -91,6 +91,63 @@ t.test('a failing refresh keeps serving the last known event; a first read fails
   );
 });
 
+/** A source whose reads the test answers one by one. */
+function scriptedSource() {
+  const reads: { resolve: (e: StoredEvent) => void; reject: (error: unknown) => void }[] = [];
+  return {
+    reads,
+    source: { getEvent: () => new Promise<StoredEvent | undefined>((resolve, reject) => reads.push({ resolve, reject })) },
+  };
+}
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+t.test('under steady traffic the entry is re-read in the background: no request waits for it', async (t) => {
+  const { reads, source } = scriptedSource();
+  let now = 0;
+  const catalog = new EventCatalog(source, () => now, 2000);
+  const first = catalog.get('ev');
+  reads[0]!.resolve(event({ admissionRate: 100 }));
+  t.equal((await first)!.admission.ratePerS, 100);
+  now = 900;
+  await catalog.get('ev');
+  t.equal(reads.length, 1, 'in its first half-life the entry is only served');
+  now = 1100;
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 100, 'past half its life: served at once, with the read still unanswered…');
+  t.equal(reads.length, 2, '…which that request started');
+  now = 1500;
+  await catalog.get('ev');
+  t.equal(reads.length, 2, 'one background read at a time');
+  reads[1]!.resolve(event({ admissionRate: 200 }));
+  await settled();
+  now = 2400; // past the first entry's expiry (2000); the new one, read at 1500, is fresh until 2500
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 200, 'the re-read replaced the entry before it expired');
+  t.equal(reads.length, 2);
+});
+
+t.test('a failing background read: the entry serves until it expires, Postgres is not asked per request', async (t) => {
+  const { reads, source } = scriptedSource();
+  let now = 0;
+  const catalog = new EventCatalog(source, () => now, 2000);
+  const first = catalog.get('ev');
+  reads[0]!.resolve(event());
+  await first;
+  now = 1100;
+  await catalog.get('ev');
+  reads[1]!.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+  await settled();
+  now = 1200;
+  t.ok(await catalog.get('ev'), 'still served');
+  now = 1900;
+  await catalog.get('ev');
+  t.equal(reads.length, 2, 'no new read within half a TTL of the failure');
+  now = 2100;
+  const expired = catalog.get('ev');
+  await settled();
+  t.equal(reads.length, 3, 'expired: a request waits for a read again');
+  reads[2]!.resolve(event({ admissionRate: 300 }));
+  t.equal((await expired)!.admission.ratePerS, 300, 'and gets what Postgres says now');
+});
+
 t.test('sale state', async (t) => {
   t.equal(saleState(event(), 500), 'not-yet-open');
   t.equal(saleState(event(), 1000), 'open');
