@@ -72,7 +72,7 @@ if (args.help) {
   --hot-runs N    hot-seat runs per design (1-10), each on a fresh seat; the table shows the median by p99 (default 3)
   --write-docs    refresh the figures in docs/benchmarks.md and write docs/benchmarks.svg
   --profile DIR   every server process (engines, ingresses, seed apps, no-op servers) writes a V8
-                  CPU profile into DIR when it exits: CPU-<date>-<pid>…cpuprofile\n`);
+                  CPU profile into DIR when it exits (CPU.<date>.<time>.<pid>.….cpuprofile)\n`);
   process.exit(0);
 }
 
