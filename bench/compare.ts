@@ -76,6 +76,24 @@ if (args.help) {
   process.exit(0);
 }
 
+/**
+ * TCP segments this machine retransmitted so far (/proc/net/snmp). On loopback nothing is lost:
+ * a retransmission means an acknowledgement came later than the retransmission timeout (at least
+ * 200 ms on Linux) — a CPU so busy that the kernel's network processing waits — and whatever the
+ * segment carried (a request, a batch of Redis or NATS commands) waited with it.
+ */
+function tcpRetransmissions(): number | undefined {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Tcp:'));
+    const names = lines[0]!.split(/\s+/);
+    return Number(lines[1]!.split(/\s+/)[names.indexOf('RetransSegs')]);
+  } catch {
+    return undefined; // not Linux
+  }
+}
+
 /** The 1-minute load average when the bench started: another job on the machine skews every figure. */
 const LOAD_AT_START = Math.round(loadavg()[0]! * 100) / 100;
 
@@ -269,16 +287,19 @@ async function main(): Promise<void> {
       const gcObserver = new PerformanceObserver((list) => pauses.push(...list.getEntries().map((e) => e.duration)));
       gcObserver.observe({ entryTypes: ['gc'] });
       const before = await transactions();
+      const retransmittedBefore = tcpRetransmissions();
       const cpuBefore = cpuNow();
       const report = await run();
       const cpu = cpuDelta(cpuBefore, cpuNow());
       const after = await transactions();
       gcObserver.disconnect();
+      const retransmitted = (tcpRetransmissions() ?? NaN) - (retransmittedBefore ?? NaN);
       const row: Row = { id, label, system, report, pgTransactions: before === null || after === null ? null : after - before, cpu };
       say(
         `${id}: ${report.requests.toLocaleString('en-US')} requests in ${report.duration_s} s = ${report.throughput_rps.toLocaleString('en-US')} req/s; ` +
           `${formatLatency(report.latency_ms)}; ${JSON.stringify(report.status)}; ` +
-          `client GC ${pauses.length} pauses, ${Math.round(pauses.reduce((a, b) => a + b, 0))} ms, longest ${Math.round(Math.max(0, ...pauses))} ms`,
+          `client GC ${pauses.length} pauses, ${Math.round(pauses.reduce((a, b) => a + b, 0))} ms, longest ${Math.round(Math.max(0, ...pauses))} ms; ` +
+          `TCP retransmissions ${Number.isNaN(retransmitted) ? 'unknown' : retransmitted}`,
       );
       return row;
     };
