@@ -7,7 +7,9 @@
  * steady traffic the entry is replaced before it expires and no request waits for the re-read — a
  * slow Postgres (a checkpoint, a busy disk) no longer stalls every request for the event once per
  * TTL. Nothing older than the TTL is ever served while Postgres answers: a request waits for the
- * read only when the entry has expired (no request in the second half of its life).
+ * read only when the entry has expired (no request in the second half of its life). While
+ * Postgres fails, the last known settings are served without waiting, and it is asked again once
+ * per half TTL.
  */
 import { translatePgError } from '../adapters/postgres/errors.js';
 import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
@@ -46,6 +48,8 @@ export class EventCatalog {
   private readonly entries = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<RoutableEvent | undefined>>();
   private readonly maps = new Map<string, ShardMap>();
+  /** Events whose last read failed: no read in the background before this time (epoch ms). */
+  private readonly retryAt = new Map<string, number>();
 
   constructor(
     private readonly source: EventSource,
@@ -58,10 +62,16 @@ export class EventCatalog {
     const entry = this.entries.get(eventId);
     const now = this.now();
     if (entry !== undefined && entry.expiresAt > now) {
-      if (entry.value !== undefined && entry.refreshAt <= now && !this.loading.has(eventId)) this.refreshAhead(eventId, entry);
+      if (entry.value !== undefined && entry.refreshAt <= now) this.readInBackground(eventId, now);
       return entry.value;
     }
-    // An expired entry keeps serving while its refresh is in flight only if the refresh fails.
+    if (entry?.value !== undefined && this.retryAt.has(eventId)) {
+      // Postgres failed the last read: the last known settings are served without waiting (as a
+      // failed read would end in anyway), and Postgres is asked again once per half TTL.
+      this.readInBackground(eventId, now);
+      return entry.value;
+    }
+    // An expired entry keeps serving while its read is in flight only if the read fails.
     try {
       return await this.loadOnce(eventId);
     } catch (error) {
@@ -70,26 +80,35 @@ export class EventCatalog {
     }
   }
 
-  /** One read of the event at a time, whoever asks. */
+  /**
+   * One read of the event at a time, whoever asks. A failed read is remembered: no read in the
+   * background comes sooner than half a TTL after it (a failing Postgres is not asked at the rate
+   * of requests), and an expired entry is served without waiting until a read succeeds.
+   */
   private loadOnce(eventId: string): Promise<RoutableEvent | undefined> {
     let pending = this.loading.get(eventId);
     if (pending === undefined) {
-      pending = this.load(eventId).finally(() => this.loading.delete(eventId));
+      pending = this.load(eventId).then(
+        (value) => {
+          this.retryAt.delete(eventId);
+          return value;
+        },
+        (error: unknown) => {
+          this.retryAt.set(eventId, this.now() + this.ttlMs / 2);
+          evictOldest(this.retryAt, 10_000);
+          throw error;
+        },
+      );
+      pending = pending.finally(() => this.loading.delete(eventId));
       this.loading.set(eventId, pending);
     }
     return pending;
   }
 
-  /**
-   * Re-reads a still valid entry without anyone waiting. If the read fails, the entry serves on
-   * until it expires (then requests wait for a read, as for any expired entry), and the next
-   * background attempt comes no sooner than another half TTL: a failing Postgres is not asked
-   * at the rate of requests.
-   */
-  private refreshAhead(eventId: string, entry: Entry): void {
-    this.loadOnce(eventId).catch(() => {
-      if (this.entries.get(eventId) === entry) this.entries.set(eventId, { ...entry, refreshAt: this.now() + this.ttlMs / 2 });
-    });
+  /** Starts a read nobody waits for, unless one is in flight or the last failed less than half a TTL ago. */
+  private readInBackground(eventId: string, now: number): void {
+    if (this.loading.has(eventId) || (this.retryAt.get(eventId) ?? 0) > now) return;
+    this.loadOnce(eventId).catch(() => undefined); // remembered by loadOnce; the entry serves on
   }
 
   private async load(eventId: string): Promise<RoutableEvent | undefined> {

@@ -124,28 +124,41 @@ t.test('under steady traffic the entry is re-read in the background: no request 
   t.equal(reads.length, 2);
 });
 
-t.test('a failing background read: the entry serves until it expires, Postgres is not asked per request', async (t) => {
+t.test('while Postgres fails: the last settings are served without waiting, and it is asked once per half TTL', async (t) => {
   const { reads, source } = scriptedSource();
   let now = 0;
   const catalog = new EventCatalog(source, () => now, 2000);
+  const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
   const first = catalog.get('ev');
-  reads[0]!.resolve(event());
+  reads[0]!.resolve(event({ admissionRate: 100 }));
   await first;
   now = 1100;
   await catalog.get('ev');
-  reads[1]!.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+  reads[1]!.reject(refused());
   await settled();
-  now = 1200;
-  t.ok(await catalog.get('ev'), 'still served');
   now = 1900;
-  await catalog.get('ev');
+  t.ok(await catalog.get('ev'), 'still valid: served');
   t.equal(reads.length, 2, 'no new read within half a TTL of the failure');
-  now = 2100;
-  const expired = catalog.get('ev');
+  now = 2150;
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 100, 'expired, and Postgres failed last: served at once…');
+  t.equal(reads.length, 3, '…and a read started in the background');
+  reads[2]!.reject(refused());
   await settled();
-  t.equal(reads.length, 3, 'expired: a request waits for a read again');
-  reads[2]!.resolve(event({ admissionRate: 300 }));
-  t.equal((await expired)!.admission.ratePerS, 300, 'and gets what Postgres says now');
+  now = 3000;
+  await catalog.get('ev');
+  t.equal(reads.length, 3, 'none again before half a TTL has passed');
+  now = 3200;
+  await catalog.get('ev');
+  t.equal(reads.length, 4);
+  reads[3]!.resolve(event({ admissionRate: 300 }));
+  await settled();
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 300, 'Postgres answers again: its settings are served');
+  now = 5300;
+  const afterIdle = catalog.get('ev');
+  await settled();
+  t.equal(reads.length, 5, 'and an expired entry waits for a read again, as before the failures');
+  reads[4]!.resolve(event({ admissionRate: 400 }));
+  t.equal((await afterIdle)!.admission.ratePerS, 400);
 });
 
 t.test('sale state', async (t) => {
