@@ -79,8 +79,8 @@ if (args.help) {
 /**
  * TCP segments this machine retransmitted so far (/proc/net/snmp). On loopback nothing is lost:
  * a retransmission means an acknowledgement came later than the retransmission timeout (at least
- * 200 ms on Linux) — a CPU so busy that the kernel's network processing waits — and whatever the
- * segment carried (a request, a batch of Redis or NATS commands) waited with it.
+ * 200 ms on Linux) — a witness that the kernel's network processing ran that late, on cores too
+ * busy to give it its turn (docs/benchmarks.md, the hot seat).
  */
 function tcpRetransmissions(): number | undefined {
   try {
