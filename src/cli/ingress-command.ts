@@ -10,6 +10,7 @@ import { createIngressApp } from '../ingress/app.js';
 import { createTokenVerifier } from '../ingress/auth.js';
 import { clusterMetrics, isClusterWorker, leaveCluster, superviseWorkers } from '../ingress/cluster.js';
 import { createIngressMetrics } from '../ingress/metrics.js';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../ingress/command-gate.js';
 import { serveIngress } from '../ingress/server.js';
 import { untilSignal } from './signals.js';
 import type { Command } from './commands.js';
@@ -59,7 +60,13 @@ export const ingressCommand: Command = {
     }
     if (workers > 1 && !isClusterWorker()) return superviseWorkers({ workers, log, stop: untilSignal() });
 
-    const redis = createRedis({ url: config.redisUrl, log, name: 'sentinel-ingress', autoPipelining: true });
+    const redis = createRedis({
+      url: config.redisUrl,
+      log,
+      name: 'sentinel-ingress',
+      autoPipelining: true,
+      commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS,
+    });
     await connectRedis(redis);
     const nc = await connectNats({ url: config.natsUrl, log, name: 'sentinel-ingress' });
     const pg = createPgPool({ url: config.databaseUrl, max: config.pgPoolSize, log, applicationName: 'sentinel-ingress' });

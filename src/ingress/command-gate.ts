@@ -58,6 +58,16 @@ interface ScriptedRedis {
   sentinelIngressFinish(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number[]>;
 }
 
+/**
+ * How long the ingress waits for Redis to answer a command before answering the request 503: a
+ * Redis that stopped answering (paused, or behind a link that drops packets) must not hold the
+ * request, and its client, for as long as TCP takes to notice. As long as a shard gets by default
+ * (`SENTINEL_SHARD_TIMEOUT_MS`): a Redis that answers at all answers in milliseconds, but on a
+ * saturated machine the kernel's own network processing can add more than a second
+ * (docs/benchmarks.md), and that is no reason to fail a request.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 2000;
+
 /** Most requests one script run decides: a run blocks Redis, so keep each short. */
 const MAX_BATCH = 128;
 

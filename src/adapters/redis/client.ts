@@ -13,6 +13,12 @@ export function createRedis(options: {
   name?: string;
   /** Send the commands issued in one event-loop tick in one write (busy request paths). */
   autoPipelining?: boolean;
+  /**
+   * Fail a command not answered within this many ms. A Redis that stops answering without
+   * closing the connection (paused, or behind a link that drops packets) otherwise leaves every
+   * command waiting for TCP to give up, hours later.
+   */
+  commandTimeoutMs?: number;
 }): Redis {
   const client = new Redis(options.url, {
     connectionName: options.name ?? 'sentinel',
@@ -21,6 +27,7 @@ export function createRedis(options: {
     connectTimeout: 2000,
     lazyConnect: true,
     enableAutoPipelining: options.autoPipelining ?? false,
+    ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
   });
   let down = false;

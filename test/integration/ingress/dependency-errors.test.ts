@@ -13,10 +13,12 @@ import pg from 'pg';
 import { translatePgError } from '../../../src/adapters/postgres/errors.js';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import { DependencyError } from '../../../src/errors.js';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../../../src/ingress/command-gate.js';
 import type { OpenApi } from '../../../src/ingress/openapi.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { silentLogger } from '../../../src/log.js';
 import { freePort, provisionTestEvent, testDatabase, waitFor } from '../../support/stack.js';
+import { tcpRelay } from '../../support/tcp-relay.js';
 import { call, config, eventPath, startHarness, type Exchange } from './harness.js';
 
 const pool = await testDatabase();
@@ -74,6 +76,36 @@ t.test('a Redis that cannot take writes (READONLY, MASTERDOWN) → 503, not 500'
   });
   const peeked = await call(h.url, 'POST', `/v1/events/${closed.eventId}/seats/A-1-1/reserve`, { token: alice, key: 'k-closed' });
   expect503(t, peeked, 'reserveSeat', h.app.openapi);
+});
+
+t.test('a Redis that stops answering (a link that drops packets) → 503 within the command timeout, not a hang', async (t) => {
+  const redisPort = Number(new URL(config.redisUrl).port);
+  const relay = await tcpRelay('127.0.0.1', redisPort);
+  t.teardown(() => relay.close());
+  // Made as the ingress makes its client (sentinel ingress), behind a link the test can silence.
+  const redis = createRedis({
+    url: `redis://127.0.0.1:${relay.port}`,
+    log: silentLogger,
+    name: 'silent-redis-test',
+    autoPipelining: true,
+    commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS,
+  });
+  await connectRedis(redis);
+  const h = await startHarness(pool, { redis });
+  t.teardown(async () => {
+    await h.close();
+    redis.disconnect();
+  });
+  const alice = await h.token('alice');
+  relay.blackhole();
+  const started = performance.now();
+  const response = await call(h.url, 'POST', eventPath(spec, '/holds'), { token: alice, key: 'k-silent', body: { seats: ['A-1-2'] } });
+  const tookMs = performance.now() - started;
+  expect503(t, response, 'createHold', h.app.openapi);
+  t.ok(
+    tookMs < REDIS_COMMAND_TIMEOUT_MS + 1000,
+    `answered after ${Math.round(tookMs)} ms, the command timeout being ${REDIS_COMMAND_TIMEOUT_MS}`,
+  );
 });
 
 t.test('a Postgres pool with no connection to give within its timeout → 503, not 500', async (t) => {
