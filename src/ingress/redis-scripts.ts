@@ -6,7 +6,9 @@
  *
  * `begin` decides, per request, what a command request may do: replay a stored response, refuse a
  * reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim the key
- * and go ahead. Replays and refusals of the key do not consume admission.
+ * and go ahead. Replays and refusals of the key do not consume admission. Running it twice for the
+ * same request (same claim token) answers the same: ioredis resends a command whose reply was lost
+ * with the connection, and a request must not find its own claim "in flight" nor pay admission twice.
  *
  * A request the ingress can refuse without a shard (a seat known sold, a closed sale) only looks
  * at its key — it must still replay the stored success of an earlier request with the same key —
@@ -37,11 +39,14 @@ local tatNow
 for i = 2, #KEYS do
   local a = (i - 2) * 7
   local key = KEYS[i]
-  local rec = redis.call('HMGET', key, 's', 'f', 'r')
+  local rec = redis.call('HMGET', key, 's', 'f', 'r', 't')
   local reply
   if rec[1] then
     if rec[2] ~= ARGV[a + 1] then reply = {'mismatch'}
     elseif rec[1] == 'd' then reply = {'replay', rec[3]}
+    -- This very request's claim: the script ran before and its reply was lost (the client resends
+    -- a command unanswered when the connection dropped). Claimed again, admitted once.
+    elseif rec[4] == ARGV[a + 2] and ARGV[a + 2] ~= '' then reply = {'claimed'}
     else reply = {'in-flight', redis.call('PTTL', key)} end
   elseif ARGV[a + 4] == 'peek' then
     reply = {'free'}

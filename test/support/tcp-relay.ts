@@ -6,6 +6,8 @@ export interface TcpRelay {
   readonly port: number;
   /** From now on every byte in either direction is dropped; connections stay open (a link that silently loses packets). */
   blackhole(): void;
+  /** From now on the server's replies are dropped, the client's requests still delivered (the server acts, the client never hears). */
+  blackholeReplies(): void;
   /** Relays again: the connections that lost bytes are closed (their peers see an error), new ones are relayed. */
   restore(): void;
   close(): Promise<void>;
@@ -13,6 +15,7 @@ export interface TcpRelay {
 
 export async function tcpRelay(host: string, port: number): Promise<TcpRelay> {
   let dropping = false;
+  let droppingReplies = false;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(port, host);
@@ -22,7 +25,7 @@ export async function tcpRelay(host: string, port: number): Promise<TcpRelay> {
       socket.on('close', () => sockets.delete(socket));
     }
     client.on('data', (data) => void (dropping || upstream.write(data)));
-    upstream.on('data', (data) => void (dropping || client.write(data)));
+    upstream.on('data', (data) => void (dropping || droppingReplies || client.write(data)));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -30,9 +33,11 @@ export async function tcpRelay(host: string, port: number): Promise<TcpRelay> {
   return {
     port: (server.address() as { port: number }).port,
     blackhole: () => void (dropping = true),
+    blackholeReplies: () => void (droppingReplies = true),
     restore: () => {
       for (const socket of sockets) socket.destroy();
       dropping = false;
+      droppingReplies = false;
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();

@@ -2,11 +2,12 @@ import t from 'tap';
 import fc from 'fast-check';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import { gcraDecide, type AdmissionRate } from '../../../src/ingress/admission.js';
-import { CommandGate, type GateRequest } from '../../../src/ingress/command-gate.js';
+import { CommandGate, keyDigest, type GateRequest } from '../../../src/ingress/command-gate.js';
 import { redisKeys } from '../../../src/ingress/redis-scripts.js';
 import { DependencyError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
+import { tcpRelay } from '../../support/tcp-relay.js';
 
 const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'gate-test' });
 await connectRedis(redis);
@@ -191,6 +192,35 @@ t.test('replays and key refusals do not consume admission', async (t) => {
     (await gate.begin(request(eventId, { idempotencyKey: 'new', admission: rate }))).kind,
     'limited',
     'the one token went to the first request',
+  );
+});
+
+t.test('a begin whose reply was lost with the connection is resent and claims, admitted once', async (t) => {
+  // The relay delivers the script to Redis but drops its reply, then cuts the connection: ioredis
+  // reconnects and resends the unanswered command, so the script runs twice for one request.
+  const target = new URL(testConfig().redisUrl);
+  const relay = await tcpRelay(target.hostname, Number(target.port));
+  const relayed = createRedis({ url: `redis://127.0.0.1:${relay.port}`, log: silentLogger, name: 'gate-resend-test' });
+  await connectRedis(relayed);
+  t.teardown(async () => {
+    relayed.disconnect();
+    await relay.close();
+  });
+  const relayedGate = new CommandGate(relayed, 60);
+  const eventId = uniqueName('resend');
+  const rate = { ratePerS: 1, burst: 3 };
+  t.equal((await relayedGate.begin(request(eventId, { idempotencyKey: 'warm', admission: rate }))).kind, 'claimed', 'script loaded');
+  relay.blackholeReplies();
+  const decision = relayedGate.begin(request(eventId, { admission: rate }));
+  const record = redisKeys.idempotency(eventId, keyDigest('alice', 'k1'));
+  for (let i = 0; i < 100 && (await redis.exists(record)) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(await redis.exists(record), 1, 'Redis ran the script; its reply is lost');
+  relay.restore();
+  t.equal((await decision).kind, 'claimed', 'the resent script finds its own claim: claimed, not in flight');
+  t.equal(
+    (await gate.begin(request(eventId, { idempotencyKey: 'third', admission: rate }))).kind,
+    'claimed',
+    'the resend took no second admission token (burst 3: the warm-up, this request once, a third)',
   );
 });
 
