@@ -9,13 +9,15 @@
  * TTL. Nothing older than the TTL is ever served while Postgres answers: a request waits for the
  * read only when the entry has expired (no request in the second half of its life). While
  * Postgres fails, the last known settings are served without waiting, and it is asked again once
- * per half TTL.
+ * per half TTL. A read that does not answer within `readWaitMs` counts as failed for those who
+ * wait: they get the last known settings, or a 503 when there are none — a Postgres that stops
+ * answering does not hold every request for the pool's query timeout.
  */
 import { translatePgError } from '../adapters/postgres/errors.js';
 import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { validateLayout } from '../domain/layout.js';
 import { shardMap, type ShardMap } from '../domain/shard-map.js';
-import { SentinelError } from '../errors.js';
+import { DependencyError, SentinelError } from '../errors.js';
 import { evictOldest } from '../evict.js';
 import { admissionRateOf, type AdmissionRate } from './admission.js';
 
@@ -42,6 +44,8 @@ interface Entry {
 export const EVENT_CACHE_TTL_MS = 2000;
 /** How long "no such event" is remembered, so bogus ids cannot hammer Postgres (ms). */
 export const MISSING_EVENT_CACHE_TTL_MS = 1000;
+/** How long a request waits for a read of its event before it is treated as failed (ms; as Redis commands, ADR 0004). */
+export const EVENT_READ_WAIT_MS = 2000;
 
 /** Caches events with single-flight loads: a thousand concurrent requests cause one query. */
 export class EventCatalog {
@@ -55,6 +59,7 @@ export class EventCatalog {
     private readonly source: EventSource,
     private readonly now: () => number = Date.now,
     private readonly ttlMs = EVENT_CACHE_TTL_MS,
+    private readonly readWaitMs = EVENT_READ_WAIT_MS,
   ) {}
 
   /** The event, or undefined when there is no such event. */
@@ -71,9 +76,9 @@ export class EventCatalog {
       this.readInBackground(eventId, now);
       return entry.value;
     }
-    // An expired entry keeps serving while its read is in flight only if the read fails.
+    // An expired entry keeps serving while its read is in flight only if the read fails (or hangs).
     try {
-      return await this.loadOnce(eventId);
+      return await this.waitFor(eventId, this.loadOnce(eventId));
     } catch (error) {
       if (entry?.value !== undefined) return entry.value;
       throw error;
@@ -103,6 +108,21 @@ export class EventCatalog {
       this.loading.set(eventId, pending);
     }
     return pending;
+  }
+
+  /**
+   * The read, or a DependencyError once `readWaitMs` has passed without an answer. The read goes on;
+   * until it ends, the event is treated as failed (the last settings are served without waiting).
+   */
+  private waitFor(eventId: string, read: Promise<RoutableEvent | undefined>): Promise<RoutableEvent | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        if (this.loading.has(eventId)) this.retryAt.set(eventId, this.now() + this.ttlMs / 2);
+        reject(new DependencyError('postgres', `read event ${eventId}: no answer within ${this.readWaitMs} ms`));
+      }, this.readWaitMs);
+    });
+    return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Starts a read nobody waits for, unless one is in flight or the last failed less than half a TTL ago. */

@@ -161,6 +161,29 @@ t.test('while Postgres fails: the last settings are served without waiting, and 
   t.equal((await afterIdle)!.admission.ratePerS, 400);
 });
 
+t.test('a read that does not answer: waited for at most readWaitMs, then the last settings or a 503', async (t) => {
+  const { reads, source } = scriptedSource();
+  let now = 0;
+  const catalog = new EventCatalog(source, () => now, 2000, 40);
+  const first = catalog.get('ev');
+  reads[0]!.resolve(event({ admissionRate: 100 }));
+  await first;
+  now = 2500; // expired, no request in its second half: the next one waits for a read — which hangs
+  let started = performance.now();
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 100, 'the last settings, once the wait ran out');
+  t.ok(performance.now() - started < 1000, 'after the read wait, not the query timeout');
+  started = performance.now();
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 100, 'then served at once while the read hangs…');
+  t.ok(performance.now() - started < 20);
+  t.equal(reads.length, 2, '…with no second read piled on the hanging one');
+  reads[1]!.resolve(event({ admissionRate: 300 }));
+  await settled();
+  t.equal((await catalog.get('ev'))!.admission.ratePerS, 300, 'the late answer is used');
+
+  const unknown = catalog.get('other');
+  await t.rejects(unknown, DependencyError, 'no settings known: a 503, not a hang');
+});
+
 t.test('sale state', async (t) => {
   t.equal(saleState(event(), 500), 'not-yet-open');
   t.equal(saleState(event(), 1000), 'open');
