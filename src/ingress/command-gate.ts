@@ -266,13 +266,20 @@ export class CommandGate {
     }
   }
 
-  /** Stores a response for replay under the claimed key, for the configured TTL. */
+  /**
+   * Stores a response for replay under the claimed key, for the configured TTL. Throws when the
+   * claim was no longer ours (it outlived its in-flight TTL; the key may have been claimed since),
+   * so the caller can say the response was not stored — the shard still replays it under the key.
+   */
   async store(claim: GateClaim, response: StoredResponse): Promise<void> {
+    let done: number;
     try {
-      await this.finish(claim, 'store', JSON.stringify(response), String(this.ttlS));
+      done = await this.finish(claim, 'store', JSON.stringify(response), String(this.ttlS));
     } catch (error) {
       throw translateRedisError(error, 'store idempotent response');
     }
+    if (done !== 1)
+      throw new SentinelError('idempotency_claim_lost', 'the claim of the Idempotency-Key expired before its response was stored');
   }
 
   /** Gives the key back: the next request with it is decided afresh. */

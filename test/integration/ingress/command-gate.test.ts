@@ -176,7 +176,11 @@ t.test('a stale claim cannot overwrite the claim that replaced it', async (t) =>
   await new Promise((resolve) => setTimeout(resolve, 80));
   const fresh = await gate.begin(request(eventId));
   if (old.kind !== 'claimed' || fresh.kind !== 'claimed') throw new Error('expected two claims');
-  await gate.store(old.claim, { status: 201, headers: {}, body: 'stale' });
+  await t.rejects(
+    gate.store(old.claim, { status: 201, headers: {}, body: 'stale' }),
+    { code: 'idempotency_claim_lost' },
+    'a lost claim is said',
+  );
   await gate.release(old.claim);
   t.equal((await gate.begin(request(eventId))).kind, 'in-flight', 'the fresh claim stands');
 });
