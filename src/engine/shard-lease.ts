@@ -102,8 +102,9 @@ export class ShardLease {
         return;
       }
       this.lock = extended;
+      if (this.released) return; // released while the extension was in flight: no timer to arm
       this.armExpiry();
-      if (!this.released) this.schedule();
+      this.schedule();
     } catch (error) {
       this.markLost(`extension failed: ${error instanceof Error ? error.message : String(error)}`);
     }
