@@ -105,14 +105,19 @@ export type ShardResult =
   | { readonly ok: true; readonly type: 'released'; readonly holdId: string }
   /**
    * Some requested seats (or pool places) are not available; `seats` names them. `sold` names
-   * those of them that are sold — for good, so a caller may refuse them later without asking. The
-   * shard decides it in memory; the shard host names only seats whose sale has committed.
+   * those of them that are sold — for good, so a caller may refuse them later without asking —
+   * and `soldTo`, aligned with `sold` (same length, same order), the customer who bought each: a
+   * caller refuses later requests for a seat only to other customers, since the buyer's retry must
+   * reach the shard, which replays the buyer's success. The shard decides it in memory; the shard
+   * host names only seats whose sale has committed, and a seat whose buyer is unknown is not named.
+   * `soldTo` is for the caller, never for the client: the 409 names seats only.
    */
   | {
       readonly ok: false;
       readonly type: 'unavailable';
       readonly seats: readonly SeatId[];
       readonly sold?: readonly SeatId[];
+      readonly soldTo?: readonly CustomerId[];
       readonly message: string;
     }
   /** The customer's per-event limit would be exceeded. */
@@ -145,13 +150,20 @@ export type ShardResult =
 
 export type ShardResultType = ShardResult['type'];
 
-/** The refusal of seats that are taken (`taken`), naming those that are sold (a subset). */
-export function seatsUnavailable(taken: readonly SeatId[], sold?: readonly SeatId[]): Extract<ShardResult, { type: 'unavailable' }> {
+/**
+ * The refusal of seats that are taken (`taken`), naming those that are sold (a subset) and, when
+ * given, their buyers (`soldTo`, aligned with `sold`).
+ */
+export function seatsUnavailable(
+  taken: readonly SeatId[],
+  sold?: readonly SeatId[],
+  soldTo?: readonly CustomerId[],
+): Extract<ShardResult, { type: 'unavailable' }> {
   return {
     ok: false,
     type: 'unavailable',
     seats: taken,
-    ...(sold === undefined || sold.length === 0 ? {} : { sold }),
+    ...(sold === undefined || sold.length === 0 ? {} : soldTo === undefined ? { sold } : { sold, soldTo }),
     message: taken.length === 1 ? `seat ${taken[0]!} is not available` : `seats ${taken.join(', ')} are not available`,
   };
 }

@@ -123,6 +123,12 @@ export class ShardInventory {
   private readonly seatState: Uint8Array;
   private readonly seatVersion: Float64Array;
   private readonly seatHold: (string | null)[];
+  /**
+   * Who bought each sold seat (null for other seats, and for a sold seat restored without its
+   * buyer): named with the seat in a refusal, so a caller that remembers sold seats refuses only
+   * other customers (see `soldTo`). An array of references to the customers' strings: no object per seat.
+   */
+  private readonly seatBuyer: (CustomerId | null)[];
   private readonly seatRow: Int32Array;
   // Rows, by local index.
   private readonly rowKeys = new Map<string, number>();
@@ -181,6 +187,7 @@ export class ShardInventory {
     this.seatState = new Uint8Array(seats);
     this.seatVersion = new Float64Array(seats);
     this.seatHold = new Array<string | null>(seats).fill(null);
+    this.seatBuyer = new Array<CustomerId | null>(seats).fill(null);
     this.seatRow = new Int32Array(seats);
     this.rowSection = new Int32Array(rows);
     const grid: SeatGrid = {
@@ -480,13 +487,20 @@ export class ShardInventory {
     if (exceeded !== undefined) return exceeded;
     let taken: SeatId[] | undefined;
     let sold: SeatId[] | undefined;
+    let soldTo: CustomerId[] | undefined;
     for (let i = 0; i < indexes.length; i++) {
-      const state = this.seatState[indexes[i]!];
+      const index = indexes[i]!;
+      const state = this.seatState[index];
       if (state === AVAILABLE) continue;
       (taken ??= []).push(seats[i]!);
-      if (state === SOLD) (sold ??= []).push(seats[i]!);
+      const buyer = this.seatBuyer[index]!;
+      // A sold seat whose buyer is unknown is not named sold: the caller asks again rather than guess.
+      if (state === SOLD && buyer !== null) {
+        (sold ??= []).push(seats[i]!);
+        (soldTo ??= []).push(buyer);
+      }
     }
-    if (taken !== undefined) return seatsUnavailable(taken, sold);
+    if (taken !== undefined) return seatsUnavailable(taken, sold, soldTo);
     const hold = this.createSeatHold(customer, tally, indexes, seats, key, now, changes);
     return { ok: true, type: 'held', hold };
   }
@@ -593,8 +607,11 @@ export class ShardInventory {
     this.recentNext = (slot + 1) % ABORT_WINDOW;
   }
 
-  /** Moves a seat to `state` (bumping its version) and keeps the row/section counters; returns the change. */
-  private setSeat(index: number, state: number, holdId: string | null, id: SeatId): ShardChange {
+  /**
+   * Moves a seat to `state` (bumping its version) and keeps the row/section counters; returns the
+   * change. `buyer`: the customer a seat moved to SOLD is sold to.
+   */
+  private setSeat(index: number, state: number, holdId: string | null, id: SeatId, buyer: CustomerId | null = null): ShardChange {
     const previous = this.seatState[index]!;
     const row = this.seatRow[index]!;
     const section = this.rowSection[row]!;
@@ -611,6 +628,7 @@ export class ShardInventory {
     grid.rowMaxRun[row] = -1;
     this.seatState[index] = state;
     this.seatHold[index] = holdId;
+    this.seatBuyer[index] = state === SOLD ? buyer : null;
     const fromVersion = this.seatVersion[index]!;
     const toVersion = fromVersion + 1;
     this.seatVersion[index] = toVersion;
@@ -668,7 +686,7 @@ export class ShardInventory {
   private confirm(customer: CustomerId, holdId: string, now: number, changes: ShardChange[]): ShardResult {
     const view = this.liveHold(customer, holdId, now);
     if ('ok' in view) return view;
-    for (const seat of view.seats) changes.push(this.setSeat(this.seatIndex(seat), SOLD, holdId, seat));
+    for (const seat of view.seats) changes.push(this.setSeat(this.seatIndex(seat), SOLD, holdId, seat, customer));
     if (view.pool !== undefined) {
       const p = this.poolKeys.get(view.pool)!;
       this.poolHeld[p]! -= view.quantity;
@@ -722,7 +740,10 @@ export class ShardInventory {
     const exceeded = this.limitExceeded(tally, 1);
     if (exceeded !== undefined) return exceeded;
     const state = this.seatState[index];
-    if (state !== AVAILABLE) return seatsUnavailable([seat], state === SOLD ? [seat] : undefined);
+    if (state !== AVAILABLE) {
+      const buyer = state === SOLD ? this.seatBuyer[index]! : null;
+      return buyer === null ? seatsUnavailable([seat]) : seatsUnavailable([seat], [seat], [buyer]);
+    }
     const holdId = this.freshHoldId();
     const seats = [seat];
     const hold: HoldView = { holdId, customer, seats, quantity: 1, createdAt: now, expiresAt: now + this.rules.holdTtlMs };
@@ -735,7 +756,7 @@ export class ShardInventory {
       confirmedAt: now,
     };
     changes.push({ type: 'hold-created', hold });
-    changes.push(this.setSeat(index, SOLD, holdId, seat));
+    changes.push(this.setSeat(index, SOLD, holdId, seat, customer));
     changes.push({ type: 'reservation-created', reservation });
     (tally ?? this.tally(customer)).reserved += 1;
     this.rememberEnded(holdId, { customer, outcome: 'confirmed', reservationId: reservation.reservationId, at: now });
@@ -933,11 +954,13 @@ export class ShardInventory {
   snapshot(): ShardSnapshot {
     const seats: SeatRecord[] = [];
     for (let i = 0; i < this.seatState.length; i++) {
+      const buyer = this.seatBuyer[i]!;
       seats.push({
         id: this.seatIdAt(i),
         state: STATE_NAMES[this.seatState[i]!]!,
         holdId: this.seatHold[i]!,
         version: this.seatVersion[i]!,
+        ...(buyer === null ? {} : { buyer }),
       });
     }
     const pools: PoolRecord[] = this.poolIds.map((id, p) => ({
@@ -987,6 +1010,8 @@ export class ShardInventory {
       this.seatState[index] = state!;
       this.seatVersion[index] = seat.version;
       this.seatHold[index] = state === AVAILABLE ? null : seat.holdId;
+      // Unknown (an older snapshot, a hold row gone): never named sold, so callers keep asking.
+      this.seatBuyer[index] = state === SOLD && isText(seat.buyer) ? seat.buyer : null;
     }
     const poolSeen = new Set<string>();
     for (const pool of snapshot.pools) {

@@ -13,6 +13,12 @@ export interface SeatRecord {
   /** The hold that holds it, or that was confirmed into its sale; null when available. */
   readonly holdId: string | null;
   readonly version: number;
+  /**
+   * Who bought it (the customer of the hold confirmed into its sale), for a sold seat; absent or
+   * null for other seats, and for a sold seat whose buyer is not known — the shard then never
+   * names that seat sold in a refusal (callers ask it instead of guessing; see `soldTo`).
+   */
+  readonly buyer?: CustomerId | null;
 }
 
 /** A pool's counters. Pools absent from a snapshot have nothing held or sold, at version 0. */
@@ -116,7 +122,14 @@ export class PersistedShard {
         if (version !== change.fromVersion) {
           throw new VersionConflictError(`seat ${change.seat} is at version ${version}, the write expected ${change.fromVersion}`);
         }
-        put(this.seats, change.seat, { id: change.seat, state: change.state, holdId: change.holdId, version: change.toVersion });
+        const buyer = change.state === 'sold' && change.holdId !== null ? this.customerOfHold(change.holdId) : undefined;
+        put(this.seats, change.seat, {
+          id: change.seat,
+          state: change.state,
+          holdId: change.holdId,
+          version: change.toVersion,
+          ...(buyer === undefined ? {} : { buyer }),
+        });
         return;
       }
       case 'pool': {
@@ -159,6 +172,11 @@ export class PersistedShard {
         return;
       }
     }
+  }
+
+  /** The customer of a hold, live or ended (a sold seat's change comes before its hold's end). */
+  private customerOfHold(holdId: string): CustomerId | undefined {
+    return this.holds.get(holdId)?.customer ?? this.ended.get(holdId)?.customer;
   }
 
   snapshot(): ShardSnapshot {

@@ -1,6 +1,14 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { idempotencyScope } from '../domain/idempotency.js';
-import { seatsUnavailable, type HoldView, type SeatId, type ShardChange, type ShardCommand, type ShardResult } from '../domain/commands.js';
+import {
+  seatsUnavailable,
+  type CustomerId,
+  type HoldView,
+  type SeatId,
+  type ShardChange,
+  type ShardCommand,
+  type ShardResult,
+} from '../domain/commands.js';
 import { FencedError, SentinelError } from '../errors.js';
 import type { ShardSettings } from '../domain/shard-settings.js';
 import type { Logger } from '../log.js';
@@ -258,12 +266,19 @@ export class ShardHost {
     sink.flush();
   }
 
-  /** A refusal that names as sold only the seats whose sale has committed. */
+  /** A refusal that names as sold only the seats whose sale has committed (with their buyers, aligned). */
   private settledOnly(result: Extract<ShardResult, { type: 'unavailable' }>): ShardResult {
-    const { sold } = result;
+    const { sold, soldTo } = result;
     if (sold === undefined || this.unsettledSales.size === 0) return result;
-    const settled = sold.filter((seat) => !this.unsettledSales.has(seat));
-    return settled.length === sold.length ? result : seatsUnavailable(result.seats, settled);
+    const settled: SeatId[] = [];
+    const settledTo: CustomerId[] = [];
+    sold.forEach((seat, i) => {
+      if (this.unsettledSales.has(seat)) return;
+      settled.push(seat);
+      if (soldTo !== undefined) settledTo.push(soldTo[i]!);
+    });
+    if (settled.length === sold.length) return result;
+    return seatsUnavailable(result.seats, settled, soldTo === undefined ? undefined : settledTo);
   }
 
   private async commit(batch: CommitEntry[]): Promise<void> {

@@ -1,15 +1,22 @@
 /**
- * Seats this ingress has seen a shard report as sold: in a reservation it confirmed, or in a
- * refusal. A sale is final — nothing in Sentinel un-sells a seat or deletes an event — so a
- * request for a seat known to be sold is refused here, without asking the shard: in a hot-seat
- * rush every request after the winner's is answered by the ingress alone, and in a flash sale
- * every later buyer of a seat this ingress sold.
+ * Seats this ingress has seen a shard report as sold, and to whom: in a reservation it confirmed,
+ * or in a refusal (which names each sold seat's buyer, `soldTo`). A sale is final — nothing in
+ * Sentinel un-sells a seat or deletes an event — so a request for a seat known to be sold to
+ * another customer is refused here, without asking the shard: in a hot-seat rush every request
+ * after the winner's is answered by the ingress alone, and in a flash sale every later buyer of a
+ * seat this ingress sold.
+ *
+ * Never the buyer's own request, though: a request of the customer who bought a seat may be the
+ * retry of the very request that bought it — answered 503 because the shard committed after the
+ * deadline, or 201 with the record in Redis lost since — and only the shard, which remembers the
+ * success under the request's key, can tell; it replays the 201. So a request naming any seat
+ * known sold to its own customer goes to the shard as usual.
  *
  * Entries are forgotten after a TTL (a fresh word from the shard renews them) and beyond a
  * capacity, so memory stays bounded however many seats sell, and an event re-created by hand in
  * the database under the same id is seen afresh within a minute.
  */
-import { seatsUnavailable, type SeatId, type ShardResult } from '../domain/commands.js';
+import { seatsUnavailable, type CustomerId, type SeatId, type ShardResult } from '../domain/commands.js';
 import { evictOldest } from '../evict.js';
 
 /** How long a seat is remembered as sold after the shard last said so (ms). */
@@ -17,9 +24,15 @@ export const SOLD_SEAT_TTL_MS = 60_000;
 /** Most seats remembered at once. */
 export const SOLD_SEAT_CAPACITY = 100_000;
 
+interface SoldSeat {
+  /** Epoch ms. */
+  readonly expiresAt: number;
+  readonly buyer: CustomerId;
+}
+
 export class SoldSeats {
-  /** `event \n seat` → expiry (epoch ms), oldest first. */
-  private readonly seats = new Map<string, number>();
+  /** `event \n seat` → expiry and buyer, oldest first. */
+  private readonly seats = new Map<string, SoldSeat>();
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -27,37 +40,71 @@ export class SoldSeats {
     private readonly capacity = SOLD_SEAT_CAPACITY,
   ) {}
 
-  remember(eventId: string, seats: readonly SeatId[]): void {
+  /**
+   * Learns from a shard's answer: the seats of a confirmed reservation are sold to its customer;
+   * a refusal's `sold` seats to their `soldTo` buyers. A refusal naming sold seats without their
+   * buyers (they must come aligned) teaches nothing: the ingress keeps asking the shard.
+   */
+  learn(eventId: string, result: ShardResult): void {
+    if (result.type === 'confirmed') {
+      const { seats, customer } = result.reservation;
+      if (seats.length > 0) this.remember(eventId, seats, customer);
+    } else if (result.type === 'unavailable') {
+      const { sold, soldTo } = result;
+      if (sold !== undefined && soldTo !== undefined && soldTo.length === sold.length) this.remember(eventId, sold, soldTo);
+    }
+  }
+
+  /** Remembers `seats` as sold: all to `buyers` when it is one customer, else each to the buyer at its index. */
+  remember(eventId: string, seats: readonly SeatId[], buyers: CustomerId | readonly CustomerId[]): void {
     const expiresAt = this.now() + this.ttlMs;
-    for (const seat of seats) {
+    seats.forEach((seat, i) => {
+      const buyer = typeof buyers === 'string' ? buyers : buyers[i];
+      if (buyer === undefined) return;
       const key = `${eventId}\n${seat}`;
       this.seats.delete(key); // re-inserted last: the map stays ordered by expiry
-      this.seats.set(key, expiresAt);
-    }
+      this.seats.set(key, { expiresAt, buyer });
+    });
     evictOldest(this.seats, this.capacity);
   }
 
-  /** The seats among `seats` known to be sold, or undefined when none is. */
+  /** The seats among `seats` known to be sold (to anyone), or undefined when none is. */
   sold(eventId: string, seats: readonly SeatId[]): SeatId[] | undefined {
     let sold: SeatId[] | undefined;
     const now = this.now();
-    for (const seat of seats) {
-      const key = `${eventId}\n${seat}`;
-      const expiresAt = this.seats.get(key);
-      if (expiresAt === undefined) continue;
-      if (expiresAt > now) (sold ??= []).push(seat);
-      else this.seats.delete(key);
-    }
+    for (const seat of seats) if (this.buyerOf(eventId, seat, now) !== undefined) (sold ??= []).push(seat);
     return sold;
   }
 
-  /** The shard's refusal of `seats` when some are known to be sold (naming those), or undefined. */
-  refusal(eventId: string, seats: readonly SeatId[]): ShardResult | undefined {
-    const sold = this.sold(eventId, seats);
+  /**
+   * The refusal of `customer`'s request for `seats` when it is decided already: some of them are
+   * known to be sold, and none of those to `customer` (whose request may be the retry of the one
+   * that bought it: the shard must answer that). Names the seats known sold — never their buyers.
+   * Undefined when the shard must be asked.
+   */
+  refusal(eventId: string, seats: readonly SeatId[], customer: CustomerId): ShardResult | undefined {
+    let sold: SeatId[] | undefined;
+    const now = this.now();
+    for (const seat of seats) {
+      const buyer = this.buyerOf(eventId, seat, now);
+      if (buyer === undefined) continue;
+      if (buyer === customer) return undefined;
+      (sold ??= []).push(seat);
+    }
     return sold === undefined ? undefined : seatsUnavailable(sold, sold);
   }
 
   get size(): number {
     return this.seats.size;
+  }
+
+  /** Who bought `seat`, while remembered; forgets the seat once its TTL passed. */
+  private buyerOf(eventId: string, seat: SeatId, now: number): CustomerId | undefined {
+    const key = `${eventId}\n${seat}`;
+    const entry = this.seats.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt > now) return entry.buyer;
+    this.seats.delete(key);
+    return undefined;
   }
 }

@@ -33,9 +33,21 @@ export interface StoredEvent {
   readonly version: number;
 }
 
+/**
+ * A shard's seats (`$1` event, `$2` shard), each sold one with its buyer: the customer of the hold
+ * it was sold through, which the shard names with the seat in a refusal (`soldTo`). The buyer is
+ * looked up by the hold's primary key, for sold seats only, in a scalar subquery: unlike a join,
+ * the planner never turns that into a hash of the whole holds table — every event's — whatever
+ * its statistics say (ADR 0008, decision 9; a LEFT JOIN was planned exactly so).
+ */
+export const LOAD_SEATS_SQL = `SELECT s.seat_id, s.state, s.hold_id, s.version,
+       CASE WHEN s.state = 'sold' THEN (SELECT h.customer FROM holds h WHERE h.hold_id = s.hold_id) END AS buyer
+  FROM seats s WHERE s.event_id = $1 AND s.shard = $2`;
+
 /** A shard's persisted state, as rows, for the engine to rebuild its actor from. */
 export interface ShardRows {
-  readonly seats: { id: string; state: SeatState; holdId: string | null; version: number }[];
+  /** `buyer`: the customer of the hold a sold seat was sold through (absent for other seats). */
+  readonly seats: { id: string; state: SeatState; holdId: string | null; version: number; buyer?: string }[];
   readonly pools: { id: string; capacity: number; held: number; sold: number; version: number }[];
   readonly liveHolds: HoldView[];
   /** Seats/places each customer bought in this shard. */
@@ -208,10 +220,13 @@ export class InventoryStore {
   async loadShard(eventId: string, shard: number, idempotencySince: Date): Promise<ShardRows> {
     return inTransaction(this.pool, `load shard ${eventId}/${shard}`, async (client) => {
       await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const seats = await client.query<{ seat_id: string; state: SeatState; hold_id: string | null; version: number }>(
-        'SELECT seat_id, state, hold_id, version FROM seats WHERE event_id = $1 AND shard = $2',
-        [eventId, shard],
-      );
+      const seats = await client.query<{
+        seat_id: string;
+        state: SeatState;
+        hold_id: string | null;
+        version: number;
+        buyer: string | null;
+      }>(LOAD_SEATS_SQL, [eventId, shard]);
       const pools = await client.query<{ pool_id: string; capacity: number; held: number; sold: number; version: number }>(
         'SELECT pool_id, capacity, held, sold, version FROM pools WHERE event_id = $1 AND shard = $2',
         [eventId, shard],
@@ -257,7 +272,13 @@ export class InventoryStore {
           ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
           at: r.ended_at.getTime(),
         })),
-        seats: seats.rows.map((r) => ({ id: r.seat_id, state: r.state, holdId: r.hold_id, version: r.version })),
+        seats: seats.rows.map((r) => ({
+          id: r.seat_id,
+          state: r.state,
+          holdId: r.hold_id,
+          version: r.version,
+          ...(r.buyer === null ? {} : { buyer: r.buyer }),
+        })),
         pools: pools.rows.map((r) => ({ id: r.pool_id, capacity: r.capacity, held: r.held, sold: r.sold, version: r.version })),
         liveHolds: holds.rows.map((r) => ({
           holdId: r.hold_id,

@@ -22,7 +22,7 @@ export interface CommandRouteDeps {
   readonly locator: HoldLocator;
   readonly shards: ShardSender;
   readonly metrics: IngressMetrics;
-  /** Seats known to be sold: requests for them are refused without a shard round trip. */
+  /** Seats known to be sold, and to whom: other customers' requests for them are refused without a shard round trip. */
   readonly soldSeats: SoldSeats;
   /** Deadline of one request's shard work, across retries and shards (ms). */
   readonly shardTimeoutMs: number;
@@ -87,8 +87,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
         requestId: ctx.state.requestId,
       });
       outcome = result.type;
-      if (result.type === 'unavailable' && result.sold !== undefined) soldSeats.remember(eventId, result.sold);
-      else if (result.type === 'confirmed') soldSeats.remember(eventId, result.reservation.seats);
+      if (result.type === 'unavailable' || result.type === 'confirmed') soldSeats.learn(eventId, result);
       return result;
     } catch (error) {
       outcome = error instanceof SentinelError ? error.code : 'error';
@@ -106,9 +105,13 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * remembers the first result of a key, replays only a success and decides again after a
    * refusal (a seat released since, a limit with room again).
    *
-   * `known` is a refusal decided already (seats known to be sold): the key is only looked at —
-   * a stored success of the same request is still replayed — and otherwise the refusal is the
-   * answer, with no claim, no admission and no shard.
+   * `known` is a refusal decided already (seats known to be sold to other customers): the key is
+   * only looked at — a stored success of the same request is still replayed — and otherwise the
+   * refusal is the answer, with no claim, no admission and no shard. A free key alone would not
+   * prove the customer never won: the shard may remember a success that Redis does not (it
+   * committed after our deadline and the 503 gave the key back; the record was never stored or
+   * was lost), so a seat known sold to the requester is never a `known` refusal — that request
+   * goes to the shard, which replays the success (see SoldSeats.refusal).
    */
   async function underIdempotencyKey(
     ctx: IngressContext,
@@ -210,7 +213,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const { map } = routable;
     /** The shard requests to try in order, until one holds; each gets its own shard key. */
     let attempts: { shard: number; command: (key: string) => ShardCommand }[];
-    /** A refusal known without asking (seats known to be sold). */
+    /** A refusal known without asking (seats known to be sold to other customers). */
     let known: ShardResult | undefined;
     if ('seats' in body) {
       const unknown: ProblemFieldError[] = [];
@@ -230,7 +233,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const seats = body.seats;
       attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats, redecideRefusal: true }) }));
-      known = soldSeats.refusal(eventId, seats);
+      known = soldSeats.refusal(eventId, seats, customer);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
       if (owners === undefined) {
@@ -350,7 +353,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const shard = routable.map.shardOfSeat(seat);
     if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
     const customer = customerOf(ctx);
-    const known = soldSeats.refusal(eventId, [seat]);
+    const known = soldSeats.refusal(eventId, [seat], customer);
     await underIdempotencyKey(
       ctx,
       routable,

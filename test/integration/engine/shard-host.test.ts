@@ -145,7 +145,11 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   const first = await serve('first-owner');
   // A committed sale: losers hear that the seat is sold.
   t.match(await reserve('alice', 'A-1-1'), { type: 'confirmed' });
-  t.match(await reserve('bob', 'A-1-1'), { type: 'unavailable', seats: ['A-1-1'], sold: ['A-1-1'] }, 'sold once committed');
+  t.match(
+    await reserve('bob', 'A-1-1'),
+    { type: 'unavailable', seats: ['A-1-1'], sold: ['A-1-1'], soldTo: ['alice'] },
+    'sold once committed, naming its buyer',
+  );
 
   // A sale whose commit cannot land yet: another transaction holds the shard's row (and is about
   // to claim the shard, fencing this owner).
@@ -158,7 +162,19 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   const refusal = await reserve('dave', 'A-1-2');
   t.match(refusal, { type: 'unavailable', seats: ['A-1-2'] }, 'the seat is taken while its sale commits');
   t.notOk((refusal as { sold?: unknown }).sold, 'but not named sold: its commit has not landed');
-  t.match(await reserve('erin', 'A-1-1'), { sold: ['A-1-1'] }, 'a seat sold earlier is still named in the meantime');
+  t.notOk((refusal as { soldTo?: unknown }).soldTo, 'nor its buyer');
+  const both = await client.send(
+    eventId,
+    0,
+    { type: 'hold', key: 'erin-both', customer: 'erin', seats: ['A-1-2', 'A-1-1'] },
+    { deadlineMs: 2000 },
+  );
+  const { seats, sold, soldTo } = both as Extract<ShardResult, { type: 'unavailable' }>;
+  t.same(
+    { seats, sold, soldTo },
+    { seats: ['A-1-2', 'A-1-1'], sold: ['A-1-1'], soldTo: ['alice'] },
+    'a seat sold earlier is still named in the meantime, with its own buyer (aligned)',
+  );
 
   await claimer.query('COMMIT');
   const lost = await pending;
@@ -170,7 +186,12 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   const second = await serve('second-owner');
   t.teardown(() => second.host.handOff('closed'));
   t.match(await reserve('frank', 'A-1-2'), { type: 'confirmed' }, 'the seat of the fenced sale is sold by the next owner');
-  t.match(await reserve('grace', 'A-1-2'), { type: 'unavailable', sold: ['A-1-2'] });
+  t.match(await reserve('grace', 'A-1-2'), { type: 'unavailable', sold: ['A-1-2'], soldTo: ['frank'] });
+  t.match(
+    await reserve('grace', 'A-1-1'),
+    { type: 'unavailable', sold: ['A-1-1'], soldTo: ['alice'] },
+    "a sale loaded from Postgres names its buyer (the sold seat's hold's customer)",
+  );
   const { rows } = await pool.query<{ state: string }>(`SELECT state FROM seats WHERE event_id = $1 AND seat_id = 'A-1-2'`, [eventId]);
   t.same(rows, [{ state: 'sold' }]);
 });

@@ -300,8 +300,15 @@ t.test('seats a shard reported sold are refused without asking it again', async 
   expect(t, await post(holdPath, { key: winnerKey, body: { seats: ['A-8-2'] } }), 'createHold', 422, 'idempotency-key-reused');
   t.equal(shards.calls.length, asked, 'no shard was asked for a seat known to be sold');
 
-  // A refusal naming a seat sold (sold through another replica) teaches the same.
-  shards.answer = () => ({ ok: false, type: 'unavailable', seats: ['A-8-4'], sold: ['A-8-4'], message: 'seat A-8-4 is not available' });
+  // A refusal naming a seat sold, and to whom (sold through another replica), teaches the same.
+  shards.answer = () => ({
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-8-4'],
+    sold: ['A-8-4'],
+    soldTo: ['carol'],
+    message: 'seat A-8-4 is not available',
+  });
   expect(t, await post(eventPath(spec, '/seats/A-8-4/reserve'), { token: bob }), 'reserveSeat', 409, 'seats-unavailable');
   expect(t, await post(eventPath(spec, '/seats/A-8-4/reserve'), { token: bob }), 'reserveSeat', 409, 'seats-unavailable');
   t.equal(shards.calls.length, asked + 1, 'asked once about A-8-4');

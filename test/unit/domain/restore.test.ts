@@ -40,6 +40,45 @@ t.test('restore(snapshot of the folded changes) rebuilds the same shard', async 
   t.same(restored.expireDue(NOW + 5_000), inventory.expireDue(NOW + 5_000));
 });
 
+t.test('the buyers of sold seats survive a snapshot round-trip; a sold seat without one is never named sold', async (t) => {
+  const { inventory, map, settings, store } = traffic();
+  const buyers = (s: ShardSnapshot) =>
+    Object.fromEntries(s.seats.filter((seat) => seat.state === 'sold').map((seat) => [seat.id, seat.buyer]));
+  t.same(buyers(store.snapshot()), { 'A-1-1': 'ann', 'A-1-2': 'ann', 'A-2-5': 'cy' }, 'the folded changes name the buyers');
+  t.same(buyers(store.snapshot()), buyers(inventory.snapshot()), 'as the shard does');
+  const restored = ShardInventory.restore({ map, shard: 0 }, settings, store.snapshot(), NOW + 20, counterIds({ hold: 5, reservation: 2 }));
+  t.same(buyers(restored.snapshot()), buyers(store.snapshot()));
+  t.match(restored.decide(hold('fay', ['A-1-2', 'A-2-5', 'A-1-3']), NOW + 30).result, {
+    type: 'unavailable',
+    seats: ['A-1-2', 'A-2-5'],
+    sold: ['A-1-2', 'A-2-5'],
+    soldTo: ['ann', 'cy'],
+  });
+  t.match(restored.decide(reserve('fay', 'A-2-5'), NOW + 30).result, { type: 'unavailable', sold: ['A-2-5'], soldTo: ['cy'] });
+
+  // A snapshot that cannot say who bought a seat: the seat is still sold, but not named sold, so
+  // a caller that remembers sold seats asks the shard (which replays a buyer's own success).
+  const good = store.snapshot();
+  const unknown: ShardSnapshot = { ...good, seats: good.seats.map((seat) => (seat.id === 'A-1-2' ? { ...seat, buyer: null } : seat)) };
+  const blind = ShardInventory.restore({ map, shard: 0 }, settings, unknown, NOW + 20, counterIds({ hold: 5, reservation: 2 }));
+  const refusal = blind.decide(hold('fay', ['A-1-1', 'A-1-2']), NOW + 30).result;
+  t.same(refusal, {
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-1-1', 'A-1-2'],
+    sold: ['A-1-1'],
+    soldTo: ['ann'],
+    message: 'seats A-1-1, A-1-2 are not available',
+  });
+  t.same(blind.decide(reserve('fay', 'A-1-2'), NOW + 30).result, {
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-1-2'],
+    message: 'seat A-1-2 is not available',
+  });
+  t.equal(blind.counts().overall.sold, restored.counts().overall.sold, 'still sold');
+});
+
 t.test('restore keeps expired holds until expireDue, as the rule says', async (t) => {
   const { map, settings, store, newId } = traffic();
   const later = NOW + 60_000;

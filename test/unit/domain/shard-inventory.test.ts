@@ -255,6 +255,57 @@ t.test('reserve: one click, one winner (hot seat)', async (t) => {
   t.match(inventory.decide(confirm('c0', 'hold-1'), NOW).result, { type: 'hold-confirmed', reservationId: 'res-1' });
 });
 
+t.test('a refusal names each sold seat with its buyer, aligned; held seats are taken but not sold', async (t) => {
+  const { inventory } = fixture(theatre);
+  const annReserves = reserve('ann', 'A-1-1');
+  inventory.decide(annReserves, NOW);
+  const bobs = held(inventory.decide(hold('bob', ['A-1-3', 'A-1-4']), NOW).result);
+  inventory.decide(confirm('bob', bobs.holdId), NOW);
+  inventory.decide(hold('cy', ['A-1-5']), NOW);
+  t.same(inventory.decide(hold('dee', ['A-1-4', 'A-1-2', 'A-1-5', 'A-1-1']), NOW).result, {
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-1-4', 'A-1-5', 'A-1-1'],
+    sold: ['A-1-4', 'A-1-1'],
+    soldTo: ['bob', 'ann'],
+    message: 'seats A-1-4, A-1-5, A-1-1 are not available',
+  });
+  t.same(inventory.decide(reserve('dee', 'A-1-3'), NOW).result, {
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-1-3'],
+    sold: ['A-1-3'],
+    soldTo: ['bob'],
+    message: 'seat A-1-3 is not available',
+  });
+  t.same(inventory.decide(annReserves, NOW).result.type, 'confirmed', "the buyer's own key still replays its success");
+  t.same(inventory.decide(reserve('ann', 'A-1-3'), NOW).result, {
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-1-3'],
+    sold: ['A-1-3'],
+    soldTo: ['bob'],
+    message: 'seat A-1-3 is not available',
+  });
+  t.same(inventory.decide(reserve('dee', 'A-1-5'), NOW).result, {
+    ok: false,
+    type: 'unavailable',
+    seats: ['A-1-5'],
+    message: 'seat A-1-5 is not available',
+  });
+  const snapshot = inventory.snapshot();
+  t.same(
+    snapshot.seats.filter((s) => s.state !== 'available').map((s) => [s.id, s.state, s.buyer ?? null]),
+    [
+      ['A-1-1', 'sold', 'ann'],
+      ['A-1-3', 'sold', 'bob'],
+      ['A-1-4', 'sold', 'bob'],
+      ['A-1-5', 'held', null],
+    ],
+    'the snapshot names the buyer of each sold seat',
+  );
+});
+
 t.test('expiry: a pure rule of time', async (t) => {
   const { inventory } = fixture(theatre);
   t.equal(inventory.nextExpiryAt(), Infinity);

@@ -55,7 +55,7 @@ export function project(result: ShardResult): Projection {
     case 'released':
       return { type: result.type, holdId: result.holdId };
     case 'unavailable':
-      return { type: result.type, seats: result.seats, sold: result.sold ?? [] };
+      return { type: result.type, seats: result.seats, sold: result.sold ?? [], soldTo: result.soldTo ?? [] };
     case 'limit-exceeded':
       return { type: result.type, limit: result.limit, current: result.current, requested: result.requested };
     case 'hold-not-found':
@@ -72,7 +72,8 @@ export function project(result: ShardResult): Projection {
 }
 
 export class ReferenceModel {
-  readonly seats = new Map<string, { state: State; holdId: string | null }>();
+  /** `buyer`: who bought a sold seat. */
+  readonly seats = new Map<string, { state: State; holdId: string | null; buyer?: string }>();
   /** This shard's rows, in layout order. */
   readonly rows: { section: string; seats: string[] }[] = [];
   readonly pools = new Map<string, { capacity: number; held: number; sold: number }>();
@@ -202,31 +203,35 @@ export class ReferenceModel {
         if (exceeded) return exceeded;
         const taken = command.seats.filter((s) => this.seats.get(s)!.state !== 'available');
         const sold = taken.filter((s) => this.seats.get(s)!.state === 'sold');
-        if (taken.length > 0) return { type: 'unavailable', seats: taken, sold };
+        const soldTo = sold.map((s) => this.seats.get(s)!.buyer!);
+        if (taken.length > 0) return { type: 'unavailable', seats: taken, sold, soldTo };
         return this.newHold(customer, [...command.seats], undefined, command.seats.length, now);
       }
       case 'hold-best': {
         const exceeded = this.limit(customer, command.quantity);
         if (exceeded) return exceeded;
         const seats = this.bestPlacement(command.section, command.quantity, command.strictOrphans === true);
-        if (seats === undefined) return { type: 'unavailable', seats: [], sold: [] };
+        if (seats === undefined) return { type: 'unavailable', seats: [], sold: [], soldTo: [] };
         return this.newHold(customer, seats, undefined, command.quantity, now);
       }
       case 'hold-pool': {
         const exceeded = this.limit(customer, command.quantity);
         if (exceeded) return exceeded;
         const pool = this.pools.get(command.pool)!;
-        if (pool.capacity - pool.held - pool.sold < command.quantity) return { type: 'unavailable', seats: [], sold: [] };
+        if (pool.capacity - pool.held - pool.sold < command.quantity) return { type: 'unavailable', seats: [], sold: [], soldTo: [] };
         return this.newHold(customer, [], command.pool, command.quantity, now);
       }
       case 'reserve': {
         const exceeded = this.limit(customer, 1);
         if (exceeded) return exceeded;
-        const state = this.seats.get(command.seat)!.state;
-        if (state !== 'available') return { type: 'unavailable', seats: [command.seat], sold: state === 'sold' ? [command.seat] : [] };
+        const { state, buyer } = this.seats.get(command.seat)!;
+        if (state !== 'available') {
+          const sold = state === 'sold';
+          return { type: 'unavailable', seats: [command.seat], sold: sold ? [command.seat] : [], soldTo: sold ? [buyer!] : [] };
+        }
         const holdId = `hold-${++this.holdCount}`;
         const reservationId = `res-${++this.reservationCount}`;
-        this.seats.set(command.seat, { state: 'sold', holdId });
+        this.seats.set(command.seat, { state: 'sold', holdId, buyer: customer });
         this.reserved.set(customer, (this.reserved.get(customer) ?? 0) + 1);
         this.ended.set(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
         return { type: 'confirmed', holdId, reservationId, seats: [command.seat], pool: undefined, quantity: 1 };
@@ -250,7 +255,7 @@ export class ReferenceModel {
           return { type: 'released', holdId };
         }
         this.holds.delete(holdId);
-        for (const seat of hold.seats) this.seats.set(seat, { state: 'sold', holdId });
+        for (const seat of hold.seats) this.seats.set(seat, { state: 'sold', holdId, buyer: customer });
         if (hold.pool !== undefined) {
           const pool = this.pools.get(hold.pool)!;
           pool.held -= hold.quantity;
