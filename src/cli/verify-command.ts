@@ -21,9 +21,10 @@ over every hold the event ever had, against the event's current limit (one lower
 also flags what was held before). Exit codes:
   0  every invariant holds
   1  a violation (whatever else could not be checked)
-  2  bad usage or an unknown event
-  3  no violation, but a check could not be made: --log holds no record of the event, or the
-     topic could not be read
+  2  bad usage, an unknown event, or a --log that cannot be read
+  3  no violation, but a check could not be made: a --log is empty, holds no record of the
+     event or a line that is not a response record; the topic could not be read; or live holds
+     are past their TTL on shards no engine serves
 
   --event ID          the event (required)
   --log PATH          a stress response log to replay, repeatable
@@ -87,6 +88,11 @@ export const verifyCommand: Command = {
     } catch (error) {
       if (error instanceof UnknownEventError) {
         stderr.write(`verify: ${error.message}\n`);
+        return EXIT.usage;
+      }
+      // A --log that cannot be opened.
+      if (error instanceof UsageError) {
+        stderr.write(`verify: ${error.message}\n\n${HELP}`);
         return EXIT.usage;
       }
       throw error;

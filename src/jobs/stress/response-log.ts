@@ -4,7 +4,8 @@
  * Postgres and Kafka: every success a client saw must be in the database, and no two clients may
  * have been sold the same seat.
  */
-import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../options.js';
 
@@ -93,17 +94,94 @@ export class ResponseLogWriter {
   }
 }
 
-/** Reads a response log, line by line. Blank lines are skipped; a malformed line throws with its number. */
-export async function* readResponseLog(path: string): AsyncGenerator<ResponseRecord> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+/** How a field of a response record is recognised. */
+interface FieldRule {
+  readonly valid: (value: unknown) => boolean;
+  /** What a valid value is, for the message when it is not. */
+  readonly is: string;
+  readonly required: boolean;
+}
+
+const STRESS_OPS: readonly StressOp[] = ['reserve', 'hold', 'hold-best', 'hold-pool', 'confirm', 'release'];
+const isString = (value: unknown) => typeof value === 'string';
+const isNumber = (value: unknown) => typeof value === 'number' && Number.isFinite(value);
+const field = (valid: FieldRule['valid'], is: string, required = false): FieldRule => ({ valid, is, required });
+const text = field(isString, 'a string');
+const requiredText = field(isString, 'a string', true);
+const integer = (required = false) => field(Number.isInteger, 'an integer', required);
+const epochMs = (required = false) => field(isNumber, 'a number (epoch ms)', required);
+
+/** Every field of a `ResponseRecord` (the compiler keeps this list complete). */
+const RECORD_FIELDS: Record<keyof ResponseRecord, FieldRule> = {
+  at: epochMs(true),
+  run: requiredText,
+  event: requiredText,
+  buyer: integer(true),
+  customer: requiredText,
+  op: field((value) => STRESS_OPS.includes(value as StressOp), `one of ${STRESS_OPS.join(', ')}`, true),
+  attempt: integer(true),
+  status: integer(true),
+  ms: field(isNumber, 'a number (ms)', true),
+  error: text,
+  seat: text,
+  hold: text,
+  reservation: text,
+  seats: field((value) => Array.isArray(value) && value.every(isString), 'a list of strings'),
+  pool: text,
+  quantity: integer(),
+  decidedAt: epochMs(),
+};
+
+/** Why `value` is not a response record, or undefined when it is one. Fields not in `ResponseRecord` are allowed. */
+export function responseRecordProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `not a JSON object (${JSON.stringify(value)})`;
+  const record = value as Record<string, unknown>;
+  for (const [name, rule] of Object.entries(RECORD_FIELDS)) {
+    const v = record[name];
+    if (v === undefined) {
+      if (rule.required) return `no "${name}"`;
+    } else if (!rule.valid(v)) return `"${name}" is not ${rule.is} (${JSON.stringify(v)})`;
+  }
+  return undefined;
+}
+
+/** One non-blank line of a response log: the record it holds, or why it holds none. */
+export type ResponseLogLine = { readonly line: number } & ({ readonly record: ResponseRecord } | { readonly problem: string });
+
+function parseLine(line: string): { record: ResponseRecord } | { problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { problem: 'not a JSON line (cut off?)' };
+  }
+  const problem = responseRecordProblem(value);
+  return problem === undefined ? { record: value as ResponseRecord } : { problem };
+}
+
+/** Opens a response log to read: one that cannot be read is a usage error (a mistyped `--log`), not a failed check. */
+async function openResponseLog(path: string): Promise<FileHandle> {
+  let file: FileHandle | undefined;
+  try {
+    file = await open(path, 'r');
+    if (!(await file.stat()).isFile()) throw new Error('not a file');
+    return file;
+  } catch (error) {
+    await file?.close();
+    throw new UsageError(`cannot read the response log ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * Reads a response log, line by line (numbered from 1). Blank lines are skipped; a line that is not
+ * a response record comes back with its problem, for the reader to decide what it costs.
+ */
+export async function* readResponseLog(path: string): AsyncGenerator<ResponseLogLine> {
+  const file = await openResponseLog(path);
+  const lines = createInterface({ input: file.createReadStream(), crlfDelay: Infinity });
   let n = 0;
   for await (const line of lines) {
     n += 1;
-    if (line.trim() === '') continue;
-    try {
-      yield JSON.parse(line) as ResponseRecord;
-    } catch {
-      throw new Error(`${path}:${n}: not a JSON line`);
-    }
+    if (line.trim() !== '') yield { line: n, ...parseLine(line) };
   }
 }

@@ -29,6 +29,11 @@ export interface TopicCounts {
   readonly duplicates: number;
   /** Messages of other events passed over. */
   readonly skipped: number;
+  /**
+   * Messages whose value is not a JSON object (a tombstone, garbage), passed over: they are no
+   * reservation, and name no event to hold them against.
+   */
+  readonly malformed: number;
 }
 
 interface ReservationPayload {
@@ -53,16 +58,16 @@ export class TopicRead {
   readonly ends = new Map<number, number>();
   private total = 0;
   private skipped = 0;
+  private malformed = 0;
 
-  /** One message value (as read from the topic) under `key`; values that are not JSON are passed over. */
+  /** One message value (as read from the topic) under `key`; values that are not JSON objects are counted and passed over. */
   add(eventId: string, key: string, value: Buffer | null): void {
-    const raw = String(value);
-    let payload: ReservationPayload;
-    try {
-      payload = JSON.parse(raw) as ReservationPayload;
-    } catch {
+    const payload = parsePayload(value);
+    if (payload === undefined) {
+      this.malformed += 1;
       return;
     }
+    const raw = String(value);
     if (payload.eventId !== eventId) {
       this.skipped += 1;
       return;
@@ -77,8 +82,26 @@ export class TopicRead {
   }
 
   counts(): TopicCounts {
-    return { messages: this.total, unique: this.messages.size, duplicates: this.total - this.messages.size, skipped: this.skipped };
+    return {
+      messages: this.total,
+      unique: this.messages.size,
+      duplicates: this.total - this.messages.size,
+      skipped: this.skipped,
+      malformed: this.malformed,
+    };
   }
+}
+
+/** A message value as a payload, or undefined when it is not a JSON object. */
+function parsePayload(value: Buffer | null): ReservationPayload | undefined {
+  if (value === null) return undefined;
+  let payload: unknown;
+  try {
+    payload = JSON.parse(value.toString());
+  } catch {
+    return undefined;
+  }
+  return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? (payload as ReservationPayload) : undefined;
 }
 
 /**

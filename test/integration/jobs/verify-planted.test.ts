@@ -36,6 +36,68 @@ type Outbox = 'published' | 'unpublished' | 'none';
 /** A topic no relay serves: rows the test publishes itself (`relay`), so no relay of another test takes them first. */
 const MANUAL_TOPIC = 'verify-test-manual';
 
+const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'verify-test', log: silentLogger });
+const producer = createIdempotentProducer(kafka);
+await producer.connect();
+t.teardown(() => producer.disconnect());
+
+/** What a relay does: send the row's message to the reservations topic, then mark the row published. */
+async function relay(eventId: string, key: string): Promise<void> {
+  const { rows } = await pool.query<{ payload: object }>('SELECT payload FROM outbox WHERE event_id = $1 AND message_key = $2', [
+    eventId,
+    key,
+  ]);
+  await producer.send({ topic: config.reservationsTopic, messages: [{ key, value: JSON.stringify(rows[0]!.payload) }] });
+  await pool.query('UPDATE outbox SET published_at = now() WHERE event_id = $1 AND message_key = $2', [eventId, key]);
+}
+
+/** An hour ago plus `minutes`. */
+const base = Date.now() - 3_600_000;
+const minute = (minutes: number) => new Date(base + minutes * 60_000);
+
+/**
+ * An ended hold as the engine writes it, at `minute`s of the last hour (`hold`: the id's suffix);
+ * `released`: when its release was decided (the idempotency record).
+ */
+async function ended(
+  eventId: string,
+  hold: string,
+  customer: string,
+  what: { seats: string[] } | { pool: string; quantity: number },
+  state: 'expired' | 'released',
+  times: { created: number; expires: number; ended: number; released?: number },
+): Promise<void> {
+  const seats = 'seats' in what ? what.seats : [];
+  const shard =
+    'seats' in what
+      ? await shardOf(seats[0]!, eventId)
+      : (await pool.query<{ shard: number }>('SELECT shard FROM pools WHERE event_id = $1 AND pool_id = $2', [eventId, what.pool])).rows[0]!
+          .shard;
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    [
+      `${eventId}-${hold}`,
+      eventId,
+      shard,
+      customer,
+      seats,
+      'pool' in what ? what.pool : null,
+      'pool' in what ? what.quantity : seats.length,
+      state,
+      minute(times.created),
+      minute(times.expires),
+      minute(times.ended),
+    ],
+  );
+  if (times.released !== undefined) {
+    await pool.query(
+      `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, $2, $3, $4, 'release', $5, $6)`,
+      [eventId, shard, `release-${hold}`, customer, { ok: true, type: 'released', holdId: `${eventId}-${hold}` }, minute(times.released)],
+    );
+  }
+}
+
 async function hold(
   id: string,
   customer: string,
@@ -125,9 +187,6 @@ await hold(`${ev}-hK`, 'kate', ['A-6-2'], 'confirmed', { reservation: `${ev}-rK`
 await hold(`${ev}-hL`, 'lucy', ['A-6-3'], 'confirmed', { reservation: `${ev}-rL` });
 const lucy = { eventId: ev, reservationId: `${ev}-rL`, holdId: `${ev}-hL`, customer: 'lucy', seats: ['A-6-3'], quantity: 1 };
 // 9. A message on the topic Postgres never heard of.
-const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'verify-test', log: silentLogger });
-const producer = createIdempotentProducer(kafka);
-await producer.connect();
 await producer.send({
   topic: config.reservationsTopic,
   messages: [
@@ -139,11 +198,19 @@ await producer.send({
     { key: `${ev}-rL`, value: JSON.stringify({ ...lucy, customer: 'mallory' }) },
   ],
 });
-await producer.disconnect();
 // 10. A response log: a reservation the database never saw, and one seat told sold to two clients.
 const dir = mkdtempSync(join(tmpdir(), 'verify-test-'));
 const logPath = join(dir, 'run.jsonl');
-const line = (r: object) => JSON.stringify({ at: Date.now(), run: 'planted', event: ev, buyer: 0, attempt: 1, ms: 1, ...r });
+/** A response record of `eventId` as stress writes it. */
+const lineOf = (eventId: string, r: object) =>
+  JSON.stringify({ at: Date.now(), run: 'planted', event: eventId, buyer: 0, attempt: 1, ms: 1, ...r });
+const line = (r: object) => lineOf(ev, r);
+/** A response log of these lines (or this text), in the test's directory. */
+const writeLog = (name: string, lines: readonly string[] | string) => {
+  const path = join(dir, name);
+  writeFileSync(path, typeof lines === 'string' ? lines : `${lines.join('\n')}\n`);
+  return path;
+};
 writeFileSync(
   logPath,
   [
@@ -237,7 +304,7 @@ t.test('every planted violation is reported under its check', async (t) => {
     'a duplicate of a key is compared too, not only its first copy',
   );
   t.match(messages('ack-missing'), new RegExp(`reservation ${ev}-r-ghost1 \\(201 to ivan\\) is not in the database`));
-  t.match(messages('ack-missing'), new RegExp(`hold ${ev}-hE was released \\(204\\) but is live`));
+  t.match(messages('ack-missing'), new RegExp(`hold ${ev}-hE was released \\(204 to erin\\) but is live`));
   t.match(messages('client-double-sale'), /seat A-7-1 was sold to ivan .* and to judy/);
   t.match(report.counts.topic, { messages: 3, unique: 2, duplicates: 1 });
   t.equal(report.counts.log?.acknowledged.reservations, 3);
@@ -259,15 +326,35 @@ t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event, 3 w
   const run = promisify(execFile);
   const cli = (args: string[]) =>
     run(process.execPath, ['bin/sentinel.js', 'verify', ...args], { env: process.env }).then(
-      (r) => ({ code: 0, stdout: r.stdout }),
-      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );
   const empty = join(dir, 'empty.jsonl');
   writeFileSync(empty, '');
   const unchecked = await cli(['--event', clean.eventId, '--no-topic', '--log', empty]);
   t.equal(unchecked.code, 3, 'a log with nothing to check: exit 3');
   t.match(unchecked.stdout, /NOT CHECKED — no violation found, but 2 checks could not be made/);
-  t.match(unchecked.stdout, /not checked\n {4}the response logs are empty/);
+  t.match(unchecked.stdout, new RegExp(`not checked\\n {4}the response log ${empty} is empty`));
+  const missing = join(dir, 'no-such-log.jsonl');
+  const usage = await cli(['--event', clean.eventId, '--no-topic', '--log', missing]);
+  t.equal(usage.code, 2, 'a --log that does not exist: a usage error');
+  t.match(usage.stderr, new RegExp(`verify: cannot read the response log ${missing}: ENOENT`));
+  t.notMatch(usage.stderr, /\n\s+at /, 'no stack trace');
+  // A line cut off (a run killed mid-write), a null line: not checked, the file and line named, JSON still printed.
+  const loser = lineOf(clean.eventId, { customer: 'c', op: 'hold', seat: 'A-1-1', status: 409 });
+  for (const [name, text, why] of [
+    ['cut.jsonl', `${loser}\n{"at":1,"run":"x","eve`, ':2: not a JSON line'],
+    ['null.jsonl', `null\n${loser}\n`, ':1: not a JSON object (null)'],
+  ] as const) {
+    const log = writeLog(name, text);
+    const result = await cli(['--event', clean.eventId, '--no-topic', '--json', '--log', log]);
+    t.equal(result.code, 3, `${name}: exit 3`);
+    t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
+    const report = JSON.parse(result.stdout) as VerifyReport;
+    t.equal(report.ok, false);
+    t.match(report.not_checked, [`${log}${why}`]);
+    t.equal(report.counts.log?.status['409'], 1, 'the readable lines are read');
+  }
   const bad = await cli(['--event', ev, '--log', logPath, '--json', '--settle', '500ms']);
   t.equal(bad.code, 1);
   const json = JSON.parse(bad.stdout) as { ok: boolean; violations: unknown[]; counts: object };
@@ -282,67 +369,27 @@ t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event, 3 w
 t.test('seats held twice and limits exceeded are found in the history, after every hold ended', async (t) => {
   const history = await provisionTestEvent(pool, { layout: testLayout({ rows: 4, seats: 10, pool: 20 }), customerLimit: 4 });
   const id = history.eventId;
-  const base = Date.now() - 3_600_000;
-  const at = (minutes: number) => new Date(base + minutes * 60_000);
-  /** An ended hold as the engine writes it; `released`: when its release was decided (the idempotency record). */
-  const ended = async (
-    hold: string,
-    customer: string,
-    what: { seats: string[] } | { pool: string; quantity: number },
-    state: 'expired' | 'released',
-    times: { created: number; expires: number; ended: number; released?: number },
-  ) => {
-    const seats = 'seats' in what ? what.seats : [];
-    const shard =
-      'seats' in what
-        ? await shardOf(seats[0]!, id)
-        : (await pool.query<{ shard: number }>('SELECT shard FROM pools WHERE event_id = $1 AND pool_id = $2', [id, what.pool])).rows[0]!
-            .shard;
-    await pool.query(
-      `INSERT INTO holds (hold_id, event_id, shard, customer, seats, pool_id, quantity, state, created_at, expires_at, ended_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [
-        `${id}-${hold}`,
-        id,
-        shard,
-        customer,
-        seats,
-        'pool' in what ? what.pool : null,
-        'pool' in what ? what.quantity : seats.length,
-        state,
-        at(times.created),
-        at(times.expires),
-        at(times.ended),
-      ],
-    );
-    if (times.released !== undefined) {
-      await pool.query(
-        `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, $2, $3, $4, 'release', $5, $6)`,
-        [id, shard, `release-${hold}`, customer, { ok: true, type: 'released', holdId: `${id}-${hold}` }, at(times.released)],
-      );
-    }
-  };
   // A-1-1: two customers held it at once (minutes 5-10); both holds expired since.
-  await ended('h1', 'alice', { seats: ['A-1-1'] }, 'expired', { created: 0, expires: 10, ended: 20 });
-  await ended('h2', 'bob', { seats: ['A-1-1'] }, 'expired', { created: 5, expires: 15, ended: 16 });
+  await ended(id, 'h1', 'alice', { seats: ['A-1-1'] }, 'expired', { created: 0, expires: 10, ended: 20 });
+  await ended(id, 'h2', 'bob', { seats: ['A-1-1'] }, 'expired', { created: 5, expires: 15, ended: 16 });
   // A-1-2: taken after the first hold's expiry time, before the commit that wrote the expiry: not twice.
-  await ended('h3', 'carol', { seats: ['A-1-2'] }, 'expired', { created: 0, expires: 10, ended: 11 });
-  await ended('h4', 'dave', { seats: ['A-1-2'] }, 'expired', { created: 10.5, expires: 20.5, ended: 21 });
+  await ended(id, 'h3', 'carol', { seats: ['A-1-2'] }, 'expired', { created: 0, expires: 10, ended: 11 });
+  await ended(id, 'h4', 'dave', { seats: ['A-1-2'] }, 'expired', { created: 10.5, expires: 20.5, ended: 21 });
   // A-1-3: taken after the release was decided, before the commit that wrote it: not twice.
-  await ended('h5', 'erin', { seats: ['A-1-3'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
-  await ended('h6', 'frank', { seats: ['A-1-3'] }, 'released', { created: 2.5, expires: 12.5, ended: 4 });
+  await ended(id, 'h5', 'erin', { seats: ['A-1-3'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
+  await ended(id, 'h6', 'frank', { seats: ['A-1-3'] }, 'released', { created: 2.5, expires: 12.5, ended: 4 });
   // A-1-4: taken before the release was decided: twice.
-  await ended('h7', 'gina', { seats: ['A-1-4'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
-  await ended('h8', 'hank', { seats: ['A-1-4'] }, 'released', { created: 1, expires: 11, ended: 4 });
+  await ended(id, 'h7', 'gina', { seats: ['A-1-4'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
+  await ended(id, 'h8', 'hank', { seats: ['A-1-4'] }, 'released', { created: 1, expires: 11, ended: 4 });
   // A customer with 3 + 3 seats at once (minutes 5-10), over the limit of 4; both holds expired.
-  await ended('h9', 'grace', { seats: ['A-2-1', 'A-2-2', 'A-2-3'] }, 'expired', { created: 0, expires: 10, ended: 10 });
-  await ended('h10', 'grace', { seats: ['A-2-4', 'A-2-5', 'A-2-6'] }, 'expired', { created: 5, expires: 15, ended: 15 });
+  await ended(id, 'h9', 'grace', { seats: ['A-2-1', 'A-2-2', 'A-2-3'] }, 'expired', { created: 0, expires: 10, ended: 10 });
+  await ended(id, 'h10', 'grace', { seats: ['A-2-4', 'A-2-5', 'A-2-6'] }, 'expired', { created: 5, expires: 15, ended: 15 });
   // 3 then 3 seats, the second taken as the first expired: never more than 3 at once.
-  await ended('h11', 'heidi', { seats: ['A-3-1', 'A-3-2', 'A-3-3'] }, 'expired', { created: 0, expires: 10, ended: 12 });
-  await ended('h12', 'heidi', { seats: ['A-3-4', 'A-3-5', 'A-3-6'] }, 'expired', { created: 10, expires: 20, ended: 20 });
+  await ended(id, 'h11', 'heidi', { seats: ['A-3-1', 'A-3-2', 'A-3-3'] }, 'expired', { created: 0, expires: 10, ended: 12 });
+  await ended(id, 'h12', 'heidi', { seats: ['A-3-4', 'A-3-5', 'A-3-6'] }, 'expired', { created: 10, expires: 20, ended: 20 });
   // Places count by quantity: 3 + 2 at once.
-  await ended('h13', 'ivan', { pool: 'GA', quantity: 3 }, 'expired', { created: 0, expires: 10, ended: 10 });
-  await ended('h14', 'ivan', { pool: 'GA', quantity: 2 }, 'released', { created: 1, expires: 11, ended: 3, released: 2 });
+  await ended(id, 'h13', 'ivan', { pool: 'GA', quantity: 3 }, 'expired', { created: 0, expires: 10, ended: 10 });
+  await ended(id, 'h14', 'ivan', { pool: 'GA', quantity: 2 }, 'released', { created: 1, expires: 11, ended: 3, released: 2 });
 
   const report = await verify(id, [], { kafka: undefined });
   const count = (check: CheckName) => report.checks.find((c) => c.check === check)!.violations;
@@ -351,19 +398,21 @@ t.test('seats held twice and limits exceeded are found in the history, after eve
   t.match(
     messagesOf(report, 'seat-held-twice'),
     new RegExp(
-      `seat A-1-1 was given to bob \\(expired hold ${id}-h2\\) at ${at(5).toISOString()} while expired hold ${id}-h1 of alice still held it \\(from ${at(0).toISOString()} until ${at(10).toISOString()}\\)`,
+      `seat A-1-1 was given to bob \\(expired hold ${id}-h2\\) at ${minute(5).toISOString()} while expired hold ${id}-h1 of alice still held it \\(from ${minute(0).toISOString()} until ${minute(10).toISOString()}\\)`,
     ),
   );
   t.match(
     messagesOf(report, 'seat-held-twice'),
     new RegExp(
-      `seat A-1-4 was given to hank \\(released hold ${id}-h8\\) at \\S+ while released hold ${id}-h7 of gina still held it \\(from \\S+ until ${at(2).toISOString()}\\)`,
+      `seat A-1-4 was given to hank \\(released hold ${id}-h8\\) at \\S+ while released hold ${id}-h7 of gina still held it \\(from \\S+ until ${minute(2).toISOString()}\\)`,
     ),
   );
   t.equal(count('customer-limit'), 2, messagesOf(report, 'customer-limit'));
   t.match(
     messagesOf(report, 'customer-limit'),
-    new RegExp(`customer grace held or had bought 6 seats or places at once \\(at ${at(5).toISOString()}\\); the event's limit is now 4`),
+    new RegExp(
+      `customer grace held or had bought 6 seats or places at once \\(at ${minute(5).toISOString()}\\); the event's limit is now 4`,
+    ),
   );
   t.match(messagesOf(report, 'customer-limit'), /customer ivan held or had bought 5 seats or places at once/);
   t.equal(report.counts.violations, 4, JSON.stringify(report.violations, null, 2));
@@ -371,30 +420,15 @@ t.test('seats held twice and limits exceeded are found in the history, after eve
 
 t.test('a reservation not yet published when the topic was read is checked after waiting for the relay, not excused', async (t) => {
   const late = (await provisionTestEvent(pool)).eventId;
-  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'verify-test-relay', log: silentLogger });
-  const producer = createIdempotentProducer(kafka);
-  await producer.connect();
-  /** What a relay does: send the row's message, then mark the row published. */
-  const relay = async (key: string) => {
-    const { rows } = await pool.query<{ payload: object }>('SELECT payload FROM outbox WHERE event_id = $1 AND message_key = $2', [
-      late,
-      key,
-    ]);
-    await producer.send({ topic: config.reservationsTopic, messages: [{ key, value: JSON.stringify(rows[0]!.payload) }] });
-    await pool.query('UPDATE outbox SET published_at = now() WHERE event_id = $1 AND message_key = $2', [late, key]);
-  };
   // Nothing is left unpublished, whatever the test's outcome.
-  t.teardown(async () => {
-    await relay(`${late}-r2`);
-    await producer.disconnect();
-  });
+  t.teardown(() => relay(late, `${late}-r2`));
   await hold(`${late}-h1`, 'lena', ['A-1-1'], 'confirmed', { event: late, reservation: `${late}-r1`, outbox: 'unpublished' });
   await hold(`${late}-h2`, 'mike', ['A-1-2'], 'confirmed', { event: late, reservation: `${late}-r2`, outbox: 'unpublished' });
   // The relay publishes r1 after verify stopped waiting for the outbox (1 s) and read the topic's
   // end; r2 it never publishes.
   const verifying = verify(late, [], { settleTimeoutMs: 1000 });
   await sleep(1500);
-  await relay(`${late}-r1`);
+  await relay(late, `${late}-r1`);
   const report = await verifying;
   t.equal(report.checks.find((c) => c.check === 'topic-missing')!.violations, 1, messagesOf(report, 'topic-missing'));
   t.match(
@@ -415,14 +449,19 @@ t.test('a response log with no record of the event checks nothing: not ok, and s
     `${JSON.stringify({ at: 1, run: 'r', event: 'another-event', buyer: 0, attempt: 1, ms: 1, customer: 'x', op: 'reserve', status: 201, hold: 'h', reservation: 'r', seats: ['A-1-1'] })}\n`,
   );
   for (const [log, why] of [
-    [empty, /the response logs are empty/],
-    [others, new RegExp(`the response logs hold no record of event ${clean.eventId} \\(1 lines, all of other events\\)`)],
+    [[empty], `the response log ${empty} is empty`],
+    [[others], `the response log ${others} holds no record of event ${clean.eventId} (1 lines, all of other events)`],
+    // An empty log is not hidden by a good one beside it.
+    [
+      [writeLog('one-loser.jsonl', [lineOf(clean.eventId, { customer: 'c', op: 'hold', status: 409 })]), empty],
+      `the response log ${empty} is empty`,
+    ],
   ] as const) {
-    const report = await verify(clean.eventId, [log], { kafka: undefined });
+    const report = await verify(clean.eventId, [...log], { kafka: undefined });
     t.equal(report.ok, false, 'not ok');
     t.equal(report.counts.violations, 0);
     t.equal(report.not_checked.length, 1);
-    t.match(report.not_checked[0], why);
+    t.equal(report.not_checked[0], why);
     t.same(
       report.checks.filter((c) => c.unchecked).map((c) => c.check),
       ['client-double-sale', 'ack-missing'],
@@ -442,4 +481,179 @@ t.test('a response log with no record of the event checks nothing: not ok, and s
   t.equal(report.checks.find((c) => c.check === 'ack-missing')!.violations, 2);
   t.match(messagesOf(report, 'ack-missing'), /a 201 to y for hold names no hold/);
   t.equal(verifyExitCode(report), 1);
+});
+
+const violationCount = (report: VerifyReport, check: CheckName) => report.checks.find((c) => c.check === check)!.violations;
+
+t.test('a clean event with holds, a sale, releases, an expiry and a loser passes', async (t) => {
+  const id = (await provisionTestEvent(pool, { layout: testLayout({ rows: 2, seats: 10, pool: 4 }), customerLimit: 4 })).eventId;
+  const decided = (minutes: number) => minute(minutes).getTime();
+  // alice holds A-1-1 and buys it; bob asks for it after and loses (409).
+  await hold(`${id}-h1`, 'alice', ['A-1-1'], 'confirmed', { event: id, reservation: `${id}-r1`, outbox: 'unpublished' });
+  await relay(id, `${id}-r1`);
+  // carol releases A-1-2; dan's hold of A-1-3 expires, and his DELETE, answered a second before the
+  // expiry time by the client's clock (within the slack for skew), is a 204 too.
+  await ended(id, 'h2', 'carol', { seats: ['A-1-2'] }, 'released', { created: 0, expires: 10, ended: 3, released: 2 });
+  await ended(id, 'h3', 'dan', { seats: ['A-1-3'] }, 'expired', { created: 0, expires: 10, ended: 11 });
+  // GA has 4 places: 2 + 2 held at once, and a third hold of 2 taken as the first was released.
+  await ended(id, 'p1', 'erin', { pool: 'GA', quantity: 2 }, 'released', { created: 20, expires: 30, ended: 26, released: 25 });
+  await ended(id, 'p2', 'fay', { pool: 'GA', quantity: 2 }, 'expired', { created: 20, expires: 30, ended: 31 });
+  await ended(id, 'p3', 'gus', { pool: 'GA', quantity: 2 }, 'expired', { created: 25, expires: 35, ended: 36 });
+  const h1 = (await pool.query<{ at: Date }>('SELECT confirmed_at AS at FROM reservations WHERE reservation_id = $1', [`${id}-r1`]))
+    .rows[0]!.at;
+  const log = writeLog(`clean-${id}.jsonl`, [
+    lineOf(id, {
+      customer: 'alice',
+      op: 'hold',
+      status: 201,
+      seat: 'A-1-1',
+      hold: `${id}-h1`,
+      seats: ['A-1-1'],
+      decidedAt: h1.getTime() - 1,
+    }),
+    lineOf(id, {
+      customer: 'alice',
+      op: 'confirm',
+      status: 201,
+      hold: `${id}-h1`,
+      reservation: `${id}-r1`,
+      seats: ['A-1-1'],
+      decidedAt: h1.getTime(),
+    }),
+    lineOf(id, { customer: 'bob', op: 'hold', status: 409, seat: 'A-1-1', error: 'seats-unavailable' }),
+    lineOf(id, { customer: 'carol', op: 'hold', status: 201, seat: 'A-1-2', hold: `${id}-h2`, seats: ['A-1-2'], decidedAt: decided(0) }),
+    lineOf(id, { customer: 'carol', op: 'release', status: 204, hold: `${id}-h2`, at: decided(2) + 5 }),
+    lineOf(id, { customer: 'dan', op: 'hold', status: 201, seat: 'A-1-3', hold: `${id}-h3`, seats: ['A-1-3'], decidedAt: decided(0) }),
+    lineOf(id, { customer: 'dan', op: 'release', status: 204, hold: `${id}-h3`, at: decided(10) - 1000 }),
+    lineOf(id, {
+      customer: 'erin',
+      op: 'hold-pool',
+      status: 201,
+      hold: `${id}-p1`,
+      seats: [],
+      pool: 'GA',
+      quantity: 2,
+      decidedAt: decided(20),
+    }),
+    lineOf(id, { customer: 'erin', op: 'release', status: 204, hold: `${id}-p1`, at: decided(25) + 5 }),
+    lineOf(id, {
+      customer: 'fay',
+      op: 'hold-pool',
+      status: 201,
+      hold: `${id}-p2`,
+      seats: [],
+      pool: 'GA',
+      quantity: 2,
+      decidedAt: decided(20),
+    }),
+    lineOf(id, {
+      customer: 'gus',
+      op: 'hold-pool',
+      status: 201,
+      hold: `${id}-p3`,
+      seats: [],
+      pool: 'GA',
+      quantity: 2,
+      decidedAt: decided(25),
+    }),
+  ]);
+  // Values on the shared topic that are no reservation (a tombstone, a number, a list): passed over and counted.
+  await producer.send({
+    topic: config.reservationsTopic,
+    messages: [
+      { key: `${id}-tombstone`, value: null },
+      { key: `${id}-number`, value: '42' },
+      { key: `${id}-list`, value: '[1]' },
+    ],
+  });
+
+  const report = await verify(id, [log]);
+  t.equal(report.ok, true, JSON.stringify({ violations: report.violations, not_checked: report.not_checked }, null, 2));
+  t.ok(
+    report.checks.every((c) => !c.skipped && !c.unchecked),
+    'every check was made',
+  );
+  t.same(report.counts.log?.acknowledged, { holds: 6, reservations: 1, releases: 3 });
+  t.equal(report.counts.log?.status['409'], 1);
+  t.match(report.counts.topic, { unique: 1, duplicates: 0 });
+  t.ok((report.counts.topic?.malformed ?? 0) >= 3, `malformed ${report.counts.topic?.malformed}`);
+  t.match(report.counts.inventory.holds, { confirmed: 1, released: 2, expired: 3 });
+});
+
+t.test('every acknowledgement is held to Postgres: two answers for one id, and 204s to releases', async (t) => {
+  const id = (await provisionTestEvent(pool)).eventId;
+  // One reservation told to bob (A-1-2) and to alice (A-1-1); Postgres has it as alice's.
+  await hold(`${id}-h1`, 'alice', ['A-1-1'], 'confirmed', { event: id, reservation: `${id}-r1` });
+  // dan's hold expired at minute 10; his DELETE was answered 204 at minute 1 (so Postgres lost a
+  // release), and eve — not its owner — got a 204 too.
+  await ended(id, 'h2', 'dan', { seats: ['A-1-3'] }, 'expired', { created: 0, expires: 10, ended: 10 });
+  // frank's DELETE was answered after his hold expired: a 204 for an expired hold, as it should be.
+  await ended(id, 'h3', 'frank', { seats: ['A-1-4'] }, 'expired', { created: 0, expires: 10, ended: 10 });
+  /** A 201 to a reserve of `seat` that names reservation r1 (of hold h1). */
+  const reservedR1 = (customer: string, seat: string) =>
+    lineOf(id, { customer, op: 'reserve', status: 201, seat, hold: `${id}-h1`, reservation: `${id}-r1`, seats: [seat], decidedAt: 1 });
+  const log = writeLog(`acks-${id}.jsonl`, [
+    reservedR1('bob', 'A-1-2'),
+    reservedR1('alice', 'A-1-1'),
+    lineOf(id, {
+      customer: 'dan',
+      op: 'hold',
+      status: 201,
+      seat: 'A-1-3',
+      hold: `${id}-h2`,
+      seats: ['A-1-3'],
+      decidedAt: minute(0).getTime(),
+    }),
+    lineOf(id, { customer: 'dan', op: 'release', status: 204, hold: `${id}-h2`, at: minute(1).getTime() }),
+    lineOf(id, { customer: 'eve', op: 'release', status: 204, hold: `${id}-h2`, at: minute(2).getTime() }),
+    lineOf(id, { customer: 'frank', op: 'release', status: 204, hold: `${id}-h3`, at: minute(10).getTime() + 5 }),
+  ]);
+  const report = await verify(id, [log], { kafka: undefined });
+  const messages = messagesOf(report, 'ack-missing');
+  t.match(
+    messages,
+    new RegExp(`reservation ${id}-r1 was acknowledged \\(201\\) differently: to bob \\(seats A-1-2, hold ${id}-h1\\) and to alice`),
+  );
+  t.match(messages, new RegExp(`reservation ${id}-r1 was answered to bob \\(hold ${id}-h1\\) but is alice's`), 'each answer is checked');
+  t.match(messages, new RegExp(`hold ${id}-h2 was released \\(204\\) to dan and eve: it has one owner`));
+  t.match(messages, new RegExp(`hold ${id}-h2 was released \\(204 to dan\\) 540000 ms before it expired, but is expired, not released`));
+  t.match(messages, new RegExp(`hold ${id}-h2 was released \\(204 to eve\\) but is dan's in event ${id}`));
+  t.notMatch(messages, new RegExp(`${id}-h3`), "frank's 204 came after the expiry");
+  t.equal(report.counts.violations, 5, JSON.stringify(report.violations, null, 2));
+  t.equal(violationCount(report, 'ack-missing'), 5);
+});
+
+t.test('a pool over its capacity at some moment is found in the history, after every hold ended', async (t) => {
+  const id = (await provisionTestEvent(pool, { layout: testLayout({ rows: 2, seats: 10, pool: 4 }) })).eventId;
+  // Three holds of 2 places, all live at minutes 5-10 (6 > 4); all expired since, counters at 0.
+  await ended(id, 'p1', 'pat', { pool: 'GA', quantity: 2 }, 'expired', { created: 0, expires: 10, ended: 10 });
+  await ended(id, 'p2', 'quinn', { pool: 'GA', quantity: 2 }, 'expired', { created: 1, expires: 11, ended: 11 });
+  await ended(id, 'p3', 'rob', { pool: 'GA', quantity: 2 }, 'released', { created: 5, expires: 15, ended: 7, released: 6 });
+  const report = await verify(id, [], { kafka: undefined });
+  t.equal(violationCount(report, 'over-capacity'), 1, messagesOf(report, 'over-capacity'));
+  t.match(
+    messagesOf(report, 'over-capacity'),
+    `pool GA: holds had 6 places at once (at ${minute(5).toISOString()}), more than its capacity 4`,
+  );
+  t.equal(report.counts.violations, 1, JSON.stringify(report.violations, null, 2));
+});
+
+t.test('live holds past their TTL on shards no engine serves: not judged, and said so', async (t) => {
+  const id = (await provisionTestEvent(pool)).eventId;
+  await hold(`${id}-h1`, 'carol', ['A-1-1'], 'live', { event: id, expiresInMs: -3_600_000 });
+  const report = await verify(id, [], { kafka: undefined });
+  t.equal(report.counts.violations, 0);
+  t.equal(report.counts.inventory.pending_expiry, 1);
+  t.same(report.not_checked, ['1 hold past its TTL on shards no engine serves: expiry cannot be judged until an engine owns them']);
+  t.same(
+    report.checks.filter((c) => c.unchecked).map((c) => c.check),
+    ['hold-past-ttl'],
+  );
+  t.equal(report.ok, false);
+  t.equal(verifyExitCode(report), 3);
+  // Once an engine serves the shard, the same hold is a violation.
+  await pool.query("UPDATE shards SET owner = 'engine-ghost' WHERE event_id = $1 AND shard = $2", [id, await shardOf('A-1-1', id)]);
+  const served = await verify(id, [], { kafka: undefined });
+  t.equal(violationCount(served, 'hold-past-ttl'), 1);
+  t.same(served.not_checked, []);
 });
