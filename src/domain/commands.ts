@@ -12,9 +12,9 @@ export type SeatId = string;
 interface CommandBase {
   /**
    * Idempotency key: a repeated key returns the first result; reused with another command, it is
-   * refused. Memory scopes keys per customer, but Postgres keeps a success's record per (event,
-   * shard, key): a key two customers share is replayed after a failover for the first of them only.
-   * Callers send keys unique per event — the ingress sends a digest of (customer, Idempotency-Key).
+   * refused. Keys are scoped per customer, in memory and in Postgres (a success's record per
+   * event, shard, key and customer, the newest kept: ADR 0006, decision 9). The ingress sends a
+   * digest of (customer, Idempotency-Key).
    */
   readonly key: string;
   readonly customer: CustomerId;
