@@ -25,6 +25,13 @@ interface CommandBase {
    * gets a new decision, not the old answer. Without it, a refusal is replayed like a success.
    */
   readonly redecideRefusal?: boolean;
+  /**
+   * Only replay: answer the key's remembered result if there is one, and otherwise decide nothing
+   * and remember nothing (`unavailable` naming no seat). The ingress asks every shard of a
+   * best-available request this way before it walks them: a retry whose first attempt held on a
+   * later shard must get that hold back, not a new one from an earlier shard that refused then.
+   */
+  readonly replayOnly?: boolean;
 }
 
 /** Hold these specific seats (all or nothing). */

@@ -288,6 +288,9 @@ export class ShardInventory {
       this.memory.forgetRefusal(customer, key);
       prior = undefined;
     }
+    if (prior === undefined && command.replayOnly === true) {
+      return { result: { ok: false, type: 'unavailable', seats: [], message: `nothing decided under key ${key}` }, changes: NO_CHANGES };
+    }
     if (prior !== undefined) {
       if (prior.fingerprint === fingerprint) return { result: prior.result, changes: NO_CHANGES };
       return {

@@ -3,7 +3,7 @@
  * passes the gate (Idempotency-Key, admission), asks the owning shard over NATS, and maps the
  * shard's decision. Losers fail fast: the shard answers them from memory, and so do we.
  */
-import type { ShardCommand, ShardResult } from '../../domain/commands.js';
+import type { HoldView, ShardCommand, ShardResult } from '../../domain/commands.js';
 import { SentinelError } from '../../errors.js';
 import type { CommandGate, GateDecision, GateRequest, PeekDecision, StoredResponse } from '../command-gate.js';
 import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
@@ -281,13 +281,27 @@ export function commandRoutes(deps: CommandRouteDeps) {
       routable,
       true,
       async (key, deadline) => {
+        const held = (shard: number, hold: HoldView): StoredResponse => {
+          locator.remember(eventId, hold.holdId, { shard, customer });
+          return { status: 201, headers: { Location: holdPath(eventId, hold.holdId) }, body: holdBody(eventId, hold) };
+        };
+        if (attempts.length > 1) {
+          // This may be the retry of a request whose answer was lost after a later shard held:
+          // an earlier shard, which refused then, would decide afresh now (redecideRefusal) and
+          // hold a second time. So every shard first replays what it holds under the key, if anything.
+          const replays = await Promise.all(
+            attempts.map(({ shard, command }) =>
+              ask(ctx, eventId, shard, { ...command(key), redecideRefusal: false, replayOnly: true }, deadline),
+            ),
+          );
+          const index = replays.findIndex((r) => r.type === 'held');
+          const replayed = replays[index];
+          if (replayed?.type === 'held') return held(attempts[index]!.shard, replayed.hold);
+        }
         let last: ShardResult | undefined;
         for (const { shard, command } of attempts) {
           last = await ask(ctx, eventId, shard, command(key), deadline);
-          if (last.type === 'held') {
-            locator.remember(eventId, last.hold.holdId, { shard, customer });
-            return { status: 201, headers: { Location: holdPath(eventId, last.hold.holdId) }, body: holdBody(eventId, last.hold) };
-          }
+          if (last.type === 'held') return held(shard, last.hold);
           if (last.type !== 'unavailable') break;
         }
         if (last === undefined) throw new SentinelError('ingress_no_shard', `no shard to ask for ${ctx.path}`);

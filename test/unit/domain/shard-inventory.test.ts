@@ -466,3 +466,23 @@ t.test('a refusal is replayed for its key, unless the command asks for a new dec
   t.same(inventory.decide(bob(true), NOW + 4), { result: fresh.result, changes: [] }, 'a success is always replayed');
   t.match(inventory.stats(), { rememberedResults: 3, rememberedFailures: 0 }, 'the refusal is forgotten, not kept beside the success');
 });
+
+t.test('replayOnly: a remembered result is replayed; nothing remembered decides and remembers nothing', async (t) => {
+  const { inventory } = fixture(theatre);
+  const best = (replayOnly?: boolean): ShardCommand => ({
+    type: 'hold-best',
+    key: 'ann-1',
+    customer: 'ann',
+    section: 'A',
+    quantity: 2,
+    ...(replayOnly === undefined ? {} : { replayOnly }),
+  });
+  const before = inventory.counts().overall;
+  const probe = inventory.decide(best(true), NOW);
+  t.same(probe, { result: { ok: false, type: 'unavailable', seats: [], message: 'nothing decided under key ann-1' }, changes: [] });
+  t.same(inventory.counts().overall, before, 'no seat held');
+  t.match(inventory.stats(), { rememberedResults: 0, rememberedFailures: 0 }, 'and nothing remembered');
+  const first = inventory.decide(best(), NOW + 1);
+  t.match(first.result, { type: 'held' }, 'the real command is decided afresh');
+  t.same(inventory.decide(best(true), NOW + 2), { result: first.result, changes: [] }, 'then a probe replays it');
+});
