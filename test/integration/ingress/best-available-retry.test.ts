@@ -11,16 +11,10 @@
  */
 import t from 'tap';
 import type { HoldView, ShardResult } from '../../../src/domain/commands.js';
-import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
-import { call, eventPath, FakeShards, startHarness } from './harness.js';
+import { testLayout } from '../../support/stack.js';
+import { call, eventPath, fakeShardStack } from './harness.js';
 
-const pool = await testDatabase();
-t.teardown(() => pool.end());
-const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 8, seats: 20 }), shardCount: 2 });
-const harness = await startHarness(pool);
-t.teardown(() => harness.close());
-const shards = new FakeShards(harness.nc, spec.eventId, 2);
-t.teardown(() => shards.close());
+const { spec, harness, shards } = await fakeShardStack(t, { layout: testLayout({ rows: 8, seats: 20 }), shardCount: 2 });
 const alice = await harness.token('alice');
 
 t.test('a retry gets back the hold its lost first attempt made on a later shard, and no second one', async (t) => {

@@ -17,6 +17,7 @@ import { createTokenVerifier, mintToken } from '../../../src/ingress/auth.js';
 import { serveIngress, type RunningIngress } from '../../../src/ingress/server.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
+import { provisionTestEvent, testDatabase } from '../../support/stack.js';
 
 export const config = testConfig();
 
@@ -28,6 +29,24 @@ export interface Harness {
   readonly nc: NatsConnection;
   token(customer: string, ttlS?: number): Promise<string>;
   close(): Promise<void>;
+}
+
+/**
+ * A test file's stack with fake shards: its own database, an event provisioned with `event`, the
+ * ingress, and a fake owner for every shard of the event — all closed when the file's tests end.
+ */
+export async function fakeShardStack(
+  t: { teardown(fn: () => unknown): void },
+  event: Parameters<typeof provisionTestEvent>[1] & { shardCount: number },
+): Promise<{ pool: pg.Pool; spec: EventSpec; harness: Harness; shards: FakeShards }> {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, event);
+  const harness = await startHarness(pool);
+  t.teardown(() => harness.close());
+  const shards = new FakeShards(harness.nc, spec.eventId, event.shardCount);
+  t.teardown(() => shards.close());
+  return { pool, spec, harness, shards };
 }
 
 /** Starts the ingress on a free port. */

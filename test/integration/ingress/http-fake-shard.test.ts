@@ -14,16 +14,14 @@ import { DependencyError } from '../../../src/errors.js';
 import { encode } from '../../../src/engine/protocol.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { silentLogger } from '../../../src/log.js';
-import { provisionTestEvent, testDatabase, testLayout, waitFor } from '../../support/stack.js';
-import { call, config, eventPath, FakeShards, startHarness, type Exchange } from './harness.js';
+import { provisionTestEvent, testLayout, waitFor } from '../../support/stack.js';
+import { call, config, eventPath, fakeShardStack, FakeShards, startHarness, type Exchange } from './harness.js';
 
-const pool = await testDatabase();
-t.teardown(() => pool.end());
-const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 8, seats: 20, pool: 50 }), shardCount: 2, customerLimit: 6 });
-const harness = await startHarness(pool);
-t.teardown(() => harness.close());
-const shards = new FakeShards(harness.nc, spec.eventId, 2);
-t.teardown(() => shards.close());
+const { pool, spec, harness, shards } = await fakeShardStack(t, {
+  layout: testLayout({ rows: 8, seats: 20, pool: 50 }),
+  shardCount: 2,
+  customerLimit: 6,
+});
 const alice = await harness.token('alice');
 const bob = await harness.token('bob');
 const url = harness.url;
@@ -106,15 +104,38 @@ t.test('hold specific seats: 201 with Location; request id and derived key reach
 });
 
 t.test('best-available asks the section’s shards best rows first, strictly orphan-free first', async (t) => {
+  // Before the walk, every attempt is asked only to replay what it holds under the key (here:
+  // nothing); `decided` are the calls after those.
+  const nothing: ShardResult = { ok: false, type: 'unavailable', seats: [], message: 'nothing decided' };
+  const probes = () => shards.calls.filter((c) => c.command.replayOnly === true);
+  const decided = () => shards.calls.filter((c) => c.command.replayOnly !== true);
   shards.calls.length = 0;
-  shards.answer = ({ shard }) =>
-    shard === 0
-      ? { ok: false, type: 'unavailable', seats: [], message: 'no 4 together' }
-      : heldResult(['A-5-1', 'A-5-2', 'A-5-3', 'A-5-4']);
+  shards.answer = ({ shard, command }) =>
+    command.replayOnly === true
+      ? nothing
+      : shard === 0
+        ? { ok: false, type: 'unavailable', seats: [], message: 'no 4 together' }
+        : heldResult(['A-5-1', 'A-5-2', 'A-5-3', 'A-5-4']);
   const key = freshKey();
   expect(t, await post(holdPath, { key, body: { section: 'A', quantity: 4 } }), 'createHold', 201);
   t.same(
-    shards.calls.map((c) => [c.shard, c.command]),
+    probes()
+      .map((c) => [c.shard, c.command.key, c.command.redecideRefusal])
+      .sort((a, b) => String(a).localeCompare(String(b))),
+    [
+      [0, keyDigest('alice', key), false],
+      [0, `${keyDigest('alice', key)}.strict`, false],
+      [1, keyDigest('alice', key), false],
+      [1, `${keyDigest('alice', key)}.strict`, false],
+    ],
+    'every attempt first asked to replay (in parallel), refusals not redecided',
+  );
+  t.ok(
+    shards.calls.slice(0, 4).every((c) => c.command.replayOnly === true),
+    'before anything is decided',
+  );
+  t.same(
+    decided().map((c) => [c.shard, c.command]),
     [0, 1].map((shard) => [
       shard,
       {
@@ -132,25 +153,27 @@ t.test('best-available asks the section’s shards best rows first, strictly orp
   // No shard can avoid an orphan: the second pass lets the best rows leave one.
   shards.calls.length = 0;
   shards.answer = ({ command }) =>
-    command.type === 'hold-best' && command.strictOrphans
-      ? { ok: false, type: 'unavailable', seats: [], message: 'only with an orphan' }
-      : heldResult(['A-1-18', 'A-1-19']);
+    command.replayOnly === true
+      ? nothing
+      : command.type === 'hold-best' && command.strictOrphans
+        ? { ok: false, type: 'unavailable', seats: [], message: 'only with an orphan' }
+        : heldResult(['A-1-18', 'A-1-19']);
   const relaxedKey = freshKey();
   expect(t, await post(holdPath, { key: relaxedKey, body: { section: 'A', quantity: 2 } }), 'createHold', 201);
   t.same(
-    shards.calls.map((c) => [c.shard, c.command.type === 'hold-best' && c.command.strictOrphans === true]),
+    decided().map((c) => [c.shard, c.command.type === 'hold-best' && c.command.strictOrphans === true]),
     [
       [0, true],
       [1, true],
       [0, false],
     ],
   );
-  t.equal(shards.calls[2]!.command.key, keyDigest('alice', relaxedKey));
+  t.equal(decided()[2]!.command.key, keyDigest('alice', relaxedKey));
 
   shards.calls.length = 0;
   shards.answer = () => ({ ok: false, type: 'unavailable', seats: [], message: 'sold out' });
   expect(t, await post(holdPath, { body: { section: 'A', quantity: 4 } }), 'createHold', 409, 'seats-unavailable');
-  t.equal(shards.calls.length, 4, 'two passes over two shards');
+  t.equal(decided().length, 4, 'two passes over two shards');
 });
 
 t.test('GA pool hold goes to the pool’s shard', async (t) => {

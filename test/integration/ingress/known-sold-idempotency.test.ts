@@ -14,16 +14,10 @@ import t from 'tap';
 import type { ShardResult } from '../../../src/domain/commands.js';
 import { keyDigest } from '../../../src/ingress/command-gate.js';
 import { redisKeys } from '../../../src/ingress/redis-scripts.js';
-import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
-import { call, eventPath, FakeShards, startHarness } from './harness.js';
+import { testLayout } from '../../support/stack.js';
+import { call, eventPath, fakeShardStack } from './harness.js';
 
-const pool = await testDatabase();
-t.teardown(() => pool.end());
-const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 8, seats: 20 }), shardCount: 2 });
-const harness = await startHarness(pool);
-t.teardown(() => harness.close());
-const shards = new FakeShards(harness.nc, spec.eventId, 2);
-t.teardown(() => shards.close());
+const { spec, harness, shards } = await fakeShardStack(t, { layout: testLayout({ rows: 8, seats: 20 }), shardCount: 2 });
 const [alice, bob, carol] = await Promise.all([harness.token('alice'), harness.token('bob'), harness.token('carol')]);
 const now = Date.now();
 
