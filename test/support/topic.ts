@@ -11,27 +11,41 @@ function eventOf(value: Buffer | null): string | undefined {
   }
 }
 
-/** Reads the reservations topic from the beginning and returns the keys of one event's messages. */
-export async function reservationKeysOnTopic(eventId: string, expected: number, timeoutMs = 60_000): Promise<string[]> {
+/**
+ * Reads the reservations topic from the messages of the last `lookBackMs` (10 minutes: longer than
+ * any test file takes to produce and read them) and returns the keys of one event's messages. Not
+ * from the beginning: on a machine that ran benchmarks the topic holds millions of messages, and
+ * a read from offset 0 did not reach this event's within the timeout.
+ */
+export async function reservationKeysOnTopic(
+  eventId: string,
+  expected: number,
+  timeoutMs = 60_000,
+  lookBackMs = 10 * 60_000,
+): Promise<string[]> {
   const config = testConfig();
+  const topic = config.reservationsTopic;
   const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'test-reader', log: silentLogger });
+  const admin = kafka.admin();
+  await admin.connect();
+  const start = await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() - lookBackMs).finally(() => admin.disconnect());
   const consumer = kafka.consumer({ groupId: uniqueName('reader') });
   await consumer.connect();
   try {
-    await consumer.subscribe({ topic: config.reservationsTopic, fromBeginning: true });
+    await consumer.subscribe({ topic, fromBeginning: true });
     const keys: string[] = [];
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      void consumer.run({
-        eachMessage: async ({ message }) => {
-          if (eventOf(message.value) === eventId) keys.push(String(message.key));
-          if (new Set(keys).size >= expected) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
+    let enough!: () => void;
+    const done = new Promise<void>((resolve) => (enough = resolve));
+    const timer = setTimeout(enough, timeoutMs);
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        if (eventOf(message.value) === eventId) keys.push(String(message.key));
+        if (new Set(keys).size >= expected) enough();
+      },
     });
+    for (const { partition, offset } of start) consumer.seek({ topic, partition, offset });
+    await done;
+    clearTimeout(timer);
     return keys;
   } finally {
     await consumer.disconnect();
