@@ -286,12 +286,15 @@ async function main(): Promise<void> {
       const pauses: number[] = [];
       const gcObserver = new PerformanceObserver((list) => pauses.push(...list.getEntries().map((e) => e.duration)));
       gcObserver.observe({ entryTypes: ['gc'] });
+      const decisions = () => (system === 'sentinel' ? engineMetric(engineUrls, 'sentinel_engine_decisions_total') : null);
       const before = await transactions();
+      const decidedBefore = await decisions();
       const retransmittedBefore = tcpRetransmissions();
       const cpuBefore = cpuNow();
       const report = await run();
       const cpu = cpuDelta(cpuBefore, cpuNow());
       const after = await transactions();
+      const decidedAfter = await decisions();
       gcObserver.disconnect();
       const retransmitted = (tcpRetransmissions() ?? NaN) - (retransmittedBefore ?? NaN);
       const row: Row = { id, label, system, report, pgTransactions: before === null || after === null ? null : after - before, cpu };
@@ -299,7 +302,11 @@ async function main(): Promise<void> {
         `${id}: ${report.requests.toLocaleString('en-US')} requests in ${report.duration_s} s = ${report.throughput_rps.toLocaleString('en-US')} req/s; ` +
           `${formatLatency(report.latency_ms)}; ${JSON.stringify(report.status)}; ` +
           `client GC ${pauses.length} pauses, ${Math.round(pauses.reduce((a, b) => a + b, 0))} ms, longest ${Math.round(Math.max(0, ...pauses))} ms; ` +
-          `TCP retransmissions ${Number.isNaN(retransmitted) ? 'unknown' : retransmitted}`,
+          `TCP retransmissions ${Number.isNaN(retransmitted) ? 'unknown' : retransmitted}` +
+          // How many of the requests a shard had to decide (the rest the ingress answered alone).
+          (decidedBefore === null || decidedAfter === null
+            ? ''
+            : `; shard decisions ${(decidedAfter - decidedBefore).toLocaleString('en-US')}`),
       );
       return row;
     };

@@ -27,6 +27,7 @@ import { createIngressMetrics, type IngressMetrics } from './metrics.js';
 import { loadOpenApi, type OpenApi, type Operation } from './openapi.js';
 import { HttpProblem, problemOf } from './problems.js';
 import { dependencyChecks, Readiness, type DependencyCheck } from './readiness.js';
+import { SeatFlights } from './seat-flights.js';
 import { SoldSeats } from './sold-seats.js';
 import { commandRoutes } from './routes/commands.js';
 import { readRoutes } from './routes/reads.js';
@@ -39,6 +40,8 @@ export interface IngressSettings {
   readonly idempotencyTtlS: number;
   /** Largest request body (bytes). */
   readonly bodyLimitBytes?: number;
+  /** Longest a request waits for another's answer about its seat (ms; SeatFlights). */
+  readonly seatFlightWaitMs?: number;
 }
 
 /** Everything the ingress talks to. */
@@ -89,6 +92,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       shards: deps.shards ?? new ShardClient(deps.nc),
       metrics,
       soldSeats: new SoldSeats(now),
+      flights: new SeatFlights(deps.settings.seatFlightWaitMs),
       shardTimeoutMs: deps.settings.shardTimeoutMs,
       now,
     }),

@@ -20,6 +20,8 @@ export interface IngressMetrics {
   readonly idempotency: Counter<'outcome'>;
   /** Requests refused for seats known to be sold, without a shard round trip. */
   readonly knownSold: Counter;
+  /** Requests that waited for another customer's shard answer about their seat (SeatFlights). */
+  readonly flightWaits: Counter;
 }
 
 export function createIngressMetrics(options: { defaultMetrics?: boolean } = {}): IngressMetrics {
@@ -62,6 +64,11 @@ export function createIngressMetrics(options: { defaultMetrics?: boolean } = {})
     knownSold: new Counter({
       name: 'sentinel_ingress_known_sold_refusals_total',
       help: 'Requests refused with 409 for seats this ingress already knew to be sold, without asking a shard.',
+      registers: [registry],
+    }),
+    flightWaits: new Counter({
+      name: 'sentinel_ingress_seat_flight_waits_total',
+      help: "Requests that waited for another customer's request to learn its shard's answer about the same seat before asking.",
       registers: [registry],
     }),
   };

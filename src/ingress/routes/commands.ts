@@ -11,6 +11,7 @@ import type { IngressContext, ShardSender } from '../context.js';
 import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
 import type { HoldLocator } from '../hold-locator.js';
 import type { IngressMetrics } from '../metrics.js';
+import type { SeatFlights } from '../seat-flights.js';
 import type { SoldSeats } from '../sold-seats.js';
 import { HttpProblem, refusal, ShardRejection, type ProblemFieldError } from '../problems.js';
 import { holdBody, holdPath, reservationBody, reservationPath } from '../views.js';
@@ -24,6 +25,8 @@ export interface CommandRouteDeps {
   readonly metrics: IngressMetrics;
   /** Seats known to be sold, and to whom: other customers' requests for them are refused without a shard round trip. */
   readonly soldSeats: SoldSeats;
+  /** Seats a request is asking a shard about now: other customers' requests for them wait briefly for its answer. */
+  readonly flights: SeatFlights;
   /** Deadline of one request's shard work, across retries and shards (ms). */
   readonly shardTimeoutMs: number;
   readonly now: () => number;
@@ -31,6 +34,14 @@ export interface CommandRouteDeps {
 
 /** A hold request body, validated against the `HoldRequest` schema. */
 type HoldRequest = { seats: string[] } | { section: string; quantity: number } | { pool: string; quantity: number };
+
+/** What the ingress knows about a request for named seats before asking their shard (see `beforeAsking`). */
+interface BeforeAsking {
+  /** A refusal decided already: some seats are known to be sold to other customers. */
+  readonly known: ShardResult | undefined;
+  /** Ends this request's flight over its seats, if it is their flight: once its shard answer is learned. */
+  readonly land: (() => void) | undefined;
+}
 
 /** Extra time an in-flight claim outlives the shard deadline before another request may take the key over (ms). */
 const IN_FLIGHT_MARGIN_MS = 5000;
@@ -50,7 +61,7 @@ function send(ctx: IngressContext, response: StoredResponse, replayed: boolean):
 }
 
 export function commandRoutes(deps: CommandRouteDeps) {
-  const { catalog, gate, locator, shards, metrics, soldSeats } = deps;
+  const { catalog, gate, locator, shards, metrics, soldSeats, flights } = deps;
 
   /**
    * The request's event, on sale now. Outside the sale window the answer is sale-not-open and no
@@ -105,20 +116,36 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * remembers the first result of a key, replays only a success and decides again after a
    * refusal (a seat released since, a limit with room again).
    *
-   * `known` is a refusal decided already (seats known to be sold to other customers): the key is
+   * `before.known` is a refusal decided already (seats known to be sold to other customers): the key is
    * only looked at — a stored success of the same request is still replayed — and otherwise the
    * refusal is the answer, with no claim, no admission and no shard. A free key alone would not
    * prove the customer never won: the shard may remember a success that Redis does not (it
    * committed after our deadline and the 503 gave the key back; the record was never stored or
    * was lost), so a seat known sold to the requester is never a `known` refusal — that request
-   * goes to the shard, which replays the success (see SoldSeats.refusal).
+   * goes to the shard, which replays the success (see SoldSeats.refusal). The request's flight, if
+   * it is one, lands when this ends, whatever happened (`work` lands it earlier, after the shard).
    */
   async function underIdempotencyKey(
     ctx: IngressContext,
     routable: RoutableEvent,
     admit: boolean,
     work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
-    known?: ShardResult,
+    before?: BeforeAsking,
+  ): Promise<void> {
+    try {
+      await decideUnderKey(ctx, routable, admit, work, before?.known);
+    } finally {
+      before?.land?.();
+    }
+  }
+
+  /** `underIdempotencyKey` without the flight. */
+  async function decideUnderKey(
+    ctx: IngressContext,
+    routable: RoutableEvent,
+    admit: boolean,
+    work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
+    known: ShardResult | undefined,
   ): Promise<void> {
     const request = gateRequest(ctx, routable, admit);
     const decision: GateDecision | PeekDecision = known === undefined ? await gate.begin(request) : await gate.peek(request);
@@ -198,6 +225,22 @@ export function commandRoutes(deps: CommandRouteDeps) {
     }
   }
 
+  /**
+   * What the ingress knows about a request for `seats` before asking their shard, after waiting
+   * once, briefly, for other customers' requests asking about them now (SeatFlights): the refusal
+   * known already; and when there is none and nobody else was asking, this request's own flight.
+   */
+  async function beforeAsking(eventId: string, seats: readonly string[], customer: string): Promise<BeforeAsking> {
+    const landing = flights.landing(eventId, seats, customer);
+    if (landing !== undefined) {
+      metrics.flightWaits.inc();
+      await landing;
+    }
+    const known = soldSeats.refusal(eventId, seats, customer);
+    const land = known === undefined && landing === undefined ? flights.depart(eventId, seats, customer) : undefined;
+    return { known, land };
+  }
+
   /** Maps a shard decision that is not a success to a rejection (for the error middleware). */
   function reject(result: ShardResult): never {
     if (result.ok) throw new SentinelError('shard_unexpected_result', `unexpected shard result ${result.type}`);
@@ -213,8 +256,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const { map } = routable;
     /** The shard requests to try in order, until one holds; each gets its own shard key. */
     let attempts: { shard: number; command: (key: string) => ShardCommand }[];
-    /** A refusal known without asking (seats known to be sold to other customers). */
-    let known: ShardResult | undefined;
+    /** For seats named: a refusal known without asking, and this request's flight. */
+    let before: BeforeAsking | undefined;
     if ('seats' in body) {
       const unknown: ProblemFieldError[] = [];
       const owners = new Set<number>();
@@ -233,7 +276,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const seats = body.seats;
       attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats, redecideRefusal: true }) }));
-      known = soldSeats.refusal(eventId, seats, customer);
+      before = await beforeAsking(eventId, seats, customer);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
       if (owners === undefined) {
@@ -301,13 +344,14 @@ export function commandRoutes(deps: CommandRouteDeps) {
         let last: ShardResult | undefined;
         for (const { shard, command } of attempts) {
           last = await ask(ctx, eventId, shard, command(key), deadline);
+          before?.land?.();
           if (last.type === 'held') return held(shard, last.hold);
           if (last.type !== 'unavailable') break;
         }
         if (last === undefined) throw new SentinelError('ingress_no_shard', `no shard to ask for ${ctx.path}`);
         return reject(last);
       },
-      known,
+      before,
     );
   }
 
@@ -367,18 +411,19 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const shard = routable.map.shardOfSeat(seat);
     if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
     const customer = customerOf(ctx);
-    const known = soldSeats.refusal(eventId, [seat], customer);
+    const before = await beforeAsking(eventId, [seat], customer);
     await underIdempotencyKey(
       ctx,
       routable,
       true,
       async (key, deadline) => {
         const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat, redecideRefusal: true }, deadline);
+        before.land?.();
         if (result.type !== 'confirmed') return reject(result);
         const r = result.reservation;
         return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
       },
-      known,
+      before,
     );
   }
 

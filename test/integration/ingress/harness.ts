@@ -38,16 +38,20 @@ export interface Harness {
 export async function fakeShardStack(
   t: { teardown(fn: () => unknown): void },
   event: Parameters<typeof provisionTestEvent>[1] & { shardCount: number },
+  overrides: Partial<IngressDependencies> = {},
 ): Promise<{ pool: pg.Pool; spec: EventSpec; harness: Harness; shards: FakeShards }> {
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const spec = await provisionTestEvent(pool, event);
-  const harness = await startHarness(pool);
+  const harness = await startHarness(pool, overrides);
   t.teardown(() => harness.close());
   const shards = new FakeShards(harness.nc, spec.eventId, event.shardCount);
   t.teardown(() => shards.close());
   return { pool, spec, harness, shards };
 }
+
+/** The ingress settings of the tests: a short shard deadline. */
+export const HARNESS_SETTINGS = { shardTimeoutMs: 1500, idempotencyTtlS: 600 };
 
 /** Starts the ingress on a free port. */
 export async function startHarness(pool: pg.Pool, overrides: Partial<IngressDependencies> = {}): Promise<Harness> {
@@ -60,7 +64,7 @@ export async function startHarness(pool: pg.Pool, overrides: Partial<IngressDepe
     nc,
     pg: pool,
     tokens: createTokenVerifier({ secret: config.jwtSecret, issuer: config.jwtIssuer, audience: config.jwtAudience }),
-    settings: { shardTimeoutMs: 1500, idempotencyTtlS: 600 },
+    settings: HARNESS_SETTINGS,
     ...overrides,
   });
   const running = await serveIngress(app, { port: 0, host: '127.0.0.1', log: silentLogger });
@@ -121,14 +125,22 @@ export interface FakeCall {
   readonly requestId: string | undefined;
 }
 
+/** What a fake shard answers a call: a result, an error reply, or 'silence' to let the request time out. */
+type FakeAnswer = ShardResult | ShardReply | 'silence';
+
+function toReply(answer: ShardResult | ShardReply): ShardReply {
+  return 'ok' in answer ? { result: answer } : answer;
+}
+
 /**
- * A fake shard owner for every shard of an event: answers each request with what `answer` returns
- * (a result, an error reply, or 'silence' to let the request time out).
+ * A fake shard owner for every shard of an event: answers each request with what `answer` returns,
+ * or with what the promise it returns resolves to (a shard that takes its time; the batch's other
+ * requests are answered when they are ready, and later messages are not held up).
  */
 export class FakeShards {
   readonly calls: FakeCall[] = [];
   private readonly subscriptions: Subscription[] = [];
-  answer: (call: FakeCall) => ShardResult | ShardReply | 'silence' = () => ({
+  answer: (call: FakeCall) => FakeAnswer | Promise<FakeAnswer> = () => ({
     ok: false,
     type: 'invalid',
     field: 'x',
@@ -150,7 +162,14 @@ export class FakeShards {
             const call: FakeCall = { shard, command: request.command, requestId: request.requestId };
             this.calls.push(call);
             const answer = this.answer(call);
-            if (answer !== 'silence') replies.push([index, 'ok' in answer ? { result: answer } : answer]);
+            if (answer instanceof Promise) {
+              // Answered on its own once ready: the shard's reply messages may answer any part of a batch.
+              void answer.then((late) => {
+                if (late !== 'silence') message.respond(encode({ replies: [[index, toReply(late)]] }));
+              });
+            } else if (answer !== 'silence') {
+              replies.push([index, toReply(answer)]);
+            }
           });
           if (replies.length > 0) message.respond(encode({ replies }));
         }
