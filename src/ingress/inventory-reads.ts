@@ -5,6 +5,8 @@
  */
 import type pg from 'pg';
 import { translatePgError } from '../adapters/postgres/errors.js';
+import { withDeadline } from '../deadline.js';
+import { DependencyError } from '../errors.js';
 import type { SeatState } from '../domain/commands.js';
 import type { ShardMap } from '../domain/shard-map.js';
 import type { ReservationRow } from '../adapters/postgres/inventory-store.js';
@@ -66,6 +68,9 @@ export interface HoldLocation {
   readonly customer: string;
 }
 
+/** How long a request waits for a read before answering 503 (ms; as for events and Redis commands, ADR 0004). */
+export const READ_WAIT_MS = 2000;
+
 /** How long an availability answer is reused, so a stampede of readers costs one query (ms). */
 export const AVAILABILITY_CACHE_MS = 500;
 
@@ -75,11 +80,18 @@ export class InventoryReads {
   constructor(
     private readonly pool: pg.Pool,
     private readonly now: () => number = Date.now,
+    private readonly readWaitMs = READ_WAIT_MS,
   ) {}
 
+  /**
+   * A read, waited for at most `readWaitMs`: a Postgres that stops answering (paused, or behind a
+   * link that drops packets) is a 503 within seconds, not a request held for the pool's query
+   * timeout. The query goes on; its late answer is dropped.
+   */
   private async query<R extends pg.QueryResultRow>(what: string, sql: string, params: unknown[]): Promise<R[]> {
     try {
-      return (await this.pool.query<R>(sql, params)).rows;
+      const late = () => new DependencyError('postgres', `${what}: no answer within ${this.readWaitMs} ms`);
+      return (await withDeadline(this.pool.query<R>(sql, params), this.readWaitMs, late)).rows;
     } catch (error) {
       throw translatePgError(error, what);
     }

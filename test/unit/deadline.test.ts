@@ -21,3 +21,10 @@ t.test('rejects at the deadline when the work hangs, and ignores its late outcom
   t.ok(Date.now() - started < 150, 'did not wait for the work');
   await t.rejects(withDeadline(new Promise(() => undefined), 0), { message: 'no answer within 0 ms' }, 'a deadline already past');
 });
+
+t.test("the error at the deadline can be the caller's own", async (t) => {
+  class Late extends Error {}
+  const error: unknown = await withDeadline(new Promise(() => undefined), 5, () => new Late('too slow')).catch((e: unknown) => e);
+  t.ok(error instanceof Late, 'the error late() made');
+  t.equal(await withDeadline(Promise.resolve('on time'), 5, () => new Late('too slow')), 'on time');
+});

@@ -13,7 +13,9 @@ import pg from 'pg';
 import { translatePgError } from '../../../src/adapters/postgres/errors.js';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import { DependencyError } from '../../../src/errors.js';
+import { createPgPool } from '../../../src/adapters/postgres/pool.js';
 import { REDIS_COMMAND_TIMEOUT_MS } from '../../../src/ingress/command-gate.js';
+import { READ_WAIT_MS } from '../../../src/ingress/inventory-reads.js';
 import type { OpenApi } from '../../../src/ingress/openapi.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { silentLogger } from '../../../src/log.js';
@@ -106,6 +108,36 @@ t.test('a Redis that stops answering (a link that drops packets) → 503 within 
     tookMs < REDIS_COMMAND_TIMEOUT_MS + 1000,
     `answered after ${Math.round(tookMs)} ms, the command timeout being ${REDIS_COMMAND_TIMEOUT_MS}`,
   );
+});
+
+t.test('a Postgres that stops answering → 503 within the read wait, not a hang for the query timeout', async (t) => {
+  const target = new URL(config.databaseUrl);
+  const relay = await tcpRelay(target.hostname, Number(target.port));
+  t.teardown(() => relay.close());
+  const relayedUrl = new URL(config.databaseUrl);
+  relayedUrl.port = String(relay.port);
+  // The ingress's pool as `sentinel ingress` makes it (its query timeout is 15 s), behind a link the test can silence.
+  const relayed = createPgPool({ url: relayedUrl.toString(), max: 4, log: silentLogger });
+  const h = await startHarness(relayed);
+  t.teardown(async () => {
+    await h.close();
+    relay.restore();
+    await relayed.end();
+  });
+  const alice = await h.token('alice');
+  // The event's settings are read (and cached) while Postgres answers.
+  t.equal((await call(h.url, 'GET', eventPath(spec, '/availability'), { token: alice })).status, 200);
+  relay.blackholeReplies();
+  for (const [operationId, method, path] of [
+    ['confirmHold', 'POST', eventPath(spec, '/holds/h_elsewhere/confirm')], // a hold this ingress did not make: looked up
+    ['getReservation', 'GET', '/v1/reservations/r_somewhere'],
+  ] as const) {
+    const started = performance.now();
+    const response = await call(h.url, method, path, { token: alice, key: `k-${operationId}` });
+    const tookMs = performance.now() - started;
+    expect503(t, response, operationId, h.app.openapi);
+    t.ok(tookMs < READ_WAIT_MS + 1000, `${operationId} answered after ${Math.round(tookMs)} ms, the read wait being ${READ_WAIT_MS}`);
+  }
 });
 
 t.test('a Postgres pool with no connection to give within its timeout → 503, not 500', async (t) => {
