@@ -28,7 +28,7 @@ export const SEED_TOPIC = 'seed.reservations';
 export async function serveNoop(port: number): Promise<void> {
   const app = new Koa();
   app.use(async (ctx) => {
-    if (ctx.path === '/readyz') ctx.body = { status: 'ok' };
+    if (ctx.path === '/readyz' || ctx.path === '/healthz') ctx.body = { status: 'ok' };
     else {
       ctx.status = 201;
       ctx.body = {};

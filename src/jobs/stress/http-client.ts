@@ -235,9 +235,14 @@ export class HttpClient {
 
   /**
    * Opens up to `count` connections before a run starts, `batch` at a time, so the run measures
-   * requests rather than a storm of TCP handshakes against the server's listen backlog.
+   * requests rather than a storm of TCP handshakes against the server's listen backlog — and
+   * proves each with a `GET <probePath>` (any answer will do). The kernel completes a handshake
+   * before the server accepts the connection, which it does when its event loop gets there: a
+   * request sent on a connection the client sees as open may first wait for that, and the first
+   * requests of a rush onto a server still accepting the rest waited up to a second
+   * (docs/benchmarks.md, 2026-12-03). The probes are answered before the clock starts.
    */
-  async preconnect(count: number, batch = 100): Promise<void> {
+  async preconnect(count: number, batch = 100, probePath = '/healthz'): Promise<void> {
     const opened: Connection[] = [];
     while (opened.length < count) {
       const group: Connection[] = [];
@@ -251,6 +256,9 @@ export class HttpClient {
       opened.push(...group);
     }
     this.idle.push(...opened);
+    // One probe per idle connection, all at once: each takes a connection of its own. A probe that
+    // fails costs its connection, which the run opens again when it needs it.
+    await Promise.all(opened.map(() => this.request('GET', probePath, '').catch(() => undefined)));
   }
 
   private grow(): Connection | undefined {

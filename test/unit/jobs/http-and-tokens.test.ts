@@ -61,6 +61,34 @@ t.test('the client reuses connections, queues beyond its limit and reports trans
   );
 });
 
+t.test('preconnect opens the connections and proves each with one probe before the run', async (t) => {
+  const probed = new Set<unknown>();
+  const seen: string[] = [];
+  let accepted = 0;
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    probed.add(req.socket);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"status":"ok"}');
+  });
+  server.on('connection', () => accepted++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const client = new HttpClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { maxConnections: 40, timeoutMs: 5000 });
+  t.teardown(() => client.close());
+
+  await client.preconnect(30, 8);
+  t.equal(accepted, 30, 'every connection was accepted by the server before the run starts');
+  t.equal(seen.length, 30);
+  t.ok(
+    seen.every((s) => s === 'GET /healthz'),
+    'each answered one probe',
+  );
+  t.equal(probed.size, 30, 'one per connection');
+  await Promise.all(Array.from({ length: 30 }, () => client.request('POST', '/x', '')));
+  t.equal(accepted, 30, 'the run uses them: no connection opened after');
+});
+
 t.test('customer tokens verify with jose under the ingress settings', async (t) => {
   const settings = { secret: 'a-test-secret-of-enough-length!!', issuer: 'sentinel', audience: 'sentinel-api', ttlS: 600 };
   const { payload, protectedHeader } = await jwtVerify(signCustomerToken(settings, 'fan-1'), new TextEncoder().encode(settings.secret), {
