@@ -6,8 +6,8 @@
  * the full price, and that wave is where a rush's slowest requests were found.
  *
  * So the first request for a seat that goes to the shard is its seat's *flight*; a request for a
- * seat with a flight under way waits for it to land (its shard answer learned), then looks again
- * at what the ingress knows: a seat the flight learned was sold to another customer is refused by
+ * seat with a flight under way (that the ingress cannot refuse already) waits for it to land (its
+ * shard answer learned), then looks again at what the ingress knows: a seat the flight learned was sold to another customer is refused by
  * the ingress alone. Nobody waits longer than `maxWaitMs` for a flight: the answer a winner waits
  * for comes after its commit, and a commit held up (a slow fsync, a Postgres restart) must not
  * hold up the losers, whom the shard refuses at once — after that the flight's waiters, and

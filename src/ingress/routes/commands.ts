@@ -231,14 +231,13 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * known already; and when there is none and nobody else was asking, this request's own flight.
    */
   async function beforeAsking(eventId: string, seats: readonly string[], customer: string): Promise<BeforeAsking> {
-    const landing = flights.landing(eventId, seats, customer);
-    if (landing !== undefined) {
-      metrics.flightWaits.inc();
-      await landing;
-    }
     const known = soldSeats.refusal(eventId, seats, customer);
-    const land = known === undefined && landing === undefined ? flights.depart(eventId, seats, customer) : undefined;
-    return { known, land };
+    if (known !== undefined) return { known, land: undefined };
+    const landing = flights.landing(eventId, seats, customer);
+    if (landing === undefined) return { known: undefined, land: flights.depart(eventId, seats, customer) };
+    metrics.flightWaits.inc();
+    await landing;
+    return { known: soldSeats.refusal(eventId, seats, customer), land: undefined };
   }
 
   /** Maps a shard decision that is not a success to a rejection (for the error middleware). */

@@ -78,6 +78,21 @@ t.test('a rush on one seat: the first request asks the shard, the others learn f
     callsFor(seat).map((c) => c.command.customer),
     ['buyer-0', 'buyer-0'],
   );
+
+  // The seat is known sold to buyer-0 now. Her next request goes to the shard (it may be a retry
+  // of the one that bought it) and is a flight, but nobody waits for it: they are refused at once.
+  let later!: () => void;
+  const laterAnswered = new Promise<void>((resolve) => (later = resolve));
+  shards.answer = () => laterAnswered.then(() => soldTo('buyer-0', seat));
+  const hers = call(harness.url, 'POST', path, { token: tokens[0]!, key: 'rush-0-third' });
+  await until('her request to reach the shard', () => callsFor(seat).length === 3);
+  const other = await Promise.race([
+    call(harness.url, 'POST', path, { token: tokens[6]!, key: 'after-sale' }),
+    sleep(1000).then(() => undefined),
+  ]);
+  t.equal(other?.status, 409, "another customer is refused at once, without waiting for her request's answer");
+  later();
+  t.equal((await hers).status, 409);
 });
 
 t.test('a first answer that teaches nothing sends everyone waiting to the shard together', async (t) => {
