@@ -14,6 +14,7 @@
  * answering does not hold every request for the pool's query timeout.
  */
 import { translatePgError } from '../adapters/postgres/errors.js';
+import { withDeadline } from '../deadline.js';
 import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { validateLayout } from '../domain/layout.js';
 import { shardMap, type ShardMap } from '../domain/shard-map.js';
@@ -115,14 +116,10 @@ export class EventCatalog {
    * until it ends, the event is treated as failed (the last settings are served without waiting).
    */
   private waitFor(eventId: string, read: Promise<RoutableEvent | undefined>): Promise<RoutableEvent | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        if (this.loading.has(eventId)) this.retryAt.set(eventId, this.now() + this.ttlMs / 2);
-        reject(new DependencyError('postgres', `read event ${eventId}: no answer within ${this.readWaitMs} ms`));
-      }, this.readWaitMs);
+    return withDeadline(read, this.readWaitMs, () => {
+      if (this.loading.has(eventId)) this.retryAt.set(eventId, this.now() + this.ttlMs / 2);
+      return new DependencyError('postgres', `read event ${eventId}: no answer within ${this.readWaitMs} ms`);
     });
-    return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Starts a read nobody waits for, unless one is in flight or the last failed less than half a TTL ago. */
