@@ -31,10 +31,11 @@ import type { CustomerId, SeatId } from '../domain/commands.js';
 export const FLIGHT_WAIT_MS = 100;
 
 interface Flight {
-  readonly landed: Promise<void>;
   readonly customer: CustomerId;
   /** Its waiters were let go (landed, or waited for long enough): nobody new waits for it. */
   released: boolean;
+  /** Made when the first request waits for it: a flight nobody waits for costs a map entry only. */
+  waiting?: { readonly landed: Promise<void>; readonly release: () => void; readonly timer: NodeJS.Timeout };
 }
 
 export class SeatFlights {
@@ -44,10 +45,11 @@ export class SeatFlights {
   constructor(private readonly maxWaitMs = FLIGHT_WAIT_MS) {}
 
   /**
-   * Resolves when the flights under way for any of `seats` have landed or waited for long enough;
-   * undefined when there are none. The customer's own flights are not waited for: what they teach
-   * never refuses that customer (SoldSeats.refusal), and a request repeated while the first is in
-   * flight is the gate's to answer at once (Idempotency-Key in use).
+   * Resolves when the flights under way for any of `seats` have landed, or once `maxWaitMs` has
+   * passed since their first waiter came; undefined when there are none. The customer's own flights
+   * are not waited for: what they teach never refuses that customer (SoldSeats.refusal), and a
+   * request repeated while the first is in flight is the gate's to answer at once (Idempotency-Key
+   * in use).
    */
   landing(eventId: string, seats: readonly SeatId[], customer: CustomerId): Promise<void> | undefined {
     let first: Promise<void> | undefined;
@@ -55,7 +57,7 @@ export class SeatFlights {
     for (const seat of seats) {
       const flight = this.flights.get(`${eventId}\n${seat}`);
       if (flight === undefined || flight.released || flight.customer === customer) continue;
-      const { landed } = flight;
+      const landed = this.waitFor(flight);
       if (landed === first || all?.includes(landed)) continue;
       if (first === undefined) first = landed;
       else (all ??= [first]).push(landed);
@@ -69,28 +71,40 @@ export class SeatFlights {
    * request ends (calling it again does nothing).
    */
   depart(eventId: string, seats: readonly SeatId[], customer: CustomerId): () => void {
-    let release!: () => void;
-    const flight: Flight = { landed: new Promise<void>((resolve) => (release = resolve)), customer, released: false };
-    const letGo = () => {
-      flight.released = true;
-      release();
-    };
+    const flight: Flight = { customer, released: false };
     const keys = seats.map((seat) => `${eventId}\n${seat}`).filter((key) => !this.flights.has(key));
     for (const key of keys) this.flights.set(key, flight);
-    const timer = keys.length > 0 ? setTimeout(letGo, this.maxWaitMs) : undefined;
-    timer?.unref();
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
       for (const key of keys) if (this.flights.get(key) === flight) this.flights.delete(key);
-      letGo();
+      letGo(flight);
     };
+  }
+
+  /** The flight's landing, made (with its bound) for its first waiter. */
+  private waitFor(flight: Flight): Promise<void> {
+    if (flight.waiting === undefined) {
+      let release!: () => void;
+      const landed = new Promise<void>((resolve) => (release = resolve));
+      const timer = setTimeout(() => letGo(flight), this.maxWaitMs);
+      timer.unref();
+      flight.waiting = { landed, release, timer };
+    }
+    return flight.waiting.landed;
   }
 
   /** Seats with a flight under way (for tests and metrics). */
   get size(): number {
     return this.flights.size;
   }
+}
+
+/** Lets the flight's waiters go; nobody new waits for it. */
+function letGo(flight: Flight): void {
+  flight.released = true;
+  if (flight.waiting === undefined) return;
+  clearTimeout(flight.waiting.timer);
+  flight.waiting.release();
 }
