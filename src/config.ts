@@ -59,6 +59,12 @@ export interface Config {
   readonly idempotencyTtlS: number;
   /** Operator: namespace to watch, all when empty (`SENTINEL_WATCH_NAMESPACE`). */
   readonly watchNamespace: string;
+  /**
+   * Engine, ingress, operator: stop gracefully, as on SIGTERM, when the process that started this
+   * one is gone (`SENTINEL_EXIT_WITH_PARENT`, 0 or 1, default 0). LocalStack sets it for the
+   * processes it starts (src/cli/signals.ts).
+   */
+  readonly exitWithParent: boolean;
 }
 
 /** The HS256 secret used when none is configured: fine on a laptop, refused when NODE_ENV=production. */
@@ -131,6 +137,7 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     jwtAudience: str(env, 'SENTINEL_JWT_AUDIENCE', 'sentinel-api'),
     idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
     watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),
+    exitWithParent: int(env, 'SENTINEL_EXIT_WITH_PARENT', 0, 0, 1) === 1,
   };
   return Object.freeze(config);
 }

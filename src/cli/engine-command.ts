@@ -56,8 +56,8 @@ export const engineCommand: Command = {
     const probes = await startProbeServer({ port: config.httpPort, registry: metrics.registry, ready: () => engine.isReady() });
     engine.start();
     log.info({ engineId: config.engineId, httpPort: config.httpPort, relay }, 'Engine started');
-    const signal = await untilSignal();
-    log.info({ signal }, 'Engine stopping: handing off shards');
+    const cue = await untilSignal(config);
+    log.info({ cue }, 'Engine stopping: handing off shards');
     await engine.stop();
     await producerParts?.close();
     await nc.drain().catch(() => undefined);

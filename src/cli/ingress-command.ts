@@ -58,7 +58,7 @@ export const ingressCommand: Command = {
       stderr.write(`--workers takes an integer from 1 to 64\n\n${HELP}`);
       return 2;
     }
-    if (workers > 1 && !isClusterWorker()) return superviseWorkers({ workers, log, stop: untilSignal() });
+    if (workers > 1 && !isClusterWorker()) return superviseWorkers({ workers, log, stop: untilSignal(config) });
 
     const redis = createRedis({
       url: config.redisUrl,
@@ -89,11 +89,11 @@ export const ingressCommand: Command = {
     const running = await serveIngress(app, { port, host: values.host, backlog: config.ingressBacklog, log });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 
-    const signal = await untilSignal();
+    const cue = await untilSignal(config);
     // A worker's supervisor forwards the stop; a terminal's Ctrl-C reaches the worker as well.
     // Either way the first signal starts the graceful stop, and a second must not cut it short.
     if (isClusterWorker()) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);
-    log.info({ signal, drainDelayMs, graceMs }, 'Shutting down ingress');
+    log.info({ cue, drainDelayMs, graceMs }, 'Shutting down ingress');
     await running.close({ drainDelayMs, graceMs });
     await Promise.allSettled([nc.drain(), redis.quit(), pg.end()]);
     log.info('Ingress stopped');

@@ -40,9 +40,9 @@ export const operatorCommand: Command = {
       if (flags.migrate) await migrate(pool, log);
       const kubeConfig = loadKubeConfig(flags.kubeconfig);
       const operator = await startOperator({ kubeConfig, inventory: postgresInventory(pool), log, settings: flags.settings });
-      const exit = await Promise.race([untilSignal().then((signal) => ({ signal })), operator.done.then((reason) => ({ reason }))]);
-      if ('signal' in exit) {
-        log.info({ signal: exit.signal }, 'Operator stopping');
+      const exit = await Promise.race([untilSignal(config).then((cue) => ({ cue })), operator.done.then((reason) => ({ reason }))]);
+      if ('cue' in exit) {
+        log.info({ cue: exit.cue }, 'Operator stopping');
         await operator.stop();
         return 0;
       }

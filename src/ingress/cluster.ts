@@ -71,7 +71,7 @@ export function leaveCluster(): void {
  * Runs the supervisor: forks `workers` copies of this process (same arguments, same Node flags),
  * keeps them running, and stops them all on `stop`. Resolves with the exit code.
  */
-export async function superviseWorkers(options: { workers: number; log: Logger; stop: Promise<NodeJS.Signals> }): Promise<number> {
+export async function superviseWorkers(options: { workers: number; log: Logger; stop: Promise<string> }): Promise<number> {
   const { log } = options;
   const aggregator = new AggregatorRegistry();
   cluster.on('message', (worker: Worker, message: Partial<MetricsRequest>) => {
