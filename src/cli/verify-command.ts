@@ -13,9 +13,10 @@ import { checkFlags, parseFlags } from './flags.js';
 const HELP = `Usage: sentinel verify --event ID [--log PATH]... [options]
 
 Checks the invariants of the architecture for one event:
-  1 no seat held or sold twice; sold ≤ capacity     2 every 201 a client saw is in Postgres; every
-  3 no live hold past its TTL (+ slack)               confirmed reservation is on the Kafka topic
-  4 per-customer limits held                          (deduped by key), nothing unknown on it
+  1 no seat held or sold twice; sold ≤ capacity     2 every 201 a client saw is in Postgres, and
+  3 no live hold past its TTL (+ slack)               nothing a client was refused (409/422) was
+  4 per-customer limits held                          done; every confirmed reservation is on the
+                                                      Kafka topic (deduped by key), nothing unknown
 Reads DATABASE_URL, KAFKA_BROKERS and SENTINEL_RESERVATIONS_TOPIC. Seats and limits are checked
 over every hold the event ever had, against the event's current limit (one lowered during the sale
 also flags what was held before). Exit codes:
@@ -23,8 +24,8 @@ also flags what was held before). Exit codes:
   1  a violation (whatever else could not be checked)
   2  bad usage, an unknown event, or a --log that cannot be read
   3  no violation, but a check could not be made: a --log is empty, holds no record of the
-     event or a line that is not a response record; the topic could not be read; or live holds
-     are past their TTL on shards no engine serves
+     event or a line that is not a response record, or its refusals carry no Idempotency-Key;
+     the topic could not be read; or live holds are past their TTL on shards no engine serves
 
   --event ID          the event (required)
   --log PATH          a stress response log to replay, repeatable

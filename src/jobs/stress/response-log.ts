@@ -23,6 +23,8 @@ export interface ResponseRecord {
   readonly op: StressOp;
   /** 1 for the first try of a request, 2… for retries with the same Idempotency-Key. */
   readonly attempt: number;
+  /** The request's Idempotency-Key (every POST sends one; the same for each of its attempts). */
+  readonly key?: string;
   readonly status: number;
   /** Latency of this attempt, ms. */
   readonly ms: number;
@@ -120,6 +122,7 @@ const RECORD_FIELDS: Record<keyof ResponseRecord, FieldRule> = {
   customer: requiredText,
   op: field((value) => STRESS_OPS.includes(value as StressOp), `one of ${STRESS_OPS.join(', ')}`, true),
   attempt: integer(true),
+  key: text,
   status: integer(true),
   ms: field(isNumber, 'a number (ms)', true),
   error: text,

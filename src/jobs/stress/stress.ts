@@ -411,7 +411,7 @@ export class StressRun {
       const ms = performance.now() - sent;
       const at = Date.now();
       this.stats.attempt(op, answer.status, ms, at, answer.error, attempt > 1);
-      this.record(ctx, op, attempt, answer, ms, at, asked);
+      this.record(ctx, op, attempt, idempotencyKey, answer, ms, at, asked);
       const retryable =
         answer.status === 0 ||
         answer.status === 429 ||
@@ -432,6 +432,7 @@ export class StressRun {
     ctx: CallContext,
     op: StressOp,
     attempt: number,
+    key: string | undefined,
     answer: Answer,
     ms: number,
     at: number,
@@ -448,6 +449,7 @@ export class StressRun {
       customer: ctx.customer,
       op,
       attempt,
+      ...(key === undefined ? {} : { key }),
       status: answer.status,
       ms: Math.round(ms * 1000) / 1000,
       ...(answer.error === undefined ? {} : { error: answer.error }),

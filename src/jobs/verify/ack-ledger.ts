@@ -3,13 +3,16 @@
  * acknowledged (201/204), and the seats each granted. Some checks need nothing but the log — no two
  * clients may have been told they bought the same seat, no seat may be held after it was sold, one
  * id may not have been acknowledged with two different answers, and every acknowledgement must name
- * what it granted — and the rest compare the ledger with Postgres (`checkAcknowledged`).
+ * what it granted — and the rest compare the ledger with Postgres (`checkAcknowledged`): every
+ * acknowledgement must be there as it was answered, and no request the inventory refused may have
+ * been carried out.
  */
 import { LatencyHistogram, type LatencySummary } from '../stress/histogram.js';
 import type { ResponseRecord } from '../stress/response-log.js';
 import type { Reader } from './inventory-checks.js';
 import type { Violations } from './violations.js';
 import type { ReservationRow } from '../../adapters/postgres/inventory-store.js';
+import { keyDigest } from '../../ingress/command-gate.js';
 
 /** An answer a client got: to whom, and when it arrived (epoch ms, the client's clock). */
 interface Answer {
@@ -36,6 +39,8 @@ export interface LedgerCounts {
   readonly other_events: number;
   /** Distinct ids acknowledged. */
   readonly acknowledged: { readonly holds: number; readonly reservations: number; readonly releases: number };
+  /** Requests whose last answer was a refusal by the inventory (409/422), each looked up by its key. */
+  readonly refused: number;
   readonly status: Record<string, number>;
   /** Latency of 409 answers (invariant 5: losers answered at once). */
   readonly loser_latency_ms: LatencySummary;
@@ -52,6 +57,27 @@ const describeGrant = (a: AckedHold | AckedReservation) =>
   `${'hold' in a && a.hold !== undefined ? `, hold ${a.hold}` : ''})`;
 
 const isReservationOp = (op: ResponseRecord['op']) => op === 'confirm' || op === 'reserve';
+
+/**
+ * Problem types by which the inventory refuses a command for good: it was not carried out, and a
+ * retry with the same key would be refused again. (Not `idempotency-key-in-use`, 429 or 5xx: they
+ * say nothing about whether it was.)
+ */
+const REFUSALS: ReadonlySet<string> = new Set(['seats-unavailable', 'hold-expired', 'hold-confirmed', 'limit-exceeded', 'sale-not-open']);
+
+/** The last answer to one request (one customer's Idempotency-Key): the one its client went by. */
+interface LastAnswer {
+  readonly customer: string;
+  readonly key: string | undefined;
+  readonly op: ResponseRecord['op'];
+  readonly attempt: number;
+  readonly status: number;
+  readonly error: string | undefined;
+  readonly at: number;
+}
+
+/** A request whose last answer was a refusal by the inventory. */
+export type Refusal = LastAnswer & { readonly key: string; readonly error: string };
 
 /**
  * Every distinct answer per id. A retry replayed with the same Idempotency-Key gives the same
@@ -94,6 +120,10 @@ export class AckLedger {
   private readonly unnamed: ResponseRecord[] = [];
   private readonly statuses = new Map<number, number>();
   private readonly losers = new LatencyHistogram();
+  /** By customer and Idempotency-Key. */
+  private readonly lastAnswers = new Map<string, LastAnswer>();
+  /** Refusals logged without their Idempotency-Key (a log of an older `stress`): not judged. */
+  private unkeyedRefusals = 0;
   private lines = 0;
   private otherEvents = 0;
 
@@ -110,7 +140,30 @@ export class AckLedger {
     if (record.status === 409) this.losers.recordMs(record.ms);
     if (record.status === 204 && record.op === 'release') this.addRelease(record);
     if (record.status === 201) this.addGrant(record);
+    if (record.key !== undefined) this.addAnswer(record);
+    else if (record.error !== undefined && REFUSALS.has(record.error)) this.unkeyedRefusals += 1;
     return true;
+  }
+
+  /** Keeps the last attempt's answer of each request: an earlier refusal a retry turned into a 201 is no refusal. */
+  private addAnswer(record: ResponseRecord): void {
+    const id = `${record.customer}\n${record.key}`;
+    const kept = this.lastAnswers.get(id);
+    if (kept !== undefined && (kept.attempt > record.attempt || (kept.attempt === record.attempt && kept.at > record.at))) return;
+    const { customer, key, op, attempt, status, error, at } = record;
+    this.lastAnswers.set(id, { customer, key, op, attempt, status, error, at });
+  }
+
+  /** Requests whose last answer was a refusal by the inventory. */
+  *refusals(): Generator<Refusal> {
+    for (const answer of this.lastAnswers.values())
+      if (answer.key !== undefined && answer.error !== undefined && REFUSALS.has(answer.error)) yield answer as Refusal;
+  }
+
+  /** Why the refusal check is incomplete, if it is. */
+  refusalsUnjudged(): string | undefined {
+    if (this.unkeyedRefusals === 0) return undefined;
+    return `${this.unkeyedRefusals} refusals in the response logs carry no Idempotency-Key (written by an older stress): whether they were carried out cannot be looked up`;
   }
 
   private addRelease(record: ResponseRecord): void {
@@ -139,6 +192,7 @@ export class AckLedger {
       lines: this.lines,
       other_events: this.otherEvents,
       acknowledged: { holds: this.holds.ids, reservations: this.reservations.ids, releases: this.releases.ids },
+      refused: [...this.refusals()].length,
       status: Object.fromEntries([...this.statuses].sort(([a], [b]) => a - b).map(([k, v]) => [String(k), v])),
       loser_latency_ms: this.losers.summary(),
     };
@@ -261,6 +315,33 @@ export async function checkAcknowledged(
   await checkHolds(db, eventId, ledger.holds, violations);
   await checkReservations(db, eventId, ledger.reservations, violations);
   await checkReleases(db, eventId, ledger.releases, violations, ttlSlackMs);
+  await checkRefusals(db, eventId, ledger, violations);
+}
+
+/**
+ * A refusal must be true: the shard records the success of every command it carries out under the
+ * command's key — the digest of the customer and the Idempotency-Key (`keyDigest`), so a retry is
+ * answered the same after a take-over — and records nothing for a refusal. A record under the key
+ * of a request whose client was last told 409 or 422 is a buyer told "no" for something done in
+ * their name: a hold they do not know of, or a seat they bought and were told they had not.
+ */
+async function checkRefusals(db: Reader, eventId: string, ledger: AckLedger, violations: Violations): Promise<void> {
+  const refused = [...ledger.refusals()];
+  for (let i = 0; i < refused.length; i += CHUNK) {
+    const byDigest = new Map(refused.slice(i, i + CHUNK).map((r) => [keyDigest(r.customer, r.key), r]));
+    const { rows } = await db.query<{ key: string; customer: string; shard: number }>(
+      'SELECT key, customer, shard FROM idempotency_keys WHERE event_id = $1 AND key = ANY($2)',
+      [eventId, [...byDigest.keys()]],
+    );
+    for (const row of rows) {
+      const r = byDigest.get(row.key);
+      if (r === undefined || r.customer !== row.customer) continue;
+      violations.add(
+        'refusal-untrue',
+        `${r.customer}'s ${r.op} (Idempotency-Key ${r.key}) was answered ${r.status} ${r.error} (attempt ${r.attempt}), but shard ${row.shard} carried it out`,
+      );
+    }
+  }
 }
 
 interface HoldRow extends GrantRow {

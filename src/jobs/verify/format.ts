@@ -35,7 +35,7 @@ export function formatVerifyReport(r: VerifyReport): string {
   const l = r.counts.log;
   if (l) {
     lines.push(
-      `  clients     ${int(l.lines)} logged answers · acknowledged ${int(l.acknowledged.holds)} holds, ${int(l.acknowledged.reservations)} reservations, ${int(l.acknowledged.releases)} releases`,
+      `  clients     ${int(l.lines)} logged answers · acknowledged ${int(l.acknowledged.holds)} holds, ${int(l.acknowledged.reservations)} reservations, ${int(l.acknowledged.releases)} releases · ${int(l.refused)} refused`,
       `  losers      ${l.loser_latency_ms.count === 0 ? 'no 409s' : `409 answered in ${formatLatency(l.loser_latency_ms)}`}`,
     );
   } else lines.push('  clients     no response log given (acknowledgement checks skipped)');

@@ -114,12 +114,15 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   if (options.logs.length > 0) {
     ledger = new AckLedger(event.id);
     const incomplete = await replayResponseLogs(options.logs, ledger, options.onStatus);
-    if (incomplete.length > 0) cannotCheck(['ack-missing', 'client-double-sale'], ...incomplete);
+    if (incomplete.length > 0) cannotCheck(['ack-missing', 'client-double-sale', 'refusal-untrue'], ...incomplete);
+    const unjudged = ledger.refusalsUnjudged();
+    if (unjudged !== undefined) cannotCheck(['refusal-untrue'], unjudged);
     // What was read is checked even so: more lines cannot make a wrong answer right.
     ledger.checkClientView(violations);
   } else {
     skipped.add('ack-missing');
     skipped.add('client-double-sale');
+    skipped.add('refusal-untrue');
   }
 
   // The topic first: the relay drains the outbox, verify notes which rows are published, then

@@ -19,6 +19,10 @@ export const CHECKS = {
   },
   'reservation-disagrees': { invariant: 2, description: 'every reservation matches its confirmed hold (customer, seats, quantity)' },
   'ack-missing': { invariant: 2, description: 'every 201/204 a client saw is in Postgres, as it was answered' },
+  'refusal-untrue': {
+    invariant: 2,
+    description: 'no request a client was told the inventory refused (409/422) was carried out under its Idempotency-Key',
+  },
   'outbox-missing': { invariant: 2, description: 'every reservation has an outbox row' },
   'topic-missing': { invariant: 2, description: 'every confirmed reservation is on the Kafka topic (after dedupe by key)' },
   'topic-unknown': { invariant: 2, description: 'nothing on the topic for this event is unknown to Postgres or disagrees with it' },

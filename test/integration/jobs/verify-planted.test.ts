@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createIdempotentProducer, createKafka } from '../../../src/adapters/kafka/client.js';
+import { keyDigest } from '../../../src/ingress/command-gate.js';
 import { verifyEvent, verifyExitCode, type VerifyOptions, type VerifyReport } from '../../../src/jobs/verify/verify.js';
 import type { CheckName } from '../../../src/jobs/verify/violations.js';
 import { silentLogger } from '../../../src/log.js';
@@ -198,7 +199,14 @@ await producer.send({
     { key: `${ev}-rL`, value: JSON.stringify({ ...lucy, customer: 'mallory' }) },
   ],
 });
-// 10. A response log: a reservation the database never saw, and one seat told sold to two clients.
+// 10. A request the shard carried out (its success recorded under the request's key), whose client
+// was last told 409 — and one the shard did refuse.
+await pool.query(
+  `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, $2, $3, 'olga', 'reserve', $4, now())`,
+  [ev, await shardOf('A-7-2'), keyDigest('olga', 'olga-k1'), { ok: true, type: 'reserved' }],
+);
+// 11. A response log: a reservation the database never saw, one seat told sold to two clients, and
+// olga's and pete's refusals.
 const dir = mkdtempSync(join(tmpdir(), 'verify-test-'));
 const logPath = join(dir, 'run.jsonl');
 /** A response record of `eventId` as stress writes it. */
@@ -236,6 +244,9 @@ writeFileSync(
     }),
     line({ customer: 'alice', op: 'confirm', status: 201, hold: `${ev}-hA`, reservation: `${ev}-rA`, seats: ['A-1-1'], decidedAt: 3 }),
     line({ customer: 'erin', op: 'release', status: 204, hold: `${ev}-hE` }),
+    line({ customer: 'olga', op: 'reserve', key: 'olga-k1', seat: 'A-7-2', status: 503, error: 'shard-unavailable' }),
+    line({ customer: 'olga', op: 'reserve', key: 'olga-k1', seat: 'A-7-2', status: 409, error: 'seats-unavailable', attempt: 2 }),
+    line({ customer: 'pete', op: 'reserve', key: 'pete-k1', seat: 'A-7-3', status: 409, error: 'seats-unavailable' }),
     '',
   ].join('\n'),
 );
@@ -306,6 +317,12 @@ t.test('every planted violation is reported under its check', async (t) => {
   t.match(messages('ack-missing'), new RegExp(`reservation ${ev}-r-ghost1 \\(201 to ivan\\) is not in the database`));
   t.match(messages('ack-missing'), new RegExp(`hold ${ev}-hE was released \\(204 to erin\\) but is live`));
   t.match(messages('client-double-sale'), /seat A-7-1 was sold to ivan .* and to judy/);
+  t.equal(count('refusal-untrue'), 1, "pete's refusal was true");
+  t.match(
+    messages('refusal-untrue'),
+    /^olga's reserve \(Idempotency-Key olga-k1\) was answered 409 seats-unavailable \(attempt 2\), but shard \d+ carried it out$/,
+  );
+  t.equal(report.counts.log?.refused, 2);
   t.match(report.counts.topic, { messages: 3, unique: 2, duplicates: 1 });
   t.equal(report.counts.log?.acknowledged.reservations, 3);
   t.equal(report.counts.inventory.reservations, 7);
@@ -319,7 +336,11 @@ t.test('a clean event passes', async (t) => {
   const report = await verify(clean.eventId);
   t.equal(report.ok, true, JSON.stringify(report.violations));
   t.equal(report.counts.inventory.seats.total, 160);
-  t.ok(report.checks.filter((c) => c.skipped).every((c) => c.check === 'ack-missing' || c.check === 'client-double-sale'));
+  t.same(
+    report.checks.filter((c) => c.skipped).map((c) => c.check),
+    ['client-double-sale', 'ack-missing', 'refusal-untrue'],
+    'the checks of a response log are skipped without one',
+  );
 });
 
 t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event, 3 when it could not check', async (t) => {
@@ -333,7 +354,7 @@ t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event, 3 w
   writeFileSync(empty, '');
   const unchecked = await cli(['--event', clean.eventId, '--no-topic', '--log', empty]);
   t.equal(unchecked.code, 3, 'a log with nothing to check: exit 3');
-  t.match(unchecked.stdout, /NOT CHECKED — no violation found, but 2 checks could not be made/);
+  t.match(unchecked.stdout, /NOT CHECKED — no violation found, but 3 checks could not be made/);
   t.match(unchecked.stdout, new RegExp(`not checked\\n {4}the response log ${empty} is empty`));
   const missing = join(dir, 'no-such-log.jsonl');
   const usage = await cli(['--event', clean.eventId, '--no-topic', '--log', missing]);
@@ -464,7 +485,7 @@ t.test('a response log with no record of the event checks nothing: not ok, and s
     t.equal(report.not_checked[0], why);
     t.same(
       report.checks.filter((c) => c.unchecked).map((c) => c.check),
-      ['client-double-sale', 'ack-missing'],
+      ['client-double-sale', 'ack-missing', 'refusal-untrue'],
     );
     t.equal(verifyExitCode(report), 3);
   }
@@ -520,7 +541,7 @@ t.test('a clean event with holds, a sale, releases, an expiry and a loser passes
       seats: ['A-1-1'],
       decidedAt: h1.getTime(),
     }),
-    lineOf(id, { customer: 'bob', op: 'hold', status: 409, seat: 'A-1-1', error: 'seats-unavailable' }),
+    lineOf(id, { customer: 'bob', op: 'hold', key: 'bob-1', status: 409, seat: 'A-1-1', error: 'seats-unavailable' }),
     lineOf(id, { customer: 'carol', op: 'hold', status: 201, seat: 'A-1-2', hold: `${id}-h2`, seats: ['A-1-2'], decidedAt: decided(0) }),
     lineOf(id, { customer: 'carol', op: 'release', status: 204, hold: `${id}-h2`, at: decided(2) + 5 }),
     lineOf(id, { customer: 'dan', op: 'hold', status: 201, seat: 'A-1-3', hold: `${id}-h3`, seats: ['A-1-3'], decidedAt: decided(0) }),

@@ -148,3 +148,31 @@ t.test('exit codes: 1 on any violation, else 3 when a check could not be made, e
   t.equal(verifyExitCode(report(0, ['the response logs are empty'])), EXIT.notChecked);
   t.same(EXIT, { ok: 0, violations: 1, usage: 2, notChecked: 3 });
 });
+
+t.test("a request's refusal is its last attempt's answer, and only the inventory's refusals count", async (t) => {
+  const ledger = new AckLedger('ev');
+  const reserve = { op: 'reserve', customer: 'a', seat: 'A-1-1' } as const;
+  // Refused after a timeout: judged (the timeout may have been carried out).
+  ledger.add(record({ ...reserve, key: 'k1', status: 503, error: 'shard-unavailable' }));
+  ledger.add(record({ ...reserve, key: 'k1', status: 409, error: 'seats-unavailable', attempt: 2 }));
+  // A retry that got the seat: no refusal, whichever order the lines come in.
+  ledger.add(record({ ...reserve, key: 'k2', status: 201, hold: 'h2', reservation: 'r2', seats: ['A-1-1'], attempt: 2 }));
+  ledger.add(record({ ...reserve, key: 'k2', status: 409, error: 'idempotency-key-in-use' }));
+  // The same key of another customer is another request.
+  ledger.add(record({ ...reserve, customer: 'b', key: 'k1', status: 422, error: 'limit-exceeded' }));
+  // Answers that say nothing of whether it was done: no refusal.
+  ledger.add(record({ ...reserve, key: 'k3', status: 409, error: 'idempotency-key-in-use' }));
+  ledger.add(record({ ...reserve, key: 'k4', status: 429, error: 'too-many-requests' }));
+  ledger.add(record({ ...reserve, key: 'k5', status: 0, error: 'ECONNRESET' }));
+  t.same(
+    [...ledger.refusals()].map((r) => [r.customer, r.key, r.status, r.error, r.attempt]),
+    [
+      ['a', 'k1', 409, 'seats-unavailable', 2],
+      ['b', 'k1', 422, 'limit-exceeded', 1],
+    ],
+  );
+  t.equal(ledger.counts().refused, 2);
+  t.equal(ledger.refusalsUnjudged(), undefined);
+  ledger.add(record({ ...reserve, status: 409, error: 'seats-unavailable' }));
+  t.match(ledger.refusalsUnjudged(), /^1 refusals in the response logs carry no Idempotency-Key/);
+});
