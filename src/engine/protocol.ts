@@ -6,7 +6,7 @@
  * instead of one per command is what lets one engine and one ingress move tens of thousands of
  * decisions per second on two cores (ADR 0006).
  */
-import type { ShardCommand, ShardResult } from '../domain/commands.js';
+import type { CustomerId, SeatId, ShardCommand, ShardResult } from '../domain/commands.js';
 
 /** The NATS subject a shard listens on: `sentinel.<event>.<shard>`. */
 export function shardSubject(eventId: string, shard: number): string {
@@ -43,7 +43,26 @@ export const MAX_BATCH = 256;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encode(value: ShardRequestBatch | ShardReplyBatch): Uint8Array {
+/**
+ * Where the owners of an event's shards announce the seats each commit sold:
+ * `sentinel-sales.<event>`. Every ingress listens (`ALL_SALES`) and refuses later buyers of those
+ * seats itself (SoldSeats), whichever replica the sale went through. Not `sentinel.sold.<event>`:
+ * that would be shard `<event>` of an event named `sold` (an id may be all digits).
+ */
+export function salesSubject(eventId: string): string {
+  return `sentinel-sales.${eventId}`;
+}
+
+/** Every event's sales. */
+export const ALL_SALES = 'sentinel-sales.*';
+
+/** The seats one commit sold and, at the same index, each one's buyer. */
+export interface SalesAnnouncement {
+  readonly seats: readonly SeatId[];
+  readonly buyers: readonly CustomerId[];
+}
+
+export function encode(value: ShardRequestBatch | ShardReplyBatch | SalesAnnouncement): Uint8Array {
   return encoder.encode(JSON.stringify(value));
 }
 
@@ -59,6 +78,21 @@ export function decodeReplies(data: Uint8Array): ShardReplyBatch {
   const value = JSON.parse(decoder.decode(data)) as Partial<ShardReplyBatch> | null;
   if (value === null || typeof value !== 'object' || !Array.isArray(value.replies)) throw new Error('not a shard reply batch');
   return value as ShardReplyBatch;
+}
+
+/** Decodes an announcement of sales; undefined for anything else (nothing is learned from it). */
+export function decodeSales(data: Uint8Array): SalesAnnouncement | undefined {
+  let value: Partial<SalesAnnouncement> | null;
+  try {
+    value = JSON.parse(decoder.decode(data)) as Partial<SalesAnnouncement> | null;
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const { seats, buyers } = value;
+  if (!Array.isArray(seats) || !Array.isArray(buyers) || seats.length !== buyers.length) return undefined;
+  if (!seats.every((s) => typeof s === 'string') || !buyers.every((b) => typeof b === 'string')) return undefined;
+  return { seats, buyers };
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   seatsUnavailable,
   type CustomerId,
   type HoldView,
+  type ReservationView,
   type SeatId,
   type ShardChange,
   type ShardCommand,
@@ -16,7 +17,7 @@ import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
-import { decodeRequests, ReplySink, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
+import { decodeRequests, encode, ReplySink, salesSubject, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
 
 /**
  * The decision-maker a host drives: the shard actor, seen through the few operations the engine
@@ -300,6 +301,7 @@ export class ShardHost {
     const now = this.o.now();
     let accepted = batch;
     let wroteOutbox = false;
+    let sold: ReservationView[] = [];
     // Limit refusals are answered only once the rest of the batch committed.
     const refusals: { entry: CommitEntry; result: ShardResult }[] = [];
     try {
@@ -368,6 +370,7 @@ export class ShardHost {
         }
       }
       wroteOutbox = write.reservations.length > 0;
+      sold = write.reservations.filter((r) => r.seats.length > 0);
     } catch (error) {
       const fenced = error instanceof FencedError;
       const reason: StopReason = fenced ? 'fenced' : 'commit-failed';
@@ -400,6 +403,28 @@ export class ShardHost {
       entry.respond({ result });
     }
     if (wroteOutbox) this.o.onOutbox();
+    if (sold.length > 0) this.announce(sold);
+  }
+
+  /**
+   * Tells every ingress which seats this commit sold, and to whom: each refuses their later buyers
+   * itself, not only the replica the sale went through (SoldSeats; ADR 0008, decision 16). Best
+   * effort: an ingress that misses it asks the shard, as before.
+   */
+  private announce(sold: readonly ReservationView[]): void {
+    const seats: string[] = [];
+    const buyers: string[] = [];
+    for (const reservation of sold) {
+      for (const seat of reservation.seats) {
+        seats.push(seat);
+        buyers.push(reservation.customer);
+      }
+    }
+    try {
+      this.o.nc.publish(salesSubject(this.o.eventId), encode({ seats, buyers }));
+    } catch (error) {
+      this.o.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Could not announce sales');
+    }
   }
 
   private stopServing(reason: StopReason): void {

@@ -28,7 +28,7 @@ import { loadOpenApi, type OpenApi, type Operation } from './openapi.js';
 import { HttpProblem, problemOf } from './problems.js';
 import { dependencyChecks, Readiness, type DependencyCheck } from './readiness.js';
 import { SeatFlights } from './seat-flights.js';
-import { SoldSeats } from './sold-seats.js';
+import { listenForSales, SoldSeats } from './sold-seats.js';
 import { commandRoutes } from './routes/commands.js';
 import { readRoutes } from './routes/reads.js';
 
@@ -83,6 +83,8 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
   const reads = new InventoryReads(deps.pg, now);
   const catalog = new EventCatalog(deps.events ?? new InventoryStore(deps.pg), now);
   const bodyLimit = deps.settings.bodyLimitBytes ?? BODY_LIMIT_BYTES;
+  const soldSeats = new SoldSeats(now);
+  listenForSales(deps.nc, soldSeats, (seats) => metrics.salesHeard.inc(seats));
 
   const handlers: Record<string, Handler> = {
     ...commandRoutes({
@@ -91,7 +93,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       locator: new HoldLocator(reads),
       shards: deps.shards ?? new ShardClient(deps.nc),
       metrics,
-      soldSeats: new SoldSeats(now),
+      soldSeats,
       flights: new SeatFlights(deps.settings.seatFlightWaitMs),
       shardTimeoutMs: deps.settings.shardTimeoutMs,
       now,

@@ -22,6 +22,8 @@ export interface IngressMetrics {
   readonly knownSold: Counter;
   /** Requests that waited for another customer's shard answer about their seat (SeatFlights). */
   readonly flightWaits: Counter;
+  /** Seats learned sold from the shards' announcements (`sentinel-sales.<event>`). */
+  readonly salesHeard: Counter;
 }
 
 export function createIngressMetrics(options: { defaultMetrics?: boolean } = {}): IngressMetrics {
@@ -69,6 +71,11 @@ export function createIngressMetrics(options: { defaultMetrics?: boolean } = {})
     flightWaits: new Counter({
       name: 'sentinel_ingress_seat_flight_waits_total',
       help: "Requests that waited for another customer's request to learn its shard's answer about the same seat before asking.",
+      registers: [registry],
+    }),
+    salesHeard: new Counter({
+      name: 'sentinel_ingress_sales_heard_total',
+      help: 'Seats this ingress learned were sold from the shards’ announcements of their commits, whichever replica sold them.',
       registers: [registry],
     }),
   };

@@ -12,11 +12,18 @@
  * success under the request's key, can tell; it replays the 201. So a request naming any seat
  * known sold to its own customer goes to the shard as usual.
  *
+ * It learns from every shard answer it gets, and from every commit of every shard: an owner
+ * announces the seats each commit sold (`listenForSales`). Without the announcements, each seat's
+ * first later buyer on every other replica went to the shard — in a flash sale through many
+ * ingress replicas, most of the losers.
+ *
  * Entries are forgotten after a TTL (a fresh word from the shard renews them) and beyond a
  * capacity, so memory stays bounded however many seats sell, and an event re-created by hand in
  * the database under the same id is seen afresh within a minute.
  */
+import type { NatsConnection, Subscription } from 'nats';
 import { seatsUnavailable, type CustomerId, type SeatId, type ShardResult } from '../domain/commands.js';
+import { ALL_SALES, decodeSales, salesSubject } from '../engine/protocol.js';
 import { evictOldest } from '../evict.js';
 
 /** How long a seat is remembered as sold after the shard last said so (ms). */
@@ -107,4 +114,21 @@ export class SoldSeats {
     this.seats.delete(key);
     return undefined;
   }
+}
+
+/**
+ * Feeds `sold` with every shard's announcements of the seats its commits sold (ADR 0008, decision
+ * 16); `heard` counts the seats. The subscription ends when the connection is drained or closed.
+ */
+export function listenForSales(nc: NatsConnection, sold: SoldSeats, heard: (seats: number) => void): Subscription {
+  const prefix = salesSubject('');
+  return nc.subscribe(ALL_SALES, {
+    callback: (error, msg) => {
+      if (error !== null) return;
+      const sales = decodeSales(msg.data);
+      if (sales === undefined || sales.seats.length === 0) return;
+      sold.remember(msg.subject.slice(prefix.length), sales.seats, sales.buyers);
+      heard(sales.seats.length);
+    },
+  });
 }

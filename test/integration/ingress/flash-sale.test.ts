@@ -274,3 +274,27 @@ t.test("a hold's Location answers GET: the hold as committed, then confirmed wit
   t.equal(after.status, 200);
   t.match(after.body, { holdId: hold.body.holdId, state: 'confirmed', reservationId: confirmed.body.reservationId });
 });
+
+t.test('a sale through one ingress replica is known to the others: they refuse its later buyers without a shard', async (t) => {
+  const replica = await startHarness(pool, { settings: { shardTimeoutMs: 3000, idempotencyTtlS: 600 } });
+  t.teardown(() => replica.close());
+  const counter = async (name: string) =>
+    Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${replica.url}/metrics`)).text())?.[1] ?? NaN);
+  const seat = 'A-3-9';
+  const sale = await call(url, 'POST', eventPath(spec, `/seats/${seat}/reserve`), { token: await harness.token('sal'), key: freshKey() });
+  t.equal(sale.status, 201, 'sold through the first replica');
+  // The commit's announcement reaches the other replica a moment after the 201.
+  await waitFor('the other replica heard of the sale', async () => (await counter('sentinel_ingress_sales_heard_total')) >= 1, 5000, 10);
+  const refusedBefore = await counter('sentinel_ingress_known_sold_refusals_total');
+  const late = await call(replica.url, 'POST', eventPath(spec, `/seats/${seat}/reserve`), {
+    token: await harness.token('ben'),
+    key: freshKey(),
+  });
+  t.equal(late.status, 409);
+  t.same(late.body.seats, [seat]);
+  t.equal(
+    (await counter('sentinel_ingress_known_sold_refusals_total')) - refusedBefore,
+    1,
+    'refused by the replica itself, which never took part in the sale',
+  );
+});
