@@ -60,12 +60,16 @@ export interface Config {
   /** Operator: namespace to watch, all when empty (`SENTINEL_WATCH_NAMESPACE`). */
   readonly watchNamespace: string;
   /**
-   * Engine, ingress, operator: stop gracefully, as on SIGTERM, when the process that started this
-   * one is gone (`SENTINEL_EXIT_WITH_PARENT`, 0 or 1, default 0). LocalStack sets it for the
-   * processes it starts (src/cli/signals.ts).
+   * The pid of the process that owns this one, or 0 (`SENTINEL_EXIT_WITH_PARENT`, default 0).
+   * When set, engine, ingress and operator leave a terminal's Ctrl-C to that owner and stop
+   * gracefully, as on SIGTERM, once it is gone. LocalStack sets it for the processes it starts
+   * (src/cli/signals.ts).
    */
-  readonly exitWithParent: boolean;
+  readonly exitWithParent: number;
 }
+
+/** The variable a job sets to its own pid in the environment of a process it starts and owns (`Config.exitWithParent`). */
+export const EXIT_WITH_PARENT_ENV = 'SENTINEL_EXIT_WITH_PARENT';
 
 /** The HS256 secret used when none is configured: fine on a laptop, refused when NODE_ENV=production. */
 export const DEVELOPMENT_JWT_SECRET = 'sentinel-development-secret-do-not-use-in-production';
@@ -137,7 +141,7 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     jwtAudience: str(env, 'SENTINEL_JWT_AUDIENCE', 'sentinel-api'),
     idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
     watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),
-    exitWithParent: int(env, 'SENTINEL_EXIT_WITH_PARENT', 0, 0, 1) === 1,
+    exitWithParent: int(env, EXIT_WITH_PARENT_ENV, 0, 0, 2 ** 22),
   };
   return Object.freeze(config);
 }

@@ -90,8 +90,8 @@ export const ingressCommand: Command = {
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 
     const cue = await untilSignal(config);
-    // A worker's supervisor forwards the stop; a terminal's Ctrl-C reaches the worker as well.
-    // Either way the first signal starts the graceful stop, and a second must not cut it short.
+    // A worker's supervisor forwards the stop (SIGTERM; a worker leaves Ctrl-C to it, see
+    // superviseWorkers). The first signal starts the graceful stop, and a second must not cut it short.
     if (isClusterWorker()) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);
     log.info({ cue, drainDelayMs, graceMs }, 'Shutting down ingress');
     await running.close({ drainDelayMs, graceMs });

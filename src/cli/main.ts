@@ -23,6 +23,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env, { hostname: hostname(), pid: process.pid });
+  // Owned by a job (LocalStack): the terminal's Ctrl-C, which reaches the job's whole process
+  // group, is for the job — it stops this process in order, or kills it. From the start, so a
+  // Ctrl-C during start-up does not kill it either. (untilSignal then listens for SIGTERM alone.)
+  if (config.exitWithParent > 0) process.on('SIGINT', () => undefined);
   const log = createRootLogger({ level: config.logLevel, role: name });
   const context: CommandContext = { config, log, argv: rest, stdout: process.stdout, stderr: process.stderr };
   return command.run(context);

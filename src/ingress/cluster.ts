@@ -10,6 +10,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import { EXIT_WITH_PARENT_ENV } from '../config.js';
 import { DependencyError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -83,6 +84,9 @@ export async function superviseWorkers(options: { workers: number; log: Logger; 
     );
   });
 
+  // Each worker is owned by this supervisor: it leaves a terminal's Ctrl-C to it (the supervisor
+  // stops every worker with SIGTERM) and stops once the supervisor is gone.
+  const fork = () => cluster.fork({ [EXIT_WITH_PARENT_ENV]: String(process.pid) });
   let stopping = false;
   const deaths: number[] = [];
   let crashLoop: (() => void) | undefined;
@@ -98,9 +102,9 @@ export async function superviseWorkers(options: { workers: number; log: Logger; 
       return;
     }
     log.error({ pid: worker.process.pid, code, signal }, 'Ingress worker died; starting another');
-    cluster.fork();
+    fork();
   });
-  for (let i = 0; i < options.workers; i++) cluster.fork();
+  for (let i = 0; i < options.workers; i++) fork();
   log.info({ workers: options.workers, pid: process.pid }, 'Ingress supervisor started');
 
   const reason = await Promise.race([options.stop, crashed.then(() => 'crash-loop' as const)]);

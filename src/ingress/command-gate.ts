@@ -137,6 +137,14 @@ export function keyDigest(customer: string, idempotencyKey: string): string {
   return sha256(`${customer.length}:${customer}${idempotencyKey}`);
 }
 
+/**
+ * The key of the strict pass of a best-available hold over several shards (every shard is first
+ * asked to hold without leaving an orphan seat, under this key, then again under the request's).
+ */
+export function strictPassKey(key: string): string {
+  return `${key}.strict`;
+}
+
 /** The Idempotency-Key header, parsed: 1–255 visible ASCII characters; a structured-field string (`"…"`) is unquoted. */
 export function parseIdempotencyKey(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;

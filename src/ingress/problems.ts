@@ -14,6 +14,11 @@ export const PROBLEM_BASE = 'https://sentinel.dev/problems/';
 export interface ProblemKind {
   readonly status: number;
   readonly title: string;
+  /**
+   * The inventory refused the command for good: it was not carried out, and a retry with the same
+   * Idempotency-Key is refused again. `sentinel verify` holds every such answer to that.
+   */
+  readonly refusal?: true;
 }
 
 /** Every problem the ingress can answer with. Adding one here is the only way to add a status. */
@@ -29,16 +34,16 @@ export const PROBLEMS = {
   'hold-not-found': { status: 404, title: 'No such hold' },
   'reservation-not-found': { status: 404, title: 'No such reservation' },
   'method-not-allowed': { status: 405, title: 'Method not allowed on this resource' },
-  'seats-unavailable': { status: 409, title: 'Seats are not available' },
-  'hold-expired': { status: 409, title: 'Hold expired or was released' },
-  'hold-confirmed': { status: 409, title: 'Hold was already confirmed' },
-  'sale-not-open': { status: 409, title: 'The sale is not open' },
+  'seats-unavailable': { status: 409, title: 'Seats are not available', refusal: true },
+  'hold-expired': { status: 409, title: 'Hold expired or was released', refusal: true },
+  'hold-confirmed': { status: 409, title: 'Hold was already confirmed', refusal: true },
+  'sale-not-open': { status: 409, title: 'The sale is not open', refusal: true },
   'idempotency-key-in-use': { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   'body-too-large': { status: 413, title: 'Request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Request body must be application/json' },
   'unknown-inventory': { status: 422, title: 'Request names seats, sections or pools the event does not have' },
   'seats-span-shards': { status: 422, title: 'Seats of one hold must belong to the same inventory shard' },
-  'limit-exceeded': { status: 422, title: 'Per-customer limit would be exceeded' },
+  'limit-exceeded': { status: 422, title: 'Per-customer limit would be exceeded', refusal: true },
   'invalid-command': { status: 422, title: 'The inventory refused the command as invalid' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency-Key was already used with a different request' },
   'too-many-requests': { status: 429, title: 'Too many requests for this event; retry later' },
@@ -48,6 +53,11 @@ export const PROBLEMS = {
 } as const satisfies Record<string, ProblemKind>;
 
 export type ProblemType = keyof typeof PROBLEMS;
+
+/** The problem types by which the inventory refuses a command for good (`ProblemKind.refusal`). */
+export const REFUSAL_TYPES: ReadonlySet<string> = new Set(
+  Object.entries(PROBLEMS as Record<string, ProblemKind>).flatMap(([slug, kind]) => (kind.refusal ? [slug] : [])),
+);
 
 /** A pointer into the request (RFC 6901, into the body; `#/…` for headers/params) and what is wrong there. */
 export interface ProblemFieldError {

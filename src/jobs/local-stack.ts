@@ -2,16 +2,17 @@
  * Engine and ingress processes on this machine, started the way their pods would start them
  * (`sentinel engine` / `sentinel ingress`, configured through the environment). No kubelet runs
  * locally, so chaos, the benchmarks and the tests use this to own the processes they break:
- * start, wait until ready, signal (SIGKILL, SIGSTOP/SIGCONT), restart, stop. Each runs in a process
- * group of its own and stops gracefully by itself when the process that started it is gone, even
- * by SIGKILL (`SENTINEL_EXIT_WITH_PARENT`, src/cli/signals.ts).
+ * start, wait until ready, signal (SIGKILL, SIGSTOP/SIGCONT), restart, stop. Each is owned by this
+ * process (`SENTINEL_EXIT_WITH_PARENT`, src/cli/signals.ts): it leaves a terminal's Ctrl-C to this
+ * process, which stops it in order, and stops gracefully by itself once this process is gone, even
+ * by SIGKILL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXIT_WITH_PARENT_ENV } from '../cli/signals.js';
+import { EXIT_WITH_PARENT_ENV } from '../config.js';
 import { SentinelError } from '../errors.js';
 
 /**
@@ -124,12 +125,13 @@ export class LocalStack {
   private async start(name: string, role: Role, args: string[], port: number, env: Record<string, string>): Promise<ManagedProcess> {
     const [command, ...prefix] = this.options.cli ?? sentinelCli();
     const child = spawn(command!, [...prefix, ...args], {
-      env: { ...process.env, LOG_LEVEL: 'info', ...this.options.env, ...env, [EXIT_WITH_PARENT_ENV]: '1' },
+      // Owned by this process: a terminal's Ctrl-C is for the job, which stops it in order
+      // (ingresses, then engines) or kills it — not for it directly, in the middle of a chaos run's
+      // wind-down; and it stops by itself once this process is gone. It stays in this process's
+      // group, so if this process dies while it is stopped (SIGSTOP), the kernel wakes it with
+      // SIGHUP and SIGCONT, and it stops then.
+      env: { ...process.env, LOG_LEVEL: 'info', ...this.options.env, ...env, [EXIT_WITH_PARENT_ENV]: String(process.pid) },
       stdio: ['ignore', 'pipe', 'pipe'],
-      // A process group of its own: a terminal's Ctrl-C is for the job that started it, which stops
-      // it in order (ingresses, then engines) or kills it — not for it directly, in the middle of a
-      // chaos run's wind-down. It stops by itself when this process is gone (EXIT_WITH_PARENT_ENV).
-      detached: true,
     });
     const tail: string[] = [];
     let file = this.logs.get(name);

@@ -9,8 +9,8 @@ t.test('defaults point at the local infrastructure and are frozen', async (t) =>
   t.equal(config.engineId, 'h-7');
   t.equal(config.jwtSecret, DEVELOPMENT_JWT_SECRET);
   t.equal(config.ingressBacklog, 4096, "a listen backlog for a sale's opening, not Node's 511");
-  t.equal(config.exitWithParent, false, 'a process outlives its parent unless told otherwise');
-  t.equal(loadConfig({ SENTINEL_EXIT_WITH_PARENT: '1' }).exitWithParent, true);
+  t.equal(config.exitWithParent, 0, 'a process outlives its parent unless told otherwise');
+  t.equal(loadConfig({ SENTINEL_EXIT_WITH_PARENT: '4242' }).exitWithParent, 4242);
   t.ok(Object.isFrozen(config));
 });
 
@@ -24,7 +24,7 @@ t.test('bad values name the variable', async (t) => {
   t.throws(() => loadConfig({ REDIS_URL: 'not a url' }), /REDIS_URL is not a URL/);
   t.throws(() => loadConfig({ KAFKA_BROKERS: 'a:1,b' }), /KAFKA_BROKERS entry must be host:port, got "b"/);
   t.throws(() => loadConfig({ SENTINEL_INGRESS_BACKLOG: '0' }), /SENTINEL_INGRESS_BACKLOG must be an integer in \[1, 65535\]/);
-  t.throws(() => loadConfig({ SENTINEL_EXIT_WITH_PARENT: 'yes' }), /SENTINEL_EXIT_WITH_PARENT must be an integer in \[0, 1\]/);
+  t.throws(() => loadConfig({ SENTINEL_EXIT_WITH_PARENT: 'yes' }), /SENTINEL_EXIT_WITH_PARENT must be an integer in \[0, 4194304\]/);
 });
 
 t.test('production refuses the development secret where tokens are verified', async (t) => {

@@ -6,7 +6,7 @@
 import type { HoldView, ShardCommand, ShardResult } from '../../domain/commands.js';
 import { SentinelError } from '../../errors.js';
 import type { CommandGate, GateDecision, GateRequest, PeekDecision, StoredResponse } from '../command-gate.js';
-import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint } from '../command-gate.js';
+import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint, strictPassKey } from '../command-gate.js';
 import type { IngressContext, ShardSender } from '../context.js';
 import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
 import type { HoldLocator } from '../hold-locator.js';
@@ -294,7 +294,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
                 shard,
                 command: (key: string): ShardCommand => ({
                   type: 'hold-best',
-                  key: `${key}.strict`,
+                  key: strictPassKey(key),
                   customer,
                   section,
                   quantity,

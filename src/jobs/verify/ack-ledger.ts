@@ -12,7 +12,8 @@ import type { ResponseRecord } from '../stress/response-log.js';
 import type { Reader } from './inventory-checks.js';
 import type { Violations } from './violations.js';
 import type { ReservationRow } from '../../adapters/postgres/inventory-store.js';
-import { keyDigest } from '../../ingress/command-gate.js';
+import { keyDigest, strictPassKey } from '../../ingress/command-gate.js';
+import { REFUSAL_TYPES } from '../../ingress/problems.js';
 
 /** An answer a client got: to whom, and when it arrived (epoch ms, the client's clock). */
 interface Answer {
@@ -57,13 +58,6 @@ const describeGrant = (a: AckedHold | AckedReservation) =>
   `${'hold' in a && a.hold !== undefined ? `, hold ${a.hold}` : ''})`;
 
 const isReservationOp = (op: ResponseRecord['op']) => op === 'confirm' || op === 'reserve';
-
-/**
- * Problem types by which the inventory refuses a command for good: it was not carried out, and a
- * retry with the same key would be refused again. (Not `idempotency-key-in-use`, 429 or 5xx: they
- * say nothing about whether it was.)
- */
-const REFUSALS: ReadonlySet<string> = new Set(['seats-unavailable', 'hold-expired', 'hold-confirmed', 'limit-exceeded', 'sale-not-open']);
 
 /** The last answer to one request (one customer's Idempotency-Key): the one its client went by. */
 interface LastAnswer {
@@ -141,7 +135,8 @@ export class AckLedger {
     if (record.status === 204 && record.op === 'release') this.addRelease(record);
     if (record.status === 201) this.addGrant(record);
     if (record.key !== undefined) this.addAnswer(record);
-    else if (record.error !== undefined && REFUSALS.has(record.error)) this.unkeyedRefusals += 1;
+    // A DELETE carries no Idempotency-Key: a release's refusal is not judged, and needs none.
+    else if (record.op !== 'release' && record.error !== undefined && REFUSAL_TYPES.has(record.error)) this.unkeyedRefusals += 1;
     return true;
   }
 
@@ -157,7 +152,7 @@ export class AckLedger {
   /** Requests whose last answer was a refusal by the inventory. */
   *refusals(): Generator<Refusal> {
     for (const answer of this.lastAnswers.values())
-      if (answer.key !== undefined && answer.error !== undefined && REFUSALS.has(answer.error)) yield answer as Refusal;
+      if (answer.key !== undefined && answer.error !== undefined && REFUSAL_TYPES.has(answer.error)) yield answer as Refusal;
   }
 
   /** Why the refusal check is incomplete, if it is. */
@@ -328,7 +323,16 @@ export async function checkAcknowledged(
 async function checkRefusals(db: Reader, eventId: string, ledger: AckLedger, violations: Violations): Promise<void> {
   const refused = [...ledger.refusals()];
   for (let i = 0; i < refused.length; i += CHUNK) {
-    const byDigest = new Map(refused.slice(i, i + CHUNK).map((r) => [keyDigest(r.customer, r.key), r]));
+    // A best-available hold over several shards asks each one first under its strict-pass key.
+    const byDigest = new Map(
+      refused.slice(i, i + CHUNK).flatMap((r) => {
+        const digest = keyDigest(r.customer, r.key);
+        return [
+          [digest, r],
+          [strictPassKey(digest), r],
+        ] as const;
+      }),
+    );
     const { rows } = await db.query<{ key: string; customer: string; shard: number }>(
       'SELECT key, customer, shard FROM idempotency_keys WHERE event_id = $1 AND key = ANY($2)',
       [eventId, [...byDigest.keys()]],

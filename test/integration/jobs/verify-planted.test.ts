@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createIdempotentProducer, createKafka } from '../../../src/adapters/kafka/client.js';
-import { keyDigest } from '../../../src/ingress/command-gate.js';
+import { keyDigest, strictPassKey } from '../../../src/ingress/command-gate.js';
 import { verifyEvent, verifyExitCode, type VerifyOptions, type VerifyReport } from '../../../src/jobs/verify/verify.js';
 import type { CheckName } from '../../../src/jobs/verify/violations.js';
 import { silentLogger } from '../../../src/log.js';
@@ -205,6 +205,11 @@ await pool.query(
   `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, $2, $3, 'olga', 'reserve', $4, now())`,
   [ev, await shardOf('A-7-2'), keyDigest('olga', 'olga-k1'), { ok: true, type: 'reserved' }],
 );
+// 10b. A best-available hold over several shards held in its strict pass, told 409.
+await pool.query(
+  `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, 0, $2, 'otto', 'hold-best', $3, now())`,
+  [ev, strictPassKey(keyDigest('otto', 'otto-k1')), { ok: true, type: 'held' }],
+);
 // 11. A response log: a reservation the database never saw, one seat told sold to two clients, and
 // olga's and pete's refusals.
 const dir = mkdtempSync(join(tmpdir(), 'verify-test-'));
@@ -247,6 +252,7 @@ writeFileSync(
     line({ customer: 'olga', op: 'reserve', key: 'olga-k1', seat: 'A-7-2', status: 503, error: 'shard-unavailable' }),
     line({ customer: 'olga', op: 'reserve', key: 'olga-k1', seat: 'A-7-2', status: 409, error: 'seats-unavailable', attempt: 2 }),
     line({ customer: 'pete', op: 'reserve', key: 'pete-k1', seat: 'A-7-3', status: 409, error: 'seats-unavailable' }),
+    line({ customer: 'otto', op: 'hold-best', key: 'otto-k1', status: 409, error: 'seats-unavailable' }),
     '',
   ].join('\n'),
 );
@@ -317,12 +323,17 @@ t.test('every planted violation is reported under its check', async (t) => {
   t.match(messages('ack-missing'), new RegExp(`reservation ${ev}-r-ghost1 \\(201 to ivan\\) is not in the database`));
   t.match(messages('ack-missing'), new RegExp(`hold ${ev}-hE was released \\(204 to erin\\) but is live`));
   t.match(messages('client-double-sale'), /seat A-7-1 was sold to ivan .* and to judy/);
-  t.equal(count('refusal-untrue'), 1, "pete's refusal was true");
+  t.equal(count('refusal-untrue'), 2, "pete's refusal was true");
   t.match(
     messages('refusal-untrue'),
-    /^olga's reserve \(Idempotency-Key olga-k1\) was answered 409 seats-unavailable \(attempt 2\), but shard \d+ carried it out$/,
+    /^olga's reserve \(Idempotency-Key olga-k1\) was answered 409 seats-unavailable \(attempt 2\), but shard \d+ carried it out$/m,
   );
-  t.equal(report.counts.log?.refused, 2);
+  t.match(
+    messages('refusal-untrue'),
+    /otto's hold-best \(Idempotency-Key otto-k1\) was answered 409 seats-unavailable \(attempt 1\), but shard 0 carried it out/,
+    'also in the strict pass of a hold over several shards',
+  );
+  t.equal(report.counts.log?.refused, 3);
   t.match(report.counts.topic, { messages: 3, unique: 2, duplicates: 1 });
   t.equal(report.counts.log?.acknowledged.reservations, 3);
   t.equal(report.counts.inventory.reservations, 7);

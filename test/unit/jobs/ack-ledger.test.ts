@@ -172,6 +172,8 @@ t.test("a request's refusal is its last attempt's answer, and only the inventory
     ],
   );
   t.equal(ledger.counts().refused, 2);
+  // A DELETE sends no key: its refusal is not judged, and does not make the check incomplete.
+  ledger.add(record({ op: 'release', customer: 'a', hold: 'h9', status: 409, error: 'sale-not-open' }));
   t.equal(ledger.refusalsUnjudged(), undefined);
   ledger.add(record({ ...reserve, status: 409, error: 'seats-unavailable' }));
   t.match(ledger.refusalsUnjudged(), /^1 refusals in the response logs carry no Idempotency-Key/);
