@@ -26,8 +26,12 @@ export type GateDecision =
   | { readonly kind: 'in-flight'; readonly retryAfterMs: number }
   | { readonly kind: 'limited'; readonly retryAfterMs: number };
 
-/** What `peek` found: the key's state, claiming nothing ('free': never used, or given back). */
-export type PeekDecision = Exclude<GateDecision, { kind: 'claimed' | 'limited' }> | { readonly kind: 'free' };
+/**
+ * What `peek` found: the key's state, claiming nothing ('free': never used, or given back;
+ * 'unknown': sent to a shard by a request that got no answer — it may have been carried out).
+ */
+export type PeekDecision =
+  Exclude<GateDecision, { kind: 'claimed' | 'limited' }> | { readonly kind: 'free' } | { readonly kind: 'unknown' };
 
 /** A claimed key: must be finished (stored or released) by whoever claimed it. */
 export interface GateClaim {
@@ -211,7 +215,8 @@ export class CommandGate {
     const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
     const rate = request.admission;
     const decision = await this.run(request, recordKey, token, rate ? '1' : '0', 'idempotency/admission check');
-    if (decision.kind === 'free') throw new SentinelError('redis_script_failed', 'idempotency/admission check answered free to a claim');
+    if (decision.kind === 'free' || decision.kind === 'unknown')
+      throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${decision.kind} to a claim`);
     return decision.kind === 'claimed' ? { kind: 'claimed', claim: { eventId: request.eventId, recordKey, token } } : decision;
   }
 
@@ -260,6 +265,7 @@ export class CommandGate {
       case 'claimed':
         return { kind };
       case 'free':
+      case 'unknown':
         return { kind };
       case 'mismatch':
         return { kind };
@@ -299,7 +305,21 @@ export class CommandGate {
     }
   }
 
-  private finish(claim: GateClaim, op: 'store' | 'release', response: string, ttlS: string): Promise<number> {
+  /**
+   * Gives the key back marked *unknown*: its request got no answer, yet a shard may have carried it
+   * out. The next request with it is decided afresh — by the shard, which replays a success it
+   * remembers — and a peek answers `unknown`, so nothing is refused under it without the shard. Kept
+   * as long as stored responses: as long as a shard remembers the keys it carried out.
+   */
+  async markUnknown(claim: GateClaim): Promise<void> {
+    try {
+      await this.finish(claim, 'unknown', '', String(this.ttlS));
+    } catch (error) {
+      throw translateRedisError(error, 'mark idempotency key unknown');
+    }
+  }
+
+  private finish(claim: GateClaim, op: 'store' | 'unknown' | 'release', response: string, ttlS: string): Promise<number> {
     const args: string[] = [claim.token, op, response, ttlS];
     return this.finishes.add(claim.eventId, { key: claim.recordKey, args });
   }

@@ -16,7 +16,7 @@ export interface IngressMetrics {
   readonly shardRequests: Histogram<'command' | 'outcome'>;
   /** Requests refused by admission control, per event. */
   readonly admissionRejections: Counter<'event'>;
-  /** Idempotency outcomes other than a fresh claim: replay, mismatch, in-flight. */
+  /** Idempotency outcomes other than a fresh claim: replay, mismatch, in-flight, unknown. */
   readonly idempotency: Counter<'outcome'>;
   /** Requests refused for seats known to be sold, without a shard round trip. */
   readonly knownSold: Counter;
@@ -59,7 +59,7 @@ export function createIngressMetrics(options: { defaultMetrics?: boolean } = {})
     }),
     idempotency: new Counter({
       name: 'sentinel_ingress_idempotency_total',
-      help: 'Idempotency-Key outcomes other than a fresh claim: replay, mismatch, in-flight.',
+      help: 'Idempotency-Key outcomes other than a fresh claim: replay, mismatch, in-flight, unknown (a request the ingress could have refused alone went to the shard: an earlier one with its key got no answer).',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -16,10 +16,14 @@
  * for any other request, but an unused key is answered `free`, with no claim and no admission
  * (`CommandGate.peek`).
  *
- * `finish` stores the response of a claimed key (success) or gives the key back (anything else),
- * but only while the claim is still ours (its token matches).
+ * `finish` stores the response of a claimed key (success), gives the key back (a refusal: nothing
+ * was done under it), or marks it *unknown* (no answer came, yet a shard may have carried the
+ * command out) — but only while the claim is still ours (its token matches). An unknown key is
+ * not free: a peek answers `unknown`, so the ingress refuses nothing under it without asking the
+ * shard (which replays a success it remembers); a request claims it as it would a free key.
  *
- * Keys: an idempotency record is a hash (s = state i|d, f = fingerprint, t = claim token,
+ * Keys: an idempotency record is a hash (s = state i|d|u: in flight, done, outcome unknown;
+ * f = fingerprint, t = claim token,
  * r = stored response); the event's admission TAT is an integer of microseconds. All of an event's
  * keys share its hash tag, so the scripts also run on Redis Cluster.
  */
@@ -44,10 +48,17 @@ for i = 2, #KEYS do
   if rec[1] then
     if rec[2] ~= ARGV[a + 1] then reply = {'mismatch'}
     elseif rec[1] == 'd' then reply = {'replay', rec[3]}
+    -- Sent to a shard before, outcome unknown: a peek must not take it for free; a request claims
+    -- it like a free key and asks the shard.
+    elseif rec[1] == 'u' then
+      if ARGV[a + 4] == 'peek' then reply = {'unknown'} end
     -- This very request's claim: the script ran before and its reply was lost (the client resends
     -- a command unanswered when the connection dropped). Claimed again, admitted once.
     elseif rec[4] == ARGV[a + 2] and ARGV[a + 2] ~= '' then reply = {'claimed'}
     else reply = {'in-flight', redis.call('PTTL', key)} end
+  end
+  if reply then
+    -- the record decided
   elseif ARGV[a + 4] == 'peek' then
     reply = {'free'}
   elseif ARGV[a + 4] == '1' then
@@ -89,8 +100,8 @@ return replies
 `;
 
 /**
- * KEYS[i] record i. ARGV, 4 per record: claim token, 'store' or 'release', the response to store,
- * its TTL (s). Answers, per record, 1 if the claim was still ours (and was finished), else 0.
+ * KEYS[i] record i. ARGV, 4 per record: claim token, 'store', 'unknown' or 'release', the
+ * response to store, the record's TTL (s). Answers, per record, 1 if the claim was still ours (and was finished), else 0.
  */
 export const FINISH_SCRIPT = `
 local done = {}
@@ -100,6 +111,11 @@ for i = 1, #KEYS do
     done[i] = 0
   elseif ARGV[a + 2] == 'store' then
     redis.call('HSET', KEYS[i], 's', 'd', 'r', ARGV[a + 3])
+    redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
+    done[i] = 1
+  elseif ARGV[a + 2] == 'unknown' then
+    redis.call('HSET', KEYS[i], 's', 'u')
+    redis.call('HDEL', KEYS[i], 't')
     redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
     done[i] = 1
   else

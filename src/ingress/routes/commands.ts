@@ -68,7 +68,9 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * shard is asked — but a request with an Idempotency-Key may be the retry of one whose answer was
    * lost just before the close, so its key is looked at first without claiming it (as for seats
    * known sold): a stored success is replayed, a key reused with another request is 422, a key in
-   * flight 409. Undefined when the response was sent already (a replay).
+   * flight 409. Undefined when the response was sent already (a replay). (A key whose earlier
+   * request got no answer — `unknown` — still gets sale-not-open: the shards of a closed sale are
+   * not asked. Its outcome is in GET /v1/reservations or the hold's Location.)
    */
   async function routableEvent(ctx: IngressContext, keyed: boolean): Promise<RoutableEvent | undefined> {
     const eventId = ctx.params['event'] as string;
@@ -84,7 +86,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
         : new HttpProblem('sale-not-open', `the sale of ${eventId} is closed`);
     if (!keyed) throw notOpen;
     const decision = await gate.peek(gateRequest(ctx, routable, false));
-    if (decision.kind === 'free') throw notOpen;
+    if (decision.kind === 'free' || decision.kind === 'unknown') throw notOpen;
     answerFromKey(ctx, routable, decision);
     return undefined;
   }
@@ -148,7 +150,14 @@ export function commandRoutes(deps: CommandRouteDeps) {
     known: ShardResult | undefined,
   ): Promise<void> {
     const request = gateRequest(ctx, routable, admit);
-    const decision: GateDecision | PeekDecision = known === undefined ? await gate.begin(request) : await gate.peek(request);
+    let decision: GateDecision | PeekDecision = known === undefined ? await gate.begin(request) : await gate.peek(request);
+    if (decision.kind === 'unknown') {
+      // An earlier request with this key got no answer, and a shard may have carried it out (the
+      // hold since expired, the seat sold to someone else): only the shard can say. Claimed and
+      // asked as if nothing were known.
+      metrics.idempotency.inc({ outcome: 'unknown' });
+      decision = await gate.begin(request);
+    }
     if (decision.kind === 'free') {
       metrics.knownSold.inc();
       return reject(known!);
@@ -159,9 +168,16 @@ export function commandRoutes(deps: CommandRouteDeps) {
     try {
       response = await work(keyDigest(request.customer, request.idempotencyKey), deps.now() + deps.shardTimeoutMs);
     } catch (error) {
-      // Not awaited: commands on one connection run in order, so a retry through this process
-      // sees the key released; the client already has its answer either way.
-      gate.release(claim).catch((releaseError: unknown) => ctx.state.log.warn({ err: releaseError }, 'Could not release Idempotency-Key'));
+      // A refusal (by the shard, or the route): nothing was done under the key, which is given
+      // back. Anything else — no answer in time, a shard that lost its lease mid-commit, NATS gone —
+      // may have been carried out: the key is given back marked so, and nothing is refused under
+      // it without asking the shard (see `decision.kind === 'unknown'` above). Not awaited: commands
+      // on one connection run in order, so a retry through this process sees the key given back;
+      // the client already has its answer either way.
+      const refused = error instanceof ShardRejection || error instanceof HttpProblem;
+      (refused ? gate.release(claim) : gate.markUnknown(claim)).catch((finishError: unknown) =>
+        ctx.state.log.warn({ err: finishError }, 'Could not give the Idempotency-Key back'),
+      );
       throw error;
     }
     try {
@@ -196,7 +212,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
   function answerFromKey(
     ctx: IngressContext,
     routable: RoutableEvent,
-    decision: Exclude<GateDecision | PeekDecision, { kind: 'claimed' | 'free' }>,
+    decision: Exclude<GateDecision | PeekDecision, { kind: 'claimed' | 'free' | 'unknown' }>,
   ): void {
     switch (decision.kind) {
       case 'replay':

@@ -142,6 +142,33 @@ t.test('peek: looks at a key without claiming it or taking admission', async (t)
   t.same(await gate.begin(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { won: true } } });
 });
 
+t.test('a key whose request got no answer is unknown: never free to a peek, claimed afresh by a request', async (t) => {
+  const eventId = uniqueName('unknown');
+  const rate = { ratePerS: 1, burst: 1 };
+  const first = await gate.begin(request(eventId, { admission: rate }));
+  if (first.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.markUnknown(first.claim);
+  const record = redisKeys.idempotency(eventId, keyDigest('alice', 'k1'));
+  t.same(await gate.peek(request(eventId)), { kind: 'unknown' }, 'a peek must not take it for free');
+  t.equal((await gate.peek(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch', 'the key still belongs to its request');
+  t.ok((await redis.ttl(record)) > 50, `kept as long as a stored response (${await redis.ttl(record)} s)`);
+  t.equal(
+    (await gate.begin(request(eventId, { admission: rate }))).kind,
+    'limited',
+    'a request claims it like a free key: admission first',
+  );
+  const retry = await gate.begin(request(eventId));
+  t.equal(retry.kind, 'claimed', 'and then claims it');
+  t.equal((await gate.peek(request(eventId))).kind, 'in-flight');
+  t.ok((await redis.pttl(record)) <= request(eventId).inFlightTtlMs, 'with the in-flight TTL of a claim');
+  if (retry.kind !== 'claimed') throw new Error('expected a claim');
+  // The stale claim of the first request cannot touch it any more.
+  await gate.markUnknown(first.claim);
+  t.equal((await gate.peek(request(eventId))).kind, 'in-flight', "the first request's claim is no longer its");
+  await gate.store(retry.claim, { status: 201, headers: {}, body: { held: true } });
+  t.same(await gate.peek(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { held: true } } });
+});
+
 t.test('peeks and claims of one turn go in one script run, decided in order', async (t) => {
   const eventId = uniqueName('peek-batch');
   const rate = { ratePerS: 1, burst: 2 };

@@ -159,3 +159,43 @@ t.test('a request naming seats sold to others and one sold to the requester goes
   t.same(others.body.seats, ['A-3-2', 'A-3-1']);
   t.equal(shards.calls.length, asked, 'all sold to others: refused by the ingress alone');
 });
+
+t.test('a hold whose 503 hid a late commit is replayed on retry even after its seat sold to someone else', async (t) => {
+  // Alice's hold of the seat commits after the ingress's deadline: 503. Her hold expires, and bob
+  // buys the seat: the ingress knows it sold — to bob. Alice retries with the same key, as the 503
+  // told her. A free key would let the ingress refuse her at once; but her key was sent to the
+  // shard and never answered, so the shard must say — and it replays her hold (expired since,
+  // which her confirm will be told), not a 409 for a request it carried out.
+  const seat = 'A-5-1';
+  let committed = false;
+  const aliceHold: ShardResult = {
+    ok: true,
+    type: 'held',
+    hold: { holdId: 'h_alice', customer: 'alice', seats: [seat], quantity: 1, createdAt: now, expiresAt: now + 1000 },
+  };
+  shards.answer = ({ command }) => {
+    if (command.customer === 'alice') return committed ? aliceHold : 'silence';
+    if (command.customer === 'bob') return reservation('bob', seat, 5);
+    return { ok: false, type: 'unavailable', seats: [seat], sold: [seat], soldTo: ['bob'], message: `seat ${seat} is sold` };
+  };
+  const hold = (token: string, key: string) =>
+    call(harness.url, 'POST', eventPath(spec, '/holds'), { token, key, body: { seats: [seat] } });
+
+  const first = await hold(alice, 'alice-k5');
+  t.equal(first.status, 503, `no answer in time (${first.text.slice(0, 120)})`);
+  committed = true;
+  t.equal((await call(harness.url, 'POST', eventPath(spec, `/seats/${seat}/reserve`), { token: bob, key: 'bob-k5' })).status, 201);
+  let asked = shards.calls.length;
+  t.equal((await hold(carol, 'carol-k5')).status, 409, 'the ingress knows the seat is sold to bob');
+  t.equal(shards.calls.length, asked, 'and refuses others by itself');
+
+  const retry = await hold(alice, 'alice-k5');
+  t.equal(retry.status, 201, `alice's retry gets her hold back (${retry.text.slice(0, 200)})`);
+  t.match(retry.body, { holdId: 'h_alice', seats: [seat] });
+  t.equal(shards.calls.at(-1)!.command.key, keyDigest('alice', 'alice-k5'), 'from the shard, under her key');
+
+  // A new request of hers for the seat is refused by the ingress alone: its key was never sent.
+  asked = shards.calls.length;
+  t.equal((await hold(alice, 'alice-k6')).status, 409);
+  t.equal(shards.calls.length, asked, 'refused without the shard');
+});
