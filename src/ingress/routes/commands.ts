@@ -70,7 +70,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * known sold): a stored success is replayed, a key reused with another request is 422, a key in
    * flight 409. Undefined when the response was sent already (a replay). (A key whose earlier
    * request got no answer — `unknown` — still gets sale-not-open: the shards of a closed sale are
-   * not asked. Its outcome is in GET /v1/reservations or the hold's Location.)
+   * not asked, so such a retry cannot learn that it won; a known gap, ADR 0008 decision 2.)
    */
   async function routableEvent(ctx: IngressContext, keyed: boolean): Promise<RoutableEvent | undefined> {
     const eventId = ctx.params['event'] as string;
