@@ -7,14 +7,15 @@
  *
  * So the first request for a seat that goes to the shard is its seat's *flight*; a request for a
  * seat with a flight under way (that the ingress cannot refuse already) waits for it to land (its
- * shard answer learned), then looks again at what the ingress knows: a seat the flight learned was sold to another customer is refused by
- * the ingress alone. Nobody waits longer than `maxWaitMs` for a flight: the answer a winner waits
- * for comes after its commit, and a commit held up (a slow fsync, a Postgres restart) must not
- * hold up the losers, whom the shard refuses at once — after that the flight's waiters, and
- * everyone who comes later, go to the shard. A request waits once: when the flight taught nothing
- * (the seat is only held, the leader was refused for its own reasons, the shard did not answer),
- * the waiters go to the shard together, as they would have, and none of them becomes a flight — a
- * run of requests each refused for its own reason is never served one at a time.
+ * shard answer learned), then looks again at what the ingress knows: a seat the flight learned was
+ * sold to another customer is refused by the ingress alone. Nobody waits longer than `maxWaitMs`
+ * for a flight: the answer a winner waits for comes after its commit, and a commit held up (a slow
+ * fsync, a Postgres restart) must not hold up the losers, whom the shard refuses at once — after
+ * that the flight's waiters, and everyone who comes later, go to the shard. A request waits once:
+ * when the flight taught nothing (the seat is only held, the leader was refused for its own
+ * reasons, the shard did not answer), the waiters go to the shard together, as they would have,
+ * and none of them becomes a flight — a run of requests each refused for its own reason is never
+ * served one at a time.
  *
  * A waiter's answer is as true as the shard's would have been: the flight's sale took effect while
  * the waiter was waiting, so a refusal is a moment of its life when the seat was someone else's.

@@ -47,6 +47,12 @@ export interface LedgerCounts {
   readonly loser_latency_ms: LatencySummary;
 }
 
+const count = (items: Iterable<unknown>) => {
+  let n = 0;
+  for (const _ of items) n += 1;
+  return n;
+};
+
 const sameSeats = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
 /** What an answer granted, whoever it went to and whenever it was decided: equal for a replayed answer. */
@@ -187,7 +193,7 @@ export class AckLedger {
       lines: this.lines,
       other_events: this.otherEvents,
       acknowledged: { holds: this.holds.ids, reservations: this.reservations.ids, releases: this.releases.ids },
-      refused: [...this.refusals()].length,
+      refused: count(this.refusals()),
       status: Object.fromEntries([...this.statuses].sort(([a], [b]) => a - b).map(([k, v]) => [String(k), v])),
       loser_latency_ms: this.losers.summary(),
     };
