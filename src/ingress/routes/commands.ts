@@ -3,7 +3,7 @@
  * passes the gate (Idempotency-Key, admission), asks the owning shard over NATS, and maps the
  * shard's decision. Losers fail fast: the shard answers them from memory, and so do we.
  */
-import type { HoldView, ShardCommand, ShardResult } from '../../domain/commands.js';
+import type { ShardCommand, ShardResult } from '../../domain/commands.js';
 import { SentinelError } from '../../errors.js';
 import type { CommandGate, GateDecision, GateRequest, PeekDecision, StoredResponse } from '../command-gate.js';
 import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint, strictPassKey } from '../command-gate.js';
@@ -43,6 +43,21 @@ interface BeforeAsking {
   readonly land: (() => void) | undefined;
 }
 
+/** The request's event, and — when its sale is not open but its key's outcome is unknown — the refusal to give unless a shard replays a success. */
+interface Routed {
+  readonly routable: RoutableEvent;
+  readonly closed: HttpProblem | undefined;
+}
+
+/** One shard request a command route may make; each gets the request's shard key. */
+interface Attempt {
+  readonly shard: number;
+  readonly command: (key: string) => ShardCommand;
+}
+
+/** A command's work under its claimed Idempotency-Key (the shard key, and the deadline of its shard requests). */
+type Work = (shardKey: string, deadline: number) => Promise<StoredResponse>;
+
 /** Extra time an in-flight claim outlives the shard deadline before another request may take the key over (ms). */
 const IN_FLIGHT_MARGIN_MS = 5000;
 
@@ -65,19 +80,20 @@ export function commandRoutes(deps: CommandRouteDeps) {
 
   /**
    * The request's event, on sale now. Outside the sale window the answer is sale-not-open and no
-   * shard is asked — but a request with an Idempotency-Key may be the retry of one whose answer was
-   * lost just before the close, so its key is looked at first without claiming it (as for seats
-   * known sold): a stored success is replayed, a key reused with another request is 422, a key in
-   * flight 409. Undefined when the response was sent already (a replay). (A key whose earlier
-   * request got no answer — `unknown` — still gets sale-not-open: the shards of a closed sale are
-   * not asked, so such a retry cannot learn that it won; a known gap, ADR 0008 decision 2.)
+   * shard decides anything — but a request with an Idempotency-Key may be the retry of one whose
+   * answer was lost just before the close, so its key is looked at first without claiming it (as
+   * for seats known sold): a stored success is replayed, a key reused with another request is 422,
+   * a key in flight 409. A key whose earlier request got no answer — `unknown` — may have been
+   * carried out by a shard: the route then only asks its shards to replay what they did under the
+   * key (`replaying`), and refuses with `closed` if they did nothing. Undefined when the response
+   * was sent already (a replay).
    */
-  async function routableEvent(ctx: IngressContext, keyed: boolean): Promise<RoutableEvent | undefined> {
+  async function routableEvent(ctx: IngressContext, keyed: boolean): Promise<Routed | undefined> {
     const eventId = ctx.params['event'] as string;
     const routable = await catalog.get(eventId);
     if (routable === undefined) throw new HttpProblem('event-not-found', `no event ${eventId}`);
     const state = saleState(routable.event, deps.now());
-    if (state === 'open') return routable;
+    if (state === 'open') return { routable, closed: undefined };
     const notOpen =
       state === 'not-yet-open'
         ? new HttpProblem('sale-not-open', `the sale of ${eventId} opens at ${routable.event.saleOpensAt.toISOString()}`, {
@@ -86,9 +102,53 @@ export function commandRoutes(deps: CommandRouteDeps) {
         : new HttpProblem('sale-not-open', `the sale of ${eventId} is closed`);
     if (!keyed) throw notOpen;
     const decision = await gate.peek(gateRequest(ctx, routable, false));
-    if (decision.kind === 'free' || decision.kind === 'unknown') throw notOpen;
+    if (decision.kind === 'free') throw notOpen;
+    if (decision.kind === 'unknown') {
+      metrics.idempotency.inc({ outcome: 'unknown' });
+      return { routable, closed: notOpen };
+    }
     answerFromKey(ctx, routable, decision);
     return undefined;
+  }
+
+  /**
+   * Asks each shard of `attempts` to replay what it did under the key, deciding nothing (see
+   * CommandBase.replayOnly): the first success found, and the shard that answered it.
+   */
+  async function replayed(
+    ctx: IngressContext,
+    eventId: string,
+    attempts: readonly Attempt[],
+    key: string,
+    deadline: number,
+  ): Promise<{ shard: number; result: ShardResult } | undefined> {
+    const replays = await Promise.all(
+      attempts.map(({ shard, command }) =>
+        ask(ctx, eventId, shard, { ...command(key), redecideRefusal: false, replayOnly: true }, deadline),
+      ),
+    );
+    const index = replays.findIndex((result) => result.ok);
+    return index < 0 ? undefined : { shard: attempts[index]!.shard, result: replays[index]! };
+  }
+
+  /**
+   * The work of a request outside its sale window whose key's outcome is unknown: its success, if
+   * a shard it may have reached replays one, else `closed`. The key is then given back free: a shard
+   * that owns its seats has answered that nothing was done under it, and an earlier message
+   * carrying it would have reached that shard first.
+   */
+  function replaying(
+    ctx: IngressContext,
+    eventId: string,
+    closed: HttpProblem,
+    attempts: readonly Attempt[],
+    respond: (shard: number, result: ShardResult) => StoredResponse,
+  ): Work {
+    return async (key, deadline) => {
+      const found = await replayed(ctx, eventId, attempts, key, deadline);
+      if (found === undefined) throw closed;
+      return respond(found.shard, found.result);
+    };
   }
 
   async function ask(ctx: IngressContext, eventId: string, shard: number, command: ShardCommand, deadline: number): Promise<ShardResult> {
@@ -131,7 +191,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     ctx: IngressContext,
     routable: RoutableEvent,
     admit: boolean,
-    work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
+    work: Work,
     before?: BeforeAsking,
   ): Promise<void> {
     try {
@@ -146,7 +206,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     ctx: IngressContext,
     routable: RoutableEvent,
     admit: boolean,
-    work: (shardKey: string, deadline: number) => Promise<StoredResponse>,
+    work: Work,
     known: ShardResult | undefined,
   ): Promise<void> {
     const request = gateRequest(ctx, routable, admit);
@@ -256,6 +316,13 @@ export function commandRoutes(deps: CommandRouteDeps) {
     return { known: soldSeats.refusal(eventId, seats, customer), land: undefined };
   }
 
+  /** The 201 of a confirmed reservation, or the rejection of any other decision. */
+  function reserved(eventId: string, result: ShardResult): StoredResponse {
+    if (result.type !== 'confirmed') return reject(result);
+    const r = result.reservation;
+    return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
+  }
+
   /** Maps a shard decision that is not a success to a rejection (for the error middleware). */
   function reject(result: ShardResult): never {
     if (result.ok) throw new SentinelError('shard_unexpected_result', `unexpected shard result ${result.type}`);
@@ -263,14 +330,15 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function createHold(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx, true);
-    if (routable === undefined) return;
+    const routed = await routableEvent(ctx, true);
+    if (routed === undefined) return;
+    const { routable, closed } = routed;
     const eventId = routable.event.id;
     const body = ctx.state.body as HoldRequest;
     const customer = customerOf(ctx);
     const { map } = routable;
-    /** The shard requests to try in order, until one holds; each gets its own shard key. */
-    let attempts: { shard: number; command: (key: string) => ShardCommand }[];
+    /** The shard requests to try in order, until one holds. */
+    let attempts: Attempt[];
     /** For seats named: a refusal known without asking, and this request's flight. */
     let before: BeforeAsking | undefined;
     if ('seats' in body) {
@@ -291,7 +359,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const seats = body.seats;
       attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats, redecideRefusal: true }) }));
-      before = await beforeAsking(eventId, seats, customer);
+      if (closed === undefined) before = await beforeAsking(eventId, seats, customer);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
       if (owners === undefined) {
@@ -334,33 +402,30 @@ export function commandRoutes(deps: CommandRouteDeps) {
       const quantity = body.quantity;
       attempts = [{ shard: owner, command: (key) => ({ type: 'hold-pool', key, customer, pool, quantity, redecideRefusal: true }) }];
     }
+    const held = (shard: number, result: ShardResult): StoredResponse => {
+      if (result.type !== 'held') return reject(result);
+      const hold = result.hold;
+      locator.remember(eventId, hold.holdId, { shard, customer });
+      return { status: 201, headers: { Location: holdPath(eventId, hold.holdId) }, body: holdBody(eventId, hold) };
+    };
+    if (closed !== undefined) return underIdempotencyKey(ctx, routable, false, replaying(ctx, eventId, closed, attempts, held));
     await underIdempotencyKey(
       ctx,
       routable,
       true,
       async (key, deadline) => {
-        const held = (shard: number, hold: HoldView): StoredResponse => {
-          locator.remember(eventId, hold.holdId, { shard, customer });
-          return { status: 201, headers: { Location: holdPath(eventId, hold.holdId) }, body: holdBody(eventId, hold) };
-        };
         if (attempts.length > 1) {
           // This may be the retry of a request whose answer was lost after a later shard held:
           // an earlier shard, which refused then, would decide afresh now (redecideRefusal) and
           // hold a second time. So every shard first replays what it holds under the key, if anything.
-          const replays = await Promise.all(
-            attempts.map(({ shard, command }) =>
-              ask(ctx, eventId, shard, { ...command(key), redecideRefusal: false, replayOnly: true }, deadline),
-            ),
-          );
-          const index = replays.findIndex((r) => r.type === 'held');
-          const replayed = replays[index];
-          if (replayed?.type === 'held') return held(attempts[index]!.shard, replayed.hold);
+          const found = await replayed(ctx, eventId, attempts, key, deadline);
+          if (found !== undefined) return held(found.shard, found.result);
         }
         let last: ShardResult | undefined;
         for (const { shard, command } of attempts) {
           last = await ask(ctx, eventId, shard, command(key), deadline);
           before?.land?.();
-          if (last.type === 'held') return held(shard, last.hold);
+          if (last.type === 'held') return held(shard, last);
           if (last.type !== 'unavailable') break;
         }
         if (last === undefined) throw new SentinelError('ingress_no_shard', `no shard to ask for ${ctx.path}`);
@@ -380,23 +445,27 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function confirmHold(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx, true);
-    if (routable === undefined) return;
+    const routed = await routableEvent(ctx, true);
+    if (routed === undefined) return;
+    const { routable, closed } = routed;
     const eventId = routable.event.id;
     const customer = customerOf(ctx);
     const { holdId, shard } = await holdShard(ctx, eventId);
+    const attempt: Attempt = { shard, command: (key) => ({ type: 'confirm', key, customer, holdId, redecideRefusal: true }) };
     // No admission: a customer who already holds seats is not sent back into the crowd.
-    await underIdempotencyKey(ctx, routable, false, async (key, deadline) => {
-      const result = await ask(ctx, eventId, shard, { type: 'confirm', key, customer, holdId, redecideRefusal: true }, deadline);
-      if (result.type !== 'confirmed') return reject(result);
-      const r = result.reservation;
-      return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
-    });
+    await underIdempotencyKey(
+      ctx,
+      routable,
+      false,
+      closed !== undefined
+        ? replaying(ctx, eventId, closed, [attempt], (_, result) => reserved(eventId, result))
+        : async (key, deadline) => reserved(eventId, await ask(ctx, eventId, shard, attempt.command(key), deadline)),
+    );
   }
 
   async function releaseHold(ctx: IngressContext): Promise<void> {
     // DELETE carries no Idempotency-Key: outside the sale window it is simply sale-not-open.
-    const routable = (await routableEvent(ctx, false))!;
+    const { routable } = (await routableEvent(ctx, false))!;
     const eventId = routable.event.id;
     const customer = customerOf(ctx);
     const { holdId, shard } = await holdShard(ctx, eventId);
@@ -419,24 +488,32 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function reserveSeat(ctx: IngressContext): Promise<void> {
-    const routable = await routableEvent(ctx, true);
-    if (routable === undefined) return;
+    const routed = await routableEvent(ctx, true);
+    if (routed === undefined) return;
+    const { routable, closed } = routed;
     const eventId = routable.event.id;
     const seat = ctx.params['seat'] as string;
     const shard = routable.map.shardOfSeat(seat);
     if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
     const customer = customerOf(ctx);
+    const attempt: Attempt = { shard, command: (key) => ({ type: 'reserve', key, customer, seat, redecideRefusal: true }) };
+    if (closed !== undefined) {
+      return underIdempotencyKey(
+        ctx,
+        routable,
+        false,
+        replaying(ctx, eventId, closed, [attempt], (_, result) => reserved(eventId, result)),
+      );
+    }
     const before = await beforeAsking(eventId, [seat], customer);
     await underIdempotencyKey(
       ctx,
       routable,
       true,
       async (key, deadline) => {
-        const result = await ask(ctx, eventId, shard, { type: 'reserve', key, customer, seat, redecideRefusal: true }, deadline);
+        const result = await ask(ctx, eventId, shard, attempt.command(key), deadline);
         before.land?.();
-        if (result.type !== 'confirmed') return reject(result);
-        const r = result.reservation;
-        return { status: 201, headers: { Location: reservationPath(r.reservationId) }, body: reservationBody(eventId, r) };
+        return reserved(eventId, result);
       },
       before,
     );

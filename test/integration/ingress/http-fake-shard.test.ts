@@ -659,6 +659,59 @@ t.test('sale closed: a key answered before the close is still answered; fresh re
   t.equal(fake.calls.length, asked, 'no shard was asked after the close');
 });
 
+t.test('sale closed: a key whose request got no answer is asked of its shard, which replays a late success or nothing', async (t) => {
+  // Two requests reach the shard just before the close and get no answer in time (503): their keys
+  // are unknown. The reserve was carried out (its commit outlasted the deadline), the hold was not.
+  const closing = await provisionTestEvent(pool, { shardCount: 1, saleClosesAt: new Date(Date.now() + 2500) });
+  const fake = new FakeShards(harness.nc, closing.eventId, 1);
+  t.teardown(() => fake.close());
+  const reservePath = `/v1/events/${closing.eventId}/seats/A-1-1/reserve`;
+  const holdsPath = `/v1/events/${closing.eventId}/holds`;
+  const [reserveKey, holdKey] = [freshKey(), freshKey()];
+  const won = confirmedResult('h_late', ['A-1-1']);
+  fake.answer = () => 'silence';
+  const [lateReserve, lostHold] = await Promise.all([
+    post(reservePath, { key: reserveKey }),
+    post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } }),
+  ]);
+  expect(t, lateReserve, 'reserveSeat', 503, 'shard-unavailable');
+  expect(t, lostHold, 'createHold', 503, 'shard-unavailable');
+  await waitFor('the sale to close', () => Date.now() > closing.saleClosesAt.getTime() + 50, 5000, 50);
+  const wonKey = keyDigest('alice', reserveKey);
+  fake.answer = ({ command }) =>
+    command.replayOnly === true && command.key === wonKey
+      ? won
+      : { ok: false, type: 'unavailable', seats: [], message: `nothing decided under key ${command.key}` };
+
+  let asked = fake.calls.length;
+  const retry = await post(reservePath, { key: reserveKey });
+  expect(t, retry, 'reserveSeat', 201);
+  t.match(retry.body, { reservationId: 'r_h_late', seats: ['A-1-1'] }, 'the buyer learns, after the close, that the reserve was done');
+  t.match(
+    fake.calls.slice(asked),
+    [{ command: { type: 'reserve', key: wonKey, replayOnly: true, redecideRefusal: false } }],
+    'asked to replay only',
+  );
+  asked = fake.calls.length;
+  const again = await post(reservePath, { key: reserveKey });
+  expect(t, again, 'reserveSeat', 201);
+  t.equal(again.headers.get('idempotent-replayed'), 'true');
+  t.equal(fake.calls.length, asked, 'stored now: replayed without the shard');
+
+  const refused = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
+  expect(t, refused, 'createHold', 409, 'sale-not-open');
+  t.match(
+    fake.calls.slice(asked),
+    [{ command: { type: 'hold', key: keyDigest('alice', holdKey), replayOnly: true } }],
+    'the shard was asked',
+  );
+  asked = fake.calls.length;
+  expect(t, await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } }), 'createHold', 409, 'sale-not-open');
+  t.equal(fake.calls.length, asked, 'the shard said nothing was done: the key is free, and the next retry is refused alone');
+  expect(t, await post(reservePath, { key: freshKey() }), 'reserveSeat', 409, 'sale-not-open');
+  t.equal(fake.calls.length, asked, 'a new key never reaches a shard after the close');
+});
+
 t.test('GET a hold (its Location): the caller’s own, from committed state; others’ and unknown ones are 404', async (t) => {
   const holdId = `h_read_${spec.eventId}`;
   await pool.query(
