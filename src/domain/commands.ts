@@ -117,7 +117,10 @@ export type ShardResult =
    * caller refuses later requests for a seat only to other customers, since the buyer's retry must
    * reach the shard, which replays the buyer's success. The shard decides it in memory; the shard
    * host names only seats whose sale has committed, and a seat whose buyer is unknown is not named.
-   * `soldTo` is for the caller, never for the client: the 409 names seats only.
+   * `soldTo` is for the caller, never for the client: the 409 names seats only. `pending` names
+   * the seats whose sale is decided but not yet committed: the shard host announces each commit's
+   * sales (protocol `salesSubject`), so a caller may wait briefly for that word instead of asking
+   * again about them.
    */
   | {
       readonly ok: false;
@@ -125,6 +128,7 @@ export type ShardResult =
       readonly seats: readonly SeatId[];
       readonly sold?: readonly SeatId[];
       readonly soldTo?: readonly CustomerId[];
+      readonly pending?: readonly SeatId[];
       readonly message: string;
     }
   /** The customer's per-event limit would be exceeded. */

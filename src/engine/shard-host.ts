@@ -267,19 +267,26 @@ export class ShardHost {
     sink.flush();
   }
 
-  /** A refusal that names as sold only the seats whose sale has committed (with their buyers, aligned). */
+  /**
+   * A refusal that names as sold only the seats whose sale has committed (with their buyers,
+   * aligned), and as `pending` those whose commit is under way: their announcement follows it.
+   */
   private settledOnly(result: Extract<ShardResult, { type: 'unavailable' }>): ShardResult {
     const { sold, soldTo } = result;
     if (sold === undefined || this.unsettledSales.size === 0) return result;
     const settled: SeatId[] = [];
     const settledTo: CustomerId[] = [];
+    const pending: SeatId[] = [];
     sold.forEach((seat, i) => {
-      if (this.unsettledSales.has(seat)) return;
+      if (this.unsettledSales.has(seat)) {
+        pending.push(seat);
+        return;
+      }
       settled.push(seat);
       if (soldTo !== undefined) settledTo.push(soldTo[i]!);
     });
-    if (settled.length === sold.length) return result;
-    return seatsUnavailable(result.seats, settled, soldTo === undefined ? undefined : settledTo);
+    if (pending.length === 0) return result;
+    return { ...seatsUnavailable(result.seats, settled, soldTo === undefined ? undefined : settledTo), pending };
   }
 
   private async commit(batch: CommitEntry[]): Promise<void> {

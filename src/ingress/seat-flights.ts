@@ -11,11 +11,13 @@
  * sold to another customer is refused by the ingress alone. Nobody waits longer than `maxWaitMs`
  * for a flight: the answer a winner waits for comes after its commit, and a commit held up (a slow
  * fsync, a Postgres restart) must not hold up the losers, whom the shard refuses at once — after
- * that the flight's waiters, and everyone who comes later, go to the shard. A request waits once:
- * when the flight taught nothing (the seat is only held, the leader was refused for its own
- * reasons, the shard did not answer), the waiters go to the shard together, as they would have,
- * and none of them becomes a flight — a run of requests each refused for its own reason is never
- * served one at a time.
+ * that the flight's waiters, and everyone who comes later, go to the shard. A flight refused
+ * because its seat's sale to someone else is being committed (the winner's request came through
+ * another ingress) lands only when that commit's announcement arrives, so its waiters learn the
+ * sale instead of asking. A request waits once: when the flight taught nothing (the seat is only
+ * held, the leader was refused for its own reasons, the shard did not answer), the waiters go to
+ * the shard together, as they would have, and none of them becomes a flight — a run of requests
+ * each refused for its own reason is never served one at a time.
  *
  * A waiter's answer is as true as the shard's would have been: the flight's sale took effect while
  * the waiter was waiting, so a refusal is a moment of its life when the seat was someone else's.
@@ -43,7 +45,7 @@ export class SeatFlights {
   /** `event \n seat` → the request asking about it. */
   private readonly flights = new Map<string, Flight>();
 
-  constructor(private readonly maxWaitMs = FLIGHT_WAIT_MS) {}
+  constructor(readonly maxWaitMs = FLIGHT_WAIT_MS) {}
 
   /**
    * Resolves when the flights under way for any of `seats` have landed, or once `maxWaitMs` has
@@ -69,18 +71,25 @@ export class SeatFlights {
   /**
    * Marks `seats` (those without a flight already) as asked about by `customer` until the returned
    * function is called — as soon as the shard's answer has been learned, and in any case once the
-   * request ends (calling it again does nothing).
+   * request ends (calling it again does nothing). Given `after`, the flight lands when that
+   * settles instead: a refusal naming a seat whose sale is being committed teaches the waiters
+   * nothing yet, the commit's announcement will (SoldSeats.whenSold; its waiters are let go after
+   * `maxWaitMs` all the same).
    */
-  depart(eventId: string, seats: readonly SeatId[], customer: CustomerId): () => void {
+  depart(eventId: string, seats: readonly SeatId[], customer: CustomerId): (after?: Promise<void>) => void {
     const flight: Flight = { customer, released: false };
     const keys = seats.map((seat) => `${eventId}\n${seat}`).filter((key) => !this.flights.has(key));
     for (const key of keys) this.flights.set(key, flight);
     let done = false;
-    return () => {
-      if (done) return;
-      done = true;
+    const land = () => {
       for (const key of keys) if (this.flights.get(key) === flight) this.flights.delete(key);
       letGo(flight);
+    };
+    return (after) => {
+      if (done) return;
+      done = true;
+      if (after === undefined) land();
+      else void after.then(land);
     };
   }
 

@@ -40,6 +40,8 @@ interface SoldSeat {
 export class SoldSeats {
   /** `event \n seat` → expiry and buyer, oldest first. */
   private readonly seats = new Map<string, SoldSeat>();
+  /** `event \n seat` → who waits to learn that it sold (`whenSold`). */
+  private readonly awaited = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -71,8 +73,43 @@ export class SoldSeats {
       const key = `${eventId}\n${seat}`;
       this.seats.delete(key); // re-inserted last: the map stays ordered by expiry
       this.seats.set(key, { expiresAt, buyer });
+      if (this.awaited.size > 0) this.awaited.get(key)?.forEach((learned) => learned());
     });
     evictOldest(this.seats, this.capacity);
+  }
+
+  /**
+   * Resolves once every seat of `seats` is known sold (to anyone), or after `timeoutMs` — a sale
+   * the shard said is being committed is announced once it is (`listenForSales`), unless its commit
+   * failed.
+   */
+  whenSold(eventId: string, seats: readonly SeatId[], timeoutMs: number): Promise<void> {
+    const now = this.now();
+    const keys = seats.filter((seat) => this.buyerOf(eventId, seat, now) === undefined).map((seat) => `${eventId}\n${seat}`);
+    if (keys.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const left = new Set(keys);
+      const done = () => {
+        clearTimeout(timer);
+        for (const key of keys) {
+          const waiters = this.awaited.get(key);
+          waiters?.delete(learned);
+          if (waiters?.size === 0) this.awaited.delete(key);
+        }
+        resolve();
+      };
+      const learned = () => {
+        for (const key of left) if (this.seats.has(key)) left.delete(key);
+        if (left.size === 0) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      for (const key of keys) {
+        let waiters = this.awaited.get(key);
+        if (waiters === undefined) this.awaited.set(key, (waiters = new Set()));
+        waiters.add(learned);
+      }
+    });
   }
 
   /** The seats among `seats` known to be sold (to anyone), or undefined when none is. */

@@ -39,8 +39,11 @@ type HoldRequest = { seats: string[] } | { section: string; quantity: number } |
 interface BeforeAsking {
   /** A refusal decided already: some seats are known to be sold to other customers. */
   readonly known: ShardResult | undefined;
-  /** Ends this request's flight over its seats, if it is their flight: once its shard answer is learned. */
-  readonly land: (() => void) | undefined;
+  /**
+   * Ends this request's flight over its seats, if it is their flight: once its shard answer is
+   * learned — or, given `after` (see `announced`), once that settles.
+   */
+  readonly land: ((after?: Promise<void>) => void) | undefined;
 }
 
 /** The request's event, and — when its sale is not open but its key's outcome is unknown — the refusal to give unless a shard replays a success. */
@@ -316,6 +319,16 @@ export function commandRoutes(deps: CommandRouteDeps) {
     return { known: soldSeats.refusal(eventId, seats, customer), land: undefined };
   }
 
+  /**
+   * What a flight's waiters should wait for after its shard answer, when it is a refusal naming
+   * seats whose sale is being committed (`pending`): the commit's announcement, which teaches them
+   * what the refusal could not yet (bounded by the flight wait). Undefined: land at once.
+   */
+  function announced(eventId: string, result: ShardResult): Promise<void> | undefined {
+    if (result.type !== 'unavailable' || result.pending === undefined || result.pending.length === 0) return undefined;
+    return soldSeats.whenSold(eventId, result.pending, flights.maxWaitMs);
+  }
+
   /** The 201 of a confirmed reservation, or the rejection of any other decision. */
   function reserved(eventId: string, result: ShardResult): StoredResponse {
     if (result.type !== 'confirmed') return reject(result);
@@ -424,7 +437,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
         let last: ShardResult | undefined;
         for (const { shard, command } of attempts) {
           last = await ask(ctx, eventId, shard, command(key), deadline);
-          before?.land?.();
+          before?.land?.(announced(eventId, last));
           if (last.type === 'held') return held(shard, last);
           if (last.type !== 'unavailable') break;
         }
@@ -512,7 +525,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       true,
       async (key, deadline) => {
         const result = await ask(ctx, eventId, shard, attempt.command(key), deadline);
-        before.land?.();
+        before.land?.(announced(eventId, result));
         return reserved(eventId, result);
       },
       before,

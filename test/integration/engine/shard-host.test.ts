@@ -163,16 +163,17 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   t.match(refusal, { type: 'unavailable', seats: ['A-1-2'] }, 'the seat is taken while its sale commits');
   t.notOk((refusal as { sold?: unknown }).sold, 'but not named sold: its commit has not landed');
   t.notOk((refusal as { soldTo?: unknown }).soldTo, 'nor its buyer');
+  t.same((refusal as { pending?: unknown }).pending, ['A-1-2'], 'named pending: its announcement will follow the commit');
   const both = await client.send(
     eventId,
     0,
     { type: 'hold', key: 'erin-both', customer: 'erin', seats: ['A-1-2', 'A-1-1'] },
     { deadlineMs: 2000 },
   );
-  const { seats, sold, soldTo } = both as Extract<ShardResult, { type: 'unavailable' }>;
+  const { seats, sold, soldTo, pending: named } = both as Extract<ShardResult, { type: 'unavailable' }>;
   t.same(
-    { seats, sold, soldTo },
-    { seats: ['A-1-2', 'A-1-1'], sold: ['A-1-1'], soldTo: ['alice'] },
+    { seats, sold, soldTo, pending: named },
+    { seats: ['A-1-2', 'A-1-1'], sold: ['A-1-1'], soldTo: ['alice'], pending: ['A-1-2'] },
     'a seat sold earlier is still named in the meantime, with its own buyer (aligned)',
   );
 

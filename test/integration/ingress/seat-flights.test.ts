@@ -9,6 +9,7 @@
  */
 import t from 'tap';
 import type { ShardResult } from '../../../src/domain/commands.js';
+import { encode, salesSubject } from '../../../src/engine/protocol.js';
 import { testLayout } from '../../support/stack.js';
 import { call, eventPath, fakeShardStack, HARNESS_SETTINGS, startHarness, type FakeCall } from './harness.js';
 
@@ -162,6 +163,39 @@ t.test("a flight held up (the winner's commit is slow) does not hold up the lose
   t.equal(callsFor(seat).length, 6, 'by the shard');
   release();
   t.equal((await first).status, 201);
+});
+
+t.test("a flight refused while another ingress's winner is being committed lands with the sale's announcement", async (t) => {
+  // The winner's request went through another ingress; its commit is under way. The shard refuses
+  // this ingress's flight naming the seat `pending` (not yet sold for good), and announces the sale
+  // once it is committed: the flight's waiters learn it then, without asking.
+  const seat = 'A-4-1';
+  const path = eventPath(spec, `/seats/${seat}/reserve`);
+  let answer!: () => void;
+  const answered = new Promise<void>((resolve) => (answer = resolve));
+  shards.answer = () =>
+    answered.then((): ShardResult => ({
+      ok: false,
+      type: 'unavailable',
+      seats: [seat],
+      pending: [seat],
+      message: `seat ${seat} is not available`,
+    }));
+
+  const flight = call(harness.url, 'POST', path, { token: tokens[1]!, key: 'pending-1' });
+  await until('the flight to reach the shard', () => callsFor(seat).length === 1);
+  const waiters = tokens.slice(2, 7).map((token, i) => call(harness.url, 'POST', path, { token, key: `pending-${i + 2}` }));
+  await sleep(100);
+  answer();
+  t.equal((await flight).status, 409, 'the flight is answered at once');
+  await sleep(300);
+  t.equal(callsFor(seat).length, 1, 'its waiters wait for the announcement');
+  harness.nc.publish(salesSubject(spec.eventId), encode({ seats: [seat], buyers: ['buyer-0'] }));
+  t.same(
+    (await Promise.all(waiters)).map((r) => r.status),
+    waiters.map(() => 409),
+  );
+  t.equal(callsFor(seat).length, 1, 'and are refused by the ingress alone once it came');
 });
 
 function holdOf(customer: string, seat: string) {

@@ -27,6 +27,20 @@ t.test('a request waits for the flight over its seat, per event', async (t) => {
   t.equal(flights.size, 0);
 });
 
+t.test('a flight given something to wait for lands when it settles, not when its request ends', async (t) => {
+  const flights = new SeatFlights(60_000);
+  const land = flights.depart('e', ['A-1-1'], 'ann');
+  const waiting = flights.landing('e', ['A-1-1'], 'cy')!;
+  let announce!: () => void;
+  land(new Promise<void>((resolve) => (announce = resolve)));
+  land(); // the request ends: the flight is still up
+  t.notOk(await settled(waiting), 'its waiters wait for the announcement');
+  t.equal(flights.size, 1);
+  announce();
+  t.ok(await settled(waiting), 'and go on once it came');
+  t.equal(flights.size, 0);
+});
+
 t.test('a seat keeps its first flight; a request waits for every flight over its seats', async (t) => {
   const flights = new SeatFlights(60_000);
   const landA = flights.depart('e', ['s1'], 'ann');

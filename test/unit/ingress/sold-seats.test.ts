@@ -81,3 +81,33 @@ t.test("learns from the shard's answers: reservations and refusals with their bu
   t.equal(sold.size, before, 'sold seats without their buyers teach nothing: the shard is asked');
   t.equal(sold.refusal('e', ['A-3-1'], 'bob'), undefined);
 });
+
+t.test('whenSold resolves once every seat is known sold, or at its bound', async (t) => {
+  const sold = new SoldSeats(() => 0, 5_000, 100);
+  sold.remember('e', ['A-1-1'], 'ann');
+  let done = false;
+  await sold.whenSold('e', ['A-1-1'], 60_000).then(() => (done = true));
+  t.ok(done, 'known already: at once');
+
+  let learned = false;
+  const both = sold.whenSold('e', ['A-1-2', 'A-1-3'], 60_000).then(() => (learned = true));
+  sold.remember('e', ['A-1-2'], 'bob');
+  sold.remember('f', ['A-1-3'], 'bob'); // another event's seat
+  await new Promise((resolve) => setImmediate(resolve));
+  t.notOk(learned, 'not while a seat is still unknown');
+  sold.remember('e', ['A-1-3'], 'cy');
+  await both;
+  t.ok(learned, 'resolved when the last one is learned');
+
+  const started = performance.now();
+  let hang: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    sold.whenSold('e', ['A-1-9'], 30).then(() => 'resolved'),
+    new Promise((resolve) => (hang = setTimeout(resolve, 2_000, 'hung'))), // also keeps the process alive: the bound's timer does not
+  ]);
+  clearTimeout(hang);
+  t.equal(outcome, 'resolved', 'a sale never announced is waited for no longer than the bound');
+  t.ok(performance.now() - started >= 25, 'but for that long');
+  sold.remember('e', ['A-1-9'], 'ann'); // nobody waits any more: nothing to call
+  t.equal(sold.size, 4);
+});
