@@ -91,6 +91,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       catalog,
       gate: new CommandGate(deps.redis, deps.settings.idempotencyTtlS),
       locator: new HoldLocator(reads),
+      reads,
       shards: deps.shards ?? new ShardClient(deps.nc),
       metrics,
       soldSeats,

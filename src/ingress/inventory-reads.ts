@@ -1,13 +1,15 @@
 /**
  * What the ingress reads from Postgres: committed state only (availability, seat maps,
- * reservations, and which shard a hold lives in). The shards are never asked to answer reads —
- * they are busy deciding the sale.
+ * reservations, which shard a hold lives in, and — after a sale closed — what a shard committed
+ * under a request's key). The shards are never asked to answer reads — they are busy deciding the
+ * sale.
  */
 import type pg from 'pg';
 import { translatePgError } from '../adapters/postgres/errors.js';
 import { withDeadline } from '../deadline.js';
 import { DependencyError } from '../errors.js';
-import type { SeatState } from '../domain/commands.js';
+import type { SeatState, ShardCommand, ShardResult } from '../domain/commands.js';
+import { fingerprintOf } from '../domain/idempotency.js';
 import type { ShardMap } from '../domain/shard-map.js';
 import type { ReservationRow } from '../adapters/postgres/inventory-store.js';
 
@@ -221,6 +223,29 @@ export class InventoryReads {
       expiresAt: h.expires_at,
       reservationId: h.reservation_id,
     };
+  }
+
+  /**
+   * The success a shard committed for the customer of `commands` under one of them (each with its
+   * shard, tried in order), as that shard would replay it: its idempotency record of the same key,
+   * customer and fingerprint (ADR 0006, decision 9).
+   */
+  async committedResult(
+    eventId: string,
+    commands: readonly { readonly shard: number; readonly command: ShardCommand }[],
+  ): Promise<{ shard: number; result: ShardResult } | undefined> {
+    const customer = commands[0]?.command.customer;
+    if (customer === undefined) return undefined;
+    const rows = await this.query<{ shard: number; key: string; fingerprint: string; result: ShardResult }>(
+      'look up a committed result',
+      'SELECT shard, key, fingerprint, result FROM idempotency_keys WHERE event_id = $1 AND customer = $2 AND shard = ANY($3) AND key = ANY($4)',
+      [eventId, customer, [...new Set(commands.map((c) => c.shard))], [...new Set(commands.map((c) => c.command.key))]],
+    );
+    for (const { shard, command } of commands) {
+      const row = rows.find((r) => r.shard === shard && r.key === command.key && r.fingerprint === fingerprintOf(command));
+      if (row?.result.ok === true) return { shard, result: row.result };
+    }
+    return undefined;
   }
 
   /** The shard and owner of a hold (the engine persists a hold before it answers its 201). */

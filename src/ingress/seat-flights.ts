@@ -89,7 +89,7 @@ export class SeatFlights {
       if (done) return;
       done = true;
       if (after === undefined) land();
-      else void after.then(land);
+      else void after.then(land, land);
     };
   }
 

@@ -142,6 +142,11 @@ export class SoldSeats {
     return this.seats.size;
   }
 
+  /** Seats someone waits to learn about (`whenSold`; for tests). */
+  get awaitedSeats(): number {
+    return this.awaited.size;
+  }
+
   /** Who bought `seat`, while remembered; forgets the seat once its TTL passed. */
   private buyerOf(eventId: string, seat: SeatId, now: number): CustomerId | undefined {
     const key = `${eventId}\n${seat}`;

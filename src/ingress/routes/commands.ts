@@ -10,6 +10,7 @@ import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint, stri
 import type { IngressContext, ShardSender } from '../context.js';
 import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
 import type { HoldLocator } from '../hold-locator.js';
+import type { InventoryReads } from '../inventory-reads.js';
 import type { IngressMetrics } from '../metrics.js';
 import type { SeatFlights } from '../seat-flights.js';
 import type { SoldSeats } from '../sold-seats.js';
@@ -21,6 +22,8 @@ export interface CommandRouteDeps {
   readonly catalog: EventCatalog;
   readonly gate: CommandGate;
   readonly locator: HoldLocator;
+  /** What the shards committed, for requests outside the sale window (whose shards are no longer served). */
+  readonly reads: Pick<InventoryReads, 'committedResult'>;
   readonly shards: ShardSender;
   readonly metrics: IngressMetrics;
   /** Seats known to be sold, and to whom: other customers' requests for them are refused without a shard round trip. */
@@ -46,10 +49,13 @@ interface BeforeAsking {
   readonly land: ((after?: Promise<void>) => void) | undefined;
 }
 
-/** The request's event, and — when its sale is not open but its key's outcome is unknown — the refusal to give unless a shard replays a success. */
+/**
+ * The request's event, and — when its sale is not open but its key's outcome is unknown — the
+ * refusal to give unless a shard committed a success under the key (`replayCommitted`).
+ */
 interface Routed {
   readonly routable: RoutableEvent;
-  readonly closed: HttpProblem | undefined;
+  readonly refusalUnlessCommitted: HttpProblem | undefined;
 }
 
 /** One shard request a command route may make; each gets the request's shard key. */
@@ -79,7 +85,7 @@ function send(ctx: IngressContext, response: StoredResponse, replayed: boolean):
 }
 
 export function commandRoutes(deps: CommandRouteDeps) {
-  const { catalog, gate, locator, shards, metrics, soldSeats, flights } = deps;
+  const { catalog, gate, locator, reads, shards, metrics, soldSeats, flights } = deps;
 
   /**
    * The request's event, on sale now. Outside the sale window the answer is sale-not-open and no
@@ -87,16 +93,16 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * answer was lost just before the close, so its key is looked at first without claiming it (as
    * for seats known sold): a stored success is replayed, a key reused with another request is 422,
    * a key in flight 409. A key whose earlier request got no answer — `unknown` — may have been
-   * carried out by a shard: the route then only asks its shards to replay what they did under the
-   * key (`replaying`), and refuses with `closed` if they did nothing. Undefined when the response
-   * was sent already (a replay).
+   * carried out by a shard: the route then answers what the shards committed under it
+   * (`replayCommitted`), or the refusal if nothing. Undefined when the response was sent already
+   * (a replay).
    */
   async function routableEvent(ctx: IngressContext, keyed: boolean): Promise<Routed | undefined> {
     const eventId = ctx.params['event'] as string;
     const routable = await catalog.get(eventId);
     if (routable === undefined) throw new HttpProblem('event-not-found', `no event ${eventId}`);
     const state = saleState(routable.event, deps.now());
-    if (state === 'open') return { routable, closed: undefined };
+    if (state === 'open') return { routable, refusalUnlessCommitted: undefined };
     const notOpen =
       state === 'not-yet-open'
         ? new HttpProblem('sale-not-open', `the sale of ${eventId} opens at ${routable.event.saleOpensAt.toISOString()}`, {
@@ -108,7 +114,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     if (decision.kind === 'free') throw notOpen;
     if (decision.kind === 'unknown') {
       metrics.idempotency.inc({ outcome: 'unknown' });
-      return { routable, closed: notOpen };
+      return { routable, refusalUnlessCommitted: notOpen };
     }
     answerFromKey(ctx, routable, decision);
     return undefined;
@@ -116,7 +122,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
 
   /**
    * Asks each shard of `attempts` to replay what it did under the key, deciding nothing (see
-   * CommandBase.replayOnly): the first success found, and the shard that answered it.
+   * CommandBase.replayOnly): the first success found, and the shard that answered it. A shard that
+   * did not answer fails the lookup only when no other found a success.
    */
   async function replayed(
     ctx: IngressContext,
@@ -125,33 +132,42 @@ export function commandRoutes(deps: CommandRouteDeps) {
     key: string,
     deadline: number,
   ): Promise<{ shard: number; result: ShardResult } | undefined> {
-    const replays = await Promise.all(
+    const replays = await Promise.allSettled(
       attempts.map(({ shard, command }) =>
         ask(ctx, eventId, shard, { ...command(key), redecideRefusal: false, replayOnly: true }, deadline),
       ),
     );
-    const index = replays.findIndex((result) => result.ok);
-    return index < 0 ? undefined : { shard: attempts[index]!.shard, result: replays[index]! };
+    const index = replays.findIndex((replay) => replay.status === 'fulfilled' && replay.value.ok);
+    if (index >= 0) return { shard: attempts[index]!.shard, result: (replays[index] as PromiseFulfilledResult<ShardResult>).value };
+    const failed = replays.find((replay) => replay.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    return undefined;
   }
 
   /**
-   * The work of a request outside its sale window whose key's outcome is unknown: its success, if
-   * a shard it may have reached replays one, else `closed`. The key is then given back free: a shard
-   * that owns its seats has answered that nothing was done under it, and an earlier message
-   * carrying it would have reached that shard first.
+   * Answers a request outside its sale window whose key's outcome is unknown. The engine serves
+   * the shards of a sale only while it is open, but what they committed is in Postgres: a success
+   * recorded under the request's shard key — by any of the shards it could have reached — is
+   * replayed, as the shard would; otherwise `notOpen`. The key stays unknown either way (nothing
+   * is claimed or stored): a commit under way at the close may still land, and a later retry looks
+   * again.
    */
-  function replaying(
+  async function replayCommitted(
     ctx: IngressContext,
-    eventId: string,
-    closed: HttpProblem,
+    routable: RoutableEvent,
+    notOpen: HttpProblem,
     attempts: readonly Attempt[],
     respond: (shard: number, result: ShardResult) => StoredResponse,
-  ): Work {
-    return async (key, deadline) => {
-      const found = await replayed(ctx, eventId, attempts, key, deadline);
-      if (found === undefined) throw closed;
-      return respond(found.shard, found.result);
-    };
+  ): Promise<void> {
+    const request = gateRequest(ctx, routable, false);
+    const key = keyDigest(request.customer, request.idempotencyKey);
+    const found = await reads.committedResult(
+      routable.event.id,
+      attempts.map(({ shard, command }) => ({ shard, command: command(key) })),
+    );
+    if (found === undefined) throw notOpen;
+    metrics.idempotency.inc({ outcome: 'replay' });
+    send(ctx, respond(found.shard, found.result), true);
   }
 
   async function ask(ctx: IngressContext, eventId: string, shard: number, command: ShardCommand, deadline: number): Promise<ShardResult> {
@@ -320,13 +336,16 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   /**
-   * What a flight's waiters should wait for after its shard answer, when it is a refusal naming
-   * seats whose sale is being committed (`pending`): the commit's announcement, which teaches them
-   * what the refusal could not yet (bounded by the flight wait). Undefined: land at once.
+   * What the waiters of a flight over `seats` should wait for after its shard answer, when it is a
+   * refusal naming every one of them as being sold (`pending`): the commit's announcement, which
+   * teaches them what the refusal could not yet (bounded by the flight wait). Undefined: land at
+   * once — also when only some seats are pending, so that nobody waiting for the others is held up.
    */
-  function announced(eventId: string, result: ShardResult): Promise<void> | undefined {
-    if (result.type !== 'unavailable' || result.pending === undefined || result.pending.length === 0) return undefined;
-    return soldSeats.whenSold(eventId, result.pending, flights.maxWaitMs);
+  function announced(eventId: string, seats: readonly string[], result: ShardResult): Promise<void> | undefined {
+    if (result.type !== 'unavailable' || result.pending === undefined) return undefined;
+    const pending = result.pending;
+    if (seats.length === 0 || !seats.every((seat) => pending.includes(seat))) return undefined;
+    return soldSeats.whenSold(eventId, pending, flights.maxWaitMs);
   }
 
   /** The 201 of a confirmed reservation, or the rejection of any other decision. */
@@ -345,15 +364,13 @@ export function commandRoutes(deps: CommandRouteDeps) {
   async function createHold(ctx: IngressContext): Promise<void> {
     const routed = await routableEvent(ctx, true);
     if (routed === undefined) return;
-    const { routable, closed } = routed;
+    const { routable, refusalUnlessCommitted } = routed;
     const eventId = routable.event.id;
     const body = ctx.state.body as HoldRequest;
     const customer = customerOf(ctx);
     const { map } = routable;
     /** The shard requests to try in order, until one holds. */
     let attempts: Attempt[];
-    /** For seats named: a refusal known without asking, and this request's flight. */
-    let before: BeforeAsking | undefined;
     if ('seats' in body) {
       const unknown: ProblemFieldError[] = [];
       const owners = new Set<number>();
@@ -372,7 +389,6 @@ export function commandRoutes(deps: CommandRouteDeps) {
       }
       const seats = body.seats;
       attempts = [...owners].map((shard) => ({ shard, command: (key) => ({ type: 'hold', key, customer, seats, redecideRefusal: true }) }));
-      if (closed === undefined) before = await beforeAsking(eventId, seats, customer);
     } else if ('section' in body) {
       const owners = map.shardsOfSection(body.section);
       if (owners === undefined) {
@@ -421,7 +437,9 @@ export function commandRoutes(deps: CommandRouteDeps) {
       locator.remember(eventId, hold.holdId, { shard, customer });
       return { status: 201, headers: { Location: holdPath(eventId, hold.holdId) }, body: holdBody(eventId, hold) };
     };
-    if (closed !== undefined) return underIdempotencyKey(ctx, routable, false, replaying(ctx, eventId, closed, attempts, held));
+    if (refusalUnlessCommitted !== undefined) return replayCommitted(ctx, routable, refusalUnlessCommitted, attempts, held);
+    /** For seats named: a refusal known without asking, and this request's flight. */
+    const before = 'seats' in body ? await beforeAsking(eventId, body.seats, customer) : undefined;
     await underIdempotencyKey(
       ctx,
       routable,
@@ -437,7 +455,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
         let last: ShardResult | undefined;
         for (const { shard, command } of attempts) {
           last = await ask(ctx, eventId, shard, command(key), deadline);
-          before?.land?.(announced(eventId, last));
+          before?.land?.(announced(eventId, 'seats' in body ? body.seats : [], last));
           if (last.type === 'held') return held(shard, last);
           if (last.type !== 'unavailable') break;
         }
@@ -460,19 +478,16 @@ export function commandRoutes(deps: CommandRouteDeps) {
   async function confirmHold(ctx: IngressContext): Promise<void> {
     const routed = await routableEvent(ctx, true);
     if (routed === undefined) return;
-    const { routable, closed } = routed;
+    const { routable, refusalUnlessCommitted } = routed;
     const eventId = routable.event.id;
     const customer = customerOf(ctx);
     const { holdId, shard } = await holdShard(ctx, eventId);
     const attempt: Attempt = { shard, command: (key) => ({ type: 'confirm', key, customer, holdId, redecideRefusal: true }) };
+    const respond = (_: number, result: ShardResult) => reserved(eventId, result);
+    if (refusalUnlessCommitted !== undefined) return replayCommitted(ctx, routable, refusalUnlessCommitted, [attempt], respond);
     // No admission: a customer who already holds seats is not sent back into the crowd.
-    await underIdempotencyKey(
-      ctx,
-      routable,
-      false,
-      closed !== undefined
-        ? replaying(ctx, eventId, closed, [attempt], (_, result) => reserved(eventId, result))
-        : async (key, deadline) => reserved(eventId, await ask(ctx, eventId, shard, attempt.command(key), deadline)),
+    await underIdempotencyKey(ctx, routable, false, async (key, deadline) =>
+      respond(shard, await ask(ctx, eventId, shard, attempt.command(key), deadline)),
     );
   }
 
@@ -503,21 +518,15 @@ export function commandRoutes(deps: CommandRouteDeps) {
   async function reserveSeat(ctx: IngressContext): Promise<void> {
     const routed = await routableEvent(ctx, true);
     if (routed === undefined) return;
-    const { routable, closed } = routed;
+    const { routable, refusalUnlessCommitted } = routed;
     const eventId = routable.event.id;
     const seat = ctx.params['seat'] as string;
     const shard = routable.map.shardOfSeat(seat);
     if (shard === undefined) throw new HttpProblem('seat-not-found', `event ${eventId} has no seat ${seat}`);
     const customer = customerOf(ctx);
     const attempt: Attempt = { shard, command: (key) => ({ type: 'reserve', key, customer, seat, redecideRefusal: true }) };
-    if (closed !== undefined) {
-      return underIdempotencyKey(
-        ctx,
-        routable,
-        false,
-        replaying(ctx, eventId, closed, [attempt], (_, result) => reserved(eventId, result)),
-      );
-    }
+    const respond = (_: number, result: ShardResult) => reserved(eventId, result);
+    if (refusalUnlessCommitted !== undefined) return replayCommitted(ctx, routable, refusalUnlessCommitted, [attempt], respond);
     const before = await beforeAsking(eventId, [seat], customer);
     await underIdempotencyKey(
       ctx,
@@ -525,8 +534,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
       true,
       async (key, deadline) => {
         const result = await ask(ctx, eventId, shard, attempt.command(key), deadline);
-        before.land?.(announced(eventId, result));
-        return reserved(eventId, result);
+        before.land?.(announced(eventId, [seat], result));
+        return respond(shard, result);
       },
       before,
     );

@@ -62,3 +62,28 @@ t.test('a retry gets back the hold its lost first attempt made on a later shard,
     'no shard was asked to decide: only replays were asked for',
   );
 });
+
+t.test('a shard that does not answer the replay probe does not hide the hold another one replays', async (t) => {
+  const now = Date.now();
+  const held: ShardResult = {
+    ok: true,
+    type: 'held',
+    hold: { holdId: 'h-probe', customer: 'alice', seats: ['A-3-1', 'A-3-2'], quantity: 2, createdAt: now, expiresAt: now + 60_000 },
+  };
+  let lost = true;
+  shards.answer = ({ shard, command }) => {
+    if (command.type !== 'hold-best') return { ok: false, type: 'invalid', field: 'type', message: 'unscripted' };
+    if (lost)
+      return shard === 1 && command.strictOrphans === true ? 'silence' : { ok: false, type: 'unavailable', seats: [], message: 'no room' };
+    // The retry: shard 1 replays the hold its silent first answer made; shard 0 no longer answers at all.
+    if (shard === 0) return 'silence';
+    return command.strictOrphans === true ? held : { ok: false, type: 'unavailable', seats: [], message: 'nothing decided' };
+  };
+  const path = eventPath(spec, '/holds');
+  const body = { section: 'A', quantity: 2 };
+  t.equal((await call(harness.url, 'POST', path, { token: alice, key: 'alice-best-2', body })).status, 503);
+  lost = false;
+  const retry = await call(harness.url, 'POST', path, { token: alice, key: 'alice-best-2', body });
+  t.equal(retry.status, 201, retry.text.slice(0, 200));
+  t.equal(retry.body.holdId, 'h-probe');
+});

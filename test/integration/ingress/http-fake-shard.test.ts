@@ -5,7 +5,9 @@
  * against the OpenAPI document.
  */
 import t, { type Test } from 'tap';
-import type { ShardResult } from '../../../src/domain/commands.js';
+import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
+import { fingerprintOf } from '../../../src/domain/idempotency.js';
+import { redisKeys } from '../../../src/ingress/redis-scripts.js';
 import { createPgPool } from '../../../src/adapters/postgres/pool.js';
 import { createRedis } from '../../../src/adapters/redis/client.js';
 import { mintToken } from '../../../src/ingress/auth.js';
@@ -659,16 +661,16 @@ t.test('sale closed: a key answered before the close is still answered; fresh re
   t.equal(fake.calls.length, asked, 'no shard was asked after the close');
 });
 
-t.test('sale closed: a key whose request got no answer is asked of its shard, which replays a late success or nothing', async (t) => {
+t.test('sale closed: a key whose request got no answer is answered from what its shard committed', async (t) => {
   // Two requests reach the shard just before the close and get no answer in time (503): their keys
-  // are unknown. The reserve was carried out (its commit outlasted the deadline), the hold was not.
-  const closing = await provisionTestEvent(pool, { shardCount: 1, saleClosesAt: new Date(Date.now() + 2500) });
+  // are unknown. The reserve was carried out — its commit outlasted the deadline — the hold was
+  // not. The engine no longer serves the shards of a closed sale; their records are in Postgres.
+  const closing = await provisionTestEvent(pool, { shardCount: 1, saleClosesAt: new Date(Date.now() + 4000) });
   const fake = new FakeShards(harness.nc, closing.eventId, 1);
   t.teardown(() => fake.close());
   const reservePath = `/v1/events/${closing.eventId}/seats/A-1-1/reserve`;
   const holdsPath = `/v1/events/${closing.eventId}/holds`;
   const [reserveKey, holdKey] = [freshKey(), freshKey()];
-  const won = confirmedResult('h_late', ['A-1-1']);
   fake.answer = () => 'silence';
   const [lateReserve, lostHold] = await Promise.all([
     post(reservePath, { key: reserveKey }),
@@ -676,40 +678,44 @@ t.test('sale closed: a key whose request got no answer is asked of its shard, wh
   ]);
   expect(t, lateReserve, 'reserveSeat', 503, 'shard-unavailable');
   expect(t, lostHold, 'createHold', 503, 'shard-unavailable');
-  await waitFor('the sale to close', () => Date.now() > closing.saleClosesAt.getTime() + 50, 5000, 50);
-  const wonKey = keyDigest('alice', reserveKey);
-  fake.answer = ({ command }) =>
-    command.replayOnly === true && command.key === wonKey
-      ? won
-      : { ok: false, type: 'unavailable', seats: [], message: `nothing decided under key ${command.key}` };
+  const [reserveCommand] = fake.calls.filter((c) => c.command.type === 'reserve').map((c) => c.command);
+  t.equal(reserveCommand?.key, keyDigest('alice', reserveKey));
+  const won = confirmedResult('h_late', ['A-1-1']);
+  const record = (command: ShardCommand, result: ShardResult) =>
+    pool.query(
+      `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, 0, $2, $3, $4, $5, now())
+       ON CONFLICT (event_id, shard, key, customer) DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result`,
+      [closing.eventId, command.key, command.customer, fingerprintOf(command), JSON.stringify(result)],
+    );
+  await record(reserveCommand!, won);
+  // Records that must not be taken for it: another customer's under the same key, and another command's.
+  await record({ ...reserveCommand!, customer: 'bob' }, confirmedResult('h_bob', ['A-1-1']));
+  const holdCommand = { type: 'hold', key: keyDigest('alice', holdKey), customer: 'alice', seats: ['A-1-3'] } as const;
+  await record(holdCommand, heldResult(['A-1-3']));
+  await waitFor('the sale to close', () => Date.now() > closing.saleClosesAt.getTime() + 50, 8000, 50);
+  const asked = fake.calls.length;
 
-  let asked = fake.calls.length;
   const retry = await post(reservePath, { key: reserveKey });
   expect(t, retry, 'reserveSeat', 201);
   t.match(retry.body, { reservationId: 'r_h_late', seats: ['A-1-1'] }, 'the buyer learns, after the close, that the reserve was done');
-  t.match(
-    fake.calls.slice(asked),
-    [{ command: { type: 'reserve', key: wonKey, replayOnly: true, redecideRefusal: false } }],
-    'asked to replay only',
-  );
-  asked = fake.calls.length;
+  t.equal(retry.headers.get('idempotent-replayed'), 'true');
   const again = await post(reservePath, { key: reserveKey });
   expect(t, again, 'reserveSeat', 201);
-  t.equal(again.headers.get('idempotent-replayed'), 'true');
-  t.equal(fake.calls.length, asked, 'stored now: replayed without the shard');
+  t.same(again.body, retry.body, 'and again on every retry');
 
   const refused = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
   expect(t, refused, 'createHold', 409, 'sale-not-open');
-  t.match(
-    fake.calls.slice(asked),
-    [{ command: { type: 'hold', key: keyDigest('alice', holdKey), replayOnly: true } }],
-    'the shard was asked',
+  t.equal(
+    await harness.redis.hget(redisKeys.idempotency(closing.eventId, keyDigest('alice', holdKey)), 's'),
+    'u',
+    'the key stays unknown: a commit under way at the close may still land',
   );
-  asked = fake.calls.length;
-  expect(t, await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } }), 'createHold', 409, 'sale-not-open');
-  t.equal(fake.calls.length, asked, 'the shard said nothing was done: the key is free, and the next retry is refused alone');
+  await record({ ...holdCommand, seats: ['A-1-2'] }, heldResult(['A-1-2'], 'h_landed'));
+  const landed = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
+  expect(t, landed, 'createHold', 201);
+  t.match(landed.body, { holdId: 'h_landed' }, 'a later retry finds it (the newer record of the key)');
   expect(t, await post(reservePath, { key: freshKey() }), 'reserveSeat', 409, 'sale-not-open');
-  t.equal(fake.calls.length, asked, 'a new key never reaches a shard after the close');
+  t.equal(fake.calls.length, asked, 'no shard was asked after the close');
 });
 
 t.test('GET a hold (its Location): the caller’s own, from committed state; others’ and unknown ones are 404', async (t) => {

@@ -91,6 +91,7 @@ t.test('whenSold resolves once every seat is known sold, or at its bound', async
 
   let learned = false;
   const both = sold.whenSold('e', ['A-1-2', 'A-1-3'], 60_000).then(() => (learned = true));
+  t.equal(sold.awaitedSeats, 2);
   sold.remember('e', ['A-1-2'], 'bob');
   sold.remember('f', ['A-1-3'], 'bob'); // another event's seat
   await new Promise((resolve) => setImmediate(resolve));
@@ -108,6 +109,7 @@ t.test('whenSold resolves once every seat is known sold, or at its bound', async
   clearTimeout(hang);
   t.equal(outcome, 'resolved', 'a sale never announced is waited for no longer than the bound');
   t.ok(performance.now() - started >= 25, 'but for that long');
-  sold.remember('e', ['A-1-9'], 'ann'); // nobody waits any more: nothing to call
-  t.equal(sold.size, 4);
+  t.equal(sold.awaitedSeats, 0, 'nobody waits any more, after a sale learned or a bound passed');
+  sold.remember('e', ['A-1-9'], 'ann');
+  t.equal(sold.size, 5);
 });
