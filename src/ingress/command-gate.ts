@@ -296,10 +296,14 @@ export class CommandGate {
       throw new SentinelError('idempotency_claim_lost', 'the claim of the Idempotency-Key expired before its response was stored');
   }
 
-  /** Gives the key back: the next request with it is decided afresh. */
+  /**
+   * Gives the key back after a refusal: the next request with it is decided afresh. A key whose
+   * outcome was once unknown stays unknown (see `markUnknown`): the refusal of a later request
+   * says nothing of the first one's command, which may still reach a shard.
+   */
   async release(claim: GateClaim): Promise<void> {
     try {
-      await this.finish(claim, 'release', '', '0');
+      await this.finish(claim, 'release', '', String(this.ttlS));
     } catch (error) {
       throw translateRedisError(error, 'release idempotency key');
     }

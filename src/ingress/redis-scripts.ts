@@ -20,10 +20,13 @@
  * was done under it), or marks it *unknown* (no answer came, yet a shard may have carried the
  * command out) — but only while the claim is still ours (its token matches). An unknown key is
  * not free: a peek answers `unknown`, so the ingress refuses nothing under it without asking the
- * shard (which replays a success it remembers); a request claims it as it would a free key.
+ * shard (which replays a success it remembers); a request claims it as it would a free key. And
+ * it stays unknown: a refusal of a later request under it gives it back unknown, not free, since
+ * the first request's command may still reach a shard after that refusal (held in a reconnecting
+ * NATS client's buffer, or sent through another ingress) — only a stored success ends it.
  *
  * Keys: an idempotency record is a hash (s = state i|d|u: in flight, done, outcome unknown;
- * f = fingerprint, t = claim token,
+ * f = fingerprint, t = claim token, u = 1 once its outcome was unknown,
  * r = stored response); the event's admission TAT is an integer of microseconds. All of an event's
  * keys share its hash tag, so the scripts also run on Redis Cluster.
  */
@@ -85,6 +88,7 @@ for i = 2, #KEYS do
     end
   end
   if not reply then
+    if rec[1] == 'u' then redis.call('HSET', key, 'u', '1') end
     redis.call('HSET', key, 's', 'i', 'f', ARGV[a + 1], 't', ARGV[a + 2])
     redis.call('PEXPIRE', key, ARGV[a + 3])
     reply = {'claimed'}
@@ -101,7 +105,9 @@ return replies
 
 /**
  * KEYS[i] record i. ARGV, 4 per record: claim token, 'store', 'unknown' or 'release', the
- * response to store, the record's TTL (s). Answers, per record, 1 if the claim was still ours (and was finished), else 0.
+ * response to store, the record's TTL (s). A release of a record whose outcome was once unknown
+ * marks it unknown again. Answers, per record, 1 if the claim was still ours (and was finished),
+ * else 0.
  */
 export const FINISH_SCRIPT = `
 local done = {}
@@ -113,7 +119,7 @@ for i = 1, #KEYS do
     redis.call('HSET', KEYS[i], 's', 'd', 'r', ARGV[a + 3])
     redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
     done[i] = 1
-  elseif ARGV[a + 2] == 'unknown' then
+  elseif ARGV[a + 2] == 'unknown' or redis.call('HGET', KEYS[i], 'u') then
     redis.call('HSET', KEYS[i], 's', 'u')
     redis.call('HDEL', KEYS[i], 't')
     redis.call('EXPIRE', KEYS[i], ARGV[a + 4])

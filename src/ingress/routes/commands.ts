@@ -248,7 +248,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       response = await work(keyDigest(request.customer, request.idempotencyKey), deps.now() + deps.shardTimeoutMs);
     } catch (error) {
       // A refusal (by the shard, or the route): nothing was done under the key, which is given
-      // back. Anything else — no answer in time, a shard that lost its lease mid-commit, NATS gone —
+      // back (still unknown if it was: an earlier command under it may yet reach a shard). Anything else — no answer in time, a shard that lost its lease mid-commit, NATS gone —
       // may have been carried out: the key is given back marked so, and nothing is refused under
       // it without asking the shard (see `decision.kind === 'unknown'` above). Not awaited: commands
       // on one connection run in order, so a retry through this process sees the key given back;

@@ -165,8 +165,23 @@ t.test('a key whose request got no answer is unknown: never free to a peek, clai
   // The stale claim of the first request cannot touch it any more.
   await gate.markUnknown(first.claim);
   t.equal((await gate.peek(request(eventId))).kind, 'in-flight', "the first request's claim is no longer its");
-  await gate.store(retry.claim, { status: 201, headers: {}, body: { held: true } });
+  // The retry is refused: the key stays unknown, since the first command may still reach a shard.
+  await gate.release(retry.claim);
+  t.same(await gate.peek(request(eventId)), { kind: 'unknown' }, 'a refusal under an unknown key gives it back unknown');
+  t.ok((await redis.ttl(record)) > 50, 'for as long as a stored response');
+  const third = await gate.begin(request(eventId));
+  if (third.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.store(third.claim, { status: 201, headers: {}, body: { held: true } });
   t.same(await gate.peek(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { held: true } } });
+  t.equal(await redis.hget(record, 's'), 'd', 'only a success ends it');
+});
+
+t.test('a refusal gives a key that was never unknown back free', async (t) => {
+  const eventId = uniqueName('refused');
+  const claimed = await gate.begin(request(eventId));
+  if (claimed.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.release(claimed.claim);
+  t.same(await gate.peek(request(eventId)), { kind: 'free' });
 });
 
 t.test('peeks and claims of one turn go in one script run, decided in order', async (t) => {
