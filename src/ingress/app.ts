@@ -97,6 +97,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       soldSeats,
       flights: new SeatFlights(deps.settings.seatFlightWaitMs),
       shardTimeoutMs: deps.settings.shardTimeoutMs,
+      idempotencyTtlMs: deps.settings.idempotencyTtlS * 1000,
       now,
     }),
     ...readRoutes({ catalog, reads }),

@@ -253,6 +253,7 @@ export class CommandGate {
       rate ? String(emissionIntervalUs(rate)) : '0',
       rate ? String(rate.burst) : '0',
       request.nowUs === undefined ? '' : String(request.nowUs),
+      String(this.ttlS),
     ];
     let reply: BeginReply;
     try {
@@ -313,7 +314,7 @@ export class CommandGate {
    * Gives the key back marked *unknown*: its request got no answer, yet a shard may have carried it
    * out. The next request with it is decided afresh — by the shard, which replays a success it
    * remembers — and a peek answers `unknown`, so nothing is refused under it without the shard. Kept
-   * as long as stored responses: as long as a shard remembers the keys it carried out.
+   * as long as stored responses, from the last request under it.
    */
   async markUnknown(claim: GateClaim): Promise<void> {
     try {

@@ -227,19 +227,22 @@ export class InventoryReads {
 
   /**
    * The success a shard committed for the customer of `commands` under one of them (each with its
-   * shard, tried in order), as that shard would replay it: its idempotency record of the same key,
-   * customer and fingerprint (ADR 0006, decision 9).
+   * shard, tried in order) since `since`, as that shard would replay it: its idempotency record of
+   * the same key, customer and fingerprint, still inside the idempotency window (ADR 0006,
+   * decision 9).
    */
   async committedResult(
     eventId: string,
     commands: readonly { readonly shard: number; readonly command: ShardCommand }[],
+    since: Date,
   ): Promise<{ shard: number; result: ShardResult } | undefined> {
     const customer = commands[0]?.command.customer;
     if (customer === undefined) return undefined;
     const rows = await this.query<{ shard: number; key: string; fingerprint: string; result: ShardResult }>(
       'look up a committed result',
-      'SELECT shard, key, fingerprint, result FROM idempotency_keys WHERE event_id = $1 AND customer = $2 AND shard = ANY($3) AND key = ANY($4)',
-      [eventId, customer, [...new Set(commands.map((c) => c.shard))], [...new Set(commands.map((c) => c.command.key))]],
+      `SELECT shard, key, fingerprint, result FROM idempotency_keys
+        WHERE event_id = $1 AND customer = $2 AND shard = ANY($3) AND key = ANY($4) AND created_at >= $5`,
+      [eventId, customer, [...new Set(commands.map((c) => c.shard))], [...new Set(commands.map((c) => c.command.key))], since],
     );
     for (const { shard, command } of commands) {
       const row = rows.find((r) => r.shard === shard && r.key === command.key && r.fingerprint === fingerprintOf(command));

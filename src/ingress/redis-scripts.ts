@@ -25,8 +25,13 @@
  * the first request's command may still reach a shard after that refusal (held in a reconnecting
  * NATS client's buffer, or sent through another ingress) — only a stored success ends it.
  *
+ * A claim has a deadline (the in-flight TTL), and its record outlives it: a claim never finished
+ * — its ingress died mid-request, and a shard may have carried the command out — is unknown
+ * once its deadline passed, not free.
+ *
  * Keys: an idempotency record is a hash (s = state i|d|u: in flight, done, outcome unknown;
- * f = fingerprint, t = claim token, u = 1 once its outcome was unknown,
+ * f = fingerprint, t = claim token, e = claim deadline (epoch ms, Redis's clock), u = 1 once its
+ * outcome was unknown,
  * r = stored response); the event's admission TAT is an integer of microseconds. All of an event's
  * keys share its hash tag, so the scripts also run on Redis Cluster.
  */
@@ -34,30 +39,44 @@
 import type { Redis } from 'ioredis';
 
 /**
- * KEYS[1] the event's admission TAT, KEYS[1 + i] request i's record. ARGV, 7 per request:
+ * KEYS[1] the event's admission TAT, KEYS[1 + i] request i's record. ARGV, 8 per request:
  * fingerprint, claim token, in-flight TTL (ms), admit (1|0|peek), emission interval (µs), burst,
- * and now (µs; empty: the Redis server's clock). Answers one reply per request.
+ * now for admission (µs; empty: the Redis server's clock — claim deadlines always use it), and
+ * the record's TTL (s). Answers one reply per request.
  */
 export const BEGIN_SCRIPT = `
 local replies = {}
 local clock
 local tat
 local tatNow
+-- The Redis server's clock (µs), read once per run.
+local function serverNow()
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return clock
+end
 for i = 2, #KEYS do
-  local a = (i - 2) * 7
+  local a = (i - 2) * 8
   local key = KEYS[i]
-  local rec = redis.call('HMGET', key, 's', 'f', 'r', 't')
+  local rec = redis.call('HMGET', key, 's', 'f', 'r', 't', 'e')
+  local state = rec[1]
+  -- A claim past its deadline: its request ended without finishing it (its ingress died), and a
+  -- shard may have carried its command out. Unknown, as if it had been marked so.
+  if state == 'i' and rec[5] and tonumber(rec[5]) <= serverNow() / 1000 then state = 'u' end
   local reply
-  if rec[1] then
+  if state then
     if rec[2] ~= ARGV[a + 1] then reply = {'mismatch'}
-    elseif rec[1] == 'd' then reply = {'replay', rec[3]}
+    elseif state == 'd' then reply = {'replay', rec[3]}
     -- Sent to a shard before, outcome unknown: a peek must not take it for free; a request claims
     -- it like a free key and asks the shard.
-    elseif rec[1] == 'u' then
+    elseif state == 'u' then
       if ARGV[a + 4] == 'peek' then reply = {'unknown'} end
     -- This very request's claim: the script ran before and its reply was lost (the client resends
     -- a command unanswered when the connection dropped). Claimed again, admitted once.
     elseif rec[4] == ARGV[a + 2] and ARGV[a + 2] ~= '' then reply = {'claimed'}
+    elseif rec[5] then reply = {'in-flight', tonumber(rec[5]) - math.floor(serverNow() / 1000)}
     else reply = {'in-flight', redis.call('PTTL', key)} end
   end
   if reply then
@@ -66,15 +85,7 @@ for i = 2, #KEYS do
     reply = {'free'}
   elseif ARGV[a + 4] == '1' then
     local now
-    if ARGV[a + 7] ~= '' then
-      now = tonumber(ARGV[a + 7])
-    else
-      if not clock then
-        local t = redis.call('TIME')
-        clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
-      end
-      now = clock
-    end
+    if ARGV[a + 7] ~= '' then now = tonumber(ARGV[a + 7]) else now = serverNow() end
     local interval = tonumber(ARGV[a + 5])
     local burst = tonumber(ARGV[a + 6])
     if not tat then tat = tonumber(redis.call('GET', KEYS[1]) or '0') end
@@ -88,9 +99,12 @@ for i = 2, #KEYS do
     end
   end
   if not reply then
-    if rec[1] == 'u' then redis.call('HSET', key, 'u', '1') end
-    redis.call('HSET', key, 's', 'i', 'f', ARGV[a + 1], 't', ARGV[a + 2])
-    redis.call('PEXPIRE', key, ARGV[a + 3])
+    -- Claimed until its deadline; the record outlives it, so that a claim never finished (its
+    -- ingress died) turns unknown rather than free.
+    if state == 'u' then redis.call('HSET', key, 'u', '1') end
+    local deadline = string.format('%.0f', math.floor(serverNow() / 1000) + tonumber(ARGV[a + 3]))
+    redis.call('HSET', key, 's', 'i', 'f', ARGV[a + 1], 't', ARGV[a + 2], 'e', deadline)
+    redis.call('EXPIRE', key, ARGV[a + 8])
     reply = {'claimed'}
   end
   replies[i - 1] = reply
@@ -121,7 +135,7 @@ for i = 1, #KEYS do
     done[i] = 1
   elseif ARGV[a + 2] == 'unknown' or redis.call('HGET', KEYS[i], 'u') then
     redis.call('HSET', KEYS[i], 's', 'u')
-    redis.call('HDEL', KEYS[i], 't')
+    redis.call('HDEL', KEYS[i], 't', 'e')
     redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
     done[i] = 1
   else

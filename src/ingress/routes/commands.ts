@@ -32,6 +32,8 @@ export interface CommandRouteDeps {
   readonly flights: SeatFlights;
   /** Deadline of one request's shard work, across retries and shards (ms). */
   readonly shardTimeoutMs: number;
+  /** How long a shard replays a success under its key (ms): the idempotency window. */
+  readonly idempotencyTtlMs: number;
   readonly now: () => number;
 }
 
@@ -122,8 +124,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
 
   /**
    * Asks each shard of `attempts` to replay what it did under the key, deciding nothing (see
-   * CommandBase.replayOnly): the first success found, and the shard that answered it. A shard that
-   * did not answer fails the lookup only when no other found a success.
+   * CommandBase.replayOnly): the first success to arrive, and the shard that answered it. A shard
+   * that did not answer fails the lookup only when no other found a success.
    */
   async function replayed(
     ctx: IngressContext,
@@ -132,16 +134,20 @@ export function commandRoutes(deps: CommandRouteDeps) {
     key: string,
     deadline: number,
   ): Promise<{ shard: number; result: ShardResult } | undefined> {
-    const replays = await Promise.allSettled(
-      attempts.map(({ shard, command }) =>
-        ask(ctx, eventId, shard, { ...command(key), redecideRefusal: false, replayOnly: true }, deadline),
-      ),
-    );
-    const index = replays.findIndex((replay) => replay.status === 'fulfilled' && replay.value.ok);
-    if (index >= 0) return { shard: attempts[index]!.shard, result: (replays[index] as PromiseFulfilledResult<ShardResult>).value };
-    const failed = replays.find((replay) => replay.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    return undefined;
+    const nothing = Symbol('nothing replayed');
+    try {
+      return await Promise.any(
+        attempts.map(async ({ shard, command }) => {
+          const result = await ask(ctx, eventId, shard, { ...command(key), redecideRefusal: false, replayOnly: true }, deadline);
+          if (!result.ok) throw nothing;
+          return { shard, result };
+        }),
+      );
+    } catch (error) {
+      const failure = error instanceof AggregateError ? error.errors.find((e) => e !== nothing) : error;
+      if (failure !== undefined) throw failure;
+      return undefined;
+    }
   }
 
   /**
@@ -164,6 +170,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const found = await reads.committedResult(
       routable.event.id,
       attempts.map(({ shard, command }) => ({ shard, command: command(key) })),
+      new Date(deps.now() - deps.idempotencyTtlMs),
     );
     if (found === undefined) throw notOpen;
     metrics.idempotency.inc({ outcome: 'replay' });

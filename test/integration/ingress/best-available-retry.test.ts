@@ -71,13 +71,17 @@ t.test('a shard that does not answer the replay probe does not hide the hold ano
     hold: { holdId: 'h-probe', customer: 'alice', seats: ['A-3-1', 'A-3-2'], quantity: 2, createdAt: now, expiresAt: now + 60_000 },
   };
   let lost = true;
+  const nothing: ShardResult = { ok: false, type: 'unavailable', seats: [], message: 'nothing decided' };
   shards.answer = ({ shard, command }) => {
     if (command.type !== 'hold-best') return { ok: false, type: 'invalid', field: 'type', message: 'unscripted' };
-    if (lost)
+    if (lost) {
+      // The first attempt: nothing to replay; shard 0 has no room, shard 1 holds strictly and its answer is lost.
+      if (command.replayOnly === true) return nothing;
       return shard === 1 && command.strictOrphans === true ? 'silence' : { ok: false, type: 'unavailable', seats: [], message: 'no room' };
-    // The retry: shard 1 replays the hold its silent first answer made; shard 0 no longer answers at all.
+    }
+    // The retry's probe: shard 0 no longer answers at all; shard 1 replays the hold.
     if (shard === 0) return 'silence';
-    return command.strictOrphans === true ? held : { ok: false, type: 'unavailable', seats: [], message: 'nothing decided' };
+    return command.strictOrphans === true ? held : nothing;
   };
   const path = eventPath(spec, '/holds');
   const body = { section: 'A', quantity: 2 };

@@ -160,7 +160,8 @@ t.test('a key whose request got no answer is unknown: never free to a peek, clai
   const retry = await gate.begin(request(eventId));
   t.equal(retry.kind, 'claimed', 'and then claims it');
   t.equal((await gate.peek(request(eventId))).kind, 'in-flight');
-  t.ok((await redis.pttl(record)) <= request(eventId).inFlightTtlMs, 'with the in-flight TTL of a claim');
+  const deadline = Number(await redis.hget(record, 'e'));
+  t.ok(Math.abs(deadline - (Date.now() + request(eventId).inFlightTtlMs)) < 1000, 'with the deadline of a claim');
   if (retry.kind !== 'claimed') throw new Error('expected a claim');
   // The stale claim of the first request cannot touch it any more.
   await gate.markUnknown(first.claim);
@@ -174,6 +175,27 @@ t.test('a key whose request got no answer is unknown: never free to a peek, clai
   await gate.store(third.claim, { status: 201, headers: {}, body: { held: true } });
   t.same(await gate.peek(request(eventId)), { kind: 'replay', response: { status: 201, headers: {}, body: { held: true } } });
   t.equal(await redis.hget(record, 's'), 'd', 'only a success ends it');
+});
+
+t.test('a claim never finished turns unknown at its deadline, not free', async (t) => {
+  const eventId = uniqueName('abandoned');
+  const claimed = await gate.begin(request(eventId, { inFlightTtlMs: 200 }));
+  if (claimed.kind !== 'claimed') throw new Error('expected a claim');
+  const record = redisKeys.idempotency(eventId, keyDigest('alice', 'k1'));
+  const busy = await gate.peek(request(eventId));
+  t.equal(busy.kind, 'in-flight', 'in flight until its deadline');
+  t.ok(busy.kind === 'in-flight' && busy.retryAfterMs > 0 && busy.retryAfterMs <= 200, 'Retry-After: the time left');
+  t.ok((await redis.ttl(record)) > 50, 'the record outlives the claim');
+  // Its ingress died: nobody finishes the claim.
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  t.same(await gate.peek(request(eventId)), { kind: 'unknown' }, 'its command may have been carried out');
+  t.equal((await gate.peek(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch');
+  const retry = await gate.begin(request(eventId));
+  if (retry.kind !== 'claimed') throw new Error('expected a claim');
+  await gate.release(claimed.claim);
+  t.equal((await gate.peek(request(eventId))).kind, 'in-flight', "the dead claim's token no longer counts");
+  await gate.release(retry.claim);
+  t.same(await gate.peek(request(eventId)), { kind: 'unknown' }, 'and a refusal of the retry keeps it unknown');
 });
 
 t.test('a refusal gives a key that was never unknown back free', async (t) => {

@@ -11,7 +11,7 @@ import { redisKeys } from '../../../src/ingress/redis-scripts.js';
 import { createPgPool } from '../../../src/adapters/postgres/pool.js';
 import { createRedis } from '../../../src/adapters/redis/client.js';
 import { mintToken } from '../../../src/ingress/auth.js';
-import { canonicalPath, CommandGate, keyDigest, requestFingerprint } from '../../../src/ingress/command-gate.js';
+import { canonicalPath, CommandGate, keyDigest, requestFingerprint, strictPassKey } from '../../../src/ingress/command-gate.js';
 import { DependencyError } from '../../../src/errors.js';
 import { encode } from '../../../src/engine/protocol.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
@@ -662,36 +662,59 @@ t.test('sale closed: a key answered before the close is still answered; fresh re
 });
 
 t.test('sale closed: a key whose request got no answer is answered from what its shard committed', async (t) => {
-  // Two requests reach the shard just before the close and get no answer in time (503): their keys
-  // are unknown. The reserve was carried out — its commit outlasted the deadline — the hold was
-  // not. The engine no longer serves the shards of a closed sale; their records are in Postgres.
-  const closing = await provisionTestEvent(pool, { shardCount: 1, saleClosesAt: new Date(Date.now() + 4000) });
-  const fake = new FakeShards(harness.nc, closing.eventId, 1);
+  // Three requests reach the shards just before the close and get no answer in time (503): their
+  // keys are unknown. The reserve was carried out — its commit outlasted the deadline — and so was
+  // the best-available hold, on the second shard of its section; the hold of named seats was not.
+  // The engine no longer serves the shards of a closed sale; their records are in Postgres.
+  const closing = await provisionTestEvent(pool, { shardCount: 2, saleClosesAt: new Date(Date.now() + 4000) });
+  const fake = new FakeShards(harness.nc, closing.eventId, 2);
   t.teardown(() => fake.close());
   const reservePath = `/v1/events/${closing.eventId}/seats/A-1-1/reserve`;
   const holdsPath = `/v1/events/${closing.eventId}/holds`;
-  const [reserveKey, holdKey] = [freshKey(), freshKey()];
+  const [reserveKey, holdKey, bestKey] = [freshKey(), freshKey(), freshKey()];
+  const best = { section: 'A', quantity: 2 };
   fake.answer = () => 'silence';
-  const [lateReserve, lostHold] = await Promise.all([
+  const lost = await Promise.all([
     post(reservePath, { key: reserveKey }),
     post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } }),
+    post(holdsPath, { key: bestKey, body: best }),
   ]);
-  expect(t, lateReserve, 'reserveSeat', 503, 'shard-unavailable');
-  expect(t, lostHold, 'createHold', 503, 'shard-unavailable');
-  const [reserveCommand] = fake.calls.filter((c) => c.command.type === 'reserve').map((c) => c.command);
-  t.equal(reserveCommand?.key, keyDigest('alice', reserveKey));
-  const won = confirmedResult('h_late', ['A-1-1']);
-  const record = (command: ShardCommand, result: ShardResult) =>
+  for (const [response, operation] of [
+    [lost[0], 'reserveSeat'],
+    [lost[1], 'createHold'],
+    [lost[2], 'createHold'],
+  ] as const)
+    expect(t, response, operation, 503, 'shard-unavailable');
+  const reserveCall = fake.calls.find((c) => c.command.type === 'reserve')!;
+  t.equal(reserveCall.command.key, keyDigest('alice', reserveKey));
+  t.same(
+    [...new Set(fake.calls.filter((c) => c.command.type === 'hold-best').map((c) => c.shard))].sort(),
+    [0, 1],
+    'section A spans both shards',
+  );
+  const record = (shard: number, command: ShardCommand, result: ShardResult, ageMs = 0) =>
     pool.query(
-      `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at) VALUES ($1, 0, $2, $3, $4, $5, now())
-       ON CONFLICT (event_id, shard, key, customer) DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result`,
-      [closing.eventId, command.key, command.customer, fingerprintOf(command), JSON.stringify(result)],
+      `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now() - make_interval(secs => $7))
+       ON CONFLICT (event_id, shard, key, customer)
+       DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, created_at = excluded.created_at`,
+      [closing.eventId, shard, command.key, command.customer, fingerprintOf(command), JSON.stringify(result), ageMs / 1000],
     );
-  await record(reserveCommand!, won);
-  // Records that must not be taken for it: another customer's under the same key, and another command's.
-  await record({ ...reserveCommand!, customer: 'bob' }, confirmedResult('h_bob', ['A-1-1']));
+  await record(reserveCall.shard, reserveCall.command, confirmedResult('h_late', ['A-1-1']));
+  // Records that must not be taken for it: another customer's under the same key (sorted first),
+  // and another command's under the hold's key.
+  await record(reserveCall.shard, { ...reserveCall.command, customer: 'aaron' }, confirmedResult('h_aaron', ['A-1-1']));
   const holdCommand = { type: 'hold', key: keyDigest('alice', holdKey), customer: 'alice', seats: ['A-1-3'] } as const;
-  await record(holdCommand, heldResult(['A-1-3']));
+  await record(reserveCall.shard, holdCommand, heldResult(['A-1-3']));
+  // The best-available hold, made by shard 1 in the strict pass (under its strict-pass key).
+  const strict = {
+    type: 'hold-best',
+    key: strictPassKey(keyDigest('alice', bestKey)),
+    customer: 'alice',
+    ...best,
+    strictOrphans: true,
+  } as const;
+  await record(1, strict, heldResult(['A-5-1', 'A-5-2'], 'h_best'));
   await waitFor('the sale to close', () => Date.now() > closing.saleClosesAt.getTime() + 50, 8000, 50);
   const asked = fake.calls.length;
 
@@ -702,6 +725,9 @@ t.test('sale closed: a key whose request got no answer is answered from what its
   const again = await post(reservePath, { key: reserveKey });
   expect(t, again, 'reserveSeat', 201);
   t.same(again.body, retry.body, 'and again on every retry');
+  const bestRetry = await post(holdsPath, { key: bestKey, body: best });
+  expect(t, bestRetry, 'createHold', 201);
+  t.match(bestRetry.body, { holdId: 'h_best', seats: ['A-5-1', 'A-5-2'] }, 'a best-available hold, found under its strict-pass key');
 
   const refused = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
   expect(t, refused, 'createHold', 409, 'sale-not-open');
@@ -710,10 +736,13 @@ t.test('sale closed: a key whose request got no answer is answered from what its
     'u',
     'the key stays unknown: a commit under way at the close may still land',
   );
-  await record({ ...holdCommand, seats: ['A-1-2'] }, heldResult(['A-1-2'], 'h_landed'));
-  const landed = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
-  expect(t, landed, 'createHold', 201);
-  t.match(landed.body, { holdId: 'h_landed' }, 'a later retry finds it (the newer record of the key)');
+  const landed = { ...holdCommand, seats: ['A-1-2'] };
+  await record(reserveCall.shard, landed, heldResult(['A-1-2'], 'h_landed'), 3_600_000);
+  expect(t, await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } }), 'createHold', 409, 'sale-not-open');
+  await record(reserveCall.shard, landed, heldResult(['A-1-2'], 'h_landed'));
+  const found = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
+  expect(t, found, 'createHold', 201);
+  t.match(found.body, { holdId: 'h_landed' }, 'a later retry finds it — within the idempotency window, as a shard would');
   expect(t, await post(reservePath, { key: freshKey() }), 'reserveSeat', 409, 'sale-not-open');
   t.equal(fake.calls.length, asked, 'no shard was asked after the close');
 });

@@ -13,11 +13,13 @@ import { encode, salesSubject } from '../../../src/engine/protocol.js';
 import { testLayout } from '../../support/stack.js';
 import { call, eventPath, fakeShardStack, HARNESS_SETTINGS, startHarness, type FakeCall } from './harness.js';
 
-// The shard takes its time here (300 ms and more): the waiters wait for as long as it takes.
+// The shard takes its time here (300 ms and more): the waiters wait for as long as it takes, and
+// the shard client does not resend a request it is still deciding (one attempt waits a quarter of
+// the deadline: 2.5 s, not the harness's 375 ms, which a loaded machine can outlast).
 const { pool, spec, harness, shards } = await fakeShardStack(
   t,
   { layout: testLayout({ rows: 8, seats: 20 }), shardCount: 2 },
-  { settings: { ...HARNESS_SETTINGS, seatFlightWaitMs: 10_000 } },
+  { settings: { ...HARNESS_SETTINGS, shardTimeoutMs: 10_000, seatFlightWaitMs: 10_000 } },
 );
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
