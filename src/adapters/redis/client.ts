@@ -29,6 +29,10 @@ export function createRedis(options: {
     enableAutoPipelining: options.autoPipelining ?? false,
     ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
+    // A Redis that restarts loads its AOF before it answers, and the client polls it until done:
+    // by default after Redis's own estimate of the time left, which at the start of the load can be
+    // seconds too long (in `sentinel chaos`, the ingress came back 6 s after Redis was ready).
+    maxLoadingRetryTime: 250,
   });
   let down = false;
   client.on('error', (error: Error) => {
