@@ -842,9 +842,10 @@ export class ShardInventory {
    * counters its batch recorded minus the aborted places (a later decision of the same batch
    * recorded counters that still counted them). Then the places return, the pool's version stays,
    * and later decisions of the batch are no obstacle; decisions beyond it (the pool's version
-   * past `writtenPoolVersion`) still are.
+   * past `writtenPoolVersion`) still are — unless `laterAdjusted`: the caller also takes the
+   * places out of the counters those later decisions recorded, before they are written.
    */
-  abort(holdId: string, writtenPoolVersion?: number): boolean {
+  abort(holdId: string, writtenPoolVersion?: number, laterAdjusted = false): boolean {
     let slot = -1;
     for (let back = 1; back <= ABORT_WINDOW; back++) {
       const candidate = (this.recentNext - back + ABORT_WINDOW) % ABORT_WINDOW;
@@ -859,7 +860,17 @@ export class ShardInventory {
     const view = this.holds.get(holdId);
     if (view !== undefined) {
       const p = view.pool === undefined ? -1 : this.poolKeys.get(view.pool)!;
-      if (p >= 0 && this.poolVersion[p] !== (writtenPoolVersion ?? this.recentPoolVersion[slot])) return false;
+      if (p >= 0) {
+        const version = this.poolVersion[p]!;
+        if (
+          writtenPoolVersion === undefined
+            ? version !== this.recentPoolVersion[slot]
+            : laterAdjusted
+              ? version < writtenPoolVersion
+              : version !== writtenPoolVersion
+        )
+          return false;
+      }
       for (const seat of view.seats) this.undoSeat(this.seatIndex(seat));
       if (p >= 0) {
         this.poolHeld[p]! -= view.quantity;

@@ -124,3 +124,14 @@ export function foldChanges(batch: BatchWrite, changes: readonly ShardChange[], 
     }
   }
 }
+
+/**
+ * `changes` with `places` fewer held in the counters they record for `pool`: they were decided
+ * after a hold of that pool which its commit refused and which was undone in memory, so they still
+ * counted its places. Counters are absolute (what the row is set to), so each of them is off by
+ * exactly those places; versions are not, and stay.
+ */
+export function withoutHeldPlaces(changes: readonly ShardChange[], pool: string, places: number): readonly ShardChange[] {
+  if (!changes.some((change) => change.type === 'pool' && change.pool === pool)) return changes;
+  return changes.map((change) => (change.type === 'pool' && change.pool === pool ? { ...change, held: change.held - places } : change));
+}

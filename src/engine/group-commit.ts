@@ -37,6 +37,11 @@ export class GroupCommitter<T> {
     });
   }
 
+  /** Replaces each entry not yet handed to a commit by what `change` makes of it. */
+  update(change: (entry: T) => T): void {
+    this.pending = this.pending.map(change);
+  }
+
   /** Commits everything pending, waiting for in-flight commits; used on hand-off. */
   async flush(): Promise<void> {
     for (;;) {

@@ -77,7 +77,7 @@ export function createShardDecider(options: {
       if (!decision) throw new SentinelError('shard_no_answer', `shard ${event.id}/${shard} did not answer ${command.type}`);
       return decision;
     },
-    abort: (holdId, writtenPoolVersion) => inventory.abort(holdId, writtenPoolVersion),
+    abort: (holdId, writtenPoolVersion, laterAdjusted) => inventory.abort(holdId, writtenPoolVersion, laterAdjusted),
     applyRules: (rules) => inventory.applyRules(rules),
     drain: () => actor.send({ type: 'DRAIN' }),
     fence: (reason) => actor.send({ type: 'FENCE', reason }),

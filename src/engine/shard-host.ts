@@ -14,7 +14,7 @@ import { FencedError, SentinelError } from '../errors.js';
 import type { ShardSettings } from '../domain/shard-settings.js';
 import type { Logger } from '../log.js';
 import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
-import { emptyBatchWrite, foldChanges } from './batch-write.js';
+import { emptyBatchWrite, foldChanges, withoutHeldPlaces } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
 import { decodeRequests, encode, ReplySink, salesSubject, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
@@ -28,9 +28,10 @@ export interface ShardDecider {
   /**
    * Undo an in-memory decision that could not be persisted (event-wide limit refused it); false if
    * it cannot be undone. With `writtenPoolVersion` the caller writes the hold's pool itself, at that
-   * version (see ShardInventory.abort).
+   * version, and with `laterAdjusted` takes its places out of later decisions' recorded counters
+   * too (see ShardInventory.abort).
    */
-  abort(holdId: string, writtenPoolVersion?: number): boolean;
+  abort(holdId: string, writtenPoolVersion?: number, laterAdjusted?: boolean): boolean;
   /** Decide by the event's new rules from now on (see ShardInventory.applyRules); throws for rules out of bounds. */
   applyRules(rules: EventRules): void;
   /** Stop taking commands (hand-off). */
@@ -341,14 +342,22 @@ export class ShardHost {
           );
         }
         accepted = rest;
-        // Undo newest first. If one cannot be undone (a decision beyond this batch moved its pool,
-        // or it ended since), memory is unlike anything this batch could write: write nothing, and
-        // rebuild the shard from Postgres (the catch below answers everyone retryably).
+        // Undo newest first. A pool hold's places also come out of the counters that decisions made
+        // since — waiting for the next commit — recorded (`withoutHeldPlaces`): until 2026-12-03
+        // such a hold could not be undone, and every limit refusal on a busy pool rebuilt the shard.
+        // If one cannot be undone (it ended since), memory is unlike anything this batch could
+        // write: write nothing, and rebuild the shard from Postgres (the catch below answers
+        // everyone retryably).
         for (const { entry, hold } of refusedEntries.reverse()) {
           const { holdId, customer } = hold;
           const poolWrite = hold.pool === undefined ? undefined : batchPools.get(hold.pool);
           if (hold.pool !== undefined) refusedPlaces.set(hold.pool, (refusedPlaces.get(hold.pool) ?? 0) + hold.quantity);
-          if (!this.o.decider.abort(holdId, poolWrite?.toVersion)) {
+          const undone = this.o.decider.abort(holdId, poolWrite?.toVersion, true);
+          if (undone && hold.pool !== undefined) {
+            const { pool, quantity } = hold;
+            this.committer.update((later) => ({ ...later, changes: withoutHeldPlaces(later.changes, pool, quantity) }));
+          }
+          if (!undone) {
             throw new SentinelError('rebuild_required', `a refused hold (${holdId}) could not be undone in memory; rebuilding the shard`, {
               retryable: true,
             });

@@ -30,18 +30,37 @@ async function servedEvent(t: Test, overrides: Partial<EventSpec>) {
   return { pool, spec, driver, engine };
 }
 
-t.test('a refused pool hold decided before an accepted one: both answered, the pool row exact, no rebuild', async (t) => {
-  const { pool, spec, driver, engine } = await servedEvent(t, {
-    shardCount: 2,
-    customerLimit: 1,
-    layout: testLayout({ rows: 4, seats: 10, pool: 10 }),
-  });
-
+/**
+ * An event whose customers may hold one seat or place, with a GA pool, served by one engine; Ann
+ * holds her one, a seat on the shard without the pool — so the pool's shard does not know of it.
+ */
+async function annAtTheLimit(t: Test) {
+  const served = await servedEvent(t, { shardCount: 2, customerLimit: 1, layout: testLayout({ rows: 4, seats: 10, pool: 10 }) });
+  const { driver } = served;
   const poolShard = driver.shardOf({ type: 'hold-pool', key: 'x', customer: 'x', pool: 'GA', quantity: 1 });
   const elsewhere = driver.map.seatsOfShard(1 - poolShard)[0]!;
-  // Ann's one allowed place, on the other shard: the pool's shard does not know of it.
   t.equal((await driver.send({ type: 'hold', key: 'ann-seat', customer: 'ann', seats: [elsewhere] })).type, 'held');
+  return served;
+}
 
+/** After Ann's refused pool place and Bob's held one: the pool row counts Bob's only, the next commit agrees, nothing was rebuilt. */
+async function onlyBobsPlaceCounted(t: Test, { pool, spec, driver, engine }: Awaited<ReturnType<typeof servedEvent>>): Promise<void> {
+  const row = async () =>
+    (await pool.query<{ held: number; sold: number }>('SELECT held, sold FROM pools WHERE event_id = $1', [spec.eventId])).rows[0];
+  t.same(await row(), { held: 1, sold: 0 }, "the pool row counts bob's place only");
+  // Memory and the database agree on the pool's counters and version: the next commit is exact too.
+  t.equal((await driver.send({ type: 'hold-pool', key: 'cy-pool', customer: 'cy', pool: 'GA', quantity: 1 })).type, 'held');
+  t.same(await row(), { held: 2, sold: 0 });
+  t.notOk(
+    engine.logs.some((line) => line.includes('Commit failed') || line.includes('Fenced')),
+    'no commit failed and the shard was never rebuilt',
+  );
+  t.same(await inventoryViolations(pool, spec.eventId), []);
+}
+
+t.test('a refused pool hold decided before an accepted one: both answered, the pool row exact, no rebuild', async (t) => {
+  const served = await annAtTheLimit(t);
+  const { driver } = served;
   // One request message, one group commit: Ann's pool hold (refused at commit), then Bob's.
   const [ann, bob] = await Promise.all([
     driver.send({ type: 'hold-pool', key: 'ann-pool', customer: 'ann', pool: 'GA', quantity: 1 }),
@@ -49,20 +68,28 @@ t.test('a refused pool hold decided before an accepted one: both answered, the p
   ]);
   t.match(ann, { type: 'limit-exceeded', limit: 1, current: 1, requested: 1 });
   t.equal(bob.type, 'held', "bob's place, decided after ann's refused one in the same commit, is held");
+  await onlyBobsPlaceCounted(t, served);
+});
 
-  const { rows } = await pool.query<{ held: number; sold: number }>('SELECT held, sold FROM pools WHERE event_id = $1 AND pool_id = $2', [
-    spec.eventId,
-    'GA',
-  ]);
-  t.same(rows[0], { held: 1, sold: 0 }, "the pool row counts bob's place only");
-  // Memory and the database agree on the pool's version: the next commit is not fenced.
-  t.equal((await driver.send({ type: 'hold-pool', key: 'cy-pool', customer: 'cy', pool: 'GA', quantity: 1 })).type, 'held');
-  t.same((await pool.query('SELECT held FROM pools WHERE event_id = $1', [spec.eventId])).rows[0], { held: 2 });
-  t.notOk(
-    engine.logs.some((line) => line.includes('Commit failed') || line.includes('Fenced')),
-    'no commit failed and the shard was never rebuilt',
-  );
-  t.same(await inventoryViolations(pool, spec.eventId), []);
+t.test('a refused pool hold decided before one waiting for the next commit: both answered, the pool row exact, no rebuild', async (t) => {
+  // Ann's pool hold is refused at commit, and Bob's was decided while that commit ran: it waits for
+  // the next one with pool counters that still count Ann's place. Until 2026-12-03 Ann's hold could
+  // then not be undone in memory, and every such refusal rebuilt the shard.
+  const served = await annAtTheLimit(t);
+  const { pool, spec, driver } = served;
+  const locker = await pool.connect();
+  t.teardown(() => locker.release());
+  await locker.query('BEGIN');
+  await locker.query(`SELECT used FROM customer_usage WHERE event_id = $1 AND customer = 'ann' FOR UPDATE`, [spec.eventId]);
+  const ann = driver.send({ type: 'hold-pool', key: 'ann-pool', customer: 'ann', pool: 'GA', quantity: 1 });
+  await waitForBlockedCommit(pool, "the commit waiting for ann's usage row");
+  const bob = driver.send({ type: 'hold-pool', key: 'bob-pool', customer: 'bob', pool: 'GA', quantity: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 50)); // bob's hold is decided while the commit waits
+  await locker.query('ROLLBACK');
+
+  t.match(await ann, { type: 'limit-exceeded', limit: 1 });
+  t.equal((await bob).type, 'held', "bob's place, decided after ann's, is held");
+  await onlyBobsPlaceCounted(t, served);
 });
 
 t.test('a replay of a hold that the limit refuses at commit is answered with the refusal, not a success', async (t) => {

@@ -401,6 +401,14 @@ t.test('abort undoes an unpersisted hold exactly', async (t) => {
   );
   t.equal(inventory.holdView(a.holdId), undefined, 'the hold is gone');
   t.equal(inventory.decide(holdPool('cy', 'GA', 1), NOW).result.type, 'held', "cy's key was forgotten: a retry is decided afresh");
+  // A decision beyond the caller's batch moved the pool: undone all the same when the caller takes
+  // the places out of what that decision recorded.
+  const poolMid = ga();
+  const fay = held(inventory.decide(holdPool('fay', 'GA', 2), NOW).result);
+  held(inventory.decide(holdPool('gus', 'GA', 1), NOW).result);
+  t.notOk(inventory.abort(fay.holdId, poolMid.version + 1), 'not when the later decision is left as recorded');
+  t.ok(inventory.abort(fay.holdId, poolMid.version + 1, true), 'undone when the caller adjusts the later decision');
+  t.match(ga(), { held: poolMid.held + 1, sold: poolMid.sold, version: poolMid.version + 2 }, "fay's places returned, gus's kept");
   t.notOk(inventory.abort('hold-nope'));
   const confirmedHold = held(inventory.decide(hold('eve', ['A-3-1']), NOW).result);
   inventory.decide(confirm('eve', confirmedHold.holdId), NOW);
