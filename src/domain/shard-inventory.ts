@@ -835,8 +835,9 @@ export class ShardInventory {
    * what they were, versions included, and the idempotency key is forgotten so a retry is decided
    * afresh. Works for the last ABORT_WINDOW creations (a group commit is far smaller); abort in
    * reverse decision order. Returns false when the hold is no longer as its creation left it (it
-   * was confirmed, released or expired since, or a later decision moved its pool's counters):
-   * then only a restore from the database is exact.
+   * was confirmed, released or expired since, or a later decision moved its pool's counters —
+   * unless the caller adjusts those, see `laterAdjusted`): then only a restore from the database
+   * is exact.
    *
    * `writtenPoolVersion`: the caller persists the hold's pool itself, at this version, from the
    * counters its batch recorded minus the aborted places (a later decision of the same batch

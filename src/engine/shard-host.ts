@@ -345,9 +345,10 @@ export class ShardHost {
         // Undo newest first. A pool hold's places also come out of the counters that decisions made
         // since — waiting for the next commit — recorded (`withoutHeldPlaces`): until 2026-12-03
         // such a hold could not be undone, and every limit refusal on a busy pool rebuilt the shard.
-        // If one cannot be undone (it ended since), memory is unlike anything this batch could
-        // write: write nothing, and rebuild the shard from Postgres (the catch below answers
-        // everyone retryably).
+        // (Every such decision is in that list: `handle` decides and adds to the committer in one
+        // synchronous step.) If one cannot be undone (confirmed or ended since, or beyond the
+        // abort window), memory is unlike anything this batch could write: write nothing, and
+        // rebuild the shard from Postgres (the catch below answers everyone retryably).
         for (const { entry, hold } of refusedEntries.reverse()) {
           const { holdId, customer } = hold;
           const poolWrite = hold.pool === undefined ? undefined : batchPools.get(hold.pool);

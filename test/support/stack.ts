@@ -64,8 +64,11 @@ export interface EngineProcess {
   /** Everything it logged (JSON lines). */
   readonly logs: string[];
   readonly exited: Promise<number | null>;
-  /** Shards it currently owns, from its log ("Claimed shard" minus released/lost/stopped). */
-  metric(name: string): Promise<number>;
+  /**
+   * A metric from its /metrics: the first series of `name`, or — given `labels` — the sum of the
+   * series that carry all of them (NaN when there is none).
+   */
+  metric(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
   signal(signal: NodeJS.Signals): void;
   /** SIGTERM and wait for the exit. */
   stop(): Promise<number | null>;
@@ -119,10 +122,13 @@ export async function startEngine(
     child,
     logs,
     exited,
-    async metric(name: string) {
+    async metric(name: string, labels?: Readonly<Record<string, string>>) {
       const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-      return line ? Number(line.split(' ').pop()) : NaN;
+      const series = text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+      const value = (line: string) => Number(line.split(' ').pop());
+      if (labels === undefined) return series[0] === undefined ? NaN : value(series[0]);
+      const matching = series.filter((line) => Object.entries(labels).every(([key, v]) => line.includes(`${key}="${v}"`)));
+      return matching.length === 0 ? NaN : matching.reduce((sum, line) => sum + value(line), 0);
     },
     signal(signal) {
       child.kill(signal);

@@ -76,15 +76,17 @@ t.test('a refused pool hold decided before one waiting for the next commit: both
   // the next one with pool counters that still count Ann's place. Until 2026-12-03 Ann's hold could
   // then not be undone in memory, and every such refusal rebuilt the shard.
   const served = await annAtTheLimit(t);
-  const { pool, spec, driver } = served;
+  const { pool, spec, driver, engine } = served;
+  const held = () => engine.metric('sentinel_engine_decisions_total', { result: 'held' });
   const locker = await pool.connect();
   t.teardown(() => locker.release());
   await locker.query('BEGIN');
   await locker.query(`SELECT used FROM customer_usage WHERE event_id = $1 AND customer = 'ann' FOR UPDATE`, [spec.eventId]);
   const ann = driver.send({ type: 'hold-pool', key: 'ann-pool', customer: 'ann', pool: 'GA', quantity: 1 });
   await waitForBlockedCommit(pool, "the commit waiting for ann's usage row");
+  const heldBefore = await held();
   const bob = driver.send({ type: 'hold-pool', key: 'bob-pool', customer: 'bob', pool: 'GA', quantity: 1 });
-  await new Promise((resolve) => setTimeout(resolve, 50)); // bob's hold is decided while the commit waits
+  await waitFor("bob's hold decided while the commit waits", async () => (await held()) === heldBefore + 1);
   await locker.query('ROLLBACK');
 
   t.match(await ann, { type: 'limit-exceeded', limit: 1 });

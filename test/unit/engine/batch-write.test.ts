@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { HoldView, ShardChange } from '../../../src/domain/commands.js';
-import { emptyBatchWrite, foldChanges } from '../../../src/engine/batch-write.js';
+import { emptyBatchWrite, foldChanges, withoutHeldPlaces } from '../../../src/engine/batch-write.js';
 
 const hold = (holdId: string, customer: string, seats: string[]): HoldView => ({
   holdId,
@@ -52,4 +52,20 @@ t.test('releases and expiries give usage back; pools fold like seats', async (t)
   t.same(Object.fromEntries(batch.usage), { bob: -2, carol: 3 });
   t.same(batch.holds.get('h0')?.ended, { reason: 'expired', at: 50 });
   t.same([...batch.pools.values()], [{ pool: 'GA', held: 0, sold: 3, fromVersion: 7, toVersion: 9 }]);
+});
+
+t.test("withoutHeldPlaces takes an undone hold's places out of later recorded pool counters, and nothing else", async (t) => {
+  const changes: ShardChange[] = [
+    { type: 'pool', pool: 'GA', held: 5, sold: 1, fromVersion: 7, toVersion: 8 },
+    { type: 'pool', pool: 'VIP', held: 2, sold: 0, fromVersion: 3, toVersion: 4 },
+    { type: 'hold-created', hold: { ...hold('h3', 'dan', []), pool: 'GA', quantity: 1 } },
+  ];
+  t.same(withoutHeldPlaces(changes, 'GA', 2), [
+    { type: 'pool', pool: 'GA', held: 3, sold: 1, fromVersion: 7, toVersion: 8 },
+    changes[1],
+    changes[2],
+  ]);
+  t.match(changes[0], { held: 5 }, 'the recorded changes themselves are left as they were');
+  const seatsOnly: ShardChange[] = [{ type: 'hold-created', hold: hold('h4', 'eve', ['A-1-1']) }];
+  t.equal(withoutHeldPlaces(seatsOnly, 'GA', 2), seatsOnly, 'changes without that pool come back as they are');
 });

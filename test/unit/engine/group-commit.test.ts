@@ -38,3 +38,27 @@ t.test('a full batch commits without waiting for the window; close returns what 
   t.same(committer.close(), [3]);
   t.throws(() => committer.add(4), /closed/);
 });
+
+t.test('update changes only the entries waiting for the next commit', async (t) => {
+  const batches: number[][] = [];
+  let during!: () => void;
+  const committer = new GroupCommitter<number>({ windowMs: 1, maxBatch: 100 }, async (batch) => {
+    batches.push(batch);
+    if (batches.length === 1) {
+      committer.add(10);
+      committer.add(11);
+      committer.update((n) => n * 100); // as a commit does when it undoes a decision
+      during();
+    }
+    await tick(5);
+  });
+  const updated = new Promise<void>((resolve) => (during = resolve));
+  committer.add(1);
+  committer.add(2);
+  await updated;
+  await committer.flush();
+  t.same(batches, [
+    [1, 2],
+    [1000, 1100],
+  ]);
+});
