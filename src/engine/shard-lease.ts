@@ -1,17 +1,25 @@
-import { Redlock, type Lock } from '@sesamecare-oss/redlock';
+import { ExecutionError, Redlock, ResourceLockedError, type Lock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 
 /**
  * A Redis lease on one shard (Redlock on a single Redis: a random token, a TTL, extended every
  * third of the TTL). The lease only says who SHOULD own a shard; correctness comes from the
- * Postgres epoch every commit checks. If an extension fails or the lease runs out before it could
- * be extended, `onLost` fires once and the owner must stop serving at once.
+ * Postgres epoch every commit checks. If Redis refuses an extension (the key is no longer ours) or
+ * the lease runs out before it could be extended, `onLost` fires once and the owner must stop
+ * serving at once. An extension Redis could not be asked (it is restarting, or the connection is
+ * down) is tried again every `EXTENSION_RETRY_MS` while the lease lasts: until it runs out nobody
+ * else can take it — that is what a lease is — so a Redis restart shorter than the lease's time
+ * left no longer stops every shard (until 2026-12-03 it did: each owner gave its shards up at the
+ * first failed extension, and reloaded them from Postgres once Redis was back).
  *
  * "Runs out" is a timer of its own, armed at each expiry: an extension that never settles (Redis
  * unreachable from this engine while others still reach it) must not leave the lease looking held
  * past the moment another engine may take it.
  */
+/** How soon an extension that could not reach Redis is tried again (ms). */
+export const EXTENSION_RETRY_MS = 250;
+
 export class ShardLease {
   private lock: Lock;
   private timer: NodeJS.Timeout | undefined;
@@ -85,8 +93,8 @@ export class ShardLease {
     );
   }
 
-  private schedule(): void {
-    this.timer = setTimeout(() => void this.extend(), Math.max(10, Math.floor(this.ttlMs / 3)));
+  private schedule(delayMs = Math.max(10, Math.floor(this.ttlMs / 3))): void {
+    this.timer = setTimeout(() => void this.extend(), delayMs);
   }
 
   private async extend(): Promise<void> {
@@ -106,7 +114,15 @@ export class ShardLease {
       this.armExpiry();
       this.schedule();
     } catch (error) {
-      this.markLost(`extension failed: ${error instanceof Error ? error.message : String(error)}`);
+      const why = `extension failed: ${error instanceof Error ? error.message : String(error)}`;
+      if (await refusedByRedis(error)) return this.markLost(why);
+      if (this.lost || this.released) return;
+      // Redis was not reached: the lease is still ours until it runs out (the expiry timer).
+      this.log.warn(
+        { resource: this.lock.resources[0], reason: why, expiresInMs: this.lock.expiration - Date.now() },
+        'Shard lease not extended; retrying',
+      );
+      this.schedule(Math.min(EXTENSION_RETRY_MS, Math.max(10, Math.floor(this.ttlMs / 3))));
     }
   }
 
@@ -131,6 +147,16 @@ export class ShardLease {
     if (this.lost) return;
     await this.lock.release().catch(() => undefined);
   }
+}
+
+/**
+ * Whether a failed extension was Redis saying no — the key is gone or another's — rather than
+ * Redis not being reached (a connection error, a timeout). Anything else counts as a refusal.
+ */
+async function refusedByRedis(error: unknown): Promise<boolean> {
+  if (!(error instanceof ExecutionError) || error.attempts.length === 0) return true;
+  const stats = await Promise.all(error.attempts);
+  return stats.some((attempt) => [...attempt.votesAgainst.values()].some((vote) => vote instanceof ResourceLockedError));
 }
 
 /** A Redlock over one Redis (the `redlock` role of the design card). */

@@ -8,7 +8,9 @@ export interface TcpRelay {
   blackhole(): void;
   /** From now on the server's replies are dropped, the client's requests still delivered (the server acts, the client never hears). */
   blackholeReplies(): void;
-  /** Relays again: the connections that lost bytes are closed (their peers see an error), new ones are relayed. */
+  /** Closes every connection, and every new one at once (a server restarting: its clients see errors, not silence). */
+  refuse(): void;
+  /** Relays again: the connections that lost bytes are closed (their peers see an error), new ones are relayed (and accepted). */
   restore(): void;
   close(): Promise<void>;
 }
@@ -16,8 +18,13 @@ export interface TcpRelay {
 export async function tcpRelay(host: string, port: number): Promise<TcpRelay> {
   let dropping = false;
   let droppingReplies = false;
+  let refusing = false;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(port, host);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -34,10 +41,15 @@ export async function tcpRelay(host: string, port: number): Promise<TcpRelay> {
     port: (server.address() as { port: number }).port,
     blackhole: () => void (dropping = true),
     blackholeReplies: () => void (droppingReplies = true),
+    refuse: () => {
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+    },
     restore: () => {
       for (const socket of sockets) socket.destroy();
       dropping = false;
       droppingReplies = false;
+      refusing = false;
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();

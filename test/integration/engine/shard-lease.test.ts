@@ -4,21 +4,28 @@
  * is sent and never answered. The lease must count as lost when it runs out, not whenever (if
  * ever) the extension settles: from then on another engine may own the shard.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createRedis, connectRedis } from '../../../src/adapters/redis/client.js';
 import { createRedlock, ShardLease } from '../../../src/engine/shard-lease.js';
+import { pino } from 'pino';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { waitFor } from '../../support/stack.js';
 import { tcpRelay } from '../../support/tcp-relay.js';
 
-t.test('a lease whose extension never comes back is lost when it runs out', async (t) => {
+/** A Redis client that reaches the real Redis through a relay the test can cut off. */
+async function relayedRedis(t: Test) {
   const target = new URL(testConfig().redisUrl);
   const relay = await tcpRelay(target.hostname, Number(target.port));
   t.teardown(relay.close);
   const redis = createRedis({ url: `redis://127.0.0.1:${relay.port}`, log: silentLogger, name: 'lease-test' });
   t.teardown(() => redis.disconnect());
   await connectRedis(redis);
+  return { relay, redis };
+}
+
+t.test('a lease whose extension never comes back is lost when it runs out', async (t) => {
+  const { relay, redis } = await relayedRedis(t);
 
   const ttlMs = 600;
   const lost: string[] = [];
@@ -85,4 +92,30 @@ t.test('a lease found run out by its owner is lost at once, and its key given ba
   // Well before Redis would expire it: the next owner need not wait out the TTL.
   await waitFor('the key to be given back', async () => ((await redis.get(key)) === null ? true : undefined), ttlMs / 3, 10);
   t.same(lost.length, 1, 'lost once');
+});
+
+t.test('an outage of Redis shorter than the time the lease has left does not lose it', async (t) => {
+  // Redis cannot be reached for 4.5 s (restarting: connections closed, new ones refused), longer
+  // than an extension's period (4 s), shorter than the lease (12 s). The lease stays ours until it
+  // runs out — nobody else can take it either — so the owner keeps trying, and keeps its shard.
+  const { relay, redis } = await relayedRedis(t);
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) });
+  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const ttlMs = 12_000;
+  const lost: string[] = [];
+  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, log, (reason) => lost.push(reason));
+  if (lease === undefined) throw new Error('the lease was not acquired');
+  t.teardown(() => lease.release());
+
+  relay.refuse();
+  await new Promise((resolve) => setTimeout(resolve, 4500));
+  t.ok(warnings.includes('Shard lease not extended; retrying'), 'an extension failed while Redis was away');
+  t.same(lost, [], 'and the lease was kept');
+  const before = lease.expiresAt;
+  relay.restore();
+  await waitFor('an extension once Redis is back', () => lease.expiresAt > before || lost.length > 0 || undefined, ttlMs, 50);
+  t.same(lost, [], 'never lost');
+  t.ok(lease.isHeld, 'held, and extended again');
+  t.ok((await redis.pttl(key)) > ttlMs / 2, 'the key is ours in Redis, with a fresh TTL');
 });
