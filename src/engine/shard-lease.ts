@@ -27,6 +27,8 @@ export class ShardLease {
   private expiry: NodeJS.Timeout | undefined;
   private lost = false;
   private released = false;
+  /** Extensions in a row that could not reach Redis (logged at the first, and when one succeeds again). */
+  private unreached = 0;
 
   private constructor(
     lock: Lock,
@@ -110,6 +112,10 @@ export class ShardLease {
         return;
       }
       this.lock = extended;
+      if (this.unreached > 0) {
+        this.log.info({ resource: this.lock.resources[0], attempts: this.unreached + 1 }, 'Shard lease extended again');
+        this.unreached = 0;
+      }
       if (this.released) return; // released while the extension was in flight: no timer to arm
       this.armExpiry();
       this.schedule();
@@ -118,10 +124,12 @@ export class ShardLease {
       if (await refusedByRedis(error)) return this.markLost(why);
       if (this.lost || this.released) return;
       // Redis was not reached: the lease is still ours until it runs out (the expiry timer).
-      this.log.warn(
-        { resource: this.lock.resources[0], reason: why, expiresInMs: this.lock.expiration - Date.now() },
-        'Shard lease not extended; retrying',
-      );
+      if (this.unreached++ === 0) {
+        this.log.warn(
+          { resource: this.lock.resources[0], reason: why, expiresInMs: this.lock.expiration - Date.now() },
+          'Shard lease not extended; retrying',
+        );
+      }
       this.schedule(Math.min(EXTENSION_RETRY_MS, Math.max(10, Math.floor(this.ttlMs / 3))));
     }
   }
@@ -151,7 +159,9 @@ export class ShardLease {
 
 /**
  * Whether a failed extension was Redis saying no — the key is gone or another's — rather than
- * Redis not being reached (a connection error, a timeout). Anything else counts as a refusal.
+ * anything else: Redis not reached (a connection error, a client not ready), or an error reply
+ * (OOM, MISCONF, BUSY…), which are tried again; the expiry timer bounds them all. An error that
+ * is not Redlock's, or one made without asking Redis (the lock had expired), counts as a refusal.
  */
 async function refusedByRedis(error: unknown): Promise<boolean> {
   if (!(error instanceof ExecutionError) || error.attempts.length === 0) return true;

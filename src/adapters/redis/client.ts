@@ -28,7 +28,9 @@ export function createRedis(options: {
     lazyConnect: true,
     enableAutoPipelining: options.autoPipelining ?? false,
     ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
+    // Reconnect soon: on loopback or in a cluster a refused connection costs nothing, and a shard
+    // owner whose lease extensions wait for this client must learn quickly if Redis lost its key.
+    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 500),
     // A Redis that restarts loads its AOF before it answers, and the client polls it until done:
     // by default after Redis's own estimate of the time left, which at the start of the load can be
     // seconds too long (in `sentinel chaos`, the ingress came back 6 s after Redis was ready).

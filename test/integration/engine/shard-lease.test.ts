@@ -119,3 +119,23 @@ t.test('an outage of Redis shorter than the time the lease has left does not los
   t.ok(lease.isHeld, 'held, and extended again');
   t.ok((await redis.pttl(key)) > ttlMs / 2, 'the key is ours in Redis, with a fresh TTL');
 });
+
+t.test('an extension Redis refuses — the key is no longer ours — loses the lease at once, not when it runs out', async (t) => {
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'lease-test' });
+  t.teardown(() => redis.disconnect());
+  await connectRedis(redis);
+  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const ttlMs = 3000;
+  const lost: string[] = [];
+  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, silentLogger, (reason) => lost.push(reason));
+  if (lease === undefined) throw new Error('the lease was not acquired');
+  t.teardown(() => lease.release());
+  const expiresAt = lease.expiresAt;
+  // Redis forgot the lease (a crash before its file was written) and another engine took it.
+  await redis.set(key, 'another-engine', 'PX', 10_000);
+  await waitFor('the lease to be lost', () => lost.length > 0 || undefined, ttlMs, 10);
+  t.match(lost, [/extension failed/], 'lost because Redis refused the extension');
+  t.ok(Date.now() < expiresAt, 'before it would have run out');
+  t.notOk(lease.isHeld);
+  t.equal(await redis.get(key), 'another-engine', "the other engine's key is left alone");
+});
