@@ -5,35 +5,44 @@
  * ever) the extension settles: from then on another engine may own the shard.
  */
 import t, { type Test } from 'tap';
-import { createRedis, connectRedis } from '../../../src/adapters/redis/client.js';
+import { createRedis, connectRedis, type Redis } from '../../../src/adapters/redis/client.js';
 import { createRedlock, ShardLease } from '../../../src/engine/shard-lease.js';
 import { pino } from 'pino';
-import { silentLogger } from '../../../src/log.js';
+import { silentLogger, type Logger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { waitFor } from '../../support/stack.js';
 import { tcpRelay } from '../../support/tcp-relay.js';
+
+/** A connected Redis client (closed after the test). */
+async function client(t: Test, url = testConfig().redisUrl) {
+  const redis = createRedis({ url, log: silentLogger, name: 'lease-test' });
+  t.teardown(() => redis.disconnect());
+  await connectRedis(redis);
+  return redis;
+}
 
 /** A Redis client that reaches the real Redis through a relay the test can cut off. */
 async function relayedRedis(t: Test) {
   const target = new URL(testConfig().redisUrl);
   const relay = await tcpRelay(target.hostname, Number(target.port));
   t.teardown(relay.close);
-  const redis = createRedis({ url: `redis://127.0.0.1:${relay.port}`, log: silentLogger, name: 'lease-test' });
-  t.teardown(() => redis.disconnect());
-  await connectRedis(redis);
-  return { relay, redis };
+  return { relay, redis: await client(t, `redis://127.0.0.1:${relay.port}`) };
+}
+
+/** A lease on a fresh key through `redis` (released after the test), and why it was lost, if it was. */
+async function freshLease(t: Test, redis: Redis, ttlMs: number, log: Logger = silentLogger) {
+  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const lost: string[] = [];
+  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, log, (reason) => lost.push(reason));
+  if (lease === undefined) throw new Error('the lease was not acquired');
+  t.teardown(() => lease.release());
+  return { key, lease, lost };
 }
 
 t.test('a lease whose extension never comes back is lost when it runs out', async (t) => {
   const { relay, redis } = await relayedRedis(t);
-
   const ttlMs = 600;
-  const lost: string[] = [];
-  const lease = await ShardLease.tryAcquire(createRedlock(redis), `sentinel:lease:${uniqueName('t')}:0`, ttlMs, silentLogger, (reason) =>
-    lost.push(reason),
-  );
-  if (lease === undefined) throw new Error('the lease was not acquired');
-  t.teardown(() => lease.release());
+  const { lease, lost } = await freshLease(t, redis, ttlMs);
   t.ok(lease.isHeld);
 
   // Extended while Redis answers: still held well past one TTL.
@@ -52,9 +61,7 @@ t.test('a lease whose extension never comes back is lost when it runs out', asyn
 });
 
 t.test('a released lease is no longer held and can be taken by another engine at once', async (t) => {
-  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'lease-test' });
-  t.teardown(() => redis.disconnect());
-  await connectRedis(redis);
+  const redis = await client(t);
   const redlock = createRedlock(redis);
   const key = `sentinel:lease:${uniqueName('t')}:0`;
   const first = await ShardLease.tryAcquire(redlock, key, 5000, silentLogger, () => undefined);
@@ -68,15 +75,9 @@ t.test('a released lease is no longer held and can be taken by another engine at
 });
 
 t.test('a lease found run out by its owner is lost at once, and its key given back for the next owner', async (t) => {
-  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'lease-test' });
-  t.teardown(() => redis.disconnect());
-  await connectRedis(redis);
-  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const redis = await client(t);
   const ttlMs = 900;
-  const lost: string[] = [];
-  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, silentLogger, (reason) => lost.push(reason));
-  if (lease === undefined) throw new Error('the lease was not acquired');
-  t.teardown(() => lease.release());
+  const { key, lease, lost } = await freshLease(t, redis, ttlMs);
   t.ok(lease.holdOrLose(), 'held');
   // The owner's clock says the lease ran out (as after a pause) while Redis still has it and the
   // next extension will succeed: the owner stops acting on it now, not when a timer runs.
@@ -101,12 +102,8 @@ t.test('an outage of Redis shorter than the time the lease has left does not los
   const { relay, redis } = await relayedRedis(t);
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) });
-  const key = `sentinel:lease:${uniqueName('t')}:0`;
   const ttlMs = 12_000;
-  const lost: string[] = [];
-  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, log, (reason) => lost.push(reason));
-  if (lease === undefined) throw new Error('the lease was not acquired');
-  t.teardown(() => lease.release());
+  const { key, lease, lost } = await freshLease(t, redis, ttlMs, log);
 
   relay.refuse();
   await new Promise((resolve) => setTimeout(resolve, 4500));
@@ -121,15 +118,9 @@ t.test('an outage of Redis shorter than the time the lease has left does not los
 });
 
 t.test('an extension Redis refuses — the key is no longer ours — loses the lease at once, not when it runs out', async (t) => {
-  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'lease-test' });
-  t.teardown(() => redis.disconnect());
-  await connectRedis(redis);
-  const key = `sentinel:lease:${uniqueName('t')}:0`;
+  const redis = await client(t);
   const ttlMs = 3000;
-  const lost: string[] = [];
-  const lease = await ShardLease.tryAcquire(createRedlock(redis), key, ttlMs, silentLogger, (reason) => lost.push(reason));
-  if (lease === undefined) throw new Error('the lease was not acquired');
-  t.teardown(() => lease.release());
+  const { key, lease, lost } = await freshLease(t, redis, ttlMs);
   const expiresAt = lease.expiresAt;
   // Redis forgot the lease (a crash before its file was written) and another engine took it.
   await redis.set(key, 'another-engine', 'PX', 10_000);
