@@ -57,7 +57,13 @@ interface BeforeAsking {
  */
 interface Routed {
   readonly routable: RoutableEvent;
-  readonly refusalUnlessCommitted: HttpProblem | undefined;
+  readonly refusalUnlessCommitted: UnknownOutsideSale | undefined;
+}
+
+/** A request outside its sale window whose key's outcome is unknown: its refusal, and what the gate was asked. */
+interface UnknownOutsideSale {
+  readonly notOpen: HttpProblem;
+  readonly request: GateRequest;
 }
 
 /** One shard request a command route may make; each gets the request's shard key. */
@@ -112,11 +118,12 @@ export function commandRoutes(deps: CommandRouteDeps) {
           })
         : new HttpProblem('sale-not-open', `the sale of ${eventId} is closed`);
     if (!keyed) throw notOpen;
-    const decision = await gate.peek(gateRequest(ctx, routable, false));
+    const request = gateRequest(ctx, routable, false);
+    const decision = await gate.peek(request);
     if (decision.kind === 'free') throw notOpen;
     if (decision.kind === 'unknown') {
       metrics.idempotency.inc({ outcome: 'unknown' });
-      return { routable, refusalUnlessCommitted: notOpen };
+      return { routable, refusalUnlessCommitted: { notOpen, request } };
     }
     answerFromKey(ctx, routable, decision);
     return undefined;
@@ -161,11 +168,10 @@ export function commandRoutes(deps: CommandRouteDeps) {
   async function replayCommitted(
     ctx: IngressContext,
     routable: RoutableEvent,
-    notOpen: HttpProblem,
+    { notOpen, request }: UnknownOutsideSale,
     attempts: readonly Attempt[],
     respond: (shard: number, result: ShardResult) => StoredResponse,
   ): Promise<void> {
-    const request = gateRequest(ctx, routable, false);
     const key = keyDigest(request.customer, request.idempotencyKey);
     const found = await reads.committedResult(
       routable.event.id,
