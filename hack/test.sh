@@ -26,6 +26,12 @@ step "infrastructure (hack/infra.sh up)"
 bash hack/infra.sh up
 eval "$(bash hack/infra.sh env)"
 
+step "a fresh test database (hack/fresh-database.ts)"
+# The suite's own database, recreated each run: the development database keeps every event
+# created in it, and a database grown over many runs changes what Postgres costs per command.
+eval "$(npx tsx hack/fresh-database.ts sentinel_test)"
+echo "DATABASE_URL=${DATABASE_URL}"
+
 step "unit and integration tests"
 # One tap run, so the closing summary covers everything; integration tests run one file at a
 # time (-j1) because several of them start and stop engine processes on the shared services.
