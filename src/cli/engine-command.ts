@@ -1,4 +1,4 @@
-import { createIdempotentProducer, createKafka, ensureTopic } from '../adapters/kafka/client.js';
+import { createKafka, openProducerSession } from '../adapters/kafka/client.js';
 import { connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
@@ -24,25 +24,7 @@ export const engineCommand: Command = {
     await connectRedis(redis);
     const nc = await connectNats({ url: config.natsUrl, log, name: `engine-${config.engineId}` });
     const metrics = new EngineMetrics();
-    let producerParts:
-      { producer: ReturnType<typeof createIdempotentProducer>; prepare: () => Promise<void>; close: () => Promise<void> } | undefined;
-    if (relay) {
-      const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: `sentinel-engine-${config.engineId}`, log });
-      const producer = createIdempotentProducer(kafka);
-      const admin = kafka.admin();
-      producerParts = {
-        producer,
-        prepare: async () => {
-          await admin.connect();
-          await ensureTopic(admin, config.reservationsTopic);
-          await producer.connect();
-        },
-        close: async () => {
-          await producer.disconnect().catch(() => undefined);
-          await admin.disconnect().catch(() => undefined);
-        },
-      };
-    }
+    const kafka = relay ? createKafka({ brokers: config.kafkaBrokers, clientId: `sentinel-engine-${config.engineId}`, log }) : undefined;
     const engine = new Engine({
       config,
       log,
@@ -51,7 +33,7 @@ export const engineCommand: Command = {
       redlock: createRedlock(redis),
       nc,
       metrics,
-      ...(producerParts ? { producer: producerParts.producer, prepareProducer: producerParts.prepare } : {}),
+      ...(kafka ? { connectProducer: () => openProducerSession(kafka, config.reservationsTopic) } : {}),
     });
     const probes = await startProbeServer({ port: config.httpPort, registry: metrics.registry, ready: () => engine.isReady() });
     engine.start();
@@ -59,7 +41,6 @@ export const engineCommand: Command = {
     const cue = await untilSignal(config);
     log.info({ cue }, 'Engine stopping: handing off shards');
     await engine.stop();
-    await producerParts?.close();
     await nc.drain().catch(() => undefined);
     redis.disconnect();
     await pool.end();

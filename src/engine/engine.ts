@@ -2,14 +2,13 @@ import type { Redlock } from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
 import type { NatsConnection } from 'nats';
 import type pg from 'pg';
-import type { Producer } from 'kafkajs';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { InventoryStore, type StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
 import { Membership } from './membership.js';
 import type { EngineMetrics } from './metrics.js';
-import { OutboxRelay } from './outbox-relay.js';
+import { OutboxRelay, type RelayProducer } from './outbox-relay.js';
 import { createShardDecider } from './shard-decider.js';
 import { ShardHost, type StopReason } from './shard-host.js';
 import { ShardLease } from './shard-lease.js';
@@ -23,9 +22,8 @@ export interface EngineDeps {
   readonly redlock: Redlock;
   readonly nc: NatsConnection;
   readonly metrics: EngineMetrics;
-  /** The outbox relay's producer; omit to run an engine without a relay. */
-  readonly producer?: Producer;
-  readonly prepareProducer?: () => Promise<void>;
+  /** Opens the outbox relay's producer sessions (OutboxRelayDeps.connect); omit to run an engine without a relay. */
+  readonly connectProducer?: () => Promise<RelayProducer>;
   readonly now?: () => number;
 }
 
@@ -59,14 +57,13 @@ export class Engine {
     this.log = deps.log.child({ engine: deps.config.engineId });
     this.store = new InventoryStore(deps.pool);
     this.membership = new Membership(deps.config.eventFilter || 'all', deps.redis, deps.config.engineId, deps.config.leaseTtlMs, this.now);
-    this.relay = deps.producer
+    this.relay = deps.connectProducer
       ? new OutboxRelay({
           pool: deps.pool,
-          producer: deps.producer,
+          connect: deps.connectProducer,
           topic: deps.config.reservationsTopic,
           log: this.log.child({ component: 'relay' }),
           onPublished: (n) => deps.metrics.outboxPublished.inc(n),
-          prepare: deps.prepareProducer,
         })
       : undefined;
     const relay = this.relay;

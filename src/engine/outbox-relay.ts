@@ -29,10 +29,18 @@ interface OutboxRow {
   payload: unknown;
 }
 
+/** What the relay uses of a Kafka producer. */
+export type RelayProducer = Pick<Producer, 'send' | 'disconnect'>;
+
 /** What a relay needs: where the rows are, where they go. */
 export interface OutboxRelayDeps {
   readonly pool: pg.Pool;
-  readonly producer: Producer;
+  /**
+   * Opens a producer session: an idempotent producer, connected, with a producer id of its own
+   * (and the topic created). Called for the first round and again after every failed send: the
+   * relay never sends with a session whose send failed (see `publishOnce`).
+   */
+  readonly connect: () => Promise<RelayProducer>;
   /**
    * The topic this relay publishes: it claims only rows written for it. A row meant for another
    * topic — one another deployment relays, or one that no longer exists — is not its business,
@@ -42,8 +50,6 @@ export interface OutboxRelayDeps {
   readonly log: Logger;
   readonly options?: OutboxRelayOptions;
   readonly onPublished?: (count: number) => void;
-  /** Connects the producer and creates the topic; retried until it succeeds, then again after a failure. */
-  readonly prepare?: (() => Promise<void>) | undefined;
 }
 
 /**
@@ -56,6 +62,15 @@ export interface OutboxRelayDeps {
  * Postgres lost at that moment): the row is still unpublished and goes again; consumers dedupe by
  * key. While Kafka is down the transaction rolls back, the rows stay, and the relay backs off
  * exponentially.
+ *
+ * A send that failed ends its producer session; the next round opens a new one (ADR 0006, item
+ * 8). The broker dedupes an idempotent producer's batches by their sequence numbers alone, and
+ * after a failed send the producer's numbers no longer match what the broker appended: the broker
+ * may have appended the batch anyway (a request that timed out), and kafkajs rewinds the numbers of
+ * every partition of a request that failed for one of them. The rows go again in the next round,
+ * in batches made afresh — and a batch that reuses the numbers of one the broker already has is
+ * acknowledged as its duplicate without being written. A new session (a new producer id) numbers
+ * from zero; what the failed send did append is published twice, which consumers dedupe.
  */
 export class OutboxRelay {
   private running = false;
@@ -68,7 +83,8 @@ export class OutboxRelay {
     this.options = deps.options ?? DEFAULT_RELAY_OPTIONS;
   }
 
-  private prepared = false;
+  /** The producer session of the next round; none before the first round and after a failed send. */
+  private producer: RelayProducer | undefined;
 
   start(): void {
     if (this.running) return;
@@ -85,6 +101,14 @@ export class OutboxRelay {
     this.running = false;
     this.wake?.();
     await this.loop;
+    await this.endSession();
+  }
+
+  /** Ends the current producer session, if any (best effort: it may be broken already). */
+  private async endSession(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.disconnect().catch(() => undefined);
   }
 
   private async sleep(ms: number): Promise<void> {
@@ -103,10 +127,6 @@ export class OutboxRelay {
     let failing = false;
     while (this.running) {
       try {
-        if (!this.prepared) {
-          await this.deps.prepare?.();
-          this.prepared = true;
-        }
         const count = await this.publishOnce();
         if (failing) this.deps.log.info('Outbox relay recovered');
         failing = false;
@@ -116,7 +136,6 @@ export class OutboxRelay {
         if (!failing)
           this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
         failing = true;
-        this.prepared = false;
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, this.options.maxBackoffMs);
       }
@@ -140,6 +159,8 @@ export class OutboxRelay {
 
   /** One round: claim, send, mark. Returns the number of rows published. */
   async publishOnce(): Promise<number> {
+    this.producer ??= await this.deps.connect();
+    const producer = this.producer;
     const client = await checkout(this.deps.pool, 'outbox relay: connect');
     let broken = false;
     try {
@@ -155,8 +176,10 @@ export class OutboxRelay {
       }
       const messages = rows.map((row) => ({ key: row.message_key, value: JSON.stringify(row.payload) }));
       try {
-        await this.deps.producer.send({ acks: -1, topic: this.deps.topic, messages });
+        await producer.send({ acks: -1, topic: this.deps.topic, messages });
       } catch (error) {
+        // Never send with this session again (see the class comment).
+        if (this.producer === producer) await this.endSession();
         await client.query('ROLLBACK');
         await client
           .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [

@@ -12,7 +12,7 @@ function eventOf(value: Buffer | null): string | undefined {
 }
 
 /**
- * Reads the reservations topic from the messages of the last `lookBackMs` (10 minutes: longer than
+ * Reads the reservations topic (or `topic`) from the messages of the last `lookBackMs` (10 minutes: longer than
  * any test file takes to produce and read them) and returns the keys of one event's messages. Not
  * from the beginning: on a machine that ran benchmarks the topic holds millions of messages, and
  * a read from offset 0 did not reach this event's within the timeout.
@@ -22,9 +22,9 @@ export async function reservationKeysOnTopic(
   expected: number,
   timeoutMs = 60_000,
   lookBackMs = 10 * 60_000,
+  topic = testConfig().reservationsTopic,
 ): Promise<string[]> {
   const config = testConfig();
-  const topic = config.reservationsTopic;
   const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'test-reader', log: silentLogger });
   const admin = kafka.admin();
   await admin.connect();

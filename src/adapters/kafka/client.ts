@@ -1,10 +1,18 @@
-import { Kafka, logLevel, type Producer, type Admin, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type Producer, type Admin, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from '../../log.js';
 
 export type { Producer, Admin };
 
-/** Creates a kafkajs client whose logs go to our logger (kafkajs' own logger is replaced). */
-export function createKafka(options: { brokers: readonly string[]; clientId: string; log: Logger }): Kafka {
+/**
+ * Creates a kafkajs client whose logs go to our logger (kafkajs' own logger is replaced). `tuning`
+ * overrides the request timeout and the retries (tests that make a request time out).
+ */
+export function createKafka(options: {
+  brokers: readonly string[];
+  clientId: string;
+  log: Logger;
+  tuning?: Pick<KafkaConfig, 'requestTimeout' | 'retry'>;
+}): Kafka {
   const log = options.log.child({ component: 'kafka' });
   return new Kafka({
     clientId: options.clientId,
@@ -12,6 +20,7 @@ export function createKafka(options: { brokers: readonly string[]; clientId: str
     connectionTimeout: 3000,
     requestTimeout: 10_000,
     retry: { initialRetryTime: 200, retries: 5, maxRetryTime: 5000 },
+    ...options.tuning,
     logLevel: logLevel.WARN,
     logCreator:
       () =>
@@ -36,4 +45,27 @@ export async function ensureTopic(admin: Admin, topic: string, partitions = 3): 
  */
 export function createIdempotentProducer(kafka: Kafka): Producer {
   return kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+}
+
+/**
+ * Opens a new idempotent producer session on `topic` (created if missing): a producer of its own,
+ * connected, so it numbers its batches from zero under a new producer id. The outbox relay opens
+ * one after every failed send (OutboxRelay). Nothing is left open when it fails.
+ */
+export async function openProducerSession(kafka: Kafka, topic: string): Promise<Producer> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await ensureTopic(admin, topic);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+  const producer = createIdempotentProducer(kafka);
+  try {
+    await producer.connect();
+  } catch (error) {
+    await producer.disconnect().catch(() => undefined);
+    throw error;
+  }
+  return producer;
 }

@@ -1,24 +1,18 @@
 import t from 'tap';
-import { createIdempotentProducer, createKafka, ensureTopic } from '../../../src/adapters/kafka/client.js';
+import { createKafka, ensureTopic, openProducerSession } from '../../../src/adapters/kafka/client.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { OutboxRelay } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { testDatabase } from '../../support/stack.js';
 import { reservationKeysOnTopic } from '../../support/topic.js';
+import { localServicePids } from '../../../src/jobs/cpu-accounting.js';
 
 t.test('two relays draining one outbox publish every row exactly once', async (t) => {
   const config = testConfig();
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-test', log: silentLogger });
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopic(admin, config.reservationsTopic);
-  await admin.disconnect();
-  const producers = [createIdempotentProducer(kafka), createIdempotentProducer(kafka)];
-  await Promise.all(producers.map((p) => p.connect()));
-  t.teardown(() => Promise.all(producers.map((p) => p.disconnect())).then(() => undefined));
 
   const eventId = uniqueName('relay');
   const keys = Array.from({ length: 1200 }, (_, i) => `r_${eventId}_${i}`);
@@ -27,16 +21,17 @@ t.test('two relays draining one outbox publish every row exactly once', async (t
      SELECT $1, $2, k, jsonb_build_object('eventId', $1::text, 'reservationId', k) FROM unnest($3::text[]) AS k`,
     [eventId, config.reservationsTopic, keys],
   );
-  const relays = producers.map(
-    (producer) =>
+  const relays = [1, 2].map(
+    () =>
       new OutboxRelay({
         pool,
-        producer,
+        connect: () => openProducerSession(kafka, config.reservationsTopic),
         topic: config.reservationsTopic,
         log: silentLogger,
         options: { batchSize: 100, idleMs: 10, maxBackoffMs: 1000 },
       }),
   );
+  t.teardown(() => Promise.all(relays.map((relay) => relay.stop())).then(() => undefined));
   // Both relays claim rounds concurrently until the event's rows are all published.
   const drain = async (relay: OutboxRelay) => {
     for (;;) {
@@ -64,9 +59,6 @@ t.test("a row meant for another topic (here, one that does not exist) is left al
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-test', log: silentLogger });
-  const producer = createIdempotentProducer(kafka);
-  await producer.connect();
-  t.teardown(() => producer.disconnect());
 
   const eventId = uniqueName('relay');
   const elsewhere = uniqueName('no-such-topic');
@@ -81,7 +73,13 @@ t.test("a row meant for another topic (here, one that does not exist) is left al
       [eventId, topic, key],
     );
   }
-  const relay = new OutboxRelay({ pool, producer, topic: config.reservationsTopic, log: silentLogger });
+  const relay = new OutboxRelay({
+    pool,
+    connect: () => openProducerSession(kafka, config.reservationsTopic),
+    topic: config.reservationsTopic,
+    log: silentLogger,
+  });
+  t.teardown(() => relay.stop());
   for (let round = 0; round < 20; round++) {
     const { rows } = await pool.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM outbox WHERE event_id = $1 AND topic = $2 AND published_at IS NULL',
@@ -124,5 +122,83 @@ t.test("a row meant for another topic (here, one that does not exist) is left al
   t.notOk(
     (await scrape()).some((line) => line.startsWith('sentinel_outbox_pending{')),
     'no stale series when the backlog cannot be read',
+  );
+});
+
+t.test('a send that timed out after the broker took it does not make the rows of the next send vanish', async (t) => {
+  // The broker dedupes an idempotent producer's batches by sequence numbers alone. Here a send
+  // times out while the broker is stopped, and the broker appends it once it runs again; kafkajs
+  // has rewound its sequence by then. A row sent next with that producer would carry the number of
+  // the appended batch and be acknowledged as its duplicate without being written — the loss
+  // `sentinel chaos` found after a Kafka restart. The relay sends it in a new session instead.
+  const config = testConfig();
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const kafkaPid = localServicePids(process.cwd())['kafka']?.[0];
+  if (kafkaPid === undefined) throw new Error('hack/infra.sh status names no Kafka process');
+  // A topic of its own with one partition: every row of this test is in one sequence.
+  const topic = uniqueName('relay-timeout');
+  const kafka = createKafka({
+    brokers: config.kafkaBrokers,
+    clientId: 'relay-timeout-test',
+    log: silentLogger,
+    tuning: { requestTimeout: 1000, retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 200 } },
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopic(admin, topic, 1);
+  await admin.disconnect();
+  let sessions = 0;
+  const relay = new OutboxRelay({
+    pool,
+    connect: () => {
+      sessions++;
+      return openProducerSession(kafka, topic);
+    },
+    topic,
+    log: silentLogger,
+  });
+  t.teardown(() => relay.stop());
+  t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
+
+  const eventId = uniqueName('relay');
+  const add = async (key: string) => {
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO outbox (event_id, topic, message_key, payload)
+       VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text)) RETURNING id`,
+      [eventId, topic, key],
+    );
+    return rows[0]!.id;
+  };
+  const [first, timedOut, next] = ['first', 'timed-out', 'next'].map((name) => `r_${eventId}_${name}`) as [string, string, string];
+
+  await add(first);
+  t.equal(await relay.publishOnce(), 1, 'a first row is published (the producer knows the partition now)');
+
+  const timedOutId = await add(timedOut);
+  process.kill(kafkaPid, 'SIGSTOP');
+  let resumed = false;
+  const resume = () => {
+    if (!resumed) process.kill(kafkaPid, 'SIGCONT');
+    resumed = true;
+  };
+  t.teardown(resume);
+  await t.rejects(relay.publishOnce(), 'the send times out while the broker is stopped');
+  resume();
+  t.same(
+    [...(await reservationKeysOnTopic(eventId, 2, 30_000, 60_000, topic))].sort(),
+    [first, timedOut].sort(),
+    'the broker appended the timed-out send once it ran again',
+  );
+  // Another relay claimed the row meanwhile and published it (SKIP LOCKED): this relay's next
+  // round has other rows — one, like the batch the broker appended.
+  await pool.query('UPDATE outbox SET published_at = now() WHERE id = $1', [timedOutId]);
+  await add(next);
+  t.equal(await relay.publishOnce(), 1, 'the next row is sent');
+  t.equal(sessions, 2, 'in a new producer session');
+  t.same(
+    [...(await reservationKeysOnTopic(eventId, 3, 20_000, 60_000, topic))].sort(),
+    [first, timedOut, next].sort(),
+    'and it is on the topic',
   );
 });
