@@ -7,6 +7,7 @@ import { connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
 import { createIngressApp } from '../ingress/app.js';
+import { closeSettleMs } from '../ingress/routes/commands.js';
 import { createTokenVerifier } from '../ingress/auth.js';
 import { clusterMetrics, isClusterWorker, leaveCluster, superviseWorkers } from '../ingress/cluster.js';
 import { createIngressMetrics } from '../ingress/metrics.js';
@@ -84,7 +85,7 @@ export const ingressCommand: Command = {
       nc,
       pg,
       tokens,
-      settings: { shardTimeoutMs: config.shardTimeoutMs, idempotencyTtlS: config.idempotencyTtlS },
+      settings: { shardTimeoutMs: config.shardTimeoutMs, idempotencyTtlS: config.idempotencyTtlS, closeSettleMs: closeSettleMs(config) },
     });
     const running = await serveIngress(app, { port, host: values.host, backlog: config.ingressBacklog, log });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');

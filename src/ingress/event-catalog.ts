@@ -162,6 +162,17 @@ export class EventCatalog {
   }
 }
 
+/**
+ * When the sale stopped being open (epoch ms): its closing time, or — closed early — no later than
+ * the row's last change (an archive after the close only moves it later, which errs on the safe
+ * side for `CommandRouteDeps.closeSettleMs`).
+ */
+export function saleClosedAt(event: StoredEvent): number {
+  const closes = event.saleClosesAt.getTime();
+  if (event.status === 'open' || event.updatedAt === undefined) return closes;
+  return Math.min(closes, event.updatedAt.getTime());
+}
+
 /** Whether the event sells now: open, and inside its sale window. */
 export function saleState(event: StoredEvent, now: number): 'open' | 'not-yet-open' | 'closed' {
   if (event.status !== 'open' || now >= event.saleClosesAt.getTime()) return 'closed';

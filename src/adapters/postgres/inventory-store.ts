@@ -31,6 +31,8 @@ export interface StoredEvent {
   readonly saleClosesAt: Date;
   readonly status: 'open' | 'closed' | 'archived';
   readonly version: number;
+  /** When the row last changed — a close or an archive among others (absent where not read). */
+  readonly updatedAt?: Date;
 }
 
 /**
@@ -82,6 +84,7 @@ interface EventRow {
   sale_closes_at: Date;
   status: 'open' | 'closed' | 'archived';
   version: string;
+  updated_at: Date;
 }
 
 export function eventFromRow(row: EventRow): StoredEvent {
@@ -98,6 +101,7 @@ export function eventFromRow(row: EventRow): StoredEvent {
     saleClosesAt: row.sale_closes_at,
     status: row.status,
     version: Number(row.version),
+    updatedAt: row.updated_at,
   };
 }
 

@@ -4,6 +4,12 @@ import { translatePgError } from './errors.js';
 
 export type { Pool, PoolClient } from 'pg';
 
+/**
+ * Longest a query of a pool made here can take (ms, client side): a statement the server has not
+ * finished by then never commits (its own limit is 10 s).
+ */
+export const QUERY_TIMEOUT_MS = 15_000;
+
 /** Creates a connection pool. Idle-client errors (a restarted server) are logged, never thrown. */
 export function createPgPool(options: { url: string; max: number; log: Logger; applicationName?: string }): pg.Pool {
   const pool = new pg.Pool({
@@ -12,7 +18,7 @@ export function createPgPool(options: { url: string; max: number; log: Logger; a
     connectionTimeoutMillis: 5000,
     // A connection the server dropped mid-query (restart, failover) must fail the query, not hang
     // it: bound every query on the client side, and statements on the server side.
-    query_timeout: 15_000,
+    query_timeout: QUERY_TIMEOUT_MS,
     statement_timeout: 10_000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? 'sentinel',

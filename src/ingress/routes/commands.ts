@@ -8,7 +8,8 @@ import { SentinelError } from '../../errors.js';
 import type { CommandGate, GateDecision, GateRequest, PeekDecision, StoredResponse } from '../command-gate.js';
 import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint, strictPassKey } from '../command-gate.js';
 import type { IngressContext, ShardSender } from '../context.js';
-import { saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
+import { saleClosedAt, saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
+import { QUERY_TIMEOUT_MS } from '../../adapters/postgres/pool.js';
 import type { HoldLocator } from '../hold-locator.js';
 import type { InventoryReads } from '../inventory-reads.js';
 import type { IngressMetrics } from '../metrics.js';
@@ -34,6 +35,12 @@ export interface CommandRouteDeps {
   readonly shardTimeoutMs: number;
   /** How long a shard replays a success under its key (ms): the idempotency window. */
   readonly idempotencyTtlMs: number;
+  /**
+   * How long after a sale closed a command decided around the close may still commit (ms; see
+   * `closeSettleMs`). Until then, a request whose key's outcome is unknown and whose command is not
+   * found committed is answered 503 — not yet known — rather than sale-not-open.
+   */
+  readonly closeSettleMs: number;
   readonly now: () => number;
 }
 
@@ -74,6 +81,16 @@ interface Attempt {
 
 /** A command's work under its claimed Idempotency-Key (the shard key, and the deadline of its shard requests). */
 type Work = (shardKey: string, deadline: number) => Promise<StoredResponse>;
+
+/**
+ * How long after a sale closed its shards may still commit a command (ms): engines notice the close
+ * at their next round (`rebalanceIntervalMs`) and stop serving the sale's shards, a command sent
+ * before the close may be decided until its deadline (`shardTimeoutMs`), and the hand-off flushes
+ * the commit under way, which lands within a query's time limit or never.
+ */
+export function closeSettleMs(o: { readonly rebalanceIntervalMs: number; readonly shardTimeoutMs: number }): number {
+  return o.rebalanceIntervalMs + o.shardTimeoutMs + QUERY_TIMEOUT_MS;
+}
 
 /** Extra time an in-flight claim outlives the shard deadline before another request may take the key over (ms). */
 const IN_FLIGHT_MARGIN_MS = 5000;
@@ -161,9 +178,10 @@ export function commandRoutes(deps: CommandRouteDeps) {
    * Answers a request outside its sale window whose key's outcome is unknown. The engine serves
    * the shards of a sale only while it is open, but what they committed is in Postgres: a success
    * recorded under the request's shard key — by any of the shards it could have reached — is
-   * replayed, as the shard would; otherwise `notOpen`. The key stays unknown either way (nothing
-   * is claimed or stored): a commit under way at the close may still land, and a later retry looks
-   * again.
+   * replayed, as the shard would. Otherwise, while a command decided around the close may still
+   * commit (`closeSettleMs`), the answer is not known yet: 503, retry after the rest of that time;
+   * after it, `notOpen`. The key stays unknown either way (nothing is claimed or stored), and a
+   * later retry looks again.
    */
   async function replayCommitted(
     ctx: IngressContext,
@@ -178,7 +196,17 @@ export function commandRoutes(deps: CommandRouteDeps) {
       attempts.map(({ shard, command }) => ({ shard, command: command(key) })),
       new Date(deps.now() - deps.idempotencyTtlMs),
     );
-    if (found === undefined) throw notOpen;
+    if (found === undefined) {
+      const settled = saleClosedAt(routable.event) + deps.closeSettleMs;
+      const now = deps.now();
+      if (saleState(routable.event, now) !== 'closed' || now >= settled) throw notOpen;
+      throw new HttpProblem(
+        'shard-unavailable',
+        `the sale of ${routable.event.id} is closed, and whether an earlier request with this Idempotency-Key was carried out ` +
+          `is not known yet: a commit under way at the close may still land until ${new Date(settled).toISOString()}`,
+        { retryAfterS: Math.max(1, Math.ceil((settled - now) / 1000)) },
+      );
+    }
     metrics.idempotency.inc({ outcome: 'replay' });
     send(ctx, respond(found.shard, found.result), true);
   }

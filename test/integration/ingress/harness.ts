@@ -50,8 +50,8 @@ export async function fakeShardStack(
   return { pool, spec, harness, shards };
 }
 
-/** The ingress settings of the tests: a short shard deadline. */
-export const HARNESS_SETTINGS = { shardTimeoutMs: 1500, idempotencyTtlS: 600 };
+/** The ingress settings of the tests: a short shard deadline, and a short settling time after a close. */
+export const HARNESS_SETTINGS = { shardTimeoutMs: 1500, idempotencyTtlS: 600, closeSettleMs: 3000 };
 
 /** Starts the ingress on a free port. */
 export async function startHarness(pool: pg.Pool, overrides: Partial<IngressDependencies> = {}): Promise<Harness> {

@@ -17,7 +17,7 @@ import { encode } from '../../../src/engine/protocol.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { silentLogger } from '../../../src/log.js';
 import { provisionTestEvent, testLayout, waitFor } from '../../support/stack.js';
-import { call, config, eventPath, fakeShardStack, FakeShards, startHarness, type Exchange } from './harness.js';
+import { call, config, eventPath, fakeShardStack, FakeShards, HARNESS_SETTINGS, startHarness, type Exchange } from './harness.js';
 
 const { pool, spec, harness, shards } = await fakeShardStack(t, {
   layout: testLayout({ rows: 8, seats: 20, pool: 50 }),
@@ -729,12 +729,24 @@ t.test('sale closed: a key whose request got no answer is answered from what its
   expect(t, bestRetry, 'createHold', 201);
   t.match(bestRetry.body, { holdId: 'h_best', seats: ['A-5-1', 'A-5-2'] }, 'a best-available hold, found under its strict-pass key');
 
+  // Nothing committed under the hold's key yet — but a commit under way at the close may still
+  // land (HARNESS_SETTINGS.closeSettleMs): not known yet, not refused.
+  const pending = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
+  expect(t, pending, 'createHold', 503, 'shard-unavailable');
+  const retryAfter = Number(pending.headers.get('retry-after'));
+  t.ok(retryAfter >= 1 && retryAfter <= 3, `Retry-After ${retryAfter} s: the rest of the settling time`);
+  await waitFor(
+    'the settling time to pass',
+    () => Date.now() > closing.saleClosesAt.getTime() + HARNESS_SETTINGS.closeSettleMs + 50,
+    8000,
+    50,
+  );
   const refused = await post(holdsPath, { key: holdKey, body: { seats: ['A-1-2'] } });
   expect(t, refused, 'createHold', 409, 'sale-not-open');
   t.equal(
     await harness.redis.hget(redisKeys.idempotency(closing.eventId, keyDigest('alice', holdKey)), 's'),
     'u',
-    'the key stays unknown: a commit under way at the close may still land',
+    'the key stays unknown: a later retry looks again',
   );
   const landed = { ...holdCommand, seats: ['A-1-2'] };
   await record(reserveCall.shard, landed, heldResult(['A-1-2'], 'h_landed'), 3_600_000);
