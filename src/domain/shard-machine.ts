@@ -31,6 +31,12 @@ export interface ShardMachineInput {
   readonly clock: () => number;
   /** Longest wait between two expiry checks while idle, ms (default 1000; never more than the hold TTL). */
   readonly maxExpiryDelayMs?: number;
+  /**
+   * A decision or an expiry threw — a bug, and the inventory may be half changed. Without it the
+   * error escapes the action: XState stops the actor and rethrows the error in a timer of its own,
+   * which ends the process. The engine stops the shard instead (ShardHost.fault). Must not throw.
+   */
+  readonly onFault?: (error: unknown) => void;
 }
 
 /** Context of a shard actor. The inventory object is mutated in place by the decide and expire actions. */
@@ -39,6 +45,7 @@ export interface ShardMachineContext {
   readonly clock: () => number;
   readonly maxExpiryDelayMs: number;
   readonly fenceReason: string | null;
+  readonly onFault: ((error: unknown) => void) | undefined;
 }
 
 /** Events a shard actor takes. */
@@ -83,7 +90,14 @@ const shardSetup = setup({
   actions: {
     decide: ({ context, event }) => {
       if (event.type !== 'COMMAND') return;
-      const decision = context.inventory!.decide(event.command, context.clock());
+      let decision: ReturnType<ShardInventory['decide']>;
+      try {
+        decision = context.inventory!.decide(event.command, context.clock());
+      } catch (error) {
+        if (context.onFault === undefined) throw error;
+        context.onFault(error); // and no reply: the caller learns it from the fault
+        return;
+      }
       event.reply(decision.result, decision.changes);
     },
     refuse: ({ context, event }, params: { state: ShardLifecycle }) => {
@@ -120,7 +134,14 @@ export const shardMachine = shardSetup
       expire: shardSetup.enqueueActions(({ context, enqueue }) => {
         const inventory = context.inventory;
         if (inventory === null) return;
-        const changes = inventory.expireDue(context.clock());
+        let changes: ShardChange[];
+        try {
+          changes = inventory.expireDue(context.clock());
+        } catch (error) {
+          if (context.onFault === undefined) throw error;
+          context.onFault(error);
+          return;
+        }
         if (changes.length > 0) enqueue({ type: 'persistExpired', params: { changes } });
       }),
     },
@@ -132,6 +153,7 @@ export const shardMachine = shardSetup
       clock: input.clock,
       maxExpiryDelayMs: input.maxExpiryDelayMs ?? DEFAULT_MAX_EXPIRY_DELAY_MS,
       fenceReason: null,
+      onFault: input.onFault,
     }),
     initial: 'loading',
     // Flat on purpose: a nested timer state, or any eventless (`always`) transition, costs every command.

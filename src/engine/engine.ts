@@ -148,6 +148,9 @@ export class Engine {
         (reason) => this.onLeaseLost(key, reason),
       );
       if (!lease) return; // still held by its previous owner: it hands off, or its lease runs out
+      // A pause here (GC, SIGSTOP) can outlast the lease before its timer fires: whoever took it
+      // since must not be fenced by an epoch bump of ours, nor find us serving.
+      if (!lease.holdOrLose()) return;
       const epoch = await this.store.claimShard(ref.eventId, ref.shard, this.deps.config.engineId);
       const log = this.log.child({ event: ref.eventId, shard: ref.shard, epoch });
       const now = this.now();
@@ -161,6 +164,7 @@ export class Engine {
         now: this.now,
         idempotencyTtlMs: this.deps.config.idempotencyTtlS * 1000,
         persistExpired: (changes) => hostRef.current?.persist(changes),
+        onFault: (error) => hostRef.current?.fault(error),
       });
       const held = lease;
       const host: ShardHost = new ShardHost({
@@ -182,7 +186,7 @@ export class Engine {
         onOutbox: () => this.relay?.notify(),
       });
       hostRef.current = host;
-      if (lease.isLost) {
+      if (!lease.holdOrLose()) {
         decider.stop();
         return;
       }

@@ -33,7 +33,7 @@ export class EngineMetrics {
   });
   readonly leaseEvents = new Counter({
     name: 'sentinel_engine_lease_events_total',
-    help: 'Shard lease events (claimed, released, lost, fenced, commit_failed)',
+    help: 'Shard lease events (claimed, released, lost, fenced, commit_failed, faulted)',
     labelNames: ['event'],
     registers: [this.registry],
   });

@@ -70,6 +70,10 @@ export function encode(value: ShardRequestBatch | ShardReplyBatch | SalesAnnounc
 export function decodeRequests(data: Uint8Array): ShardRequestBatch {
   const value = JSON.parse(decoder.decode(data)) as Partial<ShardRequestBatch> | null;
   if (value === null || typeof value !== 'object' || !Array.isArray(value.requests)) throw new Error('not a shard request batch');
+  for (const request of value.requests as unknown[]) {
+    const command = (request as { command?: unknown } | null)?.command;
+    if (typeof request !== 'object' || typeof command !== 'object' || command === null) throw new Error('not a shard request batch');
+  }
   return value as ShardRequestBatch;
 }
 

@@ -54,6 +54,8 @@ export function createShardDecider(options: {
   now: () => number;
   idempotencyTtlMs: number;
   persistExpired: (changes: readonly ShardChange[]) => void;
+  /** An expiry on the actor's own schedule threw (a bug; ShardMachineInput.onFault). A decision's fault is thrown by `decide`. */
+  onFault: (error: unknown) => void;
 }): EngineShardDecider {
   const { event, shard, rows, now } = options;
   const map = shardMap(eventLayout(event), event.shardCount);
@@ -63,17 +65,35 @@ export function createShardDecider(options: {
     idempotencyTtlMs: options.idempotencyTtlMs,
   });
   const inventory = ShardInventory.restore({ map, shard }, settings, snapshotOf(rows), now(), newId);
-  const actor = createShardActor({ clock: now, inventory, persistExpired: options.persistExpired, id: `${event.id}/${shard}` });
+  /** Set while `decide` runs: a fault then is the decision's, thrown to its caller. */
+  let deciding: { fault?: unknown } | undefined;
+  const actor = createShardActor({
+    clock: now,
+    inventory,
+    persistExpired: options.persistExpired,
+    onFault: (error) => {
+      if (deciding === undefined) options.onFault(error);
+      else deciding.fault = error;
+    },
+    id: `${event.id}/${shard}`,
+  });
   return {
     decide(command: ShardCommand) {
       let decision: { result: ShardResult; changes: readonly ShardChange[] } | undefined;
-      actor.send({
-        type: 'COMMAND',
-        command,
-        reply: (result, changes) => {
-          decision = { result, changes };
-        },
-      });
+      const run: { fault?: unknown } = {};
+      deciding = run;
+      try {
+        actor.send({
+          type: 'COMMAND',
+          command,
+          reply: (result, changes) => {
+            decision = { result, changes };
+          },
+        });
+      } finally {
+        deciding = undefined;
+      }
+      if ('fault' in run) throw run.fault;
       if (!decision) throw new SentinelError('shard_no_answer', `shard ${event.id}/${shard} did not answer ${command.type}`);
       return decision;
     },

@@ -55,7 +55,7 @@ interface CommitEntry {
 }
 
 /** Why a host stopped serving. */
-export type StopReason = 'handoff' | 'fenced' | 'lease-lost' | 'commit-failed' | 'closed';
+export type StopReason = 'handoff' | 'fenced' | 'lease-lost' | 'commit-failed' | 'faulted' | 'closed';
 
 export interface ShardHostOptions {
   readonly eventId: string;
@@ -108,6 +108,8 @@ export class ShardHost {
   private subscription: Subscription | undefined;
   private readonly committer: GroupCommitter<CommitEntry>;
   private stopped: StopReason | undefined;
+  /** `fault` has begun handing the shard off. */
+  private faulting = false;
   /**
    * Seats sold by decisions whose commit has not ended yet (how many such decisions: a sale the
    * customer limit undid can be decided again before the first commit ends). A refusal names a
@@ -217,10 +219,12 @@ export class ShardHost {
       try {
         decision = this.o.decider.decide(request.command);
       } catch (error) {
-        // A bug, not a decision: this command gets an error, and the others of its message — whose
-        // retries would arrive with it again — still get their answers.
+        // A bug, not a decision: this command gets an error (not retryable: a retry would meet the
+        // same bug), and the shard stops deciding (`fault`); the others of its message are
+        // answered not-serving, and retried with the shard's next owner.
         this.o.log.error({ err: error, requestId: request.requestId, command: request.command?.type }, 'Deciding a command failed');
         sink.add(index, { error: { code: 'decide_failed', message: `shard ${this.key} could not decide this command`, retryable: false } });
+        this.fault(error);
         continue;
       }
       const { result, changes } = decision;
@@ -454,6 +458,22 @@ export class ShardHost {
     else this.o.decider.fence(reason);
   }
 
+  /**
+   * A decision or an expiry threw: a bug, and memory may be half changed. The shard decides nothing
+   * more; what it decided before commits (those changes were complete), then it stops and is given
+   * up, to be rebuilt from Postgres — by this engine on a later round, or by another. Better than
+   * the alternative the actor would otherwise take: the whole process ended, every shard with it.
+   */
+  fault(error: unknown): void {
+    if (this.stopped || this.faulting) return;
+    this.faulting = true;
+    this.o.log.error({ err: error instanceof Error ? error.message : String(error) }, 'Shard faulted: stops deciding, to be rebuilt');
+    this.o.metrics.leaseEvents.inc({ event: 'faulted' });
+    void this.handOff('faulted')
+      .catch(() => undefined) // a failed commit stops the shard on its own path
+      .then(() => this.o.onStopped('faulted'));
+  }
+
   /** Immediately stops taking work after a lost lease; in-flight commits are fenced by epoch anyway. */
   leaseLost(): void {
     if (this.stopped) return;
@@ -464,7 +484,7 @@ export class ShardHost {
   }
 
   /** Graceful hand-off: stop taking, flush what was decided, then stop the actor. */
-  async handOff(reason: 'handoff' | 'closed' = 'handoff'): Promise<void> {
+  async handOff(reason: 'handoff' | 'closed' | 'faulted' = 'handoff'): Promise<void> {
     if (!this.stopped) {
       this.subscription?.unsubscribe();
       this.subscription = undefined;

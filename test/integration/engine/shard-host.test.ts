@@ -1,7 +1,8 @@
 /**
  * A shard host on real NATS and Postgres.
  * - With a scripted decider: one command that cannot be decided (a bug) gets an error of its own,
- *   and the other commands of its message still get their answers.
+ *   the other commands of its message still get answers, and the shard stops deciding, to be
+ *   rebuilt (its memory may be half changed).
  * - With the real decider: a refusal names a seat as sold (which the ingress then refuses for a
  *   minute without asking) only once the sale's commit has landed; a sale whose commit is fenced
  *   never happened, and the next owner sells the seat.
@@ -12,7 +13,7 @@ import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.j
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
 import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
-import { ShardClient, ShardError } from '../../../src/engine/shard-client.js';
+import { ShardClient } from '../../../src/engine/shard-client.js';
 import { ShardHost } from '../../../src/engine/shard-host.js';
 import { decodeReplies, encode, shardSubject } from '../../../src/engine/protocol.js';
 import { silentLogger } from '../../../src/log.js';
@@ -23,7 +24,8 @@ const reserveCommand = (key: string): ShardCommand => ({ type: 'reserve', key, c
 
 /**
  * A host on real NATS whose decider refuses every command ('unavailable') and throws on the key
- * 'boom'; `decided` lists the keys it decided, in order.
+ * 'boom' — until drained, when it answers not-serving as the real one does; `decided` lists the
+ * keys it decided, in order, and `stops` why the host stopped.
  */
 async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
   const pool = await testDatabase();
@@ -32,6 +34,8 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
   t.teardown(() => nc.close());
   const eventId = uniqueName('host');
   const decided: string[] = [];
+  const stops: string[] = [];
+  let draining = false;
   const host = new ShardHost({
     eventId,
     shard: 0,
@@ -43,6 +47,8 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
     batchMax: 64,
     decider: {
       decide(command: ShardCommand) {
+        if (draining)
+          return { result: { ok: false, type: 'not-serving', state: 'draining', retryable: true, message: 'draining' }, changes: [] };
         if (command.key === 'boom') throw new Error('a bug in the decider');
         decided.push(command.key);
         const result: ShardResult = { ok: false, type: 'unavailable', seats: ['A-1-1'], message: 'taken' };
@@ -50,7 +56,9 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
       },
       abort: () => false,
       applyRules: () => undefined,
-      drain: () => undefined,
+      drain: () => {
+        draining = true;
+      },
       fence: () => undefined,
       stop: () => undefined,
     },
@@ -59,7 +67,7 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
     log: silentLogger,
     metrics: new EngineMetrics(),
     now: Date.now,
-    onStopped: () => undefined,
+    onStopped: (reason) => stops.push(reason),
     onOutbox: () => undefined,
   });
   host.start();
@@ -67,17 +75,29 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
   await nc.flush();
   const client = new ShardClient(nc);
   const send = (key: string) => client.send(eventId, 0, reserveCommand(key), { deadlineMs: 2000 }).catch((e: unknown) => e);
-  return { host, nc, eventId, decided, send };
+  return { host, nc, eventId, decided, stops, send };
 }
 
-t.test('a command the decider throws on is answered with an error; its batch-mates are answered', async (t) => {
-  const { decided, send } = await scriptedHost(t);
-  const [first, boom, last] = await Promise.all([send('first'), send('boom'), send('last')]);
-  t.match(first, { type: 'unavailable' });
-  t.match(last, { type: 'unavailable' }, 'the command after the failed one was still decided and answered');
-  t.type(boom, ShardError);
-  t.match(boom, { code: 'decide_failed', retryable: false }, 'not retryable: the same command would fail again');
-  t.same(decided, ['first', 'last'], 'all three came in one message, in order');
+t.test('a command the decider throws on is answered with an error, and the shard stops deciding', async (t) => {
+  const { host, nc, eventId, decided, stops } = await scriptedHost(t);
+  // One message, as the ingress batches them; asked directly, so every answer is seen as sent.
+  const reply = await nc.request(
+    shardSubject(eventId, 0),
+    encode({ requests: ['first', 'boom', 'last'].map((key) => ({ command: reserveCommand(key) })) }),
+    { timeout: 2000 },
+  );
+  const replies = new Map(decodeReplies(reply.data).replies);
+  t.match(replies.get(0), { result: { type: 'unavailable' } });
+  t.match(replies.get(1), { error: { code: 'decide_failed', retryable: false } }, 'not retryable: the same command would fail again');
+  t.match(
+    replies.get(2),
+    { result: { type: 'not-serving', retryable: true } },
+    'the command after it is answered too: not served here, retried with the next owner',
+  );
+  t.same(decided, ['first'], 'nothing was decided after the bug: memory may be half changed');
+  await waitFor('the host to stop', () => stops.length > 0, 2000, 10);
+  t.same(stops, ['faulted'], 'the shard is given up, to be rebuilt from Postgres');
+  t.notOk(host.isServing);
 });
 
 t.test('a host whose lease ran out answers nothing from memory, not even a loser', async (t) => {
@@ -114,6 +134,9 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
       now: Date.now,
       idempotencyTtlMs: 60_000,
       persistExpired: () => undefined,
+      onFault: (error) => {
+        throw error;
+      },
     });
     const stops: string[] = [];
     const host = new ShardHost({

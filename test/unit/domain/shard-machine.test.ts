@@ -208,3 +208,43 @@ t.test('a hold created while the timer idles still expires on time (short TTL)',
   t.equal(persisted.length, 1, 'expired at 150 although the idle timer was set before the hold existed');
   actor.stop();
 });
+
+t.test('a decision or an expiry that throws goes to onFault; the actor lives on and nothing is rethrown later', async (t) => {
+  const timers = new SimulatedClock();
+  const { inventory } = fixture(layout, { settings: { holdTtlMs: 100 } });
+  const faults: unknown[] = [];
+  const actor = createShardActor({
+    clock: () => timers.now(),
+    timers,
+    inventory,
+    persistExpired: () => {},
+    onFault: (e) => faults.push(e),
+  });
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error);
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+
+  let answered = false;
+  actor.send(command(() => (answered = true)));
+  t.ok(answered, 'a hold, decided normally');
+  const decide = inventory.decide.bind(inventory);
+  inventory.decide = () => {
+    throw new Error('a bug in decide');
+  };
+  answered = false;
+  actor.send(command(() => (answered = true), hold('bob', ['A-1-2'])));
+  t.notOk(answered, 'no answer from a decision that threw');
+  t.match(faults, [{ message: 'a bug in decide' }]);
+  inventory.decide = decide;
+
+  inventory.expireDue = () => {
+    throw new Error('a bug in expiry');
+  };
+  timers.increment(1_000); // the expiry timer fires
+  t.match(faults, [{ message: 'a bug in decide' }, { message: 'a bug in expiry' }]);
+  t.equal(actor.getSnapshot().status, 'active', 'the actor was not stopped by XState');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.same(uncaught, [], 'and XState rethrew nothing in a timer of its own (which would end the process)');
+  actor.stop();
+});
