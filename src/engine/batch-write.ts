@@ -135,3 +135,57 @@ export function withoutHeldPlaces(changes: readonly ShardChange[], pool: string,
   if (!changes.some((change) => change.type === 'pool' && change.pool === pool)) return changes;
   return changes.map((change) => (change.type === 'pool' && change.pool === pool ? { ...change, held: change.held - places } : change));
 }
+
+/** The hold a decision created, if any (a command creates at most one). */
+export function createdHold(changes: readonly ShardChange[]): HoldView | undefined {
+  for (const change of changes) if (change.type === 'hold-created') return change.hold;
+  return undefined;
+}
+
+/**
+ * Which of a batch's new holds the event-wide limit refuses. `refused` names the customers whose
+ * growth the commit refused, with their usage then (every shard's holds). A customer's holds are
+ * kept in decision order while that usage, less what the batch ends for them, plus the holds kept
+ * so far stays within the limit; the rest are refused — only those: until 2026-12-03 all of the
+ * customer's new holds in the batch were, so one of two concurrent holds that fitted was refused
+ * with the other. At least one hold of each refused customer goes (the newest), so the commit
+ * loop always progresses even if their usage grew again since the refusal. `usageAfter` is each
+ * such customer's usage once the kept holds commit.
+ */
+export function overLimit<E extends { readonly changes: readonly ShardChange[] }>(
+  batch: readonly E[],
+  refused: ReadonlyMap<string, number>,
+  limit: number,
+): { refusedEntries: { entry: E; hold: HoldView }[]; rest: E[]; usageAfter: Map<string, number> } {
+  const usageAfter = new Map<string, number>();
+  for (const [customer, current] of refused) usageAfter.set(customer, current);
+  for (const entry of batch)
+    for (const change of entry.changes)
+      if (change.type === 'hold-ended' && usageAfter.has(change.customer))
+        usageAfter.set(change.customer, usageAfter.get(change.customer)! - change.quantity);
+  const refusedEntries: { entry: E; hold: HoldView }[] = [];
+  const rest: E[] = [];
+  const newest = new Map<string, number>(); // customer → index in `rest` of their newest kept hold
+  for (const entry of batch) {
+    const hold = createdHold(entry.changes);
+    const usage = hold === undefined ? undefined : usageAfter.get(hold.customer);
+    if (hold === undefined || usage === undefined) rest.push(entry);
+    else if (usage + hold.quantity <= limit) {
+      usageAfter.set(hold.customer, usage + hold.quantity);
+      newest.set(hold.customer, rest.length);
+      rest.push(entry);
+    } else refusedEntries.push({ entry, hold });
+  }
+  for (const customer of refused.keys()) {
+    if (refusedEntries.some(({ hold }) => hold.customer === customer)) continue;
+    const index = newest.get(customer);
+    if (index === undefined) continue;
+    const [entry] = rest.splice(index, 1);
+    const hold = createdHold(entry!.changes)!;
+    usageAfter.set(customer, usageAfter.get(customer)! - hold.quantity);
+    refusedEntries.push({ entry: entry!, hold });
+    for (const [other, at] of newest) if (at > index) newest.set(other, at - 1);
+  }
+  refusedEntries.sort((a, b) => batch.indexOf(a.entry) - batch.indexOf(b.entry));
+  return { refusedEntries, rest, usageAfter };
+}

@@ -3,7 +3,6 @@ import { idempotencyScope } from '../domain/idempotency.js';
 import {
   seatsUnavailable,
   type CustomerId,
-  type HoldView,
   type ReservationView,
   type SeatId,
   type ShardChange,
@@ -14,7 +13,7 @@ import { FencedError, SentinelError } from '../errors.js';
 import type { ShardSettings } from '../domain/shard-settings.js';
 import type { Logger } from '../log.js';
 import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
-import { emptyBatchWrite, foldChanges, withoutHeldPlaces } from './batch-write.js';
+import { emptyBatchWrite, foldChanges, overLimit, withoutHeldPlaces } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
 import { decodeRequests, encode, ReplySink, salesSubject, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
@@ -93,11 +92,6 @@ function countSales(counts: Map<SeatId, number>, changes: readonly ShardChange[]
     if (count > 0) counts.set(change.seat, count);
     else counts.delete(change.seat);
   }
-}
-
-function createdHold(changes: readonly ShardChange[]): HoldView | undefined {
-  for (const change of changes) if (change.type === 'hold-created') return change.hold;
-  return undefined;
 }
 
 /**
@@ -326,16 +320,11 @@ export class ShardHost {
         const limit = this.rules.customerLimit;
         const { refused } = await this.o.store.commitBatch(this.o.eventId, this.o.shard, this.o.epoch, limit, write, this.o.topic);
         if (refused.size === 0) break;
-        // The event-wide limit (other shards' holds count too) refused these customers' new holds
-        // and nothing was written: undo those holds in memory, answer limit-exceeded, and commit
-        // the rest again (until nothing is refused: each round takes at least one entry out).
-        const refusedEntries: { entry: CommitEntry; hold: HoldView }[] = [];
-        const rest: CommitEntry[] = [];
-        for (const entry of accepted) {
-          const hold = createdHold(entry.changes);
-          if (hold && refused.has(hold.customer)) refusedEntries.push({ entry, hold });
-          else rest.push(entry);
-        }
+        // The event-wide limit (other shards' holds count too) refused these customers' growth and
+        // nothing was written: undo the holds that do not fit in memory, answer limit-exceeded,
+        // and commit the rest again (until nothing is refused: each round takes at least one
+        // entry out).
+        const { refusedEntries, rest, usageAfter } = overLimit(accepted, refused, limit);
         if (refusedEntries.length === 0) {
           throw new SentinelError(
             'rebuild_required',
@@ -374,7 +363,7 @@ export class ShardHost {
               ok: false,
               type: 'limit-exceeded',
               limit,
-              current: refused.get(customer) ?? 0,
+              current: usageAfter.get(customer) ?? 0,
               requested,
               message: `customer ${customer} would exceed the event's limit of ${limit}`,
             },

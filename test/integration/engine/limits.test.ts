@@ -94,6 +94,32 @@ t.test('a refused pool hold decided before one waiting for the next commit: both
   await onlyBobsPlaceCounted(t, served);
 });
 
+t.test("of a customer's holds in one commit, the limit refuses only those that do not fit", async (t) => {
+  // Ann may hold 4 and holds 2 on shard 1, which shard 0 does not know of: shard 0 takes both of
+  // her holds of 2 seats, decided together and committed together. The first fits the event-wide
+  // limit, the second does not. Until 2026-12-03 the commit refused both.
+  const served = await servedEvent(t, { shardCount: 2, customerLimit: 4, layout: testLayout({ rows: 4, seats: 10 }) });
+  const { pool, spec, driver, engine } = served;
+  const [a, b, c, d] = driver.map.seatsOfShard(0);
+  const [x, y] = driver.map.seatsOfShard(1);
+  t.equal((await driver.send({ type: 'hold', key: 'ann-elsewhere', customer: 'ann', seats: [x!, y!] })).type, 'held');
+  const [first, second] = await Promise.all([
+    driver.send({ type: 'hold', key: 'ann-first', customer: 'ann', seats: [a!, b!] }),
+    driver.send({ type: 'hold', key: 'ann-second', customer: 'ann', seats: [c!, d!] }),
+  ]);
+  t.equal(first.type, 'held', 'the first of the two fits: 2 + 2 ≤ 4');
+  t.match(second, { type: 'limit-exceeded', limit: 4, current: 4, requested: 2 }, 'the second does not');
+  const { rows } = await pool.query<{ used: number }>(`SELECT used FROM customer_usage WHERE event_id = $1 AND customer = 'ann'`, [
+    spec.eventId,
+  ]);
+  t.same(rows, [{ used: 4 }]);
+  t.notOk(
+    engine.logs.some((line) => line.includes('Commit failed') || line.includes('Fenced')),
+    'no commit failed and the shard was never rebuilt',
+  );
+  t.same(await inventoryViolations(pool, spec.eventId), []);
+});
+
 t.test('a replay of a hold that the limit refuses at commit is answered with the refusal, not a success', async (t) => {
   // Ann is at the event-wide limit through a hold on another shard. Her reserve is a winner in the
   // memory of its own shard, and its commit is held back (another transaction holds her usage row)

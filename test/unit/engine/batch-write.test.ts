@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { HoldView, ShardChange } from '../../../src/domain/commands.js';
-import { emptyBatchWrite, foldChanges, withoutHeldPlaces } from '../../../src/engine/batch-write.js';
+import { emptyBatchWrite, foldChanges, overLimit, withoutHeldPlaces } from '../../../src/engine/batch-write.js';
 
 const hold = (holdId: string, customer: string, seats: string[]): HoldView => ({
   holdId,
@@ -68,4 +68,68 @@ t.test("withoutHeldPlaces takes an undone hold's places out of later recorded po
   t.match(changes[0], { held: 5 }, 'the recorded changes themselves are left as they were');
   const seatsOnly: ShardChange[] = [{ type: 'hold-created', hold: hold('h4', 'eve', ['A-1-1']) }];
   t.equal(withoutHeldPlaces(seatsOnly, 'GA', 2), seatsOnly, 'changes without that pool come back as they are');
+});
+
+t.test('overLimit refuses, in decision order, only the holds that do not fit the usage the commit reported', async (t) => {
+  const created = (id: string, customer: string, n: number) => ({
+    id,
+    changes: [
+      {
+        type: 'hold-created',
+        hold: hold(
+          id,
+          customer,
+          Array.from({ length: n }, (_, i) => `${id}-${i}`),
+        ),
+      },
+    ] as ShardChange[],
+  });
+  const ended = (id: string, customer: string, quantity: number) => ({
+    id,
+    changes: [{ type: 'hold-ended', holdId: id, customer, quantity, reason: 'released' }] as ShardChange[],
+  });
+  const ids = (entries: readonly { id: string }[]) => entries.map((e) => e.id);
+
+  // Limit 4; C uses 2 on another shard. Two holds of 2 in one batch: the first fits, the second not.
+  const batch = [created('c1', 'C', 2), created('d1', 'D', 3), created('c2', 'C', 2)];
+  const one = overLimit(batch, new Map([['C', 2]]), 4);
+  t.same(
+    one.refusedEntries.map((r) => r.entry.id),
+    ['c2'],
+  );
+  t.same(ids(one.rest), ['c1', 'd1'], "the first fits, and other customers' holds are untouched");
+  t.equal(one.usageAfter.get('C'), 4, 'usage once the kept hold commits');
+
+  // What the batch gives back counts: a release of C's makes room for the second hold.
+  const withRelease = overLimit([ended('r', 'C', 2), ...batch], new Map([['C', 4]]), 4);
+  t.same(
+    withRelease.refusedEntries.map((r) => r.entry.id),
+    ['c2'],
+  );
+  t.same(ids(withRelease.rest), ['r', 'c1', 'd1']);
+
+  // Usage grew again since the refusal, so that everything would fit by the reported figure:
+  // the newest hold goes all the same, and the commit loop progresses.
+  const stale = overLimit(batch, new Map([['C', 0]]), 4);
+  t.same(
+    stale.refusedEntries.map((r) => r.entry.id),
+    ['c2'],
+  );
+  t.same(ids(stale.rest), ['c1', 'd1']);
+  t.equal(stale.usageAfter.get('C'), 2);
+
+  // Two refused customers, each keeping what fits, refusals in decision order.
+  const two = overLimit(
+    [created('c1', 'C', 3), created('d1', 'D', 1), created('d2', 'D', 1), created('c2', 'C', 1)],
+    new Map([
+      ['C', 1],
+      ['D', 3],
+    ]),
+    4,
+  );
+  t.same(
+    two.refusedEntries.map((r) => r.entry.id),
+    ['d2', 'c2'],
+  );
+  t.same(ids(two.rest), ['c1', 'd1']);
 });
