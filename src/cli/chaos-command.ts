@@ -21,6 +21,7 @@ import { LocalStack } from '../jobs/local-stack.js';
 import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/options.js';
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { waitForShards } from '../jobs/wait.js';
+import { shardLeaseReader } from '../jobs/shard-leases.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
 
@@ -150,6 +151,7 @@ export const chaosCommand: Command = {
       log: log.child({}, { level: 'error' }),
       applicationName: 'sentinel-chaos',
     });
+    const leases = shardLeaseReader(config.redisUrl, log.child({}, { level: 'error' }));
     const stack = values.attach ? undefined : new LocalStack({ env: { LOG_LEVEL: 'info' }, logDir: workDir, namePrefix: `${runId}-` });
     const killOnExit = () => stack?.killAllNow();
     process.once('exit', killOnExit);
@@ -225,6 +227,7 @@ export const chaosCommand: Command = {
           ttlSlackMs: settings.ttlSlackMs,
           settleTimeoutMs: settings.settleTimeoutMs,
           topicTimeoutMs: 60_000,
+          leases: leases.leases,
           log,
           onStatus: (m) => say(m),
         },
@@ -251,6 +254,7 @@ export const chaosCommand: Command = {
       await stack?.stopAll();
       process.off('exit', killOnExit);
       if (provisioned && !values['keep-event']) await closeEvent(pool, provisioned).catch(() => undefined);
+      leases.close();
       await pool.end();
     }
   },

@@ -9,6 +9,7 @@ import { formatVerifyReport } from '../jobs/verify/format.js';
 import { EXIT, UnknownEventError, verifyEvent, verifyExitCode } from '../jobs/verify/verify.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
+import { shardLeaseReader } from '../jobs/shard-leases.js';
 
 const HELP = `Usage: sentinel verify --event ID [--log PATH]... [options]
 
@@ -72,6 +73,7 @@ export const verifyCommand: Command = {
       log: log.child({}, { level: 'error' }),
       applicationName: 'sentinel-verify',
     });
+    const leases = shardLeaseReader(config.redisUrl, log.child({}, { level: 'error' }));
     try {
       const report = await verifyEvent({
         eventId,
@@ -81,6 +83,7 @@ export const verifyCommand: Command = {
         ttlSlackMs,
         settleTimeoutMs,
         topicTimeoutMs,
+        leases: leases.leases,
         log,
         ...(values.json ? {} : { onStatus: (message: string) => stderr.write(`verify: ${message}\n`) }),
       });
@@ -98,6 +101,7 @@ export const verifyCommand: Command = {
       }
       throw error;
     } finally {
+      leases.close();
       await pool.end();
     }
   },

@@ -11,7 +11,7 @@ import type { EngineMetrics } from './metrics.js';
 import { OutboxRelay, type RelayProducer } from './outbox-relay.js';
 import { createShardDecider } from './shard-decider.js';
 import { ShardHost, type StopReason } from './shard-host.js';
-import { ShardLease } from './shard-lease.js';
+import { ShardLease, shardLeaseKey } from './shard-lease.js';
 
 /** What an engine is wired to; all created by the caller (the CLI or a test). */
 export interface EngineDeps {
@@ -142,7 +142,7 @@ export class Engine {
     try {
       lease = await ShardLease.tryAcquire(
         this.deps.redlock,
-        `sentinel:lease:${ref.eventId}:${ref.shard}`,
+        shardLeaseKey(ref.eventId, ref.shard),
         this.deps.config.leaseTtlMs,
         this.log,
         (reason) => this.onLeaseLost(key, reason),

@@ -2,6 +2,18 @@ import { ExecutionError, Redlock, ResourceLockedError, type Lock } from '@sesame
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 
+/** The Redis key of a shard's lease: a Redlock resource, present while an engine holds it. */
+export function shardLeaseKey(eventId: string, shard: number): string {
+  return `sentinel:lease:${eventId}:${shard}`;
+}
+
+/** The shards of an event whose lease an engine holds now — the shards someone serves. */
+export async function heldShardLeases(redis: Redis, eventId: string, shardCount: number): Promise<Set<number>> {
+  const shards = Array.from({ length: shardCount }, (_, shard) => shard);
+  const held = await Promise.all(shards.map((shard) => redis.exists(shardLeaseKey(eventId, shard))));
+  return new Set(shards.filter((_, i) => held[i] === 1));
+}
+
 /**
  * A Redis lease on one shard (Redlock on a single Redis: a random token, a TTL, extended every
  * third of the TTL). The lease only says who SHOULD own a shard; correctness comes from the

@@ -334,13 +334,18 @@ export class ChaosRun {
     }
   }
 
-  /** Seconds until every shard is owned by a live engine (attached: by anyone), or null. */
+  /**
+   * Seconds until every shard is owned by a live engine, or null: one of this run's engines, not
+   * paused, holding the shard's lease (attached: any engine holding it — an engine killed without
+   * handing off still names itself owner in Postgres).
+   */
   private async waitRecovered(): Promise<number | null> {
     const o = this.options;
     const started = Date.now();
     while (Date.now() - started < o.recoveryTimeoutMs) {
       try {
         const states = await shardStates(o.pool, o.eventId);
+        const leased = o.verify.leases ? await o.verify.leases(o.eventId, states.size) : undefined;
         const live = o.stack
           ? new Set(
               o.stack
@@ -349,8 +354,9 @@ export class ChaosRun {
                 .map((p) => p.name),
             )
           : undefined;
-        if ([...states.values()].every((s) => s.owner !== null && (live === undefined || live.has(s.owner))))
-          return seconds(Date.now() - started);
+        const served = ([shard, s]: [number, ShardState]) =>
+          s.owner !== null && (live === undefined || live.has(s.owner)) && (leased === undefined || leased.has(shard));
+        if (states.size > 0 && [...states].every(served)) return seconds(Date.now() - started);
       } catch {
         // keep waiting
       }

@@ -24,7 +24,7 @@ export function formatVerifyReport(r: VerifyReport): string {
     `  holds       ${int(i.holds.live)} live · ${int(i.holds.confirmed)} confirmed · ${int(i.holds.released)} released · ${int(i.holds.expired)} expired` +
       ` (expiry lag p99 ${int(i.expiry_lag_ms.p99)} ms, max ${int(i.expiry_lag_ms.max)} ms)`,
     `  reserved    ${int(i.reservations)} reservations · ${int(i.customers)} customers with holds · outbox ${int(i.outbox.rows)} rows, ${int(i.outbox.unpublished)} unpublished`,
-    `  shards      ${i.shards.owned}/${i.shards.total} owned${i.pending_expiry ? ` · ${int(i.pending_expiry)} holds past TTL on unowned shards (expire on claim; not judged)` : ''}`,
+    `  shards      ${i.shards.owned}/${i.shards.total} owned${i.pending_expiry ? ` · ${int(i.pending_expiry)} holds past TTL on shards no engine serves (expire on claim; not judged)` : ''}`,
   );
   const t = r.counts.topic;
   lines.push(

@@ -35,6 +35,13 @@ export interface VerifyOptions {
   readonly settleTimeoutMs: number;
   /** How long reading the topic may take, ms. */
   readonly topicTimeoutMs: number;
+  /**
+   * The shards of an event whose lease an engine holds now (`heldShardLeases`, Redis). A live hold
+   * past its TTL is judged only on those: a shard whose engine was killed without handing it off
+   * still names that engine in Postgres. Without it, the owner named in Postgres is believed; when
+   * it fails, no such hold is judged.
+   */
+  readonly leases?: (eventId: string, shardCount: number) => Promise<ReadonlySet<number>>;
   readonly log: Logger;
   /** Progress notes ("waiting for the outbox: 120 rows"). */
   readonly onStatus?: (message: string) => void;
@@ -151,6 +158,18 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
     skipped.add('topic-unknown');
   }
 
+  // Which shards an engine serves, read just before the snapshot: a shard claimed in between counts
+  // as unserved (not judged), never the other way round.
+  let served: ReadonlySet<number> | undefined;
+  if (options.leases) {
+    try {
+      served = await options.leases(event.id, event.shardCount);
+    } catch (error) {
+      served = new Set();
+      cannotCheck(['hold-past-ttl'], `could not read the shard leases (${errorText(error)}): no hold past its TTL was judged`);
+    }
+  }
+
   // Then every database check, on one consistent snapshot taken after the topic was read.
   options.onStatus?.('checking the inventory');
   const snapshot = await openSnapshot(options.pool);
@@ -159,7 +178,7 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   try {
     if (ledger) await checkAcknowledged(snapshot, event.id, ledger, violations, options.ttlSlackMs);
     if (read) pending = await checkTopic(snapshot, event.id, read.topic, read.published, violations);
-    inventory = await checkInventory(snapshot, event, violations, options.ttlSlackMs);
+    inventory = await checkInventory(snapshot, event, violations, options.ttlSlackMs, served);
   } finally {
     await snapshot.close();
   }

@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createIdempotentProducer, createKafka } from '../../../src/adapters/kafka/client.js';
+import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
+import { heldShardLeases, shardLeaseKey } from '../../../src/engine/shard-lease.js';
 import { keyDigest, strictPassKey } from '../../../src/ingress/command-gate.js';
 import { verifyEvent, verifyExitCode, type VerifyOptions, type VerifyReport } from '../../../src/jobs/verify/verify.js';
 import type { CheckName } from '../../../src/jobs/verify/violations.js';
@@ -683,9 +685,35 @@ t.test('live holds past their TTL on shards no engine serves: not judged, and sa
   );
   t.equal(report.ok, false);
   t.equal(verifyExitCode(report), 3);
-  // Once an engine serves the shard, the same hold is a violation.
-  await pool.query("UPDATE shards SET owner = 'engine-ghost' WHERE event_id = $1 AND shard = $2", [id, await shardOf('A-1-1', id)]);
-  const served = await verify(id, [], { kafka: undefined });
+  // Postgres names an owner, long since: believed when verify cannot see the leases.
+  const shard = await shardOf('A-1-1', id);
+  await pool.query("UPDATE shards SET owner = 'engine-ghost', claimed_at = now() - interval '1 hour' WHERE event_id = $1 AND shard = $2", [
+    id,
+    shard,
+  ]);
+  const named = await verify(id, [], { kafka: undefined });
+  t.equal(violationCount(named, 'hold-past-ttl'), 1);
+  t.same(named.not_checked, []);
+  // With the leases (Redis): an owner named but holding no lease — an engine killed without handing
+  // off — serves nothing, and the hold is not judged.
+  const redis = createRedis({ url: config.redisUrl, log: silentLogger, name: 'verify-test' });
+  await connectRedis(redis);
+  t.teardown(() => redis.disconnect());
+  const leases = (eventId: string, shardCount: number) => heldShardLeases(redis, eventId, shardCount);
+  const dead = await verify(id, [], { kafka: undefined, leases });
+  t.equal(violationCount(dead, 'hold-past-ttl'), 0, 'an owner without a lease serves nothing');
+  t.equal(dead.counts.inventory.pending_expiry, 1);
+  // Once an engine holds the shard's lease, the same hold is a violation.
+  await redis.set(shardLeaseKey(id, shard), 'verify-test', 'PX', 60_000);
+  const served = await verify(id, [], { kafka: undefined, leases });
   t.equal(violationCount(served, 'hold-past-ttl'), 1);
   t.same(served.not_checked, []);
+  // Unless the shard was claimed just now: its new owner expires such holds as it restores.
+  await pool.query('UPDATE shards SET claimed_at = now() WHERE event_id = $1 AND shard = $2', [id, shard]);
+  const claimed = await verify(id, [], { kafka: undefined, leases });
+  t.equal(violationCount(claimed, 'hold-past-ttl'), 0, 'late only from the later of its expiry and the claim');
+  // Leases that cannot be read judge nothing, and say so.
+  const unread = await verify(id, [], { kafka: undefined, leases: () => Promise.reject(new Error('Redis is down')) });
+  t.equal(violationCount(unread, 'hold-past-ttl'), 0);
+  t.match(unread.not_checked, [/could not read the shard leases \(Redis is down\)/]);
 });
