@@ -105,8 +105,12 @@ export class InventoryReads {
     const now = this.now();
     if (cached !== undefined && now - cached.at < AVAILABILITY_CACHE_MS) return cached.value;
     const value = this.readAvailability(eventId, map, now);
-    this.availabilityCache.set(eventId, { at: now, value });
-    value.catch(() => this.availabilityCache.delete(eventId));
+    const entry = { at: now, value };
+    this.availabilityCache.set(eventId, entry);
+    // A failed read is not cached — unless a newer read has taken its place since.
+    value.catch(() => {
+      if (this.availabilityCache.get(eventId) === entry) this.availabilityCache.delete(eventId);
+    });
     return value;
   }
 

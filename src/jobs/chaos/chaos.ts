@@ -149,6 +149,11 @@ export class Takeover {
     return this.movedAt.size === this.shards.length;
   }
 
+  /** How many of the victim's shards have moved so far. */
+  get moved(): number {
+    return this.movedAt.size;
+  }
+
   /** ms until the last shard moved, or null while some have not. */
   allDoneMs(): number | null {
     return this.complete ? Math.max(0, ...this.movedAt.values()) : null;
@@ -284,6 +289,7 @@ export class ChaosRun {
         stack.signal(victim, 'SIGSTOP');
         await sleep(pauseMs);
         const duringPause = takeover.describe('taken over (epoch bumped) while it was stopped');
+        const movedDuringPause = takeover.moved;
         stack.signal(victim, 'SIGCONT');
         this.pending.push(watching);
         await sleep(1000);
@@ -292,7 +298,13 @@ export class ChaosRun {
           target: `${victim.name} (pid ${victim.pid})`,
           detail:
             `SIGSTOP ${victim.name} owning ${owned.length} shard(s) for ${seconds(pauseMs)} s, then SIGCONT; ${duringPause}; ` +
-            `after SIGCONT it ${alive ? 'kept running (its stale leases are refused by the epoch fence)' : `exited (${victim.child.exitCode ?? victim.child.signalCode})`}`,
+            `after SIGCONT it ${
+              !alive
+                ? `exited (${victim.child.exitCode ?? victim.child.signalCode})`
+                : movedDuringPause > 0
+                  ? 'kept running (the epoch fence refuses its commits on the shards taken over)'
+                  : 'kept running and serving (nothing was taken over: the pause was shorter than its leases)'
+            }`,
           recovered_s: takeover.allDoneMs() === null ? null : seconds(takeover.allDoneMs()!),
         };
       }

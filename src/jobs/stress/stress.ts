@@ -297,7 +297,12 @@ export class StressRun {
     try {
       outcome = await this.journey(index, plan);
     } catch (error) {
-      if (!this.aborted) throw error;
+      if (!this.aborted) {
+        // Not an answer but a failure of the run itself: the other buyers stop too, now (their
+        // answers would no longer reach the log, which the failed run closes).
+        this.abort();
+        throw error;
+      }
       outcome = 'aborted';
     } finally {
       this.inFlight -= 1;

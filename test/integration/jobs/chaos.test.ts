@@ -50,11 +50,13 @@ t.test('sentinel chaos: faults during a load, then verify passes', async (t) => 
   for (const fault of report.faults) {
     t.equal(fault.error, null, `${fault.kind} injected`);
     t.ok(fault.at_s > 0 && fault.detail.length > 0, `${fault.kind}: ${fault.detail}`);
+    t.type(fault.effect?.ok, 'number', `${fault.kind}: what clients saw until the next fault is reported`);
   }
   const [kill, pause] = report.faults;
   t.match(kill!.detail, /SIGKILL .* shards re-owned by another engine/);
   t.ok(kill!.recovered_s !== null && kill!.recovered_s < 15, `shards re-owned after ${kill!.recovered_s} s`);
-  t.match(pause!.detail, /SIGSTOP .* for 5 s, then SIGCONT/);
+  // Paused for 5 s with 2 s leases: its shards are taken over while it is stopped, and fenced after.
+  t.match(pause!.detail, /SIGSTOP .* for 5 s, then SIGCONT; [1-9]\d*\/\d+ shards taken over .*the epoch fence refuses its commits/);
   t.ok(report.recovery_s !== null, 'every shard owned again after the load');
   t.ok(report.stress.requests > 500, `${report.stress.requests} requests`);
   t.ok((report.stress.status['201'] ?? 0) > 100);
