@@ -103,11 +103,40 @@ export function decodeSales(data: Uint8Array): SalesAnnouncement | undefined {
  * Collects the answers to one request message and sends them together: everything answered in
  * the same synchronous stretch (a batch's losers; a group commit's winners) leaves as one message.
  */
+/**
+ * Sends `items` in as few messages as fit `maxBytes` (NATS's max_payload; undefined: one message):
+ * `encode` makes a message of the items [from, to), `send` sends it. A batch is cut in halves until
+ * each part fits, so a turn with many large commands or answers never makes one message the server
+ * refuses — which would fail every request of the batch, not only the large ones. A single item
+ * too large is sent alone, to fail alone.
+ */
+export function sendWithin<T>(
+  items: readonly T[],
+  encodeItems: (items: readonly T[]) => Uint8Array,
+  maxBytes: number | undefined,
+  send: (data: Uint8Array, from: number, to: number) => void,
+  from = 0,
+  to = items.length,
+): void {
+  const data = encodeItems(from === 0 && to === items.length ? items : items.slice(from, to));
+  if (maxBytes === undefined || data.length <= maxBytes || to - from === 1) {
+    send(data, from, to);
+    return;
+  }
+  const half = from + Math.ceil((to - from) / 2);
+  sendWithin(items, encodeItems, maxBytes, send, from, half);
+  sendWithin(items, encodeItems, maxBytes, send, half, to);
+}
+
 export class ReplySink {
   private pending: [number, ShardReply][] = [];
   private scheduled = false;
 
-  constructor(private readonly publish: (data: Uint8Array) => void) {}
+  /** `maxBytes`: the largest message the server takes (see `sendWithin`). */
+  constructor(
+    private readonly publish: (data: Uint8Array) => void,
+    private readonly maxBytes?: number,
+  ) {}
 
   add(index: number, reply: ShardReply): void {
     this.pending.push([index, reply]);
@@ -123,6 +152,11 @@ export class ReplySink {
     if (this.pending.length === 0) return;
     const replies = this.pending;
     this.pending = [];
-    this.publish(encode({ replies }));
+    sendWithin(
+      replies,
+      (part) => encode({ replies: part }),
+      this.maxBytes,
+      (data) => this.publish(data),
+    );
   }
 }

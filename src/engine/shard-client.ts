@@ -1,7 +1,7 @@
 import { createInbox, ErrorCode, type Msg, type NatsConnection, type NatsError, type Subscription } from 'nats';
 import type { ShardCommand, ShardResult } from '../domain/commands.js';
 import { DeadlineError, SentinelError } from '../errors.js';
-import { decodeReplies, encode, MAX_BATCH, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
+import { decodeReplies, encode, MAX_BATCH, sendWithin, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
 
 /** Options of one shard request. */
 export interface ShardRequestOptions {
@@ -40,7 +40,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function lostReason(error: unknown): string | undefined {
   const code = (error as NatsError).code;
-  if (code === ErrorCode.Disconnect || code === ErrorCode.ConnectionClosed || code === ErrorCode.ConnectionRefused) return `NATS ${code}`;
+  if (
+    code === ErrorCode.Disconnect ||
+    code === ErrorCode.ConnectionClosed ||
+    code === ErrorCode.ConnectionRefused ||
+    code === ErrorCode.ConnectionDraining // shutting down: retryable through another ingress
+  )
+    return `NATS ${code}`;
   return undefined;
 }
 
@@ -133,11 +139,20 @@ export class ShardClient {
   }
 
   private publish(subject: string, requests: ShardRequest[], waiters: Waiter[]): void {
+    sendWithin(
+      requests,
+      (part) => encode({ requests: part }),
+      this.nc.info?.max_payload,
+      (data, from, to) => this.publishBatch(subject, data, from === 0 && to === waiters.length ? waiters : waiters.slice(from, to)),
+    );
+  }
+
+  private publishBatch(subject: string, data: Uint8Array, waiters: Waiter[]): void {
     const id = this.nextBatch++;
     const batch: SentBatch = { waiters, open: waiters.length, timer: undefined };
     this.sent.set(id, batch);
     try {
-      this.nc.publish(subject, encode({ requests }), { reply: `${this.inbox}.${id}` });
+      this.nc.publish(subject, data, { reply: `${this.inbox}.${id}` });
     } catch (error) {
       const lost = lostReason(error);
       this.settleAll(id, lost === undefined ? { failed: error } : { lost });

@@ -187,7 +187,7 @@ export class ShardHost {
         // The connection is closing or gone: the callers time out and retry with the same keys.
         this.o.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Could not send shard replies');
       }
-    });
+    }, this.o.nc.info?.max_payload);
     let requests: readonly ShardRequest[];
     try {
       requests = decodeRequests(msg.data).requests;

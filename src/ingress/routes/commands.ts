@@ -24,7 +24,7 @@ export interface CommandRouteDeps {
   readonly gate: CommandGate;
   readonly locator: HoldLocator;
   /** What the shards committed, for requests outside the sale window (whose shards are no longer served). */
-  readonly reads: Pick<InventoryReads, 'committedResult'>;
+  readonly reads: Pick<InventoryReads, 'committedResult' | 'hold'>;
   readonly shards: ShardSender;
   readonly metrics: IngressMetrics;
   /** Seats known to be sold, and to whom: other customers' requests for them are refused without a shard round trip. */
@@ -533,8 +533,20 @@ export function commandRoutes(deps: CommandRouteDeps) {
   }
 
   async function releaseHold(ctx: IngressContext): Promise<void> {
-    // DELETE carries no Idempotency-Key: outside the sale window it is simply sale-not-open.
-    const { routable } = (await routableEvent(ctx, false))!;
+    // DELETE carries no Idempotency-Key: outside the sale window it is sale-not-open — unless the
+    // hold is gone already, which is what DELETE asks for: the retry of a DELETE whose first
+    // attempt got no answer before the close, and released it, is told so.
+    let routed: Routed;
+    try {
+      routed = (await routableEvent(ctx, false))!;
+    } catch (error) {
+      if (!(error instanceof HttpProblem && error.problem === 'sale-not-open')) throw error;
+      const hold = await reads.hold(ctx.params['event'] as string, ctx.params['hold'] as string);
+      if (hold?.customer !== customerOf(ctx) || (hold.state !== 'released' && hold.state !== 'expired')) throw error;
+      ctx.status = 204;
+      return;
+    }
+    const { routable } = routed;
     const eventId = routable.event.id;
     const customer = customerOf(ctx);
     const { holdId, shard } = await holdShard(ctx, eventId);

@@ -658,6 +658,25 @@ t.test('sale closed: a key answered before the close is still answered; fresh re
   expect(t, await post(path), 'reserveSeat', 409, 'sale-not-open');
   expect(t, await post(path, { token: bob, key }), 'reserveSeat', 409, 'sale-not-open');
   expect(t, await post(`/v1/events/${closing.eventId}/holds`, { body: { seats: ['A-1-4'] } }), 'createHold', 409, 'sale-not-open');
+  // DELETE after the close: a hold released already (the retry of a DELETE whose first attempt got
+  // no answer before the close, and released it) is what DELETE asks for; any other is not.
+  for (const [holdId, customer, state] of [
+    ['h_gone', 'alice', 'released'],
+    ['h_live', 'alice', 'live'],
+    ['h_bobs', 'bob', 'released'],
+  ] as const) {
+    await pool.query(
+      `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at)
+       VALUES ($1, $2, 0, $3, '{A-1-5}', 1, $4, now(), now() + interval '1 minute')`,
+      [`${holdId}_${closing.eventId}`, closing.eventId, customer, state],
+    );
+  }
+  const release = (holdId: string) =>
+    call(url, 'DELETE', `/v1/events/${closing.eventId}/holds/${holdId}_${closing.eventId}`, { token: alice });
+  expect(t, await release('h_gone'), 'releaseHold', 204);
+  expect(t, await release('h_live'), 'releaseHold', 409, 'sale-not-open');
+  expect(t, await release('h_bobs'), 'releaseHold', 409, 'sale-not-open');
+  expect(t, await release('h_unknown'), 'releaseHold', 409, 'sale-not-open');
   t.equal(fake.calls.length, asked, 'no shard was asked after the close');
 });
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ALL_SALES, decodeSales, encode, salesSubject } from '../../../src/engine/protocol.js';
+import { ALL_SALES, decodeSales, encode, salesSubject, sendWithin } from '../../../src/engine/protocol.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -19,4 +19,32 @@ t.test('sales announcements: what a shard sends is what an ingress reads, and no
   ] as const) {
     t.equal(decodeSales(bytes(text)), undefined, what);
   }
+});
+
+t.test('sendWithin cuts a batch until every message fits the largest the server takes', async (t) => {
+  const items = ['a'.repeat(100), 'b'.repeat(10), 'c'.repeat(10), 'd'.repeat(300), 'e'.repeat(10)];
+  const encodeItems = (part: readonly string[]) => new TextEncoder().encode(JSON.stringify(part));
+  const sent: { size: number; from: number; to: number }[] = [];
+  sendWithin(items, encodeItems, 200, (data, from, to) => sent.push({ size: data.length, from, to }));
+  t.same(
+    sent.map(({ from, to }) => [from, to]),
+    [
+      [0, 3],
+      [3, 4],
+      [4, 5],
+    ],
+    'halves until each fits: in order, every item once',
+  );
+  t.ok(
+    sent.filter(({ from, to }) => to - from > 1).every(({ size }) => size <= 200),
+    'every message of several items fits',
+  );
+  t.ok(sent.find(({ from }) => from === 3)!.size > 200, 'an item too large on its own is sent alone (to fail alone)');
+
+  const whole: [number, number][] = [];
+  sendWithin(items, encodeItems, undefined, (_, from, to) => whole.push([from, to]));
+  t.same(whole, [[0, 5]], 'no limit known: one message');
+  const fits: [number, number][] = [];
+  sendWithin(items, encodeItems, 10_000, (_, from, to) => fits.push([from, to]));
+  t.same(fits, [[0, 5]], 'a batch that fits: one message');
 });
