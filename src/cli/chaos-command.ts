@@ -21,7 +21,8 @@ import { LocalStack } from '../jobs/local-stack.js';
 import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/options.js';
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { waitForShards } from '../jobs/wait.js';
-import { shardLeaseReader } from '../jobs/shard-leases.js';
+import { jobRedis } from '../jobs/job-redis.js';
+import { forgetEventKeys } from '../ingress/redis-scripts.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
 
@@ -51,7 +52,7 @@ Local mode (default): provisions a fresh event unless --event, starts its own pr
   --engines N           engine processes (default 2)
   --ingresses N         ingress processes; buyers are spread over them (default 1)
   --lease-ttl D         lease TTL of the engines started here (default 3s)
-  --keep-event          leave the provisioned event on sale afterwards (default: close it)
+  --keep-event          leave the provisioned event on sale afterwards (default: close it and delete its Redis keys)
 Attached mode:
   --attach              load --target (a system running elsewhere), inject only dependency restarts
                         (or none, with an external fault injector), then verify
@@ -151,7 +152,7 @@ export const chaosCommand: Command = {
       log: log.child({}, { level: 'error' }),
       applicationName: 'sentinel-chaos',
     });
-    const leases = shardLeaseReader(config.redisUrl, log.child({}, { level: 'error' }));
+    const redis = jobRedis(config.redisUrl, log.child({}, { level: 'error' }));
     const stack = values.attach ? undefined : new LocalStack({ env: { LOG_LEVEL: 'info' }, logDir: workDir, namePrefix: `${runId}-` });
     const killOnExit = () => stack?.killAllNow();
     process.once('exit', killOnExit);
@@ -227,7 +228,7 @@ export const chaosCommand: Command = {
           ttlSlackMs: settings.ttlSlackMs,
           settleTimeoutMs: settings.settleTimeoutMs,
           topicTimeoutMs: 60_000,
-          leases: leases.leases,
+          leases: redis.leases,
           log,
           onStatus: (m) => say(m),
         },
@@ -253,8 +254,17 @@ export const chaosCommand: Command = {
       process.off('SIGTERM', onSignal);
       await stack?.stopAll();
       process.off('exit', killOnExit);
-      if (provisioned && !values['keep-event']) await closeEvent(pool, provisioned).catch(() => undefined);
-      leases.close();
+      const closing = values['keep-event'] ? undefined : provisioned;
+      if (closing !== undefined) {
+        await closeEvent(pool, closing).catch(() => undefined);
+        // Its Idempotency-Key records (thousands a run) would otherwise stay for a day, and every
+        // Redis restart — this job's own among them — loads them again.
+        await redis
+          .connected()
+          .then((client) => forgetEventKeys(client, closing))
+          .catch(() => undefined);
+      }
+      redis.close();
       await pool.end();
     }
   },

@@ -9,7 +9,7 @@ import { formatVerifyReport } from '../jobs/verify/format.js';
 import { EXIT, UnknownEventError, verifyEvent, verifyExitCode } from '../jobs/verify/verify.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
-import { shardLeaseReader } from '../jobs/shard-leases.js';
+import { jobRedis } from '../jobs/job-redis.js';
 
 const HELP = `Usage: sentinel verify --event ID [--log PATH]... [options]
 
@@ -73,7 +73,7 @@ export const verifyCommand: Command = {
       log: log.child({}, { level: 'error' }),
       applicationName: 'sentinel-verify',
     });
-    const leases = shardLeaseReader(config.redisUrl, log.child({}, { level: 'error' }));
+    const redis = jobRedis(config.redisUrl, log.child({}, { level: 'error' }));
     try {
       const report = await verifyEvent({
         eventId,
@@ -83,7 +83,7 @@ export const verifyCommand: Command = {
         ttlSlackMs,
         settleTimeoutMs,
         topicTimeoutMs,
-        leases: leases.leases,
+        leases: redis.leases,
         log,
         ...(values.json ? {} : { onStatus: (message: string) => stderr.write(`verify: ${message}\n`) }),
       });
@@ -101,7 +101,7 @@ export const verifyCommand: Command = {
       }
       throw error;
     } finally {
-      leases.close();
+      redis.close();
       await pool.end();
     }
   },

@@ -7,6 +7,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig } from '../../support/env.js';
 
 const run = promisify(execFile);
 
@@ -35,6 +38,7 @@ t.test('sentinel chaos: faults during a load, then verify passes', async (t) => 
   );
   const report = JSON.parse(result.stdout) as {
     ok: boolean;
+    event: string;
     faults: { kind: string; at_s: number; detail: string; error: string | null; recovered_s: number | null; effect: { ok: number } }[];
     stress: { requests: number; status: Record<string, number> };
     verify: { ok: boolean; violations: unknown[] };
@@ -60,4 +64,12 @@ t.test('sentinel chaos: faults during a load, then verify passes', async (t) => 
   t.ok(report.recovery_s !== null, 'every shard owned again after the load');
   t.ok(report.stress.requests > 500, `${report.stress.requests} requests`);
   t.ok((report.stress.status['201'] ?? 0) > 100);
+  // The event it provisioned is closed, and its thousands of Idempotency-Key records are gone.
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'chaos-test' });
+  await connectRedis(redis);
+  t.teardown(() => redis.disconnect());
+  const left: string[] = [];
+  for await (const keys of redis.scanStream({ match: `sentinel:{${report.event}}:*`, count: 10_000 }) as AsyncIterable<string[]>)
+    left.push(...keys);
+  t.same(left, [], `no Redis key of ${report.event} is left`);
 });
