@@ -20,7 +20,15 @@ export const engineCommand: Command = {
       log,
       applicationName: `sentinel-engine-${config.engineId}`,
     });
-    const redis = createRedis({ url: config.redisUrl, log, name: `engine-${config.engineId}` });
+    // Bounded commands: a Redis behind a link that silently drops packets must not hold up the
+    // rebalance round, nor a SIGTERM's hand-off (which waits for that round), until TCP gives up.
+    // A lease extension that times out is retried while the lease lasts (ShardLease).
+    const redis = createRedis({
+      url: config.redisUrl,
+      log,
+      name: `engine-${config.engineId}`,
+      commandTimeoutMs: Math.max(250, Math.floor(config.leaseTtlMs / 2)),
+    });
     await connectRedis(redis);
     const nc = await connectNats({ url: config.natsUrl, log, name: `engine-${config.engineId}` });
     const metrics = new EngineMetrics();
