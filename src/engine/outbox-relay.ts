@@ -178,8 +178,9 @@ export class OutboxRelay {
       try {
         await producer.send({ acks: -1, topic: this.deps.topic, messages });
       } catch (error) {
-        // Never send with this session again (see the class comment).
-        if (this.producer === producer) await this.endSession();
+        // Never send with this session again (see the class comment). Not awaited: the rows stay
+        // locked until the rollback below.
+        if (this.producer === producer) void this.endSession();
         await client.query('ROLLBACK');
         await client
           .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [
