@@ -214,7 +214,17 @@ export class CommandGate {
     const recordKey = this.recordKey(request);
     const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
     const rate = request.admission;
-    const decision = await this.run(request, recordKey, token, rate ? '1' : '0', 'idempotency/admission check');
+    let decision: Awaited<ReturnType<CommandGate['run']>>;
+    try {
+      decision = await this.run(request, recordKey, token, rate ? '1' : '0', 'idempotency/admission check');
+    } catch (error) {
+      // The script may have run though its answer never came (it timed out): its claim would keep
+      // the key in flight until its deadline, and every retry meanwhile would get 409 in-use. Give
+      // it back — nothing was asked of a shard. A no-op unless the claim is this request's (its
+      // token); a key that was unknown stays unknown (FINISH_SCRIPT).
+      this.release({ eventId: request.eventId, recordKey, token }).catch(() => undefined);
+      throw error;
+    }
     if (decision.kind === 'free' || decision.kind === 'unknown')
       throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${decision.kind} to a claim`);
     return decision.kind === 'claimed' ? { kind: 'claimed', claim: { eventId: request.eventId, recordKey, token } } : decision;

@@ -292,6 +292,30 @@ t.test('a begin whose reply was lost with the connection is resent and claims, a
   );
 });
 
+t.test('a begin that timed out after Redis ran it gives its claim back: a retry is not held off as in flight', async (t) => {
+  const target = new URL(testConfig().redisUrl);
+  const relay = await tcpRelay(target.hostname, Number(target.port));
+  const relayed = createRedis({
+    url: `redis://127.0.0.1:${relay.port}`,
+    log: silentLogger,
+    name: 'gate-timeout-test',
+    commandTimeoutMs: 300,
+  });
+  await connectRedis(relayed);
+  t.teardown(async () => {
+    relayed.disconnect();
+    await relay.close();
+  });
+  const relayedGate = new CommandGate(relayed, 60);
+  const eventId = uniqueName('timeout');
+  t.equal((await relayedGate.begin(request(eventId, { idempotencyKey: 'warm' }))).kind, 'claimed', 'script loaded');
+  relay.blackholeReplies(); // Redis runs what it is sent; nothing comes back
+  await t.rejects(relayedGate.begin(request(eventId)), DependencyError, 'the begin times out: 503 to its request');
+  const record = redisKeys.idempotency(eventId, keyDigest('alice', 'k1'));
+  for (let i = 0; i < 100 && (await redis.exists(record)) === 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal((await gate.begin(request(eventId))).kind, 'claimed', 'its retry claims the key at once (not 409 in flight for seconds)');
+});
+
 t.test('Redis down → DependencyError (retryable), not a hang', async (t) => {
   const dead = createRedis({ url: 'redis://127.0.0.1:1', log: silentLogger });
   dead.connect().catch(() => undefined);
