@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import { gcraDecide, type AdmissionRate } from '../../../src/ingress/admission.js';
@@ -263,18 +263,28 @@ t.test('replays and key refusals do not consume admission', async (t) => {
   );
 });
 
-t.test('a begin whose reply was lost with the connection is resent and claims, admitted once', async (t) => {
-  // The relay delivers the script to Redis but drops its reply, then cuts the connection: ioredis
-  // reconnects and resends the unanswered command, so the script runs twice for one request.
+/** A gate whose Redis client talks through a relay the test can cut (its commands time out after `commandTimeoutMs`). */
+async function gateThroughRelay(t: Test, name: string, commandTimeoutMs?: number) {
   const target = new URL(testConfig().redisUrl);
   const relay = await tcpRelay(target.hostname, Number(target.port));
-  const relayed = createRedis({ url: `redis://127.0.0.1:${relay.port}`, log: silentLogger, name: 'gate-resend-test' });
+  const relayed = createRedis({
+    url: `redis://127.0.0.1:${relay.port}`,
+    log: silentLogger,
+    name,
+    ...(commandTimeoutMs === undefined ? {} : { commandTimeoutMs }),
+  });
   await connectRedis(relayed);
   t.teardown(async () => {
     relayed.disconnect();
     await relay.close();
   });
-  const relayedGate = new CommandGate(relayed, 60);
+  return { relay, relayedGate: new CommandGate(relayed, 60) };
+}
+
+t.test('a begin whose reply was lost with the connection is resent and claims, admitted once', async (t) => {
+  // The relay delivers the script to Redis but drops its reply, then cuts the connection: ioredis
+  // reconnects and resends the unanswered command, so the script runs twice for one request.
+  const { relay, relayedGate } = await gateThroughRelay(t, 'gate-resend-test');
   const eventId = uniqueName('resend');
   const rate = { ratePerS: 1, burst: 3 };
   t.equal((await relayedGate.begin(request(eventId, { idempotencyKey: 'warm', admission: rate }))).kind, 'claimed', 'script loaded');
@@ -293,20 +303,7 @@ t.test('a begin whose reply was lost with the connection is resent and claims, a
 });
 
 t.test('a begin that timed out after Redis ran it gives its claim back: a retry is not held off as in flight', async (t) => {
-  const target = new URL(testConfig().redisUrl);
-  const relay = await tcpRelay(target.hostname, Number(target.port));
-  const relayed = createRedis({
-    url: `redis://127.0.0.1:${relay.port}`,
-    log: silentLogger,
-    name: 'gate-timeout-test',
-    commandTimeoutMs: 300,
-  });
-  await connectRedis(relayed);
-  t.teardown(async () => {
-    relayed.disconnect();
-    await relay.close();
-  });
-  const relayedGate = new CommandGate(relayed, 60);
+  const { relay, relayedGate } = await gateThroughRelay(t, 'gate-timeout-test', 300);
   const eventId = uniqueName('timeout');
   t.equal((await relayedGate.begin(request(eventId, { idempotencyKey: 'warm' }))).kind, 'claimed', 'script loaded');
   relay.blackholeReplies(); // Redis runs what it is sent; nothing comes back
