@@ -81,6 +81,20 @@ function notServing(state: ShardLifecycle, reason: string | null): ShardResult {
   return { ok: false, type: 'not-serving', state, retryable: true, message: `${why}; retry` };
 }
 
+/**
+ * Runs an action's inventory work; a throw goes to `onFault` (then undefined is returned), or — with
+ * no `onFault` — on to XState as before.
+ */
+function guarded<T>(context: ShardMachineContext, work: () => T): T | undefined {
+  try {
+    return work();
+  } catch (error) {
+    if (context.onFault === undefined) throw error;
+    context.onFault(error);
+    return undefined;
+  }
+}
+
 const shardSetup = setup({
   types: {
     context: {} as ShardMachineContext,
@@ -90,15 +104,9 @@ const shardSetup = setup({
   actions: {
     decide: ({ context, event }) => {
       if (event.type !== 'COMMAND') return;
-      let decision: ReturnType<ShardInventory['decide']>;
-      try {
-        decision = context.inventory!.decide(event.command, context.clock());
-      } catch (error) {
-        if (context.onFault === undefined) throw error;
-        context.onFault(error); // and no reply: the caller learns it from the fault
-        return;
-      }
-      event.reply(decision.result, decision.changes);
+      const decision = guarded(context, () => context.inventory!.decide(event.command, context.clock()));
+      // A fault gets no reply: the caller learns it from the fault.
+      if (decision !== undefined) event.reply(decision.result, decision.changes);
     },
     refuse: ({ context, event }, params: { state: ShardLifecycle }) => {
       if (event.type !== 'COMMAND') return;
@@ -134,15 +142,8 @@ export const shardMachine = shardSetup
       expire: shardSetup.enqueueActions(({ context, enqueue }) => {
         const inventory = context.inventory;
         if (inventory === null) return;
-        let changes: ShardChange[];
-        try {
-          changes = inventory.expireDue(context.clock());
-        } catch (error) {
-          if (context.onFault === undefined) throw error;
-          context.onFault(error);
-          return;
-        }
-        if (changes.length > 0) enqueue({ type: 'persistExpired', params: { changes } });
+        const changes = guarded(context, () => inventory.expireDue(context.clock()));
+        if (changes !== undefined && changes.length > 0) enqueue({ type: 'persistExpired', params: { changes } });
       }),
     },
   })

@@ -164,28 +164,27 @@ export function overLimit<E extends { readonly changes: readonly ShardChange[] }
       if (change.type === 'hold-ended' && usageAfter.has(change.customer))
         usageAfter.set(change.customer, usageAfter.get(change.customer)! - change.quantity);
   const refusedEntries: { entry: E; hold: HoldView }[] = [];
-  const rest: E[] = [];
-  const newest = new Map<string, number>(); // customer → index in `rest` of their newest kept hold
+  let rest: E[] = [];
+  const newestKept = new Map<string, { entry: E; hold: HoldView }>();
   for (const entry of batch) {
     const hold = createdHold(entry.changes);
     const usage = hold === undefined ? undefined : usageAfter.get(hold.customer);
     if (hold === undefined || usage === undefined) rest.push(entry);
     else if (usage + hold.quantity <= limit) {
       usageAfter.set(hold.customer, usage + hold.quantity);
-      newest.set(hold.customer, rest.length);
+      newestKept.set(hold.customer, { entry, hold });
       rest.push(entry);
     } else refusedEntries.push({ entry, hold });
   }
-  for (const customer of refused.keys()) {
-    if (refusedEntries.some(({ hold }) => hold.customer === customer)) continue;
-    const index = newest.get(customer);
-    if (index === undefined) continue;
-    const [entry] = rest.splice(index, 1);
-    const hold = createdHold(entry!.changes)!;
-    usageAfter.set(customer, usageAfter.get(customer)! - hold.quantity);
-    refusedEntries.push({ entry: entry!, hold });
-    for (const [other, at] of newest) if (at > index) newest.set(other, at - 1);
+  const forced = [...newestKept].filter(([customer]) => !refusedEntries.some(({ hold }) => hold.customer === customer));
+  if (forced.length > 0) {
+    for (const [customer, newest] of forced) {
+      usageAfter.set(customer, usageAfter.get(customer)! - newest.hold.quantity);
+      refusedEntries.push(newest);
+    }
+    const taken = new Set(forced.map(([, { entry }]) => entry));
+    rest = rest.filter((entry) => !taken.has(entry));
+    refusedEntries.sort((a, b) => batch.indexOf(a.entry) - batch.indexOf(b.entry));
   }
-  refusedEntries.sort((a, b) => batch.indexOf(a.entry) - batch.indexOf(b.entry));
   return { refusedEntries, rest, usageAfter };
 }

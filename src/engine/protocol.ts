@@ -100,12 +100,8 @@ export function decodeSales(data: Uint8Array): SalesAnnouncement | undefined {
 }
 
 /**
- * Collects the answers to one request message and sends them together: everything answered in
- * the same synchronous stretch (a batch's losers; a group commit's winners) leaves as one message.
- */
-/**
  * Sends `items` in as few messages as fit `maxBytes` (NATS's max_payload; undefined: one message):
- * `encode` makes a message of the items [from, to), `send` sends it. A batch is cut in halves until
+ * `encodeItems` makes a message of the items [from, to), `send` sends it. A batch is cut in halves until
  * each part fits, so a turn with many large commands or answers never makes one message the server
  * refuses — which would fail every request of the batch, not only the large ones. A single item
  * too large is sent alone, to fail alone.
@@ -128,6 +124,10 @@ export function sendWithin<T>(
   sendWithin(items, encodeItems, maxBytes, send, half, to);
 }
 
+/**
+ * Collects the answers to one request message and sends them together: everything answered in
+ * the same synchronous stretch (a batch's losers; a group commit's winners) leaves as one message.
+ */
 export class ReplySink {
   private pending: [number, ShardReply][] = [];
   private scheduled = false;

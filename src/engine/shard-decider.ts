@@ -12,6 +12,9 @@ import type { ShardDecider } from './shard-host.js';
 
 const layouts = new Map<string, Layout>();
 
+/** No fault was reported while deciding (a fault may be any value, `undefined` included). */
+const NO_FAULT = Symbol('no fault');
+
 /** The validated layout of a stored event, cached per (event, layout hash). */
 export function eventLayout(event: Pick<StoredEvent, 'id' | 'layout' | 'layoutHash'>): Layout {
   const key = `${event.id}:${event.layoutHash}`;
@@ -65,23 +68,24 @@ export function createShardDecider(options: {
     idempotencyTtlMs: options.idempotencyTtlMs,
   });
   const inventory = ShardInventory.restore({ map, shard }, settings, snapshotOf(rows), now(), newId);
-  /** Set while `decide` runs: a fault then is the decision's, thrown to its caller. */
-  let deciding: { fault?: unknown } | undefined;
+  // While `decide` runs, a fault is the decision's and is thrown to its caller.
+  let deciding = false;
+  let fault: unknown = NO_FAULT;
   const actor = createShardActor({
     clock: now,
     inventory,
     persistExpired: options.persistExpired,
     onFault: (error) => {
-      if (deciding === undefined) options.onFault(error);
-      else deciding.fault = error;
+      if (deciding) fault = error;
+      else options.onFault(error);
     },
     id: `${event.id}/${shard}`,
   });
   return {
     decide(command: ShardCommand) {
       let decision: { result: ShardResult; changes: readonly ShardChange[] } | undefined;
-      const run: { fault?: unknown } = {};
-      deciding = run;
+      deciding = true;
+      fault = NO_FAULT;
       try {
         actor.send({
           type: 'COMMAND',
@@ -91,9 +95,9 @@ export function createShardDecider(options: {
           },
         });
       } finally {
-        deciding = undefined;
+        deciding = false;
       }
-      if ('fault' in run) throw run.fault;
+      if (fault !== NO_FAULT) throw fault;
       if (!decision) throw new SentinelError('shard_no_answer', `shard ${event.id}/${shard} did not answer ${command.type}`);
       return decision;
     },

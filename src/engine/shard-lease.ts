@@ -9,10 +9,19 @@ export function shardLeaseKey(eventId: string, shard: number): string {
 
 /** The shards of an event whose lease an engine holds now — the shards someone serves. */
 export async function heldShardLeases(redis: Redis, eventId: string, shardCount: number): Promise<Set<number>> {
-  const shards = Array.from({ length: shardCount }, (_, shard) => shard);
-  const held = await Promise.all(shards.map((shard) => redis.exists(shardLeaseKey(eventId, shard))));
-  return new Set(shards.filter((_, i) => held[i] === 1));
+  const pipeline = redis.pipeline();
+  for (let shard = 0; shard < shardCount; shard++) pipeline.exists(shardLeaseKey(eventId, shard));
+  const replies = (await pipeline.exec()) ?? [];
+  const held = new Set<number>();
+  replies.forEach(([error, exists], shard) => {
+    if (error) throw error;
+    if (exists === 1) held.add(shard);
+  });
+  return held;
 }
+
+/** How soon an extension that could not reach Redis is tried again (ms). */
+export const EXTENSION_RETRY_MS = 250;
 
 /**
  * A Redis lease on one shard (Redlock on a single Redis: a random token, a TTL, extended every
@@ -29,9 +38,6 @@ export async function heldShardLeases(redis: Redis, eventId: string, shardCount:
  * unreachable from this engine while others still reach it) must not leave the lease looking held
  * past the moment another engine may take it.
  */
-/** How soon an extension that could not reach Redis is tried again (ms). */
-export const EXTENSION_RETRY_MS = 250;
-
 export class ShardLease {
   private lock: Lock;
   private timer: NodeJS.Timeout | undefined;

@@ -29,7 +29,7 @@ import { HttpProblem, problemOf } from './problems.js';
 import { dependencyChecks, Readiness, type DependencyCheck } from './readiness.js';
 import { SeatFlights } from './seat-flights.js';
 import { listenForSales, SoldSeats } from './sold-seats.js';
-import { closeSettleMs, commandRoutes } from './routes/commands.js';
+import { commandRoutes } from './routes/commands.js';
 import { readRoutes } from './routes/reads.js';
 
 /** Settings of the ingress (from Config). */
@@ -42,8 +42,8 @@ export interface IngressSettings {
   readonly bodyLimitBytes?: number;
   /** Longest a request waits for another's answer about its seat (ms; SeatFlights). */
   readonly seatFlightWaitMs?: number;
-  /** CommandRouteDeps.closeSettleMs; by default `closeSettleMs` with the default engine round (1 s). */
-  readonly closeSettleMs?: number;
+  /** How long after a close a commit may still land (CommandRouteDeps.closeSettleMs; see `closeSettleMs`). */
+  readonly closeSettleMs: number;
 }
 
 /** Everything the ingress talks to. */
@@ -100,8 +100,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       flights: new SeatFlights(deps.settings.seatFlightWaitMs),
       shardTimeoutMs: deps.settings.shardTimeoutMs,
       idempotencyTtlMs: deps.settings.idempotencyTtlS * 1000,
-      closeSettleMs:
-        deps.settings.closeSettleMs ?? closeSettleMs({ rebalanceIntervalMs: 1000, shardTimeoutMs: deps.settings.shardTimeoutMs }),
+      closeSettleMs: deps.settings.closeSettleMs,
       now,
     }),
     ...readRoutes({ catalog, reads }),

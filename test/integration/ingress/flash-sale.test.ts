@@ -10,7 +10,7 @@ import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { inventoryViolations } from '../../support/invariants.js';
 import { provisionTestEvent, sleep, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
 import { reservationKeysOnTopic } from '../../support/topic.js';
-import { call, eventPath, startHarness, type Exchange } from './harness.js';
+import { call, eventPath, HARNESS_SETTINGS, startHarness, type Exchange } from './harness.js';
 
 const pool = await testDatabase();
 t.teardown(() => pool.end());
@@ -26,7 +26,7 @@ const engines = [await startEngine(spec.eventId, { LOG_LEVEL: 'debug' }), await 
 t.teardown(async () => {
   for (const engine of engines) await engine.stop();
 });
-const harness = await startHarness(pool, { settings: { shardTimeoutMs: 3000, idempotencyTtlS: 600 } });
+const harness = await startHarness(pool, { settings: { ...HARNESS_SETTINGS, shardTimeoutMs: 3000 } });
 t.teardown(() => harness.close());
 const url = harness.url;
 const alice = await harness.token('alice');
@@ -276,7 +276,7 @@ t.test("a hold's Location answers GET: the hold as committed, then confirmed wit
 });
 
 t.test('a sale through one ingress replica is known to the others: they refuse its later buyers without a shard', async (t) => {
-  const replica = await startHarness(pool, { settings: { shardTimeoutMs: 3000, idempotencyTtlS: 600 } });
+  const replica = await startHarness(pool, { settings: { ...HARNESS_SETTINGS, shardTimeoutMs: 3000 } });
   t.teardown(() => replica.close());
   const counter = async (name: string) =>
     Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${replica.url}/metrics`)).text())?.[1] ?? NaN);
