@@ -788,6 +788,16 @@ export class ShardInventory {
     return changes;
   }
 
+  /**
+   * Ends every live hold now, as expired, and returns the changes to persist: the sale closed,
+   * and a hold that can no longer be confirmed must not keep its seats from the final count.
+   */
+  expireAll(now: number): ShardChange[] {
+    const changes: ShardChange[] = [];
+    for (const view of [...this.holds.values()]) this.endHold(view, 'expired', now, changes);
+    return changes;
+  }
+
   /** When the earliest live hold expires (epoch ms), or Infinity when none. */
   nextExpiryAt(): number {
     const expiry = this.expiry;

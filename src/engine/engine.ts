@@ -27,6 +27,9 @@ export interface EngineDeps {
   readonly now?: () => number;
 }
 
+/** Shards of closed sales an engine settles per round at most (Engine.settleClosed). */
+const SETTLE_PER_ROUND = 2;
+
 interface OwnedShard {
   readonly ref: ShardRef;
   readonly host: ShardHost;
@@ -96,9 +99,8 @@ export class Engine {
   async tick(): Promise<void> {
     try {
       const members = await this.membership.heartbeat();
-      const events = (await this.store.eventsOnSale(new Date(this.now()))).filter(
-        (e) => !this.deps.config.eventFilter || e.id === this.deps.config.eventFilter,
-      );
+      const ours = (e: StoredEvent) => !this.deps.config.eventFilter || e.id === this.deps.config.eventFilter;
+      const events = (await this.store.eventsOnSale(new Date(this.now()))).filter(ours);
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -113,10 +115,34 @@ export class Engine {
         const event = byId.get(ref.eventId);
         if (!this.owned.has(key) && !this.claiming.has(key) && event && !this.stopping) await this.claim(ref, event);
       }
+      await this.settleClosed(members, ours);
       this.deps.metrics.ownedShards.set(this.owned.size);
       this.lastTickOk = this.now();
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
+    }
+  }
+
+  /**
+   * Ends the live holds of closed sales whose owner stopped without handing its shards off (it
+   * crashed or its last commit failed; a live owner does it at its next round): such a shard is
+   * claimed like any other, fencing whoever named itself owner, and handed off at once as closed
+   * (ShardHost.handOff). Shared out like shards on sale, and a few per round, so a backlog never
+   * holds up the round whose heartbeat keeps this engine a member.
+   */
+  private async settleClosed(members: readonly string[], ours: (e: StoredEvent) => boolean): Promise<void> {
+    const left = (await this.store.shardsToSettle(new Date(this.now()))).filter(({ event }) => ours(event));
+    const events = new Map(left.map(({ event }) => [event.id, event]));
+    const mine = assignShards(
+      left.map(({ event, shard }) => ({ eventId: event.id, shard })),
+      members,
+      this.deps.config.engineId,
+    ).filter((ref) => !this.owned.has(shardKey(ref)) && !this.claiming.has(shardKey(ref)));
+    for (const ref of mine.slice(0, SETTLE_PER_ROUND)) {
+      if (this.stopping) return;
+      await this.claim(ref, events.get(ref.eventId)!);
+      const owned = this.owned.get(shardKey(ref));
+      if (owned) await this.handOff(owned, 'closed');
     }
   }
 

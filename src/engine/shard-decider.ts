@@ -104,6 +104,7 @@ export function createShardDecider(options: {
     abort: (holdId, writtenPoolVersion, laterAdjusted) => inventory.abort(holdId, writtenPoolVersion, laterAdjusted),
     applyRules: (rules) => inventory.applyRules(rules),
     drain: () => actor.send({ type: 'DRAIN' }),
+    expireAll: () => inventory.expireAll(now()),
     fence: (reason) => actor.send({ type: 'FENCE', reason }),
     stop: () => actor.stop(),
     expireNow: () => inventory.expireDue(now()),

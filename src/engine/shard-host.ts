@@ -35,6 +35,8 @@ export interface ShardDecider {
   applyRules(rules: EventRules): void;
   /** Stop taking commands (hand-off). */
   drain(): void;
+  /** Ends every live hold, as expired (the sale closed); returns the changes to persist. */
+  expireAll(): readonly ShardChange[];
   /** This owner was fenced or failed: refuse everything from now on. */
   fence(reason: string): void;
   stop(): void;
@@ -472,12 +474,17 @@ export class ShardHost {
     this.o.decider.stop();
   }
 
-  /** Graceful hand-off: stop taking, flush what was decided, then stop the actor. */
+  /**
+   * Graceful hand-off: stop taking, flush what was decided, then stop the actor. When the sale
+   * closed, the shard's live holds end with it, in the same last commit: they can no longer be
+   * confirmed, and the event's final counts should show their seats free.
+   */
   async handOff(reason: 'handoff' | 'closed' | 'faulted' = 'handoff'): Promise<void> {
     if (!this.stopped) {
       this.subscription?.unsubscribe();
       this.subscription = undefined;
       this.o.decider.drain();
+      if (reason === 'closed') this.persist(this.o.decider.expireAll());
       await this.committer.flush();
       this.stopped ??= reason;
     }

@@ -198,6 +198,21 @@ export class InventoryStore {
   }
 
   /**
+   * Shards that still name an owner although their event is not on sale: their owner stopped
+   * without handing them off after the close (it crashed, or its last commit failed), so their
+   * live holds were never ended. Each comes with its event (as `eventsOnSale` returns it).
+   */
+  async shardsToSettle(now: Date): Promise<{ event: StoredEvent; shard: number }[]> {
+    const { rows } = await this.pool.query<EventRow & { shard_number: number }>(
+      `SELECT e.*, s.shard AS shard_number FROM shards s JOIN events e ON e.id = s.event_id
+        WHERE s.owner IS NOT NULL AND NOT (e.status = 'open' AND e.sale_opens_at <= $1 AND e.sale_closes_at > $1)
+        ORDER BY e.id, s.shard`,
+      [now],
+    );
+    return rows.map((row) => ({ event: eventFromRow(row), shard: row.shard_number }));
+  }
+
+  /**
    * Claims a shard: bumps its epoch (the fencing token) and records the owner. From the moment
    * this commits, any commit of a previous owner matches no row and is rejected.
    */

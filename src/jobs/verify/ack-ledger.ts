@@ -356,7 +356,7 @@ async function checkRefusals(db: Reader, eventId: string, ledger: AckLedger, vio
 
 interface HoldRow extends GrantRow {
   state: string;
-  /** Epoch ms. */
+  /** When the hold's time ran out (epoch ms): its expiry, or the close of its sale if that ended it earlier. */
   expires_ms: number;
 }
 
@@ -364,7 +364,7 @@ const lookUpHolds = (db: Reader) => async (ids: string[]) =>
   byId(
     (
       await db.query<HoldRow>(
-        `SELECT hold_id, event_id, customer, seats, pool_id, quantity, state, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms
+        `SELECT hold_id, event_id, customer, seats, pool_id, quantity, state, (extract(epoch FROM least(expires_at, ended_at)) * 1000)::float8 AS expires_ms
            FROM holds WHERE hold_id = ANY($1)`,
         [ids],
       )
@@ -425,8 +425,9 @@ async function checkReservations(
  * A 204 to DELETE says the hold is gone: released by that request, or already expired (the
  * ingress answers 204 to a hold that expired before the release was decided — never to another
  * customer's hold). So the hold must be the customer's, in this event, and `released`; or
- * `expired`, if the 204 arrived no earlier than its expiry (less the slack for clock skew): a
- * release answered before then was decided while the hold was live, and Postgres lost it.
+ * `expired`, if the 204 arrived no earlier than its expiry (less the slack for clock skew) — or
+ * than the commit that ended it, when its sale closed first: a release answered before then was
+ * decided while the hold was live, and Postgres lost it.
  */
 async function checkReleases(
   db: Reader,

@@ -95,7 +95,8 @@ const iso = (at: Date) => at.toISOString();
  *  - an expired hold until `expires_at`: before any decision at or after that time the shard
  *    expires the holds that are due, so no one could get the seat earlier, and anyone could from
  *    then on. `ended_at` is again later — the commit that wrote the expiry, or a new owner's
- *    restore — and would flag a seat taken in between.
+ *    restore — and would flag a seat taken in between. (Earlier only for a hold its sale's close
+ *    ended, in the commit of that time: then it held on until `ended_at`.)
  * Comparing times across shards or owners assumes engine clocks agree to within a commit (shards)
  * or a hand-off (owners) — see ADR 0007.
  */
@@ -366,7 +367,7 @@ export async function checkInventory(
             (SELECT count(*)::int AS shards, count(owner)::int AS owned FROM shards WHERE event_id = $1) sh,
             (SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY lag)::float8 AS lag_p99, max(lag)::float8 AS lag_max
                FROM (SELECT extract(epoch FROM ended_at - expires_at) * 1000 AS lag FROM holds
-                      WHERE event_id = $1 AND state = 'expired' AND ended_at IS NOT NULL) x) lag`,
+                      WHERE event_id = $1 AND state = 'expired' AND ended_at >= expires_at) x) lag`,
   );
   const counts = c!;
   return {

@@ -59,6 +59,7 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
       drain: () => {
         draining = true;
       },
+      expireAll: () => [],
       fence: () => undefined,
       stop: () => undefined,
     },

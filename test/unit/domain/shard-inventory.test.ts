@@ -333,6 +333,24 @@ t.test('expiry: a pure rule of time', async (t) => {
   t.same(inventory.counts().overall, { total: 47, available: 47, held: 0, sold: 0 });
 });
 
+t.test('expireAll: the sale closed, every live hold ends now; sales stand', async (t) => {
+  const { inventory } = fixture(theatre);
+  inventory.decide(hold('ann', ['A-1-1']), NOW);
+  inventory.decide(holdPool('bob', 'GA', 2), NOW + 10);
+  inventory.decide(reserve('cy', 'A-1-2'), NOW + 20);
+  const changes = inventory.expireAll(NOW + 30);
+  t.same(changes, [
+    { type: 'seat', seat: 'A-1-1', state: 'available', holdId: null, fromVersion: 1, toVersion: 2 },
+    { type: 'hold-ended', holdId: 'hold-1', customer: 'ann', quantity: 1, reason: 'expired' },
+    { type: 'pool', pool: 'GA', held: 0, sold: 0, fromVersion: 1, toVersion: 2 },
+    { type: 'hold-ended', holdId: 'hold-2', customer: 'bob', quantity: 2, reason: 'expired' },
+  ]);
+  t.same(inventory.counts().overall, { total: 47, available: 46, held: 0, sold: 1 });
+  t.equal(inventory.nextExpiryAt(), Infinity, 'no timer left behind');
+  t.match(inventory.decide(confirm('ann', 'hold-1'), NOW + 40).result, { type: 'hold-expired' });
+  t.same(inventory.expireAll(NOW + 50), [], 'nothing left to end');
+});
+
 t.test('idempotency: replays, mismatches, failures remembered in memory only, TTL', async (t) => {
   const { inventory } = fixture(theatre, { settings: { idempotencyTtlMs: 10_000 } });
   const command = hold('ann', ['A-1-1']) as HoldSeatsCommand;

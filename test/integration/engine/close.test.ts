@@ -1,0 +1,96 @@
+import t, { type Test } from 'tap';
+import type pg from 'pg';
+import { connectNats } from '../../../src/adapters/nats/connection.js';
+import type { ShardResult } from '../../../src/domain/commands.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig } from '../../support/env.js';
+import { ShardDriver } from '../../support/shard-driver.js';
+import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor, type EngineProcess } from '../../support/stack.js';
+
+/** A live event with 2 shards (the seats on one, a pool on the other), live holds on both, and one sale. */
+async function saleWithHolds(t: Test) {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'close-test' });
+  t.teardown(() => nc.close());
+  const spec = await provisionTestEvent(pool, { shardCount: 2, layout: testLayout({ rows: 4, seats: 10, pool: 50 }) });
+  const driver = new ShardDriver(nc, spec);
+  const engines: EngineProcess[] = [];
+  t.teardown(async () => {
+    for (const e of engines) await e.stop();
+  });
+  const start = async () => {
+    const engine = await startEngine(spec.eventId);
+    engines.push(engine);
+    return engine;
+  };
+  const engine = await start();
+  await waitFor('both shards served', async () => (await engine.metric('sentinel_engine_owned_shards')) === 2);
+
+  const ok = async (result: Promise<ShardResult>) => {
+    const r = await result;
+    if (!r.ok) throw new Error(`unexpected refusal: ${JSON.stringify(r)}`);
+    return r;
+  };
+  const [a, b, c] = driver.map.seatsOfShard(0);
+  t.equal(driver.map.shardOfPool('GA'), 1, 'the pool is on the other shard');
+  await ok(driver.send({ type: 'hold', key: 'h-a', customer: 'ann', seats: [a!] }));
+  await ok(driver.send({ type: 'hold', key: 'h-b', customer: 'bob', seats: [b!] }));
+  await ok(driver.send({ type: 'hold-pool', key: 'h-ga', customer: 'cy', pool: 'GA', quantity: 3 }));
+  const sold = await ok(driver.send({ type: 'reserve', key: 'r-1', customer: 'dee', seat: c! }));
+  t.equal(sold.type, 'confirmed');
+  return { pool, spec, engine, start };
+}
+
+async function state(pool: pg.Pool, eventId: string) {
+  const { rows } = await pool.query<{
+    live: number;
+    expired: number;
+    confirmed: number;
+    held: number;
+    sold: number;
+    pool_held: number;
+    owned: number;
+  }>(
+    `SELECT (SELECT count(*) FILTER (WHERE state = 'live') FROM holds WHERE event_id = $1)::int AS live,
+            (SELECT count(*) FILTER (WHERE state = 'expired' AND ended_at < expires_at) FROM holds WHERE event_id = $1)::int AS expired,
+            (SELECT count(*) FILTER (WHERE state = 'confirmed') FROM holds WHERE event_id = $1)::int AS confirmed,
+            (SELECT count(*) FILTER (WHERE state = 'held') FROM seats WHERE event_id = $1)::int AS held,
+            (SELECT count(*) FILTER (WHERE state = 'sold') FROM seats WHERE event_id = $1)::int AS sold,
+            (SELECT coalesce(sum(held), 0) FROM pools WHERE event_id = $1)::int AS pool_held,
+            (SELECT count(owner) FROM shards WHERE event_id = $1)::int AS owned`,
+    [eventId],
+  );
+  return rows[0]!;
+}
+
+const closeSale = (pool: pg.Pool, eventId: string) =>
+  pool.query(`UPDATE events SET sale_closes_at = now(), version = version + 1, updated_at = now() WHERE id = $1`, [eventId]);
+
+t.test("a sale's close ends its live holds: the owner expires them in its last commit", async (t) => {
+  const { pool, spec, engine } = await saleWithHolds(t);
+  t.match(await state(pool, spec.eventId), { live: 3, held: 2, sold: 1, pool_held: 3, owned: 2 });
+  await closeSale(pool, spec.eventId);
+  await waitFor('both shards handed off', async () => (await engine.metric('sentinel_engine_owned_shards')) === 0);
+  t.same(
+    await state(pool, spec.eventId),
+    { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 },
+    'the holds expired with the sale, their seats and places are free, the sale stands',
+  );
+});
+
+t.test("an owner killed at the close: another engine settles the closed sale's shards", async (t) => {
+  const { pool, spec, engine, start } = await saleWithHolds(t);
+  engine.signal('SIGKILL');
+  await engine.exited;
+  await closeSale(pool, spec.eventId);
+  t.match(await state(pool, spec.eventId), { live: 3, owned: 2 }, 'the dead owner still names itself');
+  const next = await start();
+  await waitFor('the closed shards settled', async () => (await state(pool, spec.eventId)).owned === 0, 15_000);
+  t.same(await state(pool, spec.eventId), { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 });
+  t.equal(await next.metric('sentinel_engine_owned_shards'), 0, 'and serves none of them');
+  t.ok(
+    next.logs.some((l) => /Handed off shard/.test(l) && /"reason":"closed"/.test(l)),
+    'it claimed them and handed them off as closed',
+  );
+});
