@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { NatsConnection } from 'nats';
 import type pg from 'pg';
 import type { Config } from '../config.js';
+import { withDeadline } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { InventoryStore, type StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
@@ -27,8 +28,12 @@ export interface EngineDeps {
   readonly now?: () => number;
 }
 
-/** Shards of closed sales an engine settles per round at most (Engine.settleClosed). */
+/** Engine.settleOver: how often it looks, how many shards it settles at most each time, how long before it tries one again. */
+const SETTLE_INTERVAL_MS = 5_000;
 const SETTLE_PER_ROUND = 2;
+const SETTLE_RETRY_MS = 30_000;
+/** How long a stop waits to learn which of its sales are over (it hands off for a next owner otherwise). */
+const STOP_LOOKUP_MS = 1_000;
 
 interface OwnedShard {
   readonly ref: ShardRef;
@@ -54,6 +59,8 @@ export class Engine {
   private ticking: Promise<void> | undefined;
   private stopping = false;
   private lastTickOk = 0;
+  private nextSettleAt = 0;
+  private readonly settleTriedAt = new Map<string, number>();
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
@@ -99,15 +106,17 @@ export class Engine {
   async tick(): Promise<void> {
     try {
       const members = await this.membership.heartbeat();
-      const ours = (e: StoredEvent) => !this.deps.config.eventFilter || e.id === this.deps.config.eventFilter;
-      const events = (await this.store.eventsOnSale(new Date(this.now()))).filter(ours);
+      const ours = (eventId: string) => !this.deps.config.eventFilter || eventId === this.deps.config.eventFilter;
+      const events = (await this.store.eventsOnSale(new Date(this.now()))).filter((e) => ours(e.id));
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
       const desiredKeys = new Set(desired.map(shardKey));
+      const offSale = [...this.owned.values()].filter(({ ref }) => !byId.has(ref.eventId)).map(({ ref }) => ref.eventId);
+      const over = await this.store.closedEvents([...new Set(offSale)], new Date(this.now()));
       for (const [key, owned] of this.owned) {
         const event = byId.get(owned.ref.eventId);
-        if (!desiredKeys.has(key)) await this.handOff(owned, event ? 'handoff' : 'closed');
+        if (!desiredKeys.has(key)) await this.handOff(owned, over.has(owned.ref.eventId) ? 'closed' : 'handoff');
         else if (event) this.followRules(owned, event);
       }
       for (const ref of desired) {
@@ -115,34 +124,50 @@ export class Engine {
         const event = byId.get(ref.eventId);
         if (!this.owned.has(key) && !this.claiming.has(key) && event && !this.stopping) await this.claim(ref, event);
       }
-      await this.settleClosed(members, ours);
       this.deps.metrics.ownedShards.set(this.owned.size);
       this.lastTickOk = this.now();
+      await this.settleOver(members, ours);
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
     }
   }
 
   /**
-   * Ends the live holds of closed sales whose owner stopped without handing its shards off (it
-   * crashed or its last commit failed; a live owner does it at its next round): such a shard is
-   * claimed like any other, fencing whoever named itself owner, and handed off at once as closed
-   * (ShardHost.handOff). Shared out like shards on sale, and a few per round, so a backlog never
-   * holds up the round whose heartbeat keeps this engine a member.
+   * Ends the live holds of sales that are over but whose shards no owner handed off as closed —
+   * it crashed, was stopped (SIGTERM hands off for a next owner, and a closed sale has none), or
+   * its last commit failed. Such a shard is claimed like any other, fencing whoever last owned it,
+   * and handed off as closed at once (ShardHost.handOff). Looked for every SETTLE_INTERVAL_MS,
+   * shared out like shards on sale, a few per round, and a shard tried waits a while before it
+   * is tried again, so neither a backlog nor one bad shard holds up the round whose heartbeat
+   * keeps this engine a member or starves the others. A failure here does not fail the round.
    */
-  private async settleClosed(members: readonly string[], ours: (e: StoredEvent) => boolean): Promise<void> {
-    const left = (await this.store.shardsToSettle(new Date(this.now()))).filter(({ event }) => ours(event));
-    const events = new Map(left.map(({ event }) => [event.id, event]));
-    const mine = assignShards(
-      left.map(({ event, shard }) => ({ eventId: event.id, shard })),
-      members,
-      this.deps.config.engineId,
-    ).filter((ref) => !this.owned.has(shardKey(ref)) && !this.claiming.has(shardKey(ref)));
-    for (const ref of mine.slice(0, SETTLE_PER_ROUND)) {
-      if (this.stopping) return;
-      await this.claim(ref, events.get(ref.eventId)!);
-      const owned = this.owned.get(shardKey(ref));
-      if (owned) await this.handOff(owned, 'closed');
+  private async settleOver(members: readonly string[], ours: (eventId: string) => boolean): Promise<void> {
+    const now = this.now();
+    if (now < this.nextSettleAt || this.stopping) return;
+    this.nextSettleAt = now + SETTLE_INTERVAL_MS;
+    try {
+      for (const [key, triedAt] of this.settleTriedAt) if (now - triedAt >= SETTLE_RETRY_MS) this.settleTriedAt.delete(key);
+      const over = (await this.store.shardsToSettle(new Date(now))).filter((ref) => ours(ref.eventId));
+      const mine = assignShards(over, members, this.deps.config.engineId).filter(
+        (ref) => !this.owned.has(shardKey(ref)) && !this.claiming.has(shardKey(ref)) && !this.settleTriedAt.has(shardKey(ref)),
+      );
+      if (mine.length === 0) return;
+      const events = new Map((await this.store.eventsById([...new Set(mine.map((ref) => ref.eventId))])).map((e) => [e.id, e]));
+      let settled = 0;
+      for (const ref of mine) {
+        const event = events.get(ref.eventId);
+        if (this.stopping || settled >= SETTLE_PER_ROUND) return;
+        if (!event) continue;
+        // Its lease still held: a live owner settles it itself, or the lease runs out by the next
+        // look. Otherwise not again for a while, whether or not the claim and the last commit work.
+        if ((await this.claim(ref, event)) === 'busy') continue;
+        this.settleTriedAt.set(shardKey(ref), now);
+        settled++;
+        const owned = this.owned.get(shardKey(ref));
+        if (owned) await this.handOff(owned, 'closed');
+      }
+    } catch (error) {
+      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Settling closed sales failed');
     }
   }
 
@@ -161,7 +186,8 @@ export class Engine {
     }
   }
 
-  private async claim(ref: ShardRef, event: StoredEvent): Promise<void> {
+  /** Claims and starts serving a shard: 'busy' when another engine still holds its lease. */
+  private async claim(ref: ShardRef, event: StoredEvent): Promise<'claimed' | 'busy' | 'failed'> {
     const key = shardKey(ref);
     this.claiming.add(key);
     let lease: ShardLease | undefined;
@@ -173,10 +199,10 @@ export class Engine {
         this.log,
         (reason) => this.onLeaseLost(key, reason),
       );
-      if (!lease) return; // still held by its previous owner: it hands off, or its lease runs out
+      if (!lease) return 'busy'; // still held by its previous owner: it hands off, or its lease runs out
       // A pause here (GC, SIGSTOP) can outlast the lease before its timer fires: whoever took it
       // since must not be fenced by an epoch bump of ours, nor find us serving.
-      if (!lease.holdOrLose()) return;
+      if (!lease.holdOrLose()) return 'failed';
       const epoch = await this.store.claimShard(ref.eventId, ref.shard, this.deps.config.engineId);
       const log = this.log.child({ event: ref.eventId, shard: ref.shard, epoch });
       const now = this.now();
@@ -214,7 +240,7 @@ export class Engine {
       hostRef.current = host;
       if (!lease.holdOrLose()) {
         decider.stop();
-        return;
+        return 'failed';
       }
       host.start();
       host.persist(decider.expireNow());
@@ -223,8 +249,10 @@ export class Engine {
       this.deps.metrics.ownedShards.set(this.owned.size);
       log.info({ seats: rows.seats.length, liveHolds: rows.liveHolds.length }, 'Claimed shard');
       lease = undefined; // owned now; released on hand-off
+      return 'claimed';
     } catch (error) {
       this.log.warn({ event: ref.eventId, shard: ref.shard, err: error instanceof Error ? error.message : String(error) }, 'Claim failed');
+      return 'failed';
     } finally {
       this.claiming.delete(key);
       if (lease) await lease.release();
@@ -271,7 +299,13 @@ export class Engine {
     clearTimeout(this.timer);
     await this.ticking;
     await this.membership.leave().catch(() => undefined);
-    await Promise.all([...this.owned.values()].map((owned) => this.handOff(owned, 'handoff')));
+    // A sale that is over ends its holds here: after a stop nobody else would serve its shards.
+    const owned = [...this.owned.values()];
+    const over = await withDeadline(
+      this.store.closedEvents([...new Set(owned.map(({ ref }) => ref.eventId))], new Date(this.now())),
+      STOP_LOOKUP_MS,
+    ).catch(() => new Set<string>());
+    await Promise.all(owned.map((o) => this.handOff(o, over.has(o.ref.eventId) ? 'closed' : 'handoff')));
     await this.relay?.stop();
   }
 }

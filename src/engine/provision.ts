@@ -246,7 +246,7 @@ export async function unpublishedOutboxRows(pool: pg.Pool, eventId: string): Pro
   return rows[0]?.n ?? 0;
 }
 
-/** Stops the sale (engines drop the event's shards); holds and reservations stay. Idempotent. */
+/** Stops the sale: engines end its live holds and drop its shards (ADR 0006, item 10); reservations stay. Idempotent. */
 export async function closeEvent(pool: pg.Pool, eventId: string): Promise<void> {
   await pool.query(`UPDATE events SET status = 'closed', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'open'`, [
     eventId,

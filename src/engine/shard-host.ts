@@ -476,19 +476,42 @@ export class ShardHost {
 
   /**
    * Graceful hand-off: stop taking, flush what was decided, then stop the actor. When the sale
-   * closed, the shard's live holds end with it, in the same last commit: they can no longer be
-   * confirmed, and the event's final counts should show their seats free.
+   * closed, the shard's live holds end with it, once what was decided before has committed (a
+   * limit refusal there must still be able to undo its hold): they can no longer be confirmed,
+   * and the event's final counts should show their seats free. Holds that do not end here — a
+   * commit failed, or ending them threw — stay live in Postgres for `Engine.settleClosed`.
    */
   async handOff(reason: 'handoff' | 'closed' | 'faulted' = 'handoff'): Promise<void> {
     if (!this.stopped) {
       this.subscription?.unsubscribe();
       this.subscription = undefined;
       this.o.decider.drain();
-      if (reason === 'closed') this.persist(this.o.decider.expireAll());
       await this.committer.flush();
+      if (reason === 'closed' && !this.stopped) {
+        this.endLiveHolds();
+        await this.committer.flush();
+      }
       this.stopped ??= reason;
     }
     this.committer.close();
     this.o.decider.stop();
+  }
+
+  /** Ends every live hold, one commit entry per hold, so a commit carries no more than `batchMax` of them. */
+  private endLiveHolds(): void {
+    let changes: readonly ShardChange[];
+    try {
+      changes = this.o.decider.expireAll();
+    } catch (error) {
+      this.o.log.error({ err: error instanceof Error ? error.message : String(error) }, 'Could not end the live holds of a closed sale');
+      return;
+    }
+    let from = 0;
+    changes.forEach((change, i) => {
+      // Each hold's changes end with its `hold-ended`.
+      if (change.type !== 'hold-ended') return;
+      this.persist(changes.slice(from, i + 1));
+      from = i + 1;
+    });
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { HoldView, SeatState, ShardResult } from '../../domain/commands.js';
+import type { ShardRef } from '../../engine/assignment.js';
 import type { BatchWrite, HoldWrite } from '../../engine/batch-write.js';
 import { FencedError } from '../../errors.js';
 import { translatePgError } from './errors.js';
@@ -86,6 +87,9 @@ interface EventRow {
   version: string;
   updated_at: Date;
 }
+
+/** SQL: the sale of event row `e` is over at `now` (a parameter; closed, archived, or past its close). */
+const saleOver = (now: string) => `(e.status <> 'open' OR e.sale_closes_at <= ${now})`;
 
 export function eventFromRow(row: EventRow): StoredEvent {
   return {
@@ -198,18 +202,44 @@ export class InventoryStore {
   }
 
   /**
-   * Shards that still name an owner although their event is not on sale: their owner stopped
-   * without handing them off after the close (it crashed, or its last commit failed), so their
-   * live holds were never ended. Each comes with its event (as `eventsOnSale` returns it).
+   * Which of these events' sales are over: closed, archived, past their close, or gone — not
+   * merely not open yet (a sale whose opening moved later keeps its holds for when it opens).
    */
-  async shardsToSettle(now: Date): Promise<{ event: StoredEvent; shard: number }[]> {
-    const { rows } = await this.pool.query<EventRow & { shard_number: number }>(
-      `SELECT e.*, s.shard AS shard_number FROM shards s JOIN events e ON e.id = s.event_id
-        WHERE s.owner IS NOT NULL AND NOT (e.status = 'open' AND e.sale_opens_at <= $1 AND e.sale_closes_at > $1)
-        ORDER BY e.id, s.shard`,
+  async closedEvents(ids: readonly string[], now: Date): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT x.id FROM unnest($1::text[]) AS x (id) LEFT JOIN events e ON e.id = x.id
+        WHERE e.id IS NULL OR ${saleOver('$2')}`,
+      [ids, now],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Shards of sales that are over and still have live holds: their owner stopped without ending
+   * them (it crashed, was stopped, or its last commit failed). The shards with live holds are
+   * found by skipping through the live-holds index — one probe per such shard, however many
+   * holds and past sales there are — and then kept if their sale is over.
+   */
+  async shardsToSettle(now: Date): Promise<ShardRef[]> {
+    const { rows } = await this.pool.query<{ event_id: string; shard: number }>(
+      `WITH RECURSIVE live AS (
+         (SELECT event_id, shard FROM holds WHERE state = 'live' ORDER BY event_id, shard LIMIT 1)
+         UNION ALL
+         SELECT n.event_id, n.shard FROM live l CROSS JOIN LATERAL (
+           SELECT event_id, shard FROM holds WHERE state = 'live' AND (event_id, shard) > (l.event_id, l.shard)
+            ORDER BY event_id, shard LIMIT 1) n
+       )
+       SELECT l.event_id, l.shard FROM live l JOIN events e ON e.id = l.event_id WHERE ${saleOver('$1')} ORDER BY 1, 2`,
       [now],
     );
-    return rows.map((row) => ({ event: eventFromRow(row), shard: row.shard_number }));
+    return rows.map((r) => ({ eventId: r.event_id, shard: r.shard }));
+  }
+
+  /** The events of these ids (those that exist). */
+  async eventsById(ids: readonly string[]): Promise<StoredEvent[]> {
+    const { rows } = await this.pool.query<EventRow>(`SELECT * FROM events WHERE id = ANY($1::text[])`, [ids]);
+    return rows.map(eventFromRow);
   }
 
   /**

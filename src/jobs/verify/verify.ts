@@ -98,9 +98,9 @@ export class UnknownEventError extends Error {
 
 /**
  * Why live holds past their TTL on shards no engine serves leave invariant 3 unjudged: the shard's
- * next owner expires them when it claims the shard, before any decision, so they harm no one yet —
- * but whether they will be expired, or were left live while an engine served them, verify cannot
- * see (ADR 0007).
+ * next owner expires them when it claims the shard, before any decision — or, once the sale is
+ * over, an engine settling it ends them (ADR 0006, item 10) — so they harm no one yet; but whether
+ * they will be expired, or were left live while an engine served them, verify cannot see (ADR 0007).
  */
 const unservedExpiry = (n: number) =>
   `${n === 1 ? '1 hold past its' : `${n} holds past their`} TTL on shards no engine serves: expiry cannot be judged until an engine owns them`;

@@ -8,7 +8,7 @@ import { ShardDriver } from '../../support/shard-driver.js';
 import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor, type EngineProcess } from '../../support/stack.js';
 
 /** A live event with 2 shards (the seats on one, a pool on the other), live holds on both, and one sale. */
-async function saleWithHolds(t: Test) {
+async function saleWithHolds(t: Test, firstEngineEnv: Record<string, string> = {}) {
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'close-test' });
@@ -19,12 +19,12 @@ async function saleWithHolds(t: Test) {
   t.teardown(async () => {
     for (const e of engines) await e.stop();
   });
-  const start = async () => {
-    const engine = await startEngine(spec.eventId);
+  const start = async (env: Record<string, string> = {}) => {
+    const engine = await startEngine(spec.eventId, env);
     engines.push(engine);
     return engine;
   };
-  const engine = await start();
+  const engine = await start(firstEngineEnv);
   await waitFor('both shards served', async () => (await engine.metric('sentinel_engine_owned_shards')) === 2);
 
   const ok = async (result: Promise<ShardResult>) => {
@@ -85,12 +85,31 @@ t.test("an owner killed at the close: another engine settles the closed sale's s
   await engine.exited;
   await closeSale(pool, spec.eventId);
   t.match(await state(pool, spec.eventId), { live: 3, owned: 2 }, 'the dead owner still names itself');
+  // Its leases run out (2 s), and the next look for sales to settle comes within 5 s.
   const next = await start();
-  await waitFor('the closed shards settled', async () => (await state(pool, spec.eventId)).owned === 0, 15_000);
+  await waitFor('the closed shards settled', async () => (await state(pool, spec.eventId)).live === 0, 20_000);
   t.same(await state(pool, spec.eventId), { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 });
   t.equal(await next.metric('sentinel_engine_owned_shards'), 0, 'and serves none of them');
   t.ok(
     next.logs.some((l) => /Handed off shard/.test(l) && /"reason":"closed"/.test(l)),
     'it claimed them and handed them off as closed',
   );
+});
+
+t.test('an owner stopped (SIGTERM) right after the close ends the holds in its hand-off', async (t) => {
+  // Its rounds are a minute apart: after the first (which claims both shards) only the stop can see the close.
+  const { pool, spec, engine } = await saleWithHolds(t, { SENTINEL_REBALANCE_INTERVAL_MS: '60000' });
+  await closeSale(pool, spec.eventId);
+  t.equal(await engine.stop(), 0, 'SIGTERM exits 0');
+  t.same(await state(pool, spec.eventId), { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 });
+});
+
+t.test('a sale whose opening moved later keeps its holds: it is not over', async (t) => {
+  const { pool, spec, engine } = await saleWithHolds(t);
+  await pool.query(
+    `UPDATE events SET sale_opens_at = now() + interval '1 hour', sale_closes_at = now() + interval '2 hours', version = version + 1 WHERE id = $1`,
+    [spec.eventId],
+  );
+  await waitFor('both shards handed off', async () => (await engine.metric('sentinel_engine_owned_shards')) === 0);
+  t.match(await state(pool, spec.eventId), { live: 3, held: 2, sold: 1, pool_held: 3, owned: 0 }, 'handed off for when it opens');
 });

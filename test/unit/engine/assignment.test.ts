@@ -16,6 +16,9 @@ t.test('8 shards over 2 engines: 4 each; over 3: 3, 3, 2', async (t) => {
   t.same(counts(owners(all, ['b', 'a']), ['a', 'b']), [4, 4]);
   t.same(counts(owners(all, ['c', 'a', 'b']), ['a', 'b', 'c']), [2, 3, 3]);
   t.same(assignShards(all, ['a'], 'zzz'), [], 'an engine not in the membership owns nothing');
+  t.same(assignShards([], ['a'], 'a'), [], 'no shards, nothing to own');
+  const twice = owners([...all, ...all.slice(0, 3)], ['b', 'a', 'b']);
+  t.same(twice, owners(all, ['a', 'b']), 'a shard or an engine named twice counts once');
 });
 
 t.test("every shard has exactly one owner, each event's counts differ by at most one, result is order-independent", async (t) => {
