@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { withDeadline } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { InventoryStore, type StoredEvent } from '../adapters/postgres/inventory-store.js';
+import { QUERY_TIMEOUT_MS } from '../adapters/postgres/pool.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
 import { Membership } from './membership.js';
 import type { EngineMetrics } from './metrics.js';
@@ -61,6 +62,8 @@ export class Engine {
   private lastTickOk = 0;
   private nextSettleAt = 0;
   private readonly settleTriedAt = new Map<string, number>();
+  /** Closed sales' hand-offs under way (closeInBackground). */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
@@ -112,11 +115,11 @@ export class Engine {
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
       const desiredKeys = new Set(desired.map(shardKey));
-      const offSale = [...this.owned.values()].filter(({ ref }) => !byId.has(ref.eventId)).map(({ ref }) => ref.eventId);
-      const over = await this.store.closedEvents([...new Set(offSale)], new Date(this.now()));
+      const over = await this.salesOver([...this.owned.values()].filter(({ ref }) => !byId.has(ref.eventId)));
       for (const [key, owned] of this.owned) {
         const event = byId.get(owned.ref.eventId);
-        if (!desiredKeys.has(key)) await this.handOff(owned, over.has(owned.ref.eventId) ? 'closed' : 'handoff');
+        if (over.has(owned.ref.eventId)) this.closeInBackground(owned);
+        else if (!desiredKeys.has(key)) await this.handOff(owned, 'handoff');
         else if (event) this.followRules(owned, event);
       }
       for (const ref of desired) {
@@ -134,12 +137,13 @@ export class Engine {
 
   /**
    * Ends the live holds of sales that are over but whose shards no owner handed off as closed —
-   * it crashed, was stopped (SIGTERM hands off for a next owner, and a closed sale has none), or
-   * its last commit failed. Such a shard is claimed like any other, fencing whoever last owned it,
-   * and handed off as closed at once (ShardHost.handOff). Looked for every SETTLE_INTERVAL_MS,
-   * shared out like shards on sale, a few per round, and a shard tried waits a while before it
-   * is tried again, so neither a backlog nor one bad shard holds up the round whose heartbeat
-   * keeps this engine a member or starves the others. A failure here does not fail the round.
+   * it crashed, was stopped before it could tell the sale was over (a stop hands off for a next
+   * owner then, and a closed sale has none), or its last commit failed. Such a shard is claimed
+   * like any other, fencing whoever last owned it, and handed off as closed at once
+   * (ShardHost.handOff). Looked for every SETTLE_INTERVAL_MS, shared out like shards on sale, a
+   * few each time, and a shard tried waits a while before it is tried again, so neither a backlog
+   * nor one bad shard starves the others or holds up the round for long. A failure here does not
+   * fail the round.
    */
   private async settleOver(members: readonly string[], ours: (eventId: string) => boolean): Promise<void> {
     const now = this.now();
@@ -186,7 +190,7 @@ export class Engine {
     }
   }
 
-  /** Claims and starts serving a shard: 'busy' when another engine still holds its lease. */
+  /** Claims and starts serving a shard: 'busy' when its lease could not be had (another engine holds it, or Redis did not answer). */
   private async claim(ref: ShardRef, event: StoredEvent): Promise<'claimed' | 'busy' | 'failed'> {
     const key = shardKey(ref);
     this.claiming.add(key);
@@ -282,15 +286,32 @@ export class Engine {
     this.log.warn({ shard: key, reason }, 'Released shard after it stopped');
   }
 
+  /**
+   * Hands a shard off and gives up its lease. Its ownership in Postgres is cleared only if the
+   * hand-off finished as asked: a shard whose last commit failed keeps its owner's name until
+   * the next claim, as after a crash — and the operator waits for the engines of a deleted event
+   * until no shard names one.
+   */
   private async handOff(owned: OwnedShard, reason: 'handoff' | 'closed'): Promise<void> {
     const key = shardKey(owned.ref);
     this.owned.delete(key);
-    await owned.host.handOff(reason);
-    await this.store.releaseShard(owned.ref.eventId, owned.ref.shard, owned.host.epoch).catch(() => undefined);
+    const stopped = await owned.host.handOff(reason);
+    if (stopped === reason) await this.store.releaseShard(owned.ref.eventId, owned.ref.shard, owned.host.epoch).catch(() => undefined);
     await owned.lease.release();
     this.deps.metrics.leaseEvents.inc({ event: 'released' });
     this.deps.metrics.ownedShards.set(this.owned.size);
-    this.log.info({ shard: key, reason }, 'Handed off shard');
+    if (stopped === reason) this.log.info({ shard: key, reason }, 'Handed off shard');
+    else this.log.warn({ shard: key, reason, stopped }, 'Shard stopped during its hand-off');
+  }
+
+  /**
+   * A closed sale's hand-off, not awaited by the round: ending a big shard's holds takes one
+   * commit per `batchMax` of them, and the round's heartbeat must not wait for that. `stop`
+   * waits for it.
+   */
+  private closeInBackground(owned: OwnedShard): void {
+    const closing: Promise<void> = this.handOff(owned, 'closed').finally(() => this.closing.delete(closing));
+    this.closing.add(closing);
   }
 
   /** Graceful shutdown: stop taking work, flush, release every lease, leave membership. */
@@ -301,11 +322,25 @@ export class Engine {
     await this.membership.leave().catch(() => undefined);
     // A sale that is over ends its holds here: after a stop nobody else would serve its shards.
     const owned = [...this.owned.values()];
-    const over = await withDeadline(
-      this.store.closedEvents([...new Set(owned.map(({ ref }) => ref.eventId))], new Date(this.now())),
-      STOP_LOOKUP_MS,
-    ).catch(() => new Set<string>());
-    await Promise.all(owned.map((o) => this.handOff(o, over.has(o.ref.eventId) ? 'closed' : 'handoff')));
+    const over = await this.salesOver(owned, STOP_LOOKUP_MS);
+    await Promise.all([...this.closing, ...owned.map((o) => this.handOff(o, over.has(o.ref.eventId) ? 'closed' : 'handoff'))]);
     await this.relay?.stop();
+  }
+
+  /**
+   * Which of these shards' sales are over (InventoryStore.closedEvents). If that cannot be
+   * learnt (in time), none: their hand-off leaves the holds live, for `settleOver`.
+   */
+  private async salesOver(shards: readonly OwnedShard[], timeoutMs = QUERY_TIMEOUT_MS): Promise<Set<string>> {
+    if (shards.length === 0) return new Set();
+    try {
+      return await withDeadline(
+        this.store.closedEvents([...new Set(shards.map(({ ref }) => ref.eventId))], new Date(this.now())),
+        timeoutMs,
+      );
+    } catch (error) {
+      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Cannot tell which sales are over');
+      return new Set();
+    }
   }
 }

@@ -479,32 +479,37 @@ export class ShardHost {
    * closed, the shard's live holds end with it, once what was decided before has committed (a
    * limit refusal there must still be able to undo its hold): they can no longer be confirmed,
    * and the event's final counts should show their seats free. Holds that do not end here — a
-   * commit failed, or ending them threw — stay live in Postgres for `Engine.settleClosed`.
+   * commit failed, or ending them threw — stay live in Postgres for `Engine.settleOver`.
+   * Returns how the shard stopped: `reason`, or what stopped it first (`commit-failed`, …).
    */
-  async handOff(reason: 'handoff' | 'closed' | 'faulted' = 'handoff'): Promise<void> {
+  async handOff(reason: 'handoff' | 'closed' | 'faulted' = 'handoff'): Promise<StopReason> {
     if (!this.stopped) {
       this.subscription?.unsubscribe();
       this.subscription = undefined;
       this.o.decider.drain();
       await this.committer.flush();
       if (reason === 'closed' && !this.stopped) {
-        this.endLiveHolds();
-        await this.committer.flush();
+        if (this.endLiveHolds()) await this.committer.flush();
+        else this.stopped = 'faulted';
       }
       this.stopped ??= reason;
     }
     this.committer.close();
     this.o.decider.stop();
+    return this.stopped;
   }
 
-  /** Ends every live hold, one commit entry per hold, so a commit carries no more than `batchMax` of them. */
-  private endLiveHolds(): void {
+  /**
+   * Ends every live hold, one commit entry per hold, so a commit carries no more than `batchMax`
+   * of them; false if that threw (a bug: nothing of it is persisted).
+   */
+  private endLiveHolds(): boolean {
     let changes: readonly ShardChange[];
     try {
       changes = this.o.decider.expireAll();
     } catch (error) {
       this.o.log.error({ err: error instanceof Error ? error.message : String(error) }, 'Could not end the live holds of a closed sale');
-      return;
+      return false;
     }
     let from = 0;
     changes.forEach((change, i) => {
@@ -513,5 +518,7 @@ export class ShardHost {
       this.persist(changes.slice(from, i + 1));
       from = i + 1;
     });
+    this.persist(changes.slice(from));
+    return true;
   }
 }

@@ -289,6 +289,10 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     return { actions: [{ type: 'remove-finalizer' }], status: undefined, events: [], requeueAfterMs: undefined };
   }
   const { owned, desired } = inventory.shards;
+  // Engines end a closed sale's holds as they let its shards go (ADR 0006, item 10): seats still
+  // held mean some are still at it, or will be settled by another engine — which the engines of
+  // this event, deleted with it, could no longer do.
+  const held = inventory.held;
   const unpublished = observed.unpublished ?? 0;
   const counts = {
     seats: { total: inventory.total, available: inventory.available, held: inventory.held, sold: inventory.sold },
@@ -308,7 +312,12 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
         ...counts,
         drainingSince: now.toISOString(),
         conditions: [
-          { type: ConditionType.Ready, status: 'False', reason: 'Draining', message: drainMessage(owned, desired, unpublished, deadline) },
+          {
+            type: ConditionType.Ready,
+            status: 'False',
+            reason: 'Draining',
+            message: drainMessage(owned, desired, held, unpublished, deadline),
+          },
         ],
       },
       events: [{ type: 'Normal', reason: 'Closing', message: `Closed the sale of event ${eventId}; waiting for engines to drain` }],
@@ -317,9 +326,14 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
   }
   const deadline = new Date(closedAt + settings.drainTimeoutMs);
   const timedOut = now.getTime() >= deadline.getTime();
-  if (unpublished > 0 || (owned > 0 && !timedOut)) {
+  if (unpublished > 0 || ((owned > 0 || held > 0) && !timedOut)) {
     const conditions: ConditionUpdate[] = [
-      { type: ConditionType.Ready, status: 'False', reason: 'Draining', message: drainMessage(owned, desired, unpublished, deadline) },
+      {
+        type: ConditionType.Ready,
+        status: 'False',
+        reason: 'Draining',
+        message: drainMessage(owned, desired, held, unpublished, deadline),
+      },
     ];
     const events: RecordedEvent[] = [];
     if (timedOut) {
@@ -341,11 +355,13 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     };
   }
   const events: RecordedEvent[] = [];
-  if (owned > 0) {
+  if (owned > 0 || held > 0) {
     events.push({
       type: 'Warning',
       reason: 'DrainTimedOut',
-      message: `${owned} of ${desired} shards were still owned ${settings.drainTimeoutMs} ms after the sale closed; archiving anyway (the fencing epoch stops late writers)`,
+      message:
+        `${owned} of ${desired} shards were still owned and ${held} seats and places still held ${settings.drainTimeoutMs} ms after the sale closed; ` +
+        'archiving anyway (the fencing epoch stops late writers; an engine still running settles the holds)',
     });
   }
   return {
@@ -357,9 +373,13 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
 }
 
 /** What deletion is waiting for, as the Ready condition says it. */
-function drainMessage(owned: number, desired: number, unpublished: number, deadline: Date): string {
+function drainMessage(owned: number, desired: number, held: number, unpublished: number, deadline: Date): string {
   const waits: string[] = [];
-  if (owned > 0) waits.push(`until ${rfc3339(deadline)} for engines to release ${owned} of ${desired} shards`);
+  const engines = [
+    ...(owned > 0 ? [`release ${owned} of ${desired} shards`] : []),
+    ...(held > 0 ? [`end the holds on ${held} seats and places`] : []),
+  ];
+  if (engines.length > 0) waits.push(`until ${rfc3339(deadline)} for engines to ${engines.join(' and ')}`);
   if (unpublished > 0) waits.push(`for ${unpublished} reservations not yet published to Kafka`);
   return waits.length === 0
     ? 'sale closed; checking that engines have drained before archiving'

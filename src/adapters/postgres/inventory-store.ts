@@ -218,8 +218,9 @@ export class InventoryStore {
   /**
    * Shards of sales that are over and still have live holds: their owner stopped without ending
    * them (it crashed, was stopped, or its last commit failed). The shards with live holds are
-   * found by skipping through the live-holds index — one probe per such shard, however many
-   * holds and past sales there are — and then kept if their sale is over.
+   * found by skipping through the live-holds index — about one probe per shard with live holds,
+   * sales on sale included, however many holds and past sales there are — and then kept if their
+   * sale is over.
    */
   async shardsToSettle(now: Date): Promise<ShardRef[]> {
     const { rows } = await this.pool.query<{ event_id: string; shard: number }>(

@@ -5,7 +5,7 @@ import type { ShardResult } from '../../../src/domain/commands.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
 import { ShardDriver } from '../../support/shard-driver.js';
-import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor, type EngineProcess } from '../../support/stack.js';
+import { provisionTestEvent, sleep, startEngine, testDatabase, testLayout, waitFor, type EngineProcess } from '../../support/stack.js';
 
 /** A live event with 2 shards (the seats on one, a pool on the other), live holds on both, and one sale. */
 async function saleWithHolds(t: Test, firstEngineEnv: Record<string, string> = {}) {
@@ -67,15 +67,23 @@ async function state(pool: pg.Pool, eventId: string) {
 const closeSale = (pool: pg.Pool, eventId: string) =>
   pool.query(`UPDATE events SET sale_closes_at = now(), version = version + 1, updated_at = now() WHERE id = $1`, [eventId]);
 
-t.test("a sale's close ends its live holds: the owner expires them in its last commit", async (t) => {
-  const { pool, spec, engine } = await saleWithHolds(t);
+t.test("a sale's close ends its live holds: the owner commits them expired as it hands off, a commit per hold at most", async (t) => {
+  // One command per group commit: the three holds end in three commits after the last decision's.
+  const { pool, spec, engine } = await saleWithHolds(t, { SENTINEL_BATCH_MAX: '1' });
   t.match(await state(pool, spec.eventId), { live: 3, held: 2, sold: 1, pool_held: 3, owned: 2 });
+  const logged = engine.logs.length;
   await closeSale(pool, spec.eventId);
   await waitFor('both shards handed off', async () => (await engine.metric('sentinel_engine_owned_shards')) === 0);
   t.same(
     await state(pool, spec.eventId),
     { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 },
     'the holds expired with the sale, their seats and places are free, the sale stands',
+  );
+  const since = engine.logs.slice(logged);
+  t.equal(since.filter((l) => /Handed off shard/.test(l) && /"reason":"closed"/.test(l)).length, 2, 'both handed off as closed');
+  t.notOk(
+    since.some((l) => /Claimed shard/.test(l)),
+    'by the owner itself, not by settling',
   );
 });
 
@@ -87,7 +95,14 @@ t.test("an owner killed at the close: another engine settles the closed sale's s
   t.match(await state(pool, spec.eventId), { live: 3, owned: 2 }, 'the dead owner still names itself');
   // Its leases run out (2 s), and the next look for sales to settle comes within 5 s.
   const next = await start();
-  await waitFor('the closed shards settled', async () => (await state(pool, spec.eventId)).live === 0, 20_000);
+  await waitFor(
+    'the closed shards settled',
+    async () => {
+      const now = await state(pool, spec.eventId);
+      return now.live === 0 && now.owned === 0 && (await next.metric('sentinel_engine_owned_shards')) === 0;
+    },
+    20_000,
+  );
   t.same(await state(pool, spec.eventId), { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 });
   t.equal(await next.metric('sentinel_engine_owned_shards'), 0, 'and serves none of them');
   t.ok(
@@ -111,5 +126,6 @@ t.test('a sale whose opening moved later keeps its holds: it is not over', async
     [spec.eventId],
   );
   await waitFor('both shards handed off', async () => (await engine.metric('sentinel_engine_owned_shards')) === 0);
+  await sleep(6_000); // past the engine's next look for sales to settle (every 5 s)
   t.match(await state(pool, spec.eventId), { live: 3, held: 2, sold: 1, pool_held: 3, owned: 0 }, 'handed off for when it opens');
 });

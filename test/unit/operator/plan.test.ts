@@ -260,14 +260,22 @@ t.test('deletion: close, wait for engines to drain, then archive and let go', as
   t.equal(waiting.requeueAfterMs, SETTINGS.drainPollMs);
   t.same(waiting.events, [], 'Closing is announced once');
 
+  const ending = plan(closed, { now: new Date('2030-05-01T12:00:15Z'), inventory: counts({ owned: 0, sold: 7, held: 3 }) }, SETTINGS);
+  t.same(applied(ending.actions), ['close-sale'], 'nor while seats are still held: the engines end those holds');
+  t.match(condition(ending.status, ConditionType.Ready), {
+    message: /waiting until 2030-05-01T12:01:00Z for engines to end the holds on 3 seats and places before archiving/,
+  });
+
   const drained = plan(closed, { now: new Date('2030-05-01T12:00:20Z'), inventory: counts({ owned: 0, sold: 7 }) }, SETTINGS);
   t.same(applied(drained.actions), ['close-sale', 'archive', 'remove-finalizer']);
   t.equal(drained.status, undefined, 'no status write on an object about to vanish');
   t.same(drained.events, []);
 
-  const timedOut = plan(closed, { now: new Date('2030-05-01T12:01:00Z'), inventory: counts({ owned: 1 }) }, SETTINGS);
+  const timedOut = plan(closed, { now: new Date('2030-05-01T12:01:00Z'), inventory: counts({ owned: 1, held: 2 }) }, SETTINGS);
   t.same(applied(timedOut.actions), ['close-sale', 'archive', 'remove-finalizer']);
-  t.match(timedOut.events, [{ type: 'Warning', reason: 'DrainTimedOut', message: /after the sale closed/ }]);
+  t.match(timedOut.events, [
+    { type: 'Warning', reason: 'DrainTimedOut', message: /1 of 3 shards were still owned and 2 seats and places still held/ },
+  ]);
 });
 
 t.test('deletion: an operator down for longer than the drain timeout still gives engines a full drain window', async (t) => {
