@@ -479,7 +479,8 @@ export class ShardHost {
    * closed, the shard's live holds end with it, once what was decided before has committed (a
    * limit refusal there must still be able to undo its hold): they can no longer be confirmed,
    * and the event's final counts should show their seats free. Holds that do not end here — a
-   * commit failed, or ending them threw — stay live in Postgres for `Engine.settleOver`.
+   * commit failed, the shard faulted, or ending them threw — stay live in Postgres for
+   * `Engine.settleOver`.
    * Returns how the shard stopped: `reason`, or what stopped it first (`commit-failed`, …).
    */
   async handOff(reason: 'handoff' | 'closed' | 'faulted' = 'handoff'): Promise<StopReason> {
@@ -488,7 +489,7 @@ export class ShardHost {
       this.subscription = undefined;
       this.o.decider.drain();
       await this.committer.flush();
-      if (reason === 'closed' && !this.stopped) {
+      if (reason === 'closed' && !this.stopped && !this.faulting) {
         if (this.endLiveHolds()) await this.committer.flush();
         else this.stopped = 'faulted';
       }
