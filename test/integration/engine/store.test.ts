@@ -259,3 +259,54 @@ t.test('commits of different shards touching the same customers in any order nev
   ]);
   t.ok(rows[0]!.used > 0, 'the counters moved');
 });
+
+t.test('which sales are over, and which of their shards still have live holds to settle', async (t) => {
+  // A database of its own: the shared one has other tests' live holds.
+  const pool = await ownDatabase(t);
+  const store = new InventoryStore(pool);
+  const now = Date.now();
+  const at = (ms: number) => new Date(now + ms);
+  const layout = testLayout({ rows: 6, seats: 4 });
+  const onSale = await provisionTestEvent(pool, { layout, shardCount: 3 });
+  const pastClose = await provisionTestEvent(pool, { layout, shardCount: 3, saleOpensAt: at(-120_000), saleClosesAt: at(-1_000) });
+  const postponed = await provisionTestEvent(pool, { layout, shardCount: 3, saleOpensAt: at(3_600_000), saleClosesAt: at(7_200_000) });
+  const closedEarly = await provisionTestEvent(pool, { layout, shardCount: 3 });
+  await closeEvent(pool, closedEarly.eventId);
+
+  /** Live holds on a shard (and one ended, when `ended`), written as its owner's commit would. */
+  const holds = async (eventId: string, shard: number, ended = false) => {
+    const epoch = await store.claimShard(eventId, shard, 'owner');
+    const hold = { holdId: `h_${eventId}_${shard}`, customer: 'c', seats: [], quantity: 1, createdAt: now, expiresAt: now + 60_000 };
+    const write = emptyBatchWrite();
+    foldChanges(
+      write,
+      [
+        { type: 'hold-created', hold },
+        ...(ended ? [{ type: 'hold-ended', holdId: hold.holdId, customer: 'c', quantity: 1, reason: 'released' } as const] : []),
+      ],
+      now,
+    );
+    await store.commitBatch(eventId, shard, epoch, 8, write, 'unused');
+  };
+  await holds(onSale.eventId, 0);
+  await holds(onSale.eventId, 2);
+  await holds(pastClose.eventId, 1);
+  await holds(pastClose.eventId, 0, true);
+  await holds(postponed.eventId, 0);
+  await holds(closedEarly.eventId, 2);
+
+  const ids = [onSale, pastClose, postponed, closedEarly].map((s) => s.eventId);
+  t.same(
+    [...(await store.closedEvents([...ids, 'no-such-event'], new Date(now)))].sort(),
+    [pastClose.eventId, closedEarly.eventId, 'no-such-event'].sort(),
+    'past its close, closed, or gone — not on sale, nor merely not open yet',
+  );
+  t.same(
+    await store.shardsToSettle(new Date(now)),
+    [
+      { eventId: pastClose.eventId, shard: 1 },
+      { eventId: closedEarly.eventId, shard: 2 },
+    ].sort((a, b) => (a.eventId < b.eventId ? -1 : 1)),
+    "only the over sales' shards that still have a live hold",
+  );
+});
