@@ -1,3 +1,5 @@
+import { fmix32 } from '../hash.js';
+
 /** A shard of one event, the unit engines claim. */
 export interface ShardRef {
   readonly eventId: string;
@@ -52,7 +54,7 @@ function assignEvent(eventId: string, shards: readonly number[], members: readon
   const share = Math.floor(shards.length / members.length);
   let remainder = shards.length % members.length;
   const pairs = shards.flatMap((shard, index) =>
-    members.map((member) => ({ index, member, weight: weight(`${eventId}/${shard}`, member) })),
+    members.map((member) => ({ index, member, weight: weight(shardKey({ eventId, shard }), member) })),
   );
   pairs.sort((a, b) => b.weight - a.weight || a.index - b.index || (a.member < b.member ? -1 : 1));
   const owners: string[] = [];
@@ -72,7 +74,5 @@ function weight(key: string, member: string): number {
   let h = 0x811c9dc5;
   const text = `${key}\u0000${member}`;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return fmix32(h);
 }

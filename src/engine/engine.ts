@@ -155,12 +155,10 @@ export class Engine {
       const mine = assignShards(over, members, this.deps.config.engineId).filter(
         (ref) => !this.owned.has(shardKey(ref)) && !this.claiming.has(shardKey(ref)) && !this.settleTriedAt.has(shardKey(ref)),
       );
-      if (mine.length === 0) return;
-      const events = new Map((await this.store.eventsById([...new Set(mine.map((ref) => ref.eventId))])).map((e) => [e.id, e]));
       let settled = 0;
       for (const ref of mine) {
-        const event = events.get(ref.eventId);
         if (this.stopping || settled >= SETTLE_PER_ROUND) return;
+        const event = await this.store.getEvent(ref.eventId);
         if (!event) continue;
         // Its lease still held: a live owner settles it itself, or the lease runs out by the next
         // look. Otherwise not again for a while, whether or not the claim and the last commit work.

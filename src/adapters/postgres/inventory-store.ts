@@ -237,12 +237,6 @@ export class InventoryStore {
     return rows.map((r) => ({ eventId: r.event_id, shard: r.shard }));
   }
 
-  /** The events of these ids (those that exist). */
-  async eventsById(ids: readonly string[]): Promise<StoredEvent[]> {
-    const { rows } = await this.pool.query<EventRow>(`SELECT * FROM events WHERE id = ANY($1::text[])`, [ids]);
-    return rows.map(eventFromRow);
-  }
-
   /**
    * Claims a shard: bumps its epoch (the fencing token) and records the owner. From the moment
    * this commits, any commit of a previous owner matches no row and is rejected.

@@ -4,6 +4,7 @@
  * index), never on the order buyers are started in, so closed- and open-loop runs of the same seed
  * ask for the same things, and two systems can be driven with identical demand.
  */
+import { fmix32 } from '../../hash.js';
 import { Random } from './random.js';
 
 export const SCENARIOS = ['hot-seat', 'flash-sale', 'best-available', 'mixed'] as const;
@@ -69,12 +70,7 @@ export const SCALPERS = 4;
 
 /** A 32-bit hash of (seed, index): the seed of one buyer's own random source. */
 export function buyerSeed(seed: number, index: number): number {
-  const mix = (x: number) => {
-    let h = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-    return (h ^ (h >>> 16)) >>> 0;
-  };
-  return mix((mix(seed) + Math.imul(index + 1, 0x9e3779b9)) >>> 0);
+  return fmix32((fmix32(seed) + Math.imul(index + 1, 0x9e3779b9)) >>> 0);
 }
 
 /** Every seat id of a layout, best first (sections, then rows, then seat numbers). */
