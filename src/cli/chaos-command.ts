@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPgPool } from '../adapters/postgres/pool.js';
-import { closeEvent, provisionEvent } from '../engine/provision.js';
+import { provisionEvent } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import { ChaosRun } from '../jobs/chaos/chaos.js';
 import { EXIT, verifyExitCode } from '../jobs/verify/verify.js';
@@ -22,7 +22,7 @@ import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/opt
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { waitForShards } from '../jobs/wait.js';
 import { jobRedis } from '../jobs/job-redis.js';
-import { forgetEventKeys } from '../ingress/redis-scripts.js';
+import { retireEvent } from '../jobs/retire-event.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
 
@@ -255,15 +255,7 @@ export const chaosCommand: Command = {
       await stack?.stopAll();
       process.off('exit', killOnExit);
       const closing = values['keep-event'] ? undefined : provisioned;
-      if (closing !== undefined) {
-        await closeEvent(pool, closing).catch(() => undefined);
-        // Its Idempotency-Key records (thousands a run) would otherwise stay for a day, and every
-        // Redis restart — this job's own among them — loads them again.
-        await redis
-          .connected()
-          .then((client) => forgetEventKeys(client, closing))
-          .catch(() => undefined);
-      }
+      if (closing !== undefined) await retireEvent(pool, () => redis.connected(), closing);
       redis.close();
       await pool.end();
     }
