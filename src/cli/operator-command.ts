@@ -1,16 +1,17 @@
 /**
- * `sentinel operator`: reconciles TicketEvents until SIGTERM. Connects Postgres and applies the
- * migrations, loads the kubeconfig ($KUBECONFIG or in-cluster), campaigns for the leader Lease, and
- * while leading runs the controller. Exit code 0 after a signal, 1 when leadership was lost (the
- * pod restarts and campaigns again, like controller-runtime).
+ * `sentinel operator`: reconciles TicketEvents until SIGTERM. Loads the kubeconfig ($KUBECONFIG or
+ * in-cluster) first, so a wrong one stops it before anything happens; connects Postgres and applies
+ * the migrations, campaigns for the leader Lease, and while leading runs the controller. Exit code 0
+ * after a signal, 1 when leadership was lost (the pod restarts and campaigns again, like
+ * controller-runtime).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { loadKubeConfig } from '../adapters/kubernetes/client.js';
 import { migrate } from '../adapters/postgres/migrate.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { flagsUsage, parseOperatorFlags } from '../operator/flags.js';
 import { postgresInventory } from '../operator/inventory-port.js';
+import { operatorKubeConfig } from '../operator/kubeconfig.js';
 import { startOperator } from '../operator/operator.js';
 import type { Command } from './commands.js';
 import { untilSignal } from './signals.js';
@@ -35,10 +36,10 @@ export const operatorCommand: Command = {
       stdout.write(flagsUsage());
       return 0;
     }
+    const kubeConfig = operatorKubeConfig(flags.kubeconfig);
     const pool = createPgPool({ url: config.databaseUrl, max: Math.min(config.pgPoolSize, 5), log, applicationName: 'sentinel-operator' });
     try {
       if (flags.migrate) await migrate(pool, log);
-      const kubeConfig = loadKubeConfig(flags.kubeconfig);
       const operator = await startOperator({ kubeConfig, inventory: postgresInventory(pool), log, settings: flags.settings });
       const exit = await Promise.race([untilSignal(config).then((cue) => ({ cue })), operator.done.then((reason) => ({ reason }))]);
       if ('cue' in exit) {

@@ -8,11 +8,14 @@ import type { Condition, EngineSpec, SeatCounts, ShardCounts, TicketEventPhase, 
 
 /** The condition types a TicketEvent reports. */
 export const ConditionType = {
-  /** Everything the spec asks for is in place: inventory provisioned, every shard owned, nothing degraded. */
+  /**
+   * Everything the spec asks for is in place: inventory provisioned, every shard owned while the
+   * sale is open (engines claim shards only then), nothing degraded.
+   */
   Ready: 'Ready',
   /** The inventory of the current generation exists in Postgres. */
   InventoryProvisioned: 'InventoryProvisioned',
-  /** Every shard is owned by a live engine. */
+  /** Every shard is owned by a live engine; Unknown (`SaleNotOpen`) before the sale opens, when none is expected to be. */
   ShardsAvailable: 'ShardsAvailable',
   /** Something needs a person: a refused change, shards without an engine during the sale, repeated errors. */
   Degraded: 'Degraded',

@@ -53,15 +53,40 @@ export const FLAGS: readonly FlagSpec[] = [
 /** `--help` text. */
 export function flagsUsage(): string {
   const lines = FLAGS.map((f) => `  --${`${f.name}=<${f.value}>`.padEnd(34)} ${f.help}`);
-  return ['Usage: sentinel operator [flags]', '', 'Reconciles TicketEvents until SIGTERM.', '', 'Flags:', ...lines, ''].join('\n');
+  return [
+    'Usage: sentinel operator [flags]',
+    '',
+    'Reconciles TicketEvents until SIGTERM.',
+    '',
+    'Flags:',
+    ...lines,
+    '',
+    'A duration is 500ms, 15s, 2m or 1h; a bare number is seconds; it must be more than 0.',
+    '',
+  ].join('\n');
 }
 
-/** Parses `15s`, `500ms`, `2m`, `1h` (or a bare number of milliseconds). */
+/** The longest duration a flag takes: Node runs a timer of more than 2^31 - 1 ms after 1 ms instead. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/**
+ * Parses `500ms`, `15s`, `2m`, `1h`, or a bare number of seconds — as the jobs' flags read it
+ * (`src/jobs/options.ts`), so `--drain-timeout 120` is two minutes wherever it is written.
+ * Every duration here paces a timer or bounds a wait, so 0 (or less than 1 ms) is refused: a
+ * refresh interval of 0 re-queues each TicketEvent at once, a resync of 0 fires on every tick —
+ * hot loops. So is one past Node's timer limit, which would fire at once too.
+ */
 export function parseDuration(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (match === null) throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(text)}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
+  const trimmed = text.trim();
+  if (trimmed.startsWith('-')) throw new ConfigError(`--${flag} must be a positive duration, got ${JSON.stringify(text)}`);
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(trimmed);
+  if (match === null)
+    throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h (a bare number is seconds), got ${JSON.stringify(text)}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  const ms = Math.round(Number(match[1]) * unit);
+  if (ms < 1) throw new ConfigError(`--${flag} must be at least 1ms (0 would make a busy loop), got ${JSON.stringify(text)}`);
+  if (ms > MAX_DURATION_MS) throw new ConfigError(`--${flag} must be at most 596h (Node's longest timer), got ${JSON.stringify(text)}`);
+  return ms;
 }
 
 function parseBool(text: string, flag: string): boolean {

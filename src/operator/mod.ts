@@ -1,6 +1,6 @@
 /** The operator's public surface. */
 export { startOperator, DEFAULT_OPERATOR_SETTINGS, type OperatorHandle, type OperatorSettings, type OperatorExit } from './operator.js';
-export { postgresInventory, type InventoryPort } from './inventory-port.js';
+export { postgresInventory, type EventInventory, type InventoryPort, type SaleWindow } from './inventory-port.js';
 export { plan, phaseOf, type Plan, type Observed, type PlanSettings, type Action } from './plan.js';
 export { eventIdOf, objectKeyOfEventId } from './event-id.js';
 export { parseOperatorFlags, flagsUsage } from './flags.js';

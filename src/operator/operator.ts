@@ -242,6 +242,17 @@ function sources(kubeConfig: k8s.KubeConfig, namespace: string): ReflectorSource
               namespace,
             })) as k8s.KubernetesListObject<k8s.KubernetesObject>,
       keysOf: (object) => [queueKeyOf({ namespace: object.metadata?.namespace ?? '', name: object.metadata?.name ?? '' })],
+      // Everything but the status (and the resourceVersion that every write moves): the operator
+      // writes the status itself, and refreshes it on its own schedule (refresh-interval).
+      relevantOf: ({ metadata }) =>
+        JSON.stringify([
+          metadata?.uid,
+          metadata?.generation,
+          metadata?.deletionTimestamp,
+          metadata?.finalizers,
+          metadata?.labels,
+          metadata?.annotations,
+        ]),
     },
     {
       name: 'deployments',

@@ -5,10 +5,11 @@
  * without an API server or a database.
  */
 import type { EngineSpec, TicketEventPhase } from './api/v1alpha1.js';
-import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
+import type { ProvisionOutcome } from '../engine/provision.js';
 import { desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
 import { eventIdOf } from './event-id.js';
+import type { EventInventory, SaleWindow } from './inventory-port.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
 /** One step the reconciler carries out. */
@@ -50,8 +51,11 @@ export interface Observed {
    * provisioning): then nothing of this generation was written anywhere, the inventory included.
    */
   readonly rejected?: RejectedChild;
-  /** The committed inventory and shard ownership; undefined when the event was never provisioned. */
-  readonly inventory: InventoryCounts | undefined;
+  /**
+   * The committed inventory, shard ownership and sale window in force (the accepted one, which the
+   * phase and the wake-ups follow); undefined when the event was never provisioned.
+   */
+  readonly inventory: EventInventory | undefined;
   /**
    * The event's outbox rows not yet published to Kafka (any topic); read while deleting, because
    * the engines that relay them go once the finalizer is removed. Absent counts as 0.
@@ -123,11 +127,14 @@ export function plan(object: TicketEventObject, observed: Observed, settings: Pl
   return planSale(object, observed, settings);
 }
 
-/** Phase from the sale window and the inventory. Pure. */
-export function phaseOf(object: TicketEventObject, inventory: InventoryCounts | undefined, now: Date): TicketEventPhase {
+/**
+ * Phase from the inventory: its counts and its sale window — the one in force, which engines and
+ * the ingress sell by, not the spec's (a refused edit may have moved that one). Pure.
+ */
+export function phaseOf(inventory: EventInventory | undefined, now: Date): TicketEventPhase {
   if (inventory === undefined) return 'Provisioning';
-  const opens = Date.parse(object.spec.sale.opensAt);
-  const closes = Date.parse(object.spec.sale.closesAt);
+  const opens = inventory.sale.opensAt.getTime();
+  const closes = inventory.sale.closesAt.getTime();
   const t = now.getTime();
   if (t < opens) return 'Pending';
   if (t >= closes) return 'Closed';
@@ -161,7 +168,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
       message: `${refusal.message.replace(/\.$/, '')}.${kept}`,
     };
     degraded = { type: ConditionType.Degraded, status: 'True', reason, message: provisioned.message };
-    phase = refusal.terminal ? 'Failed' : phaseOf(object, inventory, now);
+    phase = refusal.terminal ? 'Failed' : phaseOf(inventory, now);
     if (findCondition(before, ConditionType.InventoryProvisioned)?.reason !== reason || before?.observedGeneration !== generation) {
       events.push({ type: 'Warning', reason, message: provisioned.message });
     }
@@ -176,7 +183,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
     // Nothing of a refused spec is applied; an accepted one rolls out to every child.
     for (const child of desiredChildren(object, settings.engine)) actions.push({ type: 'apply', object: child });
     appliedEngine = object.spec.engine;
-    phase = phaseOf(object, inventory, now);
+    phase = phaseOf(inventory, now);
     const counts = inventory === undefined ? '' : `${inventory.total} seats and places in ${inventory.shards.desired} shards`;
     provisioned =
       inventory === undefined
@@ -205,7 +212,15 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   } else {
     const { desired, owned } = inventory.shards;
     const replicas = object.spec.engine?.replicas ?? 0;
-    if (owned >= desired && desired > 0) {
+    if (phase === 'Pending') {
+      // Engines claim the shards of events on sale only: before the window opens, none owned is expected.
+      shardsAvailable = {
+        type: ConditionType.ShardsAvailable,
+        status: 'Unknown',
+        reason: 'SaleNotOpen',
+        message: `engines claim the shards when the sale opens at ${rfc3339(inventory.sale.opensAt)}; ${owned}/${desired} owned now`,
+      };
+    } else if (owned >= desired && desired > 0) {
       shardsAvailable = {
         type: ConditionType.ShardsAvailable,
         status: 'True',
@@ -240,8 +255,9 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   degraded ??= { type: ConditionType.Degraded, status: 'False', reason: 'AsExpected', message: 'nothing needs attention' };
   conditions.push(degraded);
 
-  // Once the window is over, engines may let their shards go: that is no longer a reason to be unready.
-  const required = phase === 'Closed' ? [provisioned] : [provisioned, shardsAvailable];
+  // Engines own shards only while the sale is open: before it opens they have not claimed them yet,
+  // once it is over they may let them go — neither is a reason to be unready.
+  const required = phase === 'Pending' || phase === 'Closed' ? [provisioned] : [provisioned, shardsAvailable];
   const blocking = required.find((c) => c.status !== 'True') ?? (degraded.status === 'True' ? degraded : undefined);
   conditions.unshift(
     blocking === undefined
@@ -269,7 +285,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
           }),
     },
     events,
-    requeueAfterMs: nextLook(object, phase, now, settings),
+    requeueAfterMs: nextLook(inventory?.sale, phase, now, settings),
   };
 }
 
@@ -386,11 +402,12 @@ function drainMessage(owned: number, desired: number, held: number, unpublished:
     : `sale closed; waiting ${waits.join(', and ')} before archiving`;
 }
 
-function nextLook(object: TicketEventObject, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {
+/** When to look again: at the refresh interval, or sooner at the next edge of the sale window in force. */
+function nextLook(sale: SaleWindow | undefined, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {
   if (phase === 'Failed' || phase === 'Closed') return undefined;
   let wait = settings.refreshIntervalMs;
-  // Wake exactly at the next edge of the sale window, so the phase flips on time.
-  for (const edge of [Date.parse(object.spec.sale.opensAt), Date.parse(object.spec.sale.closesAt)]) {
+  // Wake exactly at the next edge of the window the phase follows (not a refused spec's), so it flips on time.
+  for (const edge of sale === undefined ? [] : [sale.opensAt.getTime(), sale.closesAt.getTime()]) {
     const until = edge - now.getTime();
     if (until > 0 && until < wait) wait = until + 10;
   }
@@ -400,7 +417,7 @@ function nextLook(object: TicketEventObject, phase: TicketEventPhase, now: Date,
 function readyMessage(phase: TicketEventPhase): string {
   switch (phase) {
     case 'Pending':
-      return 'inventory provisioned and every shard owned; the sale has not opened yet';
+      return 'inventory provisioned; the sale has not opened yet (engines claim its shards when it opens)';
     case 'OnSale':
       return 'on sale: inventory provisioned and every shard owned';
     case 'SoldOut':

@@ -8,14 +8,14 @@
  * terminal ones until the object changes; either way the failure is first reported on the object.
  */
 import type { TicketEventPhase } from './api/v1alpha1.js';
-import type { InventoryCounts, ProvisionOutcome } from '../engine/provision.js';
+import type { ProvisionOutcome } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ConditionType, findCondition } from './conditions.js';
 import { desiredChildren, type ChildObject } from './children.js';
 import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
-import type { InventoryPort } from './inventory-port.js';
+import type { EventInventory, InventoryPort } from './inventory-port.js';
 import { KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
 import type { KubeGateway } from './kube-gateway.js';
 import { phaseOf, plan, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
@@ -70,7 +70,7 @@ export class TicketEventReconciler {
     const finalizers = object.metadata.finalizers ?? [];
     let provision: ProvisionOutcome | undefined;
     let rejected: RejectedChild | undefined;
-    let inventory: InventoryCounts | undefined;
+    let inventory: EventInventory | undefined;
     let unpublished: number | undefined;
     if (!deleting) {
       // The finalizer goes on before anything exists outside Kubernetes, so nothing can be orphaned.
@@ -211,7 +211,7 @@ export class TicketEventReconciler {
   private async phaseAfterFailure(object: TicketEventObject): Promise<TicketEventPhase | undefined> {
     try {
       const inventory = await this.inventory.counts(eventIdOf(object.metadata));
-      return inventory === undefined ? 'Failed' : phaseOf(object, inventory, this.clock());
+      return inventory === undefined ? 'Failed' : phaseOf(inventory, this.clock());
     } catch {
       return undefined;
     }

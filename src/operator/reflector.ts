@@ -18,6 +18,13 @@ export interface ReflectorSource {
   list(): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
   /** The work-queue keys an object maps to (its own key, or its owner's). */
   keysOf(object: k8s.KubernetesObject): readonly string[];
+  /**
+   * What about an object is worth a reconcile. A MODIFIED event that leaves it unchanged is not
+   * passed on — e.g. a write of the status alone, which is the controller's own (without this, each
+   * status write of changing counts would queue the next reconcile at once, back to back for as
+   * long as a sale runs). Every event is passed on when absent.
+   */
+  relevantOf?(object: k8s.KubernetesObject): string;
 }
 
 /** Typed watch events (BOOKMARK and ERROR are handled here and never reach the queue). */
@@ -39,6 +46,8 @@ export class Reflector {
   private readonly options: ReflectorOptions;
   private readonly log: Logger;
   private readonly known = new Set<string>();
+  /** `relevantOf` of each object last seen, by namespace/name (only with `relevantOf`). */
+  private readonly relevant = new Map<string, string>();
   private stopped = false;
   private abort: AbortController | undefined;
   private wake: (() => void) | undefined;
@@ -94,6 +103,8 @@ export class Reflector {
     const { source } = this.options;
     const list = await source.list();
     const keys = new Set(list.items.flatMap((item) => source.keysOf(item)));
+    this.relevant.clear();
+    for (const item of list.items) this.remember(item);
     this.known.clear();
     for (const key of keys) {
       this.known.add(key);
@@ -128,6 +139,8 @@ export class Reflector {
             }
             latest = object.metadata?.resourceVersion ?? latest;
             if (type === 'BOOKMARK') return;
+            if (type === 'DELETED') this.relevant.delete(objectName(object));
+            else if (!this.remember(object) && type === 'MODIFIED') return;
             for (const key of source.keysOf(object)) {
               if (type === 'DELETED') this.known.delete(key);
               else this.known.add(key);
@@ -152,6 +165,17 @@ export class Reflector {
     });
   }
 
+  /** Records the object's `relevantOf`; whether it differs from the last one seen (always true without `relevantOf`). */
+  private remember(object: k8s.KubernetesObject): boolean {
+    const relevantOf = this.options.source.relevantOf;
+    if (relevantOf === undefined) return true;
+    const name = objectName(object);
+    const value = relevantOf(object);
+    if (this.relevant.get(name) === value) return false;
+    this.relevant.set(name, value);
+    return true;
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -169,4 +193,8 @@ function isAbort(error: unknown): boolean {
     error !== null &&
     ((error as { name?: string }).name === 'AbortError' || (error as { type?: string }).type === 'aborted')
   );
+}
+
+function objectName(object: k8s.KubernetesObject): string {
+  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { eventIdOf, eventIdProblem, objectKeyOfEventId } from '../../../src/operator/event-id.js';
 import { eventSpecOf } from '../../../src/operator/event-spec.js';
-import { parseDuration, parseOperatorFlags } from '../../../src/operator/flags.js';
+import { flagsUsage, parseDuration, parseOperatorFlags } from '../../../src/operator/flags.js';
 import { ticketEvent } from './fixtures.js';
 
 t.test('event ids are <namespace>--<name>, and the mapping is injective', async (t) => {
@@ -54,4 +54,30 @@ t.test('flags parse durations, booleans and engine settings', async (t) => {
   t.throws(() => parseOperatorFlags(['--lease-duration=1s', '--renew-deadline=2s'], defaults), /lease-duration > --renew-deadline/);
   t.throws(() => parseOperatorFlags(['--frob'], defaults), /unknown flag --frob/);
   t.throws(() => parseOperatorFlags(['--resync=soon'], defaults), /--resync must be a duration/);
+});
+
+t.test('a bare number of a duration flag is seconds, as in the jobs; 0, negative and overlong durations are refused', async (t) => {
+  const defaults = { identity: 'host-1', leaseNamespace: 'sentinel', watchNamespace: '', httpPort: 9464 };
+  t.equal(parseDuration('120', 'drain-timeout'), 120_000);
+  t.equal(parseDuration('1.5', 'x'), 1500);
+  t.equal(parseDuration('250ms', 'x'), 250);
+  const flags = parseOperatorFlags(['--drain-timeout', '120', '--refresh-interval=5', '--resync=600', '--drain-poll=1'], defaults);
+  t.equal(flags.settings.drainTimeoutMs, 120_000, '--drain-timeout 120 is two minutes, not 120 ms');
+  t.equal(flags.settings.refreshIntervalMs, 5000);
+  t.equal(flags.settings.resyncMs, 600_000);
+  t.equal(flags.settings.drainPollMs, 1000);
+  for (const zero of ['0', '0s', '0ms', '0.0001s']) {
+    t.throws(() => parseOperatorFlags([`--refresh-interval=${zero}`], defaults), {
+      name: 'ConfigError',
+      message: /--refresh-interval must be at least 1ms/,
+    });
+  }
+  t.throws(() => parseOperatorFlags(['--resync=0'], defaults), { name: 'ConfigError', message: /--resync must be at least 1ms/ });
+  t.throws(() => parseOperatorFlags(['--drain-timeout', '-5s'], defaults), {
+    name: 'ConfigError',
+    message: /--drain-timeout must be a positive duration/,
+  });
+  t.throws(() => parseOperatorFlags(['--resync=1000h'], defaults), { name: 'ConfigError', message: /--resync must be at most 596h/ });
+  t.equal(parseDuration('596h', 'x'), 596 * 3_600_000);
+  t.match(flagsUsage(), /a bare number is seconds/, '--help says so');
 });

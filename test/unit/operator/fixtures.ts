@@ -1,6 +1,6 @@
 /** TicketEvents and inventory snapshots for operator unit tests. */
-import type { InventoryCounts } from '../../../src/engine/provision.js';
 import { DEFAULT_ENGINE } from '../../../src/operator/children.js';
+import type { EventInventory, SaleWindow } from '../../../src/operator/inventory-port.js';
 import type { PlanSettings } from '../../../src/operator/plan.js';
 import { FINALIZER, type TicketEventObject } from '../../../src/operator/types.js';
 
@@ -54,7 +54,11 @@ export function ticketEvent(
   };
 }
 
-export function counts(overrides: Partial<Omit<InventoryCounts, 'shards'>> & { owned?: number; desired?: number } = {}): InventoryCounts {
+/** The sale window of `ticketEvent()`, as the inventory holds it once provisioned. */
+export const SALE: SaleWindow = { opensAt: new Date('2030-05-01T10:00:00Z'), closesAt: new Date('2030-05-01T22:00:00Z') };
+
+/** The committed inventory of `ticketEvent()` (its sale window unless `sale` says otherwise). */
+export function counts(overrides: Partial<Omit<EventInventory, 'shards'>> & { owned?: number; desired?: number } = {}): EventInventory {
   const { owned = 3, desired = 3, ...rest } = overrides;
-  return { total: 50, available: 50, held: 0, sold: 0, ...rest, shards: { desired, owned } };
+  return { total: 50, available: 50, held: 0, sold: 0, sale: SALE, ...rest, shards: { desired, owned } };
 }

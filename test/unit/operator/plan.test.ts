@@ -159,6 +159,51 @@ t.test('the same refusal again records no second event', async (t) => {
   t.same(decided.events, []);
 });
 
+t.test('a refused change does not move the sale window: phase and wake-ups follow the one in force', async (t) => {
+  // One edit changes the layout (refused) and moves the close two hours earlier, to before now: the
+  // inventory keeps the old close, and engines keep selling until then.
+  const edited = ticketEvent({
+    metadata: { generation: 2 },
+    spec: { sale: { opensAt: '2030-05-01T10:00:00Z', closesAt: '2030-05-01T10:30:00Z' } },
+    status: { phase: 'OnSale', observedGeneration: 1, appliedEngine: { replicas: 2, logLevel: 'info' } },
+  });
+  const refused = { status: 'refused', reason: 'layout-changed', message: 'layout differs' } as const;
+  const decided = plan(edited, { now: NOW, provision: refused, inventory: counts() }, SETTINGS);
+  t.equal(decided.status?.phase, 'OnSale', 'not Closed: the refused close is not in force');
+  t.equal(decided.requeueAfterMs, SETTINGS.refreshIntervalMs, 'counts keep being refreshed');
+  t.notOk(
+    decided.events.some((e) => e.reason === 'PhaseClosed'),
+    'no PhaseClosed event',
+  );
+
+  // The same with a child the API server refuses (nothing committed either).
+  const rejected = { kind: 'Deployment', name: 'arena-engine', message: 'spec.template: invalid' };
+  const alsoRefused = plan(edited, { now: NOW, rejected, inventory: counts() }, SETTINGS);
+  t.equal(alsoRefused.status?.phase, 'OnSale');
+
+  // A refused close 5 s from now does not wake the operator then; the accepted one, 5 s away, does.
+  const soon = (at: string) =>
+    ticketEvent({ metadata: { generation: 2 }, spec: { sale: { opensAt: '2030-05-01T10:00:00Z', closesAt: at } } });
+  t.equal(
+    plan(soon('2030-05-01T12:00:05Z'), { now: NOW, provision: refused, inventory: counts() }, SETTINGS).requeueAfterMs,
+    SETTINGS.refreshIntervalMs,
+  );
+  const acceptedSoon = counts({ sale: { opensAt: new Date('2030-05-01T10:00:00Z'), closesAt: new Date('2030-05-01T12:00:05Z') } });
+  t.equal(plan(edited, { now: NOW, provision: refused, inventory: acceptedSoon }, SETTINGS).requeueAfterMs, 5010);
+  t.equal(
+    plan(edited, { now: new Date('2030-05-01T12:00:05Z'), provision: refused, inventory: acceptedSoon }, SETTINGS).status?.phase,
+    'Closed',
+    'and the phase flips at the close in force',
+  );
+
+  // A refused later opening does not make an open sale Pending.
+  const later = ticketEvent({
+    metadata: { generation: 2 },
+    spec: { sale: { opensAt: '2030-05-01T20:00:00Z', closesAt: '2030-05-01T22:00:00Z' } },
+  });
+  t.equal(plan(later, { now: NOW, provision: refused, inventory: counts() }, SETTINGS).status?.phase, 'OnSale');
+});
+
 t.test('an invalid spec fails terminally: phase Failed, no requeue, no children', async (t) => {
   const decided = plan(
     ticketEvent(),
@@ -201,13 +246,12 @@ t.test('safe changes roll out and are announced', async (t) => {
 });
 
 t.test('phase follows the window and sell-out', async (t) => {
-  const event = ticketEvent();
-  t.equal(phaseOf(event, undefined, NOW), 'Provisioning');
-  t.equal(phaseOf(event, counts(), new Date('2030-05-01T09:59:59Z')), 'Pending');
-  t.equal(phaseOf(event, counts(), new Date('2030-05-01T10:00:00Z')), 'OnSale');
-  t.equal(phaseOf(event, counts({ available: 0, held: 5, sold: 45 }), NOW), 'OnSale', 'held seats may still come back');
-  t.equal(phaseOf(event, counts({ available: 0, sold: 50 }), NOW), 'SoldOut');
-  t.equal(phaseOf(event, counts(), new Date('2030-05-01T22:00:00Z')), 'Closed');
+  t.equal(phaseOf(undefined, NOW), 'Provisioning');
+  t.equal(phaseOf(counts(), new Date('2030-05-01T09:59:59Z')), 'Pending');
+  t.equal(phaseOf(counts(), new Date('2030-05-01T10:00:00Z')), 'OnSale');
+  t.equal(phaseOf(counts({ available: 0, held: 5, sold: 45 }), NOW), 'OnSale', 'held seats may still come back');
+  t.equal(phaseOf(counts({ available: 0, sold: 50 }), NOW), 'SoldOut');
+  t.equal(phaseOf(counts(), new Date('2030-05-01T22:00:00Z')), 'Closed');
 });
 
 t.test('a pending sale wakes up exactly when it opens', async (t) => {
@@ -226,6 +270,43 @@ t.test('a pending sale wakes up exactly when it opens', async (t) => {
   t.equal(closed.status?.phase, 'Closed');
   t.equal(closed.requeueAfterMs, undefined, 'a closed sale needs no refresh');
   t.match(condition(closed.status, ConditionType.Ready), { status: 'True' }, 'engines may leave once the window is over');
+});
+
+t.test('a pending sale is Ready once provisioned: engines claim its shards only when it opens', async (t) => {
+  const decided = plan(
+    ticketEvent({ status: { phase: 'Pending' } }),
+    { now: new Date('2030-05-01T09:00:00Z'), provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }) },
+    SETTINGS,
+  );
+  t.equal(decided.status?.phase, 'Pending');
+  t.match(condition(decided.status, ConditionType.ShardsAvailable), {
+    status: 'Unknown',
+    reason: 'SaleNotOpen',
+    message: /when the sale opens at 2030-05-01T10:00:00Z; 0\/3 owned now/,
+  });
+  t.match(condition(decided.status, ConditionType.Degraded), { status: 'False' });
+  t.match(condition(decided.status, ConditionType.Ready), { status: 'True', reason: 'Ready', message: /the sale has not opened yet/ });
+
+  // Not provisioned, or a refused change, still blocks Ready while pending.
+  const refused = plan(
+    ticketEvent({ metadata: { generation: 2 }, status: { phase: 'Pending', observedGeneration: 1 } }),
+    {
+      now: new Date('2030-05-01T09:00:00Z'),
+      provision: { status: 'refused', reason: 'layout-changed', message: 'layout differs' },
+      inventory: counts({ owned: 0 }),
+    },
+    SETTINGS,
+  );
+  t.match(condition(refused.status, ConditionType.Ready), { status: 'False', reason: 'UnsafeChangeRefused' });
+
+  // Once on sale, unowned shards count again.
+  const open = plan(
+    ticketEvent({ status: { phase: 'Pending' } }),
+    { now: NOW, provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }) },
+    SETTINGS,
+  );
+  t.match(condition(open.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'ShardsUnowned' });
+  t.match(condition(open.status, ConditionType.Ready), { status: 'False' });
 });
 
 t.test('no engines asked for: ShardsAvailable says so', async (t) => {

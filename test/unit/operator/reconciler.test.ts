@@ -1,10 +1,10 @@
 import t from 'tap';
-import type { InventoryCounts, ProvisionOutcome } from '../../../src/engine/provision.js';
+import type { ProvisionOutcome } from '../../../src/engine/provision.js';
 import { DependencyError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
 import type { ChildObject } from '../../../src/operator/children.js';
-import type { InventoryPort } from '../../../src/operator/inventory-port.js';
+import type { EventInventory, InventoryPort } from '../../../src/operator/inventory-port.js';
 import { KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
 import type { KubeGateway } from '../../../src/operator/kube-gateway.js';
 import type { RecordedEvent } from '../../../src/operator/plan.js';
@@ -17,7 +17,7 @@ function world(
   initial: TicketEventObject,
   options: {
     provision?: () => Promise<ProvisionOutcome>;
-    counts?: InventoryCounts;
+    counts?: EventInventory;
     applyFails?: Error;
     /** The dry run of this kind of child is refused with this error. */
     dryRunRejects?: { kind: string; error: Error };
@@ -159,6 +159,16 @@ t.test('a failure is reported on the object, then rethrown for the controller', 
   const never = world(ticketEvent(), { applyFails: new KubernetesRejectedError('apply Deployment: invalid image', 422) });
   await t.rejects(never.reconciler.reconcile(key), { code: 'kubernetes_rejected' });
   t.equal(never.stored()?.status?.phase, 'Failed', 'an event never provisioned can only be Failed');
+});
+
+t.test('a failure reports the phase of the sale window in force, not of the spec', async (t) => {
+  // The spec's close was moved to before now, but the inventory (which engines sell by) still has the old one.
+  const w = world(ticketEvent({ spec: { sale: { opensAt: '2030-05-01T10:00:00Z', closesAt: '2030-05-01T10:30:00Z' } } }), {
+    counts: counts(),
+    applyFails: new KubernetesRejectedError('apply Deployment: invalid image', 422),
+  });
+  await t.rejects(w.reconciler.reconcile(key), { code: 'kubernetes_rejected' });
+  t.equal(w.stored()?.status?.phase, 'OnSale');
 });
 
 t.test('a child the API server refuses in the dry run stops the reconcile before anything is written', async (t) => {

@@ -1,9 +1,22 @@
 /** The reflector against a local HTTP server that plays the API server's watch endpoint. */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import t from 'tap';
 import { k8s } from '../../../src/adapters/kubernetes/client.js';
 import { Reflector } from '../../../src/operator/reflector.js';
 import { silentLogger } from '../../../src/log.js';
+
+/** A kubeconfig for the local server that plays the API server. */
+function kubeConfigFor(server: Server): k8s.KubeConfig {
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromOptions({
+    // Plain HTTP on loopback: the client allows it only with skipTLSVerify.
+    clusters: [{ name: 'local', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
+    users: [{ name: 'nobody' }],
+    contexts: [{ name: 'local', cluster: 'local', user: 'nobody' }],
+    currentContext: 'local',
+  });
+  return kubeConfig;
+}
 
 t.test('a watch that keeps failing with an ERROR event backs off instead of re-watching at once', async (t) => {
   let watches = 0;
@@ -17,14 +30,7 @@ t.test('a watch that keeps failing with an ERROR event backs off instead of re-w
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise((resolve) => server.close(resolve)));
-  const kubeConfig = new k8s.KubeConfig();
-  kubeConfig.loadFromOptions({
-    // Plain HTTP on loopback: the client allows it only with skipTLSVerify.
-    clusters: [{ name: 'local', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
-    users: [{ name: 'nobody' }],
-    contexts: [{ name: 'local', cluster: 'local', user: 'nobody' }],
-    currentContext: 'local',
-  });
+  const kubeConfig = kubeConfigFor(server);
   const enqueued: string[] = [];
   const reflector = new Reflector({
     kubeConfig,
@@ -45,4 +51,54 @@ t.test('a watch that keeps failing with an ERROR event backs off instead of re-w
   // Backoff 500 ms, then 1 s: two or three watches in 1.5 s (it spun to hundreds before).
   t.ok(watches >= 1 && watches <= 4, `${watches} watches in 1.5 s`);
   t.ok(enqueued.length >= 1 && enqueued.length <= 4, 'each retry relists (and enqueues what it lists)');
+});
+
+t.test('a MODIFIED event that changes nothing relevantOf looks at (a status write) queues nothing', async (t) => {
+  const object = (resourceVersion: string, generation: number, status: unknown) => ({
+    metadata: { name: 'a', namespace: 'n', uid: 'u1', resourceVersion, generation },
+    status,
+  });
+  const events = [
+    { type: 'MODIFIED', object: object('2', 1, { sold: 1 }) }, // the status only: skipped
+    { type: 'MODIFIED', object: object('3', 1, { sold: 2 }) }, // again
+    { type: 'MODIFIED', object: object('4', 2, { sold: 2 }) }, // a spec change: queued
+    { type: 'MODIFIED', object: object('5', 2, { sold: 3 }) }, // skipped
+    { type: 'DELETED', object: object('6', 2, { sold: 3 }) }, // queued
+    { type: 'ADDED', object: object('7', 2, { sold: 3 }) }, // recreated with the same relevant fields: queued
+  ];
+  let watches = 0;
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    // The events on the first watch; later watches stay open with nothing to say.
+    if (watches++ === 0) res.end(events.map((event) => `${JSON.stringify(event)}\n`).join(''));
+    else res.flushHeaders();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const kubeConfig = kubeConfigFor(server);
+  const enqueued: string[] = [];
+  const reflector = new Reflector({
+    kubeConfig,
+    source: {
+      name: 'things',
+      path: '/api/v1/things',
+      list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '1' }, items: [object('1', 1, { sold: 0 })] }),
+      keysOf: (item) => [item.metadata?.name ?? '?'],
+      relevantOf: ({ metadata }) => JSON.stringify([metadata?.uid, metadata?.generation]),
+    },
+    enqueue: (key) => enqueued.push(key),
+    log: silentLogger,
+    resyncMs: 60_000,
+    watchTimeoutSeconds: 60,
+  });
+  reflector.start();
+  await reflector.synced;
+  const deadline = Date.now() + 5000;
+  while (watches < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  await reflector.stop();
+  t.equal(watches, 2, 'the events were all delivered (the reflector watches again after them)');
+  t.same(enqueued, ['a', 'a', 'a', 'a'], 'the list, the spec change, the deletion and the re-creation; no status write');
 });
