@@ -3,8 +3,9 @@
  * event (unless --event), starts its own engines and ingress, kills/pauses/restarts them and the
  * dependencies; with --attach it loads a system running elsewhere while an external tool injects
  * faults, and verifies afterwards. Exit 0 when every invariant held and the experiment was made
- * as planned; 1 on any violation; 3 when it could not be judged (a planned fault did not run or
- * failed to inject, the shards were not all owned again after the load, a check could not be made).
+ * as planned; 1 on any violation; 2 on bad usage or an unknown event; 3 when it could not be
+ * judged (a planned fault did not run or failed to inject, the shards were not all owned again
+ * after the load, a check could not be made).
  */
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,13 +14,15 @@ import { fileURLToPath } from 'node:url';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { provisionEvent } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
+import { eventFacts } from '../jobs/verify/inventory-checks.js';
 import { ChaosRun } from '../jobs/chaos/chaos.js';
 import { EXIT, verifyExitCode } from '../jobs/verify/verify.js';
 import { formatChaosReport, formatFault } from '../jobs/chaos/format.js';
 import { FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../jobs/chaos/schedule.js';
 import { LocalStack } from '../jobs/local-stack.js';
-import { newRunId, parseDurationMs, parseInteger, UsageError } from '../jobs/options.js';
+import { newRunId, parseDurationMs, parseInteger, UnknownEventError, UsageError } from '../jobs/options.js';
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
+import { ScenarioPlanner, type InventoryView } from '../jobs/stress/scenarios.js';
 import { waitForShards } from '../jobs/wait.js';
 import { jobRedis } from '../jobs/job-redis.js';
 import { retireEvent } from '../jobs/retire-event.js';
@@ -64,8 +67,10 @@ Common:
   --ttl-slack D, --settle D   as for verify (defaults 2s, 60s)
   --json                print {ok, faults, skipped, unmet, stress, verify, …} instead of the report
 
-Exit: 0 every invariant held and every planned fault ran; 1 a violation; 2 bad usage; 3 the run
-could not be judged (a fault that did not run or failed, shards not owned again, a check not made).
+Exit: 0 every invariant held and every planned fault ran; 1 a violation; 2 bad usage, found before
+any fault: a bad flag, an unknown --event, a token the ingress refuses, a --seat or --scenario the
+event cannot give; 3 the run could not be judged (a fault that did not run or failed, shards not
+owned again, a check not made).
 
 The load (defaults differ from \`sentinel stress\`: mixed scenario, open loop at 100 buyers/s for 70s,
 think 100-500ms, 8 retries, 2s max retry delay, 5s timeout):
@@ -102,6 +107,20 @@ const FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/**
+ * The layout chaos provisions: sections A, B, … of rows 1, 2, … and a GA pool. The same object
+ * is the inventory as the API will describe it, against which the load's scenario is checked.
+ */
+function provisionedInventory(settings: { sections: number; rows: number; seats: number; ga: number }): InventoryView {
+  return {
+    sections: Array.from({ length: settings.sections }, (_, s) => ({
+      id: String.fromCharCode(65 + s),
+      rows: Array.from({ length: settings.rows }, (_, r) => ({ id: String(r + 1), seats: settings.seats })),
+    })),
+    pools: settings.ga > 0 ? [{ id: 'GA', capacity: settings.ga }] : [],
+  };
+}
+
 export const chaosCommand: Command = {
   summary: 'inject faults (kill/pause engines, restart dependencies and ingress) during a stress load, then verify',
   async run({ config, log, argv, stdout, stderr }) {
@@ -136,8 +155,11 @@ export const chaosCommand: Command = {
         ttlSlackMs: parseDurationMs(values['ttl-slack'], 'ttl-slack'),
         settleTimeoutMs: parseDurationMs(values.settle, 'settle'),
       };
-      // The load's flags are checked now (with a placeholder event when one will be provisioned).
-      stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
+      // The load's flags are checked now (with a placeholder event when one will be provisioned)…
+      const load = stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
+      // …and so is its scenario against the event to provision (a --seat it will not have, hot-seat
+      // without seats), before anything starts. An existing event's is checked when the load begins.
+      if (values.event === undefined) new ScenarioPlanner(provisionedInventory(settings), load.scenario, load.seed, runId);
       return settings;
     });
     if ('exit' in checked) return checked.exit;
@@ -170,16 +192,15 @@ export const chaosCommand: Command = {
     let provisioned: string | undefined;
     try {
       let eventId = values.event;
+      // A mistyped --event fails here, before any process or load starts (locally engines would wait
+      // for shards that do not exist; attached, the load would fail at its first request).
+      if (eventId !== undefined && (await eventFacts(pool, eventId)) === undefined) throw new UnknownEventError(eventId);
       if (eventId === undefined) {
         eventId = runId.toLowerCase();
-        const sections = Array.from({ length: settings.sections }, (_, s) => ({
-          id: String.fromCharCode(65 + s),
-          rows: Array.from({ length: settings.rows }, (_, r) => ({ id: String(r + 1), seats: settings.seats })),
-        }));
         const outcome = await provisionEvent(pool, {
           eventId,
           displayName: `Chaos run ${runId}`,
-          layout: { sections, pools: settings.ga > 0 ? [{ id: 'GA', capacity: settings.ga }] : [] },
+          layout: provisionedInventory(settings),
           shardCount: settings.shards,
           holdTtlMs: settings.holdTtlMs,
           customerLimit: 6,
@@ -249,6 +270,12 @@ export const chaosCommand: Command = {
       );
       if (report.ok) return EXIT.ok;
       return report.verify.ok ? EXIT.notChecked : verifyExitCode(report.verify);
+    } catch (error) {
+      // An unknown event; or, when the load began, a token the ingress refuses or a --seat or
+      // scenario the event cannot give: bad usage, in one line (exit 2). Anything else propagates.
+      if (!(error instanceof UsageError)) throw error;
+      stderr.write(`chaos: ${error.message}\n`);
+      return EXIT.usage;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

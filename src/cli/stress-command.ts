@@ -3,6 +3,7 @@
  * src/jobs/stress), shows a live progress line on stderr, and ends with a summary (or `--json`)
  * and a response log for `sentinel verify`.
  */
+import { UsageError } from '../jobs/options.js';
 import { formatStressReport } from '../jobs/stress/format.js';
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
 import { StressRun } from '../jobs/stress/stress.js';
@@ -15,6 +16,10 @@ Buys through the REST API the way a crowd does, bounded in buyers and time, then
 (requests, throughput, latency p50/p90/p99/max, statuses, seats sold, errors) and writes a response
 log for \`sentinel verify\`. Ctrl-C stops early and still reports. Targets must be loopback unless
 --allow-remote. Customers' tokens are signed with SENTINEL_JWT_SECRET/ISSUER/AUDIENCE.
+
+Exit: 0 the load ran (whatever it was answered); 2 bad usage, found before any load: a bad flag,
+an unknown event, a token the ingress refuses, a --seat or --scenario the event cannot give;
+1 anything else (e.g. the ingress unreachable or failing).
 
 ${STRESS_FLAGS_HELP}Output:
   --json                  print one JSON object (scenario, requests, status, throughput_rps,
@@ -55,6 +60,13 @@ export const stressCommand: Command = {
       progress?.done();
       stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatStressReport(report));
       return 0;
+    } catch (error) {
+      // Found at discovery, before any load: an unknown event, a token the ingress refuses, a --seat
+      // or scenario the event cannot give. One line, exit 2; anything else propagates (exit 1).
+      if (!(error instanceof UsageError)) throw error;
+      progress?.done();
+      stderr.write(`stress: ${error.message}\n`);
+      return 2;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -26,7 +26,9 @@ also flags what was held before). Exit codes:
   2  bad usage, an unknown event, or a --log that cannot be read
   3  no violation, but a check could not be made: a --log is empty, holds no record of the
      event or a line that is not a response record, or its refusals carry no Idempotency-Key;
-     the topic could not be read; or live holds are past their TTL on shards no engine serves
+     the topic could not be read, or reservations missing from it have outbox rows only for
+     other topics (engines with another SENTINEL_RESERVATIONS_TOPIC); or live holds are past
+     their TTL on shards no engine serves
 
   --event ID          the event (required)
   --log PATH          a stress response log to replay, repeatable

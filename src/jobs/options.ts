@@ -1,10 +1,23 @@
 /** Parsers for the command-line values the jobs share: durations, ranges, counts, probabilities. */
 import { SentinelError } from '../errors.js';
 
-/** A command-line value that cannot be used; the message names the flag. */
+/**
+ * A command-line value that cannot be used; the message names the flag. The jobs' commands answer
+ * it with exit 2 (bad usage) and nothing loaded, checked or broken.
+ */
 export class UsageError extends SentinelError {
-  constructor(message: string) {
-    super('usage', message);
+  constructor(message: string, code = 'usage') {
+    super(code, message);
+  }
+}
+
+/**
+ * The event a job was pointed at does not exist (`where`: in the database, at an ingress) — a
+ * mistyped `--event` is bad usage (exit 2), not a violation or a crash.
+ */
+export class UnknownEventError extends UsageError {
+  constructor(eventId: string, where = 'in the database') {
+    super(`no event ${eventId} ${where}`, 'unknown_event');
   }
 }
 

@@ -154,6 +154,16 @@ export class Takeover {
     return this.movedAt.size;
   }
 
+  /** How many shards the victim owned when the fault began. */
+  get owned(): number {
+    return this.shards.length;
+  }
+
+  /** How many of the victim's shards were seen moved within `ms` of the fault. */
+  movedWithin(ms: number): number {
+    return [...this.movedAt.values()].filter((t) => t <= ms).length;
+  }
+
   /** ms until the last shard moved, or null while some have not. */
   allDoneMs(): number | null {
     return this.complete ? Math.max(0, ...this.movedAt.values()) : null;
@@ -170,6 +180,95 @@ export class Takeover {
         : `the first after ${seconds(times[0]!)} s, the last after ${seconds(times.at(-1)!)} s`;
     return `${times.length}/${this.shards.length} shards ${what}, ${span}`;
   }
+}
+
+/** What an engine logs when the epoch fence refused its commit (src/engine/shard-host.ts), with `event` and `shard`. */
+export const FENCED_MESSAGE = 'Fenced: shard stopped';
+
+/**
+ * The shards of one event an engine's log says were fenced: a commit the epoch fence refused, so
+ * the engine stopped serving the shard. Fed the engine's output (pino JSON lines) in chunks as
+ * they arrive; a line split across chunks is joined. Other lines, other events, anything that is
+ * not JSON are passed over.
+ */
+export class FencedShards {
+  readonly shards = new Set<number>();
+  private partial = '';
+
+  constructor(private readonly eventId: string) {}
+
+  write(chunk: Buffer | string): void {
+    const lines = (this.partial + chunk.toString()).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.includes(FENCED_MESSAGE)) continue;
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      const { msg, event, shard } = (entry ?? {}) as { msg?: unknown; event?: unknown; shard?: unknown };
+      if (msg === FENCED_MESSAGE && event === this.eventId && typeof shard === 'number') this.shards.add(shard);
+    }
+  }
+}
+
+/** What was seen of an engine-pause, from SIGSTOP until the watch of its shards ended. */
+export interface PauseObservation {
+  readonly victim: string;
+  readonly pauseMs: number;
+  readonly takeover: Takeover;
+  /** SIGCONT, ms after the fault began (the clock of `takeover`). */
+  readonly resumedMs: number;
+  /** How long it was watched after SIGCONT, ms. */
+  readonly watchedMs: number;
+  /** Why the watch ended before every shard moved (its deadline, the next fault); undefined when they all did. */
+  readonly cutShort: string | undefined;
+  /** How it ended, when it exited after SIGCONT (exit code or signal); null while it runs. */
+  readonly exit: string | null;
+  /** Shards whose commits it logged as refused by the epoch fence after SIGCONT. */
+  readonly fencedShards: number;
+}
+
+/**
+ * An engine-pause's detail, in words. Only what was observed is stated as fact: takeovers (new
+ * epochs in Postgres), refused commits (the engine's own "Fenced" lines); the fence that would
+ * refuse a commit nobody saw is stated as what the design guarantees. Pure.
+ */
+export function describePause(p: PauseObservation): string {
+  const t = p.takeover;
+  const head = `SIGSTOP ${p.victim} owning ${t.owned} shard(s) for ${seconds(p.pauseMs)} s, then SIGCONT`;
+  const watched = `watched ${seconds(p.watchedMs)} s after SIGCONT${p.cutShort === undefined ? '' : `, until ${p.cutShort}`}`;
+  if (t.owned === 0) {
+    const after = p.exit === null ? 'it kept running' : `it exited (${p.exit})`;
+    return `${head}; it owned no shards, so none could be taken over; after SIGCONT ${after} (${watched})`;
+  }
+  const stopped = t.movedWithin(p.resumedMs);
+  const moved =
+    t.moved === 0
+      ? `none of its ${t.owned} shards was taken over`
+      : `${t.describe('taken over (epoch bumped)')}: ${stopped} while it was stopped, ${t.moved - stopped} after SIGCONT`;
+  let after: string;
+  if (p.exit !== null) after = `it exited (${p.exit})`;
+  else if (p.fencedShards > 0)
+    after = `it kept running, and the epoch fence refused its commits on ${p.fencedShards} shard(s) (it logged "${FENCED_MESSAGE}")`;
+  else if (t.moved > 0)
+    after =
+      `it kept running; no commit of it was refused while watched (it logged no "${FENCED_MESSAGE}") — ` +
+      'by design the epoch fence refuses its commits on the shards taken over';
+  else after = 'it kept running with its shards (a pause shorter than its leases keeps them)';
+  return `${head}; ${moved}; after SIGCONT ${after} (${watched})`;
+}
+
+/** How long a resumed engine is watched at least: its first commits after SIGCONT, refused or not, come within this (ms). */
+const AFTER_RESUME_MS = 1000;
+
+/** An outcome of a fault, in the report's terms. */
+interface Outcome {
+  readonly target: string;
+  readonly detail: string;
+  readonly recovered_s: number | null;
 }
 
 export class ChaosRun {
@@ -217,30 +316,58 @@ export class ChaosRun {
     };
   }
 
+  /**
+   * Injects the faults one at a time. A fault still observed after it was made (an engine-pause:
+   * takeovers can finish after SIGCONT) is reported when its observation ends — by itself, or when
+   * the next fault is about to be injected, after which a shard that moves could be that fault's
+   * doing (or the run is stopped) — and always before the next fault, so faults keep their order.
+   */
   private async runSchedule(): Promise<{ results: FaultResult[]; skipped: SkippedFault[] }> {
     const results: FaultResult[] = [];
     const skipped: SkippedFault[] = [];
-    for (const planned of this.options.schedule) {
-      const wait = this.startedAt + planned.atMs - Date.now();
-      if (wait > 0) await sleep(wait);
-      const notRun = this.options.signal?.aborted ? 'the run was stopped first' : this.loadDone ? 'the load ended first' : undefined;
-      if (notRun !== undefined) {
-        skipped.push({ kind: planned.kind, planned_at_s: seconds(planned.atMs), reason: notRun });
-        continue;
-      }
-      const result = await this.inject(planned);
+    const report = (result: FaultResult) => {
       results.push(result);
       this.options.onFault?.(result);
+    };
+    let observed: { readonly stop: AbortController; readonly reported: Promise<void> } | undefined;
+    const onStop = () => observed?.stop.abort('the run was stopped');
+    this.options.signal?.addEventListener('abort', onStop, { once: true });
+    try {
+      for (const planned of this.options.schedule) {
+        const wait = this.startedAt + planned.atMs - Date.now();
+        if (wait > 0) await sleep(wait);
+        const notRun = this.options.signal?.aborted ? 'the run was stopped first' : this.loadDone ? 'the load ended first' : undefined;
+        if (notRun !== undefined) {
+          skipped.push({ kind: planned.kind, planned_at_s: seconds(planned.atMs), reason: notRun });
+          continue;
+        }
+        if (observed !== undefined) {
+          observed.stop.abort('the next fault');
+          await observed.reported;
+          observed = undefined;
+        }
+        const stop = new AbortController();
+        const made = await this.inject(planned, stop.signal);
+        if ('later' in made) {
+          observed = { stop, reported: made.later.then(report) };
+          if (this.options.signal?.aborted) stop.abort('the run was stopped');
+        } else report(made);
+      }
+      await observed?.reported;
+    } finally {
+      this.options.signal?.removeEventListener('abort', onStop);
     }
     return { results, skipped };
   }
 
-  private async inject(planned: PlannedFault): Promise<FaultResult> {
+  /** Makes one fault: its result, or (`later`) the result once what follows it has been observed too. */
+  private async inject(planned: PlannedFault, until: AbortSignal): Promise<FaultResult | { readonly later: Promise<FaultResult> }> {
     const at = Date.now();
     const base = { kind: planned.kind, planned_at_s: seconds(planned.atMs), at_s: seconds(at - this.startedAt) };
     const empty: FaultEffect = { ok: 0, refused: 0, throttled: 0, failed: 0, disruption_s: 0 };
     try {
-      const outcome = await this.execute(planned, at);
+      const outcome = await this.execute(planned, at, until);
+      if ('later' in outcome) return { later: outcome.later.then((o) => ({ ...base, ...o, error: null, effect: empty })) };
       return { ...base, ...outcome, error: null, effect: empty };
     } catch (error) {
       return {
@@ -254,7 +381,7 @@ export class ChaosRun {
     }
   }
 
-  private async execute(planned: PlannedFault, at: number): Promise<{ target: string; detail: string; recovered_s: number | null }> {
+  private async execute(planned: PlannedFault, at: number, until: AbortSignal): Promise<Outcome | { readonly later: Promise<Outcome> }> {
     const o = this.options;
     const service = SERVICE_OF[planned.kind];
     if (service !== undefined) {
@@ -271,7 +398,7 @@ export class ChaosRun {
         const victim = this.pickEngine(stack, before);
         const owned = [...before].filter(([, s]) => s.owner === victim.name).map(([shard]) => shard);
         const takeover = new Takeover(owned, victim.name, before, at);
-        const watching = this.watch(takeover, 30_000 + (planned.durationMs ?? 0));
+        const watching = this.watch(takeover, 30_000 + (planned.durationMs ?? 0), until);
         if (planned.kind === 'engine-kill') {
           await stack.kill(victim);
           // What the Deployment's ReplicaSet would do: a new pod.
@@ -288,25 +415,41 @@ export class ChaosRun {
         const pauseMs = planned.durationMs ?? 7000;
         stack.signal(victim, 'SIGSTOP');
         await sleep(pauseMs);
-        const duringPause = takeover.describe('taken over (epoch bumped) while it was stopped');
-        const movedDuringPause = takeover.moved;
+        // Its output from SIGCONT on (a stopped process writes nothing): a commit the epoch fence
+        // refused is logged there, and only a refusal seen there is reported as one.
+        const fenced = new FencedShards(o.eventId);
+        const onOutput = (chunk: Buffer) => fenced.write(chunk);
+        victim.child.stdout?.on('data', onOutput);
         stack.signal(victim, 'SIGCONT');
-        this.pending.push(watching);
-        await sleep(1000);
-        const alive = victim.child.exitCode === null && victim.child.signalCode === null;
-        return {
-          target: `${victim.name} (pid ${victim.pid})`,
-          detail:
-            `SIGSTOP ${victim.name} owning ${owned.length} shard(s) for ${seconds(pauseMs)} s, then SIGCONT; ${duringPause}; ` +
-            `after SIGCONT it ${
-              !alive
-                ? `exited (${victim.child.exitCode ?? victim.child.signalCode})`
-                : movedDuringPause > 0
-                  ? 'kept running (the epoch fence refuses its commits on the shards taken over)'
-                  : 'kept running and serving (nothing was taken over: the pause was shorter than its leases)'
-            }`,
-          recovered_s: takeover.allDoneMs() === null ? null : seconds(takeover.allDoneMs()!),
-        };
+        const resumedMs = Date.now() - at;
+        const target = `${victim.name} (pid ${victim.pid})`;
+        // Shards can be taken over after SIGCONT too (a lease that ran out while it was stopped, claimed
+        // on the next rebalance): the result waits for the watch, and gives the engine at least
+        // AFTER_RESUME_MS to show what it does. The watch ends by itself (every shard moved, or its
+        // deadline), or when the next fault comes (runSchedule).
+        const later = (async (): Promise<Outcome> => {
+          try {
+            const [ended] = await Promise.all([watching, sleep(AFTER_RESUME_MS, undefined, { signal: until }).catch(() => undefined)]);
+            const done = victim.child.exitCode !== null || victim.child.signalCode !== null;
+            return {
+              target,
+              detail: describePause({
+                victim: victim.name,
+                pauseMs,
+                takeover,
+                resumedMs,
+                watchedMs: Date.now() - at - resumedMs,
+                cutShort: ended === 'complete' ? undefined : ended,
+                exit: done ? String(victim.child.exitCode ?? victim.child.signalCode) : null,
+                fencedShards: fenced.shards.size,
+              }),
+              recovered_s: takeover.allDoneMs() === null ? null : seconds(takeover.allDoneMs()!),
+            };
+          } finally {
+            victim.child.stdout?.off('data', onOutput);
+          }
+        })();
+        return { later };
       }
       case 'ingress-restart':
       case 'ingress-kill': {
@@ -333,10 +476,13 @@ export class ChaosRun {
     return engines.reduce((best, p) => (owned(p) > owned(best) ? p : best));
   }
 
-  /** Polls shard ownership until every shard of `takeover` moved on, or `timeoutMs` passed. */
-  private async watch(takeover: Takeover, timeoutMs: number): Promise<void> {
+  /**
+   * Polls shard ownership until every shard of `takeover` moved on ('complete'), `timeoutMs`
+   * passed, or `until` was aborted; resolves with why it ended ('complete', or the abort's reason).
+   */
+  private async watch(takeover: Takeover, timeoutMs: number, until?: AbortSignal): Promise<string> {
     const deadline = Date.now() + timeoutMs;
-    while (!takeover.complete && Date.now() < deadline) {
+    while (!takeover.complete && Date.now() < deadline && !until?.aborted) {
       try {
         takeover.observe(await shardStates(this.options.pool, this.options.eventId), Date.now());
       } catch {
@@ -344,6 +490,8 @@ export class ChaosRun {
       }
       if (!takeover.complete) await sleep(100);
     }
+    if (takeover.complete) return 'complete';
+    return until?.aborted ? String(until.reason) : `its limit (${seconds(timeoutMs)} s after the fault)`;
   }
 
   /**

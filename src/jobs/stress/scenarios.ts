@@ -5,6 +5,7 @@
  * ask for the same things, and two systems can be driven with identical demand.
  */
 import { fmix32 } from '../../hash.js';
+import { UsageError } from '../options.js';
 import { Random } from './random.js';
 
 export const SCENARIOS = ['hot-seat', 'flash-sale', 'best-available', 'mixed'] as const;
@@ -82,6 +83,9 @@ export function seatList(inventory: InventoryView): string[] {
   return seats;
 }
 
+/** Ids for a message: the first few, then an ellipsis. */
+const list = (ids: readonly string[], max = 10) => (ids.length > max ? `${ids.slice(0, max).join(', ')}, …` : ids.join(', '));
+
 /** The planner of a run: `plan(i)` is buyer i's intent. Throws when the scenario cannot run on the inventory. */
 export class ScenarioPlanner {
   private readonly seats: readonly string[];
@@ -96,11 +100,21 @@ export class ScenarioPlanner {
   ) {
     const all = seatList(inventory);
     this.seats = settings.seatLimit === undefined ? all : all.slice(0, settings.seatLimit);
+    // What the event cannot give is bad usage (the flags, or the event, are wrong), said before any load.
     const needsSeats = settings.scenario !== 'mixed' || inventory.pools.length === 0;
-    if (needsSeats && this.seats.length === 0) throw new Error(`scenario ${settings.scenario} needs assigned seats; the event has none`);
+    if (needsSeats && this.seats.length === 0) {
+      const pools = inventory.pools.map((p) => p.id);
+      throw new UsageError(
+        `--scenario ${settings.scenario} needs assigned seats; the event has none ` +
+          (pools.length > 0 ? `(only general-admission pools: ${list(pools)}): use --scenario mixed` : 'and no pools either'),
+      );
+    }
     const hot = settings.seat ?? this.seats[0] ?? '';
     if (settings.scenario === 'hot-seat' && settings.seat !== undefined && !all.includes(settings.seat)) {
-      throw new Error(`the event has no seat ${settings.seat}`);
+      throw new UsageError(
+        `--seat: the event has no seat ${settings.seat} (seat ids are SECTION-ROW-NUMBER, from ${all[0]} to ${all.at(-1)}; ` +
+          `sections ${list(inventory.sections.map((s) => s.id))})`,
+      );
     }
     this.hotSeat = hot;
     if (settings.confirmRate < 0 || settings.confirmRate > 1) throw new Error('confirm rate must be in [0, 1]');

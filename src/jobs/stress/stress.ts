@@ -12,6 +12,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DependencyError, SentinelError } from '../../errors.js';
+import { UnknownEventError, UsageError } from '../options.js';
 import { HttpClient, HttpTransportError, type HttpResponse } from './http-client.js';
 import { ResponseLogWriter, type ResponseRecord, type StressOp } from './response-log.js';
 import { ScenarioPlanner, type AfterHold, type BuyerPlan, type InventoryView, type ScenarioSettings } from './scenarios.js';
@@ -136,20 +138,46 @@ function decidedAt(body: Record<string, unknown>): { decidedAt?: number } {
   return Number.isNaN(at) ? {} : { decidedAt: at };
 }
 
-/** Reads an event's sections (with their rows) and pools through the API. */
-export async function discoverInventory(client: HttpClient, eventId: string, token: string): Promise<InventoryView> {
+/**
+ * Why discovery's GET was not answered 200, as an error the CLI prints in one line: an unknown
+ * event or a token the ingress refuses is bad usage (exit 2) — a typo or a secret that is not the
+ * ingress's, which no retry mends; a 5xx is the system's (retry later). Pure.
+ */
+export function discoveryError(target: string, path: string, status: number, body: string, eventId: string): SentinelError {
+  const problem = parseBody({ status, body, retryAfterS: undefined });
+  const slug = problemSlug(status, problem);
+  const detail = typeof problem?.['detail'] === 'string' ? `: ${problem['detail']}` : '';
+  if (status === 404 && slug === 'event-not-found') return new UnknownEventError(eventId, `at ${target} (GET ${path} answered 404)`);
+  if (status === 401 || status === 403) {
+    return new UsageError(
+      `${target} refused the customers' tokens (GET ${path} answered ${status}${detail}): SENTINEL_JWT_SECRET, SENTINEL_JWT_ISSUER ` +
+        `and SENTINEL_JWT_AUDIENCE must be the ingress's (stress signs HS256 tokens; an ingress verifying with SENTINEL_JWKS_URL cannot be loaded)`,
+      'token_refused',
+    );
+  }
+  const what = `GET ${target}${path} answered ${status} (${slug}${detail})`;
+  if (status >= 500) return new DependencyError('ingress', `${what}; is the system up (engines serving the event's shards)?`);
+  return new SentinelError('stress_discovery', `${what}: cannot read the inventory of ${eventId}`);
+}
+
+/** Reads an event's sections (with their rows) and pools through the API (at `target`, for messages). */
+export async function discoverInventory(client: HttpClient, eventId: string, token: string, target: string): Promise<InventoryView> {
   const headers = `authorization: Bearer ${token}\r\naccept: application/json\r\n`;
   const base = `/v1/events/${encodeURIComponent(eventId)}`;
-  const availability = await client.request('GET', `${base}/availability`, headers);
-  if (availability.status !== 200) {
-    throw new Error(`GET ${base}/availability answered ${availability.status}: ${availability.body.slice(0, 300)}`);
-  }
-  const counts = JSON.parse(availability.body) as { sections: { section: string }[]; pools: { pool: string; total: number }[] };
+  const get = async (path: string) => {
+    const response = await client.request('GET', path, headers);
+    if (response.status !== 200) throw discoveryError(target, path, response.status, response.body, eventId);
+    return response.body;
+  };
+  const counts = JSON.parse(await get(`${base}/availability`)) as {
+    sections: { section: string }[];
+    pools: { pool: string; total: number }[];
+  };
   const sections = [];
   for (const { section } of counts.sections) {
-    const map = await client.request('GET', `${base}/seats?section=${encodeURIComponent(section)}`, headers);
-    if (map.status !== 200) throw new Error(`GET seat map of section ${section} answered ${map.status}`);
-    const view = JSON.parse(map.body) as { rows: { row: string; seats: unknown[] }[] };
+    const view = JSON.parse(await get(`${base}/seats?section=${encodeURIComponent(section)}`)) as {
+      rows: { row: string; seats: unknown[] }[];
+    };
     sections.push({ id: section, rows: view.rows.map((r) => ({ id: r.row, seats: r.seats.length })) });
   }
   return { sections, pools: counts.pools.map((p) => ({ id: p.pool, capacity: p.total })) };
@@ -192,22 +220,26 @@ export class StressRun {
 
   async run(): Promise<StressReport> {
     const o = this.options;
-    const inventory = o.inventory ?? (await discoverInventory(this.clients[0]!, o.eventId, this.tokens.get(`${o.runId}-discovery`)));
-    this.planner = new ScenarioPlanner(inventory, o.scenario, o.seed, `${o.runId}`);
-    // Plans and tokens are made before the clock starts, so the run measures the system, not our set-up.
-    const prepared = Math.min(o.buyers, PREPARED_BUYERS);
-    this.plans = new Array<BuyerPlan>(prepared);
-    for (let i = 0; i < prepared; i++) {
-      const plan = this.planner.plan(i);
-      this.plans[i] = plan;
-      this.tokens.get(plan.customer);
-    }
-    const perTarget = Math.ceil(Math.min(o.concurrency, o.buyers) / this.clients.length);
-    await Promise.all(this.clients.map((client) => client.preconnect(perTarget)));
-    this.stats.restart();
-    o.onStart?.(this.stats.startedAt);
-    const ticker = setInterval(() => this.progress(), 1000);
+    let ticker: NodeJS.Timeout | undefined;
+    // Connections and the log are closed however the run ends: a discovery that failed (an unknown
+    // event, a refused token) too, so its error is the process's last word and nothing keeps it up.
     try {
+      const inventory =
+        o.inventory ?? (await discoverInventory(this.clients[0]!, o.eventId, this.tokens.get(`${o.runId}-discovery`), o.targets[0]!));
+      this.planner = new ScenarioPlanner(inventory, o.scenario, o.seed, `${o.runId}`);
+      // Plans and tokens are made before the clock starts, so the run measures the system, not our set-up.
+      const prepared = Math.min(o.buyers, PREPARED_BUYERS);
+      this.plans = new Array<BuyerPlan>(prepared);
+      for (let i = 0; i < prepared; i++) {
+        const plan = this.planner.plan(i);
+        this.plans[i] = plan;
+        this.tokens.get(plan.customer);
+      }
+      const perTarget = Math.ceil(Math.min(o.concurrency, o.buyers) / this.clients.length);
+      await Promise.all(this.clients.map((client) => client.preconnect(perTarget)));
+      this.stats.restart();
+      o.onStart?.(this.stats.startedAt);
+      ticker = setInterval(() => this.progress(), 1000);
       if (o.mode === 'closed') await this.closedLoop();
       else await this.openLoop();
     } finally {

@@ -176,13 +176,15 @@ export async function readEventFromTopic(
 }
 
 /**
- * Waits until the event's outbox rows that are unpublished now (only those of `keys`, when given)
- * are published, up to `timeoutMs`; returns how many are not. Rows committed while it waits are
- * not waited for, so a load that keeps running cannot keep it waiting to the end.
+ * Waits until the event's outbox rows for `topic` that are unpublished now (only those of `keys`,
+ * when given) are published, up to `timeoutMs`; returns how many are not. Rows committed while it
+ * waits are not waited for, so a load that keeps running cannot keep it waiting to the end. Rows
+ * for other topics are not waited for either: they never reach `topic`, whatever a relay does.
  */
 export async function settleOutbox(
   pool: pg.Pool,
   eventId: string,
+  topic: string,
   timeoutMs: number,
   onWait?: (left: number) => void,
   keys?: readonly string[],
@@ -192,8 +194,9 @@ export async function settleOutbox(
   for (;;) {
     const { rows } = await pool.query<{ n: number; last: string | null }>(
       `SELECT count(*)::int AS n, max(id)::text AS last FROM outbox
-        WHERE event_id = $1 AND published_at IS NULL AND ($2::text[] IS NULL OR message_key = ANY($2)) AND ($3::bigint IS NULL OR id <= $3)`,
-      [eventId, keys ?? null, upTo ?? null],
+        WHERE event_id = $1 AND topic = $2 AND published_at IS NULL AND ($3::text[] IS NULL OR message_key = ANY($3))
+          AND ($4::bigint IS NULL OR id <= $4)`,
+      [eventId, topic, keys ?? null, upTo ?? null],
     );
     const left = rows[0]?.n ?? 0;
     upTo ??= rows[0]?.last ?? null;
@@ -204,48 +207,70 @@ export async function settleOutbox(
 }
 
 /**
- * The reservation ids (outbox message keys) of the event whose outbox rows one statement sees
- * published (only among `keys`, when given). Taken before the topic's high-water marks are read,
- * each of them must be below the marks: the relay commits `published_at` after Kafka acknowledged
- * the message. (The value of `published_at` is the relay transaction's start, before its send:
- * only the commit order, not that timestamp, says the message was acknowledged.)
+ * The reservation ids (outbox message keys) of the event whose outbox rows for `topic` one
+ * statement sees published (only among `keys`, when given). Taken before the topic's high-water
+ * marks are read, each of them must be below the marks: the relay commits `published_at` after
+ * Kafka acknowledged the message. (The value of `published_at` is the relay transaction's start,
+ * before its send: only the commit order, not that timestamp, says the message was acknowledged.)
+ * A row published to another topic says nothing about this one.
  */
-export async function publishedKeys(pool: pg.Pool, eventId: string, keys?: readonly string[]): Promise<Set<string>> {
+export async function publishedKeys(pool: pg.Pool, eventId: string, topic: string, keys?: readonly string[]): Promise<Set<string>> {
   const { rows } = await pool.query<{ message_key: string }>(
     `SELECT DISTINCT message_key FROM outbox
-      WHERE event_id = $1 AND published_at IS NOT NULL AND ($2::text[] IS NULL OR message_key = ANY($2))`,
-    [eventId, keys ?? null],
+      WHERE event_id = $1 AND topic = $2 AND published_at IS NOT NULL AND ($3::text[] IS NULL OR message_key = ANY($3))`,
+    [eventId, topic, keys ?? null],
   );
   return new Set(rows.map((r) => r.message_key));
 }
 
-/** A reservation as the topic checks need it. */
-export type TopicReservation = Omit<ReservationRow, 'event_id'> & { readonly in_outbox: boolean };
+/** A reservation as the topic checks need it; `outbox_topics`: the topics its outbox rows were written for (none: no row). */
+export type TopicReservation = Omit<ReservationRow, 'event_id'> & { readonly outbox_topics: readonly string[] };
+
+/** What `checkTopic` could not decide yet, or at all. */
+export interface TopicCheck {
+  /** Not on the topic, their rows for it not published then: `recheckTopic` decides them after waiting for the relay. */
+  readonly pending: TopicReservation[];
+  /**
+   * Not on the topic, with outbox rows only for other topics: the engines that wrote them publish
+   * to those (their SENTINEL_RESERVATIONS_TOPIC is not verify's), so whether they reached Kafka is
+   * not checked here — neither a violation nor a pass (`otherTopicsNote`). `topics`: topic → how
+   * many of them have a row for it.
+   */
+  readonly otherTopics: { readonly reservations: number; readonly topics: ReadonlyMap<string, number> };
+}
 
 /**
- * Compares the topic with the event's reservations in Postgres. `published`: what `publishedKeys`
- * returned before `read` began. Returns the reservations that are not on the topic and whose
- * outbox rows were not published then: `recheckTopic` decides those after waiting for the relay.
+ * Compares `topic` (as read) with the event's reservations in Postgres. `published`: what
+ * `publishedKeys` returned before `read` began. A reservation missing from the topic is a
+ * violation when it has no outbox row, or its row for `topic` was published then; is pending when
+ * that row was not published yet; and is not checked when its rows are for other topics only.
  */
 export async function checkTopic(
   db: Reader,
   eventId: string,
+  topic: string,
   read: TopicRead,
   published: ReadonlySet<string>,
   violations: Violations,
-): Promise<TopicReservation[]> {
+): Promise<TopicCheck> {
   const { rows } = await db.query<TopicReservation>(
     `SELECT reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at,
-            EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = r.event_id AND o.message_key = r.reservation_id) AS in_outbox
+            ARRAY(SELECT DISTINCT o.topic FROM outbox o WHERE o.event_id = r.event_id AND o.message_key = r.reservation_id ORDER BY 1)
+              AS outbox_topics
        FROM reservations r WHERE event_id = $1`,
     [eventId],
   );
   const known = new Map(rows.map((r) => [r.reservation_id, r]));
   const pending: TopicReservation[] = [];
+  let elsewhere = 0;
+  const topics = new Map<string, number>();
   for (const r of rows) {
     if (read.messages.has(r.reservation_id)) continue;
-    if (!r.in_outbox) missing(violations, r, 'it has no outbox row');
-    else if (published.has(r.reservation_id)) missing(violations, r, 'its outbox row was published before verify read the topic');
+    if (r.outbox_topics.length === 0) missing(violations, r, 'it has no outbox row');
+    else if (!r.outbox_topics.includes(topic)) {
+      elsewhere += 1;
+      for (const other of r.outbox_topics) topics.set(other, (topics.get(other) ?? 0) + 1);
+    } else if (published.has(r.reservation_id)) missing(violations, r, 'its outbox row was published before verify read the topic');
     else pending.push(r);
   }
   for (const [key, { payloads }] of read.messages) {
@@ -253,7 +278,24 @@ export async function checkTopic(
     if (row === undefined) violations.add('topic-unknown', `message ${key} on the topic names a reservation Postgres does not have`);
     else for (const payload of payloads.values()) compareMessage(key, payload, row, violations);
   }
-  return pending;
+  return { pending, otherTopics: { reservations: elsewhere, topics } };
+}
+
+/**
+ * Why reservations whose outbox rows are for other topics were not checked on `topic`, naming
+ * those topics; undefined when there are none. Pure.
+ */
+export function otherTopicsNote(topic: string, other: TopicCheck['otherTopics']): string | undefined {
+  if (other.reservations === 0) return undefined;
+  const topics = [...other.topics]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, n]) => `${name} (${n})`)
+    .join(', ');
+  const n = other.reservations;
+  return (
+    `${n === 1 ? '1 reservation' : `${n} reservations`} not on ${topic} ${n === 1 ? 'has' : 'have'} outbox rows only for other ` +
+    `topics: ${topics}. Not checked: verify reads ${topic} (SENTINEL_RESERVATIONS_TOPIC), the engines that wrote them publish to those`
+  );
 }
 
 /**
@@ -277,8 +319,8 @@ export async function recheckTopic(
   violations: Violations,
 ): Promise<void> {
   const keys = options.pending.map((r) => r.reservation_id);
-  await settleOutbox(options.pool, options.eventId, options.settleTimeoutMs, options.onWait, keys);
-  const published = await publishedKeys(options.pool, options.eventId, keys);
+  await settleOutbox(options.pool, options.eventId, options.topic.topic, options.settleTimeoutMs, options.onWait, keys);
+  const published = await publishedKeys(options.pool, options.eventId, options.topic.topic, keys);
   await readEventFromTopic(options.topic, read);
   for (const r of options.pending) {
     const message = read.messages.get(r.reservation_id);

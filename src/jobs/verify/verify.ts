@@ -4,11 +4,13 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../../log.js';
+import { UnknownEventError } from '../options.js';
 import { AckLedger, checkAcknowledged, type LedgerCounts } from './ack-ledger.js';
 import { checkInventory, eventFacts, openSnapshot, type InventoryCounts } from './inventory-checks.js';
 import { replayResponseLogs } from './log-replay.js';
 import {
   checkTopic,
+  otherTopicsNote,
   publishedKeys,
   readEventFromTopic,
   recheckTopic,
@@ -89,12 +91,8 @@ export function verifyExitCode(report: VerifyReport): number {
   return report.not_checked.length > 0 ? EXIT.notChecked : EXIT.ok;
 }
 
-/** The event does not exist: nothing to verify (exit 2, not a violation). */
-export class UnknownEventError extends Error {
-  constructor(eventId: string) {
-    super(`no event ${eventId} in the database`);
-  }
-}
+/** The event does not exist: nothing to verify (exit 2, not a violation). Shared with stress and chaos. */
+export { UnknownEventError };
 
 /**
  * Why live holds past their TTL on shards no engine serves leave invariant 3 unjudged: the shard's
@@ -145,8 +143,8 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   };
   const onWait = (n: number) => options.onStatus?.(`waiting for the relay to publish ${n} outbox rows`);
   if (topicOptions) {
-    await settleOutbox(options.pool, event.id, options.settleTimeoutMs, onWait);
-    const published = await publishedKeys(options.pool, event.id);
+    await settleOutbox(options.pool, event.id, topicOptions.topic, options.settleTimeoutMs, onWait);
+    const published = await publishedKeys(options.pool, event.id, topicOptions.topic);
     options.onStatus?.(`reading ${topicOptions.topic}`);
     try {
       read = { topic: await readEventFromTopic(topicOptions), published };
@@ -177,7 +175,12 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   let pending: TopicReservation[] = [];
   try {
     if (ledger) await checkAcknowledged(snapshot, event.id, ledger, violations, options.ttlSlackMs);
-    if (read) pending = await checkTopic(snapshot, event.id, read.topic, read.published, violations);
+    if (read && topicOptions) {
+      const topic = await checkTopic(snapshot, event.id, topicOptions.topic, read.topic, read.published, violations);
+      pending = topic.pending;
+      const elsewhere = otherTopicsNote(topicOptions.topic, topic.otherTopics);
+      if (elsewhere !== undefined) cannotCheck(['topic-missing'], elsewhere);
+    }
     inventory = await checkInventory(snapshot, event, violations, options.ttlSlackMs, served);
   } finally {
     await snapshot.close();

@@ -59,8 +59,12 @@ t.test('sentinel chaos: faults during a load, then verify passes', async (t) => 
   const [kill, pause] = report.faults;
   t.match(kill!.detail, /SIGKILL .* shards re-owned by another engine/);
   t.ok(kill!.recovered_s !== null && kill!.recovered_s < 15, `shards re-owned after ${kill!.recovered_s} s`);
-  // Paused for 5 s with 2 s leases: its shards are taken over while it is stopped, and fenced after.
-  t.match(pause!.detail, /SIGSTOP .* for 5 s, then SIGCONT; [1-9]\d*\/\d+ shards taken over .*the epoch fence refuses its commits/);
+  // Paused for 5 s with 2 s leases: its shards are taken over while it is stopped; after SIGCONT the
+  // fence refused its commits (seen in its log) or, if it committed nothing, refuses them by design.
+  t.match(
+    pause!.detail,
+    /SIGSTOP .* for 5 s, then SIGCONT; [1-9]\d*\/\d+ shards taken over .*the epoch fence (refused its commits on [1-9]\d* shard|refuses its commits)/,
+  );
   t.ok(report.recovery_s !== null, 'every shard owned again after the load');
   t.ok(report.stress.requests > 500, `${report.stress.requests} requests`);
   t.ok((report.stress.status['201'] ?? 0) > 100);

@@ -1,4 +1,6 @@
 import t from 'tap';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { chaosCommand } from '../../../src/cli/chaos-command.js';
 import type { Command } from '../../../src/cli/commands.js';
@@ -47,6 +49,12 @@ t.test('bad flags and bad values are usage errors: the reason, then the usage, e
     [chaosCommand, ['--layout', '8x20'], /--layout must be SECTIONSxROWSxSEATS/],
     [chaosCommand, ['--attach'], /--attach needs --event/],
     [chaosCommand, ['--duration', 'forever'], /--duration must be a duration/],
+    // The event it will provision has no such seat: said before anything is provisioned or started.
+    [
+      chaosCommand,
+      ['--scenario', 'hot-seat', '--seat', 'Z-1-1', '--layout', '2x3x4'],
+      /--seat: the event has no seat Z-1-1 .*from A-1-1 to B-3-4/,
+    ],
   ];
   for (const [command, argv, reason] of cases) {
     const result = await run(command, argv);
@@ -54,5 +62,44 @@ t.test('bad flags and bad values are usage errors: the reason, then the usage, e
     t.match(result.stderr, reason, argv.join(' '));
     t.match(result.stderr, /\n\nUsage: sentinel /, `${argv.join(' ')}: the usage follows`);
     t.equal(result.stdout, '', argv.join(' '));
+  }
+});
+
+/** A fake ingress on loopback answering every request with `status` and `body`; its URL. */
+async function ingress(t: { teardown: (fn: () => Promise<void>) => void }, status: number, body: string): Promise<string> {
+  const server = createServer((_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/problem+json' });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+t.test('stress: an unknown event or a refused token is one line and exit 2, before any load', async (t) => {
+  const problem = (slug: string, status: number, detail: string) =>
+    JSON.stringify({ type: `https://sentinel.dev/problems/${slug}`, title: slug, status, detail });
+  const cases: [number, string, RegExp][] = [
+    [
+      404,
+      problem('event-not-found', 404, 'no event typo'),
+      /^stress: no event typo at http:\/\/127\.0\.0\.1:\d+ \(GET \/v1\/events\/typo\/availability answered 404\)\n$/,
+    ],
+    [
+      401,
+      problem('unauthorized', 401, 'signature verification failed'),
+      /^stress: http:\/\/127\.0\.0\.1:\d+ refused the customers' tokens .*SENTINEL_JWT_SECRET.*\n$/,
+    ],
+  ];
+  for (const [status, body, message] of cases) {
+    const target = await ingress(t, status, body);
+    const result = await run(stressCommand, ['--event', 'typo', '--target', target, '--log', 'none', '--quiet']);
+    t.equal(result.code, 2, `${status}: exit 2`);
+    t.match(result.stderr, message, `${status}: one line naming what is wrong`);
+    t.notMatch(result.stderr, /\n\s+at /, `${status}: no stack trace`);
+    t.equal(result.stdout, '', `${status}: no report`);
   }
 });

@@ -1,5 +1,22 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { disruptionsOf, effectOf, Takeover, unmetOf, type FaultResult } from '../../../src/jobs/chaos/chaos.js';
+import {
+  ChaosRun,
+  describePause,
+  disruptionsOf,
+  effectOf,
+  FENCED_MESSAGE,
+  FencedShards,
+  Takeover,
+  unmetOf,
+  type ChaosOptions,
+  type FaultResult,
+  type PauseObservation,
+  type SkippedFault,
+} from '../../../src/jobs/chaos/chaos.js';
 import { DEFAULT_ORDER, defaultSchedule, FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../../../src/jobs/chaos/schedule.js';
 import type { Slot } from '../../../src/jobs/stress/stats.js';
 
@@ -134,4 +151,176 @@ t.test('a run is judged on the experiment too: faults not run or not injected, o
   t.same(unmetOf([fault('engine-kill', null)], [], null), [
     'after the load, not every shard was owned by a live engine within the timeout',
   ]);
+});
+
+t.test('fenced shards are read from the engine’s own log lines, split across chunks or not', async (t) => {
+  const fenced = new FencedShards('ev');
+  const line = (fields: object) => `${JSON.stringify({ level: 'warn', time: '2026-01-01T00:00:00Z', ...fields })}\n`;
+  const first = line({ event: 'ev', shard: 3, epoch: 4, msg: FENCED_MESSAGE });
+  fenced.write(first.slice(0, 20));
+  t.same([...fenced.shards], [], 'half a line is not read yet');
+  fenced.write(first.slice(20) + line({ event: 'ev', shard: 5, msg: 'Stopped serving shard: lease lost' }));
+  fenced.write(line({ event: 'other', shard: 6, msg: FENCED_MESSAGE }) + `not json ${FENCED_MESSAGE}\n`);
+  fenced.write(
+    Buffer.from(line({ event: 'ev', shard: 3, epoch: 4, msg: FENCED_MESSAGE }) + line({ event: 'ev', shard: 1, msg: FENCED_MESSAGE })),
+  );
+  t.same([...fenced.shards].sort(), [1, 3], 'this event’s fenced shards, each once; lease losses and other events are not fencing');
+});
+
+t.test('an engine-pause is described by what was observed: shards it did not own, takeovers, refused commits', async (t) => {
+  const before = new Map([
+    [0, { epoch: 1, owner: 'e1' }],
+    [1, { epoch: 1, owner: 'e1' }],
+  ]);
+  const pause = (takeover: Takeover, extra: Partial<PauseObservation> = {}) =>
+    describePause({
+      victim: 'e1',
+      pauseMs: 7000,
+      takeover,
+      resumedMs: 7100,
+      watchedMs: 1000,
+      cutShort: undefined,
+      exit: null,
+      fencedShards: 0,
+      ...extra,
+    });
+  const head = 'SIGSTOP e1 owning 2 shard(s) for 7 s, then SIGCONT';
+
+  t.equal(
+    pause(new Takeover([], 'e1', before, 0), { cutShort: 'x' }),
+    'SIGSTOP e1 owning 0 shard(s) for 7 s, then SIGCONT; it owned no shards, so none could be taken over; after SIGCONT it kept running (watched 1 s after SIGCONT, until x)',
+    'owning no shards is not "the pause was shorter than its leases"',
+  );
+
+  const none = new Takeover([0, 1], 'e1', before, 0);
+  t.equal(
+    pause(none, { watchedMs: 2500, cutShort: 'the next fault' }),
+    `${head}; none of its 2 shards was taken over; after SIGCONT it kept running with its shards (a pause shorter than its leases keeps them) (watched 2.5 s after SIGCONT, until the next fault)`,
+  );
+
+  // One shard moved while it was stopped, the other 1.4 s after SIGCONT.
+  const moved = new Takeover([0, 1], 'e1', before, 0);
+  moved.observe(
+    new Map([
+      [0, { epoch: 2, owner: 'e2' }],
+      [1, { epoch: 1, owner: 'e1' }],
+    ]),
+    3000,
+  );
+  moved.observe(
+    new Map([
+      [0, { epoch: 2, owner: 'e2' }],
+      [1, { epoch: 2, owner: 'e2' }],
+    ]),
+    8500,
+  );
+  t.equal(moved.movedWithin(7100), 1);
+  const taken = `${head}; 2/2 shards taken over (epoch bumped), the first after 3 s, the last after 8.5 s: 1 while it was stopped, 1 after SIGCONT`;
+  t.equal(
+    pause(moved),
+    `${taken}; after SIGCONT it kept running; no commit of it was refused while watched (it logged no "${FENCED_MESSAGE}") — by design the epoch fence refuses its commits on the shards taken over (watched 1 s after SIGCONT)`,
+    'fencing not seen is not claimed as seen',
+  );
+  t.equal(
+    pause(moved, { fencedShards: 1 }),
+    `${taken}; after SIGCONT it kept running, and the epoch fence refused its commits on 1 shard(s) (it logged "${FENCED_MESSAGE}") (watched 1 s after SIGCONT)`,
+  );
+  t.match(pause(moved, { exit: 'SIGABRT' }), /; after SIGCONT it exited \(SIGABRT\) \(watched/);
+});
+
+/** A LocalStack stand-in: engines that only record the signals they get. */
+function fakeStack(engines: string[], onSignal: (name: string, signal: string) => void) {
+  const processes = engines.map((name, i) => ({
+    name,
+    pid: 100 + i,
+    paused: false,
+    child: { exitCode: null, signalCode: null, stdout: new PassThrough() },
+  }));
+  return {
+    processes,
+    stack: {
+      running: () => processes,
+      signal(p: (typeof processes)[number], signal: string) {
+        p.paused = signal === 'SIGSTOP';
+        onSignal(p.name, signal);
+      },
+    },
+  };
+}
+
+/** The private schedule of a ChaosRun made of stand-ins (no load, no services). */
+function schedule(options: Partial<ChaosOptions>): () => Promise<{ results: FaultResult[]; skipped: SkippedFault[] }> {
+  const chaos = new ChaosRun({ eventId: 'ev', infraScript: '/nonexistent', ...options } as ChaosOptions);
+  return () => (chaos as unknown as { runSchedule(): ReturnType<ReturnType<typeof schedule>> }).runSchedule();
+}
+
+t.test('an engine-pause is reported once its takeover watch settles: shards taken over after SIGCONT count', async (t) => {
+  let resumedAt = Infinity;
+  const { processes, stack } = fakeStack(['e1', 'e2'], (name, signal) => {
+    if (name === 'e1' && signal === 'SIGCONT') resumedAt = Date.now();
+  });
+  // e1 owns both shards until 1.5 s after SIGCONT (a lease claimed on a late rebalance), then e2 does;
+  // right after SIGCONT e1 logs a commit the fence refused.
+  const pool = {
+    query: async () => ({
+      rows: [0, 1].map((shard) =>
+        Date.now() >= resumedAt + 1500 ? { shard, epoch: '2', owner: 'e2' } : { shard, epoch: '1', owner: 'e1' },
+      ),
+    }),
+  };
+  const e1 = processes[0]!;
+  const origin = stack.signal.bind(stack);
+  stack.signal = (p, signal) => {
+    origin(p, signal);
+    if (p === e1 && signal === 'SIGCONT')
+      setTimeout(() => e1.child.stdout.write(`${JSON.stringify({ event: 'ev', shard: 0, epoch: 1, msg: FENCED_MESSAGE })}\n`), 50);
+  };
+  const reported: FaultResult[] = [];
+  const { results } = await schedule({
+    pool: pool as unknown as ChaosOptions['pool'],
+    stack: stack as unknown as ChaosOptions['stack'],
+    schedule: [{ atMs: 0, kind: 'engine-pause', durationMs: 300 }],
+    onFault: (f) => reported.push(f),
+  })();
+  t.equal(results.length, 1);
+  t.same(reported, results, 'reported once, when it was settled');
+  const [pause] = results;
+  t.match(pause!.detail, /SIGSTOP e1 owning 2 shard\(s\) for 0\.3 s, then SIGCONT; 2\/2 shards taken over \(epoch bumped\)/);
+  t.match(pause!.detail, /: 0 while it was stopped, 2 after SIGCONT/, 'the takeovers after SIGCONT are in the report');
+  t.match(pause!.detail, /the epoch fence refused its commits on 1 shard\(s\)/, 'the refusal it logged is reported as seen');
+  t.ok(pause!.recovered_s !== null && pause!.recovered_s >= 1.7, `recovered after ${pause!.recovered_s} s`);
+});
+
+t.test('an engine-pause is watched until the next fault at most, and reported before it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const infraScript = join(dir, 'infra.sh');
+  writeFileSync(infraScript, 'exit 0\n');
+  const { stack } = fakeStack(['e1', 'e2'], () => undefined);
+  // e1 keeps its shards: the watch (30 s past the pause) would go on but for the next fault.
+  const pool = { query: async () => ({ rows: [0, 1].map((shard) => ({ shard, epoch: '1', owner: 'e1' })) }) };
+  const started = Date.now();
+  const reported: string[] = [];
+  const { results } = await schedule({
+    pool: pool as unknown as ChaosOptions['pool'],
+    stack: stack as unknown as ChaosOptions['stack'],
+    infraScript,
+    schedule: [
+      { atMs: 0, kind: 'engine-pause', durationMs: 200 },
+      { atMs: 1500, kind: 'redis-restart' },
+    ],
+    onFault: (f) => reported.push(f.kind),
+  })();
+  t.ok(Date.now() - started < 5000, 'the run did not wait for the watch’s own limit');
+  t.same(reported, ['engine-pause', 'redis-restart'], 'faults are reported in their order');
+  t.same(
+    results.map((f) => f.kind),
+    ['engine-pause', 'redis-restart'],
+  );
+  t.match(
+    results[0]!.detail,
+    /none of its 2 shards was taken over; after SIGCONT it kept running with its shards .*until the next fault\)$/,
+  );
+  t.equal(results[0]!.recovered_s, null);
+  t.equal(results[1]!.error, null);
 });

@@ -9,6 +9,7 @@ import {
   type InventoryView,
   type ScenarioName,
 } from '../../../src/jobs/stress/scenarios.js';
+import { UsageError } from '../../../src/jobs/options.js';
 import { Random } from '../../../src/jobs/stress/random.js';
 
 const inventory: InventoryView = {
@@ -129,6 +130,37 @@ t.test('settings are checked', async (t) => {
     () => new ScenarioPlanner({ sections: [], pools: [] }, { ...DEFAULT_SCENARIO_SETTINGS, scenario: 'flash-sale' }, 1, 'r'),
     /needs assigned seats/,
   );
+});
+
+t.test('what the event cannot give is bad usage, naming the value and what would do', async (t) => {
+  const refused = (make: () => unknown) => {
+    try {
+      make();
+    } catch (error) {
+      return error;
+    }
+    return t.fail('not refused');
+  };
+  const seat = refused(() => planner('hot-seat', { seat: 'Z-9-9' }));
+  t.ok(seat instanceof UsageError, 'an unknown --seat is a UsageError (exit 2, one line), not a plain Error');
+  t.equal(
+    (seat as Error).message,
+    '--seat: the event has no seat Z-9-9 (seat ids are SECTION-ROW-NUMBER, from A-1-1 to B-1-20; sections A, B)',
+  );
+  const gaOnly = { sections: [], pools: [{ id: 'GA', capacity: 10 }] };
+  for (const scenario of ['hot-seat', 'flash-sale', 'best-available'] as const) {
+    const error = refused(() => new ScenarioPlanner(gaOnly, { ...DEFAULT_SCENARIO_SETTINGS, scenario }, 1, 'r'));
+    t.ok(error instanceof UsageError, scenario);
+    t.equal(
+      (error as Error).message,
+      `--scenario ${scenario} needs assigned seats; the event has none (only general-admission pools: GA): use --scenario mixed`,
+    );
+  }
+  const empty = refused(
+    () => new ScenarioPlanner({ sections: [], pools: [] }, { ...DEFAULT_SCENARIO_SETTINGS, scenario: 'mixed' }, 1, 'r'),
+  );
+  t.ok(empty instanceof UsageError);
+  t.match((empty as Error).message, /the event has none and no pools either/);
 });
 
 t.test('the random source is deterministic and covers its ranges', async (t) => {
