@@ -64,6 +64,10 @@ export class Engine {
   private readonly settleTriedAt = new Map<string, number>();
   /** Closed sales' hand-offs under way (closeInBackground). */
   private readonly closing = new Set<Promise<void>>();
+  /** The settling of sales that are over, while under way (settleOver). */
+  private settling: Promise<void> | undefined;
+  /** Shards settleOver is claiming or handing off (the round leaves them to it). */
+  private readonly settlingShards = new Set<string>();
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
@@ -108,15 +112,19 @@ export class Engine {
   /** One membership + assignment round. Never throws: a failed round is logged and retried. */
   async tick(): Promise<void> {
     try {
-      const members = await this.membership.heartbeat();
       const ours = (eventId: string) => !this.deps.config.eventFilter || eventId === this.deps.config.eventFilter;
       const events = (await this.store.eventsOnSale(new Date(this.now()))).filter((e) => ours(e.id));
+      // Only an engine that can read Postgres stays a member: one that cannot (wrong credentials,
+      // no connection to be had) would be given shards it never claims, and they would stay
+      // unserved for as long as it lives. Without its heartbeat it drops out within a lease TTL.
+      const members = await this.membership.heartbeat();
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
       const desiredKeys = new Set(desired.map(shardKey));
       const over = await this.salesOver([...this.owned.values()].filter(({ ref }) => !byId.has(ref.eventId)));
       for (const [key, owned] of this.owned) {
+        if (this.settlingShards.has(key)) continue; // settleOver hands it off as closed
         const event = byId.get(owned.ref.eventId);
         if (over.has(owned.ref.eventId)) this.closeInBackground(owned);
         else if (!desiredKeys.has(key)) await this.handOff(owned, 'handoff');
@@ -129,7 +137,10 @@ export class Engine {
       }
       this.deps.metrics.ownedShards.set(this.owned.size);
       this.lastTickOk = this.now();
-      await this.settleOver(members, ours);
+      // In the background, one at a time: settling a big shard takes many commits, and the
+      // round's heartbeat must not wait for them (the engine would drop out of membership).
+      if (this.settling === undefined && !this.stopping)
+        this.settling = this.settleOver(members, ours).finally(() => (this.settling = undefined));
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
     }
@@ -162,11 +173,17 @@ export class Engine {
         if (!event) continue;
         // Its lease still held: a live owner settles it itself, or the lease runs out by the next
         // look. Otherwise not again for a while, whether or not the claim and the last commit work.
-        if ((await this.claim(ref, event)) === 'busy') continue;
-        this.settleTriedAt.set(shardKey(ref), now);
-        settled++;
-        const owned = this.owned.get(shardKey(ref));
-        if (owned) await this.handOff(owned, 'closed');
+        const key = shardKey(ref);
+        this.settlingShards.add(key);
+        try {
+          if ((await this.claim(ref, event)) === 'busy') continue;
+          this.settleTriedAt.set(key, now);
+          settled++;
+          const owned = this.owned.get(key);
+          if (owned) await this.handOff(owned, 'closed');
+        } finally {
+          this.settlingShards.delete(key);
+        }
       }
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Settling closed sales failed');
@@ -292,6 +309,7 @@ export class Engine {
    */
   private async handOff(owned: OwnedShard, reason: 'handoff' | 'closed'): Promise<void> {
     const key = shardKey(owned.ref);
+    if (this.owned.get(key) !== owned) return; // handed off already (the round and settling both can)
     this.owned.delete(key);
     const stopped = await owned.host.handOff(reason);
     if (stopped === reason) await this.store.releaseShard(owned.ref.eventId, owned.ref.shard, owned.host.epoch).catch(() => undefined);
@@ -317,6 +335,7 @@ export class Engine {
     this.stopping = true;
     clearTimeout(this.timer);
     await this.ticking;
+    await this.settling;
     await this.membership.leave().catch(() => undefined);
     // A sale that is over ends its holds here: after a stop nobody else would serve its shards.
     const owned = [...this.owned.values()];

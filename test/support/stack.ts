@@ -87,6 +87,8 @@ export async function startEngine(
   eventId: string,
   env: Record<string, string> = {},
   command: readonly string[] = [process.execPath, CLI],
+  /** Wait for /readyz (default), or only for /healthz: an engine that cannot do its rounds is never ready. */
+  waitUntil: 'ready' | 'live' = 'ready',
 ): Promise<EngineProcess> {
   const id = env['SENTINEL_ENGINE_ID'] ?? uniqueName('engine');
   const httpPort = await freePort();
@@ -143,10 +145,10 @@ export async function startEngine(
   running.add(engine);
   void exited.then(() => running.delete(engine));
   await waitFor(
-    `engine ${id} ready`,
+    `engine ${id} ${waitUntil}`,
     async () => {
       if (child.exitCode !== null) throw new Error(`engine exited with ${child.exitCode}: ${logs.slice(-5).join('\n')}`);
-      return (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).ok;
+      return (await fetch(`http://127.0.0.1:${httpPort}/${waitUntil === 'ready' ? 'readyz' : 'healthz'}`)).ok;
     },
     30_000,
   );

@@ -1,0 +1,33 @@
+/** Who counts as a member when shards are shared out: only engines that can do the work. */
+import t from 'tap';
+import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig } from '../../support/env.js';
+import { provisionTestEvent, shardOwners, sleep, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+
+t.test('an engine that cannot read Postgres is no member, so it is given no shard to leave unserved', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'membership-test' });
+  await connectRedis(redis);
+  t.teardown(() => redis.disconnect());
+  const spec = await provisionTestEvent(pool, { shardCount: 4, layout: testLayout({ rows: 4, seats: 10 }) });
+  const members = () => redis.zrange(`sentinel:engines:${spec.eventId}`, 0, -1);
+
+  // Redis and NATS as usual; Postgres refuses it (a database that does not exist: as wrong
+  // credentials, or no connection to be had, every query fails).
+  const url = new URL(testConfig().databaseUrl);
+  url.pathname = '/sentinel_no_such_database';
+  const cut = await startEngine(spec.eventId, { DATABASE_URL: url.toString() }, undefined, 'live');
+  t.teardown(() => cut.stop());
+  const healthy = await startEngine(spec.eventId);
+  t.teardown(() => healthy.stop());
+
+  await waitFor('the healthy engine serves every shard', async () => (await healthy.metric('sentinel_engine_owned_shards')) === 4);
+  await waitFor('the cut-off engine has tried some rounds', async () => cut.logs.some((line) => line.includes('Rebalance round failed')));
+  await sleep(1000); // a few more of its rounds (every 250 ms), and of the healthy one's
+  t.same(await members(), [healthy.id], 'only the healthy engine is a member');
+  t.equal(await healthy.metric('sentinel_engine_owned_shards'), 4, 'and it keeps every shard');
+  const owners = await shardOwners(pool, spec.eventId);
+  t.same([...owners.values()], [healthy.id, healthy.id, healthy.id, healthy.id], 'Postgres names it the owner of all four');
+});
