@@ -27,7 +27,8 @@ export type GateDecision =
   | { readonly kind: 'limited'; readonly retryAfterMs: number };
 
 /**
- * What `peek` found: the key's state, claiming nothing ('free': never used, or given back;
+ * What `peek` found: the key's state, claiming nothing ('free': never used, or refused before —
+ * the same request is then decided afresh, and the key is bound to it from this peek on;
  * 'unknown': sent to a shard by a request that got no answer — it may have been carried out).
  */
 export type PeekDecision =
@@ -308,7 +309,9 @@ export class CommandGate {
   }
 
   /**
-   * Gives the key back after a refusal: the next request with it is decided afresh. A key whose
+   * Gives the key back after a refusal: the next request with it is decided afresh — if it is the
+   * same request; another one under the key is a mismatch (422) for as long as a response would
+   * be stored, as the Idempotency-Key draft asks of a key reused with another payload. A key whose
    * outcome was once unknown stays unknown (see `markUnknown`): the refusal of a later request
    * says nothing of the first one's command, which may still reach a shard.
    */

@@ -45,6 +45,8 @@ interface Entry {
 export const EVENT_CACHE_TTL_MS = 2000;
 /** How long "no such event" is remembered, so bogus ids cannot hammer Postgres (ms). */
 export const MISSING_EVENT_CACHE_TTL_MS = 1000;
+/** Most events (and ids of no event) cached at once. */
+export const MAX_CACHED_EVENTS = 10_000;
 /** How long a request waits for a read of its event before it is treated as failed (ms; as Redis commands, ADR 0004). */
 export const EVENT_READ_WAIT_MS = 2000;
 
@@ -137,7 +139,7 @@ export class EventCatalog {
     }
     if (event === undefined) {
       const now = this.now();
-      this.entries.set(eventId, { value: undefined, expiresAt: now + MISSING_EVENT_CACHE_TTL_MS, refreshAt: Infinity });
+      this.remember(eventId, { value: undefined, expiresAt: now + MISSING_EVENT_CACHE_TTL_MS, refreshAt: Infinity });
       return undefined;
     }
     const mapKey = `${event.id}\n${event.layoutHash}\n${event.shardCount}`;
@@ -156,21 +158,39 @@ export class EventCatalog {
     }
     const value: RoutableEvent = { event, map, admission: admissionRateOf(event.admissionRate) };
     const now = this.now();
-    this.entries.set(eventId, { value, expiresAt: now + this.ttlMs, refreshAt: now + this.ttlMs / 2 });
-    evictOldest(this.entries, 10_000);
+    this.remember(eventId, { value, expiresAt: now + this.ttlMs, refreshAt: now + this.ttlMs / 2 });
     return value;
+  }
+
+  /**
+   * Caches an entry as the newest: the map is bounded by forgetting the least recently read, so
+   * ids of no event (anyone can make up thousands) push out each other, not an event on sale —
+   * whose entry is read again every half TTL while it has traffic.
+   */
+  private remember(eventId: string, entry: Entry): void {
+    this.entries.delete(eventId);
+    this.entries.set(eventId, entry);
+    evictOldest(this.entries, MAX_CACHED_EVENTS);
   }
 }
 
 /**
- * When the sale stopped being open (epoch ms): its closing time, or — closed early — no later than
- * the row's last change (an archive after the close only moves it later, which errs on the safe
- * side for `CommandRouteDeps.closeSettleMs`).
+ * The latest time the sale of an event that is not open now may have stopped selling (epoch ms), as
+ * far as its row tells: engines stop serving a sale when they notice, at their next round, that it
+ * is not open any more, so `CommandRouteDeps.closeSettleMs` counts from here.
+ *
+ * - Not changed since its closing time: its closing time — or, closed early (status), the change.
+ * - Changed after its closing time: the change — the closing time may have been moved into the
+ *   past by that very change (the sale was open until then), or it was archived after the close
+ *   (which errs on the safe side: a later time only means a longer wait before sale-not-open).
+ * - Not open yet: the last change — if it was ever open, its opening was moved later by a change.
  */
-export function saleClosedAt(event: StoredEvent): number {
+export function saleStoppedAt(event: StoredEvent, now: number): number {
   const closes = event.saleClosesAt.getTime();
-  if (event.status === 'open' || event.updatedAt === undefined) return closes;
-  return Math.min(closes, event.updatedAt.getTime());
+  const changed = event.updatedAt?.getTime();
+  if (changed === undefined) return saleState(event, now) === 'not-yet-open' ? -Infinity : closes;
+  if (changed > closes || event.status !== 'open' || saleState(event, now) === 'not-yet-open') return changed;
+  return closes;
 }
 
 /** Whether the event sells now: open, and inside its sale window. */

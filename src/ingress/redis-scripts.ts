@@ -14,10 +14,11 @@
  * at its key — it must still replay the stored success of an earlier request with the same key —
  * in the same script and batch, as a request whose admit argument is `peek`: the key is read as
  * for any other request, but an unused key is answered `free`, with no claim and no admission
- * (`CommandGate.peek`).
+ * (`CommandGate.peek`) — and recorded refused, bound to the request.
  *
- * `finish` stores the response of a claimed key (success), gives the key back (a refusal: nothing
- * was done under it), or marks it *unknown* (no answer came, yet a shard may have carried the
+ * `finish` stores the response of a claimed key (success), gives the key back *refused* (nothing
+ * was done under it: the same request may use it again, as if new, and another request is a
+ * mismatch — a key stays bound to its first request for the record's TTL), or marks it *unknown* (no answer came, yet a shard may have carried the
  * command out) — but only while the claim is still ours (its token matches). An unknown key is
  * not free: a peek answers `unknown`, so the ingress refuses nothing under it without asking the
  * shard (which replays a success it remembers); a request claims it as it would a free key. And
@@ -29,7 +30,8 @@
  * — its ingress died mid-request, and a shard may have carried the command out — is unknown
  * once its deadline passed, not free.
  *
- * Keys: an idempotency record is a hash (s = state i|d|u: in flight, done, outcome unknown;
+ * Keys: an idempotency record is a hash (s = state i|d|u|r: in flight, done, outcome unknown,
+ * refused;
  * f = fingerprint, t = claim token, e = claim deadline (epoch ms, Redis's clock), u = 1 once its
  * outcome was unknown,
  * r = stored response); the event's admission TAT is an integer of microseconds. All of an event's
@@ -69,6 +71,8 @@ for i = 2, #KEYS do
   if state then
     if rec[2] ~= ARGV[a + 1] then reply = {'mismatch'}
     elseif state == 'd' then reply = {'replay', rec[3]}
+    -- Refused before: bound to its request (another is a mismatch, above), which is decided afresh.
+    elseif state == 'r' then reply = nil
     -- Sent to a shard before, outcome unknown: a peek must not take it for free; a request claims
     -- it like a free key and asks the shard.
     elseif state == 'u' then
@@ -82,6 +86,12 @@ for i = 2, #KEYS do
   if reply then
     -- the record decided
   elseif ARGV[a + 4] == 'peek' then
+    -- The request is refused without a shard: the key is bound to it from now on, as a refusal
+    -- under a claim leaves it (finish).
+    if not state then
+      redis.call('HSET', key, 's', 'r', 'f', ARGV[a + 1])
+      redis.call('EXPIRE', key, ARGV[a + 8])
+    end
     reply = {'free'}
   elseif ARGV[a + 4] == '1' then
     local now
@@ -139,7 +149,9 @@ for i = 1, #KEYS do
     redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
     done[i] = 1
   else
-    redis.call('DEL', KEYS[i])
+    redis.call('HSET', KEYS[i], 's', 'r')
+    redis.call('HDEL', KEYS[i], 't', 'e')
+    redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
     done[i] = 1
   end
 end

@@ -8,7 +8,7 @@ import { SentinelError } from '../../errors.js';
 import type { CommandGate, GateDecision, GateRequest, PeekDecision, StoredResponse } from '../command-gate.js';
 import { canonicalPath, keyDigest, parseIdempotencyKey, requestFingerprint, strictPassKey } from '../command-gate.js';
 import type { IngressContext, ShardSender } from '../context.js';
-import { saleClosedAt, saleState, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
+import { saleState, saleStoppedAt, type EventCatalog, type RoutableEvent } from '../event-catalog.js';
 import { QUERY_TIMEOUT_MS } from '../../adapters/postgres/pool.js';
 import type { HoldLocator } from '../hold-locator.js';
 import type { InventoryReads } from '../inventory-reads.js';
@@ -197,13 +197,13 @@ export function commandRoutes(deps: CommandRouteDeps) {
       new Date(deps.now() - deps.idempotencyTtlMs),
     );
     if (found === undefined) {
-      const settled = saleClosedAt(routable.event) + deps.closeSettleMs;
       const now = deps.now();
-      if (saleState(routable.event, now) !== 'closed' || now >= settled) throw notOpen;
+      const settled = saleStoppedAt(routable.event, now) + deps.closeSettleMs;
+      if (now >= settled) throw notOpen;
       throw new HttpProblem(
         'shard-unavailable',
-        `the sale of ${routable.event.id} is closed, and whether an earlier request with this Idempotency-Key was carried out ` +
-          `is not known yet: a commit under way at the close may still land until ${new Date(settled).toISOString()}`,
+        `the sale of ${routable.event.id} is not open, and whether an earlier request with this Idempotency-Key was carried out ` +
+          `is not known yet: a commit under way when it stopped may still land until ${new Date(settled).toISOString()}`,
         { retryAfterS: Math.max(1, Math.ceil((settled - now) / 1000)) },
       );
     }

@@ -83,9 +83,25 @@ t.test('idempotency: claim, in flight, store, replay, mismatch, release', async 
   await gate.release(second.claim);
   t.equal(
     (await gate.begin(request(eventId, { idempotencyKey: 'k2', fingerprint: 'anything' }))).kind,
-    'claimed',
-    'a released key is free again',
+    'mismatch',
+    'a released key stays bound to its request: another under it is a mismatch',
   );
+  t.same(await gate.peek(request(eventId, { idempotencyKey: 'k2' })), { kind: 'free' }, 'the same request finds it free');
+  const again = await gate.begin(request(eventId, { idempotencyKey: 'k2' }));
+  t.equal(again.kind, 'claimed', 'and claims it again, to be decided afresh');
+  const k2 = redisKeys.idempotency(eventId, keyDigest('alice', 'k2'));
+  t.ok((await redis.ttl(k2)) > 50, 'the binding lasts as long as a stored response would');
+  if (again.kind !== 'claimed') throw new Error('unreachable');
+  await gate.store(again.claim, { status: 201, headers: {}, body: { ok: 2 } });
+  t.equal((await gate.begin(request(eventId, { idempotencyKey: 'k2' }))).kind, 'replay', 'its later success is replayed');
+});
+
+t.test('a key a peek found unused is bound to the refused request', async (t) => {
+  const eventId = uniqueName('peek-bind');
+  t.same(await gate.peek(request(eventId)), { kind: 'free' });
+  t.equal((await gate.begin(request(eventId, { fingerprint: 'other' }))).kind, 'mismatch', 'another request under it: mismatch');
+  t.same(await gate.peek(request(eventId, { fingerprint: 'other' })), { kind: 'mismatch' }, 'a peek of another request too');
+  t.equal((await gate.begin(request(eventId))).kind, 'claimed', 'the same request goes ahead');
 });
 
 t.test('requests of one turn share a script run, and are decided in order as if one by one', async (t) => {

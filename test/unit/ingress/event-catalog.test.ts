@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { StoredEvent } from '../../../src/adapters/postgres/inventory-store.js';
 import { DependencyError } from '../../../src/errors.js';
-import { EventCatalog, saleState } from '../../../src/ingress/event-catalog.js';
+import { EventCatalog, MAX_CACHED_EVENTS, saleState, saleStoppedAt } from '../../../src/ingress/event-catalog.js';
 
 function event(overrides: Partial<StoredEvent> = {}): StoredEvent {
   return {
@@ -189,4 +189,56 @@ t.test('sale state', async (t) => {
   t.equal(saleState(event(), 1000), 'open');
   t.equal(saleState(event(), 10_000), 'closed');
   t.equal(saleState(event({ status: 'closed' }), 5000), 'closed');
+});
+
+t.test('when a sale that is not open may have stopped selling', async (t) => {
+  // Opens at 1,000, closes at 10,000.
+  t.equal(saleStoppedAt(event({ updatedAt: new Date(500) }), 12_000), 10_000, 'closed on time: its closing time');
+  t.equal(saleStoppedAt(event(), 12_000), 10_000, 'no change time known: its closing time');
+  t.equal(saleStoppedAt(event({ status: 'closed', updatedAt: new Date(4000) }), 5000), 4000, 'closed early by status: the change');
+  t.equal(
+    saleStoppedAt(event({ saleClosesAt: new Date(3000), updatedAt: new Date(6000) }), 7000),
+    6000,
+    'its close moved into the past: it sold until the change',
+  );
+  t.equal(saleStoppedAt(event({ status: 'archived', updatedAt: new Date(20_000) }), 21_000), 20_000, 'archived later: the later time');
+  t.equal(
+    saleStoppedAt(event({ saleOpensAt: new Date(9000), updatedAt: new Date(6000) }), 7000),
+    6000,
+    'its opening moved later: the change',
+  );
+  t.equal(saleStoppedAt(event({ saleOpensAt: new Date(9000) }), 7000), -Infinity, 'not open yet, no change known: never sold');
+});
+
+t.test('ids of no event are forgotten first: they neither grow the cache without bound nor push out an event on sale', async (t) => {
+  const reads = new Map<string, number>();
+  let now = 2000;
+  const catalog = new EventCatalog(
+    {
+      getEvent: async (id) => {
+        reads.set(id, (reads.get(id) ?? 0) + 1);
+        return id === 'ev' ? event() : undefined;
+      },
+    },
+    () => now,
+    2000,
+  );
+  await catalog.get('ev');
+  const bogus = (i: number) => `nope-${i}`;
+  for (let i = 0; i < MAX_CACHED_EVENTS * 2; i++) {
+    t.equal(await catalog.get(bogus(i)), undefined);
+    // The event's traffic goes on; past half its TTL one request re-reads it in the background.
+    if (i % 1000 === 0) {
+      now += 100;
+      await catalog.get('ev');
+    }
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  const eventReads = reads.get('ev')!;
+  t.ok((await catalog.get('ev')) !== undefined);
+  t.equal(reads.get('ev'), eventReads, 'the event was still cached: no read');
+  await catalog.get(bogus(0));
+  t.equal(reads.get(bogus(0)), 2, 'the oldest unknown id was forgotten');
+  await catalog.get(bogus(MAX_CACHED_EVENTS * 2 - 1));
+  t.equal(reads.get(bogus(MAX_CACHED_EVENTS * 2 - 1)), 1, 'the newest is remembered');
 });
