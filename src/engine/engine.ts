@@ -118,6 +118,8 @@ export class Engine {
       // no connection to be had) would be given shards it never claims, and they would stay
       // unserved for as long as it lives. Without its heartbeat it drops out within a lease TTL.
       const members = await this.membership.heartbeat();
+      // For the operator, which reads Postgres only: the shards it owns count as owned while this lasts.
+      await this.store.engineSeen(this.deps.config.engineId, this.deps.config.leaseTtlMs);
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -341,6 +343,7 @@ export class Engine {
     const owned = [...this.owned.values()];
     const over = await this.salesOver(owned, STOP_LOOKUP_MS);
     await Promise.all([...this.closing, ...owned.map((o) => this.handOff(o, over.has(o.ref.eventId) ? 'closed' : 'handoff'))]);
+    await withDeadline(this.store.engineGone(this.deps.config.engineId), STOP_LOOKUP_MS).catch(() => undefined);
     await this.relay?.stop();
   }
 

@@ -39,7 +39,11 @@ export interface InventoryCounts {
   readonly available: number;
   readonly held: number;
   readonly sold: number;
-  readonly shards: { readonly desired: number; readonly owned: number };
+  /**
+   * `owned`: shards whose owner is alive (its heartbeat has not run out); `named`: shards that name
+   * an owner at all — one that crashed, or is paused, too (it has not let them go).
+   */
+  readonly shards: { readonly desired: number; readonly owned: number; readonly named: number };
 }
 
 const EVENT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -208,13 +212,26 @@ export async function provisionEvent(pool: pg.Pool, spec: EventSpec): Promise<Pr
   return outcome;
 }
 
-/** Seat and place counts of an event from committed rows, plus shards desired/owned. */
+/**
+ * Seat and place counts of an event from committed rows, plus shards desired/owned — owned by an
+ * engine that is alive: `shards.owner` outlives an engine that crashed, its heartbeat does not.
+ */
 export async function inventoryCounts(pool: pg.Pool, eventId: string): Promise<InventoryCounts | undefined> {
-  const { rows } = await pool.query<{ shard_count: number; total: string; available: string; held: string; sold: string; owned: string }>(
+  const { rows } = await pool.query<{
+    shard_count: number;
+    total: string;
+    available: string;
+    held: string;
+    sold: string;
+    owned: string;
+    named: string;
+  }>(
     `SELECT e.shard_count,
             s.total + p.capacity AS total, s.available + (p.capacity - p.held - p.sold) AS available,
             s.held + p.held AS held, s.sold + p.sold AS sold,
-            (SELECT count(*) FROM shards WHERE event_id = e.id AND owner IS NOT NULL) AS owned
+            (SELECT count(*) FROM shards s JOIN engine_heartbeats h ON h.engine_id = s.owner
+              WHERE s.event_id = e.id AND h.expires_at > now()) AS owned,
+            (SELECT count(*) FROM shards WHERE event_id = e.id AND owner IS NOT NULL) AS named
        FROM events e,
             LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE state = 'available') AS available,
                             count(*) FILTER (WHERE state = 'held') AS held, count(*) FILTER (WHERE state = 'sold') AS sold
@@ -231,7 +248,7 @@ export async function inventoryCounts(pool: pg.Pool, eventId: string): Promise<I
     available: Number(row.available),
     held: Number(row.held),
     sold: Number(row.sold),
-    shards: { desired: row.shard_count, owned: Number(row.owned) },
+    shards: { desired: row.shard_count, owned: Number(row.owned), named: Number(row.named) },
   };
 }
 

@@ -73,6 +73,13 @@ interface ScriptedRedis {
  */
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
 
+/**
+ * How long a key that a peek found unused stays bound to its refused request (s): long enough for
+ * a client's retries, short enough that a crowd of refusals without a shard (known-sold seats, a
+ * sale not open; no admission applies to them) costs Redis little memory.
+ */
+export const PEEK_BINDING_TTL_S = 300;
+
 /** Most requests one script run decides: a run blocks Redis, so keep each short. */
 const MAX_BATCH = 128;
 
@@ -264,7 +271,9 @@ export class CommandGate {
       rate ? String(emissionIntervalUs(rate)) : '0',
       rate ? String(rate.burst) : '0',
       request.nowUs === undefined ? '' : String(request.nowUs),
-      String(this.ttlS),
+      // A peek binds an unused key to its refused request (BEGIN_SCRIPT) for a short while only:
+      // such refusals take no admission token, so their records must not pile up for a day.
+      String(mode === 'peek' ? Math.min(this.ttlS, PEEK_BINDING_TTL_S) : this.ttlS),
     ];
     let reply: BeginReply;
     try {

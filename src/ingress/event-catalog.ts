@@ -35,7 +35,7 @@ export interface EventSource {
 }
 
 interface Entry {
-  readonly value: RoutableEvent | undefined;
+  readonly value: RoutableEvent;
   readonly expiresAt: number;
   /** From when a request re-reads it in the background (found events only). */
   readonly refreshAt: number;
@@ -45,7 +45,7 @@ interface Entry {
 export const EVENT_CACHE_TTL_MS = 2000;
 /** How long "no such event" is remembered, so bogus ids cannot hammer Postgres (ms). */
 export const MISSING_EVENT_CACHE_TTL_MS = 1000;
-/** Most events (and ids of no event) cached at once. */
+/** Most events cached at once, and most ids of no event remembered. */
 export const MAX_CACHED_EVENTS = 10_000;
 /** How long a request waits for a read of its event before it is treated as failed (ms; as Redis commands, ADR 0004). */
 export const EVENT_READ_WAIT_MS = 2000;
@@ -53,6 +53,11 @@ export const EVENT_READ_WAIT_MS = 2000;
 /** Caches events with single-flight loads: a thousand concurrent requests cause one query. */
 export class EventCatalog {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * Ids of no event, apart: anyone with a token can make up thousands, and they must neither grow
+   * memory without bound nor push a sale's entry out of `entries` (whose ids are events' only).
+   */
+  private readonly missing = new Map<string, number>();
   private readonly loading = new Map<string, Promise<RoutableEvent | undefined>>();
   private readonly maps = new Map<string, ShardMap>();
   /** Events whose last read failed: no read in the background before this time (epoch ms). */
@@ -67,13 +72,18 @@ export class EventCatalog {
 
   /** The event, or undefined when there is no such event. */
   async get(eventId: string): Promise<RoutableEvent | undefined> {
-    const entry = this.entries.get(eventId);
     const now = this.now();
+    const missingUntil = this.missing.get(eventId);
+    if (missingUntil !== undefined) {
+      if (missingUntil > now) return undefined;
+      this.missing.delete(eventId);
+    }
+    const entry = this.entries.get(eventId);
     if (entry !== undefined && entry.expiresAt > now) {
-      if (entry.value !== undefined && entry.refreshAt <= now) this.readInBackground(eventId, now);
+      if (entry.refreshAt <= now) this.readInBackground(eventId, now);
       return entry.value;
     }
-    if (entry?.value !== undefined && this.retryAt.has(eventId)) {
+    if (entry !== undefined && this.retryAt.has(eventId)) {
       // Postgres failed the last read: the last known settings are served without waiting (as a
       // failed read would end in anyway), and Postgres is asked again once per half TTL.
       this.readInBackground(eventId, now);
@@ -83,7 +93,7 @@ export class EventCatalog {
     try {
       return await this.waitFor(eventId, this.loadOnce(eventId));
     } catch (error) {
-      if (entry?.value !== undefined) return entry.value;
+      if (entry !== undefined) return entry.value;
       throw error;
     }
   }
@@ -139,7 +149,10 @@ export class EventCatalog {
     }
     if (event === undefined) {
       const now = this.now();
-      this.remember(eventId, { value: undefined, expiresAt: now + MISSING_EVENT_CACHE_TTL_MS, refreshAt: Infinity });
+      // An event that is gone (never, in practice: events are archived, not deleted) goes from both.
+      this.entries.delete(eventId);
+      this.missing.set(eventId, now + MISSING_EVENT_CACHE_TTL_MS);
+      evictOldest(this.missing, MAX_CACHED_EVENTS);
       return undefined;
     }
     const mapKey = `${event.id}\n${event.layoutHash}\n${event.shardCount}`;
@@ -158,19 +171,10 @@ export class EventCatalog {
     }
     const value: RoutableEvent = { event, map, admission: admissionRateOf(event.admissionRate) };
     const now = this.now();
-    this.remember(eventId, { value, expiresAt: now + this.ttlMs, refreshAt: now + this.ttlMs / 2 });
-    return value;
-  }
-
-  /**
-   * Caches an entry as the newest: the map is bounded by forgetting the least recently read, so
-   * ids of no event (anyone can make up thousands) push out each other, not an event on sale —
-   * whose entry is read again every half TTL while it has traffic.
-   */
-  private remember(eventId: string, entry: Entry): void {
-    this.entries.delete(eventId);
-    this.entries.set(eventId, entry);
+    this.missing.delete(eventId);
+    this.entries.set(eventId, { value, expiresAt: now + this.ttlMs, refreshAt: now + this.ttlMs / 2 });
     evictOldest(this.entries, MAX_CACHED_EVENTS);
+    return value;
   }
 }
 

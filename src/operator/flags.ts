@@ -61,7 +61,7 @@ export function flagsUsage(): string {
     'Flags:',
     ...lines,
     '',
-    'A duration is 500ms, 15s, 2m or 1h; a bare number is seconds; it must be more than 0.',
+    'A duration is 500ms, 15s, 2m or 1h (with its unit); it must be more than 0.',
     '',
   ].join('\n');
 }
@@ -70,19 +70,21 @@ export function flagsUsage(): string {
 const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /**
- * Parses `500ms`, `15s`, `2m`, `1h`, or a bare number of seconds — as the jobs' flags read it
- * (`src/jobs/options.ts`), so `--drain-timeout 120` is two minutes wherever it is written.
- * Every duration here paces a timer or bounds a wait, so 0 (or less than 1 ms) is refused: a
- * refresh interval of 0 re-queues each TicketEvent at once, a resync of 0 fires on every tick —
- * hot loops. So is one past Node's timer limit, which would fire at once too.
+ * Parses `500ms`, `15s`, `2m`, `1h`. A bare number is refused: these flags read it as milliseconds
+ * until 2026-12-04, the jobs' flags read it as seconds (`src/jobs/options.ts`), so a configuration
+ * written with one in mind must not be silently read the other way. Every duration here paces a
+ * timer or bounds a wait, so 0 (or less than 1 ms) is refused: a refresh interval of 0 re-queues
+ * each TicketEvent at once, a resync of 0 fires on every tick — hot loops. So is one past Node's
+ * timer limit, which would fire at once too.
  */
 export function parseDuration(text: string, flag: string): number {
   const trimmed = text.trim();
   if (trimmed.startsWith('-')) throw new ConfigError(`--${flag} must be a positive duration, got ${JSON.stringify(text)}`);
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(trimmed);
-  if (match === null)
-    throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h (a bare number is seconds), got ${JSON.stringify(text)}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  if (/^\d+(?:\.\d+)?$/.test(trimmed))
+    throw new ConfigError(`--${flag} needs a unit: ${trimmed}ms or ${trimmed}s? (got ${JSON.stringify(text)})`);
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(trimmed);
+  if (match === null) throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(text)}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
   const ms = Math.round(Number(match[1]) * unit);
   if (ms < 1) throw new ConfigError(`--${flag} must be at least 1ms (0 would make a busy loop), got ${JSON.stringify(text)}`);
   if (ms > MAX_DURATION_MS) throw new ConfigError(`--${flag} must be at most 596h (Node's longest timer), got ${JSON.stringify(text)}`);

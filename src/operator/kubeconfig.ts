@@ -31,7 +31,15 @@ export function operatorKubeConfig(path: string | undefined): k8s.KubeConfig {
           : `cannot be read as a kubeconfig: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
     throw new ConfigError(`${source}: ${why}`);
   }
-  if (kubeConfig.getCurrentCluster() === null) {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (path === undefined && cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080') {
+    // What client-node makes up when it finds nothing (no $KUBECONFIG, no ~/.kube/config, not in a
+    // pod): an API server on localhost:8080 without TLS, which is never the one meant.
+    throw new ConfigError(
+      'no kubeconfig found: set --kubeconfig or $KUBECONFIG, write ~/.kube/config, or run in a pod with a service account',
+    );
+  }
+  if (cluster === null) {
     throw new ConfigError(`${source}: no current context, or its cluster is missing (see kubectl config get-contexts)`);
   }
   return kubeConfig;

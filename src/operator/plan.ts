@@ -9,7 +9,7 @@ import type { ProvisionOutcome } from '../engine/provision.js';
 import { desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
 import { eventIdOf } from './event-id.js';
-import type { EventInventory, SaleWindow } from './inventory-port.js';
+import type { EventInventory } from './inventory-port.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
 /** One step the reconciler carries out. */
@@ -212,7 +212,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   } else {
     const { desired, owned } = inventory.shards;
     const replicas = object.spec.engine?.replicas ?? 0;
-    if (phase === 'Pending') {
+    if (phase === 'Pending' && replicas > 0) {
       // Engines claim the shards of events on sale only: before the window opens, none owned is expected.
       shardsAvailable = {
         type: ConditionType.ShardsAvailable,
@@ -256,8 +256,10 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   conditions.push(degraded);
 
   // Engines own shards only while the sale is open: before it opens they have not claimed them yet,
-  // once it is over they may let them go — neither is a reason to be unready.
-  const required = phase === 'Pending' || phase === 'Closed' ? [provisioned] : [provisioned, shardsAvailable];
+  // once it is over they may let them go — neither is a reason to be unready. A pending sale with
+  // no engines asked for (replicas 0) is: nothing would serve it when it opens.
+  const required =
+    phase === 'Closed' || (phase === 'Pending' && shardsAvailable.status !== 'False') ? [provisioned] : [provisioned, shardsAvailable];
   const blocking = required.find((c) => c.status !== 'True') ?? (degraded.status === 'True' ? degraded : undefined);
   conditions.unshift(
     blocking === undefined
@@ -285,7 +287,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
           }),
     },
     events,
-    requeueAfterMs: nextLook(inventory?.sale, phase, now, settings),
+    requeueAfterMs: nextLook(inventory, phase, now, settings),
   };
 }
 
@@ -304,7 +306,9 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     // Never provisioned (e.g. an invalid spec): nothing to close or keep.
     return { actions: [{ type: 'remove-finalizer' }], status: undefined, events: [], requeueAfterMs: undefined };
   }
-  const { owned, desired } = inventory.shards;
+  // Every shard that names an owner, alive or not: one paused (SIGSTOP) has not let its shard go,
+  // and could still commit when it resumes — the drain waits for it (within the drain timeout).
+  const { named: owned, desired } = inventory.shards;
   // Engines end a closed sale's holds as they let its shards go (ADR 0006, item 10): seats still
   // held mean some are still at it, or will be settled by another engine — which the engines of
   // this event, deleted with it, could no longer do.
@@ -402,12 +406,29 @@ function drainMessage(owned: number, desired: number, held: number, unpublished:
     : `sale closed; waiting ${waits.join(', and ')} before archiving`;
 }
 
-/** When to look again: at the refresh interval, or sooner at the next edge of the sale window in force. */
-function nextLook(sale: SaleWindow | undefined, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {
-  if (phase === 'Failed' || phase === 'Closed') return undefined;
+/** How long after the opening the operator looks again every OPENING_LOOK_MS while shards are still being claimed. */
+const OPENING_MS = 30_000;
+const OPENING_LOOK_MS = 1_000;
+
+/**
+ * When to look again. The operator's own status writes do not wake it (operator.ts), so it wakes
+ * itself: at the refresh interval while the sale is pending or open, and sooner at the next edge
+ * of the sale window in force; right after the opening, every second until the engines have
+ * claimed every shard (they do so within a round or two, and Ready says so at once); after the
+ * close, until the engines have let their shards go and no seat is held any more (the counts of
+ * the last commits and of the ended holds), then never.
+ */
+function nextLook(inventory: EventInventory | undefined, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {
+  if (phase === 'Failed') return undefined;
+  if (phase === 'Closed')
+    return inventory !== undefined && (inventory.held > 0 || inventory.shards.named > 0) ? settings.refreshIntervalMs : undefined;
   let wait = settings.refreshIntervalMs;
+  if (inventory === undefined) return wait;
+  const sinceOpening = now.getTime() - inventory.sale.opensAt.getTime();
+  if (sinceOpening >= 0 && sinceOpening < OPENING_MS && inventory.shards.owned < inventory.shards.desired)
+    wait = Math.min(wait, OPENING_LOOK_MS);
   // Wake exactly at the next edge of the window the phase follows (not a refused spec's), so it flips on time.
-  for (const edge of sale === undefined ? [] : [sale.opensAt.getTime(), sale.closesAt.getTime()]) {
+  for (const edge of [inventory.sale.opensAt.getTime(), inventory.sale.closesAt.getTime()]) {
     const until = edge - now.getTime();
     if (until > 0 && until < wait) wait = until + 10;
   }

@@ -202,6 +202,23 @@ export class InventoryStore {
   }
 
   /**
+   * Records that the engine is alive until `ttlMs` from now (Postgres's clock), so that the shards
+   * it owns count as owned (`inventoryCounts`). Refreshed at every rebalance round.
+   */
+  async engineSeen(engineId: string, ttlMs: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO engine_heartbeats (engine_id, expires_at) VALUES ($1, now() + make_interval(secs => $2::float8 / 1000))
+       ON CONFLICT (engine_id) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+      [engineId, ttlMs],
+    );
+  }
+
+  /** An engine that stopped: its row goes, and so do those of engines not seen for a day (crashed ones never say so). */
+  async engineGone(engineId: string): Promise<void> {
+    await this.pool.query(`DELETE FROM engine_heartbeats WHERE engine_id = $1 OR expires_at < now() - interval '1 day'`, [engineId]);
+  }
+
+  /**
    * Which of these events' sales are over: closed, archived, past their close, or gone — not
    * merely not open yet (a sale whose opening moved later keeps its holds for when it opens).
    */

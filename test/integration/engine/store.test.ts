@@ -16,7 +16,7 @@ t.test('provisioning is idempotent, applies safe changes and refuses unsafe ones
   const spec = await provisionTestEvent(pool, { layout: testLayout({ sections: 2, rows: 4, seats: 10, pool: 100 }), shardCount: 3 });
   t.same(await provisionEvent(pool, spec), { status: 'unchanged' }, 'a second call changes nothing');
   const counts = await inventoryCounts(pool, spec.eventId);
-  t.same(counts, { total: 180, available: 180, held: 0, sold: 0, shards: { desired: 3, owned: 0 } });
+  t.same(counts, { total: 180, available: 180, held: 0, sold: 0, shards: { desired: 3, owned: 0, named: 0 } });
   t.same(await provisionEvent(pool, { ...spec, customerLimit: 10, saleClosesAt: new Date(spec.saleClosesAt.getTime() + 60_000) }), {
     status: 'updated',
     changed: ['customerLimit', 'saleClosesAt'],
@@ -309,4 +309,27 @@ t.test('which sales are over, and which of their shards still have live holds to
     ].sort((a, b) => (a.eventId < b.eventId ? -1 : 1)),
     "only the over sales' shards that still have a live hold",
   );
+});
+
+t.test("a shard counts as owned while its owner's heartbeat lasts, not while Postgres merely names it", async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const store = new InventoryStore(pool);
+  const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 4, seats: 10 }), shardCount: 2 });
+  const [alive, crashed] = [uniqueName('engine'), uniqueName('engine')];
+  await store.claimShard(spec.eventId, 0, alive);
+  await store.claimShard(spec.eventId, 1, crashed);
+  const owned = async () => (await inventoryCounts(pool, spec.eventId))?.shards.owned;
+  t.equal(await owned(), 0, 'named, but neither engine was ever seen');
+  await store.engineSeen(alive, 60_000);
+  await store.engineSeen(crashed, 60_000);
+  t.equal(await owned(), 2);
+  // The crashed one's last heartbeat runs out.
+  await store.engineSeen(crashed, 1);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(await owned(), 1, 'its shard is named still, but no longer counts as owned');
+  await store.engineGone(alive);
+  t.equal(await owned(), 0, 'an engine that stopped counts for nothing');
+  t.equal((await pool.query('SELECT 1 FROM engine_heartbeats WHERE engine_id = $1', [alive])).rowCount, 0, 'its row is gone');
+  await store.engineGone(crashed);
 });

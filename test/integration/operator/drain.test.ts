@@ -102,6 +102,7 @@ t.test('an operator down for longer than the drain timeout still drains a full w
   const eventId = `${namespace}--${name}`;
   t.teardown(async () => {
     await pool.query('UPDATE shards SET owner = NULL WHERE event_id = $1', [eventId]);
+    await pool.query(`DELETE FROM engine_heartbeats WHERE engine_id = 'engine-that-never-drains'`);
     await operator.stop();
     await cleanup();
     await pool.end();
@@ -111,6 +112,11 @@ t.test('an operator down for longer than the drain timeout still drains a full w
   // The operator goes away; an engine owns a shard (one that never lets go: the worst case).
   await operator.stop();
   await pool.query(`UPDATE shards SET owner = 'engine-that-never-drains', claimed_at = now() WHERE event_id = $1 AND shard = 0`, [eventId]);
+  // Alive all along: its heartbeat never runs out.
+  await pool.query(
+    `INSERT INTO engine_heartbeats (engine_id, expires_at) VALUES ('engine-that-never-drains', now() + interval '1 hour')
+     ON CONFLICT (engine_id) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+  );
   await deleteTicketEvent(c, namespace, name);
   await new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS + 500));
 

@@ -58,7 +58,9 @@ export function ticketEvent(
 export const SALE: SaleWindow = { opensAt: new Date('2030-05-01T10:00:00Z'), closesAt: new Date('2030-05-01T22:00:00Z') };
 
 /** The committed inventory of `ticketEvent()` (its sale window unless `sale` says otherwise). */
-export function counts(overrides: Partial<Omit<EventInventory, 'shards'>> & { owned?: number; desired?: number } = {}): EventInventory {
-  const { owned = 3, desired = 3, ...rest } = overrides;
-  return { total: 50, available: 50, held: 0, sold: 0, sale: SALE, ...rest, shards: { desired, owned } };
+export function counts(
+  overrides: Partial<Omit<EventInventory, 'shards'>> & { owned?: number; desired?: number; named?: number } = {},
+): EventInventory {
+  const { owned = 3, desired = 3, named = owned, ...rest } = overrides;
+  return { total: 50, available: 50, held: 0, sold: 0, sale: SALE, ...rest, shards: { desired, owned, named } };
 }

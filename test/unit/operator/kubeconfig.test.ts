@@ -52,6 +52,26 @@ t.test('a kubeconfig that cannot be used is a one-line ConfigError naming where 
   t.equal(good.getCurrentCluster()?.server, 'https://127.0.0.1:6443');
 });
 
+t.test('no kubeconfig anywhere is said so, not taken for an API server on localhost:8080', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'sentinel-empty-home-'));
+  const saved = { HOME: process.env['HOME'], KUBECONFIG: process.env['KUBECONFIG'], HOST: process.env['KUBERNETES_SERVICE_HOST'] };
+  t.teardown(() => {
+    rmSync(home, { recursive: true, force: true });
+    for (const [name, value] of [
+      ['HOME', saved.HOME],
+      ['KUBECONFIG', saved.KUBECONFIG],
+      ['KUBERNETES_SERVICE_HOST', saved.HOST],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  process.env['HOME'] = home;
+  delete process.env['KUBECONFIG'];
+  delete process.env['KUBERNETES_SERVICE_HOST'];
+  t.throws(() => operatorKubeConfig(undefined), { name: 'ConfigError', message: /^no kubeconfig found: / });
+});
+
 t.test('sentinel operator checks the kubeconfig before it connects to Postgres or migrates', async (t) => {
   const missing = join(tmpdir(), `sentinel-no-kubeconfig-${process.pid}.yaml`);
   // A database nobody listens on: reaching it would fail with a connection error instead.

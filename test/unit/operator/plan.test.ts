@@ -51,6 +51,17 @@ t.test('every shard owned: Ready', async (t) => {
   t.same(decided.events, [], 'no transition, no event');
 });
 
+t.test('shards named by engines that are no longer alive are not owned: not Ready, Degraded during the sale', async (t) => {
+  const decided = plan(
+    ticketEvent({ status: { phase: 'OnSale' } }),
+    { now: NOW, provision: { status: 'unchanged' }, inventory: counts({ owned: 0, named: 3 }) },
+    SETTINGS,
+  );
+  t.match(condition(decided.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'ShardsUnowned' });
+  t.match(condition(decided.status, ConditionType.Ready), { status: 'False' });
+  t.match(condition(decided.status, ConditionType.Degraded), { status: 'True', reason: 'ShardsUnavailable' });
+});
+
 t.test('engine Deployment carries the event id, replicas, owner reference and a non-root, read-only pod', async (t) => {
   const decided = plan(
     ticketEvent({ spec: { engine: { replicas: 5, logLevel: 'debug' } } }),
@@ -268,8 +279,22 @@ t.test('a pending sale wakes up exactly when it opens', async (t) => {
     SETTINGS,
   );
   t.equal(closed.status?.phase, 'Closed');
-  t.equal(closed.requeueAfterMs, undefined, 'a closed sale needs no refresh');
+  t.equal(closed.requeueAfterMs, undefined, 'a closed sale the engines have left, with nothing held, needs no refresh');
   t.match(condition(closed.status, ConditionType.Ready), { status: 'True' }, 'engines may leave once the window is over');
+  const closing = (inventory: ReturnType<typeof counts>) =>
+    plan(ticketEvent(), { now: new Date('2030-05-02T00:00:00Z'), provision: { status: 'unchanged' }, inventory }, SETTINGS).requeueAfterMs;
+  t.equal(closing(counts({ owned: 1 })), SETTINGS.refreshIntervalMs, 'refreshed while an engine still has a shard');
+  t.equal(closing(counts({ owned: 0, named: 1 })), SETTINGS.refreshIntervalMs, 'or a shard names one');
+  t.equal(closing(counts({ owned: 0, held: 4 })), SETTINGS.refreshIntervalMs, 'or a seat is still held');
+});
+
+t.test('right after the opening it looks every second until the engines own every shard', async (t) => {
+  const at = (iso: string, owned: number) =>
+    plan(ticketEvent(), { now: new Date(iso), provision: { status: 'unchanged' }, inventory: counts({ owned }) }, SETTINGS).requeueAfterMs;
+  t.equal(at('2030-05-01T10:00:00.010Z', 0), 1000);
+  t.equal(at('2030-05-01T10:00:05Z', 2), 1000);
+  t.equal(at('2030-05-01T10:00:05Z', 3), SETTINGS.refreshIntervalMs, 'all owned: the usual refresh');
+  t.equal(at('2030-05-01T10:01:00Z', 0), SETTINGS.refreshIntervalMs, 'past the opening: the usual refresh (Degraded says why)');
 });
 
 t.test('a pending sale is Ready once provisioned: engines claim its shards only when it opens', async (t) => {
@@ -316,6 +341,14 @@ t.test('no engines asked for: ShardsAvailable says so', async (t) => {
     SETTINGS,
   );
   t.match(condition(decided.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'NoEngines' });
+  const pending = plan(
+    ticketEvent({ spec: { engine: { replicas: 0, logLevel: 'info' } } }),
+    { now: new Date('2030-05-01T09:00:00Z'), provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }) },
+    SETTINGS,
+  );
+  t.equal(pending.status?.phase, 'Pending');
+  t.match(condition(pending.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'NoEngines' });
+  t.match(condition(pending.status, ConditionType.Ready), { status: 'False' }, 'nothing would serve it when it opens: not Ready');
 });
 
 t.test('deletion: close, wait for engines to drain, then archive and let go', async (t) => {
@@ -340,6 +373,9 @@ t.test('deletion: close, wait for engines to drain, then archive and let go', as
   });
   t.equal(waiting.requeueAfterMs, SETTINGS.drainPollMs);
   t.same(waiting.events, [], 'Closing is announced once');
+  const paused = plan(closed, { now: new Date('2030-05-01T12:00:10Z'), inventory: counts({ owned: 0, named: 1, sold: 7 }) }, SETTINGS);
+  t.same(applied(paused.actions), ['close-sale'], 'nor while a shard names an engine whose heartbeat ran out: it may only be paused');
+  t.match(condition(paused.status, ConditionType.Ready), { message: /for engines to release 1 of 3 shards/ });
 
   const ending = plan(closed, { now: new Date('2030-05-01T12:00:15Z'), inventory: counts({ owned: 0, sold: 7, held: 3 }) }, SETTINGS);
   t.same(applied(ending.actions), ['close-sale'], 'nor while seats are still held: the engines end those holds');
