@@ -153,7 +153,8 @@ export class Engine {
    * it crashed, was stopped before it could tell the sale was over (a stop hands off for a next
    * owner then, and a closed sale has none), or its last commit failed. Such a shard is claimed
    * like any other, fencing whoever last owned it, and handed off as closed at once
-   * (ShardHost.handOff). Looked for every SETTLE_INTERVAL_MS, shared out like shards on sale, a
+   * (ShardHost.handOff). So is a shard of a sale whose opening moved later, once one of its holds
+   * is due: the claim expires what is due, and it is handed off for when the sale opens. Looked for every SETTLE_INTERVAL_MS, shared out like shards on sale, a
    * few each time, and a shard tried waits a while before it is tried again, so neither a backlog
    * nor one bad shard starves the others or holds up the round for long. A failure here does not
    * fail the round.
@@ -164,8 +165,9 @@ export class Engine {
     this.nextSettleAt = now + SETTLE_INTERVAL_MS;
     try {
       for (const [key, triedAt] of this.settleTriedAt) if (now - triedAt >= SETTLE_RETRY_MS) this.settleTriedAt.delete(key);
-      const over = (await this.store.shardsToSettle(new Date(now))).filter((ref) => ours(ref.eventId));
-      const mine = assignShards(over, members, this.deps.config.engineId).filter(
+      const toSettle = (await this.store.shardsToSettle(new Date(now))).filter((ref) => ours(ref.eventId));
+      const saleOver = new Map(toSettle.map((ref) => [shardKey(ref), ref.over]));
+      const mine = assignShards(toSettle, members, this.deps.config.engineId).filter(
         (ref) => !this.owned.has(shardKey(ref)) && !this.claiming.has(shardKey(ref)) && !this.settleTriedAt.has(shardKey(ref)),
       );
       let settled = 0;
@@ -182,7 +184,8 @@ export class Engine {
           this.settleTriedAt.set(key, now);
           settled++;
           const owned = this.owned.get(key);
-          if (owned) await this.handOff(owned, 'closed');
+          // Claiming expired what was due (`expireNow`); a sale that is only postponed keeps the rest.
+          if (owned) await this.handOff(owned, saleOver.get(key) === false ? 'handoff' : 'closed');
         } finally {
           this.settlingShards.delete(key);
         }

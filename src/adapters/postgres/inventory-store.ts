@@ -233,14 +233,16 @@ export class InventoryStore {
   }
 
   /**
-   * Shards of sales that are over and still have live holds: their owner stopped without ending
-   * them (it crashed, was stopped, or its last commit failed). The shards with live holds are
-   * found by skipping through the live-holds index — about one probe per shard with live holds,
-   * sales on sale included, however many holds and past sales there are — and then kept if their
-   * sale is over.
+   * Shards that no owner serves and that have live holds to end: of sales that are over (`over`:
+   * their owner stopped without ending them — it crashed, was stopped, or its last commit failed),
+   * or of sales whose opening moved later while they were on sale, with a hold past its expiry
+   * (nobody serves them until they open, and a hold must not outlive its TTL meanwhile). The
+   * shards with live holds are found by skipping through the live-holds index — about one probe
+   * per shard with live holds, sales on sale included, however many holds and past sales there
+   * are — and then kept if their sale is over, or not open yet with a hold due.
    */
-  async shardsToSettle(now: Date): Promise<ShardRef[]> {
-    const { rows } = await this.pool.query<{ event_id: string; shard: number }>(
+  async shardsToSettle(now: Date): Promise<(ShardRef & { readonly over: boolean })[]> {
+    const { rows } = await this.pool.query<{ event_id: string; shard: number; over: boolean }>(
       `WITH RECURSIVE live AS (
          (SELECT event_id, shard FROM holds WHERE state = 'live' ORDER BY event_id, shard LIMIT 1)
          UNION ALL
@@ -248,10 +250,14 @@ export class InventoryStore {
            SELECT event_id, shard FROM holds WHERE state = 'live' AND (event_id, shard) > (l.event_id, l.shard)
             ORDER BY event_id, shard LIMIT 1) n
        )
-       SELECT l.event_id, l.shard FROM live l JOIN events e ON e.id = l.event_id WHERE ${saleOver('$1')} ORDER BY 1, 2`,
+       SELECT l.event_id, l.shard, ${saleOver('$1')} AS over FROM live l JOIN events e ON e.id = l.event_id
+        WHERE ${saleOver('$1')}
+           OR (e.sale_opens_at > $1 AND EXISTS (SELECT 1 FROM holds h WHERE h.event_id = l.event_id AND h.shard = l.shard
+                                                   AND h.state = 'live' AND h.expires_at <= $1))
+        ORDER BY 1, 2`,
       [now],
     );
-    return rows.map((r) => ({ eventId: r.event_id, shard: r.shard }));
+    return rows.map((r) => ({ eventId: r.event_id, shard: r.shard, over: r.over }));
   }
 
   /**

@@ -122,7 +122,7 @@ t.test('an owner stopped (SIGTERM) right after the close ends the holds in its h
   t.same(await state(pool, spec.eventId), { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 });
 });
 
-t.test('a sale whose opening moved later keeps its holds: it is not over', async (t) => {
+t.test('a sale whose opening moved later keeps its holds: it is not over — until one is due', async (t) => {
   const { pool, spec, engine } = await saleWithHolds(t);
   await pool.query(
     `UPDATE events SET sale_opens_at = now() + interval '1 hour', sale_closes_at = now() + interval '2 hours', version = version + 1 WHERE id = $1`,
@@ -131,4 +131,22 @@ t.test('a sale whose opening moved later keeps its holds: it is not over', async
   await waitFor('both shards handed off', async () => (await engine.metric('sentinel_engine_owned_shards')) === 0);
   await sleep(6_000); // past the engine's next look for sales to settle (every 5 s)
   t.match(await state(pool, spec.eventId), { live: 3, held: 2, sold: 1, pool_held: 3, owned: 0 }, 'handed off for when it opens');
+
+  // One hold comes due while nobody serves the sale: an engine claims its shard to expire it,
+  // keeps the others, and lets the shard go again.
+  const logged = engine.logs.length;
+  await pool.query(`UPDATE holds SET expires_at = now() - interval '1 second' WHERE event_id = $1 AND customer = 'cy'`, [spec.eventId]);
+  await waitFor('the due hold expired', async () => (await state(pool, spec.eventId)).live === 2, 15_000);
+  await waitFor('the shard let go again', async () => (await state(pool, spec.eventId)).owned === 0, 5_000);
+  t.match(
+    await state(pool, spec.eventId),
+    { live: 2, held: 2, pool_held: 0, owned: 0 },
+    "the pool's places are free, the seats still held",
+  );
+  const since = engine.logs.slice(logged);
+  t.ok(since.some((l) => /Claimed shard/.test(l)) && since.some((l) => /Handed off shard/.test(l) && /"reason":"handoff"/.test(l)));
+  t.notOk(
+    since.some((l) => /"reason":"closed"/.test(l)),
+    'claimed, and handed off for when it opens, not as closed',
+  );
 });

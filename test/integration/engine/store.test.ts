@@ -274,9 +274,9 @@ t.test('which sales are over, and which of their shards still have live holds to
   await closeEvent(pool, closedEarly.eventId);
 
   /** Live holds on a shard (and one ended, when `ended`), written as its owner's commit would. */
-  const holds = async (eventId: string, shard: number, ended = false) => {
+  const holds = async (eventId: string, shard: number, ended = false, expiresIn = 60_000) => {
     const epoch = await store.claimShard(eventId, shard, 'owner');
-    const hold = { holdId: `h_${eventId}_${shard}`, customer: 'c', seats: [], quantity: 1, createdAt: now, expiresAt: now + 60_000 };
+    const hold = { holdId: `h_${eventId}_${shard}`, customer: 'c', seats: [], quantity: 1, createdAt: now, expiresAt: now + expiresIn };
     const write = emptyBatchWrite();
     foldChanges(
       write,
@@ -293,6 +293,7 @@ t.test('which sales are over, and which of their shards still have live holds to
   await holds(pastClose.eventId, 1);
   await holds(pastClose.eventId, 0, true);
   await holds(postponed.eventId, 0);
+  await holds(postponed.eventId, 1, false, -1_000); // due: nobody serves the postponed sale to expire it
   await holds(closedEarly.eventId, 2);
 
   const ids = [onSale, pastClose, postponed, closedEarly].map((s) => s.eventId);
@@ -304,10 +305,11 @@ t.test('which sales are over, and which of their shards still have live holds to
   t.same(
     await store.shardsToSettle(new Date(now)),
     [
-      { eventId: pastClose.eventId, shard: 1 },
-      { eventId: closedEarly.eventId, shard: 2 },
+      { eventId: pastClose.eventId, shard: 1, over: true },
+      { eventId: closedEarly.eventId, shard: 2, over: true },
+      { eventId: postponed.eventId, shard: 1, over: false },
     ].sort((a, b) => (a.eventId < b.eventId ? -1 : 1)),
-    "only the over sales' shards that still have a live hold",
+    "the over sales' shards that still have a live hold, and the postponed sale's shard with a hold due",
   );
 });
 
