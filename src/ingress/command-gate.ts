@@ -27,8 +27,8 @@ export type GateDecision =
   | { readonly kind: 'limited'; readonly retryAfterMs: number };
 
 /**
- * What `peek` found: the key's state, claiming nothing ('free': never used, or refused before —
- * the same request is then decided afresh, and the key is bound to it from this peek on;
+ * What `peek` found: the key's state, claiming or writing nothing ('free': never used, or refused
+ * before — then the same request is decided afresh;
  * 'unknown': sent to a shard by a request that got no answer — it may have been carried out).
  */
 export type PeekDecision =
@@ -72,13 +72,6 @@ interface ScriptedRedis {
  * (docs/benchmarks.md), and that is no reason to fail a request.
  */
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
-
-/**
- * How long a key that a peek found unused stays bound to its refused request (s): long enough for
- * a client's retries, short enough that a crowd of refusals without a shard (known-sold seats, a
- * sale not open; no admission applies to them) costs Redis little memory.
- */
-export const PEEK_BINDING_TTL_S = 300;
 
 /** Most requests one script run decides: a run blocks Redis, so keep each short. */
 const MAX_BATCH = 128;
@@ -271,9 +264,7 @@ export class CommandGate {
       rate ? String(emissionIntervalUs(rate)) : '0',
       rate ? String(rate.burst) : '0',
       request.nowUs === undefined ? '' : String(request.nowUs),
-      // A peek binds an unused key to its refused request (BEGIN_SCRIPT) for a short while only:
-      // such refusals take no admission token, so their records must not pile up for a day.
-      String(mode === 'peek' ? Math.min(this.ttlS, PEEK_BINDING_TTL_S) : this.ttlS),
+      String(this.ttlS),
     ];
     let reply: BeginReply;
     try {

@@ -14,8 +14,9 @@
  * at its key — it must still replay the stored success of an earlier request with the same key —
  * in the same script and batch, as a request whose admit argument is `peek`: the key is read as
  * for any other request, but an unused key is answered `free`, with no claim and no admission
- * (`CommandGate.peek`) — and recorded refused, bound to the request for a short while
- * (`PEEK_BINDING_TTL_S`).
+ * (`CommandGate.peek`). It writes nothing: binding the key to the refused request, as `finish`
+ * does after a refusal under a claim, would cost a write per loser of a sale — it doubled Redis's
+ * CPU per request in `npm run bench:ingress`'s hot seat (ADR 0004).
  *
  * `finish` stores the response of a claimed key (success), gives the key back *refused* (nothing
  * was done under it: the same request may use it again, as if new, and another request is a
@@ -87,12 +88,6 @@ for i = 2, #KEYS do
   if reply then
     -- the record decided
   elseif ARGV[a + 4] == 'peek' then
-    -- The request is refused without a shard: the key is bound to it from now on, as a refusal
-    -- under a claim leaves it (finish) — for the record TTL the caller gives a peek (a short one).
-    if not state then
-      redis.call('HSET', key, 's', 'r', 'f', ARGV[a + 1])
-      redis.call('EXPIRE', key, ARGV[a + 8])
-    end
     reply = {'free'}
   elseif ARGV[a + 4] == '1' then
     local now
