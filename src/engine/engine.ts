@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { withDeadline } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { InventoryStore, type StoredEvent } from '../adapters/postgres/inventory-store.js';
+import { InventoryStore, saleState, type StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { QUERY_TIMEOUT_MS } from '../adapters/postgres/pool.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
 import { Membership } from './membership.js';
@@ -114,12 +114,16 @@ export class Engine {
     try {
       const ours = (eventId: string) => !this.deps.config.eventFilter || eventId === this.deps.config.eventFilter;
       const events = (await this.store.eventsOnSale(new Date(this.now()))).filter((e) => ours(e.id));
-      // Only an engine that can read Postgres stays a member: one that cannot (wrong credentials,
-      // no connection to be had) would be given shards it never claims, and they would stay
-      // unserved for as long as it lives. Without its heartbeat it drops out within a lease TTL.
+      // For the operator, which reads Postgres only: the shards this engine owns count as owned
+      // while its row lasts — a few rounds or lease TTLs, whichever is longer, so that a slow
+      // round (claims one after another) does not make a serving engine look dead.
+      const { engineId, leaseTtlMs, rebalanceIntervalMs } = this.deps.config;
+      await this.store.engineSeen(engineId, 3 * Math.max(leaseTtlMs, rebalanceIntervalMs));
+      // Only an engine that can read and write Postgres stays a member: one that cannot (wrong
+      // credentials or grants, no connection to be had) would be given shards it never claims, and
+      // they would stay unserved for as long as it lives. Without its heartbeat it drops out
+      // within a lease TTL.
       const members = await this.membership.heartbeat();
-      // For the operator, which reads Postgres only: the shards it owns count as owned while this lasts.
-      await this.store.engineSeen(this.deps.config.engineId, this.deps.config.leaseTtlMs);
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -174,7 +178,8 @@ export class Engine {
       for (const ref of mine) {
         if (this.stopping || settled >= SETTLE_PER_ROUND) return;
         const event = await this.store.getEvent(ref.eventId);
-        if (!event) continue;
+        // On sale again (its opening arrived, or moved back) since the look: the rounds serve it.
+        if (!event || saleState(event, this.now()) === 'open') continue;
         // Its lease still held: a live owner settles it itself, or the lease runs out by the next
         // look. Otherwise not again for a while, whether or not the claim and the last commit work.
         const key = shardKey(ref);

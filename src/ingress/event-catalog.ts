@@ -15,7 +15,9 @@
  */
 import { translatePgError } from '../adapters/postgres/errors.js';
 import { withDeadline } from '../deadline.js';
-import type { StoredEvent } from '../adapters/postgres/inventory-store.js';
+import { saleState, type StoredEvent } from '../adapters/postgres/inventory-store.js';
+
+export { saleState };
 import { validateLayout } from '../domain/layout.js';
 import { shardMap, type ShardMap } from '../domain/shard-map.js';
 import { DependencyError, SentinelError } from '../errors.js';
@@ -195,11 +197,4 @@ export function saleStoppedAt(event: StoredEvent, now: number): number {
   if (changed === undefined) return saleState(event, now) === 'not-yet-open' ? -Infinity : closes;
   if (changed > closes || event.status !== 'open' || saleState(event, now) === 'not-yet-open') return changed;
   return closes;
-}
-
-/** Whether the event sells now: open, and inside its sale window. */
-export function saleState(event: StoredEvent, now: number): 'open' | 'not-yet-open' | 'closed' {
-  if (event.status !== 'open' || now >= event.saleClosesAt.getTime()) return 'closed';
-  if (now < event.saleOpensAt.getTime()) return 'not-yet-open';
-  return 'open';
 }

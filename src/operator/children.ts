@@ -8,6 +8,9 @@ import { API_VERSION, KIND } from './api/v1alpha1.js';
 import { eventIdOf } from './event-id.js';
 import type { TicketEventObject } from './types.js';
 
+/** Engine pods of an event whose spec does not say (the CRD defaults it the same). */
+export const DEFAULT_ENGINE_REPLICAS = 2;
+
 /** A Kubernetes object as sent to server-side apply. */
 export interface ChildObject {
   readonly apiVersion: string;
@@ -163,7 +166,7 @@ export function engineDeployment(object: TicketEventObject, defaults: EngineDefa
     kind: 'Deployment',
     metadata: metadataOf(object, names.engine),
     spec: {
-      replicas: engine?.replicas ?? 2,
+      replicas: engine?.replicas ?? DEFAULT_ENGINE_REPLICAS,
       revisionHistoryLimit: 5,
       selector: { matchLabels: selector },
       // One new engine at a time, none removed before its replacement is ready: shards hand off gracefully.

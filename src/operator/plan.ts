@@ -6,7 +6,7 @@
  */
 import type { EngineSpec, TicketEventPhase } from './api/v1alpha1.js';
 import type { ProvisionOutcome } from '../engine/provision.js';
-import { desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
+import { DEFAULT_ENGINE_REPLICAS, desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
 import { eventIdOf } from './event-id.js';
 import type { EventInventory } from './inventory-port.js';
@@ -211,7 +211,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
     shardsAvailable = { type: ConditionType.ShardsAvailable, status: 'Unknown', reason: 'NotProvisioned', message: 'no inventory yet' };
   } else {
     const { desired, owned } = inventory.shards;
-    const replicas = object.spec.engine?.replicas ?? 0;
+    const replicas = object.spec.engine?.replicas ?? DEFAULT_ENGINE_REPLICAS;
     if (phase === 'Pending' && replicas > 0) {
       // Engines claim the shards of events on sale only: before the window opens, none owned is expected.
       shardsAvailable = {
@@ -415,13 +415,14 @@ const OPENING_LOOK_MS = 1_000;
  * itself: at the refresh interval while the sale is pending or open, and sooner at the next edge
  * of the sale window in force; right after the opening, every second until the engines have
  * claimed every shard (they do so within a round or two, and Ready says so at once); after the
- * close, until the engines have let their shards go and no seat is held any more (the counts of
- * the last commits and of the ended holds), then never.
+ * close, until no live engine owns a shard and no seat is held any more (the counts of the last
+ * commits and of the ended holds), then never — a shard that names a dead engine, with nothing
+ * held, is left as it is (no engine settles a shard without live holds).
  */
 function nextLook(inventory: EventInventory | undefined, phase: TicketEventPhase, now: Date, settings: PlanSettings): number | undefined {
   if (phase === 'Failed') return undefined;
   if (phase === 'Closed')
-    return inventory !== undefined && (inventory.held > 0 || inventory.shards.named > 0) ? settings.refreshIntervalMs : undefined;
+    return inventory !== undefined && (inventory.held > 0 || inventory.shards.owned > 0) ? settings.refreshIntervalMs : undefined;
   let wait = settings.refreshIntervalMs;
   if (inventory === undefined) return wait;
   const sinceOpening = now.getTime() - inventory.sale.opensAt.getTime();

@@ -89,6 +89,13 @@ interface EventRow {
 }
 
 /** SQL: the sale of event row `e` is over at `now` (a parameter; closed, archived, or past its close). */
+/** Whether the event sells at `now` (epoch ms): open, and inside its sale window — as `eventsOnSale` selects. */
+export function saleState(event: StoredEvent, now: number): 'open' | 'not-yet-open' | 'closed' {
+  if (event.status !== 'open' || now >= event.saleClosesAt.getTime()) return 'closed';
+  if (now < event.saleOpensAt.getTime()) return 'not-yet-open';
+  return 'open';
+}
+
 const saleOver = (now: string) => `(e.status <> 'open' OR e.sale_closes_at <= ${now})`;
 
 export function eventFromRow(row: EventRow): StoredEvent {
@@ -239,7 +246,8 @@ export class InventoryStore {
    * (nobody serves them until they open, and a hold must not outlive its TTL meanwhile). The
    * shards with live holds are found by skipping through the live-holds index — about one probe
    * per shard with live holds, sales on sale included, however many holds and past sales there
-   * are — and then kept if their sale is over, or not open yet with a hold due.
+   * are — and then kept if their sale is over, or not open yet with a hold due (its earliest
+   * expiry: one more probe of the same index, which holds the expiry).
    */
   async shardsToSettle(now: Date): Promise<(ShardRef & { readonly over: boolean })[]> {
     const { rows } = await this.pool.query<{ event_id: string; shard: number; over: boolean }>(
@@ -252,8 +260,8 @@ export class InventoryStore {
        )
        SELECT l.event_id, l.shard, ${saleOver('$1')} AS over FROM live l JOIN events e ON e.id = l.event_id
         WHERE ${saleOver('$1')}
-           OR (e.sale_opens_at > $1 AND EXISTS (SELECT 1 FROM holds h WHERE h.event_id = l.event_id AND h.shard = l.shard
-                                                   AND h.state = 'live' AND h.expires_at <= $1))
+           OR (e.sale_opens_at > $1 AND (SELECT min(h.expires_at) FROM holds h
+                                          WHERE h.event_id = l.event_id AND h.shard = l.shard AND h.state = 'live') <= $1)
         ORDER BY 1, 2`,
       [now],
     );

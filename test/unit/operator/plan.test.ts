@@ -284,7 +284,7 @@ t.test('a pending sale wakes up exactly when it opens', async (t) => {
   const closing = (inventory: ReturnType<typeof counts>) =>
     plan(ticketEvent(), { now: new Date('2030-05-02T00:00:00Z'), provision: { status: 'unchanged' }, inventory }, SETTINGS).requeueAfterMs;
   t.equal(closing(counts({ owned: 1 })), SETTINGS.refreshIntervalMs, 'refreshed while an engine still has a shard');
-  t.equal(closing(counts({ owned: 0, named: 1 })), SETTINGS.refreshIntervalMs, 'or a shard names one');
+  t.equal(closing(counts({ owned: 0, named: 1 })), undefined, 'not for a shard that names a dead engine, with nothing held');
   t.equal(closing(counts({ owned: 0, held: 4 })), SETTINGS.refreshIntervalMs, 'or a seat is still held');
 });
 
