@@ -130,7 +130,7 @@ export class Engine {
       const desiredKeys = new Set(desired.map(shardKey));
       const over = await this.salesOver([...this.owned.values()].filter(({ ref }) => !byId.has(ref.eventId)));
       for (const [key, owned] of this.owned) {
-        if (this.settlingShards.has(key)) continue; // settleOver hands it off as closed
+        if (this.settlingShards.has(key)) continue; // settleOver hands it off itself
         const event = byId.get(owned.ref.eventId);
         if (over.has(owned.ref.eventId)) this.closeInBackground(owned);
         else if (!desiredKeys.has(key)) await this.handOff(owned, 'handoff');
@@ -158,10 +158,11 @@ export class Engine {
    * owner then, and a closed sale has none), or its last commit failed. Such a shard is claimed
    * like any other, fencing whoever last owned it, and handed off as closed at once
    * (ShardHost.handOff). So is a shard of a sale whose opening moved later, once one of its holds
-   * is due: the claim expires what is due, and it is handed off for when the sale opens. Looked for every SETTLE_INTERVAL_MS, shared out like shards on sale, a
-   * few each time, and a shard tried waits a while before it is tried again, so neither a backlog
-   * nor one bad shard starves the others or holds up the round for long. A failure here does not
-   * fail the round.
+   * is due: the claim expires what is due, and it is handed off for when the sale opens. Looked
+   * for every SETTLE_INTERVAL_MS, shared out like shards on sale, a few each time, and a shard
+   * tried waits a while before it is tried again, so neither a backlog nor one bad shard starves
+   * the others or holds up the round for long. Runs in the background of the round, one at a
+   * time; a failure here does not fail the round.
    */
   private async settleOver(members: readonly string[], ours: (eventId: string) => boolean): Promise<void> {
     const now = this.now();

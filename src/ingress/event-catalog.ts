@@ -16,13 +16,14 @@
 import { translatePgError } from '../adapters/postgres/errors.js';
 import { withDeadline } from '../deadline.js';
 import { saleState, type StoredEvent } from '../adapters/postgres/inventory-store.js';
-
-export { saleState };
 import { validateLayout } from '../domain/layout.js';
 import { shardMap, type ShardMap } from '../domain/shard-map.js';
 import { DependencyError, SentinelError } from '../errors.js';
 import { evictOldest } from '../evict.js';
 import { admissionRateOf, type AdmissionRate } from './admission.js';
+
+/** The event's sale state (from the store, where the engine reads it too). */
+export { saleState };
 
 /** An event as the ingress routes it. */
 export interface RoutableEvent {

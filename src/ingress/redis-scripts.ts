@@ -20,11 +20,11 @@
  *
  * `finish` stores the response of a claimed key (success), gives the key back *refused* (nothing
  * was done under it: the same request may use it again, as if new, and another request is a
- * mismatch — a key stays bound to its first request for the record's TTL), or marks it *unknown* (no answer came, yet a shard may have carried the
- * command out) — but only while the claim is still ours (its token matches). An unknown key is
- * not free: a peek answers `unknown`, so the ingress refuses nothing under it without asking the
- * shard (which replays a success it remembers); a request claims it as it would a free key. And
- * it stays unknown: a refusal of a later request under it gives it back unknown, not free, since
+ * mismatch — a key stays bound to its first request for the record's TTL), or marks it *unknown*
+ * (no answer came, yet a shard may have carried the command out) — but only while the claim is
+ * still ours (its token matches). An unknown key is not free: a peek answers `unknown`, so the
+ * ingress refuses nothing under it without asking the shard (which replays a success it
+ * remembers); a request claims it as it would a free key. And it stays unknown: a refusal of a later request under it gives it back unknown, not free, since
  * the first request's command may still reach a shard after that refusal (held in a reconnecting
  * NATS client's buffer, or sent through another ingress) — only a stored success ends it.
  *
