@@ -33,6 +33,12 @@ export type ProvisionOutcome =
       readonly message: string;
     };
 
+/** A sale window, as the inventory holds it. */
+export interface SaleWindow {
+  readonly opensAt: Date;
+  readonly closesAt: Date;
+}
+
 /** Seat counts of an event, from the committed inventory. */
 export interface InventoryCounts {
   readonly total: number;
@@ -44,6 +50,11 @@ export interface InventoryCounts {
    * an owner at all — one that crashed, or is paused, too (it has not let them go).
    */
   readonly shards: { readonly desired: number; readonly owned: number; readonly named: number };
+  /**
+   * The sale window in force: the events row's — the one engines claim shards by and the ingress
+   * sells by — so the last *accepted* one (an edit the inventory refuses leaves it as it was).
+   */
+  readonly sale: SaleWindow;
 }
 
 const EVENT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -225,8 +236,10 @@ export async function inventoryCounts(pool: pg.Pool, eventId: string): Promise<I
     sold: string;
     owned: string;
     named: string;
+    sale_opens_at: Date;
+    sale_closes_at: Date;
   }>(
-    `SELECT e.shard_count,
+    `SELECT e.shard_count, e.sale_opens_at, e.sale_closes_at,
             s.total + p.capacity AS total, s.available + (p.capacity - p.held - p.sold) AS available,
             s.held + p.held AS held, s.sold + p.sold AS sold,
             (SELECT count(*) FROM shards s JOIN engine_heartbeats h ON h.engine_id = s.owner
@@ -249,6 +262,7 @@ export async function inventoryCounts(pool: pg.Pool, eventId: string): Promise<I
     held: Number(row.held),
     sold: Number(row.sold),
     shards: { desired: row.shard_count, owned: Number(row.owned), named: Number(row.named) },
+    sale: { opensAt: row.sale_opens_at, closesAt: row.sale_closes_at },
   };
 }
 

@@ -195,7 +195,7 @@ export class EventCatalog {
 export function saleStoppedAt(event: StoredEvent, now: number): number {
   const closes = event.saleClosesAt.getTime();
   const changed = event.updatedAt?.getTime();
-  if (changed === undefined) return saleState(event, now) === 'not-yet-open' ? -Infinity : closes;
-  if (changed > closes || event.status !== 'open' || saleState(event, now) === 'not-yet-open') return changed;
-  return closes;
+  const notYetOpen = saleState(event, now) === 'not-yet-open';
+  if (changed === undefined) return notYetOpen ? -Infinity : closes;
+  return changed > closes || event.status !== 'open' || notYetOpen ? changed : closes;
 }

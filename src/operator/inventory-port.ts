@@ -3,7 +3,6 @@
  * provisioning contract, `src/engine/provision.ts`), a fake in unit tests.
  */
 import type pg from 'pg';
-import { InventoryStore } from '../adapters/postgres/inventory-store.js';
 import {
   archiveEvent,
   closeEvent,
@@ -13,23 +12,16 @@ import {
   type EventSpec,
   type InventoryCounts,
   type ProvisionOutcome,
+  type SaleWindow,
 } from '../engine/provision.js';
-
-/** A sale window, as the inventory holds it. */
-export interface SaleWindow {
-  readonly opensAt: Date;
-  readonly closesAt: Date;
-}
 
 /**
  * An event's committed inventory, as the operator plans with it: counts, shard ownership, and the
- * sale window in force. That window is the events row's — the one engines claim shards by and the
- * ingress sells by — so it is the last *accepted* one: an edit the inventory refuses (or a child the
- * API server refuses) leaves it as it was, and the phase must not follow the refused spec's window.
+ * sale window in force — the last *accepted* one: an edit the inventory refuses (or a child the API
+ * server refuses) leaves it as it was, and the phase must not follow the refused spec's window.
  */
-export interface EventInventory extends InventoryCounts {
-  readonly sale: SaleWindow;
-}
+export type EventInventory = InventoryCounts;
+export type { SaleWindow };
 
 /** What the reconciler does to an event's inventory. Every operation is idempotent. */
 export interface InventoryPort {
@@ -43,16 +35,9 @@ export interface InventoryPort {
 
 /** The inventory in Postgres. */
 export function postgresInventory(pool: pg.Pool): InventoryPort {
-  const store = new InventoryStore(pool);
   return {
     provision: (spec) => provisionEvent(pool, spec),
-    async counts(eventId) {
-      const counted = await inventoryCounts(pool, eventId);
-      // Events rows are never deleted (archived at most), so the second read finds the first's row.
-      const event = counted === undefined ? undefined : await store.getEvent(eventId);
-      if (counted === undefined || event === undefined) return undefined;
-      return { ...counted, sale: { opensAt: event.saleOpensAt, closesAt: event.saleClosesAt } };
-    },
+    counts: (eventId) => inventoryCounts(pool, eventId),
     unpublished: (eventId) => unpublishedOutboxRows(pool, eventId),
     close: (eventId) => closeEvent(pool, eventId),
     archive: (eventId) => archiveEvent(pool, eventId),

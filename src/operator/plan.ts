@@ -308,7 +308,7 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
   }
   // Every shard that names an owner, alive or not: one paused (SIGSTOP) has not let its shard go,
   // and could still commit when it resumes — the drain waits for it (within the drain timeout).
-  const { named: owned, desired } = inventory.shards;
+  const { named, desired } = inventory.shards;
   // Engines end a closed sale's holds as they let its shards go (ADR 0006, item 10): seats still
   // held mean some are still at it, or will be settled by another engine — which the engines of
   // this event, deleted with it, could no longer do.
@@ -316,7 +316,7 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
   const unpublished = observed.unpublished ?? 0;
   const counts = {
     seats: { total: inventory.total, available: inventory.available, held: inventory.held, sold: inventory.sold },
-    shards: { desired, ready: owned },
+    shards: { desired, ready: named },
   };
   const since = object.status?.drainingSince;
   const closedAt = since === undefined ? Number.NaN : Date.parse(since);
@@ -336,7 +336,7 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
             type: ConditionType.Ready,
             status: 'False',
             reason: 'Draining',
-            message: drainMessage(owned, desired, held, unpublished, deadline),
+            message: drainMessage(named, desired, held, unpublished, deadline),
           },
         ],
       },
@@ -346,13 +346,13 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
   }
   const deadline = new Date(closedAt + settings.drainTimeoutMs);
   const timedOut = now.getTime() >= deadline.getTime();
-  if (unpublished > 0 || ((owned > 0 || held > 0) && !timedOut)) {
+  if (unpublished > 0 || ((named > 0 || held > 0) && !timedOut)) {
     const conditions: ConditionUpdate[] = [
       {
         type: ConditionType.Ready,
         status: 'False',
         reason: 'Draining',
-        message: drainMessage(owned, desired, held, unpublished, deadline),
+        message: drainMessage(named, desired, held, unpublished, deadline),
       },
     ];
     const events: RecordedEvent[] = [];
@@ -375,12 +375,12 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     };
   }
   const events: RecordedEvent[] = [];
-  if (owned > 0 || held > 0) {
+  if (named > 0 || held > 0) {
     events.push({
       type: 'Warning',
       reason: 'DrainTimedOut',
       message:
-        `${owned} of ${desired} shards were still owned and ${held} seats and places still held ${settings.drainTimeoutMs} ms after the sale closed; ` +
+        `${named} of ${desired} shards were still owned and ${held} seats and places still held ${settings.drainTimeoutMs} ms after the sale closed; ` +
         'archiving anyway (the fencing epoch stops late writers; an engine still running settles the holds)',
     });
   }
@@ -393,10 +393,10 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
 }
 
 /** What deletion is waiting for, as the Ready condition says it. */
-function drainMessage(owned: number, desired: number, held: number, unpublished: number, deadline: Date): string {
+function drainMessage(named: number, desired: number, held: number, unpublished: number, deadline: Date): string {
   const waits: string[] = [];
   const engines = [
-    ...(owned > 0 ? [`release ${owned} of ${desired} shards`] : []),
+    ...(named > 0 ? [`release ${named} of ${desired} shards`] : []),
     ...(held > 0 ? [`end the holds on ${held} seats and places`] : []),
   ];
   if (engines.length > 0) waits.push(`until ${rfc3339(deadline)} for engines to ${engines.join(' and ')}`);

@@ -16,7 +16,14 @@ t.test('provisioning is idempotent, applies safe changes and refuses unsafe ones
   const spec = await provisionTestEvent(pool, { layout: testLayout({ sections: 2, rows: 4, seats: 10, pool: 100 }), shardCount: 3 });
   t.same(await provisionEvent(pool, spec), { status: 'unchanged' }, 'a second call changes nothing');
   const counts = await inventoryCounts(pool, spec.eventId);
-  t.same(counts, { total: 180, available: 180, held: 0, sold: 0, shards: { desired: 3, owned: 0, named: 0 } });
+  t.same(counts, {
+    total: 180,
+    available: 180,
+    held: 0,
+    sold: 0,
+    shards: { desired: 3, owned: 0, named: 0 },
+    sale: { opensAt: spec.saleOpensAt, closesAt: spec.saleClosesAt },
+  });
   t.same(await provisionEvent(pool, { ...spec, customerLimit: 10, saleClosesAt: new Date(spec.saleClosesAt.getTime() + 60_000) }), {
     status: 'updated',
     changed: ['customerLimit', 'saleClosesAt'],

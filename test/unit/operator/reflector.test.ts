@@ -1,12 +1,21 @@
 /** The reflector against a local HTTP server that plays the API server's watch endpoint. */
-import { createServer, type Server } from 'node:http';
-import t from 'tap';
+import { createServer, type RequestListener } from 'node:http';
+import t, { type Test } from 'tap';
 import { k8s } from '../../../src/adapters/kubernetes/client.js';
 import { Reflector } from '../../../src/operator/reflector.js';
 import { silentLogger } from '../../../src/log.js';
 
-/** A kubeconfig for the local server that plays the API server. */
-function kubeConfigFor(server: Server): k8s.KubeConfig {
+/**
+ * Starts a local HTTP server that plays the API server (`handle` answers its watch requests), closed
+ * with the test; returns a kubeconfig for it.
+ */
+async function playApiServer(t: Test, handle: RequestListener): Promise<k8s.KubeConfig> {
+  const server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
   const kubeConfig = new k8s.KubeConfig();
   kubeConfig.loadFromOptions({
     // Plain HTTP on loopback: the client allows it only with skipTLSVerify.
@@ -20,7 +29,7 @@ function kubeConfigFor(server: Server): k8s.KubeConfig {
 
 t.test('a watch that keeps failing with an ERROR event backs off instead of re-watching at once', async (t) => {
   let watches = 0;
-  const server = createServer((req, res) => {
+  const kubeConfig = await playApiServer(t, (req, res) => {
     watches++;
     res.writeHead(200, { 'Content-Type': 'application/json' });
     // What an API server sends for, e.g., an internal error mid-watch.
@@ -28,9 +37,6 @@ t.test('a watch that keeps failing with an ERROR event backs off instead of re-w
       `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, message: 'boom' } })}\n`,
     );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise((resolve) => server.close(resolve)));
-  const kubeConfig = kubeConfigFor(server);
   const enqueued: string[] = [];
   const reflector = new Reflector({
     kubeConfig,
@@ -67,18 +73,12 @@ t.test('a MODIFIED event that changes nothing relevantOf looks at (a status writ
     { type: 'ADDED', object: object('7', 2, { sold: 3 }) }, // recreated with the same relevant fields: queued
   ];
   let watches = 0;
-  const server = createServer((req, res) => {
+  const kubeConfig = await playApiServer(t, (req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     // The events on the first watch; later watches stay open with nothing to say.
     if (watches++ === 0) res.end(events.map((event) => `${JSON.stringify(event)}\n`).join(''));
     else res.flushHeaders();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  const kubeConfig = kubeConfigFor(server);
   const enqueued: string[] = [];
   const reflector = new Reflector({
     kubeConfig,
