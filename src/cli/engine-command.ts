@@ -1,5 +1,5 @@
 import { createKafka, openProducerSession } from '../adapters/kafka/client.js';
-import { connectNats } from '../adapters/nats/connection.js';
+import { closeNats, connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
 import { Engine } from '../engine/engine.js';
@@ -49,7 +49,7 @@ export const engineCommand: Command = {
     const cue = await untilSignal(config);
     log.info({ cue }, 'Engine stopping: handing off shards');
     await engine.stop();
-    await nc.drain().catch(() => undefined);
+    await closeNats(nc);
     redis.disconnect();
     await pool.end();
     probes.close();

@@ -3,7 +3,7 @@
  * SIGINT, then stops gracefully (see serveIngress) and closes its connections.
  */
 import { assertTokenConfig } from '../config.js';
-import { connectNats } from '../adapters/nats/connection.js';
+import { closeNats, connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
 import { createIngressApp } from '../ingress/app.js';
@@ -96,7 +96,7 @@ export const ingressCommand: Command = {
     if (isClusterWorker()) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);
     log.info({ cue, drainDelayMs, graceMs }, 'Shutting down ingress');
     await running.close({ drainDelayMs, graceMs });
-    await Promise.allSettled([nc.drain(), redis.quit(), pg.end()]);
+    await Promise.allSettled([closeNats(nc), redis.quit(), pg.end()]);
     log.info('Ingress stopped');
     leaveCluster();
     return 0;

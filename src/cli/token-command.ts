@@ -2,7 +2,7 @@
  * `sentinel token --sub alice [--ttl 1h]`: mints a bearer token with the configured HS256 secret,
  * issuer and audience — for development and tests, never for production customers.
  */
-import { mintToken, parseDuration } from '../ingress/auth.js';
+import { mintToken, parseTokenTtl } from '../ingress/auth.js';
 import type { Command } from './commands.js';
 import { parseFlags } from './flags.js';
 
@@ -29,7 +29,7 @@ export const tokenCommand: Command = {
     );
     if ('exit' in parsed) return parsed.exit;
     const { values } = parsed;
-    const ttlS = parseDuration(values.ttl);
+    const ttlS = parseTokenTtl(values.ttl);
     if (!values.sub || ttlS === undefined) {
       stderr.write(`${!values.sub ? '--sub is required' : `--ttl ${JSON.stringify(values.ttl)} is not a duration`}\n\n${HELP}`);
       return 2;

@@ -10,6 +10,7 @@ import { QUERY_TIMEOUT_MS } from '../adapters/postgres/pool.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
 import { Membership } from './membership.js';
 import type { EngineMetrics } from './metrics.js';
+import { NatsLink, type NatsLinkState } from './nats-link.js';
 import { OutboxRelay, type RelayProducer } from './outbox-relay.js';
 import { createShardDecider } from './shard-decider.js';
 import { ShardHost, type StopReason } from './shard-host.js';
@@ -68,12 +69,16 @@ export class Engine {
   private settling: Promise<void> | undefined;
   /** Shards settleOver is claiming or handing off (the round leaves them to it). */
   private readonly settlingShards = new Set<string>();
+  /** Whether NATS answers (NatsLink), and what the last round found. */
+  private readonly natsLink: NatsLink;
+  private natsLinkSeen: NatsLinkState = 'ok';
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
     this.log = deps.log.child({ engine: deps.config.engineId });
     this.store = new InventoryStore(deps.pool);
     this.membership = new Membership(deps.config.eventFilter || 'all', deps.redis, deps.config.engineId, deps.config.leaseTtlMs, this.now);
+    this.natsLink = new NatsLink(() => deps.nc.flush(), deps.config.leaseTtlMs, this.now);
     this.relay = deps.connectProducer
       ? new OutboxRelay({
           pool: deps.pool,
@@ -99,6 +104,8 @@ export class Engine {
 
   start(): void {
     this.relay?.start();
+    this.natsLink.start();
+    this.deps.metrics.natsLink.set(1);
     const loop = async () => {
       if (this.stopping) return;
       this.ticking = this.tick();
@@ -112,6 +119,18 @@ export class Engine {
   /** One membership + assignment round. Never throws: a failed round is logged and retried. */
   async tick(): Promise<void> {
     try {
+      const link = this.natsLink.state();
+      if (link !== this.natsLinkSeen) {
+        if (link === 'ok') this.log.info('NATS answers again: back in the membership');
+        else if (link === 'suspect') this.log.warn('NATS does not answer: membership not renewed');
+        else this.log.warn('Cut off from NATS for a lease TTL: left the membership');
+        this.natsLinkSeen = link;
+        this.deps.metrics.natsLink.set({ ok: 1, suspect: 0.5, cut: 0 }[link]);
+      }
+      if (link !== 'ok') {
+        await this.roundWhileCutOff(link);
+        return;
+      }
       const ours = (eventId: string) => !this.deps.config.eventFilter || eventId === this.deps.config.eventFilter;
       const events = (await this.store.eventsOnSale(new Date(this.now()))).filter((e) => ours(e.id));
       // For the operator, which reads Postgres only: the shards this engine owns count as owned
@@ -150,6 +169,27 @@ export class Engine {
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
     }
+  }
+
+  /**
+   * A round while NATS does not answer (NatsLink): this engine hears no request, so it renews
+   * neither its membership nor its heartbeat row, and claims nothing. Once the link counts as cut
+   * it leaves, and hands its shards off (their pending commits land, their leases go) — but only
+   * if another engine renewed its membership since then, which a member cut off too does not: when
+   * NATS is down for every engine, each keeps its shards and serves them the moment NATS is back,
+   * instead of all of them being handed round and rebuilt. (That holds while the rebalance interval
+   * is under two thirds of the lease TTL, as it is by far by default: every engine then stops
+   * renewing before any of them counts as cut.)
+   */
+  private async roundWhileCutOff(link: 'suspect' | 'cut'): Promise<void> {
+    if (link === 'suspect') return;
+    await this.membership.leave();
+    const shards = [...this.owned.entries()].filter(([key]) => !this.settlingShards.has(key)).map(([, owned]) => owned);
+    if (shards.length === 0) return;
+    const serving = await this.membership.renewedSince(this.natsLink.cutAt());
+    if (serving.length === 0) return;
+    this.log.warn({ shards: shards.length, engines: serving }, 'Cut off from NATS: handing shards to engines that can serve them');
+    await Promise.all(shards.map((owned) => this.handOff(owned, 'handoff')));
   }
 
   /**
@@ -345,6 +385,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
+    this.natsLink.stop();
     await this.ticking;
     await this.settling;
     await this.membership.leave().catch(() => undefined);

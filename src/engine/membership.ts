@@ -33,6 +33,16 @@ export class Membership {
     return members[1];
   }
 
+  /**
+   * The other engines that renewed their membership after `sinceMs` (this engine's clock; members
+   * renew with theirs, so clocks must agree to well within a lease TTL, as they must for the
+   * membership itself).
+   */
+  async renewedSince(sinceMs: number): Promise<string[]> {
+    const members = await this.redis.zrangebyscore(this.key, `(${sinceMs + this.ttlMs}`, '+inf');
+    return members.filter((member) => member !== this.engineId);
+  }
+
   /** Leaves at once (graceful shutdown), so the others rebalance without waiting for the TTL. */
   async leave(): Promise<void> {
     await this.redis.zrem(this.key, this.engineId);

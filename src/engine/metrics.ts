@@ -13,6 +13,11 @@ export class EngineMetrics {
     help: 'Shards this engine owns and serves',
     registers: [this.registry],
   });
+  readonly natsLink = new Gauge({
+    name: 'sentinel_engine_nats_link',
+    help: 'Whether NATS answers this engine: 1 ok, 0.5 suspect (membership not renewed), 0 cut off (shards handed to others)',
+    registers: [this.registry],
+  });
   readonly batchSize = new Histogram({
     name: 'sentinel_engine_batch_size',
     help: 'Commands per group commit',

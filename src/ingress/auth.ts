@@ -10,6 +10,7 @@
  */
 import { createVerifier, TokenError } from 'fast-jwt';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { parseDuration } from '../duration.js';
 import { DependencyError } from '../errors.js';
 import { evictOldest } from '../evict.js';
 import { HttpProblem } from './problems.js';
@@ -178,14 +179,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
-/** Parses `90s`, `15m`, `1h`, `7d` or plain seconds into seconds. */
-export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
-  if (!match) return undefined;
-  const value = Number(match[1]);
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'];
-  const seconds = value * unit;
-  return seconds > 0 ? seconds : undefined;
+/** A token lifetime: `90s`, `15m`, `1.5h`, `7d` or plain seconds, in whole seconds (undefined if not, or 0). */
+export function parseTokenTtl(text: string): number | undefined {
+  const parsed = parseDuration(text, { bare: 's', units: ['s', 'm', 'h', 'd'] });
+  if ('error' in parsed || parsed.ms <= 0 || parsed.ms % 1000 !== 0) return undefined;
+  return parsed.ms / 1000;
 }
 
 /** Mints an HS256 token for development and tests. */

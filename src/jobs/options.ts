@@ -1,4 +1,5 @@
 /** Parsers for the command-line values the jobs share: durations, ranges, counts, probabilities. */
+import { parseDuration } from '../duration.js';
 import { SentinelError } from '../errors.js';
 
 /**
@@ -23,10 +24,9 @@ export class UnknownEventError extends UsageError {
 
 /** `500ms`, `15s`, `2m`, `1h` or a bare number of seconds → milliseconds. */
 export function parseDurationMs(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (match === null) throw new UsageError(`--${flag} must be a duration like 500ms, 30s, 2m (got ${JSON.stringify(text)})`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
+  const parsed = parseDuration(text, { bare: 's', units: ['ms', 's', 'm', 'h'] });
+  if ('error' in parsed) throw new UsageError(`--${flag} must be a duration like 500ms, 30s, 2m (got ${JSON.stringify(text)})`);
+  return parsed.ms;
 }
 
 /** An integer in [min, max]. */

@@ -3,6 +3,7 @@
  * specific to the operator's deployment (lease, engine image, timings); connection settings come
  * from the environment through `src/config.ts`.
  */
+import { parseDuration as parseDurationText } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_OPERATOR_SETTINGS, type OperatorSettings } from './operator.js';
 
@@ -80,12 +81,11 @@ const MAX_DURATION_MS = 2 ** 31 - 1;
 export function parseDuration(text: string, flag: string): number {
   const trimmed = text.trim();
   if (trimmed.startsWith('-')) throw new ConfigError(`--${flag} must be a positive duration, got ${JSON.stringify(text)}`);
-  if (/^\d+(?:\.\d+)?$/.test(trimmed))
+  const parsed = parseDurationText(trimmed, { units: ['ms', 's', 'm', 'h'] });
+  if ('error' in parsed && parsed.error === 'bare')
     throw new ConfigError(`--${flag} needs a unit: ${trimmed}ms or ${trimmed}s? (got ${JSON.stringify(text)})`);
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(trimmed);
-  if (match === null) throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(text)}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  const ms = Math.round(Number(match[1]) * unit);
+  if ('error' in parsed) throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(text)}`);
+  const ms = parsed.ms;
   if (ms < 1) throw new ConfigError(`--${flag} must be at least 1ms (0 would make a busy loop), got ${JSON.stringify(text)}`);
   if (ms > MAX_DURATION_MS) throw new ConfigError(`--${flag} must be at most 596h (Node's longest timer), got ${JSON.stringify(text)}`);
   return ms;

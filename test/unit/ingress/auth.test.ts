@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import { createHmac } from 'node:crypto';
-import { bearerToken, createTokenVerifier, mintToken, parseDuration } from '../../../src/ingress/auth.js';
+import { bearerToken, createTokenVerifier, mintToken, parseTokenTtl } from '../../../src/ingress/auth.js';
 import { HttpProblem } from '../../../src/ingress/problems.js';
 
 const secret = 'unit-test-secret-unit-test-secret';
@@ -146,14 +146,17 @@ t.test('Authorization header parsing', async (t) => {
 });
 
 t.test('durations', async (t) => {
-  t.equal(parseDuration('1h'), 3600);
-  t.equal(parseDuration('15m'), 900);
-  t.equal(parseDuration('90s'), 90);
-  t.equal(parseDuration('2d'), 172_800);
-  t.equal(parseDuration('30'), 30);
-  t.equal(parseDuration('0'), undefined);
-  t.equal(parseDuration('1y'), undefined);
-  t.equal(parseDuration('soon'), undefined);
+  t.equal(parseTokenTtl('1h'), 3600);
+  t.equal(parseTokenTtl('15m'), 900);
+  t.equal(parseTokenTtl('90s'), 90);
+  t.equal(parseTokenTtl('2d'), 172_800);
+  t.equal(parseTokenTtl('30'), 30);
+  t.equal(parseTokenTtl('0'), undefined);
+  t.equal(parseTokenTtl('1y'), undefined);
+  t.equal(parseTokenTtl('soon'), undefined);
+  t.equal(parseTokenTtl('1.5h'), 5400);
+  t.equal(parseTokenTtl('1.5s'), undefined, 'whole seconds only');
+  t.equal(parseTokenTtl('500ms'), undefined, 'no milliseconds for a token');
 });
 
 t.test('JWKS: asymmetric tokens verify against the key set; an unreachable key set is a 503, not a 401', async (t) => {

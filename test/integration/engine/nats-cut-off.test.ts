@@ -1,0 +1,137 @@
+/**
+ * An engine that NATS no longer reaches serves no one: it must give its shards to an engine that
+ * can serve them — but when NATS is gone for every engine, nobody should hand anything round.
+ * Each engine here reaches NATS through a TCP relay the test can silence (packets dropped, the
+ * connection left open: the NATS client notices nothing for a while).
+ */
+import t, { type Test } from 'tap';
+import { connectNats } from '../../../src/adapters/nats/connection.js';
+import type { ShardResult } from '../../../src/domain/commands.js';
+import { silentLogger } from '../../../src/log.js';
+import { testConfig } from '../../support/env.js';
+import { ShardDriver } from '../../support/shard-driver.js';
+import {
+  provisionTestEvent,
+  shardOwners,
+  sleep,
+  startEngine,
+  testDatabase,
+  testLayout,
+  waitFor,
+  type EngineProcess,
+} from '../../support/stack.js';
+import { tcpRelay, type TcpRelay } from '../../support/tcp-relay.js';
+
+const SHARDS = 4;
+const LEASE_TTL_MS = 2000; // startEngine's
+
+async function setup(t: Test) {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'nats-cut-off-test' });
+  t.teardown(() => nc.close());
+  const spec = await provisionTestEvent(pool, { shardCount: SHARDS, layout: testLayout({ rows: 4, seats: 20 }) });
+  const nats = new URL(testConfig().natsUrl.split(',')[0]!);
+  const relays: TcpRelay[] = [];
+  const engines: EngineProcess[] = [];
+  for (let i = 0; i < 2; i++) {
+    const relay = await tcpRelay(nats.hostname, Number(nats.port));
+    t.teardown(() => relay.close());
+    relays.push(relay);
+    const engine = await startEngine(spec.eventId, { NATS_URL: `nats://127.0.0.1:${relay.port}` });
+    t.teardown(() => engine.stop());
+    engines.push(engine);
+  }
+  const owned = (engine: EngineProcess) => engine.metric('sentinel_engine_owned_shards');
+  await waitFor('two shards each', async () => (await owned(engines[0]!)) === 2 && (await owned(engines[1]!)) === 2);
+  const driver = new ShardDriver(nc, spec, 3000);
+  /** A one-shot reserve of the next free seat of each shard: what every shard answered. */
+  let next = 0;
+  const reserveOnEveryShard = async (): Promise<ShardResult[]> => {
+    next++;
+    return Promise.all(
+      Array.from({ length: SHARDS }, (_, shard) =>
+        driver.send(
+          { type: 'reserve', key: `k-${shard}-${next}`, customer: `c-${shard}-${next}`, seat: driver.map.seatsOfShard(shard)[next]! },
+          shard,
+        ),
+      ),
+    );
+  };
+  return { pool, spec, relays, engines, owned, reserveOnEveryShard };
+}
+
+t.test('an engine cut off from NATS alone hands its shards to the engine NATS still reaches', async (t) => {
+  const { pool, spec, relays, engines, owned, reserveOnEveryShard } = await setup(t);
+  t.same(
+    (await reserveOnEveryShard()).map((r) => r.type),
+    Array(SHARDS).fill('confirmed'),
+    'every shard serves before the cut',
+  );
+  const [cut, healthy] = engines as [EngineProcess, EngineProcess];
+  relays[0]!.blackhole();
+  const cutAt = Date.now();
+
+  await waitFor('the healthy engine serves every shard', async () => (await owned(healthy)) === SHARDS, 20_000);
+  const tookMs = Date.now() - cutAt;
+  t.equal(await owned(cut), 0, 'the cut-off engine serves none');
+  t.equal(await cut.metric('sentinel_engine_nats_link'), 0, 'and says its link is cut');
+  t.ok(
+    cut.logs.some((line) => line.includes('Cut off from NATS: handing shards to engines that can serve them')),
+    'it handed its shards off (rather than losing its leases)',
+  );
+  t.ok(tookMs < LEASE_TTL_MS + 5000, `taken over ${tookMs} ms after the cut (a lease TTL, a round or two, the claims)`);
+  const owners = await shardOwners(pool, spec.eventId);
+  t.same([...owners.values()], Array(SHARDS).fill(healthy.id), 'Postgres names the healthy engine owner of every shard');
+  t.same(
+    (await reserveOnEveryShard()).map((r) => r.type),
+    Array(SHARDS).fill('confirmed'),
+    'every shard serves while one engine is cut off',
+  );
+
+  relays[0]!.restore(); // its connection is closed: the client reconnects at once
+  await waitFor(
+    'the engine is back and the shards are shared again',
+    async () => (await owned(cut)) === 2 && (await owned(healthy)) === 2,
+    20_000,
+  );
+  t.equal(await cut.metric('sentinel_engine_nats_link'), 1, 'its link is ok again');
+  t.same(
+    (await reserveOnEveryShard()).map((r) => r.type),
+    Array(SHARDS).fill('confirmed'),
+    'every shard serves after the link heals',
+  );
+
+  // Stopped while cut off: its drain of NATS would never end; the stop must not wait for it.
+  relays[0]!.blackhole();
+  const stopping = Date.now();
+  t.equal(await cut.stop(), 0, 'an engine cut off from NATS stops cleanly');
+  t.ok(Date.now() - stopping < 15_000, `and promptly (${Date.now() - stopping} ms)`);
+});
+
+t.test('when NATS is gone for every engine, each keeps its shards and serves them again when it is back', async (t) => {
+  const { relays, engines, owned, reserveOnEveryShard } = await setup(t);
+  const claims = (engine: EngineProcess) => engine.logs.filter((line) => line.includes('Claimed shard')).length;
+  const claimsBefore = engines.map(claims);
+  for (const relay of relays) relay.blackhole();
+  /** Whether every engine's link gauge reads `value` (1 ok, 0 cut). */
+  const links = async (value: number) =>
+    (await Promise.all(engines.map((engine) => engine.metric('sentinel_engine_nats_link')))).every((v) => v === value);
+  await waitFor('both engines count their link as cut', () => links(0), 20_000);
+  await sleep(LEASE_TTL_MS); // a lease TTL more of rounds in which either could hand off
+  for (const engine of engines) {
+    t.equal(await owned(engine), 2, `${engine.id} keeps its two shards`);
+    t.notOk(
+      engine.logs.some((line) => line.includes('handing shards to engines')),
+      `${engine.id} handed nothing to an engine cut off too`,
+    );
+  }
+  for (const relay of relays) relay.restore();
+  await waitFor('both links are ok again', () => links(1), 20_000);
+  t.same(
+    (await reserveOnEveryShard()).map((r) => r.type),
+    Array(SHARDS).fill('confirmed'),
+    'every shard serves again, by the engine that kept it',
+  );
+  t.same(engines.map(claims), claimsBefore, 'no shard was claimed (rebuilt) again');
+});
