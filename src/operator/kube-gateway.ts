@@ -13,6 +13,15 @@ import type { ObjectKey } from './event-id.js';
 import type { RecordedEvent } from './plan.js';
 import type { TicketEventObject } from './types.js';
 
+/**
+ * What a controller reports of an event's engine Deployment: its pods available (ready for the
+ * Deployment's minReadySeconds) out of those asked for.
+ */
+export interface EngineAvailability {
+  readonly available: number;
+  readonly replicas: number;
+}
+
 /** The operator's view of the API server; a port so the reconciler can be tested with a fake. */
 export interface KubeGateway {
   getTicketEvent(key: ObjectKey): Promise<TicketEventObject | undefined>;
@@ -26,6 +35,12 @@ export interface KubeGateway {
    */
   apply(object: ChildObject, options?: { readonly dryRun?: boolean }): Promise<void>;
   recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
+  /**
+   * The Deployment's availability as its controller reports it; undefined while it does not exist,
+   * or when no controller reports on it (a status without observedGeneration: an API server with no
+   * controller-manager, as `hack/infra.sh` runs) — then there is nothing to judge by.
+   */
+  engineAvailability(key: ObjectKey): Promise<EngineAvailability | undefined>;
 }
 
 const mergePatch = (): k8s.ConfigurationOptions => k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
@@ -34,12 +49,14 @@ const mergePatch = (): k8s.ConfigurationOptions => k8s.setHeaderOptions('Content
 export class ClientNodeGateway implements KubeGateway {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
+  private readonly apps: k8s.AppsV1Api;
   private readonly objects: k8s.KubernetesObjectApi;
   private readonly instance: string;
 
   constructor(kubeConfig: k8s.KubeConfig, instance: string = hostname()) {
     this.custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.apps = kubeConfig.makeApiClient(k8s.AppsV1Api);
     this.objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
     this.instance = instance;
   }
@@ -97,6 +114,17 @@ export class ClientNodeGateway implements KubeGateway {
     } catch (error) {
       const what = `${options.dryRun === true ? 'dry-run apply' : 'apply'} ${object.kind} ${object.metadata.namespace}/${object.metadata.name}`;
       throw translateKubernetesError(error, what);
+    }
+  }
+
+  async engineAvailability(key: ObjectKey): Promise<EngineAvailability | undefined> {
+    try {
+      const deployment = await this.apps.readNamespacedDeployment(key);
+      if (deployment.status?.observedGeneration === undefined) return undefined;
+      return { available: deployment.status.availableReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1 };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw translateKubernetesError(error, `read Deployment ${key.namespace}/${key.name}`);
     }
   }
 

@@ -6,10 +6,11 @@
  */
 import type { EngineSpec, TicketEventPhase } from './api/v1alpha1.js';
 import type { ProvisionOutcome } from '../engine/provision.js';
-import { DEFAULT_ENGINE_REPLICAS, desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
+import { childNames, DEFAULT_ENGINE_REPLICAS, desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
 import { eventIdOf } from './event-id.js';
 import type { EventInventory } from './inventory-port.js';
+import type { EngineAvailability } from './kube-gateway.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
 /** One step the reconciler carries out. */
@@ -61,6 +62,11 @@ export interface Observed {
    * the engines that relay them go once the finalizer is removed. Absent counts as 0.
    */
   readonly unpublished?: number;
+  /**
+   * The engine Deployment's availability as its controller reports it (read while the sale is
+   * pending); absent when there is none to read — no controller-manager reports on Deployments.
+   */
+  readonly engines?: EngineAvailability;
 }
 
 /** Settings of the plan that are not in the TicketEvent. */
@@ -212,7 +218,16 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   } else {
     const { desired, owned } = inventory.shards;
     const replicas = object.spec.engine?.replicas ?? DEFAULT_ENGINE_REPLICAS;
-    if (phase === 'Pending' && replicas > 0) {
+    if (phase === 'Pending' && replicas > 0 && observed.engines?.available === 0) {
+      // Engines claim shards only once the sale opens; before, their pods must at least be running
+      // (an image that cannot be pulled, a pod that cannot be scheduled or keeps crashing).
+      shardsAvailable = {
+        type: ConditionType.ShardsAvailable,
+        status: 'False',
+        reason: 'NoEngineAvailable',
+        message: `no engine pod is available (0/${observed.engines.replicas} of Deployment ${childNames(object.metadata.name).engine}): nothing would claim the shards when the sale opens at ${rfc3339(inventory.sale.opensAt)}`,
+      };
+    } else if (phase === 'Pending' && replicas > 0) {
       // Engines claim the shards of events on sale only: before the window opens, none owned is expected.
       shardsAvailable = {
         type: ConditionType.ShardsAvailable,

@@ -12,12 +12,12 @@ import type { ProvisionOutcome } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ConditionType, findCondition } from './conditions.js';
-import { desiredChildren, type ChildObject } from './children.js';
+import { childNames, desiredChildren, type ChildObject } from './children.js';
 import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { EventInventory, InventoryPort } from './inventory-port.js';
 import { KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
-import type { KubeGateway } from './kube-gateway.js';
+import type { EngineAvailability, KubeGateway } from './kube-gateway.js';
 import { phaseOf, plan, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
 import { writeStatus } from './status-writer.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
@@ -72,6 +72,7 @@ export class TicketEventReconciler {
     let rejected: RejectedChild | undefined;
     let inventory: EventInventory | undefined;
     let unpublished: number | undefined;
+    let engines: EngineAvailability | undefined;
     if (!deleting) {
       // The finalizer goes on before anything exists outside Kubernetes, so nothing can be orphaned.
       if (!finalizers.includes(FINALIZER)) {
@@ -101,6 +102,12 @@ export class TicketEventReconciler {
     inventory = await this.inventory.counts(eventId);
     // Deletion lets the engines (the outbox's only relay) go: it waits for the outbox first.
     if (deleting && inventory !== undefined) unpublished = await this.inventory.unpublished(eventId);
+    // Before the opening no shard is owned, so only the Deployment can tell whether any engine will be there to own one.
+    if (!deleting && phaseOf(inventory, this.clock()) === 'Pending')
+      engines = await this.gateway.engineAvailability({
+        namespace: object.metadata.namespace,
+        name: childNames(object.metadata.name).engine,
+      });
 
     const decided: Plan = plan(
       object,
@@ -110,6 +117,7 @@ export class TicketEventReconciler {
         ...(provision === undefined ? {} : { provision }),
         ...(rejected === undefined ? {} : { rejected }),
         ...(unpublished === undefined ? {} : { unpublished }),
+        ...(engines === undefined ? {} : { engines }),
       },
       this.settings,
     );

@@ -4,6 +4,7 @@
  * engines started the way a pod starts them make ShardsAvailable follow; health and metrics serve.
  */
 import t from 'tap';
+import { k8s } from '../../../src/adapters/kubernetes/client.js';
 import { desiredChildren } from '../../../src/operator/children.js';
 import { DEFAULT_OPERATOR_SETTINGS } from '../../../src/operator/operator.js';
 import type { TicketEventObject } from '../../../src/operator/types.js';
@@ -111,6 +112,54 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
       c.apps.readNamespacedDeployment({ namespace, name: 'club-night-engine' }).catch(() => undefined),
     );
     t.equal(back.spec?.replicas, 1);
+  });
+
+  await t.test('a pending sale is Ready only while its controller reports an engine pod available', async (t) => {
+    // No controller-manager runs here: the test writes the Deployment's status as one would.
+    const reportAvailable = async (available: number) => {
+      const deployment = await c.apps.readNamespacedDeployment({ namespace, name: 'club-night-engine' });
+      await c.apps.patchNamespacedDeploymentStatus(
+        {
+          namespace,
+          name: 'club-night-engine',
+          body: {
+            status: {
+              observedGeneration: deployment.metadata?.generation,
+              replicas: 1,
+              updatedReplicas: 1,
+              readyReplicas: available,
+              availableReplicas: available,
+              unavailableReplicas: 1 - available,
+            },
+          },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+    };
+    t.match(condition((await getTicketEvent(c, namespace, 'club-night'))?.status, 'Ready'), { status: 'True' }, 'nothing reported: Ready');
+    await reportAvailable(0);
+    const stuck = await waitForStatus(
+      c,
+      namespace,
+      'club-night',
+      'Ready=False (no engine pod)',
+      (o) => condition(o.status, 'Ready')?.status === 'False',
+    );
+    t.match(condition(stuck.status, 'ShardsAvailable'), {
+      status: 'False',
+      reason: 'NoEngineAvailable',
+      message: /0\/1 of Deployment club-night-engine/,
+    });
+    t.equal(stuck.status?.phase, 'Pending');
+    await reportAvailable(1);
+    const ready = await waitForStatus(
+      c,
+      namespace,
+      'club-night',
+      'Ready=True again',
+      (o) => condition(o.status, 'Ready')?.status === 'True',
+    );
+    t.match(condition(ready.status, 'ShardsAvailable'), { status: 'Unknown', reason: 'SaleNotOpen' });
   });
 
   await t.test('opening the sale and starting an engine: status follows shard ownership', async (t) => {

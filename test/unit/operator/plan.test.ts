@@ -334,6 +334,39 @@ t.test('a pending sale is Ready once provisioned: engines claim its shards only 
   t.match(condition(open.status, ConditionType.Ready), { status: 'False' });
 });
 
+t.test('a pending sale whose engine pods are not available (as their controller reports) is not Ready', async (t) => {
+  const pendingWith = (engines: { available: number; replicas: number } | undefined) =>
+    plan(
+      ticketEvent({ status: { phase: 'Pending' } }),
+      {
+        now: new Date('2030-05-01T09:00:00Z'),
+        provision: { status: 'unchanged' },
+        inventory: counts({ owned: 0 }),
+        ...(engines === undefined ? {} : { engines }),
+      },
+      SETTINGS,
+    );
+  const none = pendingWith({ available: 0, replicas: 2 });
+  t.equal(none.status?.phase, 'Pending');
+  t.match(condition(none.status, ConditionType.ShardsAvailable), {
+    status: 'False',
+    reason: 'NoEngineAvailable',
+    message:
+      /no engine pod is available \(0\/2 of Deployment \S+-engine\): nothing would claim the shards when the sale opens at 2030-05-01T10:00:00Z/,
+  });
+  t.match(condition(none.status, ConditionType.Ready), { status: 'False', reason: 'NoEngineAvailable' });
+  t.match(condition(none.status, ConditionType.Degraded), { status: 'False' }, 'pods may be starting: nothing to call a person for yet');
+
+  for (const [engines, what] of [
+    [{ available: 1, replicas: 2 }, 'one engine pod available'],
+    [undefined, 'no controller reports on the Deployment'],
+  ] as const) {
+    const decided = pendingWith(engines);
+    t.match(condition(decided.status, ConditionType.ShardsAvailable), { status: 'Unknown', reason: 'SaleNotOpen' }, what);
+    t.match(condition(decided.status, ConditionType.Ready), { status: 'True' }, what);
+  }
+});
+
 t.test('no engines asked for: ShardsAvailable says so', async (t) => {
   const decided = plan(
     ticketEvent({ spec: { engine: { replicas: 0, logLevel: 'info' } } }),

@@ -6,7 +6,7 @@ import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
 import type { ChildObject } from '../../../src/operator/children.js';
 import type { EventInventory, InventoryPort } from '../../../src/operator/inventory-port.js';
 import { KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
-import type { KubeGateway } from '../../../src/operator/kube-gateway.js';
+import type { EngineAvailability, KubeGateway } from '../../../src/operator/kube-gateway.js';
 import type { RecordedEvent } from '../../../src/operator/plan.js';
 import { TicketEventReconciler } from '../../../src/operator/reconciler.js';
 import type { TicketEventObject } from '../../../src/operator/types.js';
@@ -23,6 +23,8 @@ function world(
     dryRunRejects?: { kind: string; error: Error };
     unpublished?: () => number;
     clock?: () => Date;
+    /** What the engine Deployment's controller reports (none by default, as with no controller-manager). */
+    engines?: EngineAvailability;
   } = {},
 ) {
   const log: string[] = [];
@@ -59,6 +61,10 @@ function world(
     },
     async recordEvent(_object, event: RecordedEvent) {
       log.push(`event ${event.reason}`);
+    },
+    async engineAvailability(key) {
+      log.push(`read Deployment ${key.name}`);
+      return options.engines;
     },
   };
   const inventory: InventoryPort = {
@@ -120,6 +126,22 @@ t.test('a second reconcile with nothing new writes no status and records no even
   t.same(
     w.log.filter((l) => !l.startsWith('apply') && !l.startsWith('dry-run')),
     ['provision'],
+  );
+});
+
+t.test("the engine Deployment's availability is read while the sale is pending, and only then", async (t) => {
+  const before = () => new Date('2030-05-01T09:00:00Z');
+  const pending = world(ticketEvent(), { counts: counts({ owned: 0 }), clock: before, engines: { available: 0, replicas: 2 } });
+  await pending.reconciler.reconcile(key);
+  t.ok(pending.log.includes('read Deployment arena-engine'));
+  const ready = pending.stored()?.status?.conditions?.find((c) => c.type === 'Ready');
+  t.match(ready, { status: 'False', reason: 'NoEngineAvailable' });
+
+  const open = world(ticketEvent(), { counts: counts(), engines: { available: 0, replicas: 2 } });
+  await open.reconciler.reconcile(key);
+  t.notOk(
+    open.log.some((l) => l.startsWith('read Deployment')),
+    'on sale, shard ownership says whether engines serve',
   );
 });
 

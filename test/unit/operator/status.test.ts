@@ -89,6 +89,9 @@ function fakeGateway(
     },
     async apply() {},
     async recordEvent() {},
+    async engineAvailability() {
+      return undefined;
+    },
   };
   return gateway;
 }
