@@ -10,7 +10,7 @@ const HELP = `Usage: sentinel token --sub CUSTOMER [--ttl 1h] [--json]
 
 Mints an HS256 JWT with SENTINEL_JWT_SECRET, SENTINEL_JWT_ISSUER and SENTINEL_JWT_AUDIENCE.
   --sub   the customer (JWT subject), required
-  --ttl   lifetime: 90s, 15m, 1h, 7d or plain seconds (default 1h)
+  --ttl   lifetime in whole seconds: 90s, 15m, 1.5h, 7d or plain seconds (default 1h)
   --json  print {"token", "sub", "expiresAt"} instead of the bare token
 `;
 
@@ -31,7 +31,9 @@ export const tokenCommand: Command = {
     const { values } = parsed;
     const ttlS = parseTokenTtl(values.ttl);
     if (!values.sub || ttlS === undefined) {
-      stderr.write(`${!values.sub ? '--sub is required' : `--ttl ${JSON.stringify(values.ttl)} is not a duration`}\n\n${HELP}`);
+      stderr.write(
+        `${!values.sub ? '--sub is required' : `--ttl ${JSON.stringify(values.ttl)} is not a lifetime in whole seconds (like 90s, 15m, 1.5h, 7d)`}\n\n${HELP}`,
+      );
       return 2;
     }
     if (config.jwksUrl) stderr.write('warning: SENTINEL_JWKS_URL is set, so the ingress will not accept HS256 tokens minted here\n');

@@ -72,13 +72,17 @@ export class Engine {
   /** Whether NATS answers (NatsLink), and what the last round found. */
   private readonly natsLink: NatsLink;
   private natsLinkSeen: NatsLinkState = 'ok';
+  /** NatsLink.breaks at the last renewal; undefined before the first (then it joins afresh). */
+  private natsBreaksRenewed: number | undefined;
+  /** Whether it left the membership because NATS cut it off (logged once). */
+  private leftCutOff = false;
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
     this.log = deps.log.child({ engine: deps.config.engineId });
     this.store = new InventoryStore(deps.pool);
     this.membership = new Membership(deps.config.eventFilter || 'all', deps.redis, deps.config.engineId, deps.config.leaseTtlMs, this.now);
-    this.natsLink = new NatsLink(() => deps.nc.flush(), deps.config.leaseTtlMs, this.now);
+    this.natsLink = new NatsLink(() => deps.nc.flush(), deps.config.leaseTtlMs);
     this.relay = deps.connectProducer
       ? new OutboxRelay({
           pool: deps.pool,
@@ -119,11 +123,15 @@ export class Engine {
   /** One membership + assignment round. Never throws: a failed round is logged and retried. */
   async tick(): Promise<void> {
     try {
-      const link = this.natsLink.state();
+      let link = this.natsLink.state();
+      // A PONG already received is read only after the timers that fire now (after a pause, say).
+      if (link !== 'ok') {
+        await new Promise((resolve) => setImmediate(resolve));
+        link = this.natsLink.state();
+      }
       if (link !== this.natsLinkSeen) {
-        if (link === 'ok') this.log.info('NATS answers again: back in the membership');
-        else if (link === 'suspect') this.log.warn('NATS does not answer: membership not renewed');
-        else this.log.warn('Cut off from NATS for a lease TTL: left the membership');
+        if (link === 'ok') this.log.info('NATS answers again');
+        else if (this.natsLinkSeen === 'ok') this.log.warn('NATS does not answer: not renewing the membership, not claiming');
         this.natsLinkSeen = link;
         this.deps.metrics.natsLink.set({ ok: 1, suspect: 0.5, cut: 0 }[link]);
       }
@@ -131,6 +139,7 @@ export class Engine {
         await this.roundWhileCutOff(link);
         return;
       }
+      this.leftCutOff = false;
       const ours = (eventId: string) => !this.deps.config.eventFilter || eventId === this.deps.config.eventFilter;
       const events = (await this.store.eventsOnSale(new Date(this.now()))).filter((e) => ours(e.id));
       // For the operator, which reads Postgres only: the shards this engine owns count as owned
@@ -142,7 +151,12 @@ export class Engine {
       // credentials or grants, no connection to be had) would be given shards it never claims, and
       // they would stay unserved for as long as it lives. Without its heartbeat it drops out
       // within a lease TTL.
-      const members = await this.membership.heartbeat();
+      // Renewed only while the link is ok right now: the reads above can take long, and an engine
+      // cut off from NATS must stop renewing within TTL/4 of its silence (roundWhileCutOff).
+      if (this.natsLink.state() !== 'ok') return;
+      const breaks = this.natsLink.breaks;
+      const members = await this.membership.heartbeat(this.natsBreaksRenewed !== breaks);
+      this.natsBreaksRenewed = breaks;
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -158,6 +172,7 @@ export class Engine {
       for (const ref of desired) {
         const key = shardKey(ref);
         const event = byId.get(ref.eventId);
+        if (this.natsLink.state() !== 'ok') break; // the next round sees to it
         if (!this.owned.has(key) && !this.claiming.has(key) && event && !this.stopping) await this.claim(ref, event);
       }
       this.deps.metrics.ownedShards.set(this.owned.size);
@@ -174,22 +189,29 @@ export class Engine {
   /**
    * A round while NATS does not answer (NatsLink): this engine hears no request, so it renews
    * neither its membership nor its heartbeat row, and claims nothing. Once the link counts as cut
-   * it leaves, and hands its shards off (their pending commits land, their leases go) — but only
-   * if another engine renewed its membership since then, which a member cut off too does not: when
-   * NATS is down for every engine, each keeps its shards and serves them the moment NATS is back,
-   * instead of all of them being handed round and rebuilt. (That holds while the rebalance interval
-   * is under two thirds of the lease TTL, as it is by far by default: every engine then stops
-   * renewing before any of them counts as cut.)
+   * it leaves, and hands its shards off (their pending commits land, their leases go; a sale that
+   * is over ends its holds) — but only to an engine NATS reached all along: one that was a member
+   * before this engine's silence began and has renewed since this engine counted as cut. Every
+   * silence of TTL/4 makes an engine join afresh when it renews again (NatsLink.breaks), so when
+   * NATS is down for every engine none of them qualifies, however they come back: each keeps its
+   * shards and serves them the moment NATS is back, instead of all of them being handed round and
+   * rebuilt. An engine that stays a member that way had its PINGs answered within TTL/4 throughout
+   * a silence of a whole TTL of this one's — NATS was up, the link of this one was not.
    */
   private async roundWhileCutOff(link: 'suspect' | 'cut'): Promise<void> {
     if (link === 'suspect') return;
     await this.membership.leave();
+    if (!this.leftCutOff) this.log.warn('Cut off from NATS for a lease TTL: left the membership');
+    this.leftCutOff = true;
     const shards = [...this.owned.entries()].filter(([key]) => !this.settlingShards.has(key)).map(([, owned]) => owned);
     if (shards.length === 0) return;
-    const serving = await this.membership.renewedSince(this.natsLink.cutAt());
+    const silentSince = this.now() - this.natsLink.silentForMs();
+    const serving = await this.membership.servingSince(silentSince, silentSince + this.natsLink.cutAfterMs);
     if (serving.length === 0) return;
     this.log.warn({ shards: shards.length, engines: serving }, 'Cut off from NATS: handing shards to engines that can serve them');
-    await Promise.all(shards.map((owned) => this.handOff(owned, 'handoff')));
+    const over = await this.salesOver(shards);
+    for (const owned of shards) if (over.has(owned.ref.eventId)) this.closeInBackground(owned);
+    await Promise.all(shards.filter((owned) => !over.has(owned.ref.eventId)).map((owned) => this.handOff(owned, 'handoff')));
   }
 
   /**

@@ -6,9 +6,14 @@ import type { Redis } from 'ioredis';
  * refreshing falls out after `ttlMs`. Every engine of the group reads the same set, so shard
  * assignment converges without a coordinator. Engines only balance within their group, so every
  * engine serving an event must be started with the same SENTINEL_EVENT.
+ *
+ * Beside the set, a hash records when each member (re)joined: at its first renewal after it
+ * started, or after a time in which it could not renew (Engine: its NATS link was not ok). It
+ * tells an engine cut off from NATS which members stayed reachable all along (`servingSince`).
  */
 export class Membership {
   private readonly key: string;
+  private readonly joinedKey: string;
 
   constructor(
     group: string,
@@ -18,33 +23,50 @@ export class Membership {
     private readonly now: () => number,
   ) {
     this.key = `sentinel:engines:${group}`;
-  }
-
-  /** Announces (or refreshes) this engine and returns the live members, itself included. */
-  async heartbeat(): Promise<string[]> {
-    const now = this.now();
-    const [, , members] = (await this.redis
-      .multi()
-      .zadd(this.key, now + this.ttlMs, this.engineId)
-      .zremrangebyscore(this.key, '-inf', now)
-      .zrange(this.key, 0, -1)
-      .exec()) as [unknown, unknown, [Error | null, string[]]];
-    if (members[0]) throw members[0];
-    return members[1];
+    this.joinedKey = `sentinel:engines:${group}:joined`;
   }
 
   /**
-   * The other engines that renewed their membership after `sinceMs` (this engine's clock; members
-   * renew with theirs, so clocks must agree to well within a lease TTL, as they must for the
-   * membership itself).
+   * Announces (or refreshes) this engine and returns the live members, itself included. `rejoined`:
+   * its first renewal since it started or could not renew — its join time is recorded, and the
+   * join times of engines no longer members are dropped.
    */
-  async renewedSince(sinceMs: number): Promise<string[]> {
-    const members = await this.redis.zrangebyscore(this.key, `(${sinceMs + this.ttlMs}`, '+inf');
-    return members.filter((member) => member !== this.engineId);
+  async heartbeat(rejoined = false): Promise<string[]> {
+    const now = this.now();
+    const transaction = this.redis
+      .multi()
+      .zadd(this.key, now + this.ttlMs, this.engineId)
+      .zremrangebyscore(this.key, '-inf', now)
+      .zrange(this.key, 0, -1);
+    if (rejoined) transaction.hset(this.joinedKey, this.engineId, String(now)).hkeys(this.joinedKey);
+    const replies = (await transaction.exec()) as [Error | null, unknown][];
+    const failed = replies.find(([error]) => error);
+    if (failed) throw failed[0];
+    const members = replies[2]![1] as string[];
+    if (rejoined) {
+      const gone = (replies[4]![1] as string[]).filter((id) => !members.includes(id));
+      if (gone.length > 0) await this.redis.hdel(this.joinedKey, ...gone);
+    }
+    return members;
   }
 
-  /** Leaves at once (graceful shutdown), so the others rebalance without waiting for the TTL. */
+  /**
+   * The other engines that were members before `joinedBeforeMs` and have renewed since then
+   * without a break — joined before it, and renewed after `renewedAfterMs`. Times are this
+   * engine's clock; members write theirs, so clocks must agree to well within a lease TTL, as they
+   * must for the membership itself. An engine of a release that records no join time is never one.
+   */
+  async servingSince(joinedBeforeMs: number, renewedAfterMs: number): Promise<string[]> {
+    const renewed = (await this.redis.zrangebyscore(this.key, `(${renewedAfterMs + this.ttlMs}`, '+inf')).filter(
+      (id) => id !== this.engineId,
+    );
+    if (renewed.length === 0) return [];
+    const joined = await this.redis.hmget(this.joinedKey, ...renewed);
+    return renewed.filter((_, i) => joined[i] !== null && Number(joined[i]) < joinedBeforeMs);
+  }
+
+  /** Leaves at once (graceful shutdown, or cut off), so the others rebalance without waiting for the TTL. */
   async leave(): Promise<void> {
-    await this.redis.zrem(this.key, this.engineId);
+    await this.redis.multi().zrem(this.key, this.engineId).hdel(this.joinedKey, this.engineId).exec();
   }
 }

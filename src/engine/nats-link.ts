@@ -1,23 +1,38 @@
 /**
  * Whether NATS still answers this engine. An engine hears every request through NATS; one whose
  * link is gone — its socket silently dropping packets, or reconnecting for as long as NATS stays
- * out of its reach — serves no one, however well its Postgres and Redis connections do. The NATS
- * client alone notices a silent link only after its pings go unanswered (minutes by default), and
- * never notices that the engine's Redis leases keep its shards from engines that could serve them.
+ * out of its reach — serves no one, however well its Postgres and Redis connections do. Its NATS
+ * client notices a silent link only after two unanswered pings (10–15 s, `connectNats`), and never
+ * notices that the engine's Redis leases keep its shards from engines that could serve them.
  *
- * So the engine sends a PING of its own several times per lease TTL, independently of its rounds
- * (a round that claims shards can take seconds), and judges the link by how long a PING has
- * gone unanswered: `ok`; `suspect` after a quarter of a lease TTL (it stops renewing its
- * membership, so no new work is shared out to it); `cut` after a whole lease TTL (it leaves, and
- * hands its shards to an engine that can serve them — see Engine.roundWhileCutOff). Silence is
- * counted from a PING sent, not from the last PONG: a process that was paused (SIGSTOP, a long GC)
- * sent nothing meanwhile, and its link is not judged by the pause.
+ * So the engine sends a PING of its own every TTL/12, independently of its rounds (a round that
+ * claims shards can take seconds), and judges the link by how long a PING has gone unanswered:
+ * `ok`; `suspect` after a quarter of a lease TTL (it stops renewing its membership and claiming);
+ * `cut` after a whole lease TTL (it leaves, and hands its shards to an engine that can serve them
+ * — see Engine.roundWhileCutOff). After a silence of TTL/4 or more, an answer makes the link `ok`
+ * only once it has stayed answered for another TTL/4: a link that flaps does not move shards out
+ * and back with every answer.
+ *
+ * Silence is counted on a monotonic clock from a PING sent, not from the last PONG, and a probe
+ * timer that fired far too late (the process was paused, or its event loop blocked) starts the
+ * count again: no PING went out meanwhile, so the pause says nothing of the link. The PONG of a
+ * PING sent before a pause is read only after the timers that fire at the resume; the engine
+ * yields to I/O once before it acts on a link that is not ok.
+ *
+ * Not done: a link so backed up that the PONG waits more than a TTL behind the messages queued
+ * before it counts as cut, though messages still arrive — an engine that far behind answers
+ * nobody in time either, and inbound traffic alone cannot tell a link whose replies are lost.
  */
 export type NatsLinkState = 'ok' | 'suspect' | 'cut';
 
 export class NatsLink {
   /** When the oldest PING not answered yet went out; none while the link answers. */
   private unansweredSince: number | undefined;
+  /** Before this time an answered link still counts as suspect (it was silent for TTL/4 or more). */
+  private trustedFrom = -Infinity;
+  private lastProbeAt: number | undefined;
+  /** Silences of TTL/4 or more that ended in an answer: a member that had one has not been reachable all along. */
+  breaks = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Silence after which the link is suspect, and cut (ms). */
   readonly suspectAfterMs: number;
@@ -29,7 +44,8 @@ export class NatsLink {
     /** A round trip to the server (NatsConnection.flush): resolves when its PONG is back. */
     private readonly roundTrip: () => Promise<void>,
     leaseTtlMs: number,
-    private readonly now: () => number,
+    /** A monotonic clock (ms). */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.cutAfterMs = leaseTtlMs;
     this.suspectAfterMs = Math.round(leaseTtlMs / 4);
@@ -57,23 +73,33 @@ export class NatsLink {
    */
   probe(): void {
     const sentAt = this.now();
+    // Three intervals without a probe: the process did not run. Count from this PING.
+    if (this.lastProbeAt !== undefined && sentAt - this.lastProbeAt > 3 * this.probeEveryMs && this.unansweredSince !== undefined)
+      this.unansweredSince = sentAt;
+    this.lastProbeAt = sentAt;
     this.unansweredSince ??= sentAt;
     this.roundTrip().then(
       () => {
-        if (this.unansweredSince !== undefined && this.unansweredSince <= sentAt) this.unansweredSince = undefined;
+        if (this.unansweredSince === undefined || this.unansweredSince > sentAt) return;
+        const answeredAt = this.now();
+        if (answeredAt - this.unansweredSince >= this.suspectAfterMs) {
+          this.trustedFrom = answeredAt + this.suspectAfterMs;
+          this.breaks++;
+        }
+        this.unansweredSince = undefined;
       },
       () => undefined,
     );
   }
 
-  state(): NatsLinkState {
-    const silent = this.unansweredSince === undefined ? 0 : this.now() - this.unansweredSince;
-    if (silent >= this.cutAfterMs) return 'cut';
-    return silent >= this.suspectAfterMs ? 'suspect' : 'ok';
+  /** How long the oldest unanswered PING has gone unanswered (ms; 0 while the link answers). */
+  silentForMs(): number {
+    return this.unansweredSince === undefined ? 0 : this.now() - this.unansweredSince;
   }
 
-  /** When the link counts (or will count) as cut: a lease TTL after the oldest unanswered PING (ms). */
-  cutAt(): number {
-    return (this.unansweredSince ?? this.now()) + this.cutAfterMs;
+  state(): NatsLinkState {
+    const silent = this.silentForMs();
+    if (silent >= this.cutAfterMs) return 'cut';
+    return silent >= this.suspectAfterMs || this.now() < this.trustedFrom ? 'suspect' : 'ok';
   }
 }

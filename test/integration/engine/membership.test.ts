@@ -1,6 +1,7 @@
 /** Who counts as a member when shards are shared out: only engines that can do the work. */
 import t from 'tap';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
+import { Membership } from '../../../src/engine/membership.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
 import { provisionTestEvent, shardOwners, sleep, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
@@ -30,4 +31,37 @@ t.test('an engine that cannot read Postgres is no member, so it is given no shar
   t.equal(await healthy.metric('sentinel_engine_owned_shards'), 4, 'and it keeps every shard');
   const owners = await shardOwners(pool, spec.eventId);
   t.same([...owners.values()], [healthy.id, healthy.id, healthy.id, healthy.id], 'Postgres names it the owner of all four');
+});
+
+t.test('servingSince: members that joined before a time and renewed after another — a rejoin or a leave starts over', async (t) => {
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'membership-serving-test' });
+  await connectRedis(redis);
+  t.teardown(() => redis.disconnect());
+  const group = `serving-${Date.now().toString(36)}`;
+  t.teardown(async () => void (await redis.del(`sentinel:engines:${group}`, `sentinel:engines:${group}:joined`)));
+  let clock = Date.now();
+  const member = (id: string) => new Membership(group, redis, id, 5000, () => clock);
+  const [a, b, c] = [member('a'), member('b'), member('c')];
+  await a.heartbeat(true);
+  await b.heartbeat(true);
+  const silenceBegan = clock + 500; // a's NATS link goes quiet
+  clock += 1000;
+  await c.heartbeat(true); // joins during a's silence
+  clock += 5000; // a counts as cut from silenceBegan + 5000
+  const cutAt = silenceBegan + 5000;
+  t.same(await a.servingSince(silenceBegan, cutAt), [], 'nobody renewed after the cut yet');
+  await b.heartbeat();
+  await c.heartbeat();
+  t.same(await a.servingSince(silenceBegan, cutAt), ['b'], 'b was a member before the silence and renewed since; c joined during it');
+  await b.heartbeat(true); // b had a break of its own: it joins afresh
+  t.same(await a.servingSince(silenceBegan, cutAt), [], 'b rejoined after the silence began: not reachable all along');
+  await a.leave();
+  t.same((await redis.hkeys(`sentinel:engines:${group}:joined`)).sort(), ['b', 'c'], 'leaving drops the join time');
+  clock += 6000; // b and c expire
+  await c.heartbeat(true);
+  t.same(
+    (await redis.hkeys(`sentinel:engines:${group}:joined`)).sort(),
+    ['c'],
+    'a rejoin drops the join times of engines no longer members',
+  );
 });

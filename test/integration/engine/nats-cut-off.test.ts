@@ -102,11 +102,18 @@ t.test('an engine cut off from NATS alone hands its shards to the engine NATS st
     'every shard serves after the link heals',
   );
 
-  // Stopped while cut off: its drain of NATS would never end; the stop must not wait for it.
+  // Stopped while cut off: a drain of NATS over a silent link never ends, and one while the client
+  // reconnects (NATS refusing connections) ends without closing the connection; neither may hold the stop.
   relays[0]!.blackhole();
-  const stopping = Date.now();
-  t.equal(await cut.stop(), 0, 'an engine cut off from NATS stops cleanly');
-  t.ok(Date.now() - stopping < 15_000, `and promptly (${Date.now() - stopping} ms)`);
+  relays[1]!.refuse();
+  for (const [engine, how] of [
+    [cut, 'silent'],
+    [healthy, 'refusing'],
+  ] as const) {
+    const stopping = Date.now();
+    t.equal(await engine.stop(), 0, `an engine whose NATS link is ${how} stops cleanly`);
+    t.ok(Date.now() - stopping < 15_000, `and promptly (${Date.now() - stopping} ms)`);
+  }
 });
 
 t.test('when NATS is gone for every engine, each keeps its shards and serves them again when it is back', async (t) => {
@@ -126,7 +133,13 @@ t.test('when NATS is gone for every engine, each keeps its shards and serves the
       `${engine.id} handed nothing to an engine cut off too`,
     );
   }
-  for (const relay of relays) relay.restore();
+  // Back one after the other: the first one back renews its membership while the other still
+  // counts as cut — it must not be taken for an engine NATS reached all along.
+  relays[0]!.restore();
+  await waitFor('the first link is ok again', async () => (await engines[0]!.metric('sentinel_engine_nats_link')) === 1, 20_000);
+  await sleep(1000); // rounds of both: the first renews, the second is still cut off
+  t.equal(await engines[1]!.metric('sentinel_engine_nats_link'), 0, 'the second engine was still cut off meanwhile');
+  relays[1]!.restore();
   await waitFor('both links are ok again', () => links(1), 20_000);
   t.same(
     (await reserveOnEveryShard()).map((r) => r.type),
@@ -134,4 +147,9 @@ t.test('when NATS is gone for every engine, each keeps its shards and serves the
     'every shard serves again, by the engine that kept it',
   );
   t.same(engines.map(claims), claimsBefore, 'no shard was claimed (rebuilt) again');
+  for (const engine of engines)
+    t.notOk(
+      engine.logs.some((line) => line.includes('handing shards to engines')),
+      `${engine.id} handed nothing off while the links came back`,
+    );
 });
