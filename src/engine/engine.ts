@@ -34,6 +34,12 @@ export interface EngineDeps {
 const SETTLE_INTERVAL_MS = 5_000;
 const SETTLE_PER_ROUND = 2;
 const SETTLE_RETRY_MS = 30_000;
+/**
+ * How long an engine cut off from NATS waits for an engine that stayed reachable all along before it
+ * takes any engine reachable for a lease TTL (roundWhileCutOff): longer than its NATS client needs
+ * to notice a dead link and reconnect (two pings, 10–15 s).
+ */
+const CUT_OFF_RELAX_MS = 30_000;
 /** How long a stop waits to learn which of its sales are over (it hands off for a next owner otherwise). */
 const STOP_LOOKUP_MS = 1_000;
 
@@ -197,16 +203,26 @@ export class Engine {
    * shards and serves them the moment NATS is back, instead of all of them being handed round and
    * rebuilt. An engine that stays a member that way had its PINGs answered within TTL/4 throughout
    * a silence of a whole TTL of this one's — NATS was up, the link of this one was not.
+   *
+   * Silent for CUT_OFF_RELAX_MS (or three TTLs, if longer), it also takes an engine that has been
+   * reachable without a break for a lease TTL, though it joined during the silence: NATS came back
+   * for the others long ago (every engine had a break, say), or they were restarted meanwhile —
+   * without this its shards would wait for its own link however long that takes.
    */
   private async roundWhileCutOff(link: 'suspect' | 'cut'): Promise<void> {
     if (link === 'suspect') return;
     await this.membership.leave();
+    this.natsBreaksRenewed = undefined; // it joins afresh when it renews
     if (!this.leftCutOff) this.log.warn('Cut off from NATS for a lease TTL: left the membership');
     this.leftCutOff = true;
     const shards = [...this.owned.entries()].filter(([key]) => !this.settlingShards.has(key)).map(([, owned]) => owned);
     if (shards.length === 0) return;
-    const silentSince = this.now() - this.natsLink.silentForMs();
-    const serving = await this.membership.servingSince(silentSince, silentSince + this.natsLink.cutAfterMs);
+    const now = this.now();
+    const silentMs = this.natsLink.silentForMs();
+    const silentSince = now - silentMs;
+    const relaxAfterMs = Math.max(CUT_OFF_RELAX_MS, 3 * this.natsLink.cutAfterMs);
+    const joinedBefore = silentMs >= relaxAfterMs ? now - this.natsLink.cutAfterMs : silentSince;
+    const serving = await this.membership.servingSince(joinedBefore, silentSince + this.natsLink.cutAfterMs);
     if (serving.length === 0) return;
     this.log.warn({ shards: shards.length, engines: serving }, 'Cut off from NATS: handing shards to engines that can serve them');
     const over = await this.salesOver(shards);
@@ -239,7 +255,7 @@ export class Engine {
       );
       let settled = 0;
       for (const ref of mine) {
-        if (this.stopping || settled >= SETTLE_PER_ROUND) return;
+        if (this.stopping || settled >= SETTLE_PER_ROUND || this.natsLink.state() !== 'ok') return;
         const event = await this.store.getEvent(ref.eventId);
         // On sale again (its opening arrived, or moved back) since the look: the rounds serve it.
         if (!event || saleState(event, this.now()) === 'open') continue;

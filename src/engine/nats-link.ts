@@ -13,11 +13,13 @@
  * only once it has stayed answered for another TTL/4: a link that flaps does not move shards out
  * and back with every answer.
  *
- * Silence is counted on a monotonic clock from a PING sent, not from the last PONG, and a probe
- * timer that fired far too late (the process was paused, or its event loop blocked) starts the
- * count again: no PING went out meanwhile, so the pause says nothing of the link. The PONG of a
- * PING sent before a pause is read only after the timers that fire at the resume; the engine
- * yields to I/O once before it acts on a link that is not ok.
+ * Silence is counted on a monotonic clock from a PING sent, not from the last PONG. A probe timer
+ * that fired far too late (the process was paused, or its event loop blocked) while a PING was
+ * unanswered starts the count again — no PING went out meanwhile, so the pause says nothing of
+ * the link — but the link stays suspect until a PING sent after the pause is answered, and counts
+ * as a break (the engine rejoins when it renews). The PONG of a PING sent before a pause is read
+ * only after the timers that fire at the resume; the engine yields to I/O once before it acts on
+ * a link that is not ok.
  *
  * Not done: a link so backed up that the PONG waits more than a TTL behind the messages queued
  * before it counts as cut, though messages still arrive — an engine that far behind answers
@@ -30,6 +32,8 @@ export class NatsLink {
   private unansweredSince: number | undefined;
   /** Before this time an answered link still counts as suspect (it was silent for TTL/4 or more). */
   private trustedFrom = -Infinity;
+  /** After a late probe: only the answer to a PING sent at or after this time makes the link trusted again. */
+  private trustAnswerFrom: number | undefined;
   private lastProbeAt: number | undefined;
   /** Silences of TTL/4 or more that ended in an answer: a member that had one has not been reachable all along. */
   breaks = 0;
@@ -73,15 +77,24 @@ export class NatsLink {
    */
   probe(): void {
     const sentAt = this.now();
-    // Three intervals without a probe: the process did not run. Count from this PING.
-    if (this.lastProbeAt !== undefined && sentAt - this.lastProbeAt > 3 * this.probeEveryMs && this.unansweredSince !== undefined)
+    // Three intervals without a probe while a PING was unanswered: the process did not run. Count
+    // from this PING, and trust the link again only when this one (or a later one) is answered.
+    if (this.lastProbeAt !== undefined && sentAt - this.lastProbeAt > 3 * this.probeEveryMs && this.unansweredSince !== undefined) {
       this.unansweredSince = sentAt;
+      this.trustAnswerFrom = sentAt;
+      this.trustedFrom = Infinity;
+      this.breaks++;
+    }
     this.lastProbeAt = sentAt;
     this.unansweredSince ??= sentAt;
     this.roundTrip().then(
       () => {
-        if (this.unansweredSince === undefined || this.unansweredSince > sentAt) return;
         const answeredAt = this.now();
+        if (this.trustAnswerFrom !== undefined && sentAt >= this.trustAnswerFrom) {
+          this.trustAnswerFrom = undefined;
+          this.trustedFrom = answeredAt;
+        }
+        if (this.unansweredSince === undefined || this.unansweredSince > sentAt) return;
         if (answeredAt - this.unansweredSince >= this.suspectAfterMs) {
           this.trustedFrom = answeredAt + this.suspectAfterMs;
           this.breaks++;

@@ -9,13 +9,18 @@ import type { Condition, EngineSpec, SeatCounts, ShardCounts, TicketEventPhase, 
 /** The condition types a TicketEvent reports. */
 export const ConditionType = {
   /**
-   * Everything the spec asks for is in place: inventory provisioned, every shard owned while the
-   * sale is open (engines claim shards only then), nothing degraded.
+   * Everything the spec asks for is in place: inventory provisioned, an engine pod available before
+   * the sale opens (when a controller reports on the Deployment), every shard owned while the sale
+   * is open (engines claim shards only then), nothing degraded.
    */
   Ready: 'Ready',
   /** The inventory of the current generation exists in Postgres. */
   InventoryProvisioned: 'InventoryProvisioned',
-  /** Every shard is owned by a live engine; Unknown (`SaleNotOpen`) before the sale opens, when none is expected to be. */
+  /**
+   * Every shard is owned by a live engine. Before the sale opens, when none is expected to be:
+   * Unknown (`SaleNotOpen`), or False (`NoEngineAvailable`) while the engine Deployment is missing
+   * or its controller reports no pod available.
+   */
   ShardsAvailable: 'ShardsAvailable',
   /** Something needs a person: a refused change, shards without an engine during the sale, repeated errors. */
   Degraded: 'Degraded',

@@ -14,13 +14,12 @@ import type { RecordedEvent } from './plan.js';
 import type { TicketEventObject } from './types.js';
 
 /**
- * What a controller reports of an event's engine Deployment: its pods available (ready for the
- * Deployment's minReadySeconds) out of those asked for.
+ * What there is to know of an event's engine Deployment before its sale opens: that it does not
+ * exist (yet), or what its controller reports — pods available (ready for the Deployment's
+ * minReadySeconds) out of those it asks for.
  */
-export interface EngineAvailability {
-  readonly available: number;
-  readonly replicas: number;
-}
+export type EngineAvailability =
+  { readonly found: false } | { readonly found: true; readonly available: number; readonly replicas: number };
 
 /** The operator's view of the API server; a port so the reconciler can be tested with a fake. */
 export interface KubeGateway {
@@ -36,8 +35,8 @@ export interface KubeGateway {
   apply(object: ChildObject, options?: { readonly dryRun?: boolean }): Promise<void>;
   recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
   /**
-   * The Deployment's availability as its controller reports it; undefined while it does not exist,
-   * or when no controller reports on it (a status without observedGeneration: an API server with no
+   * The Deployment's availability as its controller reports it, or that it does not exist; undefined
+   * when no controller reports on it (a status without observedGeneration: an API server with no
    * controller-manager, as `hack/infra.sh` runs) — then there is nothing to judge by.
    */
   engineAvailability(key: ObjectKey): Promise<EngineAvailability | undefined>;
@@ -121,9 +120,9 @@ export class ClientNodeGateway implements KubeGateway {
     try {
       const deployment = await this.apps.readNamespacedDeployment(key);
       if (deployment.status?.observedGeneration === undefined) return undefined;
-      return { available: deployment.status.availableReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1 };
+      return { found: true, available: deployment.status.availableReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1 };
     } catch (error) {
-      if (isNotFound(error)) return undefined;
+      if (isNotFound(error)) return { found: false };
       throw translateKubernetesError(error, `read Deployment ${key.namespace}/${key.name}`);
     }
   }

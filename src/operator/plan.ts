@@ -63,10 +63,11 @@ export interface Observed {
    */
   readonly unpublished?: number;
   /**
-   * The engine Deployment's availability as its controller reports it (read while the sale is
-   * pending); absent when there is none to read — no controller-manager reports on Deployments.
+   * The engine Deployment's availability (read while the sale is pending): as its controller
+   * reports it, or that it does not exist yet, or why it could not be read (`unknown`); absent
+   * when there is nothing to judge by — no controller-manager reports on Deployments.
    */
-  readonly engines?: EngineAvailability;
+  readonly engines?: EngineAvailability | { readonly unknown: string };
 }
 
 /** Settings of the plan that are not in the TicketEvent. */
@@ -218,15 +219,10 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   } else {
     const { desired, owned } = inventory.shards;
     const replicas = object.spec.engine?.replicas ?? DEFAULT_ENGINE_REPLICAS;
-    if (phase === 'Pending' && replicas > 0 && observed.engines?.available === 0) {
-      // Engines claim shards only once the sale opens; before, their pods must at least be running
-      // (an image that cannot be pulled, a pod that cannot be scheduled or keeps crashing).
-      shardsAvailable = {
-        type: ConditionType.ShardsAvailable,
-        status: 'False',
-        reason: 'NoEngineAvailable',
-        message: `no engine pod is available (0/${observed.engines.replicas} of Deployment ${childNames(object.metadata.name).engine}): nothing would claim the shards when the sale opens at ${rfc3339(inventory.sale.opensAt)}`,
-      };
+    const engines =
+      phase === 'Pending' && replicas > 0 ? enginesBeforeOpening(object, observed.engines, inventory.sale.opensAt) : undefined;
+    if (engines !== undefined) {
+      shardsAvailable = engines;
     } else if (phase === 'Pending' && replicas > 0) {
       // Engines claim the shards of events on sale only: before the window opens, none owned is expected.
       shardsAvailable = {
@@ -405,6 +401,33 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     events,
     requeueAfterMs: undefined,
   };
+}
+
+/**
+ * ShardsAvailable before the opening, from the engine Deployment, when it says something: engines
+ * claim shards only once the sale opens, but their pods must be running before (an image that
+ * cannot be pulled, pods that cannot be scheduled or keep crashing would serve nothing). Undefined
+ * when there is nothing to judge by, or an engine pod is available.
+ */
+function enginesBeforeOpening(object: TicketEventObject, engines: Observed['engines'], opensAt: Date): ConditionUpdate | undefined {
+  if (engines === undefined) return undefined;
+  const deployment = childNames(object.metadata.name).engine;
+  const unavailable = (reason: string, message: string): ConditionUpdate => ({
+    type: ConditionType.ShardsAvailable,
+    status: 'False',
+    reason,
+    message: `${message}: nothing would claim the shards when the sale opens at ${rfc3339(opensAt)}`,
+  });
+  if ('unknown' in engines)
+    return {
+      type: ConditionType.ShardsAvailable,
+      status: 'Unknown',
+      reason: 'EngineAvailabilityUnknown',
+      message: `cannot read the engine Deployment ${deployment}: ${engines.unknown}`,
+    };
+  if (!engines.found) return unavailable('NoEngineAvailable', `the engine Deployment ${deployment} does not exist yet`);
+  if (engines.available > 0) return undefined;
+  return unavailable('NoEngineAvailable', `no engine pod is available (0/${engines.replicas} of Deployment ${deployment})`);
 }
 
 /** What deletion is waiting for, as the Ready condition says it. */

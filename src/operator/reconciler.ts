@@ -17,8 +17,8 @@ import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { EventInventory, InventoryPort } from './inventory-port.js';
 import { KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
-import type { EngineAvailability, KubeGateway } from './kube-gateway.js';
-import { phaseOf, plan, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
+import type { KubeGateway } from './kube-gateway.js';
+import { phaseOf, plan, type Observed, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
 import { writeStatus } from './status-writer.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
@@ -72,7 +72,7 @@ export class TicketEventReconciler {
     let rejected: RejectedChild | undefined;
     let inventory: EventInventory | undefined;
     let unpublished: number | undefined;
-    let engines: EngineAvailability | undefined;
+    let engines: Observed['engines'];
     if (!deleting) {
       // The finalizer goes on before anything exists outside Kubernetes, so nothing can be orphaned.
       if (!finalizers.includes(FINALIZER)) {
@@ -102,17 +102,24 @@ export class TicketEventReconciler {
     inventory = await this.inventory.counts(eventId);
     // Deletion lets the engines (the outbox's only relay) go: it waits for the outbox first.
     if (deleting && inventory !== undefined) unpublished = await this.inventory.unpublished(eventId);
-    // Before the opening no shard is owned, so only the Deployment can tell whether any engine will be there to own one.
-    if (!deleting && phaseOf(inventory, this.clock()) === 'Pending')
-      engines = await this.gateway.engineAvailability({
-        namespace: object.metadata.namespace,
-        name: childNames(object.metadata.name).engine,
-      });
+    // Before the opening no shard is owned, so only the Deployment can tell whether any engine will
+    // be there to own one. Only an observation: when it cannot be read, the reconcile goes on
+    // without it (the children are still applied, the status still written).
+    const now = this.clock();
+    if (!deleting && phaseOf(inventory, now) === 'Pending') {
+      const name = childNames(object.metadata.name).engine;
+      try {
+        engines = await this.gateway.engineAvailability({ namespace: object.metadata.namespace, name });
+      } catch (error) {
+        engines = { unknown: error instanceof Error ? error.message : String(error) };
+        log.warn({ eventId, deployment: name, err: engines.unknown }, 'Cannot read the engine Deployment');
+      }
+    }
 
     const decided: Plan = plan(
       object,
       {
-        now: this.clock(),
+        now,
         inventory,
         ...(provision === undefined ? {} : { provision }),
         ...(rejected === undefined ? {} : { rejected }),

@@ -202,3 +202,35 @@ t.test('a send that timed out after the broker took it does not make the rows of
     'and it is on the topic',
   );
 });
+
+t.test('after a round that found nothing, the relay looks with one plain read before it opens a transaction', async (t) => {
+  const config = testConfig();
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-idle-test', log: silentLogger });
+  const topic = uniqueName('relay-idle');
+  // The relay's transactions check a client out of the pool; its plain reads go through pool.query.
+  let checkouts = 0;
+  const counted = { query: pool.query.bind(pool), connect: () => (checkouts++, pool.connect()) } as unknown as typeof pool;
+  const relay = new OutboxRelay({ pool: counted, connect: () => openProducerSession(kafka, topic), topic, log: silentLogger });
+  t.teardown(() => relay.stop());
+
+  t.equal(await relay.publishOnce(), 0, 'nothing for its topic');
+  t.equal(checkouts, 1, 'the first round claims in a transaction');
+  for (let i = 0; i < 3; i++) t.equal(await relay.publishOnce(), 0);
+  t.equal(checkouts, 1, 'idle rounds only looked');
+
+  const eventId = uniqueName('relay-idle');
+  await pool.query(`INSERT INTO outbox (event_id, topic, message_key, payload) VALUES ($1, $2, $3, '{}')`, [
+    eventId,
+    topic,
+    `r_${eventId}`,
+  ]);
+  t.equal(await relay.publishOnce(), 1, 'a row appears: the look finds it and the round publishes it');
+  t.equal(checkouts, 2);
+  const { rows } = await pool.query<{ published: boolean }>(
+    'SELECT published_at IS NOT NULL AS published FROM outbox WHERE event_id = $1',
+    [eventId],
+  );
+  t.same(rows, [{ published: true }]);
+});

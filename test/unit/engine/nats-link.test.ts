@@ -102,19 +102,35 @@ t.test('a rejected PING (the client reconnecting) is no answer; the PONG of an o
   t.equal(link.silentForMs(), 0);
 });
 
-t.test('a probe far too late (the process was paused) counts the silence from itself', async (t) => {
-  const { link, advance } = harness(2400);
-  link.probe(); // in flight when the process stops
-  advance(5000); // SIGSTOP … SIGCONT: no timer fired
-  t.equal(link.state(), 'cut', 'judged before the next probe: the engine yields to I/O first (Engine.tick)');
-  link.probe(); // the probe timer, late
-  t.equal(link.silentForMs(), 0, 'counted from the PING sent now');
-  t.equal(link.state(), 'ok');
-  advance(200);
-  link.probe(); // on time: the count goes on
-  advance(400);
-  t.equal(link.state(), 'suspect');
-});
+t.test(
+  'a probe far too late (the process was paused) counts the silence from itself, and the link is trusted once it is answered',
+  async (t) => {
+    const { link, pending, advance, settle } = harness(2400);
+    link.probe(); // 0: in flight when the process stops
+    advance(5000); // SIGSTOP … SIGCONT: no timer fired
+    t.equal(link.state(), 'cut', 'judged before the next probe: the engine yields to I/O first (Engine.tick)');
+    link.probe(); // 1: the probe timer, late
+    t.equal(link.silentForMs(), 0, 'counted from the PING sent now');
+    t.equal(link.state(), 'suspect', 'but not trusted without an answer');
+    t.equal(link.breaks, 1, 'a pause with a PING unanswered counts as a break');
+    pending[0]!.resolve(); // the PONG of the PING sent before the pause
+    await settle();
+    t.equal(link.state(), 'suspect', 'an answer to a PING from before the pause is not enough');
+    advance(200);
+    link.probe(); // 2: on time
+    advance(300);
+    t.equal(link.state(), 'suspect', 'still not trusted');
+    pending[2]!.resolve(); // answers 1 and 2
+    await settle();
+    t.equal(link.state(), 'ok', 'answered after the pause');
+
+    // A late probe with nothing unanswered is no break and changes nothing.
+    advance(5000);
+    link.probe();
+    t.equal(link.state(), 'ok');
+    t.equal(link.breaks, 1);
+  },
+);
 
 t.test('start probes at once and then every probe interval, without holding the process; stop ends it', async (t) => {
   let sent = 0;

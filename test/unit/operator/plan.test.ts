@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConditionType, type ConditionUpdate, type StatusPatch } from '../../../src/operator/conditions.js';
-import { phaseOf, plan, type Action } from '../../../src/operator/plan.js';
+import { phaseOf, plan, type Action, type Observed } from '../../../src/operator/plan.js';
 import { counts, NOW, SETTINGS, ticketEvent } from './fixtures.js';
 
 const condition = (status: StatusPatch | undefined, type: string): ConditionUpdate | undefined =>
@@ -335,7 +335,7 @@ t.test('a pending sale is Ready once provisioned: engines claim its shards only 
 });
 
 t.test('a pending sale whose engine pods are not available (as their controller reports) is not Ready', async (t) => {
-  const pendingWith = (engines: { available: number; replicas: number } | undefined) =>
+  const pendingWith = (engines: Observed['engines']) =>
     plan(
       ticketEvent({ status: { phase: 'Pending' } }),
       {
@@ -346,7 +346,7 @@ t.test('a pending sale whose engine pods are not available (as their controller 
       },
       SETTINGS,
     );
-  const none = pendingWith({ available: 0, replicas: 2 });
+  const none = pendingWith({ found: true, available: 0, replicas: 2 });
   t.equal(none.status?.phase, 'Pending');
   t.match(condition(none.status, ConditionType.ShardsAvailable), {
     status: 'False',
@@ -357,8 +357,24 @@ t.test('a pending sale whose engine pods are not available (as their controller 
   t.match(condition(none.status, ConditionType.Ready), { status: 'False', reason: 'NoEngineAvailable' });
   t.match(condition(none.status, ConditionType.Degraded), { status: 'False' }, 'pods may be starting: nothing to call a person for yet');
 
+  const missing = pendingWith({ found: false });
+  t.match(condition(missing.status, ConditionType.ShardsAvailable), {
+    status: 'False',
+    reason: 'NoEngineAvailable',
+    message: /the engine Deployment \S+-engine does not exist yet/,
+  });
+  t.match(condition(missing.status, ConditionType.Ready), { status: 'False' }, 'a new event is not Ready before its Deployment is there');
+
+  const unreadable = pendingWith({ unknown: 'deployments.apps is forbidden' });
+  t.match(condition(unreadable.status, ConditionType.ShardsAvailable), {
+    status: 'Unknown',
+    reason: 'EngineAvailabilityUnknown',
+    message: /cannot read the engine Deployment \S+-engine: deployments.apps is forbidden/,
+  });
+  t.match(condition(unreadable.status, ConditionType.Degraded), { status: 'False' }, 'an observation that failed degrades nothing');
+
   for (const [engines, what] of [
-    [{ available: 1, replicas: 2 }, 'one engine pod available'],
+    [{ found: true, available: 1, replicas: 2 }, 'one engine pod available'],
     [undefined, 'no controller reports on the Deployment'],
   ] as const) {
     const decided = pendingWith(engines);

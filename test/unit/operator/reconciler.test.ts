@@ -25,6 +25,8 @@ function world(
     clock?: () => Date;
     /** What the engine Deployment's controller reports (none by default, as with no controller-manager). */
     engines?: EngineAvailability;
+    /** Reading the engine Deployment fails with this error. */
+    enginesFail?: Error;
   } = {},
 ) {
   const log: string[] = [];
@@ -64,6 +66,7 @@ function world(
     },
     async engineAvailability(key) {
       log.push(`read Deployment ${key.name}`);
+      if (options.enginesFail) throw options.enginesFail;
       return options.engines;
     },
   };
@@ -131,18 +134,37 @@ t.test('a second reconcile with nothing new writes no status and records no even
 
 t.test("the engine Deployment's availability is read while the sale is pending, and only then", async (t) => {
   const before = () => new Date('2030-05-01T09:00:00Z');
-  const pending = world(ticketEvent(), { counts: counts({ owned: 0 }), clock: before, engines: { available: 0, replicas: 2 } });
+  const pending = world(ticketEvent(), {
+    counts: counts({ owned: 0 }),
+    clock: before,
+    engines: { found: true, available: 0, replicas: 2 },
+  });
   await pending.reconciler.reconcile(key);
   t.ok(pending.log.includes('read Deployment arena-engine'));
   const ready = pending.stored()?.status?.conditions?.find((c) => c.type === 'Ready');
   t.match(ready, { status: 'False', reason: 'NoEngineAvailable' });
 
-  const open = world(ticketEvent(), { counts: counts(), engines: { available: 0, replicas: 2 } });
+  const open = world(ticketEvent(), { counts: counts(), engines: { found: true, available: 0, replicas: 2 } });
   await open.reconciler.reconcile(key);
   t.notOk(
     open.log.some((l) => l.startsWith('read Deployment')),
     'on sale, shard ownership says whether engines serve',
   );
+
+  const unreadable = world(ticketEvent(), {
+    counts: counts({ owned: 0 }),
+    clock: before,
+    enginesFail: new DependencyError('kubernetes', 'deployments.apps "arena-engine" is forbidden'),
+  });
+  const result = await unreadable.reconciler.reconcile(key);
+  t.ok(unreadable.log.includes('apply Deployment'), 'a failed read does not stop the reconcile: children applied');
+  const shards = unreadable.stored()?.status?.conditions?.find((c) => c.type === 'ShardsAvailable');
+  t.match(shards, { status: 'Unknown', reason: 'EngineAvailabilityUnknown', message: /forbidden/ });
+  t.match(
+    unreadable.stored()?.status?.conditions?.find((c) => c.type === 'Degraded'),
+    { status: 'False' },
+  );
+  t.equal(result.requeueAfterMs, SETTINGS.refreshIntervalMs, 'and it looks again at the usual pace');
 });
 
 t.test('an invalid spec is refused without touching the inventory', async (t) => {
