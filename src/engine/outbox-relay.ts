@@ -101,8 +101,16 @@ export class OutboxRelay {
     this.loop = this.run();
   }
 
-  /** Nudges an idle relay (called after a commit that wrote outbox rows). */
+  /** Whether a commit announced rows since the current round began. */
+  private nudged = false;
+
+  /**
+   * Nudges the relay (called after a commit that wrote outbox rows): a sleeping relay wakes; one in
+   * a round that finds nothing goes again at once instead of sleeping `idleMs` (the rows may have
+   * committed after its read).
+   */
   notify(): void {
+    this.nudged = true;
     this.wake?.();
   }
 
@@ -136,12 +144,14 @@ export class OutboxRelay {
     let failing = false;
     while (this.running) {
       try {
+        this.nudged = false;
         const count = await this.publishOnce();
         if (failing) this.deps.log.info('Outbox relay recovered');
         failing = false;
         backoff = 100;
-        if (count === 0) await this.sleep(this.options.idleMs);
-        else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs ?? this.options.idleMs);
+        if (count === 0) {
+          if (!this.nudged) await this.sleep(this.options.idleMs);
+        } else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs ?? this.options.idleMs);
       } catch (error) {
         if (!failing)
           this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');

@@ -254,10 +254,15 @@ export async function checkTopic(
   violations: Violations,
 ): Promise<TopicCheck> {
   const { rows } = await db.query<TopicReservation>(
-    `SELECT reservation_id, hold_id, customer, seats, pool_id, quantity, confirmed_at,
-            ARRAY(SELECT DISTINCT o.topic FROM outbox o WHERE o.event_id = r.event_id AND o.message_key = r.reservation_id ORDER BY 1)
-              AS outbox_topics
-       FROM reservations r WHERE event_id = $1`,
+    // One pass over the event's outbox rows, joined by hash: a subquery per reservation read the
+    // whole outbox each time (it has no index on the message key) — 110 s for the 40,000
+    // reservations of `npm run bench`.
+    `SELECT r.reservation_id, r.hold_id, r.customer, r.seats, r.pool_id, r.quantity, r.confirmed_at,
+            coalesce(o.topics, '{}'::text[]) AS outbox_topics
+       FROM reservations r
+       LEFT JOIN (SELECT message_key, array_agg(DISTINCT topic ORDER BY topic) AS topics
+                    FROM outbox WHERE event_id = $1 GROUP BY message_key) o ON o.message_key = r.reservation_id
+      WHERE r.event_id = $1`,
     [eventId],
   );
   const known = new Map(rows.map((r) => [r.reservation_id, r]));
