@@ -80,6 +80,8 @@ export class Engine {
   private natsLinkSeen: NatsLinkState = 'ok';
   /** NatsLink.breaks at the last renewal; undefined before the first (then it joins afresh). */
   private natsBreaksRenewed: number | undefined;
+  /** When it last renewed its membership (monotonic ms): after a TTL without, it joins afresh. */
+  private lastRenewedAt: number | undefined;
   /** Whether it left the membership because NATS cut it off (logged once). */
   private leftCutOff = false;
 
@@ -160,9 +162,15 @@ export class Engine {
       // Renewed only while the link is ok right now: the reads above can take long, and an engine
       // cut off from NATS must stop renewing within TTL/4 of its silence (roundWhileCutOff).
       if (this.natsLink.state() !== 'ok') return;
+      // It joins afresh after a break of its NATS link, and after a TTL without a renewal (its
+      // entry expired: a pause, rounds that failed) — it was not reachable all along.
       const breaks = this.natsLink.breaks;
-      const members = await this.membership.heartbeat(this.natsBreaksRenewed !== breaks);
+      const renewingAt = performance.now();
+      const rejoined =
+        this.natsBreaksRenewed !== breaks || this.lastRenewedAt === undefined || renewingAt - this.lastRenewedAt >= leaseTtlMs;
+      const members = await this.membership.heartbeat(rejoined);
       this.natsBreaksRenewed = breaks;
+      this.lastRenewedAt = renewingAt;
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -222,7 +230,9 @@ export class Engine {
     const silentSince = now - silentMs;
     const relaxAfterMs = Math.max(CUT_OFF_RELAX_MS, 3 * this.natsLink.cutAfterMs);
     const joinedBefore = silentMs >= relaxAfterMs ? now - this.natsLink.cutAfterMs : silentSince;
-    const serving = await this.membership.servingSince(joinedBefore, silentSince + this.natsLink.cutAfterMs);
+    // Renewed since this engine counted as cut, and lately: not one that has stopped renewing since.
+    const renewedAfter = Math.max(silentSince + this.natsLink.cutAfterMs, now - this.natsLink.cutAfterMs / 2);
+    const serving = await this.membership.servingSince(joinedBefore, renewedAfter);
     if (serving.length === 0) return;
     this.log.warn({ shards: shards.length, engines: serving }, 'Cut off from NATS: handing shards to engines that can serve them');
     const over = await this.salesOver(shards);

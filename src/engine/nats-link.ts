@@ -17,7 +17,7 @@
  * that fired far too late (the process was paused, or its event loop blocked) while a PING was
  * unanswered starts the count again — no PING went out meanwhile, so the pause says nothing of
  * the link — but the link stays suspect until a PING sent after the pause is answered, and counts
- * as a break (the engine rejoins when it renews). The PONG of a PING sent before a pause is read
+ * as a break (the engine rejoins when it renews). A link already cut before the pause stays cut. The PONG of a PING sent before a pause is read
  * only after the timers that fire at the resume; the engine yields to I/O once before it acts on
  * a link that is not ok.
  *
@@ -78,8 +78,14 @@ export class NatsLink {
   probe(): void {
     const sentAt = this.now();
     // Three intervals without a probe while a PING was unanswered: the process did not run. Count
-    // from this PING, and trust the link again only when this one (or a later one) is answered.
-    if (this.lastProbeAt !== undefined && sentAt - this.lastProbeAt > 3 * this.probeEveryMs && this.unansweredSince !== undefined) {
+    // from this PING, and trust the link again only when this one (or a later one) is answered —
+    // unless the link was cut already before the pause: then its silence goes on.
+    if (
+      this.lastProbeAt !== undefined &&
+      sentAt - this.lastProbeAt > 3 * this.probeEveryMs &&
+      this.unansweredSince !== undefined &&
+      this.lastProbeAt - this.unansweredSince < this.cutAfterMs
+    ) {
       this.unansweredSince = sentAt;
       this.trustAnswerFrom = sentAt;
       this.trustedFrom = Infinity;

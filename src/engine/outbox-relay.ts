@@ -8,9 +8,9 @@ export interface OutboxRelayOptions {
   /** Most rows published per round. */
   readonly batchSize: number;
   /**
-   * Sleep after a round that published fewer than `batchSize` rows (ms): commits landing meanwhile
-   * go out together in the next round. A commit of this engine's cuts the sleep short (`notify`)
-   * only when no round is under way — so during a sale rounds run at most this often.
+   * Sleep after a round that published fewer than `batchSize` rows (ms; default 50): commits
+   * landing meanwhile go out together in the next round, so during a sale rounds run at most this
+   * often. Nothing cuts it short.
    */
   readonly pauseMs?: number;
   /**
@@ -22,7 +22,8 @@ export interface OutboxRelayOptions {
   readonly maxBackoffMs: number;
 }
 
-export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
+const DEFAULT_PAUSE_MS = 50;
+export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: DEFAULT_PAUSE_MS, idleMs: 500, maxBackoffMs: 5000 };
 
 /** Unpublished outbox rows of one topic. */
 export interface OutboxBacklog {
@@ -128,10 +129,12 @@ export class OutboxRelay {
     await producer?.disconnect().catch(() => undefined);
   }
 
-  private async sleep(ms: number): Promise<void> {
+  /** Sleeps `ms`; a `wakeable` sleep ends early at `notify` (and every sleep at `stop`). */
+  private async sleep(ms: number, wakeable: boolean): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
       this.wake = () => {
+        if (!wakeable && this.running) return;
         clearTimeout(timer);
         resolve();
       };
@@ -150,13 +153,13 @@ export class OutboxRelay {
         failing = false;
         backoff = 100;
         if (count === 0) {
-          if (!this.nudged) await this.sleep(this.options.idleMs);
-        } else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs ?? this.options.idleMs);
+          if (!this.nudged) await this.sleep(this.options.idleMs, true);
+        } else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs ?? DEFAULT_PAUSE_MS, false);
       } catch (error) {
         if (!failing)
           this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
         failing = true;
-        await this.sleep(backoff);
+        await this.sleep(backoff, false);
         backoff = Math.min(backoff * 2, this.options.maxBackoffMs);
       }
     }

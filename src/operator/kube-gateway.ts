@@ -15,11 +15,17 @@ import type { TicketEventObject } from './types.js';
 
 /**
  * What there is to know of an event's engine Deployment before its sale opens: that it does not
- * exist (yet), or what its controller reports — pods available (ready for the Deployment's
- * minReadySeconds) out of those it asks for.
+ * exist (yet), or when it was created and what its controller reports — pods available (ready for
+ * the Deployment's minReadySeconds) out of those it asks for; no report while no controller has
+ * looked at it (a status without observedGeneration).
  */
 export type EngineAvailability =
-  { readonly found: false } | { readonly found: true; readonly available: number; readonly replicas: number };
+  | { readonly found: false }
+  | {
+      readonly found: true;
+      readonly createdAt: Date | undefined;
+      readonly report: { readonly available: number; readonly replicas: number } | undefined;
+    };
 
 /** The operator's view of the API server; a port so the reconciler can be tested with a fake. */
 export interface KubeGateway {
@@ -34,12 +40,8 @@ export interface KubeGateway {
    */
   apply(object: ChildObject, options?: { readonly dryRun?: boolean }): Promise<void>;
   recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
-  /**
-   * The Deployment's availability as its controller reports it, or that it does not exist; undefined
-   * when no controller reports on it (a status without observedGeneration: an API server with no
-   * controller-manager, as `hack/infra.sh` runs) — then there is nothing to judge by.
-   */
-  engineAvailability(key: ObjectKey): Promise<EngineAvailability | undefined>;
+  /** The engine Deployment's availability (`EngineAvailability`). */
+  engineAvailability(key: ObjectKey): Promise<EngineAvailability>;
 }
 
 const mergePatch = (): k8s.ConfigurationOptions => k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
@@ -116,11 +118,16 @@ export class ClientNodeGateway implements KubeGateway {
     }
   }
 
-  async engineAvailability(key: ObjectKey): Promise<EngineAvailability | undefined> {
+  async engineAvailability(key: ObjectKey): Promise<EngineAvailability> {
     try {
       const deployment = await this.apps.readNamespacedDeployment(key);
-      if (deployment.status?.observedGeneration === undefined) return undefined;
-      return { found: true, available: deployment.status.availableReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1 };
+      const status = deployment.status;
+      const report =
+        status?.observedGeneration === undefined
+          ? undefined
+          : { available: status.availableReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1 };
+      const created = deployment.metadata?.creationTimestamp;
+      return { found: true, createdAt: created === undefined ? undefined : new Date(created), report };
     } catch (error) {
       if (isNotFound(error)) return { found: false };
       throw translateKubernetesError(error, `read Deployment ${key.namespace}/${key.name}`);

@@ -62,11 +62,7 @@ export interface Observed {
    * the engines that relay them go once the finalizer is removed. Absent counts as 0.
    */
   readonly unpublished?: number;
-  /**
-   * The engine Deployment's availability (read while the sale is pending): as its controller
-   * reports it, or that it does not exist yet, or why it could not be read (`unknown`); absent
-   * when there is nothing to judge by — no controller-manager reports on Deployments.
-   */
+  /** The engine Deployment's availability (read while the sale is pending), or why it could not be read. */
   readonly engines?: EngineAvailability | { readonly unknown: string };
 }
 
@@ -220,7 +216,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
     const { desired, owned } = inventory.shards;
     const replicas = object.spec.engine?.replicas ?? DEFAULT_ENGINE_REPLICAS;
     const engines =
-      phase === 'Pending' && replicas > 0 ? enginesBeforeOpening(object, observed.engines, inventory.sale.opensAt) : undefined;
+      phase === 'Pending' && replicas > 0 ? enginesBeforeOpening(object, observed.engines, inventory.sale.opensAt, now) : undefined;
     if (engines !== undefined) {
       shardsAvailable = engines;
     } else if (phase === 'Pending' && replicas > 0) {
@@ -268,9 +264,12 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
 
   // Engines own shards only while the sale is open: before it opens they have not claimed them yet,
   // once it is over they may let them go — neither is a reason to be unready. A pending sale with
-  // no engines asked for (replicas 0) is: nothing would serve it when it opens.
+  // no engines asked for (replicas 0), or no engine pod available, or whose engines could not be
+  // looked at, is: nothing might serve it when it opens.
   const required =
-    phase === 'Closed' || (phase === 'Pending' && shardsAvailable.status !== 'False') ? [provisioned] : [provisioned, shardsAvailable];
+    phase === 'Closed' || (phase === 'Pending' && shardsAvailable.reason === 'SaleNotOpen')
+      ? [provisioned]
+      : [provisioned, shardsAvailable];
   const blocking = required.find((c) => c.status !== 'True') ?? (degraded.status === 'True' ? degraded : undefined);
   conditions.unshift(
     blocking === undefined
@@ -298,8 +297,16 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
           }),
     },
     events,
-    requeueAfterMs: nextLook(inventory, phase, now, settings),
+    requeueAfterMs: lookAgain(nextLook(inventory, phase, now, settings), observed.engines, now),
   };
+}
+
+/** `wait`, or sooner: when a young Deployment's grace for a controller report ends (without a report nothing else wakes the operator). */
+function lookAgain(wait: number | undefined, engines: Observed['engines'], now: Date): number | undefined {
+  if (wait === undefined || engines === undefined || 'unknown' in engines || !engines.found) return wait;
+  if (engines.report !== undefined || engines.createdAt === undefined) return wait;
+  const graceLeft = engines.createdAt.getTime() + CONTROLLER_REPORT_GRACE_MS - now.getTime();
+  return graceLeft > 0 && graceLeft < wait ? graceLeft + 10 : wait;
 }
 
 /**
@@ -404,12 +411,26 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
 }
 
 /**
+ * How long a Deployment may go without a report from a controller before the operator takes it that
+ * none runs (an API server without a controller-manager, as `hack/infra.sh` runs): a real one
+ * reports within moments of the Deployment's creation.
+ */
+export const CONTROLLER_REPORT_GRACE_MS = 10_000;
+
+/**
  * ShardsAvailable before the opening, from the engine Deployment, when it says something: engines
  * claim shards only once the sale opens, but their pods must be running before (an image that
  * cannot be pulled, pods that cannot be scheduled or keep crashing would serve nothing). Undefined
- * when there is nothing to judge by, or an engine pod is available.
+ * when there is nothing to judge by (no controller reports on Deployments), or an engine pod is
+ * available. A Deployment that does not exist yet, or that no controller has reported on yet while
+ * one still might, counts as no pod available.
  */
-function enginesBeforeOpening(object: TicketEventObject, engines: Observed['engines'], opensAt: Date): ConditionUpdate | undefined {
+function enginesBeforeOpening(
+  object: TicketEventObject,
+  engines: Observed['engines'],
+  opensAt: Date,
+  now: Date,
+): ConditionUpdate | undefined {
   if (engines === undefined) return undefined;
   const deployment = childNames(object.metadata.name).engine;
   const unavailable = (reason: string, message: string): ConditionUpdate => ({
@@ -426,8 +447,13 @@ function enginesBeforeOpening(object: TicketEventObject, engines: Observed['engi
       message: `cannot read the engine Deployment ${deployment}: ${engines.unknown}`,
     };
   if (!engines.found) return unavailable('NoEngineAvailable', `the engine Deployment ${deployment} does not exist yet`);
-  if (engines.available > 0) return undefined;
-  return unavailable('NoEngineAvailable', `no engine pod is available (0/${engines.replicas} of Deployment ${deployment})`);
+  const { report, createdAt } = engines;
+  if (report === undefined) {
+    const young = createdAt !== undefined && now.getTime() - createdAt.getTime() < CONTROLLER_REPORT_GRACE_MS;
+    return young ? unavailable('NoEngineAvailable', `no controller has reported on the engine Deployment ${deployment} yet`) : undefined;
+  }
+  if (report.available > 0) return undefined;
+  return unavailable('NoEngineAvailable', `no engine pod is available (0/${report.replicas} of Deployment ${deployment})`);
 }
 
 /** What deletion is waiting for, as the Ready condition says it. */

@@ -112,7 +112,11 @@ export class TicketEventReconciler {
         engines = await this.gateway.engineAvailability({ namespace: object.metadata.namespace, name });
       } catch (error) {
         engines = { unknown: error instanceof Error ? error.message : String(error) };
-        log.warn({ eventId, deployment: name, err: engines.unknown }, 'Cannot read the engine Deployment');
+        // Said once, not at every reconcile: the status shows it for as long as it lasts.
+        const known = findCondition(object.status, ConditionType.ShardsAvailable)?.reason === 'EngineAvailabilityUnknown';
+        const fields = { eventId, deployment: name, err: engines.unknown };
+        if (known) log.debug(fields, 'Cannot read the engine Deployment');
+        else log.warn(fields, 'Cannot read the engine Deployment');
       }
     }
 

@@ -136,13 +136,14 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
     };
-    // The Deployment was just put back: one reconcile may have found none (not Ready), the next finds it.
+    // The Deployment was just put back: until a controller could have reported on it, not Ready.
     await waitForStatus(
       c,
       namespace,
       'club-night',
-      'Ready=True with no controller reporting',
+      'Ready=True with no controller reporting (10 s after the Deployment was created)',
       (o) => condition(o.status, 'Ready')?.status === 'True',
+      30_000,
     );
     await reportAvailable(0);
     const stuck = await waitForStatus(

@@ -132,6 +132,22 @@ t.test(
   },
 );
 
+t.test('a link cut before a pause stays cut after it: its silence goes on', async (t) => {
+  const { link, advance } = harness(2400);
+  link.probe();
+  for (let i = 0; i < 12; i++) {
+    advance(200);
+    link.probe();
+  }
+  t.equal(link.state(), 'cut');
+  const silent = link.silentForMs();
+  advance(5000); // paused
+  link.probe(); // late
+  t.equal(link.state(), 'cut');
+  t.equal(link.silentForMs(), silent + 5000, 'counted from the first unanswered PING still');
+  t.equal(link.breaks, 0);
+});
+
 t.test('start probes at once and then every probe interval, without holding the process; stop ends it', async (t) => {
   let sent = 0;
   const link = new NatsLink(async () => {

@@ -335,18 +335,15 @@ t.test('a pending sale is Ready once provisioned: engines claim its shards only 
 });
 
 t.test('a pending sale whose engine pods are not available (as their controller reports) is not Ready', async (t) => {
+  const now = new Date('2030-05-01T09:00:00Z');
   const pendingWith = (engines: Observed['engines']) =>
     plan(
       ticketEvent({ status: { phase: 'Pending' } }),
-      {
-        now: new Date('2030-05-01T09:00:00Z'),
-        provision: { status: 'unchanged' },
-        inventory: counts({ owned: 0 }),
-        ...(engines === undefined ? {} : { engines }),
-      },
+      { now, provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }), ...(engines === undefined ? {} : { engines }) },
       SETTINGS,
     );
-  const none = pendingWith({ found: true, available: 0, replicas: 2 });
+  const longAgo = new Date(now.getTime() - 3_600_000);
+  const none = pendingWith({ found: true, createdAt: longAgo, report: { available: 0, replicas: 2 } });
   t.equal(none.status?.phase, 'Pending');
   t.match(condition(none.status, ConditionType.ShardsAvailable), {
     status: 'False',
@@ -365,17 +362,32 @@ t.test('a pending sale whose engine pods are not available (as their controller 
   });
   t.match(condition(missing.status, ConditionType.Ready), { status: 'False' }, 'a new event is not Ready before its Deployment is there');
 
+  const young = pendingWith({ found: true, createdAt: new Date(now.getTime() - 2000), report: undefined });
+  t.match(condition(young.status, ConditionType.ShardsAvailable), {
+    status: 'False',
+    reason: 'NoEngineAvailable',
+    message: /no controller has reported on the engine Deployment \S+-engine yet/,
+  });
+  t.match(condition(young.status, ConditionType.Ready), { status: 'False' }, 'a controller may report any moment');
+  t.equal(young.requeueAfterMs, 8010, 'it looks again when the grace for a report ends');
+
   const unreadable = pendingWith({ unknown: 'deployments.apps is forbidden' });
   t.match(condition(unreadable.status, ConditionType.ShardsAvailable), {
     status: 'Unknown',
     reason: 'EngineAvailabilityUnknown',
     message: /cannot read the engine Deployment \S+-engine: deployments.apps is forbidden/,
   });
+  t.match(
+    condition(unreadable.status, ConditionType.Ready),
+    { status: 'False', reason: 'EngineAvailabilityUnknown' },
+    'not known to have an engine: not Ready',
+  );
   t.match(condition(unreadable.status, ConditionType.Degraded), { status: 'False' }, 'an observation that failed degrades nothing');
 
   for (const [engines, what] of [
-    [{ found: true, available: 1, replicas: 2 }, 'one engine pod available'],
-    [undefined, 'no controller reports on the Deployment'],
+    [{ found: true, createdAt: longAgo, report: { available: 1, replicas: 2 } }, 'one engine pod available'],
+    [{ found: true, createdAt: longAgo, report: undefined }, 'no controller reported on it in 10 s: none runs here'],
+    [undefined, 'not looked at'],
   ] as const) {
     const decided = pendingWith(engines);
     t.match(condition(decided.status, ConditionType.ShardsAvailable), { status: 'Unknown', reason: 'SaleNotOpen' }, what);

@@ -67,7 +67,8 @@ function world(
     async engineAvailability(key) {
       log.push(`read Deployment ${key.name}`);
       if (options.enginesFail) throw options.enginesFail;
-      return options.engines;
+      // By default as under hack/infra.sh: a Deployment no controller reports on.
+      return options.engines ?? { found: true, createdAt: undefined, report: undefined };
     },
   };
   const inventory: InventoryPort = {
@@ -137,14 +138,17 @@ t.test("the engine Deployment's availability is read while the sale is pending, 
   const pending = world(ticketEvent(), {
     counts: counts({ owned: 0 }),
     clock: before,
-    engines: { found: true, available: 0, replicas: 2 },
+    engines: { found: true, createdAt: undefined, report: { available: 0, replicas: 2 } },
   });
   await pending.reconciler.reconcile(key);
   t.ok(pending.log.includes('read Deployment arena-engine'));
   const ready = pending.stored()?.status?.conditions?.find((c) => c.type === 'Ready');
   t.match(ready, { status: 'False', reason: 'NoEngineAvailable' });
 
-  const open = world(ticketEvent(), { counts: counts(), engines: { found: true, available: 0, replicas: 2 } });
+  const open = world(ticketEvent(), {
+    counts: counts(),
+    engines: { found: true, createdAt: undefined, report: { available: 0, replicas: 2 } },
+  });
   await open.reconciler.reconcile(key);
   t.notOk(
     open.log.some((l) => l.startsWith('read Deployment')),

@@ -90,7 +90,7 @@ function fakeGateway(
     async apply() {},
     async recordEvent() {},
     async engineAvailability() {
-      return undefined;
+      return { found: true as const, createdAt: undefined, report: undefined };
     },
   };
   return gateway;
