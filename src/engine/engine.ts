@@ -78,9 +78,11 @@ export class Engine {
   /** Whether NATS answers (NatsLink), and what the last round found. */
   private readonly natsLink: NatsLink;
   private natsLinkSeen: NatsLinkState = 'ok';
-  /** NatsLink.breaks at the last renewal; undefined before the first (then it joins afresh). */
-  private natsBreaksRenewed: number | undefined;
-  /** When it last renewed its membership (monotonic ms): after a TTL without, it joins afresh. */
+  /**
+   * NatsLink.breaks at the last renewal of the membership, and when that was (monotonic ms): after
+   * a break, or a TTL without a renewal (none yet, a pause, failed rounds, a cut), it joins afresh.
+   */
+  private natsBreaksRenewed = 0;
   private lastRenewedAt: number | undefined;
   /** Whether it left the membership because NATS cut it off (logged once). */
   private leftCutOff = false;
@@ -154,13 +156,15 @@ export class Engine {
       // while its row lasts — a few rounds or lease TTLs, whichever is longer, so that a slow
       // round (claims one after another) does not make a serving engine look dead.
       const { engineId, leaseTtlMs, rebalanceIntervalMs } = this.deps.config;
+      // The heartbeats (the row, the membership) only while the link is ok right now: the reads
+      // can take long, and an engine cut off from NATS must stop renewing within TTL/4 of its
+      // silence (roundWhileCutOff).
+      if (this.natsLink.state() !== 'ok') return;
       await this.store.engineSeen(engineId, 3 * Math.max(leaseTtlMs, rebalanceIntervalMs));
       // Only an engine that can read and write Postgres stays a member: one that cannot (wrong
       // credentials or grants, no connection to be had) would be given shards it never claims, and
       // they would stay unserved for as long as it lives. Without its heartbeat it drops out
       // within a lease TTL.
-      // Renewed only while the link is ok right now: the reads above can take long, and an engine
-      // cut off from NATS must stop renewing within TTL/4 of its silence (roundWhileCutOff).
       if (this.natsLink.state() !== 'ok') return;
       // It joins afresh after a break of its NATS link, and after a TTL without a renewal (its
       // entry expired: a pause, rounds that failed) — it was not reachable all along.
@@ -220,7 +224,6 @@ export class Engine {
   private async roundWhileCutOff(link: 'suspect' | 'cut'): Promise<void> {
     if (link === 'suspect') return;
     await this.membership.leave();
-    this.natsBreaksRenewed = undefined; // it joins afresh when it renews
     if (!this.leftCutOff) this.log.warn('Cut off from NATS for a lease TTL: left the membership');
     this.leftCutOff = true;
     const shards = [...this.owned.entries()].filter(([key]) => !this.settlingShards.has(key)).map(([, owned]) => owned);

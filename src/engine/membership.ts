@@ -28,10 +28,11 @@ export class Membership {
 
   /**
    * Announces (or refreshes) this engine and returns the live members, itself included. `rejoined`:
-   * its first renewal since it started or could not renew — its join time is recorded, and the
-   * join times of engines no longer members are dropped. Any renewal records a join time that is
-   * missing (dropped while this engine's rounds failed for longer than the TTL): now, which is
-   * never too early. Both keys expire when no engine has renewed for ten TTLs.
+   * its first renewal since it started, left, had a break of its NATS link or went a TTL without
+   * renewing — its join time is recorded anew, and the join times of engines no longer members are
+   * dropped. Any other renewal records a join time only if there is none (another engine's cleanup
+   * raced this one's renewal): now, which is never too early. Both keys expire when no engine has
+   * renewed for ten TTLs.
    */
   async heartbeat(rejoined = false): Promise<string[]> {
     const now = this.now();
@@ -39,17 +40,17 @@ export class Membership {
       .multi()
       .zadd(this.key, now + this.ttlMs, this.engineId)
       .zremrangebyscore(this.key, '-inf', now)
-      .zrange(this.key, 0, -1);
+      .zrange(this.key, 0, -1)
+      .hkeys(this.joinedKey);
     if (rejoined) transaction.hset(this.joinedKey, this.engineId, String(now));
     else transaction.hsetnx(this.joinedKey, this.engineId, String(now));
     transaction.pexpire(this.key, 10 * this.ttlMs).pexpire(this.joinedKey, 10 * this.ttlMs);
-    if (rejoined) transaction.hkeys(this.joinedKey); // reply 6
     const replies = (await transaction.exec()) as [Error | null, unknown][];
     const failed = replies.find(([error]) => error);
     if (failed) throw failed[0];
-    const members = replies[2]![1] as string[];
+    const [, , [, members], [, joined]] = replies as [unknown, unknown, [null, string[]], [null, string[]]];
     if (rejoined) {
-      const gone = (replies[6]![1] as string[]).filter((id) => !members.includes(id));
+      const gone = joined.filter((id) => id !== this.engineId && !members.includes(id));
       // Best effort: a join time left behind is dropped at the next rejoin, and counts for nobody meanwhile.
       if (gone.length > 0) await this.redis.hdel(this.joinedKey, ...gone).catch(() => undefined);
     }

@@ -15,7 +15,7 @@ export class EngineMetrics {
   });
   readonly natsLink = new Gauge({
     name: 'sentinel_engine_nats_link',
-    help: 'Whether NATS answers this engine: 1 ok, 0.5 suspect (membership not renewed), 0 cut off (shards handed to others)',
+    help: 'Whether NATS answers this engine: 1 ok, 0.5 suspect (not renewing its membership, not claiming), 0 cut off (left the membership; hands its shards to an engine NATS reaches, if any)',
     registers: [this.registry],
   });
   readonly batchSize = new Histogram({

@@ -14,12 +14,12 @@
  * and back with every answer.
  *
  * Silence is counted on a monotonic clock from a PING sent, not from the last PONG. A probe timer
- * that fired far too late (the process was paused, or its event loop blocked) while a PING was
- * unanswered starts the count again — no PING went out meanwhile, so the pause says nothing of
- * the link — but the link stays suspect until a PING sent after the pause is answered, and counts
- * as a break (the engine rejoins when it renews). A link already cut before the pause stays cut. The PONG of a PING sent before a pause is read
- * only after the timers that fire at the resume; the engine yields to I/O once before it acts on
- * a link that is not ok.
+ * that fired far too late (the process was paused, or its event loop blocked) starts the count
+ * again — no PING went out meanwhile, so the pause says nothing of the link — but the link stays
+ * suspect until a PING sent after the pause is answered, and the pause (TTL/4 or more) counts as a
+ * break (the engine rejoins when it renews). A link already cut before the pause stays cut. The
+ * PONG of a PING sent before a pause is read only after the timers that fire at the resume; the
+ * engine yields to I/O once before it acts on a link that is not ok.
  *
  * Not done: a link so backed up that the PONG waits more than a TTL behind the messages queued
  * before it counts as cut, though messages still arrive — an engine that far behind answers
@@ -77,15 +77,13 @@ export class NatsLink {
    */
   probe(): void {
     const sentAt = this.now();
-    // Three intervals without a probe while a PING was unanswered: the process did not run. Count
-    // from this PING, and trust the link again only when this one (or a later one) is answered —
-    // unless the link was cut already before the pause: then its silence goes on.
-    if (
-      this.lastProbeAt !== undefined &&
-      sentAt - this.lastProbeAt > 3 * this.probeEveryMs &&
-      this.unansweredSince !== undefined &&
-      this.lastProbeAt - this.unansweredSince < this.cutAfterMs
-    ) {
+    // Three intervals (TTL/4) without a probe: the process did not run (paused, its event loop
+    // blocked), and nothing it knew of the link is worth anything now. The silence counts from this
+    // PING, only an answer to it (or a later one) makes the link trusted again, and the gap is a
+    // break. A link cut already before the gap stays cut: its silence goes on.
+    const gap = this.lastProbeAt === undefined ? 0 : sentAt - this.lastProbeAt;
+    const cutBefore = this.unansweredSince !== undefined && this.lastProbeAt! - this.unansweredSince >= this.cutAfterMs;
+    if (gap > 3 * this.probeEveryMs && !cutBefore) {
       this.unansweredSince = sentAt;
       this.trustAnswerFrom = sentAt;
       this.trustedFrom = Infinity;

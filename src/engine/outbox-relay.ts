@@ -8,11 +8,11 @@ export interface OutboxRelayOptions {
   /** Most rows published per round. */
   readonly batchSize: number;
   /**
-   * Sleep after a round that published fewer than `batchSize` rows (ms; default 50): commits
-   * landing meanwhile go out together in the next round, so during a sale rounds run at most this
-   * often. Nothing cuts it short.
+   * Sleep after a round that published fewer than `batchSize` rows (ms): commits landing meanwhile
+   * go out together in the next round, so during a sale rounds run at most this often. Nothing
+   * cuts it short.
    */
-  readonly pauseMs?: number;
+  readonly pauseMs: number;
   /**
    * Sleep after a round that found nothing (ms). This engine's own commits wake it at once; the
    * sleep bounds how long rows that nobody announced wait: another engine's, or a crashed one's.
@@ -22,8 +22,7 @@ export interface OutboxRelayOptions {
   readonly maxBackoffMs: number;
 }
 
-const DEFAULT_PAUSE_MS = 50;
-export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: DEFAULT_PAUSE_MS, idleMs: 500, maxBackoffMs: 5000 };
+export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
 
 /** Unpublished outbox rows of one topic. */
 export interface OutboxBacklog {
@@ -88,22 +87,22 @@ export class OutboxRelay {
   private wake: (() => void) | undefined;
   published = 0;
   private readonly options: OutboxRelayOptions;
+  /** The producer session of the next round; none before the first round and after a failed send. */
+  private producer: RelayProducer | undefined;
+  /** Whether a commit announced rows since the current round began. */
+  private nudged = false;
+  /** Whether the last round found nothing: the next one looks before it opens a transaction. */
+  private idle = false;
 
   constructor(private readonly deps: OutboxRelayDeps) {
     this.options = deps.options ?? DEFAULT_RELAY_OPTIONS;
   }
-
-  /** The producer session of the next round; none before the first round and after a failed send. */
-  private producer: RelayProducer | undefined;
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
   }
-
-  /** Whether a commit announced rows since the current round began. */
-  private nudged = false;
 
   /**
    * Nudges the relay (called after a commit that wrote outbox rows): a sleeping relay wakes; one in
@@ -154,7 +153,7 @@ export class OutboxRelay {
         backoff = 100;
         if (count === 0) {
           if (!this.nudged) await this.sleep(this.options.idleMs, true);
-        } else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs ?? DEFAULT_PAUSE_MS, false);
+        } else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs, false);
       } catch (error) {
         if (!failing)
           this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
@@ -179,9 +178,6 @@ export class OutboxRelay {
     if (!backlog.some((b) => b.topic === this.deps.topic)) backlog.push({ topic: this.deps.topic, rows: 0, oldestSeconds: 0 });
     return backlog;
   }
-
-  /** Whether the last round found nothing: the next one looks before it opens a transaction. */
-  private idle = false;
 
   /**
    * One round: claim, send, mark. Returns the number of rows published. After a round that found

@@ -9,17 +9,21 @@ import type { Condition, EngineSpec, SeatCounts, ShardCounts, TicketEventPhase, 
 /** The condition types a TicketEvent reports. */
 export const ConditionType = {
   /**
-   * Everything the spec asks for is in place: inventory provisioned, an engine pod available before
-   * the sale opens (when a controller reports on the Deployment), every shard owned while the sale
-   * is open (engines claim shards only then), nothing degraded.
+   * Everything the spec asks for is in place: inventory provisioned, an engine pod known to be
+   * available before the sale opens (when a controller reports on the Deployment; see
+   * ShardsAvailable), every shard owned while the sale is open (engines claim shards only then),
+   * nothing degraded.
    */
   Ready: 'Ready',
   /** The inventory of the current generation exists in Postgres. */
   InventoryProvisioned: 'InventoryProvisioned',
   /**
-   * Every shard is owned by a live engine. Before the sale opens, when none is expected to be:
-   * Unknown (`SaleNotOpen`), or False (`NoEngineAvailable`) while the engine Deployment is missing
-   * or its controller reports no pod available.
+   * Every shard is owned by a live engine (`AllShardsOwned`; False: `ShardsUnowned`, or
+   * `NoEngines` for `replicas: 0`). Before the sale opens, when none is expected to be owned:
+   * Unknown (`SaleNotOpen`) if the engine Deployment has a pod available or no controller reports
+   * on it; False (`NoEngineAvailable`) while it is missing, not reported on in its first 10 s, or
+   * reported with no pod available; Unknown (`EngineAvailabilityUnknown`) when it cannot be read.
+   * Only `SaleNotOpen` leaves a pending event Ready.
    */
   ShardsAvailable: 'ShardsAvailable',
   /** Something needs a person: a refused change, shards without an engine during the sale, repeated errors. */

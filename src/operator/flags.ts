@@ -3,7 +3,7 @@
  * specific to the operator's deployment (lease, engine image, timings); connection settings come
  * from the environment through `src/config.ts`.
  */
-import { parseDuration as parseDurationText } from '../duration.js';
+import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_OPERATOR_SETTINGS, type OperatorSettings } from './operator.js';
 
@@ -78,10 +78,10 @@ const MAX_DURATION_MS = 2 ** 31 - 1;
  * each TicketEvent at once, a resync of 0 fires on every tick — hot loops. So is one past Node's
  * timer limit, which would fire at once too.
  */
-export function parseDuration(text: string, flag: string): number {
+export function parseFlagDuration(text: string, flag: string): number {
   const trimmed = text.trim();
   if (trimmed.startsWith('-')) throw new ConfigError(`--${flag} must be a positive duration, got ${JSON.stringify(text)}`);
-  const parsed = parseDurationText(trimmed, { units: ['ms', 's', 'm', 'h'] });
+  const parsed = parseDuration(trimmed, { units: ['ms', 's', 'm', 'h'] });
   if ('error' in parsed && parsed.error === 'bare')
     throw new ConfigError(`--${flag} needs a unit: ${trimmed}ms or ${trimmed}s? (got ${JSON.stringify(text)})`);
   if ('error' in parsed) throw new ConfigError(`--${flag} must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(text)}`);
@@ -145,7 +145,7 @@ export function parseOperatorFlags(argv: readonly string[], defaults: FlagDefaul
   const d = DEFAULT_OPERATOR_SETTINGS;
   const duration = (flag: string, fallback: number): number => {
     const v = values.get(flag);
-    return v === undefined ? fallback : parseDuration(v, flag);
+    return v === undefined ? fallback : parseFlagDuration(v, flag);
   };
   const text = (flag: string, fallback: string): string => values.get(flag) ?? fallback;
   const pullPolicy = text('engine-image-pull-policy', d.engine.imagePullPolicy);

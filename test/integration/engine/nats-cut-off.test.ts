@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
+import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import type { ShardResult } from '../../../src/domain/commands.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
@@ -117,10 +118,14 @@ t.test('an engine cut off from NATS alone hands its shards to the engine NATS st
 });
 
 t.test('when NATS is gone for every engine, each keeps its shards and serves them again when it is back', async (t) => {
-  const { relays, engines, owned, reserveOnEveryShard } = await setup(t);
+  const { spec, relays, engines, owned, reserveOnEveryShard } = await setup(t);
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'nats-cut-off-test' });
+  await connectRedis(redis);
+  t.teardown(() => redis.disconnect());
   const claims = (engine: EngineProcess) => engine.logs.filter((line) => line.includes('Claimed shard')).length;
   const claimsBefore = engines.map(claims);
   for (const relay of relays) relay.blackhole();
+  const silencedAt = Date.now();
   /** Whether every engine's link gauge reads `value` (1 ok, 0 cut). */
   const links = async (value: number) =>
     (await Promise.all(engines.map((engine) => engine.metric('sentinel_engine_nats_link')))).every((v) => v === value);
@@ -138,6 +143,11 @@ t.test('when NATS is gone for every engine, each keeps its shards and serves the
   relays[0]!.restore();
   await waitFor('the first link is ok again', async () => (await engines[0]!.metric('sentinel_engine_nats_link')) === 1, 20_000);
   await sleep(1000); // rounds of both: the first renews, the second is still cut off
+  // What the rule is about: the first engine back is a member again, renewing, but joined anew
+  // after the second one's silence began — so it is not taken for one NATS reached all along.
+  t.same(await redis.zrange(`sentinel:engines:${spec.eventId}`, 0, -1), [engines[0]!.id], 'the first engine back is the only member');
+  const joined = Number(await redis.hget(`sentinel:engines:${spec.eventId}:joined`, engines[0]!.id));
+  t.ok(joined > silencedAt, 'and it joined after the silence began');
   t.equal(await engines[1]!.metric('sentinel_engine_nats_link'), 0, 'the second engine was still cut off meanwhile');
   relays[1]!.restore();
   await waitFor('both links are ok again', () => links(1), 20_000);

@@ -28,7 +28,7 @@ t.test('two relays draining one outbox publish every row exactly once', async (t
         connect: () => openProducerSession(kafka, config.reservationsTopic),
         topic: config.reservationsTopic,
         log: silentLogger,
-        options: { batchSize: 100, idleMs: 10, maxBackoffMs: 1000 },
+        options: { batchSize: 100, pauseMs: 10, idleMs: 10, maxBackoffMs: 1000 },
       }),
   );
   t.teardown(() => Promise.all(relays.map((relay) => relay.stop())).then(() => undefined));

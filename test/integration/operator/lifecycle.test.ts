@@ -136,7 +136,14 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
     };
-    // The Deployment was just put back: until a controller could have reported on it, not Ready.
+    // The Deployment was just put back (the subtest before): a controller might report on it any
+    // moment, so the event is not Ready until its grace is over — then, with none reporting, it is.
+    const young = await waitForStatus(c, namespace, 'club-night', 'Ready=False (Deployment not reported on yet)', (o) =>
+      /no controller has reported on the engine Deployment club-night-engine yet/.test(
+        condition(o.status, 'ShardsAvailable')?.message ?? '',
+      ),
+    );
+    t.match(condition(young.status, 'Ready'), { status: 'False', reason: 'NoEngineAvailable' });
     await waitForStatus(
       c,
       namespace,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { eventIdOf, eventIdProblem, objectKeyOfEventId } from '../../../src/operator/event-id.js';
 import { eventSpecOf } from '../../../src/operator/event-spec.js';
-import { flagsUsage, parseDuration, parseOperatorFlags } from '../../../src/operator/flags.js';
+import { flagsUsage, parseFlagDuration, parseOperatorFlags } from '../../../src/operator/flags.js';
 import { ticketEvent } from './fixtures.js';
 
 t.test('event ids are <namespace>--<name>, and the mapping is injective', async (t) => {
@@ -50,7 +50,7 @@ t.test('flags parse durations, booleans and engine settings', async (t) => {
   t.equal(flags.migrate, false);
   t.equal(flags.settings.engine.image, 'repo/sentinel:1');
   t.equal(flags.settings.workers, 8);
-  t.equal(parseDuration('2m', 'x'), 120_000);
+  t.equal(parseFlagDuration('2m', 'x'), 120_000);
   t.throws(() => parseOperatorFlags(['--lease-duration=1s', '--renew-deadline=2s'], defaults), /lease-duration > --renew-deadline/);
   t.throws(() => parseOperatorFlags(['--frob'], defaults), /unknown flag --frob/);
   t.throws(() => parseOperatorFlags(['--resync=soon'], defaults), /--resync must be a duration/);
@@ -58,9 +58,9 @@ t.test('flags parse durations, booleans and engine settings', async (t) => {
 
 t.test('a duration flag needs its unit; 0, negative and overlong durations are refused', async (t) => {
   const defaults = { identity: 'host-1', leaseNamespace: 'sentinel', watchNamespace: '', httpPort: 9464 };
-  t.equal(parseDuration('120s', 'drain-timeout'), 120_000);
-  t.equal(parseDuration('1.5s', 'x'), 1500);
-  t.equal(parseDuration('250ms', 'x'), 250);
+  t.equal(parseFlagDuration('120s', 'drain-timeout'), 120_000);
+  t.equal(parseFlagDuration('1.5s', 'x'), 1500);
+  t.equal(parseFlagDuration('250ms', 'x'), 250);
   const flags = parseOperatorFlags(['--drain-timeout', '2m', '--refresh-interval=5s', '--resync=10m', '--drain-poll=1s'], defaults);
   t.equal(flags.settings.drainTimeoutMs, 120_000);
   t.equal(flags.settings.refreshIntervalMs, 5000);
@@ -83,6 +83,6 @@ t.test('a duration flag needs its unit; 0, negative and overlong durations are r
     message: /--drain-timeout must be a positive duration/,
   });
   t.throws(() => parseOperatorFlags(['--resync=1000h'], defaults), { name: 'ConfigError', message: /--resync must be at most 596h/ });
-  t.equal(parseDuration('596h', 'x'), 596 * 3_600_000);
+  t.equal(parseFlagDuration('596h', 'x'), 596 * 3_600_000);
   t.match(flagsUsage(), /with its unit/, '--help says so');
 });
