@@ -30,12 +30,12 @@ export type NatsLinkState = 'ok' | 'suspect' | 'cut';
 export class NatsLink {
   /** When the oldest PING not answered yet went out; none while the link answers. */
   private unansweredSince: number | undefined;
-  /** Before this time an answered link still counts as suspect (it was silent for TTL/4 or more). */
+  /** Before this time an answered link still counts as suspect (after a silence of TTL/4 or more; after a pause, until answered). */
   private trustedFrom = -Infinity;
   /** After a late probe: only the answer to a PING sent at or after this time makes the link trusted again. */
   private trustAnswerFrom: number | undefined;
   private lastProbeAt: number | undefined;
-  /** Silences of TTL/4 or more that ended in an answer: a member that had one has not been reachable all along. */
+  /** Silences of TTL/4 or more that ended in an answer, and pauses: an engine that had one was not reachable all along. */
   breaks = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Silence after which the link is suspect, and cut (ms). */
