@@ -303,10 +303,15 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
 
 /** `wait`, or sooner: when a young Deployment's grace for a controller report ends (without a report nothing else wakes the operator). */
 function lookAgain(wait: number | undefined, engines: Observed['engines'], now: Date): number | undefined {
-  if (wait === undefined || engines === undefined || 'unknown' in engines || !engines.found) return wait;
-  if (engines.report !== undefined || engines.createdAt === undefined) return wait;
-  const graceLeft = engines.createdAt.getTime() + CONTROLLER_REPORT_GRACE_MS - now.getTime();
-  return graceLeft > 0 && graceLeft < wait ? graceLeft + 10 : wait;
+  const graceLeft = reportGraceLeftMs(engines, now);
+  return wait !== undefined && graceLeft > 0 && graceLeft < wait ? graceLeft + 10 : wait;
+}
+
+/** How long a controller may still report on a Deployment it has not reported on (ms; 0 when it reported, or the grace is over). */
+function reportGraceLeftMs(engines: Observed['engines'], now: Date): number {
+  if (engines === undefined || 'unknown' in engines || !engines.found) return 0;
+  if (engines.report !== undefined || engines.createdAt === undefined) return 0;
+  return Math.max(0, engines.createdAt.getTime() + CONTROLLER_REPORT_GRACE_MS - now.getTime());
 }
 
 /**
@@ -447,9 +452,9 @@ function enginesBeforeOpening(
       message: `cannot read the engine Deployment ${deployment}: ${engines.unknown}`,
     };
   if (!engines.found) return unavailable('NoEngineAvailable', `the engine Deployment ${deployment} does not exist yet`);
-  const { report, createdAt } = engines;
+  const { report } = engines;
   if (report === undefined) {
-    const young = createdAt !== undefined && now.getTime() - createdAt.getTime() < CONTROLLER_REPORT_GRACE_MS;
+    const young = reportGraceLeftMs(engines, now) > 0;
     return young ? unavailable('NoEngineAvailable', `no controller has reported on the engine Deployment ${deployment} yet`) : undefined;
   }
   if (report.available > 0) return undefined;
