@@ -8,8 +8,11 @@ export type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';
 
 const UNIT_MS: Readonly<Record<DurationUnit, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** What `parseDuration` made of the text: milliseconds, or why not. */
-export type ParsedDuration = { readonly ms: number } | { readonly error: 'bare' | 'form' };
+/**
+ * What `parseDuration` made of the text: milliseconds, or why not. `exact`: the text names exactly
+ * `ms` milliseconds (`1.0004s` is rounded to 1000 ms, not exact).
+ */
+export type ParsedDuration = { readonly ms: number; readonly exact: boolean } | { readonly error: 'bare' | 'form' };
 
 /**
  * `text` in milliseconds (rounded), in `units` only. A bare number is in `bare`, or an error
@@ -22,5 +25,10 @@ export function parseDuration(text: string, options: { bare?: DurationUnit; unit
   if (written === '' && options.bare === undefined) return { error: 'bare' };
   const unit = written === '' ? options.bare! : written;
   if (!options.units.includes(unit)) return { error: 'form' };
-  return { ms: Math.round(Number(match[1]) * UNIT_MS[unit]) };
+  const ms = Math.round(Number(match[1]) * UNIT_MS[unit]);
+  // Exactness from the digits, not the float: the fraction times the unit is a whole number of
+  // milliseconds, e.g. 0.0004 s = 4 × 1000 / 10⁴ ms is not, 1.5 h is.
+  const fraction = match[1]!.split('.')[1] ?? '';
+  const exact = (BigInt(fraction === '' ? 0 : fraction) * BigInt(UNIT_MS[unit])) % 10n ** BigInt(fraction.length) === 0n;
+  return { ms, exact };
 }

@@ -182,7 +182,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 /** A token lifetime: `90s`, `15m`, `1.5h`, `7d` or plain seconds, in whole seconds (undefined if not, or 0). */
 export function parseTokenTtl(text: string): number | undefined {
   const parsed = parseDuration(text, { bare: 's', units: ['s', 'm', 'h', 'd'] });
-  if ('error' in parsed || parsed.ms <= 0 || parsed.ms % 1000 !== 0) return undefined;
+  if ('error' in parsed || !parsed.exact || parsed.ms <= 0 || parsed.ms % 1000 !== 0) return undefined;
   return parsed.ms / 1000;
 }
 

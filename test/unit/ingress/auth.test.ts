@@ -156,6 +156,8 @@ t.test('durations', async (t) => {
   t.equal(parseTokenTtl('soon'), undefined);
   t.equal(parseTokenTtl('1.5h'), 5400);
   t.equal(parseTokenTtl('1.5s'), undefined, 'whole seconds only');
+  t.equal(parseTokenTtl('1.0004s'), undefined, 'not rounded to a whole second first');
+  t.equal(parseTokenTtl('0.5m'), 30);
   t.equal(parseTokenTtl('500ms'), undefined, 'no milliseconds for a token');
 });
 
