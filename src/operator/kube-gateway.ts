@@ -14,10 +14,13 @@ import type { RecordedEvent } from './plan.js';
 import type { TicketEventObject } from './types.js';
 
 /**
- * What there is to know of an event's engine Deployment before its sale opens: that it does not
- * exist (yet), or when it was created and what its controller reports — pods available (ready for
- * the Deployment's minReadySeconds) out of those it asks for; no report while no controller has
- * looked at it (a status without observedGeneration).
+ * What there is to know of an event's engine Deployment: that it does not exist (yet), or when it
+ * was created and what its controller reports — pods available (ready for the Deployment's
+ * minReadySeconds) out of those it asks for; no report while no controller has looked at it (a
+ * status without observedGeneration); and, when its rollout of the current spec has stopped
+ * progressing (condition Progressing=False, reason ProgressDeadlineExceeded: new pods that cannot be
+ * pulled, scheduled or started within the Deployment's progressDeadlineSeconds), the controller's
+ * message.
  */
 export type EngineAvailability =
   | { readonly found: false }
@@ -25,10 +28,38 @@ export type EngineAvailability =
       readonly found: true;
       readonly createdAt: Date | undefined;
       readonly report: { readonly available: number; readonly replicas: number } | undefined;
+      readonly stalled?: string;
     };
 
+/** Where the reconciler reads the engine Deployment (the gateway's GET, or the reflector's cache). */
+export interface EngineDeployments {
+  engineAvailability(key: ObjectKey): Promise<EngineAvailability>;
+}
+
+/** What a Deployment, as read or watched, says of its engines (`EngineAvailability`). */
+export function engineAvailabilityOf(deployment: k8s.V1Deployment): EngineAvailability {
+  const { status, metadata, spec } = deployment;
+  const report =
+    status?.observedGeneration === undefined ? undefined : { available: status.availableReplicas ?? 0, replicas: spec?.replicas ?? 1 };
+  const created = metadata?.creationTimestamp;
+  // A condition is about the spec the controller last observed: after an edit it may still be the
+  // old rollout's, until the controller looks at the new one.
+  const current = status?.observedGeneration !== undefined && status.observedGeneration >= (metadata?.generation ?? 0);
+  const progressing = status?.conditions?.find((c) => c.type === 'Progressing');
+  const stalled =
+    current && progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded'
+      ? (progressing.message ?? 'its progress deadline was exceeded')
+      : undefined;
+  return {
+    found: true,
+    createdAt: created === undefined ? undefined : new Date(created),
+    report,
+    ...(stalled === undefined ? {} : { stalled }),
+  };
+}
+
 /** The operator's view of the API server; a port so the reconciler can be tested with a fake. */
-export interface KubeGateway {
+export interface KubeGateway extends EngineDeployments {
   getTicketEvent(key: ObjectKey): Promise<TicketEventObject | undefined>;
   /** Replaces the status through the status subresource; fails with a 409 when `resourceVersion` is stale. */
   replaceStatus(object: TicketEventObject, status: TicketEventStatus): Promise<TicketEventObject>;
@@ -40,7 +71,7 @@ export interface KubeGateway {
    */
   apply(object: ChildObject, options?: { readonly dryRun?: boolean }): Promise<void>;
   recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
-  /** The engine Deployment's availability (`EngineAvailability`). */
+  /** The engine Deployment's availability (`EngineAvailability`), read with a GET. */
   engineAvailability(key: ObjectKey): Promise<EngineAvailability>;
 }
 
@@ -120,14 +151,7 @@ export class ClientNodeGateway implements KubeGateway {
 
   async engineAvailability(key: ObjectKey): Promise<EngineAvailability> {
     try {
-      const deployment = await this.apps.readNamespacedDeployment(key);
-      const status = deployment.status;
-      const report =
-        status?.observedGeneration === undefined
-          ? undefined
-          : { available: status.availableReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1 };
-      const created = deployment.metadata?.creationTimestamp;
-      return { found: true, createdAt: created === undefined ? undefined : new Date(created), report };
+      return engineAvailabilityOf(await this.apps.readNamespacedDeployment(key));
     } catch (error) {
       if (isNotFound(error)) return { found: false };
       throw translateKubernetesError(error, `read Deployment ${key.namespace}/${key.name}`);

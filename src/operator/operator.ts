@@ -17,6 +17,7 @@ import type { InventoryPort } from './inventory-port.js';
 import { ClientNodeGateway, type KubeGateway } from './kube-gateway.js';
 import { LeaderElector, type LeaderElectionConfig } from './leader-election.js';
 import { OperatorMetrics } from './metrics.js';
+import { CachedEngineDeployments } from './engine-deployments.js';
 import { Reflector, type ReflectorSource } from './reflector.js';
 import { TicketEventReconciler } from './reconciler.js';
 import { WorkQueue, type Backoff } from './work-queue.js';
@@ -106,8 +107,10 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
   const log = options.log.child({ identity: settings.identity });
   const metrics = new OperatorMetrics({ processMetrics: options.processMetrics ?? true });
   const gateway = options.gateway ?? new ClientNodeGateway(options.kubeConfig, settings.identity);
+  const engineDeployments = new CachedEngineDeployments(gateway);
   const reconciler = new TicketEventReconciler({
     gateway,
+    engines: engineDeployments,
     inventory: options.inventory,
     log,
     settings: {
@@ -129,6 +132,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     const reflectors = sources(options.kubeConfig, settings.watchNamespace).map(
       (source) => new Reflector({ kubeConfig: options.kubeConfig, source, enqueue, log, resyncMs: settings.resyncMs }),
     );
+    engineDeployments.use(reflectors.find((r) => r.caches));
     const controller = new Controller({ queue, reconcile: (key) => reconciler.reconcile(key), workers: settings.workers, log, metrics });
     running = { controller, reflectors };
     synced = false;
@@ -144,6 +148,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     const current = running;
     running = undefined;
     if (current === undefined) return;
+    engineDeployments.use(undefined);
     await Promise.all(current.reflectors.map((r) => r.stop()));
     await current.controller.stop();
     log.info('Stopped the TicketEvent controller');
@@ -263,6 +268,8 @@ function sources(kubeConfig: k8s.KubeConfig, namespace: string): ReflectorSource
           ? await apps.listDeploymentForAllNamespaces({ labelSelector: selector })
           : await apps.listNamespacedDeployment({ namespace, labelSelector: selector })) as k8s.KubernetesListObject<k8s.KubernetesObject>,
       keysOf: ownerKeys,
+      // The reconciler reads the engine Deployments here (CachedEngineDeployments).
+      cache: true,
     },
   ];
 }

@@ -62,7 +62,7 @@ export interface Observed {
    * the engines that relay them go once the finalizer is removed. Absent counts as 0.
    */
   readonly unpublished?: number;
-  /** The engine Deployment's availability (read while the sale is pending), or why it could not be read. */
+  /** The engine Deployment's availability (read from before the opening to the close), or why it could not be read. */
   readonly engines?: EngineAvailability | { readonly unknown: string };
 }
 
@@ -256,6 +256,12 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
         reason: 'ShardsUnavailable',
         message: `${desired - owned} of ${desired} shards have no engine during the sale: their seats cannot be sold until one claims them`,
       };
+    }
+    const stalled = phase === 'Closed' ? undefined : rolloutStalled(object, observed.engines);
+    if (degraded === undefined && stalled !== undefined) {
+      degraded = stalled;
+      if (findCondition(before, ConditionType.Degraded)?.reason !== stalled.reason)
+        events.push({ type: 'Warning', reason: stalled.reason, message: stalled.message });
     }
   }
   conditions.push(shardsAvailable);
@@ -459,6 +465,25 @@ function enginesBeforeOpening(
   }
   if (report.available > 0) return undefined;
   return unavailable('NoEngineAvailable', `no engine pod is available (0/${report.replicas} of Deployment ${deployment})`);
+}
+
+/**
+ * Degraded while the engine Deployment's rollout of its current spec has stopped progressing (its
+ * controller gave up after progressDeadlineSeconds): the engines of the spec asked for are not
+ * coming — an image that cannot be pulled, pods that cannot be scheduled or keep crashing — whether
+ * or not the old ones still serve (a rolling update keeps them until the new ones are available).
+ * Not before the Deployment is the current spec's: a stall of the rollout before an edit says
+ * nothing of the edit.
+ */
+function rolloutStalled(object: TicketEventObject, engines: Observed['engines']): ConditionUpdate | undefined {
+  if (engines === undefined || 'unknown' in engines || !engines.found || engines.stalled === undefined) return undefined;
+  const deployment = childNames(object.metadata.name).engine;
+  return {
+    type: ConditionType.Degraded,
+    status: 'True',
+    reason: 'EngineRolloutStalled',
+    message: `the rollout of the engine Deployment ${deployment} is not progressing: ${engines.stalled}`,
+  };
 }
 
 /** What deletion is waiting for, as the Ready condition says it. */

@@ -17,7 +17,7 @@ import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { EventInventory, InventoryPort } from './inventory-port.js';
 import { KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
-import type { KubeGateway } from './kube-gateway.js';
+import type { EngineDeployments, KubeGateway } from './kube-gateway.js';
 import { phaseOf, plan, type Observed, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
 import { writeStatus } from './status-writer.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
@@ -30,6 +30,8 @@ export interface ReconcileResult {
 
 export interface ReconcilerDependencies {
   readonly gateway: KubeGateway;
+  /** Where the engine Deployment is read; the gateway (a GET) by default. */
+  readonly engines?: EngineDeployments;
   readonly inventory: InventoryPort;
   readonly settings: PlanSettings;
   readonly log: Logger;
@@ -38,6 +40,7 @@ export interface ReconcilerDependencies {
 
 export class TicketEventReconciler {
   private readonly gateway: KubeGateway;
+  private readonly engines: EngineDeployments;
   private readonly inventory: InventoryPort;
   private readonly settings: PlanSettings;
   private readonly log: Logger;
@@ -45,6 +48,7 @@ export class TicketEventReconciler {
 
   constructor(dependencies: ReconcilerDependencies) {
     this.gateway = dependencies.gateway;
+    this.engines = dependencies.engines ?? dependencies.gateway;
     this.inventory = dependencies.inventory;
     this.settings = dependencies.settings;
     this.log = dependencies.log;
@@ -102,20 +106,23 @@ export class TicketEventReconciler {
     inventory = await this.inventory.counts(eventId);
     // Deletion lets the engines (the outbox's only relay) go: it waits for the outbox first.
     if (deleting && inventory !== undefined) unpublished = await this.inventory.unpublished(eventId);
-    // Before the opening no shard is owned, so only the Deployment can tell whether any engine will
-    // be there to own one. Only an observation: when it cannot be read, the reconcile goes on
-    // without it (the children are still applied, the status still written).
+    // The engine Deployment: before the opening no shard is owned, so only it can tell whether any
+    // engine will be there to own one; and at any time before the close, whether a rollout of its
+    // spec is stuck. Only an observation: when it cannot be read, the reconcile goes on without it
+    // (the children are still applied, the status still written).
     const now = this.clock();
-    if (!deleting && phaseOf(inventory, now) === 'Pending') {
+    const phase = deleting ? undefined : phaseOf(inventory, now);
+    if (phase === 'Pending' || phase === 'OnSale' || phase === 'SoldOut') {
       const name = childNames(object.metadata.name).engine;
       try {
-        engines = await this.gateway.engineAvailability({ namespace: object.metadata.namespace, name });
+        engines = await this.engines.engineAvailability({ namespace: object.metadata.namespace, name });
       } catch (error) {
         engines = { unknown: error instanceof Error ? error.message : String(error) };
-        // Said once, not at every reconcile: the status shows it for as long as it lasts.
+        // Said once, not at every reconcile: while pending, the status shows it for as long as it
+        // lasts; after the opening the shards' owners say what matters, and the next read may work.
         const known = findCondition(object.status, ConditionType.ShardsAvailable)?.reason === 'EngineAvailabilityUnknown';
         const fields = { eventId, deployment: name, err: engines.unknown };
-        if (known) log.debug(fields, 'Cannot read the engine Deployment');
+        if (known || phase !== 'Pending') log.debug(fields, 'Cannot read the engine Deployment');
         else log.warn(fields, 'Cannot read the engine Deployment');
       }
     }

@@ -2,7 +2,8 @@
  * List-then-watch of one resource, turning every change into work-queue keys (level-based: the
  * watch event's type is never passed on, only which object to look at). It relists after a watch
  * expires with 410 Gone or fails, and re-enqueues every known key on each resync period so that
- * drift is corrected even when no event arrives.
+ * drift is corrected even when no event arrives. With `cache` it also keeps the objects as last
+ * seen, for the reconciler to read instead of asking the API server (client-go's informer store).
  */
 import { k8s } from '../adapters/kubernetes/client.js';
 import type { Logger } from '../log.js';
@@ -25,6 +26,8 @@ export interface ReflectorSource {
    * long as a sale runs). Every event is passed on when absent.
    */
   relevantOf?(object: k8s.KubernetesObject): string;
+  /** Keep each object as last listed or watched, for `get`. */
+  readonly cache?: boolean;
 }
 
 /** Typed watch events (BOOKMARK and ERROR are handled here and never reach the queue). */
@@ -48,6 +51,9 @@ export class Reflector {
   private readonly known = new Set<string>();
   /** `relevantOf` of each object last seen, by namespace/name (only with `relevantOf`). */
   private readonly relevant = new Map<string, string>();
+  /** Objects as last seen, by namespace/name (only with `cache`). */
+  private readonly objects = new Map<string, k8s.KubernetesObject>();
+  private listed = false;
   private stopped = false;
   private abort: AbortController | undefined;
   private wake: (() => void) | undefined;
@@ -60,6 +66,26 @@ export class Reflector {
   constructor(options: ReflectorOptions) {
     this.options = options;
     this.log = options.log.child({ reflector: options.source.name });
+  }
+
+  /**
+   * The object as last listed or watched, with `cache`; undefined when it does not exist (as far
+   * as this reflector knows). Throws before the first list: "not seen" would mean nothing yet.
+   */
+  get(namespace: string, name: string): k8s.KubernetesObject | undefined {
+    if (this.options.source.cache !== true) throw new Error(`reflector ${this.options.source.name} keeps no cache`);
+    if (!this.listed) throw new Error(`reflector ${this.options.source.name} has not listed yet`);
+    return this.objects.get(`${namespace}/${name}`);
+  }
+
+  /** Whether this reflector keeps a cache (`get`). */
+  get caches(): boolean {
+    return this.options.source.cache === true;
+  }
+
+  /** Whether the first list is done (`get` answers). */
+  get hasSynced(): boolean {
+    return this.listed;
   }
 
   start(): void {
@@ -104,12 +130,14 @@ export class Reflector {
     const list = await source.list();
     const keys = new Set(list.items.flatMap((item) => source.keysOf(item)));
     this.relevant.clear();
+    this.objects.clear();
     for (const item of list.items) this.remember(item);
     this.known.clear();
     for (const key of keys) {
       this.known.add(key);
       this.options.enqueue(key);
     }
+    this.listed = true;
     this.syncedResolve();
     this.log.debug({ objects: list.items.length }, 'Listed');
     return list.metadata?.resourceVersion ?? '';
@@ -139,8 +167,10 @@ export class Reflector {
             }
             latest = object.metadata?.resourceVersion ?? latest;
             if (type === 'BOOKMARK') return;
-            if (type === 'DELETED') this.relevant.delete(objectName(object));
-            else if (!this.remember(object) && type === 'MODIFIED') return;
+            if (type === 'DELETED') {
+              this.relevant.delete(objectName(object));
+              this.objects.delete(objectName(object));
+            } else if (!this.remember(object) && type === 'MODIFIED') return;
             for (const key of source.keysOf(object)) {
               if (type === 'DELETED') this.known.delete(key);
               else this.known.add(key);
@@ -165,8 +195,12 @@ export class Reflector {
     });
   }
 
-  /** Records the object's `relevantOf`; whether it differs from the last one seen (always true without `relevantOf`). */
+  /**
+   * Keeps the object (with `cache`) and records its `relevantOf`; whether that differs from the
+   * last one seen (always true without `relevantOf`).
+   */
   private remember(object: k8s.KubernetesObject): boolean {
+    if (this.options.source.cache === true) this.objects.set(objectName(object), object);
     const relevantOf = this.options.source.relevantOf;
     if (relevantOf === undefined) return true;
     const name = objectName(object);

@@ -114,28 +114,30 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
     t.equal(back.spec?.replicas, 1);
   });
 
-  await t.test('a pending sale is Ready only while its controller reports an engine pod available', async (t) => {
-    // No controller-manager runs here: the test writes the Deployment's status as one would.
-    const reportAvailable = async (available: number) => {
-      const deployment = await c.apps.readNamespacedDeployment({ namespace, name: 'club-night-engine' });
-      await c.apps.patchNamespacedDeploymentStatus(
-        {
-          namespace,
-          name: 'club-night-engine',
-          body: {
-            status: {
-              observedGeneration: deployment.metadata?.generation,
-              replicas: 1,
-              updatedReplicas: 1,
-              readyReplicas: available,
-              availableReplicas: available,
-              unavailableReplicas: 1 - available,
-            },
+  // No controller-manager runs here: the test writes the Deployment's status as one would.
+  const reportAvailable = async (available: number, conditions?: k8s.V1DeploymentCondition[]) => {
+    const deployment = await c.apps.readNamespacedDeployment({ namespace, name: 'club-night-engine' });
+    await c.apps.patchNamespacedDeploymentStatus(
+      {
+        namespace,
+        name: 'club-night-engine',
+        body: {
+          status: {
+            observedGeneration: deployment.metadata?.generation,
+            replicas: 1,
+            updatedReplicas: 1,
+            readyReplicas: available,
+            availableReplicas: available,
+            unavailableReplicas: 1 - available,
+            ...(conditions === undefined ? {} : { conditions }),
           },
         },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      );
-    };
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+  };
+
+  await t.test('a pending sale is Ready only while its controller reports an engine pod available', async (t) => {
     // The Deployment was just put back (the subtest before): a controller might report on it any
     // moment, so the event is not Ready until its grace is over — then, with none reporting, it is.
     const young = await waitForStatus(c, namespace, 'club-night', 'Ready=False (Deployment not reported on yet)', (o) =>
@@ -175,6 +177,50 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
       (o) => condition(o.status, 'Ready')?.status === 'True',
     );
     t.match(condition(ready.status, 'ShardsAvailable'), { status: 'Unknown', reason: 'SaleNotOpen' });
+  });
+
+  await t.test('a stalled rollout of the engine Deployment degrades the event until it progresses again', async (t) => {
+    // As a controller reports a new ReplicaSet whose pods never come (an image that cannot be
+    // pulled), while the old pod still serves; the operator reads it from its Deployment watch.
+    const progressing = (status: string, reason: string, message: string): k8s.V1DeploymentCondition[] => [
+      { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' },
+      { type: 'Progressing', status, reason, message },
+    ];
+    await reportAvailable(
+      1,
+      progressing('False', 'ProgressDeadlineExceeded', 'ReplicaSet "club-night-engine-5c8" has timed out progressing.'),
+    );
+    const stalled = await waitForStatus(
+      c,
+      namespace,
+      'club-night',
+      'Degraded=True (rollout stalled)',
+      (o) => condition(o.status, 'Degraded')?.reason === 'EngineRolloutStalled',
+    );
+    t.match(condition(stalled.status, 'Degraded'), {
+      status: 'True',
+      message:
+        /the rollout of the engine Deployment club-night-engine is not progressing: ReplicaSet "club-night-engine-5c8" has timed out progressing/,
+    });
+    t.match(condition(stalled.status, 'Ready'), { status: 'False', reason: 'EngineRolloutStalled' });
+    const events = await c.core.listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.name=club-night' });
+    t.ok(
+      events.items.some((e) => e.type === 'Warning' && e.reason === 'EngineRolloutStalled'),
+      'a Warning event says so',
+    );
+
+    await reportAvailable(
+      1,
+      progressing('True', 'NewReplicaSetAvailable', 'ReplicaSet "club-night-engine-5c8" has successfully progressed.'),
+    );
+    const moving = await waitForStatus(
+      c,
+      namespace,
+      'club-night',
+      'Ready=True (rollout done)',
+      (o) => condition(o.status, 'Ready')?.status === 'True',
+    );
+    t.match(condition(moving.status, 'Degraded'), { status: 'False', reason: 'AsExpected' });
   });
 
   await t.test('opening the sale and starting an engine: status follows shard ownership', async (t) => {

@@ -395,6 +395,68 @@ t.test('a pending sale whose engine pods are not available (as their controller 
   }
 });
 
+t.test('a stalled rollout of the engine Deployment degrades the event (and so it is not Ready) until the close', async (t) => {
+  const longAgo = new Date(NOW.getTime() - 3_600_000);
+  const stalled: Observed['engines'] = {
+    found: true,
+    createdAt: longAgo,
+    report: { available: 2, replicas: 2 },
+    stalled: 'ReplicaSet "arena-engine-7d9" has timed out progressing.',
+  };
+  const onSale = (engines: Observed['engines'], status: Parameters<typeof ticketEvent>[0] = { status: { phase: 'OnSale' } }) =>
+    plan(
+      ticketEvent(status),
+      { now: NOW, provision: { status: 'unchanged' }, inventory: counts(), ...(engines ? { engines } : {}) },
+      SETTINGS,
+    );
+
+  const stuck = onSale(stalled);
+  const message =
+    /the rollout of the engine Deployment \S+-engine is not progressing: ReplicaSet "arena-engine-7d9" has timed out progressing/;
+  t.match(condition(stuck.status, ConditionType.Degraded), { status: 'True', reason: 'EngineRolloutStalled', message });
+  t.match(
+    condition(stuck.status, ConditionType.Ready),
+    { status: 'False', reason: 'EngineRolloutStalled' },
+    'the spec asked for is not in force',
+  );
+  t.match(condition(stuck.status, ConditionType.ShardsAvailable), { status: 'True' }, 'the old engines still own every shard');
+  t.same(
+    stuck.events.map((e) => [e.type, e.reason]),
+    [['Warning', 'EngineRolloutStalled']],
+  );
+  const again = onSale(stalled, {
+    status: {
+      phase: 'OnSale',
+      conditions: [{ type: 'Degraded', status: 'True', reason: 'EngineRolloutStalled', message: 'x', lastTransitionTime: '' }],
+    },
+  });
+  t.same(again.events, [], 'warned once, when it becomes so');
+
+  const moving = onSale({ ...stalled, stalled: undefined } as Observed['engines']);
+  t.match(condition(moving.status, ConditionType.Ready), { status: 'True' }, 'a rollout in progress, or done, is no reason');
+
+  const unowned = plan(
+    ticketEvent({ status: { phase: 'OnSale' } }),
+    { now: NOW, provision: { status: 'unchanged' }, inventory: counts({ owned: 1 }), engines: stalled },
+    SETTINGS,
+  );
+  t.match(condition(unowned.status, ConditionType.Degraded), { reason: 'ShardsUnavailable' }, 'unowned shards are said first');
+
+  const pending = plan(
+    ticketEvent({ status: { phase: 'Pending' } }),
+    { now: new Date('2030-05-01T09:00:00Z'), provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }), engines: stalled },
+    SETTINGS,
+  );
+  t.match(condition(pending.status, ConditionType.Degraded), { status: 'True', reason: 'EngineRolloutStalled' }, 'also before the opening');
+
+  const closed = plan(
+    ticketEvent({ status: { phase: 'Closed' } }),
+    { now: new Date('2030-05-01T23:00:00Z'), provision: { status: 'unchanged' }, inventory: counts({ owned: 0 }), engines: stalled },
+    SETTINGS,
+  );
+  t.match(condition(closed.status, ConditionType.Degraded), { status: 'False' }, 'after the close no engine is needed');
+});
+
 t.test('no engines asked for: ShardsAvailable says so', async (t) => {
   const decided = plan(
     ticketEvent({ spec: { engine: { replicas: 0, logLevel: 'info' } } }),

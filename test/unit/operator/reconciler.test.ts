@@ -6,7 +6,7 @@ import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
 import type { ChildObject } from '../../../src/operator/children.js';
 import type { EventInventory, InventoryPort } from '../../../src/operator/inventory-port.js';
 import { KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
-import type { EngineAvailability, KubeGateway } from '../../../src/operator/kube-gateway.js';
+import type { EngineAvailability, EngineDeployments, KubeGateway } from '../../../src/operator/kube-gateway.js';
 import type { RecordedEvent } from '../../../src/operator/plan.js';
 import { TicketEventReconciler } from '../../../src/operator/reconciler.js';
 import type { TicketEventObject } from '../../../src/operator/types.js';
@@ -27,6 +27,8 @@ function world(
     engines?: EngineAvailability;
     /** Reading the engine Deployment fails with this error. */
     enginesFail?: Error;
+    /** Where the reconciler reads the engine Deployment instead of the gateway's GET. */
+    readEngines?: EngineDeployments;
   } = {},
 ) {
   const log: string[] = [];
@@ -92,6 +94,7 @@ function world(
   };
   const reconciler = new TicketEventReconciler({
     gateway,
+    ...(options.readEngines === undefined ? {} : { engines: options.readEngines }),
     inventory,
     settings: SETTINGS,
     log: silentLogger,
@@ -129,11 +132,11 @@ t.test('a second reconcile with nothing new writes no status and records no even
   await w.reconciler.reconcile(key);
   t.same(
     w.log.filter((l) => !l.startsWith('apply') && !l.startsWith('dry-run')),
-    ['provision'],
+    ['provision', 'read Deployment arena-engine'],
   );
 });
 
-t.test("the engine Deployment's availability is read while the sale is pending, and only then", async (t) => {
+t.test("the engine Deployment's availability is read from before the opening to the close", async (t) => {
   const before = () => new Date('2030-05-01T09:00:00Z');
   const pending = world(ticketEvent(), {
     counts: counts({ owned: 0 }),
@@ -147,12 +150,29 @@ t.test("the engine Deployment's availability is read while the sale is pending, 
 
   const open = world(ticketEvent(), {
     counts: counts(),
-    engines: { found: true, createdAt: undefined, report: { available: 0, replicas: 2 } },
+    engines: { found: true, createdAt: undefined, report: { available: 2, replicas: 2 }, stalled: 'timed out progressing' },
   });
   await open.reconciler.reconcile(key);
+  t.ok(open.log.includes('read Deployment arena-engine'), 'on sale too: a rollout may stall');
+  t.match(
+    open.stored()?.status?.conditions?.find((c) => c.type === 'Degraded'),
+    { status: 'True', reason: 'EngineRolloutStalled' },
+  );
+  t.ok(open.log.includes('event EngineRolloutStalled'));
+
+  const closed = world(ticketEvent(), { counts: counts(), clock: () => new Date('2030-05-01T23:00:00Z') });
+  await closed.reconciler.reconcile(key);
   t.notOk(
-    open.log.some((l) => l.startsWith('read Deployment')),
-    'on sale, shard ownership says whether engines serve',
+    closed.log.some((l) => l.startsWith('read Deployment')),
+    'after the close no engine is needed',
+  );
+
+  const failingOnSale = world(ticketEvent(), { counts: counts(), enginesFail: new DependencyError('kubernetes', 'timeout') });
+  await failingOnSale.reconciler.reconcile(key);
+  t.match(
+    failingOnSale.stored()?.status?.conditions?.find((c) => c.type === 'Ready'),
+    { status: 'True' },
+    'on sale, an unreadable Deployment changes nothing: shard ownership says whether engines serve',
   );
 
   const unreadable = world(ticketEvent(), {
@@ -169,6 +189,30 @@ t.test("the engine Deployment's availability is read while the sale is pending, 
     { status: 'False' },
   );
   t.equal(result.requeueAfterMs, SETTINGS.refreshIntervalMs, 'and it looks again at the usual pace');
+});
+
+t.test('the engine Deployment is read where the reconciler is told to (the reflector cache), not with a GET', async (t) => {
+  const reads: string[] = [];
+  const w = world(ticketEvent(), {
+    counts: counts({ owned: 0 }),
+    clock: () => new Date('2030-05-01T09:00:00Z'),
+    readEngines: {
+      async engineAvailability(k) {
+        reads.push(k.name);
+        return { found: false };
+      },
+    },
+  });
+  await w.reconciler.reconcile(key);
+  t.same(reads, ['arena-engine']);
+  t.notOk(
+    w.log.some((l) => l.startsWith('read Deployment')),
+    'no GET',
+  );
+  t.match(
+    w.stored()?.status?.conditions?.find((c) => c.type === 'ShardsAvailable'),
+    { reason: 'NoEngineAvailable', message: /does not exist yet/ },
+  );
 });
 
 t.test('an invalid spec is refused without touching the inventory', async (t) => {

@@ -102,3 +102,55 @@ t.test('a MODIFIED event that changes nothing relevantOf looks at (a status writ
   t.equal(watches, 2, 'the events were all delivered (the reflector watches again after them)');
   t.same(enqueued, ['a', 'a', 'a', 'a'], 'the list, the spec change, the deletion and the re-creation; no status write');
 });
+
+t.test('with cache, the objects as last listed or watched — status writes included, deletions gone', async (t) => {
+  const object = (name: string, resourceVersion: string, sold: number) => ({
+    metadata: { name, namespace: 'n', uid: `u-${name}`, resourceVersion, generation: 1 },
+    status: { sold },
+  });
+  const events = [
+    { type: 'ADDED', object: object('b', '2', 0) },
+    { type: 'MODIFIED', object: object('a', '3', 5) }, // skipped by relevantOf, yet kept
+    { type: 'DELETED', object: object('b', '4', 0) },
+    { type: 'ADDED', object: object('c', '5', 1) },
+  ];
+  let watches = 0;
+  const kubeConfig = await playApiServer(t, (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    if (watches++ === 0) res.end(events.map((event) => `${JSON.stringify(event)}\n`).join(''));
+    else res.flushHeaders();
+  });
+  const source = (cache: boolean) => ({
+    name: 'things',
+    path: '/api/v1/things',
+    list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '1' }, items: [object('a', '1', 0)] }),
+    keysOf: (item: { metadata?: { name?: string } }) => [item.metadata?.name ?? '?'],
+    relevantOf: ({ metadata }: { metadata?: { uid?: string; generation?: number } }) =>
+      JSON.stringify([metadata?.uid, metadata?.generation]),
+    cache,
+  });
+  const reflector = new Reflector({
+    kubeConfig,
+    source: source(true),
+    enqueue: () => undefined,
+    log: silentLogger,
+    resyncMs: 60_000,
+    watchTimeoutSeconds: 60,
+  });
+  t.throws(() => reflector.get('n', 'a'), /has not listed yet/, 'nothing to answer before the first list');
+  t.equal(reflector.hasSynced, false);
+  reflector.start();
+  await reflector.synced;
+  t.equal(reflector.hasSynced, true);
+  const deadline = Date.now() + 5000;
+  while (watches < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  await reflector.stop();
+  t.match(reflector.get('n', 'a'), { metadata: { resourceVersion: '3' }, status: { sold: 5 } }, 'the last write, though it queued nothing');
+  t.equal(reflector.get('n', 'b'), undefined, 'deleted');
+  t.match(reflector.get('n', 'c'), { status: { sold: 1 } });
+  t.equal(reflector.get('other', 'a'), undefined, 'by namespace and name');
+
+  const keeping = new Reflector({ kubeConfig, source: source(false), enqueue: () => undefined, log: silentLogger, resyncMs: 60_000 });
+  t.equal(keeping.caches, false);
+  t.throws(() => keeping.get('n', 'a'), /keeps no cache/);
+});
