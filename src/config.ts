@@ -57,6 +57,10 @@ export interface Config {
   readonly jwtAudience: string;
   /** Idempotency-key retention in seconds (`SENTINEL_IDEMPOTENCY_TTL_S`, default 86400). */
   readonly idempotencyTtlS: number;
+  /** Engine: how long published outbox rows are kept, s (`SENTINEL_OUTBOX_RETENTION_S`, default 604800: 7 days). */
+  readonly outboxRetentionS: number;
+  /** Engine: how often it deletes expired idempotency keys and old outbox rows, s (`SENTINEL_RETENTION_INTERVAL_S`, default 600). */
+  readonly retentionIntervalS: number;
   /** Operator: namespace to watch, all when empty (`SENTINEL_WATCH_NAMESPACE`). */
   readonly watchNamespace: string;
   /**
@@ -140,6 +144,8 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     jwtIssuer: str(env, 'SENTINEL_JWT_ISSUER', 'sentinel'),
     jwtAudience: str(env, 'SENTINEL_JWT_AUDIENCE', 'sentinel-api'),
     idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+    outboxRetentionS: int(env, 'SENTINEL_OUTBOX_RETENTION_S', 7 * 86_400, 60, 3650 * 86_400),
+    retentionIntervalS: int(env, 'SENTINEL_RETENTION_INTERVAL_S', 600, 1, 86_400),
     watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),
     exitWithParent: int(env, EXIT_WITH_PARENT_ENV, 0, 0, 2 ** 22),
   };

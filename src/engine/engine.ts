@@ -12,6 +12,7 @@ import { Membership } from './membership.js';
 import type { EngineMetrics } from './metrics.js';
 import { NatsLink, type NatsLinkState } from './nats-link.js';
 import { OutboxRelay, type RelayProducer } from './outbox-relay.js';
+import { DEFAULT_RETENTION, Retention } from './retention.js';
 import { createShardDecider } from './shard-decider.js';
 import { ShardHost, type StopReason } from './shard-host.js';
 import { ShardLease, shardLeaseKey } from './shard-lease.js';
@@ -61,6 +62,7 @@ export class Engine {
   private readonly store: InventoryStore;
   private readonly membership: Membership;
   private readonly relay: OutboxRelay | undefined;
+  private readonly retention: Retention;
   private readonly now: () => number;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -104,6 +106,17 @@ export class Engine {
       : undefined;
     const relay = this.relay;
     if (relay) deps.metrics.outboxBacklog = () => relay.backlog();
+    this.retention = new Retention({
+      pool: deps.pool,
+      options: {
+        ...DEFAULT_RETENTION,
+        idempotencyTtlMs: deps.config.idempotencyTtlS * 1000,
+        outboxRetentionMs: deps.config.outboxRetentionS * 1000,
+      },
+      intervalMs: deps.config.retentionIntervalS * 1000,
+      log: this.log.child({ component: 'retention' }),
+      onDeleted: (table, rows) => deps.metrics.retentionDeleted.inc({ table }, rows),
+    });
   }
 
   /** Shards served right now, as `event/shard` keys. */
@@ -118,6 +131,7 @@ export class Engine {
 
   start(): void {
     this.relay?.start();
+    this.retention.start();
     this.natsLink.start();
     this.deps.metrics.natsLink.set(1);
     const loop = async () => {
@@ -437,6 +451,7 @@ export class Engine {
     this.stopping = true;
     clearTimeout(this.timer);
     this.natsLink.stop();
+    const retention = this.retention.stop();
     await this.ticking;
     await this.settling;
     await this.membership.leave().catch(() => undefined);
@@ -446,6 +461,7 @@ export class Engine {
     await Promise.all([...this.closing, ...owned.map((o) => this.handOff(o, over.has(o.ref.eventId) ? 'closed' : 'handoff'))]);
     await withDeadline(this.store.engineGone(this.deps.config.engineId), STOP_LOOKUP_MS).catch(() => undefined);
     await this.relay?.stop();
+    await retention;
   }
 
   /**

@@ -42,6 +42,12 @@ export class EngineMetrics {
     labelNames: ['event'],
     registers: [this.registry],
   });
+  readonly retentionDeleted = new Counter({
+    name: 'sentinel_engine_retention_deleted_total',
+    help: 'Rows this engine deleted as expired, by table (idempotency_keys past the idempotency window, outbox rows published longer ago than the retention)',
+    labelNames: ['table'],
+    registers: [this.registry],
+  });
   readonly outboxPublished = new Counter({
     name: 'sentinel_outbox_published_total',
     help: 'Outbox rows published to Kafka',

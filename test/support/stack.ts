@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import type { Test } from 'tap';
 import { createPgPool } from '../../src/adapters/postgres/pool.js';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
 import { provisionEvent, type EventSpec } from '../../src/engine/provision.js';
@@ -23,6 +24,26 @@ export { freePort };
 /** A migrated database pool for a test file. */
 export async function testDatabase(): Promise<pg.Pool> {
   const pool = createPgPool({ url: testConfig().databaseUrl, max: 8, log: silentLogger });
+  await migrate(pool, silentLogger);
+  return pool;
+}
+
+/**
+ * A database of its own (dropped afterwards), migrated: its tables and statistics are the test's
+ * alone, and so are its advisory locks.
+ */
+export async function ownDatabase(t: Test, prefix = 'own'): Promise<pg.Pool> {
+  const admin = await testDatabase();
+  t.teardown(() => admin.end());
+  const name = uniqueName(prefix)
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_');
+  await admin.query(`CREATE DATABASE ${name}`);
+  t.teardown(() => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const url = new URL(testConfig().databaseUrl);
+  url.pathname = `/${name}`;
+  const pool = createPgPool({ url: url.toString(), max: 2, log: silentLogger });
+  t.teardown(() => pool.end());
   await migrate(pool, silentLogger);
   return pool;
 }

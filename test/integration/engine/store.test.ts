@@ -1,14 +1,11 @@
 import t, { type Test } from 'tap';
 import type pg from 'pg';
 import { commitDocument, InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
-import { migrate } from '../../../src/adapters/postgres/migrate.js';
-import { createPgPool } from '../../../src/adapters/postgres/pool.js';
 import { emptyBatchWrite, foldChanges, type BatchWrite } from '../../../src/engine/batch-write.js';
 import { archiveEvent, closeEvent, inventoryCounts, provisionEvent } from '../../../src/engine/provision.js';
 import { FencedError } from '../../../src/errors.js';
-import { silentLogger } from '../../../src/log.js';
-import { testConfig, uniqueName } from '../../support/env.js';
-import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
+import { uniqueName } from '../../support/env.js';
+import { ownDatabase, provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
 t.test('provisioning is idempotent, applies safe changes and refuses unsafe ones', async (t) => {
   const pool = await testDatabase();
@@ -126,7 +123,7 @@ t.test('event-wide customer limit: a commit that would exceed it writes nothing 
  * says from the transaction's table statistics how the seats were found.
  */
 async function seatReadsOfACommit(t: Test, seatsPerRow: number) {
-  const pool = await ownDatabase(t);
+  const pool = await ownDatabase(t, 'plan');
   const layout = testLayout({ sections: 4, rows: 50, seats: seatsPerRow });
   await provisionTestEvent(pool, { layout });
   await pool.query('ANALYZE seats');
@@ -142,23 +139,6 @@ async function seatReadsOfACommit(t: Test, seatsPerRow: number) {
     Date.now(),
   );
   return rowsReadBy(t, pool, 'seats', spec.eventId, epoch, write);
-}
-
-/** A database of its own (dropped afterwards), migrated: its table statistics are the test's alone. */
-async function ownDatabase(t: Test) {
-  const admin = await testDatabase();
-  t.teardown(() => admin.end());
-  const name = uniqueName('plan')
-    .toLowerCase()
-    .replace(/[^a-z0-9_]/g, '_');
-  await admin.query(`CREATE DATABASE ${name}`);
-  t.teardown(() => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  const url = new URL(testConfig().databaseUrl);
-  url.pathname = `/${name}`;
-  const pool = createPgPool({ url: url.toString(), max: 2, log: silentLogger });
-  t.teardown(() => pool.end());
-  await migrate(pool, silentLogger);
-  return pool;
 }
 
 /** Commits `write` (shard 0) in a transaction of its own, rolled back, and says how it read `table`. */
@@ -199,7 +179,7 @@ t.test('a commit that ends holds finds each by its key, however many holds are l
   // Statistics taken before the sale say the event has no live holds; the partial index of live
   // holds then looked cheaper than the primary key, and every commit that ended a hold read all of
   // the event's live holds (found in a flash sale's hold-then-confirm run: 4-11 ms per commit).
-  const pool = await ownDatabase(t);
+  const pool = await ownDatabase(t, 'plan');
   const spec = await provisionTestEvent(pool, { layout: testLayout({ sections: 1, rows: 20, seats: 20 }), customerLimit: 8 });
   await pool.query('ANALYZE holds');
   const store = new InventoryStore(pool);
@@ -269,7 +249,7 @@ t.test('commits of different shards touching the same customers in any order nev
 
 t.test('which sales are over, and which of their shards still have live holds to settle', async (t) => {
   // A database of its own: the shared one has other tests' live holds.
-  const pool = await ownDatabase(t);
+  const pool = await ownDatabase(t, 'plan');
   const store = new InventoryStore(pool);
   const now = Date.now();
   const at = (ms: number) => new Date(now + ms);
