@@ -43,7 +43,9 @@ export function engineAvailabilityOf(deployment: k8s.V1Deployment): EngineAvaila
     status?.observedGeneration === undefined ? undefined : { available: status.availableReplicas ?? 0, replicas: spec?.replicas ?? 1 };
   const created = metadata?.creationTimestamp;
   // A condition is about the spec the controller last observed: after an edit it may still be the
-  // old rollout's, until the controller looks at the new one.
+  // old rollout's, until the controller looks at the new one. (An edit of replicas and image at
+  // once: the controller's first sync, a scaling, marks the new generation observed and carries the
+  // old conditions over for a moment, until its next sync starts the new rollout.)
   const current = status?.observedGeneration !== undefined && status.observedGeneration >= (metadata?.generation ?? 0);
   const progressing = status?.conditions?.find((c) => c.type === 'Progressing');
   const stalled =

@@ -4,7 +4,7 @@
  * record and when to look again. No I/O happens here, so every rule of the operator is unit-tested
  * without an API server or a database.
  */
-import type { EngineSpec, TicketEventPhase } from './api/v1alpha1.js';
+import type { EngineSpec, TicketEventPhase, TicketEventStatus } from './api/v1alpha1.js';
 import type { ProvisionOutcome } from '../engine/provision.js';
 import { childNames, DEFAULT_ENGINE_REPLICAS, desiredChildren, specFieldsIn, type ChildObject, type EngineDefaults } from './children.js';
 import { ConditionType, findCondition, rfc3339, type ConditionUpdate, type StatusPatch } from './conditions.js';
@@ -257,7 +257,7 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
         message: `${desired - owned} of ${desired} shards have no engine during the sale: their seats cannot be sold until one claims them`,
       };
     }
-    const stalled = phase === 'Closed' ? undefined : rolloutStalled(object, observed.engines);
+    const stalled = phase === 'Closed' ? undefined : rolloutStalled(object, observed.engines, before);
     if (degraded === undefined && stalled !== undefined) {
       degraded = stalled;
       if (findCondition(before, ConditionType.Degraded)?.reason !== stalled.reason)
@@ -475,8 +475,20 @@ function enginesBeforeOpening(
  * Not before the Deployment is the current spec's: a stall of the rollout before an edit says
  * nothing of the edit.
  */
-function rolloutStalled(object: TicketEventObject, engines: Observed['engines']): ConditionUpdate | undefined {
-  if (engines === undefined || 'unknown' in engines || !engines.found || engines.stalled === undefined) return undefined;
+function rolloutStalled(
+  object: TicketEventObject,
+  engines: Observed['engines'],
+  before: TicketEventStatus | undefined,
+): ConditionUpdate | undefined {
+  if (engines !== undefined && 'unknown' in engines) {
+    // Unreadable now: what was last known stands — a stall is not over because it cannot be seen
+    // (else a pipeline waiting for Ready could pass on a failed read).
+    const last = findCondition(before, ConditionType.Degraded);
+    return last?.reason === 'EngineRolloutStalled'
+      ? { type: ConditionType.Degraded, status: 'True', reason: last.reason, message: last.message }
+      : undefined;
+  }
+  if (engines === undefined || !engines.found || engines.stalled === undefined) return undefined;
   const deployment = childNames(object.metadata.name).engine;
   return {
     type: ConditionType.Degraded,

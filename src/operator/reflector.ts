@@ -70,11 +70,12 @@ export class Reflector {
 
   /**
    * The object as last listed or watched, with `cache`; undefined when it does not exist (as far
-   * as this reflector knows). Throws before the first list: "not seen" would mean nothing yet.
+   * as this reflector knows). Throws before the first list, and after a failed list or watch until
+   * a list succeeds: "not seen" would mean nothing then.
    */
   get(namespace: string, name: string): k8s.KubernetesObject | undefined {
     if (this.options.source.cache !== true) throw new Error(`reflector ${this.options.source.name} keeps no cache`);
-    if (!this.listed) throw new Error(`reflector ${this.options.source.name} has not listed yet`);
+    if (!this.listed) throw new Error(`reflector ${this.options.source.name} is not synced (no list yet, or a list or watch failed since)`);
     return this.objects.get(`${namespace}/${name}`);
   }
 
@@ -83,7 +84,7 @@ export class Reflector {
     return this.options.source.cache === true;
   }
 
-  /** Whether the first list is done (`get` answers). */
+  /** Whether a list is done and no list or watch failed since (`get` answers). */
   get hasSynced(): boolean {
     return this.listed;
   }
@@ -118,6 +119,9 @@ export class Reflector {
           continue;
         }
         failures++;
+        // The cache may be missing changes from now until a list succeeds: it answers no more
+        // (`get` throws, `hasSynced` is false), so its readers go to the API server meanwhile.
+        this.listed = false;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
         this.log.warn({ err: error, retryInMs: delay }, 'List or watch failed; retrying');
         await this.sleep(delay);

@@ -12,6 +12,7 @@ import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
 import { GROUP, PLURAL, VERSION } from '../../../src/operator/api/v1alpha1.js';
 import { CRD_NAME } from '../../../src/operator/crd/ticket-event-crd.js';
 import { postgresInventory } from '../../../src/operator/inventory-port.js';
+import type { KubeGateway } from '../../../src/operator/kube-gateway.js';
 import { startOperator, type OperatorHandle, type OperatorSettings } from '../../../src/operator/operator.js';
 import { FINALIZER, type TicketEventObject } from '../../../src/operator/types.js';
 import { kubeconfigPath, uniqueName } from '../../support/env.js';
@@ -172,9 +173,11 @@ export async function runOperator(
   pool: pg.Pool,
   namespace: string,
   settings: Partial<OperatorSettings> = {},
+  gateway?: KubeGateway,
 ): Promise<OperatorHandle> {
   return startOperator({
     kubeConfig: c.kubeConfig,
+    ...(gateway === undefined ? {} : { gateway }),
     inventory: postgresInventory(pool),
     log: testLogger(),
     processMetrics: false,

@@ -6,6 +6,7 @@
 import t from 'tap';
 import { k8s } from '../../../src/adapters/kubernetes/client.js';
 import { desiredChildren } from '../../../src/operator/children.js';
+import { ClientNodeGateway } from '../../../src/operator/kube-gateway.js';
 import { DEFAULT_OPERATOR_SETTINGS } from '../../../src/operator/operator.js';
 import type { TicketEventObject } from '../../../src/operator/types.js';
 import { startEngine, testDatabase, type EngineProcess } from '../../support/stack.js';
@@ -15,7 +16,16 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
   const c = await cluster();
   const pool = await testDatabase();
   const { namespace, cleanup } = await testNamespace(c, 'op-life');
-  const operator = await runOperator(c, pool, namespace);
+  // The API gateway as the operator makes it, counting its GETs of the engine Deployment: once the
+  // operator's Deployment watch has listed, the reconciler reads the Deployment from it instead.
+  const gateway = new ClientNodeGateway(c.kubeConfig);
+  let deploymentGets = 0;
+  const engineAvailability = gateway.engineAvailability.bind(gateway);
+  gateway.engineAvailability = (key) => {
+    deploymentGets++;
+    return engineAvailability(key);
+  };
+  const operator = await runOperator(c, pool, namespace, {}, gateway);
   let engine: EngineProcess | undefined;
   t.teardown(async () => {
     await engine?.stop();
@@ -138,6 +148,7 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
   };
 
   await t.test('a pending sale is Ready only while its controller reports an engine pod available', async (t) => {
+    const getsBefore = deploymentGets;
     // The Deployment was just put back (the subtest before): a controller might report on it any
     // moment, so the event is not Ready until its grace is over — then, with none reporting, it is.
     const young = await waitForStatus(c, namespace, 'club-night', 'Ready=False (Deployment not reported on yet)', (o) =>
@@ -177,9 +188,11 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
       (o) => condition(o.status, 'Ready')?.status === 'True',
     );
     t.match(condition(ready.status, 'ShardsAvailable'), { status: 'Unknown', reason: 'SaleNotOpen' });
+    t.equal(deploymentGets, getsBefore, 'the Deployment was read from the watch, not with a GET');
   });
 
   await t.test('a stalled rollout of the engine Deployment degrades the event until it progresses again', async (t) => {
+    const getsBefore = deploymentGets;
     // As a controller reports a new ReplicaSet whose pods never come (an image that cannot be
     // pulled), while the old pod still serves; the operator reads it from its Deployment watch.
     const progressing = (status: string, reason: string, message: string): k8s.V1DeploymentCondition[] => [
@@ -221,6 +234,7 @@ t.test('a sample TicketEvent becomes inventory, an engine Deployment and a truth
       (o) => condition(o.status, 'Ready')?.status === 'True',
     );
     t.match(condition(moving.status, 'Degraded'), { status: 'False', reason: 'AsExpected' });
+    t.equal(deploymentGets, getsBefore, 'read from the watch, not with a GET');
   });
 
   await t.test('opening the sale and starting an engine: status follows shard ownership', async (t) => {

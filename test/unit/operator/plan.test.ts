@@ -432,6 +432,32 @@ t.test('a stalled rollout of the engine Deployment degrades the event (and so it
   });
   t.same(again.events, [], 'warned once, when it becomes so');
 
+  const unreadable = onSale(
+    { unknown: 'connect ECONNREFUSED' },
+    {
+      status: {
+        phase: 'OnSale',
+        conditions: [
+          {
+            type: 'Degraded',
+            status: 'True',
+            reason: 'EngineRolloutStalled',
+            message: 'the rollout … is not progressing',
+            lastTransitionTime: '',
+          },
+        ],
+      },
+    },
+  );
+  t.match(
+    condition(unreadable.status, ConditionType.Degraded),
+    { status: 'True', reason: 'EngineRolloutStalled', message: 'the rollout … is not progressing' },
+    'a stall is not over because the Deployment cannot be read',
+  );
+  t.match(condition(unreadable.status, ConditionType.Ready), { status: 'False' });
+  t.same(unreadable.events, []);
+  t.match(condition(onSale({ unknown: 'timeout' }).status, ConditionType.Ready), { status: 'True' }, 'nor does a failed read make one');
+
   const moving = onSale({ ...stalled, stalled: undefined } as Observed['engines']);
   t.match(condition(moving.status, ConditionType.Ready), { status: 'True' }, 'a rollout in progress, or done, is no reason');
 

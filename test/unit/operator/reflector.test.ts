@@ -137,7 +137,7 @@ t.test('with cache, the objects as last listed or watched — status writes incl
     resyncMs: 60_000,
     watchTimeoutSeconds: 60,
   });
-  t.throws(() => reflector.get('n', 'a'), /has not listed yet/, 'nothing to answer before the first list');
+  t.throws(() => reflector.get('n', 'a'), /is not synced/, 'nothing to answer before the first list');
   t.equal(reflector.hasSynced, false);
   reflector.start();
   await reflector.synced;
@@ -153,4 +153,56 @@ t.test('with cache, the objects as last listed or watched — status writes incl
   const keeping = new Reflector({ kubeConfig, source: source(false), enqueue: () => undefined, log: silentLogger, resyncMs: 60_000 });
   t.equal(keeping.caches, false);
   t.throws(() => keeping.get('n', 'a'), /keeps no cache/);
+});
+
+t.test('with cache: a relist after 410 Gone replaces the objects; a failed watch unsyncs the cache until a list succeeds', async (t) => {
+  const object = (name: string) => ({ metadata: { name, namespace: 'n', uid: `u-${name}`, resourceVersion: '1' } });
+  let watches = 0;
+  let lists = 0;
+  const kubeConfig = await playApiServer(t, (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    watches++;
+    // First watch: expired (410), so the reflector relists. Second: a failure (500). Later ones: silent.
+    if (watches === 1) res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old' } })}\n`);
+    else if (watches === 2) res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 500, message: 'boom' } })}\n`);
+    else res.flushHeaders();
+  });
+  const reflector = new Reflector({
+    kubeConfig,
+    source: {
+      name: 'things',
+      path: '/api/v1/things',
+      list: async () => {
+        lists++;
+        // The first list has a and b; b is gone by the relist.
+        return {
+          apiVersion: 'v1',
+          kind: 'List',
+          metadata: { resourceVersion: '1' },
+          items: lists === 1 ? [object('a'), object('b')] : [object('a')],
+        };
+      },
+      keysOf: (item) => [item.metadata?.name ?? '?'],
+      cache: true,
+    },
+    enqueue: () => undefined,
+    log: silentLogger,
+    resyncMs: 60_000,
+    watchTimeoutSeconds: 60,
+  });
+  reflector.start();
+  t.teardown(() => reflector.stop());
+  await reflector.synced;
+  const until = async (what: string, check: () => boolean) => {
+    const deadline = Date.now() + 5000;
+    while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.ok(check(), what);
+  };
+  // The 410 relists at once (list 2, without b); then the 500 unsyncs it and backs off.
+  await until('relisted after the 410', () => lists >= 2);
+  await until('the failed watch unsynced the cache', () => watches >= 2 && !reflector.hasSynced);
+  t.throws(() => reflector.get('n', 'a'), /is not synced/, 'a cache that may be missing changes does not answer');
+  await until('synced again after the next list', () => reflector.hasSynced);
+  t.ok(reflector.get('n', 'a'), 'a is there');
+  t.equal(reflector.get('n', 'b'), undefined, 'b, gone at the relist, is gone from the cache');
 });
