@@ -1,6 +1,12 @@
 import { ConfigError } from './errors.js';
 
 /**
+ * The longest idempotency window any process may be configured with (s): retention keeps the keys
+ * of events other engines serve this long (src/engine/retention.ts).
+ */
+export const MAX_IDEMPOTENCY_TTL_S = 30 * 86_400;
+
+/**
  * Every knob Sentinel has, with its environment variable and its default. This module is the only
  * place that reads `process.env`; `loadConfig()` validates once and returns a frozen object that is
  * passed down explicitly.
@@ -143,7 +149,7 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     jwksUrl: str(env, 'SENTINEL_JWKS_URL', ''),
     jwtIssuer: str(env, 'SENTINEL_JWT_ISSUER', 'sentinel'),
     jwtAudience: str(env, 'SENTINEL_JWT_AUDIENCE', 'sentinel-api'),
-    idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+    idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, MAX_IDEMPOTENCY_TTL_S),
     outboxRetentionS: int(env, 'SENTINEL_OUTBOX_RETENTION_S', 7 * 86_400, 60, 3650 * 86_400),
     retentionIntervalS: int(env, 'SENTINEL_RETENTION_INTERVAL_S', 600, 1, 86_400),
     watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),

@@ -16,7 +16,7 @@ import { provisionEvent } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import { eventFacts } from '../jobs/verify/inventory-checks.js';
 import { ChaosRun } from '../jobs/chaos/chaos.js';
-import { EXIT, verifyExitCode } from '../jobs/verify/verify.js';
+import { EXIT, PrunedEventError, verifyExitCode } from '../jobs/verify/verify.js';
 import { formatChaosReport, formatFault } from '../jobs/chaos/format.js';
 import { FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../jobs/chaos/schedule.js';
 import { LocalStack } from '../jobs/local-stack.js';
@@ -194,7 +194,10 @@ export const chaosCommand: Command = {
       let eventId = values.event;
       // A mistyped --event fails here, before any process or load starts (locally engines would wait
       // for shards that do not exist; attached, the load would fail at its first request).
-      if (eventId !== undefined && (await eventFacts(pool, eventId)) === undefined) throw new UnknownEventError(eventId);
+      const facts = eventId === undefined ? undefined : await eventFacts(pool, eventId);
+      if (eventId !== undefined && facts === undefined) throw new UnknownEventError(eventId);
+      // Its verify would not judge it (PrunedEventError): say so before any load.
+      if (facts?.prunedAt !== undefined) throw new UsageError(new PrunedEventError(facts.id, facts.prunedAt).message);
       if (eventId === undefined) {
         eventId = runId.toLowerCase();
         const outcome = await provisionEvent(pool, {

@@ -6,7 +6,7 @@
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { parseDurationMs, UsageError } from '../jobs/options.js';
 import { formatVerifyReport } from '../jobs/verify/format.js';
-import { EXIT, UnknownEventError, verifyEvent, verifyExitCode } from '../jobs/verify/verify.js';
+import { EXIT, PrunedEventError, UnknownEventError, verifyEvent, verifyExitCode } from '../jobs/verify/verify.js';
 import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
 import { jobRedis } from '../jobs/job-redis.js';
@@ -95,6 +95,10 @@ export const verifyCommand: Command = {
       if (error instanceof UnknownEventError) {
         stderr.write(`verify: ${error.message}\n`);
         return EXIT.usage;
+      }
+      if (error instanceof PrunedEventError) {
+        stderr.write(`verify: ${error.message}\n`);
+        return EXIT.notChecked;
       }
       // A --log that cannot be opened.
       if (error instanceof UsageError) {

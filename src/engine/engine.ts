@@ -110,12 +110,14 @@ export class Engine {
       pool: deps.pool,
       options: {
         ...DEFAULT_RETENTION,
+        eventFilter: deps.config.eventFilter,
         idempotencyTtlMs: deps.config.idempotencyTtlS * 1000,
         outboxRetentionMs: deps.config.outboxRetentionS * 1000,
       },
       intervalMs: deps.config.retentionIntervalS * 1000,
       log: this.log.child({ component: 'retention' }),
       onDeleted: (table, rows) => deps.metrics.retentionDeleted.inc({ table }, rows),
+      now: this.now,
     });
   }
 

@@ -2,141 +2,214 @@
  * Deletes what no reader needs any more, so that the tables every command writes do not grow with
  * every sale for ever (ADR 0006, item 11):
  *
- * - `idempotency_keys` rows older than the idempotency window (`SENTINEL_IDEMPOTENCY_TTL_S`) plus
- *   an hour: a shard loads only the keys of the window when it takes a shard over
- *   (`Engine.loadShard`), and the ingress replays what a shard committed only within it
- *   (`replayCommitted`), so an older key is never read again — a retry that late is a new request;
+ * - `idempotency_keys` rows older than the idempotency window plus an hour: a shard loads only the
+ *   keys of the window when it takes a shard over (`Engine.loadShard`), and the ingress replays
+ *   what a shard committed only within it (`replayCommitted`), so an older key is never read
+ *   again — a retry that late is a new request. The window is this engine's
+ *   (`SENTINEL_IDEMPOTENCY_TTL_S`) for the events it serves (all, or `SENTINEL_EVENT`'s); other
+ *   events' engines may be configured otherwise, or gone with their sale, so their keys are kept
+ *   for the longest window any engine may have (`MAX_IDEMPOTENCY_TTL_S`).
  * - `outbox` rows published more than `SENTINEL_OUTBOX_RETENTION_S` ago (7 days by default, Kafka's
- *   default retention: the topic forgets them then too). Unpublished rows are never deleted.
+ *   default retention: the topic forgets them then too). Unpublished rows are never deleted. The
+ *   outbox is every engine's (any relay publishes any event's rows), so the shortest retention of
+ *   the engines running wins.
  *
- * Reservations, holds and seats are the sale's record and stay. `sentinel verify` reads both
- * tables, so verify a sale within those windows (it would report an outbox row missing for a
- * reservation whose row was deleted).
+ * Reservations, holds and seats are the sale's record and stay. An event some of whose rows were
+ * deleted is stamped (`events.pruned_at`): `sentinel verify` reads both tables, and refuses to
+ * judge such an event rather than report violations that are only missing rows.
  *
- * Every engine runs a pass now and then; a Postgres advisory lock lets one at a time work (the
- * others skip the pass). A pass deletes in batches, each one statement of its own with a pause
- * after it, so it never holds locks for long nor takes Postgres from the commits of a sale for
- * more than a few milliseconds at a time, and stops after `maxRows` (the next pass goes on).
+ * Every engine runs a pass now and then. Each batch is a short transaction of its own on a pooled
+ * connection, taken only for that batch, which first takes a transaction-scoped advisory lock (per
+ * `SENTINEL_EVENT` value): while another engine's batch holds it, this engine's pass ends, so one
+ * engine at a time prunes for a group of engines. A batch reads at most `batchSize` rows along a
+ * primary key (never a scan of a table or of an event's keys in one statement), and a pause follows
+ * each one that did work, so a pass takes Postgres from a sale's commits for milliseconds at a time.
+ * A pass stops after deleting `maxRows` or reading `maxScanned` rows; the next one goes on.
  */
 import type pg from 'pg';
-import { checkout } from '../adapters/postgres/pool.js';
+import { inTransaction } from '../adapters/postgres/pool.js';
+import { MAX_IDEMPOTENCY_TTL_S } from '../config.js';
 import type { Logger } from '../log.js';
 
 /** Margin on top of the idempotency window before a key is deleted (ms): clocks and the window's edges. */
 export const IDEMPOTENCY_MARGIN_MS = 3_600_000;
 
-/** The advisory lock key of a pass (one per database: `pg_try_advisory_lock(bigint)`). */
-const LOCK_KEY = '7338036226151645793';
-
 export interface RetentionOptions {
-  /** The idempotency window (ms): keys older than this plus `IDEMPOTENCY_MARGIN_MS` go. */
+  /** The events this engine serves: one event id, or '' for all. */
+  readonly eventFilter: string;
+  /** This engine's idempotency window (ms), for the events it serves. */
   readonly idempotencyTtlMs: number;
   /** How long a published outbox row is kept (ms). */
   readonly outboxRetentionMs: number;
-  /** Rows per delete statement. */
+  /** Rows one batch reads at most. */
   readonly batchSize: number;
-  /** Pause after each batch that deleted rows (ms). */
+  /** Pause after each batch that read a full batch or deleted rows (ms). */
   readonly pauseMs: number;
-  /** Most rows one pass deletes; the next pass goes on. */
+  /** Most rows one pass deletes. */
   readonly maxRows: number;
+  /** Most rows one pass reads. */
+  readonly maxScanned: number;
 }
 
-export const DEFAULT_RETENTION: Omit<RetentionOptions, 'idempotencyTtlMs' | 'outboxRetentionMs'> = {
+export const DEFAULT_RETENTION: Omit<RetentionOptions, 'eventFilter' | 'idempotencyTtlMs' | 'outboxRetentionMs'> = {
   batchSize: 2000,
   pauseMs: 100,
   maxRows: 400_000,
+  maxScanned: 2_000_000,
 };
 
 /** What one pass did: rows deleted per table, or that another engine's pass held the lock. */
-export type RetentionPass = { readonly ran: true; readonly idempotencyKeys: number; readonly outbox: number } | { readonly ran: false };
+export type RetentionPass =
+  { readonly ran: true; readonly idempotencyKeys: number; readonly outbox: number; readonly failed: number } | { readonly ran: false };
+
+/** One batch's outcome, as its statement reports it. */
+interface Step {
+  readonly deleted: number;
+  readonly scanned: number;
+}
+
+class LockBusy extends Error {}
 
 /**
- * One pass: deletes expired idempotency keys (event by event, through the primary key) and
- * old published outbox rows (oldest first, through the primary key), unless another pass holds the
- * lock. `now` in epoch ms; `stopped` is asked between batches.
+ * One pass: expired idempotency keys, event by event, then old published outbox rows, each along
+ * its primary key a batch at a time. `now` in epoch ms; `stopped` is asked between batches. A batch
+ * that fails (a timeout, Postgres restarting) ends its event's or the outbox's part of the pass,
+ * counted in `failed`; the rest goes on.
  */
 export async function prunePass(
   pool: pg.Pool,
   options: RetentionOptions,
   now: number,
+  log: Logger,
   stopped: () => boolean = () => false,
 ): Promise<RetentionPass> {
-  const client = await checkout(pool, 'retention');
-  let broken = false;
+  let deletedLeft = options.maxRows;
+  let scannedLeft = options.maxScanned;
+  const more = () => !stopped() && deletedLeft > 0 && scannedLeft > 0;
+  const limit = () => Math.min(options.batchSize, deletedLeft, scannedLeft);
+  /** One batch: its own transaction, under the group's lock; throws LockBusy when another engine holds it. */
+  const batch = async <R extends Step>(sql: string, values: unknown[]): Promise<R> => {
+    const row = await inTransaction(pool, 'retention batch', async (client) => {
+      const { rows } = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_xact_lock(hashtext('sentinel.retention:' || $1)) AS locked",
+        [options.eventFilter],
+      );
+      return rows[0]?.locked === true ? (await client.query<R>(sql, values)).rows[0]! : undefined;
+    });
+    if (row === undefined) throw new LockBusy();
+    deletedLeft -= row.deleted;
+    scannedLeft -= row.scanned;
+    if ((row.deleted > 0 || row.scanned >= options.batchSize) && options.pauseMs > 0)
+      await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+    return row;
+  };
+
+  let idempotencyKeys = 0;
+  let outbox = 0;
+  let failed = 0;
   try {
-    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [LOCK_KEY]);
-    if (rows[0]?.locked !== true) return { ran: false };
-    try {
-      let rowsLeft = options.maxRows;
-      const more = () => !stopped() && rowsLeft > 0;
-      /** One delete statement of at most `limit` rows (its SQL's `deleted`), and the pause after it. */
-      const batch = async <R extends { deleted: number }>(
-        sql: string,
-        values: (limit: number) => unknown[],
-      ): Promise<R & { limit: number }> => {
-        const limit = Math.min(options.batchSize, rowsLeft);
-        const row = (await client.query<R>(sql, values(limit))).rows[0]!;
-        rowsLeft -= row.deleted;
-        if (row.deleted > 0 && options.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
-        return { ...row, limit };
-      };
-
-      let idempotencyKeys = 0;
-      const keysBefore = new Date(now - options.idempotencyTtlMs - IDEMPOTENCY_MARGIN_MS);
-      const events = await client.query<{ id: string }>('SELECT id FROM events ORDER BY id');
-      for (const { id } of events.rows) {
-        while (more()) {
-          // The primary key's range of one event, filtered by age; the age is checked again on the
-          // row deleted (a concurrent commit may have renewed it: ON CONFLICT … DO UPDATE).
-          const { deleted, limit } = await batch(
-            `WITH gone AS (
-               DELETE FROM idempotency_keys k
-                USING (SELECT event_id, shard, key, customer FROM idempotency_keys
-                        WHERE event_id = $1 AND created_at < $2 LIMIT $3) old
-                WHERE (k.event_id, k.shard, k.key, k.customer) = (old.event_id, old.shard, old.key, old.customer)
-                  AND k.created_at < $2
-                RETURNING 1)
-             SELECT count(*)::int AS deleted FROM gone`,
-            (limit) => [id, keysBefore, limit],
-          );
-          idempotencyKeys += deleted;
-          if (deleted < limit) break;
-        }
+    // The cut-off of each event's keys: this engine's window for the events it serves, the longest
+    // any engine may have for the others. An event whose sale opened after its cut-off can have no
+    // key older than it: not read at all.
+    const ownKeysBefore = new Date(now - options.idempotencyTtlMs - IDEMPOTENCY_MARGIN_MS);
+    const anyKeysBefore = new Date(now - MAX_IDEMPOTENCY_TTL_S * 1000 - IDEMPOTENCY_MARGIN_MS);
+    const { rows: events } = await pool.query<{ id: string; before: Date }>(
+      `SELECT id, before FROM (
+         SELECT id, sale_opens_at, CASE WHEN $1 = '' OR id = $1 THEN $2::timestamptz ELSE $3::timestamptz END AS before FROM events) e
+        WHERE sale_opens_at < before ORDER BY id`,
+      [options.eventFilter, ownKeysBefore, anyKeysBefore],
+    );
+    for (const { id, before } of events) {
+      if (!more()) break;
+      try {
+        await pruneKeys(id, before, { batch, more, limit, deleted: (n) => (idempotencyKeys += n) });
+      } catch (error) {
+        if (error instanceof LockBusy) throw error;
+        failed++;
+        log.warn({ err: error, eventId: id }, 'Retention: deleting expired idempotency keys failed; going on');
       }
-
-      // The outbox from its oldest row (the primary key's order is the order rows were written, and
-      // so, roughly, published), a batch at a time: each batch deletes its rows published before the
-      // cut-off, and the walk ends at the first batch with a row published since (the frontier) or
-      // at the end. Rows never published are stepped over, never deleted, and never stop the walk.
-      let outbox = 0;
-      const publishedBefore = new Date(now - options.outboxRetentionMs);
-      let after = '0';
-      while (more()) {
-        const step = await batch<{ deleted: number; scanned: number; last: string | null; frontier: boolean }>(
-          `WITH head AS (SELECT id, published_at FROM outbox WHERE id > $1::bigint ORDER BY id LIMIT $2),
-                gone AS (DELETE FROM outbox o USING head h WHERE o.id = h.id AND h.published_at < $3 RETURNING 1)
-           SELECT (SELECT count(*) FROM gone)::int AS deleted,
-                  (SELECT count(*) FROM head)::int AS scanned,
-                  (SELECT max(id) FROM head)::text AS last,
-                  EXISTS (SELECT 1 FROM head WHERE published_at >= $3) AS frontier`,
-          (limit) => [after, limit, publishedBefore],
-        );
-        outbox += step.deleted;
-        if (step.frontier || step.scanned < step.limit || step.last === null) break;
-        after = step.last;
+    }
+    if (more()) {
+      try {
+        await pruneOutbox(new Date(now - options.outboxRetentionMs), { batch, more, limit, deleted: (n) => (outbox += n) });
+      } catch (error) {
+        if (error instanceof LockBusy) throw error;
+        failed++;
+        log.warn({ err: error }, 'Retention: deleting old outbox rows failed; going on');
       }
-      return { ran: true, idempotencyKeys, outbox };
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1::bigint)', [LOCK_KEY]).catch(() => {
-        // The session lock goes with the connection: do not return it to the pool still holding it.
-        broken = true;
-      });
     }
   } catch (error) {
-    broken = true;
+    if (error instanceof LockBusy) return idempotencyKeys + outbox > 0 ? { ran: true, idempotencyKeys, outbox, failed } : { ran: false };
     throw error;
-  } finally {
-    client.release(broken);
+  }
+  return { ran: true, idempotencyKeys, outbox, failed };
+}
+
+/** What a walk over one table has of its pass: the batch runner, whether to go on, the size of the next batch, the count. */
+interface Walk {
+  readonly batch: <R extends Step>(sql: string, values: unknown[]) => Promise<R>;
+  readonly more: () => boolean;
+  readonly limit: () => number;
+  readonly deleted: (rows: number) => void;
+}
+
+/**
+ * An event's keys created before `before`, walked along the primary key (event, shard, key,
+ * customer) a batch at a time; the age is checked again on the row deleted (a concurrent commit may
+ * have renewed the key: ON CONFLICT … DO UPDATE). Stamps the event when it deleted any.
+ */
+async function pruneKeys(eventId: string, before: Date, { batch, more, limit, deleted }: Walk): Promise<void> {
+  let after: [number, string, string] = [-1, '', ''];
+  while (more()) {
+    const size = limit();
+    const step = await batch<Step & { last_shard: number | null; last_key: string | null; last_customer: string | null }>(
+      `WITH head AS (
+         SELECT shard, key, customer, created_at FROM idempotency_keys
+          WHERE event_id = $1 AND (shard, key, customer) > ($2::int, $3::text, $4::text)
+          ORDER BY shard, key, customer LIMIT $5),
+       gone AS (
+         DELETE FROM idempotency_keys k USING head h
+          WHERE k.event_id = $1 AND (k.shard, k.key, k.customer) = (h.shard, h.key, h.customer)
+            AND h.created_at < $6 AND k.created_at < $6
+          RETURNING 1),
+       stamp AS (
+         UPDATE events SET pruned_at = now() WHERE id = $1 AND EXISTS (SELECT 1 FROM gone) RETURNING 1),
+       last AS (SELECT shard, key, customer FROM head ORDER BY shard DESC, key DESC, customer DESC LIMIT 1)
+       SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM head)::int AS scanned,
+              (SELECT count(*) FROM stamp)::int AS stamped,
+              (SELECT shard FROM last) AS last_shard, (SELECT key FROM last) AS last_key, (SELECT customer FROM last) AS last_customer`,
+      [eventId, ...after, size, before],
+    );
+    deleted(step.deleted);
+    if (step.scanned < size || step.last_shard === null) break;
+    after = [step.last_shard, step.last_key ?? '', step.last_customer ?? ''];
+  }
+}
+
+/**
+ * Outbox rows published before `before`, from the oldest row (the primary key's order is the order
+ * rows were written, and so, roughly, published) a batch at a time, until a batch holds a row
+ * published since (the frontier) or the table ends. Rows never published are stepped over, never
+ * deleted. Stamps the events whose rows it deleted.
+ */
+async function pruneOutbox(before: Date, { batch, more, limit, deleted }: Walk): Promise<void> {
+  let after = '0';
+  while (more()) {
+    const size = limit();
+    const step = await batch<Step & { last: string | null; frontier: boolean }>(
+      `WITH head AS (SELECT id, event_id, published_at FROM outbox WHERE id > $1::bigint ORDER BY id LIMIT $2),
+            gone AS (DELETE FROM outbox o USING head h WHERE o.id = h.id AND h.published_at < $3 RETURNING o.event_id),
+            stamp AS (UPDATE events SET pruned_at = now() WHERE id IN (SELECT DISTINCT event_id FROM gone) RETURNING 1)
+       SELECT (SELECT count(*) FROM gone)::int AS deleted,
+              (SELECT count(*) FROM head)::int AS scanned,
+              (SELECT count(*) FROM stamp)::int AS stamped,
+              (SELECT max(id) FROM head)::text AS last,
+              EXISTS (SELECT 1 FROM head WHERE published_at >= $3) AS frontier`,
+      [after, size, before],
+    );
+    deleted(step.deleted);
+    if (step.frontier || step.scanned < size || step.last === null) break;
+    after = step.last;
   }
 }
 
@@ -183,7 +256,7 @@ export class Retention {
   private async pass(): Promise<void> {
     const { log } = this.deps;
     try {
-      const pass = await prunePass(this.deps.pool, this.deps.options, (this.deps.now ?? Date.now)(), () => this.stopped);
+      const pass = await prunePass(this.deps.pool, this.deps.options, (this.deps.now ?? Date.now)(), log, () => this.stopped);
       if (!pass.ran) {
         log.debug('Retention: another engine is pruning');
         return;

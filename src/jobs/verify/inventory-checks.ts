@@ -12,6 +12,8 @@ export interface EventFacts {
   readonly holdTtlMs: number;
   readonly createdAt: Date;
   readonly shardCount: number;
+  /** When the engines' retention last deleted rows of the event (expired idempotency keys, old outbox rows). */
+  readonly prunedAt: Date | undefined;
 }
 
 /** Counts of the inventory, for the report. */
@@ -64,10 +66,14 @@ export async function openSnapshot(pool: pg.Pool): Promise<Reader & { close(): P
 }
 
 export async function eventFacts(pool: pg.Pool, eventId: string): Promise<EventFacts | undefined> {
-  const { rows } = await pool.query<{ id: string; customer_limit: number; hold_ttl_ms: number; created_at: Date; shard_count: number }>(
-    'SELECT id, customer_limit, hold_ttl_ms, created_at, shard_count FROM events WHERE id = $1',
-    [eventId],
-  );
+  const { rows } = await pool.query<{
+    id: string;
+    customer_limit: number;
+    hold_ttl_ms: number;
+    created_at: Date;
+    shard_count: number;
+    pruned_at: Date | null;
+  }>('SELECT id, customer_limit, hold_ttl_ms, created_at, shard_count, pruned_at FROM events WHERE id = $1', [eventId]);
   const row = rows[0];
   return (
     row && {
@@ -76,6 +82,7 @@ export async function eventFacts(pool: pg.Pool, eventId: string): Promise<EventF
       holdTtlMs: row.hold_ttl_ms,
       createdAt: row.created_at,
       shardCount: row.shard_count,
+      prunedAt: row.pruned_at ?? undefined,
     }
   );
 }

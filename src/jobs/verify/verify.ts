@@ -95,6 +95,22 @@ export function verifyExitCode(report: VerifyReport): number {
 export { UnknownEventError };
 
 /**
+ * The engines' retention deleted some of the event's idempotency keys or published outbox rows
+ * (ADR 0006, item 11): the checks that read them would report their absence as violations — an
+ * outbox row missing, a seat held twice by a hold whose release record is gone — so the event is
+ * not judged at all (exit 3). Verify a sale within the windows.
+ */
+export class PrunedEventError extends Error {
+  constructor(eventId: string, prunedAt: Date) {
+    super(
+      `the engines' retention deleted records of event ${eventId} (expired idempotency keys or published outbox rows; last at ` +
+        `${prunedAt.toISOString()}): verify judges a sale only within SENTINEL_IDEMPOTENCY_TTL_S and SENTINEL_OUTBOX_RETENTION_S of it`,
+    );
+    this.name = 'PrunedEventError';
+  }
+}
+
+/**
  * Why live holds past their TTL on shards no engine serves leave invariant 3 unjudged: the shard's
  * next owner expires them when it claims the shard, before any decision — or, once the sale is
  * over, an engine settling it ends them (ADR 0006, item 10) — so they harm no one yet; but whether
@@ -107,6 +123,7 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   const started = Date.now();
   const event = await eventFacts(options.pool, options.eventId);
   if (event === undefined) throw new UnknownEventError(options.eventId);
+  if (event.prunedAt !== undefined) throw new PrunedEventError(event.id, event.prunedAt);
   const violations = new Violations();
   const skipped = new Set<CheckName>();
   /** Checks that were asked for but could not be made (or not completely), and why. */

@@ -1,104 +1,162 @@
 /**
- * Retention against the real Postgres: what goes, what stays, and one pass at a time. Each test has
- * a database of its own: a pass deletes across every event, and its advisory lock is per database
- * (engines of other tests run against the shared one).
+ * Retention against the real Postgres: what goes, what stays, whose window applies, one engine at a
+ * time, and verify refusing a pruned event. Each test has a database of its own: a pass deletes
+ * across every event, and its advisory lock is per database (engines of other tests run against
+ * the shared one).
  */
 import t from 'tap';
+import type pg from 'pg';
 import { checkout } from '../../../src/adapters/postgres/pool.js';
 import { IDEMPOTENCY_MARGIN_MS, prunePass, Retention, type RetentionOptions } from '../../../src/engine/retention.js';
+import { verifyEvent } from '../../../src/jobs/verify/verify.js';
 import { silentLogger } from '../../../src/log.js';
 import { ownDatabase, provisionTestEvent, testLayout } from '../../support/stack.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const OPTIONS: RetentionOptions = { idempotencyTtlMs: DAY, outboxRetentionMs: 7 * DAY, batchSize: 5, pauseMs: 0, maxRows: 1_000_000 };
+const OPTIONS: RetentionOptions = {
+  eventFilter: '',
+  idempotencyTtlMs: DAY,
+  outboxRetentionMs: 7 * DAY,
+  batchSize: 5,
+  pauseMs: 0,
+  maxRows: 1_000_000,
+  maxScanned: 1_000_000,
+};
+
+/** An event whose sale opened `openedAgo` ms ago (so keys that old can exist). */
+async function event(pool: pg.Pool, openedAgo = 60 * DAY): Promise<string> {
+  const now = Date.now();
+  const spec = await provisionTestEvent(pool, {
+    shardCount: 2,
+    layout: testLayout({ rows: 2, seats: 2 }),
+    saleOpensAt: new Date(now - openedAgo),
+    saleClosesAt: new Date(now + DAY),
+  });
+  return spec.eventId;
+}
+
+const keys = (pool: pg.Pool, eventId: string, created: Date, prefix: string, n: number) =>
+  pool.query(
+    `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
+     SELECT $1, i % 2, $2 || i, 'c' || i, 'fp', '{"ok":true}'::jsonb, $3 FROM generate_series(1, $4) AS i`,
+    [eventId, prefix, created, n],
+  );
+
+const outbox = (pool: pg.Pool, eventId: string, created: Date, published: Date | null, prefix: string, n: number) =>
+  pool.query(
+    `INSERT INTO outbox (event_id, topic, message_key, payload, created_at, published_at)
+     SELECT $1, 'retention.test', $2 || i, '{}'::jsonb, $3, $4 FROM generate_series(1, $5) AS i`,
+    [eventId, prefix, created, published, n],
+  );
+
+/** What is left of an event's rows in `table`, as `prefix<count>` by the prefix of `column`. */
+async function left(pool: pg.Pool, table: string, column: string, eventId: string): Promise<string[]> {
+  const { rows } = await pool.query<{ prefix: string; n: number }>(
+    `SELECT regexp_replace(${column}, '[0-9]+$', '') AS prefix, count(*)::int AS n FROM ${table} WHERE event_id = $1 GROUP BY 1 ORDER BY 1`,
+    [eventId],
+  );
+  return rows.map((r) => `${r.prefix}${r.n}`);
+}
+
+const prunedAt = async (pool: pg.Pool, eventId: string) =>
+  (await pool.query<{ pruned_at: Date | null }>('SELECT pruned_at FROM events WHERE id = $1', [eventId])).rows[0]?.pruned_at ?? null;
 
 t.test('a pass deletes expired idempotency keys and old published outbox rows, and nothing else', async (t) => {
   const pool = await ownDatabase(t, 'retention');
-  const { eventId } = await provisionTestEvent(pool, { shardCount: 2, layout: testLayout({ rows: 2, seats: 2 }) });
+  const eventId = await event(pool);
+  const untouched = await event(pool);
   const now = Date.now();
   const at = (ms: number) => new Date(now - ms);
-  const keys = async (created: Date, prefix: string, n: number) =>
-    pool.query(
-      `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
-       SELECT $1, i % 2, $2 || i, 'c' || i, 'fp', '{"ok":true}'::jsonb, $3 FROM generate_series(1, $4) AS i`,
-      [eventId, prefix, created, n],
-    );
-  await keys(at(DAY + IDEMPOTENCY_MARGIN_MS + HOUR), 'expired-', 12); // past the window and its margin
-  await keys(at(DAY + IDEMPOTENCY_MARGIN_MS - HOUR), 'margin-', 3); // past the window, within the margin
-  await keys(at(HOUR), 'fresh-', 4);
-  const outbox = async (created: Date, published: Date | null, prefix: string, n: number) =>
-    pool.query(
-      `INSERT INTO outbox (event_id, topic, message_key, payload, created_at, published_at)
-       SELECT $1, 'retention.test', $2 || i, '{}'::jsonb, $3, $4 FROM generate_series(1, $5) AS i`,
-      [eventId, prefix, created, published, n],
-    );
-  await outbox(at(9 * DAY), at(8 * DAY), 'old-', 7);
-  await outbox(at(40 * DAY), null, 'stuck-', 6); // never published: kept however old, and stepped over
-  await outbox(at(9 * DAY), at(8 * DAY), 'old-after-stuck-', 4);
-  await outbox(at(6 * DAY), at(6 * DAY), 'recent-', 3);
+  await keys(pool, eventId, at(DAY + IDEMPOTENCY_MARGIN_MS + HOUR), 'expired-', 12); // past the window and its margin
+  await keys(pool, eventId, at(DAY + IDEMPOTENCY_MARGIN_MS - HOUR), 'margin-', 3); // past the window, within the margin
+  await keys(pool, eventId, at(HOUR), 'fresh-', 4);
+  await keys(pool, untouched, at(HOUR), 'fresh-', 2);
+  // Along the primary key, oldest first: old rows, rows never published (stepped over), old rows,
+  // one written long ago but published lately, recent rows (the frontier) — and old rows after it,
+  // which wait for a later pass (the walk stops at the frontier).
+  await outbox(pool, eventId, at(9 * DAY), at(8 * DAY), 'old-', 7);
+  await outbox(pool, eventId, at(40 * DAY), null, 'stuck-', 6);
+  await outbox(pool, eventId, at(9 * DAY), at(8 * DAY), 'old-after-stuck-', 4);
+  await outbox(pool, eventId, at(30 * DAY), at(2 * DAY), 'published-late-', 1);
+  await outbox(pool, eventId, at(6 * DAY), at(6 * DAY), 'recent-', 3);
+  await outbox(pool, eventId, at(9 * DAY), at(8 * DAY), 'old-after-frontier-', 2);
 
-  const pass = await prunePass(pool, OPTIONS, now);
-  t.ok(pass.ran);
-  const left = async (table: string, column: string) =>
-    (
-      await pool.query<{ prefix: string; n: number }>(
-        `SELECT regexp_replace(${column}, '[0-9]+$', '') AS prefix, count(*)::int AS n FROM ${table} WHERE event_id = $1 GROUP BY 1 ORDER BY 1`,
-        [eventId],
-      )
-    ).rows.map((r) => `${r.prefix}${r.n}`);
-  t.same(await left('idempotency_keys', 'key'), ['fresh-4', 'margin-3'], 'keys past the window and its margin went, in batches of 5');
-  t.same(await left('outbox', 'message_key'), ['recent-3', 'stuck-6'], 'old published rows went, also those after never-published ones');
-  t.same(pass, { ran: true, idempotencyKeys: 12, outbox: 11 }, 'and counted');
+  const pass = await prunePass(pool, OPTIONS, now, silentLogger);
+  t.same(pass, { ran: true, idempotencyKeys: 12, outbox: 11, failed: 0 });
+  t.same(await left(pool, 'idempotency_keys', 'key', eventId), ['fresh-4', 'margin-3'], 'keys past the window and its margin went');
+  t.same(
+    await left(pool, 'outbox', 'message_key', eventId),
+    ['old-after-frontier-2', 'published-late-1', 'recent-3', 'stuck-6'],
+    'old published rows up to the frontier went, also those after never-published ones',
+  );
+  t.ok(await prunedAt(pool, eventId), 'the event is stamped as pruned');
+  t.equal(await prunedAt(pool, untouched), null, 'an event with nothing deleted is not');
 
-  const again = await prunePass(pool, OPTIONS, now);
-  t.same(again, { ran: true, idempotencyKeys: 0, outbox: 0 }, 'nothing left to delete');
+  const again = await prunePass(pool, OPTIONS, now, silentLogger);
+  t.same(again, { ran: true, idempotencyKeys: 0, outbox: 0, failed: 0 }, 'nothing left to delete before the frontier');
 });
 
-t.test('a pass stops after maxRows, and the next one goes on', async (t) => {
+t.test("an engine applies its own window to the events it serves, the longest any engine may have to others'", async (t) => {
   const pool = await ownDatabase(t, 'retention');
-  const { eventId } = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 1, seats: 2 }) });
+  const mine = await event(pool);
+  const theirs = await event(pool);
+  const recent = await event(pool, HOUR); // opened an hour ago: not even read
   const now = Date.now();
-  await pool.query(
-    `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
-     SELECT $1, 0, 'k' || i, 'c', 'fp', '{}'::jsonb, $2 FROM generate_series(1, 23) AS i`,
-    [eventId, new Date(now - 3 * DAY)],
-  );
-  const count = async () =>
-    (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM idempotency_keys WHERE event_id = $1', [eventId])).rows[0]!.n;
+  for (const eventId of [mine, theirs]) {
+    await keys(pool, eventId, new Date(now - 3 * DAY), 'days-', 2);
+    await keys(pool, eventId, new Date(now - 31 * DAY - IDEMPOTENCY_MARGIN_MS), 'month-', 2);
+  }
+  await keys(pool, recent, new Date(now - 3 * DAY), 'days-', 2); // cannot happen: shows it is not read
+  const pass = await prunePass(pool, { ...OPTIONS, eventFilter: mine }, now, silentLogger);
+  t.same(pass, { ran: true, idempotencyKeys: 6, outbox: 0, failed: 0 });
+  t.same(await left(pool, 'idempotency_keys', 'key', mine), [], 'its own event: past its 1-day window');
+  t.same(await left(pool, 'idempotency_keys', 'key', theirs), ['days-2'], "another event's: only past 30 days");
+  t.same(await left(pool, 'idempotency_keys', 'key', recent), ['days-2'], 'an event opened within the window is not read');
+});
+
+t.test('a pass stops after maxRows or maxScanned, and the next one goes on', async (t) => {
+  const pool = await ownDatabase(t, 'retention');
+  const eventId = await event(pool);
+  const now = Date.now();
+  await keys(pool, eventId, new Date(now - 3 * DAY), 'k', 23);
   const passes = [];
-  for (let i = 0; i < 4; i++) passes.push(await prunePass(pool, { ...OPTIONS, maxRows: 8 }, now));
+  for (let i = 0; i < 4; i++) passes.push(await prunePass(pool, { ...OPTIONS, maxRows: 8 }, now, silentLogger));
   t.same(
     passes.map((p) => (p.ran ? p.idempotencyKeys : -1)),
     [8, 8, 7, 0],
     'at most 8 a pass (batches of 5, the last one cut to what is left of the 8)',
   );
-  t.equal(await count(), 0, 'all gone, over three passes');
+  await keys(pool, eventId, new Date(now - HOUR), 'young', 10);
+  await outbox(pool, eventId, new Date(now - 9 * DAY), null, 'stuck-', 20);
+  const scanned = await prunePass(pool, { ...OPTIONS, maxScanned: 12 }, now, silentLogger);
+  t.same(scanned, { ran: true, idempotencyKeys: 0, outbox: 0, failed: 0 }, 'reading 12 rows, it got no further than the keys');
 });
 
-t.test('one pass at a time: another engine holding the lock skips its pass', async (t) => {
+t.test('one engine at a time per group: a batch under way elsewhere ends the pass', async (t) => {
   const pool = await ownDatabase(t, 'retention');
-  const client = await checkout(pool, 'lock holder');
-  t.teardown(() => client.release());
-  const held = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock('7338036226151645793'::bigint) AS locked`);
-  t.equal(held.rows[0]?.locked, true, 'the test holds the lock');
-  t.same(await prunePass(pool, OPTIONS, Date.now()), { ran: false }, 'skipped while the lock is held');
-  await client.query(`SELECT pg_advisory_unlock('7338036226151645793'::bigint)`);
-  t.ok((await prunePass(pool, OPTIONS, Date.now())).ran, 'runs once it is free');
-  // The pass gave the lock back: a session can take it again.
-  const after = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock('7338036226151645793'::bigint) AS locked`);
-  t.equal(after.rows[0]?.locked, true, 'the pass released the lock');
-  await client.query(`SELECT pg_advisory_unlock('7338036226151645793'::bigint)`);
+  const eventId = await event(pool);
+  await keys(pool, eventId, new Date(Date.now() - 3 * DAY), 'k', 3);
+  const other = await checkout(pool, 'lock holder');
+  t.teardown(() => other.release());
+  await other.query('BEGIN');
+  const held = await other.query<{ locked: boolean }>("SELECT pg_try_advisory_xact_lock(hashtext('sentinel.retention:' || '')) AS locked");
+  t.equal(held.rows[0]?.locked, true, "another engine's batch holds the lock of the group of engines serving every event");
+  t.same(await prunePass(pool, OPTIONS, Date.now(), silentLogger), { ran: false }, 'skipped while it is held');
+  t.ok((await prunePass(pool, { ...OPTIONS, eventFilter: eventId }, Date.now(), silentLogger)).ran, 'another group prunes meanwhile');
+  await other.query('COMMIT');
+  await keys(pool, eventId, new Date(Date.now() - 3 * DAY), 'again-', 3);
+  t.same(
+    await prunePass(pool, OPTIONS, Date.now(), silentLogger),
+    { ran: true, idempotencyKeys: 3, outbox: 0, failed: 0 },
+    'runs once it is free',
+  );
 });
 
 t.test('the loop runs passes on its interval, counts what they delete, and stops', async (t) => {
   const pool = await ownDatabase(t, 'retention');
-  const { eventId } = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 1, seats: 2 }) });
-  await pool.query(
-    `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
-     SELECT $1, 0, 'k' || i, 'c', 'fp', '{}'::jsonb, $2 FROM generate_series(1, 3) AS i`,
-    [eventId, new Date(Date.now() - 3 * DAY)],
-  );
+  const eventId = await event(pool);
+  await keys(pool, eventId, new Date(Date.now() - 3 * DAY), 'k', 3);
   const deleted: Record<string, number> = {};
   const retention = new Retention({
     pool,
@@ -111,7 +169,26 @@ t.test('the loop runs passes on its interval, counts what they delete, and stops
   const deadline = Date.now() + 10_000;
   while ((deleted['idempotency_keys'] ?? 0) < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   await retention.stop();
-  t.ok((deleted['idempotency_keys'] ?? 0) >= 3, `counted ${JSON.stringify(deleted)}`);
-  const left = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM idempotency_keys WHERE event_id = $1', [eventId]);
-  t.equal(left.rows[0]?.n, 0);
+  t.equal(deleted['idempotency_keys'], 3, `counted ${JSON.stringify(deleted)}`);
+  t.same(await left(pool, 'idempotency_keys', 'key', eventId), []);
+});
+
+t.test('verify refuses to judge an event the retention pruned (exit 3), rather than report missing rows', async (t) => {
+  const pool = await ownDatabase(t, 'retention');
+  const eventId = await event(pool);
+  await outbox(pool, eventId, new Date(Date.now() - 9 * DAY), new Date(Date.now() - 8 * DAY), 'old-', 1);
+  await prunePass(pool, OPTIONS, Date.now(), silentLogger);
+  await t.rejects(
+    verifyEvent({
+      eventId,
+      pool,
+      logs: [],
+      kafka: undefined,
+      ttlSlackMs: 1000,
+      settleTimeoutMs: 1000,
+      topicTimeoutMs: 1000,
+      log: silentLogger,
+    }),
+    { name: 'PrunedEventError', message: new RegExp(`the engines' retention deleted records of event ${eventId}`) },
+  );
 });
