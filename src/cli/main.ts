@@ -32,9 +32,22 @@ async function main(argv: readonly string[]): Promise<number> {
   return command.run(context);
 }
 
+/**
+ * How long a command that has returned its exit code may take to exit on its own. A client library
+ * can leave a handle open past a clean stop — nats.js reconnecting through a link that drops every
+ * packet kept a stopped engine alive for minutes (its shards handed off, its pools closed) — and a
+ * process that does not exit holds up whatever waits for it: a pod's termination, a job's stop.
+ */
+const EXIT_BACKSTOP_MS = 5000;
+
+function exitSoon(): void {
+  setTimeout(() => process.exit(), EXIT_BACKSTOP_MS).unref();
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    exitSoon();
   },
   (error: unknown) => {
     const message =
@@ -45,5 +58,6 @@ main(process.argv.slice(2)).then(
           : String(error);
     process.stderr.write(`sentinel: ${message}\n`);
     process.exitCode = 1;
+    exitSoon();
   },
 );

@@ -163,3 +163,38 @@ t.test('when NATS is gone for every engine, each keeps its shards and serves the
       `${engine.id} handed nothing off while the links came back`,
     );
 });
+
+t.test('when NATS comes back for one engine only, the other hands it its shards once silent for 30 s', async (t) => {
+  const { relays, engines, owned, reserveOnEveryShard } = await setup(t);
+  const [stays, back] = [engines[0]!, engines[1]!];
+  for (const relay of relays) relay.blackhole();
+  const silencedAt = Date.now();
+  const link = (engine: EngineProcess) => engine.metric('sentinel_engine_nats_link');
+  await waitFor('both engines count their link as cut', async () => (await link(stays)) === 0 && (await link(back)) === 0, 20_000);
+  relays[1]!.restore();
+  await waitFor('the engine whose link is back says so', async () => (await link(back)) === 1, 20_000);
+  // The engine still cut off keeps its shards while its silence is young: the one back joined anew
+  // after that silence began, so it is not one NATS reached all along (the strict rule).
+  await sleep(Math.max(0, silencedAt + 20_000 - Date.now()));
+  t.equal(await owned(stays), 2, 'after 20 s of silence the cut-off engine still keeps its two shards');
+  t.notOk(
+    stays.logs.some((line) => line.includes('handing shards to engines')),
+    'and has handed nothing off',
+  );
+  // After 30 s it also takes an engine NATS has reached for a lease TTL (the relaxed rule), or its
+  // shards would answer nobody for as long as its own link stays down.
+  await waitFor('the engine NATS reaches serves every shard', async () => (await owned(back)) === SHARDS, 40_000);
+  const tookMs = Date.now() - silencedAt;
+  t.ok(tookMs >= 30_000, `handed off only after 30 s of silence (${tookMs} ms)`);
+  t.equal(await owned(stays), 0, 'the cut-off engine serves none');
+  t.same(
+    (await reserveOnEveryShard()).map((r) => r.type),
+    Array(SHARDS).fill('confirmed'),
+    'every shard serves, through the engine NATS reaches',
+  );
+  // Its NATS client has been reconnecting through the silent link for a while: its stop must not
+  // wait for that (the process stayed alive for minutes after a clean stop before main's backstop).
+  const stopping = Date.now();
+  t.equal(await stays.stop(), 0, 'the engine cut off for long stops cleanly');
+  t.ok(Date.now() - stopping < 15_000, `and promptly (${Date.now() - stopping} ms)`);
+});
