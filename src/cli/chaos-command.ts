@@ -274,6 +274,11 @@ export const chaosCommand: Command = {
       if (report.ok) return EXIT.ok;
       return report.verify.ok ? EXIT.notChecked : verifyExitCode(report.verify);
     } catch (error) {
+      // The engines' retention deleted records of the event while the run went on: not judged (3).
+      if (error instanceof PrunedEventError) {
+        stderr.write(`chaos: ${error.message}\n`);
+        return EXIT.notChecked;
+      }
       // An unknown event; or, when the load began, a token the ingress refuses or a --seat or
       // scenario the event cannot give: bad usage, in one line (exit 2). Anything else propagates.
       if (!(error instanceof UsageError)) throw error;

@@ -8,7 +8,9 @@
  *   again — a retry that late is a new request. The window is this engine's
  *   (`SENTINEL_IDEMPOTENCY_TTL_S`) for the events it serves (all, or `SENTINEL_EVENT`'s); other
  *   events' engines may be configured otherwise, or gone with their sale, so their keys are kept
- *   for the longest window any engine may have (`MAX_IDEMPOTENCY_TTL_S`).
+ *   for the longest window any engine may have (`MAX_IDEMPOTENCY_TTL_S`). (An engine serving every
+ *   event applies its window to every event: engines of one event must not share its database
+ *   with a shorter window — nor run beside them at all, as both would claim its shards.)
  * - `outbox` rows published more than `SENTINEL_OUTBOX_RETENTION_S` ago (7 days by default, Kafka's
  *   default retention: the topic forgets them then too). Unpublished rows are never deleted. The
  *   outbox is every engine's (any relay publishes any event's rows), so the shortest retention of
@@ -18,13 +20,16 @@
  * deleted is stamped (`events.pruned_at`): `sentinel verify` reads both tables, and refuses to
  * judge such an event rather than report violations that are only missing rows.
  *
- * Every engine runs a pass now and then. Each batch is a short transaction of its own on a pooled
- * connection, taken only for that batch, which first takes a transaction-scoped advisory lock (per
- * `SENTINEL_EVENT` value): while another engine's batch holds it, this engine's pass ends, so one
- * engine at a time prunes for a group of engines. A batch reads at most `batchSize` rows along a
- * primary key (never a scan of a table or of an event's keys in one statement), and a pause follows
- * each one that did work, so a pass takes Postgres from a sale's commits for milliseconds at a time.
- * A pass stops after deleting `maxRows` or reading `maxScanned` rows; the next one goes on.
+ * Every engine runs a pass now and then: the outbox first (its walk is short), then the keys, event
+ * by event, going on where the last pass stopped. Each batch is a short transaction of its own on a
+ * pooled connection, taken only for that batch, which first takes a transaction-scoped advisory
+ * lock (per `SENTINEL_EVENT` value): when another engine's batch holds it, this engine's pass ends.
+ * That spreads the work over the engines of a group rather than serialising it — two passes may
+ * interleave their batches (each deletes what the other has not yet). A batch reads at most
+ * `batchSize` rows along a primary key (never a scan of a table, or of an event's keys, in one
+ * statement), and a pause follows each one that did work, so a pass takes Postgres from a sale's
+ * commits for milliseconds at a time. A pass stops after deleting `maxRows` or reading `maxScanned`
+ * rows; the next one goes on from there.
  */
 import type pg from 'pg';
 import { inTransaction } from '../adapters/postgres/pool.js';
@@ -58,9 +63,32 @@ export const DEFAULT_RETENTION: Omit<RetentionOptions, 'eventFilter' | 'idempote
   maxScanned: 2_000_000,
 };
 
-/** What one pass did: rows deleted per table, or that another engine's pass held the lock. */
+/** A key of an event's primary-key range after the event: (shard, key, customer). */
+type KeyPosition = readonly [number, string, string];
+
+/** Before every key of an event (shards are numbered from 0). */
+const FIRST_KEY: KeyPosition = [-1, '', ''];
+
+/** Where a pass stopped among the keys — an event, and the last key it read there: the next pass goes on from it. */
+export interface KeyCursor {
+  readonly eventId: string;
+  readonly after: KeyPosition;
+}
+
+/**
+ * What one pass did: rows deleted per table, batches that failed, and where among the keys it
+ * stopped (none: it read every event's to the end); or that another engine's batch held the lock
+ * before this pass did anything.
+ */
 export type RetentionPass =
-  { readonly ran: true; readonly idempotencyKeys: number; readonly outbox: number; readonly failed: number } | { readonly ran: false };
+  | {
+      readonly ran: true;
+      readonly idempotencyKeys: number;
+      readonly outbox: number;
+      readonly failed: number;
+      readonly resume: KeyCursor | undefined;
+    }
+  | { readonly ran: false };
 
 /** One batch's outcome, as its statement reports it. */
 interface Step {
@@ -71,21 +99,22 @@ interface Step {
 class LockBusy extends Error {}
 
 /**
- * One pass: expired idempotency keys, event by event, then old published outbox rows, each along
- * its primary key a batch at a time. `now` in epoch ms; `stopped` is asked between batches. A batch
- * that fails (a timeout, Postgres restarting) ends its event's or the outbox's part of the pass,
- * counted in `failed`; the rest goes on.
+ * One pass: old published outbox rows (short: the walk ends at the first row published since),
+ * then expired idempotency keys event by event, each along its primary key a batch at a time,
+ * from `resume` (where the last pass stopped) on. `now` in epoch ms; `stopped` is asked between
+ * batches. A batch that fails (a timeout, Postgres restarting) ends the outbox's or that event's
+ * part of the pass, counted in `failed`; the rest goes on.
  */
 export async function prunePass(
   pool: pg.Pool,
   options: RetentionOptions,
   now: number,
   log: Logger,
-  stopped: () => boolean = () => false,
+  at: { readonly resume?: KeyCursor | undefined; readonly stopped?: () => boolean } = {},
 ): Promise<RetentionPass> {
   let deletedLeft = options.maxRows;
   let scannedLeft = options.maxScanned;
-  const more = () => !stopped() && deletedLeft > 0 && scannedLeft > 0;
+  const more = () => !(at.stopped?.() ?? false) && deletedLeft > 0 && scannedLeft > 0;
   const limit = () => Math.min(options.batchSize, deletedLeft, scannedLeft);
   /** One batch: its own transaction, under the group's lock; throws LockBusy when another engine holds it. */
   const batch = async <R extends Step>(sql: string, values: unknown[]): Promise<R> => {
@@ -107,7 +136,17 @@ export async function prunePass(
   let idempotencyKeys = 0;
   let outbox = 0;
   let failed = 0;
+  let resume: KeyCursor | undefined;
+  const done = (): RetentionPass => ({ ran: true, idempotencyKeys, outbox, failed, resume });
   try {
+    try {
+      await pruneOutbox(new Date(now - options.outboxRetentionMs), { batch, more, limit, deleted: (n) => (outbox += n) });
+    } catch (error) {
+      if (error instanceof LockBusy) throw error;
+      failed++;
+      log.warn({ err: error }, 'Retention: deleting old outbox rows failed; going on');
+    }
+
     // The cut-off of each event's keys: this engine's window for the events it serves, the longest
     // any engine may have for the others. An event whose sale opened after its cut-off can have no
     // key older than it: not read at all.
@@ -116,33 +155,31 @@ export async function prunePass(
     const { rows: events } = await pool.query<{ id: string; before: Date }>(
       `SELECT id, before FROM (
          SELECT id, sale_opens_at, CASE WHEN $1 = '' OR id = $1 THEN $2::timestamptz ELSE $3::timestamptz END AS before FROM events) e
-        WHERE sale_opens_at < before ORDER BY id`,
-      [options.eventFilter, ownKeysBefore, anyKeysBefore],
+        WHERE sale_opens_at < before AND id >= $4 ORDER BY id`,
+      [options.eventFilter, ownKeysBefore, anyKeysBefore, at.resume?.eventId ?? ''],
     );
     for (const { id, before } of events) {
-      if (!more()) break;
+      const position = { after: at.resume?.eventId === id ? at.resume.after : FIRST_KEY };
       try {
-        await pruneKeys(id, before, { batch, more, limit, deleted: (n) => (idempotencyKeys += n) });
+        const finished = await pruneKeys(id, before, position, { batch, more, limit, deleted: (n) => (idempotencyKeys += n) });
+        if (!finished) {
+          resume = { eventId: id, after: position.after };
+          break;
+        }
       } catch (error) {
-        if (error instanceof LockBusy) throw error;
+        if (error instanceof LockBusy) {
+          resume = { eventId: id, after: position.after };
+          throw error;
+        }
         failed++;
         log.warn({ err: error, eventId: id }, 'Retention: deleting expired idempotency keys failed; going on');
       }
     }
-    if (more()) {
-      try {
-        await pruneOutbox(new Date(now - options.outboxRetentionMs), { batch, more, limit, deleted: (n) => (outbox += n) });
-      } catch (error) {
-        if (error instanceof LockBusy) throw error;
-        failed++;
-        log.warn({ err: error }, 'Retention: deleting old outbox rows failed; going on');
-      }
-    }
   } catch (error) {
-    if (error instanceof LockBusy) return idempotencyKeys + outbox > 0 ? { ran: true, idempotencyKeys, outbox, failed } : { ran: false };
+    if (error instanceof LockBusy) return idempotencyKeys + outbox > 0 ? done() : { ran: false };
     throw error;
   }
-  return { ran: true, idempotencyKeys, outbox, failed };
+  return done();
 }
 
 /** What a walk over one table has of its pass: the batch runner, whether to go on, the size of the next batch, the count. */
@@ -155,12 +192,15 @@ interface Walk {
 
 /**
  * An event's keys created before `before`, walked along the primary key (event, shard, key,
- * customer) a batch at a time; the age is checked again on the row deleted (a concurrent commit may
- * have renewed the key: ON CONFLICT … DO UPDATE). Stamps the event when it deleted any.
+ * customer) a batch at a time from `position.after`, which it moves on; the age is checked again
+ * on the row deleted (a concurrent commit may have renewed the key: ON CONFLICT … DO UPDATE).
+ * Stamps the event when it deleted any (at most once a minute). Whether it read to the end of the
+ * event's keys (false: the pass's budget ran out, or it was stopped).
  */
-async function pruneKeys(eventId: string, before: Date, { batch, more, limit, deleted }: Walk): Promise<void> {
-  let after: [number, string, string] = [-1, '', ''];
-  while (more()) {
+async function pruneKeys(eventId: string, before: Date, position: { after: KeyPosition }, walk: Walk): Promise<boolean> {
+  const { batch, more, limit, deleted } = walk;
+  for (;;) {
+    if (!more()) return false;
     const size = limit();
     const step = await batch<Step & { last_shard: number | null; last_key: string | null; last_customer: string | null }>(
       `WITH head AS (
@@ -173,16 +213,18 @@ async function pruneKeys(eventId: string, before: Date, { batch, more, limit, de
             AND h.created_at < $6 AND k.created_at < $6
           RETURNING 1),
        stamp AS (
-         UPDATE events SET pruned_at = now() WHERE id = $1 AND EXISTS (SELECT 1 FROM gone) RETURNING 1),
+         UPDATE events SET pruned_at = now()
+          WHERE id = $1 AND EXISTS (SELECT 1 FROM gone) AND (pruned_at IS NULL OR pruned_at < now() - interval '1 minute')
+          RETURNING 1),
        last AS (SELECT shard, key, customer FROM head ORDER BY shard DESC, key DESC, customer DESC LIMIT 1)
        SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM head)::int AS scanned,
               (SELECT count(*) FROM stamp)::int AS stamped,
               (SELECT shard FROM last) AS last_shard, (SELECT key FROM last) AS last_key, (SELECT customer FROM last) AS last_customer`,
-      [eventId, ...after, size, before],
+      [eventId, ...position.after, size, before],
     );
     deleted(step.deleted);
-    if (step.scanned < size || step.last_shard === null) break;
-    after = [step.last_shard, step.last_key ?? '', step.last_customer ?? ''];
+    if (step.scanned < size || step.last_shard === null) return true;
+    position.after = [step.last_shard, step.last_key ?? '', step.last_customer ?? ''];
   }
 }
 
@@ -190,7 +232,7 @@ async function pruneKeys(eventId: string, before: Date, { batch, more, limit, de
  * Outbox rows published before `before`, from the oldest row (the primary key's order is the order
  * rows were written, and so, roughly, published) a batch at a time, until a batch holds a row
  * published since (the frontier) or the table ends. Rows never published are stepped over, never
- * deleted. Stamps the events whose rows it deleted.
+ * deleted. Stamps the events whose rows it deleted (at most once a minute each).
  */
 async function pruneOutbox(before: Date, { batch, more, limit, deleted }: Walk): Promise<void> {
   let after = '0';
@@ -199,7 +241,10 @@ async function pruneOutbox(before: Date, { batch, more, limit, deleted }: Walk):
     const step = await batch<Step & { last: string | null; frontier: boolean }>(
       `WITH head AS (SELECT id, event_id, published_at FROM outbox WHERE id > $1::bigint ORDER BY id LIMIT $2),
             gone AS (DELETE FROM outbox o USING head h WHERE o.id = h.id AND h.published_at < $3 RETURNING o.event_id),
-            stamp AS (UPDATE events SET pruned_at = now() WHERE id IN (SELECT DISTINCT event_id FROM gone) RETURNING 1)
+            stamp AS (
+              UPDATE events SET pruned_at = now()
+               WHERE id IN (SELECT DISTINCT event_id FROM gone) AND (pruned_at IS NULL OR pruned_at < now() - interval '1 minute')
+               RETURNING 1)
        SELECT (SELECT count(*) FROM gone)::int AS deleted,
               (SELECT count(*) FROM head)::int AS scanned,
               (SELECT count(*) FROM stamp)::int AS stamped,
@@ -218,6 +263,8 @@ export class Retention {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Where the last pass stopped among the keys. */
+  private resume: KeyCursor | undefined;
 
   constructor(
     private readonly deps: {
@@ -256,11 +303,15 @@ export class Retention {
   private async pass(): Promise<void> {
     const { log } = this.deps;
     try {
-      const pass = await prunePass(this.deps.pool, this.deps.options, (this.deps.now ?? Date.now)(), log, () => this.stopped);
+      const pass = await prunePass(this.deps.pool, this.deps.options, (this.deps.now ?? Date.now)(), log, {
+        resume: this.resume,
+        stopped: () => this.stopped,
+      });
       if (!pass.ran) {
         log.debug('Retention: another engine is pruning');
         return;
       }
+      this.resume = pass.resume;
       this.deps.onDeleted?.('idempotency_keys', pass.idempotencyKeys);
       this.deps.onDeleted?.('outbox', pass.outbox);
       if (pass.idempotencyKeys + pass.outbox > 0)

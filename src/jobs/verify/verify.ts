@@ -103,8 +103,9 @@ export { UnknownEventError };
 export class PrunedEventError extends Error {
   constructor(eventId: string, prunedAt: Date) {
     super(
-      `the engines' retention deleted records of event ${eventId} (expired idempotency keys or published outbox rows; last at ` +
-        `${prunedAt.toISOString()}): verify judges a sale only within SENTINEL_IDEMPOTENCY_TTL_S and SENTINEL_OUTBOX_RETENTION_S of it`,
+      `event ${eventId} can no longer be verified: the engines' retention has deleted some of its records (expired ` +
+        `idempotency keys or old published outbox rows; last at ${prunedAt.toISOString()}, and for good). Verify a sale ` +
+        `within SENTINEL_IDEMPOTENCY_TTL_S (a day by default) of its commands and SENTINEL_OUTBOX_RETENTION_S (a week) of their publication`,
     );
     this.name = 'PrunedEventError';
   }
@@ -191,6 +192,11 @@ export async function verifyEvent(options: VerifyOptions): Promise<VerifyReport>
   let inventory: InventoryCounts;
   let pending: TopicReservation[] = [];
   try {
+    // Again in the snapshot: the engines' retention may have deleted records since the first look
+    // (the topic is read in between), and the checks below read what the snapshot holds.
+    const pruned = await snapshot.query<{ pruned_at: Date | null }>('SELECT pruned_at FROM events WHERE id = $1', [event.id]);
+    const prunedAt = pruned.rows[0]?.pruned_at;
+    if (prunedAt) throw new PrunedEventError(event.id, prunedAt);
     if (ledger) await checkAcknowledged(snapshot, event.id, ledger, violations, options.ttlSlackMs);
     if (read && topicOptions) {
       const topic = await checkTopic(snapshot, event.id, topicOptions.topic, read.topic, read.published, violations);

@@ -7,7 +7,7 @@
 import t from 'tap';
 import type pg from 'pg';
 import { checkout } from '../../../src/adapters/postgres/pool.js';
-import { IDEMPOTENCY_MARGIN_MS, prunePass, Retention, type RetentionOptions } from '../../../src/engine/retention.js';
+import { IDEMPOTENCY_MARGIN_MS, prunePass, Retention, type RetentionOptions, type RetentionPass } from '../../../src/engine/retention.js';
 import { verifyEvent } from '../../../src/jobs/verify/verify.js';
 import { silentLogger } from '../../../src/log.js';
 import { ownDatabase, provisionTestEvent, testLayout } from '../../support/stack.js';
@@ -59,6 +59,10 @@ async function left(pool: pg.Pool, table: string, column: string, eventId: strin
   return rows.map((r) => `${r.prefix}${r.n}`);
 }
 
+/** A pass's counts, without where it stopped among the keys. */
+const counts = (pass: RetentionPass) =>
+  pass.ran ? { idempotencyKeys: pass.idempotencyKeys, outbox: pass.outbox, failed: pass.failed } : 'skipped';
+
 const prunedAt = async (pool: pg.Pool, eventId: string) =>
   (await pool.query<{ pruned_at: Date | null }>('SELECT pruned_at FROM events WHERE id = $1', [eventId])).rows[0]?.pruned_at ?? null;
 
@@ -83,7 +87,8 @@ t.test('a pass deletes expired idempotency keys and old published outbox rows, a
   await outbox(pool, eventId, at(9 * DAY), at(8 * DAY), 'old-after-frontier-', 2);
 
   const pass = await prunePass(pool, OPTIONS, now, silentLogger);
-  t.same(pass, { ran: true, idempotencyKeys: 12, outbox: 11, failed: 0 });
+  t.same(counts(pass), { idempotencyKeys: 12, outbox: 11, failed: 0 });
+  t.equal(pass.ran && pass.resume, undefined, 'it read every event to the end');
   t.same(await left(pool, 'idempotency_keys', 'key', eventId), ['fresh-4', 'margin-3'], 'keys past the window and its margin went');
   t.same(
     await left(pool, 'outbox', 'message_key', eventId),
@@ -94,7 +99,7 @@ t.test('a pass deletes expired idempotency keys and old published outbox rows, a
   t.equal(await prunedAt(pool, untouched), null, 'an event with nothing deleted is not');
 
   const again = await prunePass(pool, OPTIONS, now, silentLogger);
-  t.same(again, { ran: true, idempotencyKeys: 0, outbox: 0, failed: 0 }, 'nothing left to delete before the frontier');
+  t.same(counts(again), { idempotencyKeys: 0, outbox: 0, failed: 0 }, 'nothing left to delete before the frontier');
 });
 
 t.test("an engine applies its own window to the events it serves, the longest any engine may have to others'", async (t) => {
@@ -109,10 +114,13 @@ t.test("an engine applies its own window to the events it serves, the longest an
   }
   await keys(pool, recent, new Date(now - 3 * DAY), 'days-', 2); // cannot happen: shows it is not read
   const pass = await prunePass(pool, { ...OPTIONS, eventFilter: mine }, now, silentLogger);
-  t.same(pass, { ran: true, idempotencyKeys: 6, outbox: 0, failed: 0 });
+  t.same(counts(pass), { idempotencyKeys: 6, outbox: 0, failed: 0 });
   t.same(await left(pool, 'idempotency_keys', 'key', mine), [], 'its own event: past its 1-day window');
   t.same(await left(pool, 'idempotency_keys', 'key', theirs), ['days-2'], "another event's: only past 30 days");
-  t.same(await left(pool, 'idempotency_keys', 'key', recent), ['days-2'], 'an event opened within the window is not read');
+  const all = await prunePass(pool, OPTIONS, now, silentLogger);
+  t.same(counts(all), { idempotencyKeys: 2, outbox: 0, failed: 0 }, 'an engine serving every event: its window for all of them');
+  t.same(await left(pool, 'idempotency_keys', 'key', theirs), [], 'so the other event goes now');
+  t.same(await left(pool, 'idempotency_keys', 'key', recent), ['days-2'], 'but an event opened within the window is not read at all');
 });
 
 t.test('a pass stops after maxRows or maxScanned, and the next one goes on', async (t) => {
@@ -127,10 +135,37 @@ t.test('a pass stops after maxRows or maxScanned, and the next one goes on', asy
     [8, 8, 7, 0],
     'at most 8 a pass (batches of 5, the last one cut to what is left of the 8)',
   );
-  await keys(pool, eventId, new Date(now - HOUR), 'young', 10);
-  await outbox(pool, eventId, new Date(now - 9 * DAY), null, 'stuck-', 20);
+  await outbox(pool, eventId, new Date(now - 40 * DAY), null, 'stuck-', 20);
+  await outbox(pool, eventId, new Date(now - 9 * DAY), new Date(now - 8 * DAY), 'old-', 5);
+  await keys(pool, eventId, new Date(now - 3 * DAY), 'k', 2);
   const scanned = await prunePass(pool, { ...OPTIONS, maxScanned: 12 }, now, silentLogger);
-  t.same(scanned, { ran: true, idempotencyKeys: 0, outbox: 0, failed: 0 }, 'reading 12 rows, it got no further than the keys');
+  t.same(counts(scanned), { idempotencyKeys: 0, outbox: 0, failed: 0 }, 'reading 12 rows it got no further than unpublished ones');
+  t.same(await left(pool, 'outbox', 'message_key', eventId), ['old-5', 'stuck-20']);
+  const next = await prunePass(pool, OPTIONS, now, silentLogger);
+  t.same(counts(next), { idempotencyKeys: 2, outbox: 5, failed: 0 }, 'a pass with room gets past them');
+});
+
+t.test('a pass that runs out of room goes on from where the last one stopped', async (t) => {
+  const pool = await ownDatabase(t, 'retention');
+  const eventId = await event(pool);
+  const now = Date.now();
+  // Along the primary key (one shard): ten keys still in the window, then ten expired ones.
+  for (const [prefix, age] of [
+    ['a', HOUR],
+    ['b', 3 * DAY],
+  ] as const) {
+    await pool.query(
+      `INSERT INTO idempotency_keys (event_id, shard, key, customer, fingerprint, result, created_at)
+       SELECT $1, 0, $2 || i, 'c', 'fp', '{}'::jsonb, $3 FROM generate_series(0, 9) AS i`,
+      [eventId, prefix, new Date(now - age)],
+    );
+  }
+  const first = await prunePass(pool, { ...OPTIONS, maxScanned: 12 }, now, silentLogger);
+  t.same(counts(first), { idempotencyKeys: 2, outbox: 0, failed: 0 }, 'the first pass read the ten young keys and two old ones');
+  t.match(first.ran && first.resume, { eventId, after: [0, 'b1', 'c'] }, 'and says where it stopped');
+  const second = await prunePass(pool, { ...OPTIONS, maxScanned: 12 }, now, silentLogger, { resume: first.ran ? first.resume : undefined });
+  t.same(counts(second), { idempotencyKeys: 8, outbox: 0, failed: 0 }, 'the next goes on from there, not from the young keys again');
+  t.equal(second.ran && second.resume, undefined, 'and reached the end');
 });
 
 t.test('one engine at a time per group: a batch under way elsewhere ends the pass', async (t) => {
@@ -142,13 +177,13 @@ t.test('one engine at a time per group: a batch under way elsewhere ends the pas
   await other.query('BEGIN');
   const held = await other.query<{ locked: boolean }>("SELECT pg_try_advisory_xact_lock(hashtext('sentinel.retention:' || '')) AS locked");
   t.equal(held.rows[0]?.locked, true, "another engine's batch holds the lock of the group of engines serving every event");
-  t.same(await prunePass(pool, OPTIONS, Date.now(), silentLogger), { ran: false }, 'skipped while it is held');
+  t.same(counts(await prunePass(pool, OPTIONS, Date.now(), silentLogger)), 'skipped', 'skipped while it is held');
   t.ok((await prunePass(pool, { ...OPTIONS, eventFilter: eventId }, Date.now(), silentLogger)).ran, 'another group prunes meanwhile');
   await other.query('COMMIT');
   await keys(pool, eventId, new Date(Date.now() - 3 * DAY), 'again-', 3);
   t.same(
-    await prunePass(pool, OPTIONS, Date.now(), silentLogger),
-    { ran: true, idempotencyKeys: 3, outbox: 0, failed: 0 },
+    counts(await prunePass(pool, OPTIONS, Date.now(), silentLogger)),
+    { idempotencyKeys: 3, outbox: 0, failed: 0 },
     'runs once it is free',
   );
 });
@@ -189,6 +224,9 @@ t.test('verify refuses to judge an event the retention pruned (exit 3), rather t
       topicTimeoutMs: 1000,
       log: silentLogger,
     }),
-    { name: 'PrunedEventError', message: new RegExp(`the engines' retention deleted records of event ${eventId}`) },
+    {
+      name: 'PrunedEventError',
+      message: new RegExp(`event ${eventId} can no longer be verified: the engines' retention has deleted some of its records`),
+    },
   );
 });
