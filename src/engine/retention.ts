@@ -24,8 +24,8 @@
  * by event, going on where the last pass stopped. Each batch is a short transaction of its own on a
  * pooled connection, taken only for that batch, which first takes a transaction-scoped advisory
  * lock (per `SENTINEL_EVENT` value): when another engine's batch holds it, this engine's pass ends.
- * That spreads the work over the engines of a group rather than serialising it — two passes may
- * interleave their batches (each deletes what the other has not yet). A batch reads at most
+ * Two passes of a group's engines may interleave their batches: each deletes what the other has
+ * not yet (the deletes are shared, though each engine reads along its own cursor). A batch reads at most
  * `batchSize` rows along a primary key (never a scan of a table, or of an event's keys, in one
  * statement), and a pause follows each one that did work, so a pass takes Postgres from a sale's
  * commits for milliseconds at a time. A pass stops after deleting `maxRows` or reading `maxScanned`
@@ -114,6 +114,7 @@ export async function prunePass(
 ): Promise<RetentionPass> {
   let deletedLeft = options.maxRows;
   let scannedLeft = options.maxScanned;
+  let batches = 0;
   const more = () => !(at.stopped?.() ?? false) && deletedLeft > 0 && scannedLeft > 0;
   const limit = () => Math.min(options.batchSize, deletedLeft, scannedLeft);
   /** One batch: its own transaction, under the group's lock; throws LockBusy when another engine holds it. */
@@ -126,6 +127,7 @@ export async function prunePass(
       return rows[0]?.locked === true ? (await client.query<R>(sql, values)).rows[0]! : undefined;
     });
     if (row === undefined) throw new LockBusy();
+    batches++;
     deletedLeft -= row.deleted;
     scannedLeft -= row.scanned;
     if ((row.deleted > 0 || row.scanned >= options.batchSize) && options.pauseMs > 0)
@@ -136,11 +138,23 @@ export async function prunePass(
   let idempotencyKeys = 0;
   let outbox = 0;
   let failed = 0;
-  let resume: KeyCursor | undefined;
+  // Where the keys' walk stands: where the last pass left it until this one moves it, and none once
+  // this one has read every event to the end (the next starts again from the first).
+  let resume = at.resume;
   const done = (): RetentionPass => ({ ran: true, idempotencyKeys, outbox, failed, resume });
   try {
+    // The outbox walk reads at most half of the pass's budget: rows never published at its start
+    // (a topic down for long) are read again by every pass, and must not leave nothing for the keys.
+    const outboxReadLimit = options.maxScanned - Math.floor(options.maxScanned / 2);
+    const outboxMore = () => more() && options.maxScanned - scannedLeft < outboxReadLimit;
+    const outboxLimit = () => Math.min(limit(), outboxReadLimit - (options.maxScanned - scannedLeft));
     try {
-      await pruneOutbox(new Date(now - options.outboxRetentionMs), { batch, more, limit, deleted: (n) => (outbox += n) });
+      await pruneOutbox(new Date(now - options.outboxRetentionMs), {
+        batch,
+        more: outboxMore,
+        limit: outboxLimit,
+        deleted: (n) => (outbox += n),
+      });
     } catch (error) {
       if (error instanceof LockBusy) throw error;
       failed++;
@@ -158,12 +172,14 @@ export async function prunePass(
         WHERE sale_opens_at < before AND id >= $4 ORDER BY id`,
       [options.eventFilter, ownKeysBefore, anyKeysBefore, at.resume?.eventId ?? ''],
     );
+    let walkedAll = true;
     for (const { id, before } of events) {
       const position = { after: at.resume?.eventId === id ? at.resume.after : FIRST_KEY };
       try {
         const finished = await pruneKeys(id, before, position, { batch, more, limit, deleted: (n) => (idempotencyKeys += n) });
         if (!finished) {
           resume = { eventId: id, after: position.after };
+          walkedAll = false;
           break;
         }
       } catch (error) {
@@ -175,8 +191,10 @@ export async function prunePass(
         log.warn({ err: error, eventId: id }, 'Retention: deleting expired idempotency keys failed; going on');
       }
     }
+    if (walkedAll) resume = undefined;
   } catch (error) {
-    if (error instanceof LockBusy) return idempotencyKeys + outbox > 0 ? done() : { ran: false };
+    // Another engine's batch holds the lock: this pass ends, keeping what it did and where it was.
+    if (error instanceof LockBusy) return batches > 0 ? done() : { ran: false };
     throw error;
   }
   return done();

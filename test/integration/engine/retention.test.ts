@@ -1,6 +1,6 @@
 /**
- * Retention against the real Postgres: what goes, what stays, whose window applies, one engine at a
- * time, and verify refusing a pruned event. Each test has a database of its own: a pass deletes
+ * Retention against the real Postgres: what goes, what stays, whose window applies, the budgets and
+ * the cursor, the lock per group of engines, and verify refusing a pruned event. Each test has a database of its own: a pass deletes
  * across every event, and its advisory lock is per database (engines of other tests run against
  * the shared one).
  */
@@ -139,10 +139,14 @@ t.test('a pass stops after maxRows or maxScanned, and the next one goes on', asy
   await outbox(pool, eventId, new Date(now - 9 * DAY), new Date(now - 8 * DAY), 'old-', 5);
   await keys(pool, eventId, new Date(now - 3 * DAY), 'k', 2);
   const scanned = await prunePass(pool, { ...OPTIONS, maxScanned: 12 }, now, silentLogger);
-  t.same(counts(scanned), { idempotencyKeys: 0, outbox: 0, failed: 0 }, 'reading 12 rows it got no further than unpublished ones');
+  t.same(
+    counts(scanned),
+    { idempotencyKeys: 2, outbox: 0, failed: 0 },
+    'reading 12 rows: the outbox walk, half of them, got no further than unpublished ones; the keys had the rest',
+  );
   t.same(await left(pool, 'outbox', 'message_key', eventId), ['old-5', 'stuck-20']);
   const next = await prunePass(pool, OPTIONS, now, silentLogger);
-  t.same(counts(next), { idempotencyKeys: 2, outbox: 5, failed: 0 }, 'a pass with room gets past them');
+  t.same(counts(next), { idempotencyKeys: 0, outbox: 5, failed: 0 }, 'a pass with room gets past them');
 });
 
 t.test('a pass that runs out of room goes on from where the last one stopped', async (t) => {
@@ -168,7 +172,7 @@ t.test('a pass that runs out of room goes on from where the last one stopped', a
   t.equal(second.ran && second.resume, undefined, 'and reached the end');
 });
 
-t.test('one engine at a time per group: a batch under way elsewhere ends the pass', async (t) => {
+t.test("a batch of another engine of the group under way ends the pass; another group's engines go on", async (t) => {
   const pool = await ownDatabase(t, 'retention');
   const eventId = await event(pool);
   await keys(pool, eventId, new Date(Date.now() - 3 * DAY), 'k', 3);
@@ -228,5 +232,28 @@ t.test('verify refuses to judge an event the retention pruned (exit 3), rather t
       name: 'PrunedEventError',
       message: new RegExp(`event ${eventId} can no longer be verified: the engines' retention has deleted some of its records`),
     },
+  );
+});
+
+t.test('verify looks at the stamp again inside its snapshot: a pass while it read the topic', async (t) => {
+  const pool = await ownDatabase(t, 'retention');
+  const eventId = await event(pool);
+  await t.rejects(
+    verifyEvent({
+      eventId,
+      pool,
+      logs: [],
+      kafka: undefined,
+      ttlSlackMs: 1000,
+      settleTimeoutMs: 1000,
+      topicTimeoutMs: 1000,
+      log: silentLogger,
+      // Read just before the snapshot opens: retention stamps the event in between.
+      leases: async () => {
+        await pool.query('UPDATE events SET pruned_at = now() WHERE id = $1', [eventId]);
+        return new Set<number>();
+      },
+    }),
+    { name: 'PrunedEventError' },
   );
 });
