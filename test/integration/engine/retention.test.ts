@@ -212,27 +212,27 @@ t.test('the loop runs passes on its interval, counts what they delete, and stops
   t.same(await left(pool, 'idempotency_keys', 'key', eventId), []);
 });
 
+/** Verify of the event over Postgres alone (no topic, no response log). */
+const verifyOptions = (pool: pg.Pool, eventId: string) => ({
+  eventId,
+  pool,
+  logs: [],
+  kafka: undefined,
+  ttlSlackMs: 1000,
+  settleTimeoutMs: 1000,
+  topicTimeoutMs: 1000,
+  log: silentLogger,
+});
+
 t.test('verify refuses to judge an event the retention pruned (exit 3), rather than report missing rows', async (t) => {
   const pool = await ownDatabase(t, 'retention');
   const eventId = await event(pool);
   await outbox(pool, eventId, new Date(Date.now() - 9 * DAY), new Date(Date.now() - 8 * DAY), 'old-', 1);
   await prunePass(pool, OPTIONS, Date.now(), silentLogger);
-  await t.rejects(
-    verifyEvent({
-      eventId,
-      pool,
-      logs: [],
-      kafka: undefined,
-      ttlSlackMs: 1000,
-      settleTimeoutMs: 1000,
-      topicTimeoutMs: 1000,
-      log: silentLogger,
-    }),
-    {
-      name: 'PrunedEventError',
-      message: new RegExp(`event ${eventId} can no longer be verified: the engines' retention has deleted some of its records`),
-    },
-  );
+  await t.rejects(verifyEvent(verifyOptions(pool, eventId)), {
+    name: 'PrunedEventError',
+    message: new RegExp(`event ${eventId} can no longer be verified: the engines' retention has deleted some of its records`),
+  });
 });
 
 t.test('verify looks at the stamp again inside its snapshot: a pass while it read the topic', async (t) => {
@@ -240,14 +240,7 @@ t.test('verify looks at the stamp again inside its snapshot: a pass while it rea
   const eventId = await event(pool);
   await t.rejects(
     verifyEvent({
-      eventId,
-      pool,
-      logs: [],
-      kafka: undefined,
-      ttlSlackMs: 1000,
-      settleTimeoutMs: 1000,
-      topicTimeoutMs: 1000,
-      log: silentLogger,
+      ...verifyOptions(pool, eventId),
       // Read just before the snapshot opens: retention stamps the event in between.
       leases: async () => {
         await pool.query('UPDATE events SET pruned_at = now() WHERE id = $1', [eventId]);
