@@ -277,6 +277,9 @@ export const chaosCommand: Command = {
       // The engines' retention deleted records of the event while the run went on: not judged (3).
       if (error instanceof PrunedEventError) {
         stderr.write(`chaos: ${error.message}\n`);
+        // --json readers get an answer too: not judged, and why.
+        if (values.json)
+          stdout.write(`${JSON.stringify({ ok: false, event: values.event ?? provisioned, not_checked: [error.message] })}\n`);
         return EXIT.notChecked;
       }
       // An unknown event; or, when the load began, a token the ingress refuses or a --seat or
