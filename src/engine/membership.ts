@@ -40,16 +40,18 @@ export class Membership {
       .multi()
       .zadd(this.key, now + this.ttlMs, this.engineId)
       .zremrangebyscore(this.key, '-inf', now)
-      .zrange(this.key, 0, -1)
-      .hkeys(this.joinedKey);
+      .zrange(this.key, 0, -1);
     if (rejoined) transaction.hset(this.joinedKey, this.engineId, String(now));
     else transaction.hsetnx(this.joinedKey, this.engineId, String(now));
     transaction.pexpire(this.key, 10 * this.ttlMs).pexpire(this.joinedKey, 10 * this.ttlMs);
+    // The join times of all, only to drop those of engines gone: at a rejoin, not every renewal.
+    if (rejoined) transaction.hkeys(this.joinedKey);
     const replies = (await transaction.exec()) as [Error | null, unknown][];
     const failed = replies.find(([error]) => error);
     if (failed) throw failed[0];
-    const [, , [, members], [, joined]] = replies as [unknown, unknown, [null, string[]], [null, string[]]];
+    const members = replies[2]![1] as string[];
     if (rejoined) {
+      const joined = replies[6]![1] as string[];
       const gone = joined.filter((id) => id !== this.engineId && !members.includes(id));
       // Best effort: a join time left behind is dropped at the next rejoin, and counts for nobody meanwhile.
       if (gone.length > 0) await this.redis.hdel(this.joinedKey, ...gone).catch(() => undefined);
