@@ -24,6 +24,17 @@ export interface OutboxRelayOptions {
 
 export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
 
+/**
+ * The relay's reads of its topic's unpublished rows (exported for the test that holds them to the
+ * index by topic, migration 0009): whether there is any ($1 the topic), and a batch claimed oldest
+ * first ($1 the batch size, $2 the topic).
+ */
+export const RELAY_QUERIES = {
+  pending: 'SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topic = $1) AS pending',
+  claim: `SELECT id, message_key, payload FROM outbox
+           WHERE published_at IS NULL AND topic = $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+} as const;
+
 /** Unpublished outbox rows of one topic. */
 export interface OutboxBacklog {
   readonly topic: string;
@@ -186,10 +197,7 @@ export class OutboxRelay {
    */
   async publishOnce(): Promise<number> {
     if (this.idle) {
-      const { rows } = await this.deps.pool.query<{ pending: boolean }>(
-        'SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topic = $1) AS pending',
-        [this.deps.topic],
-      );
+      const { rows } = await this.deps.pool.query<{ pending: boolean }>(RELAY_QUERIES.pending, [this.deps.topic]);
       if (rows[0]?.pending !== true) return 0;
     }
     const count = await this.claimAndPublish();
@@ -204,11 +212,7 @@ export class OutboxRelay {
     let broken = false;
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<OutboxRow>(
-        `SELECT id, message_key, payload FROM outbox
-          WHERE published_at IS NULL AND topic = $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [this.options.batchSize, this.deps.topic],
-      );
+      const { rows } = await client.query<OutboxRow>(RELAY_QUERIES.claim, [this.options.batchSize, this.deps.topic]);
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;

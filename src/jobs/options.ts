@@ -1,5 +1,5 @@
 /** Parsers for the command-line values the jobs share: durations, ranges, counts, probabilities. */
-import { parseDuration } from '../duration.js';
+import { parseDuration, type DurationUnit } from '../duration.js';
 import { SentinelError } from '../errors.js';
 
 /**
@@ -58,11 +58,18 @@ export function parseRange(text: string, flag: string, min: number): { min: numb
 
 /** `N`, `MIN-MAX` with an optional unit (`200-1000ms`, `1-2s`) → a range of milliseconds. */
 export function parseDurationRange(text: string, flag: string): { min: number; max: number } {
+  const usage = () => new UsageError(`--${flag} must be like 500ms or 200-1000ms (got ${JSON.stringify(text)})`);
   const match = /^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?(ms|s|m)?$/.exec(text.trim());
-  if (match === null) throw new UsageError(`--${flag} must be like 500ms or 200-1000ms (got ${JSON.stringify(text)})`);
-  const unit = match[3] ?? 'ms';
-  const low = parseDurationMs(`${match[1]}${unit}`, flag);
-  const high = match[2] === undefined ? low : parseDurationMs(`${match[2]}${unit}`, flag);
+  if (match === null) throw usage();
+  // Each bound is a bare number in the range's one unit.
+  const unit: DurationUnit = (match[3] as DurationUnit | undefined) ?? 'ms';
+  const bound = (digits: string) => {
+    const parsed = parseDuration(digits, { bare: unit, units: [unit] });
+    if ('error' in parsed) throw usage();
+    return parsed.ms;
+  };
+  const low = bound(match[1]!);
+  const high = match[2] === undefined ? low : bound(match[2]);
   if (high < low) throw new UsageError(`--${flag}: the range must not be decreasing (got ${JSON.stringify(text)})`);
   return { min: low, max: high };
 }

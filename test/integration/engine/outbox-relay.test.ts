@@ -1,10 +1,10 @@
 import t from 'tap';
 import { createKafka, ensureTopic, openProducerSession } from '../../../src/adapters/kafka/client.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
-import { OutboxRelay } from '../../../src/engine/outbox-relay.js';
+import { OutboxRelay, RELAY_QUERIES } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
-import { testDatabase } from '../../support/stack.js';
+import { ownDatabase, testDatabase } from '../../support/stack.js';
 import { reservationKeysOnTopic } from '../../support/topic.js';
 import { localServicePids } from '../../../src/jobs/cpu-accounting.js';
 
@@ -233,4 +233,41 @@ t.test('after a round that found nothing, the relay looks with one plain read be
     [eventId],
   );
   t.same(rows, [{ published: true }]);
+});
+
+t.test("a backlog under another topic is not read through by the relay's look and claim", async (t) => {
+  // A database of its own: the shared one's outbox holds every other test's rows.
+  const pool = await ownDatabase(t, 'relay_topics');
+  const stranded = 20_000;
+  await pool.query(
+    `INSERT INTO outbox (event_id, topic, message_key, payload)
+     SELECT 'e', 'stranded', 'r_' || i, '{}' FROM generate_series(1, $1) AS i`,
+    [stranded],
+  );
+  await pool.query(
+    `INSERT INTO outbox (event_id, topic, message_key, payload) SELECT 'e', 'mine', 'm_' || i, '{}' FROM generate_series(1, 3) AS i`,
+  );
+  await pool.query('ANALYZE outbox');
+  /** Buffers (pages) the statement touched, and its rows, as EXPLAIN ANALYZE counts them. */
+  const cost = async (sql: string, params: unknown[]) => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN'); // the claim locks what it returns: rolled back
+      const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`,
+        params,
+      );
+      const plan = rows[0]!['QUERY PLAN'][0].Plan;
+      return { buffers: plan['Shared Hit Blocks']! + plan['Shared Read Blocks']!, rows: plan['Actual Rows']! };
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  };
+  const look = await cost(RELAY_QUERIES.pending, ['mine']);
+  const claim = await cost(RELAY_QUERIES.claim, [500, 'mine']);
+  t.equal(claim.rows, 3, "the claim finds the topic's three rows");
+  // Read through, the stranded rows are hundreds of pages (a heap read each, behind an index on id).
+  t.ok(look.buffers < 20, `the look read ${look.buffers} pages with ${stranded} rows of another topic pending`);
+  t.ok(claim.buffers < 20, `the claim read ${claim.buffers} pages with ${stranded} rows of another topic pending`);
 });
