@@ -279,7 +279,7 @@ async function main(): Promise<void> {
       say(`${id}: ${label}`);
       const transactions = () =>
         system === 'sentinel'
-          ? engineMetric(engineUrls, 'sentinel_engine_commit_seconds_count')
+          ? engineMetric(engineUrls, 'sentinel_engine_commit_transactions_total')
           : system === 'seed'
             ? seedTransactions()
             : null;

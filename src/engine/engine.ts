@@ -10,6 +10,7 @@ import { QUERY_TIMEOUT_MS } from '../adapters/postgres/pool.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
 import { Membership } from './membership.js';
 import type { EngineMetrics } from './metrics.js';
+import { ShardCommits } from './shard-commits.js';
 import { NatsLink, type NatsLinkState } from './nats-link.js';
 import { OutboxRelay, type RelayProducer } from './outbox-relay.js';
 import { DEFAULT_RETENTION, Retention } from './retention.js';
@@ -60,6 +61,8 @@ export class Engine {
   private readonly owned = new Map<string, OwnedShard>();
   private readonly claiming = new Set<string>();
   private readonly store: InventoryStore;
+  /** The shards' group commits, written together (ShardCommits). */
+  private readonly commits: ShardCommits;
   private readonly membership: Membership;
   private readonly relay: OutboxRelay | undefined;
   private readonly retention: Retention;
@@ -93,6 +96,7 @@ export class Engine {
     this.now = deps.now ?? Date.now;
     this.log = deps.log.child({ engine: deps.config.engineId });
     this.store = new InventoryStore(deps.pool);
+    this.commits = new ShardCommits(this.store, (way) => deps.metrics.commitTransactions.inc({ way }));
     this.membership = new Membership(deps.config.eventFilter || 'all', deps.redis, deps.config.engineId, deps.config.leaseTtlMs, this.now);
     this.natsLink = new NatsLink(() => deps.nc.flush(), deps.config.leaseTtlMs);
     this.relay = deps.connectProducer
@@ -328,14 +332,17 @@ export class Engine {
     const key = shardKey(ref);
     this.claiming.add(key);
     let lease: ShardLease | undefined;
+    /** The lease acquired (kept: `lease` is cleared once the shard is owned). */
+    const acquired: { lease?: ShardLease } = {};
     try {
       lease = await ShardLease.tryAcquire(
         this.deps.redlock,
         shardLeaseKey(ref.eventId, ref.shard),
         this.deps.config.leaseTtlMs,
         this.log,
-        (reason) => this.onLeaseLost(key, reason),
+        (reason) => this.onLeaseLost(key, acquired.lease, reason),
       );
+      acquired.lease = lease;
       if (!lease) return 'busy'; // still held by its previous owner: it hands off, or its lease runs out
       // A pause here (GC, SIGSTOP) can outlast the lease before its timer fires: whoever took it
       // since must not be fenced by an epoch bump of ours, nor find us serving.
@@ -366,7 +373,7 @@ export class Engine {
         batchWindowMs: this.deps.config.batchWindowMs,
         batchMax: this.deps.config.batchMax,
         decider,
-        store: this.store,
+        store: this.commits,
         nc: this.deps.nc,
         log,
         metrics: this.deps.metrics,
@@ -396,9 +403,10 @@ export class Engine {
     }
   }
 
-  private onLeaseLost(key: string, reason: string): void {
+  private onLeaseLost(key: string, lease: ShardLease | undefined, reason: string): void {
     const owned = this.owned.get(key);
-    if (!owned) return;
+    // Not this lease's host: an old lease's loss can fire after the shard was claimed again here.
+    if (!owned || owned.lease !== lease) return;
     this.owned.delete(key);
     owned.host.leaseLost();
     this.deps.metrics.leaseEvents.inc({ event: 'lost' });

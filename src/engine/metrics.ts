@@ -30,6 +30,12 @@ export class EngineMetrics {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
+  readonly commitTransactions = new Counter({
+    name: 'sentinel_engine_commit_transactions_total',
+    help: "Postgres transactions of group commits: together (several shards' commits in one, committed), together-refused (refused as a whole or failed: each shard's then goes alone), alone (one shard's)",
+    labelNames: ['way'],
+    registers: [this.registry],
+  });
   readonly decisions = new Counter({
     name: 'sentinel_engine_decisions_total',
     help: 'Shard decisions by result type',

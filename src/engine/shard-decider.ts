@@ -8,9 +8,16 @@ import { resolveShardSettings } from '../domain/shard-settings.js';
 import type { ShardSnapshot } from '../domain/snapshot.js';
 import type { ShardRows, StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { SentinelError } from '../errors.js';
+import { evictOldest } from '../evict.js';
 import type { ShardDecider } from './shard-host.js';
 
+/**
+ * Validated layouts by (event, layout hash), the most recently used last; at most MAX_LAYOUTS, so a
+ * long-running engine does not keep every event it ever served (a layout and its shard map can
+ * hold a million seats).
+ */
 const layouts = new Map<string, Layout>();
+const MAX_LAYOUTS = 64;
 
 /** No fault was reported while deciding (a fault may be any value, `undefined` included). */
 const NO_FAULT = Symbol('no fault');
@@ -19,13 +26,16 @@ const NO_FAULT = Symbol('no fault');
 export function eventLayout(event: Pick<StoredEvent, 'id' | 'layout' | 'layoutHash'>): Layout {
   const key = `${event.id}:${event.layoutHash}`;
   let layout = layouts.get(key);
-  if (!layout) {
+  if (layout)
+    layouts.delete(key); // set again below: most recently used last
+  else {
     const validation = validateLayout(event.layout);
     if (!validation.ok)
       throw new SentinelError('layout_invalid', `stored layout of ${event.id} is invalid: ${validation.errors[0]?.message}`);
     layout = validation.layout;
-    layouts.set(key, layout);
   }
+  layouts.set(key, layout);
+  evictOldest(layouts, MAX_LAYOUTS);
   return layout;
 }
 

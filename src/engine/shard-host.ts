@@ -12,11 +12,11 @@ import {
 import { FencedError, SentinelError } from '../errors.js';
 import type { ShardSettings } from '../domain/shard-settings.js';
 import type { Logger } from '../log.js';
-import type { InventoryStore } from '../adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges, overLimit, withoutHeldPlaces } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
 import { decodeRequests, encode, ReplySink, salesSubject, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
+import type { CommitStore } from './shard-commits.js';
 
 /**
  * The decision-maker a host drives: the shard actor, seen through the few operations the engine
@@ -75,7 +75,8 @@ export interface ShardHostOptions {
   readonly batchWindowMs: number;
   readonly batchMax: number;
   readonly decider: ShardDecider;
-  readonly store: InventoryStore;
+  /** Where its group commits go: the engine's `ShardCommits`, which writes them with other shards'. */
+  readonly store: CommitStore;
   readonly nc: NatsConnection;
   readonly log: Logger;
   readonly metrics: EngineMetrics;
@@ -87,12 +88,25 @@ export interface ShardHostOptions {
 }
 
 /** Counts, per seat, the sales among `changes` (`delta` +1 when decided, -1 when their commit ended). */
-function countSales(counts: Map<SeatId, number>, changes: readonly ShardChange[], delta: 1 | -1): void {
+/** What decisions whose commit has not ended yet changed, by how many such decisions. */
+interface Unsettled {
+  /** Seats they sold. */
+  readonly sales: Map<SeatId, number>;
+  /** Holds they ended: confirmed, released or expired. */
+  readonly ends: Map<string, number>;
+}
+
+function count(counts: Map<string, number>, key: string, delta: 1 | -1): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
+function countUnsettled(unsettled: Unsettled, changes: readonly ShardChange[], delta: 1 | -1): void {
   for (const change of changes) {
-    if (change.type !== 'seat' || change.state !== 'sold') continue;
-    const count = (counts.get(change.seat) ?? 0) + delta;
-    if (count > 0) counts.set(change.seat, count);
-    else counts.delete(change.seat);
+    if (change.type === 'seat' && change.state === 'sold') count(unsettled.sales, change.seat, delta);
+    else if (change.type === 'hold-ended') count(unsettled.ends, change.holdId, delta);
+    else if (change.type === 'reservation-created') count(unsettled.ends, change.reservation.holdId, delta);
   }
 }
 
@@ -107,13 +121,14 @@ export class ShardHost {
   /** `fault` has begun handing the shard off. */
   private faulting = false;
   /**
-   * Seats sold by decisions whose commit has not ended yet (how many such decisions: a sale the
-   * customer limit undid can be decided again before the first commit ends). A refusal names a
-   * seat as sold — which every ingress then refuses without asking, for a minute — only once its
-   * sale is durable: if the commit fails, the sale never happened, and the next owner reloads the
-   * seat as available.
+   * Seats sold and holds ended by decisions whose commit has not ended yet (how many such
+   * decisions: a sale the customer limit undid can be decided again before the first commit ends).
+   * If the commit fails, none of it happened, and the next owner reloads the seats as available
+   * and the holds as live. So a refusal names a seat as sold — which every ingress then refuses
+   * without asking, for a minute — only once its sale is durable, and a refusal that says a hold
+   * was confirmed or has ended is answered only once that end is (see `handle`).
    */
-  private readonly unsettledSales = new Map<SeatId, number>();
+  private readonly unsettled: Unsettled = { sales: new Map(), ends: new Map() };
 
   /** The event's rules now (the limit is enforced by every commit too). */
   private rules: EventRules;
@@ -175,6 +190,7 @@ export class ShardHost {
   /** Persists changes the actor made on its own (expired holds). */
   persist(changes: readonly ShardChange[]): void {
     if (changes.length === 0 || this.stopped) return;
+    countUnsettled(this.unsettled, changes, 1);
     this.committer.add({ command: undefined, requestId: undefined, result: undefined, changes, respond: () => undefined });
   }
 
@@ -232,6 +248,20 @@ export class ShardHost {
         );
       }
       if (!result.ok) {
+        if ((result.type === 'hold-confirmed' || result.type === 'hold-expired') && this.unsettled.ends.has(result.holdId)) {
+          // The hold's confirmation or end is still being committed: if that commit fails, the
+          // hold is live again (and the reservation this names never existed). The refusal waits
+          // for the next commit, which follows that one and proves this owner's epoch, or gets
+          // the retryable error its failure gives.
+          this.committer.add({
+            command: request.command,
+            requestId: request.requestId,
+            result,
+            changes,
+            respond: (reply) => sink.add(index, reply),
+          });
+          continue;
+        }
         // A loser: answered at once, nothing written, nothing waited for.
         sink.add(index, { result: result.type === 'unavailable' ? this.settledOnly(result) : result });
         continue;
@@ -249,7 +279,7 @@ export class ShardHost {
         this.committer.add({ command: request.command, requestId: request.requestId, result, changes, respond });
         continue;
       }
-      countSales(this.unsettledSales, changes, 1);
+      countUnsettled(this.unsettled, changes, 1);
       // The callers of this decision: a replay that comes before its commit ends joins them. (A
       // later decision of the same key — after the commit refused this one — has callers of its own.)
       const callers = [respond];
@@ -274,12 +304,12 @@ export class ShardHost {
    */
   private settledOnly(result: Extract<ShardResult, { type: 'unavailable' }>): ShardResult {
     const { sold, soldTo } = result;
-    if (sold === undefined || this.unsettledSales.size === 0) return result;
+    if (sold === undefined || this.unsettled.sales.size === 0) return result;
     const settled: SeatId[] = [];
     const settledTo: CustomerId[] = [];
     const pending: SeatId[] = [];
     sold.forEach((seat, i) => {
-      if (this.unsettledSales.has(seat)) {
+      if (this.unsettled.sales.has(seat)) {
         pending.push(seat);
         return;
       }
@@ -295,7 +325,7 @@ export class ShardHost {
       await this.commitOnce(batch);
     } finally {
       // Committed (the seats are sold for good) or not (the host stopped serving): unsettled no longer.
-      for (const entry of batch) countSales(this.unsettledSales, entry.changes, -1);
+      for (const entry of batch) countUnsettled(this.unsettled, entry.changes, -1);
     }
   }
 
@@ -442,7 +472,8 @@ export class ShardHost {
   private stopServing(reason: StopReason): void {
     if (this.stopped) return;
     this.stopped = reason;
-    this.unsettledSales.clear(); // nothing is answered from here on
+    this.unsettled.sales.clear(); // nothing is answered from here on
+    this.unsettled.ends.clear();
     this.subscription?.unsubscribe();
     this.subscription = undefined;
     if (reason === 'handoff' || reason === 'closed') this.o.decider.drain();

@@ -10,6 +10,7 @@ import { DependencyError, SentinelError } from '../errors.js';
 import { emissionIntervalUs, type AdmissionRate } from './admission.js';
 import { BEGIN_SCRIPT, FINISH_SCRIPT, redisKeys } from './redis-scripts.js';
 import { TickBatcher } from './tick-batcher.js';
+import { evictOldest } from '../evict.js';
 
 /** A response as stored for replay. */
 export interface StoredResponse {
@@ -72,6 +73,9 @@ interface ScriptedRedis {
  * (docs/benchmarks.md), and that is no reason to fail a request.
  */
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
+
+/** Most give-backs owed at once while Redis cannot be reached (each request of a lost batch owes one). */
+const MAX_OWED = 10_000;
 
 /** Most requests one script run decides: a run blocks Redis, so keep each short. */
 const MAX_BATCH = 128;
@@ -199,6 +203,13 @@ export class CommandGate {
     this.redis.sentinelIngressFinish(parts.length, ...parts.map((p) => p.key), ...parts.flatMap((p) => p.args)),
   );
 
+  /**
+   * Claims of begins that failed, whose give-back could not be sent: given back once Redis is ready
+   * again (see `giveBack`). Keyed by record and token; at most MAX_OWED.
+   */
+  private readonly owed = new Map<string, GateClaim>();
+  private owing = false;
+
   constructor(
     redis: Redis,
     private readonly ttlS: number,
@@ -223,7 +234,7 @@ export class CommandGate {
       // the key in flight until its deadline, and every retry meanwhile would get 409 in-use. Give
       // it back — nothing was asked of a shard. A no-op unless the claim is this request's (its
       // token); a key that was unknown stays unknown (FINISH_SCRIPT).
-      this.release({ eventId: request.eventId, recordKey, token }).catch(() => undefined);
+      this.giveBack({ eventId: request.eventId, recordKey, token });
       throw error;
     }
     if (decision.kind === 'free' || decision.kind === 'unknown')
@@ -241,6 +252,31 @@ export class CommandGate {
     if (decision.kind === 'claimed' || decision.kind === 'limited')
       throw new SentinelError('redis_script_failed', `idempotency check answered ${decision.kind} to a peek`);
     return decision;
+  }
+
+  /**
+   * Gives back the claim of a begin that failed. A begin whose connection was lost before Redis
+   * answered is kept by ioredis and sent again once it reconnects — where it claims the key — while
+   * a give-back made meanwhile is refused unsent (no offline queue): the key would stay in flight
+   * until its deadline, every retry answered 409 in-use. So a give-back refused while the client is
+   * not ready is owed, and sent when it is ready again — after that resend, which ioredis makes
+   * before it reports ready. A give-back of a claim that never happened, or was finished since, is
+   * a no-op (its token).
+   */
+  private giveBack(claim: GateClaim): void {
+    this.release(claim).catch(() => {
+      if (this.redis.status === 'ready') return; // sent, unanswered: Redis runs it after the begin
+      this.owed.set(`${claim.recordKey}\n${claim.token}`, claim);
+      evictOldest(this.owed, MAX_OWED);
+      if (this.owing) return;
+      this.owing = true;
+      this.redis.once('ready', () => {
+        this.owing = false;
+        const claims = [...this.owed.values()];
+        this.owed.clear();
+        for (const owed of claims) this.giveBack(owed);
+      });
+    });
   }
 
   private recordKey(request: GateRequest): string {

@@ -116,15 +116,44 @@ export function eventFromRow(row: EventRow): StoredEvent {
   };
 }
 
-/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0004_commit_batch_hold_keys.sql). */
+/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0005_idempotency_keys_by_customer.sql; `sentinel_commit_shards`, 0010_commit_shards.sql, raises them for several shards at once). */
 const COMMIT_FENCED = 'SNFEN';
 const COMMIT_LIMIT_REFUSED = 'SNLIM';
 
+/** One shard's part of a commit of several (`InventoryStore.commitShards`). */
+export interface ShardCommit {
+  readonly shard: number;
+  readonly epoch: number;
+  readonly batch: BatchWrite;
+}
+
+/** The rows of a commit document: one array per table (see 0002_commit_batch.sql). */
+type CommitRows = Record<'usage' | 'seats' | 'pools' | 'created' | 'ended' | 'reservations' | 'idempotency', object[]>;
+
 /** The JSON document `sentinel_commit_batch` reads: a batch's net changes, one array per table. */
 export function commitDocument(batch: BatchWrite, eventId: string, shard: number): string {
+  return JSON.stringify(commitRows(batch, eventId, shard));
+}
+
+/**
+ * The document `sentinel_commit_shards` reads (0010_commit_shards.sql): every part's rows, and the
+ * shards to fence, in shard order (the order their rows are locked in).
+ */
+export function shardsDocument(parts: readonly ShardCommit[], eventId: string): string {
+  const sorted = [...parts].sort((a, b) => a.shard - b.shard);
+  const all: CommitRows = { usage: [], seats: [], pools: [], created: [], ended: [], reservations: [], idempotency: [] };
+  for (const { batch, shard } of sorted) {
+    const rows = commitRows(batch, eventId, shard);
+    for (const table of Object.keys(all) as (keyof CommitRows)[]) for (const row of rows[table]) all[table].push(row);
+  }
+  return JSON.stringify({ fence: sorted.map(({ shard, epoch }) => ({ shard, epoch })), ...all });
+}
+
+/** A batch's rows; those of tables keyed by shard name theirs (`sentinel_commit_batch` ignores it). */
+function commitRows(batch: BatchWrite, eventId: string, shard: number): CommitRows {
   const holds = [...batch.holds.values()];
   const stateOf = (h: HoldWrite) => (h.reservationId ? 'confirmed' : (h.ended?.reason ?? 'live'));
-  return JSON.stringify({
+  return {
     usage: [...batch.usage].filter(([, delta]) => delta !== 0).map(([customer, delta]) => ({ customer, delta })),
     seats: [...batch.seats.values()].map((s) => ({
       seat_id: s.seat,
@@ -145,6 +174,7 @@ export function commitDocument(batch: BatchWrite, eventId: string, shard: number
         ? [
             {
               hold_id: h.holdId,
+              shard,
               customer: h.created.customer,
               seats: h.created.seats,
               pool_id: h.created.pool ?? null,
@@ -173,6 +203,7 @@ export function commitDocument(batch: BatchWrite, eventId: string, shard: number
     reservations: batch.reservations.map((r) => ({
       reservation_id: r.reservationId,
       hold_id: r.holdId,
+      shard,
       customer: r.customer,
       seats: r.seats,
       pool_id: r.pool ?? null,
@@ -182,12 +213,13 @@ export function commitDocument(batch: BatchWrite, eventId: string, shard: number
     })),
     idempotency: batch.idempotency.map((i) => ({
       key: i.key,
+      shard,
       customer: i.customer,
       fingerprint: i.fingerprint,
       result: i.result,
       at: i.at,
     })),
-  });
+  };
 }
 
 /** The Postgres side of inventory: events, shard claims (fencing), shard loads and group commits. */
@@ -398,6 +430,24 @@ export class InventoryStore {
       if (code === COMMIT_FENCED) throw new FencedError(String(message));
       if (code === COMMIT_LIMIT_REFUSED) return { refused: new Map(Object.entries(JSON.parse(String(detail)) as Record<string, number>)) };
       throw translatePgError(error, `commit ${eventId}/${shard}`);
+    }
+  }
+
+  /**
+   * The group commits of several shards of one event in one call and one transaction
+   * (`sentinel_commit_shards`): all of them or nothing. Throws when they did not commit — refused
+   * as a whole (a shard fenced, the customer limit, a deadlock), or no answer — without saying which
+   * shard it concerns: `ShardCommits` then commits each part on its own (`commitBatch`).
+   */
+  async commitShards(eventId: string, limit: number, parts: readonly ShardCommit[], topic: string): Promise<void> {
+    try {
+      await this.pool.query({
+        name: 'sentinel-commit-shards',
+        text: 'SELECT sentinel_commit_shards($1, $2, $3, $4)',
+        values: [eventId, limit, topic, shardsDocument(parts, eventId)],
+      });
+    } catch (error) {
+      throw translatePgError(error, `commit ${eventId}/${parts.map((p) => p.shard).join(',')}`);
     }
   }
 }

@@ -8,11 +8,13 @@
  *   never happened, and the next owner sells the seat.
  */
 import t, { type Test } from 'tap';
+import type { NatsConnection } from 'nats';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
 import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
+import type { EventSpec } from '../../../src/engine/provision.js';
 import { ShardClient } from '../../../src/engine/shard-client.js';
 import { ShardHost } from '../../../src/engine/shard-host.js';
 import { decodeReplies, encode, shardSubject } from '../../../src/engine/protocol.js';
@@ -115,6 +117,46 @@ t.test('a host whose lease ran out answers nothing from memory, not even a loser
   t.notOk(host.isServing, 'the host stopped serving');
 });
 
+/** Claims shard 0 of `spec` for `owner` and serves it with the real decider, as an engine would. */
+async function serveShard(store: InventoryStore, nc: NatsConnection, spec: EventSpec, owner: string) {
+  const { eventId } = spec;
+  const epoch = await store.claimShard(eventId, 0, owner);
+  const rows = await store.loadShard(eventId, 0, new Date(Date.now() - 60_000));
+  const decider = createShardDecider({
+    event: (await store.getEvent(eventId))!,
+    shard: 0,
+    rows,
+    now: Date.now,
+    idempotencyTtlMs: 60_000,
+    persistExpired: () => undefined,
+    onFault: (error) => {
+      throw error;
+    },
+  });
+  const stops: string[] = [];
+  const host = new ShardHost({
+    eventId,
+    shard: 0,
+    epoch,
+    rules: { holdTtlMs: spec.holdTtlMs, customerLimit: spec.customerLimit },
+    leaseHeld: () => true,
+    topic: testConfig().reservationsTopic,
+    batchWindowMs: 2,
+    batchMax: 64,
+    decider,
+    store,
+    nc,
+    log: silentLogger,
+    metrics: new EngineMetrics(),
+    now: Date.now,
+    onStopped: (reason) => stops.push(reason),
+    onOutbox: () => undefined,
+  });
+  host.start();
+  await nc.flush();
+  return { host, epoch, stops };
+}
+
 t.test('a refusal names a seat sold only once its sale committed; a fenced sale is not named and never happened', async (t) => {
   const pool = await testDatabase();
   t.teardown(() => pool.end());
@@ -124,44 +166,7 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 1, seats: 4 }), shardCount: 1 });
   const { eventId } = spec;
 
-  /** Claims shard 0 and serves it with the real decider, as an engine would. */
-  const serve = async (owner: string) => {
-    const epoch = await store.claimShard(eventId, 0, owner);
-    const rows = await store.loadShard(eventId, 0, new Date(Date.now() - 60_000));
-    const decider = createShardDecider({
-      event: (await store.getEvent(eventId))!,
-      shard: 0,
-      rows,
-      now: Date.now,
-      idempotencyTtlMs: 60_000,
-      persistExpired: () => undefined,
-      onFault: (error) => {
-        throw error;
-      },
-    });
-    const stops: string[] = [];
-    const host = new ShardHost({
-      eventId,
-      shard: 0,
-      epoch,
-      rules: { holdTtlMs: spec.holdTtlMs, customerLimit: spec.customerLimit },
-      leaseHeld: () => true,
-      topic: testConfig().reservationsTopic,
-      batchWindowMs: 2,
-      batchMax: 64,
-      decider,
-      store,
-      nc,
-      log: silentLogger,
-      metrics: new EngineMetrics(),
-      now: Date.now,
-      onStopped: (reason) => stops.push(reason),
-      onOutbox: () => undefined,
-    });
-    host.start();
-    await nc.flush();
-    return { host, epoch, stops };
-  };
+  const serve = (owner: string) => serveShard(store, nc, spec, owner);
   const client = new ShardClient(nc);
   const reserve = (customer: string, seat: string, deadlineMs = 2000) =>
     client.send(eventId, 0, { type: 'reserve', key: `${customer}-${seat}`, customer, seat }, { deadlineMs }).catch((e: unknown) => e);
@@ -219,4 +224,45 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
   );
   const { rows } = await pool.query<{ state: string }>(`SELECT state FROM seats WHERE event_id = $1 AND seat_id = 'A-1-2'`, [eventId]);
   t.same(rows, [{ state: 'sold' }]);
+});
+
+t.test('a refusal saying a hold was confirmed waits for the confirmation to commit; a fenced one is never named', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'shard-host-test' });
+  t.teardown(() => nc.close());
+  const store = new InventoryStore(pool);
+  const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 1, seats: 4 }), shardCount: 1 });
+  const { eventId } = spec;
+  const client = new ShardClient(nc);
+  const send = (command: ShardCommand, deadlineMs = 2000) => client.send(eventId, 0, command, { deadlineMs }).catch((e: unknown) => e);
+
+  const first = await serveShard(store, nc, spec, 'first-owner');
+  const held = (await send({ type: 'hold', key: 'h1', customer: 'alice', seats: ['A-1-1'] })) as Extract<ShardResult, { type: 'held' }>;
+  t.equal(held.type, 'held');
+  const { holdId } = held.hold;
+  // Committed: a second confirm (another key, as a double click makes) hears at once that it was.
+  t.match(await send({ type: 'confirm', key: 'c1', customer: 'alice', holdId }), { type: 'confirmed' });
+  t.match(await send({ type: 'confirm', key: 'c2', customer: 'alice', holdId }, 500), { type: 'hold-confirmed', holdId });
+
+  const other = (await send({ type: 'hold', key: 'h2', customer: 'bob', seats: ['A-1-2'] })) as Extract<ShardResult, { type: 'held' }>;
+  // Its confirmation cannot commit yet: another transaction holds the shard's row, about to claim it.
+  const claimer = await pool.connect();
+  t.teardown(() => claimer.release());
+  await claimer.query('BEGIN');
+  await claimer.query(`UPDATE shards SET epoch = epoch + 1, owner = 'usurper' WHERE event_id = $1 AND shard = 0`, [eventId]);
+  const confirming = send({ type: 'confirm', key: 'c3', customer: 'bob', holdId: other.hold.holdId }, 1500);
+  await waitForBlockedCommit(pool, 'the confirmation waiting for the shard row');
+  const double = send({ type: 'confirm', key: 'c4', customer: 'bob', holdId: other.hold.holdId }, 1500);
+  await claimer.query('COMMIT');
+  const [confirmed, doubled] = await Promise.all([confirming, double]);
+  t.not((confirmed as ShardResult).type, 'confirmed', 'the fenced confirmation is not confirmed');
+  t.not((doubled as ShardResult).type, 'hold-confirmed', 'and the second was not told it had been');
+  t.ok(doubled instanceof Error, `it got a retryable error instead (${String(doubled)})`);
+  await waitFor('the fenced host to stop', () => first.stops.length > 0 || undefined, 5000, 10);
+
+  // The next owner has the hold live, and confirms it.
+  const second = await serveShard(store, nc, spec, 'second-owner');
+  t.teardown(() => second.host.handOff('closed'));
+  t.match(await send({ type: 'confirm', key: 'c5', customer: 'bob', holdId: other.hold.holdId }), { type: 'confirmed' });
 });

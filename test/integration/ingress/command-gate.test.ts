@@ -293,7 +293,7 @@ async function gateThroughRelay(t: Test, name: string, commandTimeoutMs?: number
     relayed.disconnect();
     await relay.close();
   });
-  return { relay, relayedGate: new CommandGate(relayed, 60) };
+  return { relay, relayed, relayedGate: new CommandGate(relayed, 60) };
 }
 
 t.test('a begin whose reply was lost with the connection is resent and claims, admitted once', async (t) => {
@@ -325,6 +325,32 @@ t.test('a begin that timed out after Redis ran it gives its claim back: a retry 
   await t.rejects(relayedGate.begin(request(eventId)), DependencyError, 'the begin times out: 503 to its request');
   const record = redisKeys.idempotency(eventId, keyDigest('alice', 'k1'));
   for (let i = 0; i < 100 && (await redis.exists(record)) === 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal((await gate.begin(request(eventId))).kind, 'claimed', 'its retry claims the key at once (not 409 in flight for seconds)');
+});
+
+t.test('a begin that timed out while its connection was lost is given back once Redis is reached again', async (t) => {
+  // The begin is written, the connection is lost before Redis answers, and it stays lost past the
+  // command's timeout (the request gets its 503). ioredis resends the unanswered script when it
+  // reconnects — which claims the key — while the give-back the timeout made could not be sent.
+  const { relay, relayed, relayedGate } = await gateThroughRelay(t, 'gate-lost-test', 300);
+  const eventId = uniqueName('lost');
+  t.equal((await relayedGate.begin(request(eventId, { idempotencyKey: 'warm' }))).kind, 'claimed', 'script loaded');
+  relay.blackhole();
+  const decision = relayedGate.begin(request(eventId));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  relay.refuse(); // the connection closes; reconnecting fails
+  await t.rejects(decision, DependencyError, 'the begin times out: 503 to its request');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const reconnected = new Promise((resolve) => relayed.once('ready', resolve));
+  relay.restore();
+  await reconnected;
+  const record = redisKeys.idempotency(eventId, keyDigest('alice', 'k1'));
+  const within = async (ms: number, done: () => Promise<boolean>) => {
+    for (const until = Date.now() + ms; Date.now() < until && !(await done());) await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+  await within(1000, async () => (await redis.exists(record)) === 1);
+  t.equal(await redis.exists(record), 1, 'the resent script claimed the key');
+  await within(1000, async () => (await redis.hget(record, 's')) !== 'i');
   t.equal((await gate.begin(request(eventId))).kind, 'claimed', 'its retry claims the key at once (not 409 in flight for seconds)');
 });
 
