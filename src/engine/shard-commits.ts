@@ -13,11 +13,14 @@
  * names the shard at fault and the customers refused. A commit of one shard is the shard's own
  * commit, as before.
  *
- * The price: one shard's commit waiting on a lock holds up the next commit of the event's other
- * shards on this engine (until it ends, within the statement timeout), and a refusal of one costs
- * the others of its commit a second round trip.
+ * The price: a commit of several that waits on a lock holds up the next commit of the event's
+ * other shards on this engine (until it ends, within the statement timeout; the parts that then go
+ * alone do not); a refusal of one shard costs the others of its commit a second round trip; and
+ * when the answer to a commit of several is lost, every shard in it stops and is rebuilt (its
+ * outcome is not known), where one shard's lost answer stopped only that shard.
  */
 import type { InventoryStore, ShardCommit, UsageCheck } from '../adapters/postgres/inventory-store.js';
+import { FencedError, SentinelError } from '../errors.js';
 import type { BatchWrite } from './batch-write.js';
 
 /** Where a shard commits: `InventoryStore.commitBatch`'s contract. */
@@ -118,30 +121,43 @@ export class ShardCommits implements CommitStore {
   }
 
   /**
-   * Commits one group. Refused as a whole, or failed without an answer (its connection lost), each
-   * part goes again on its own: the answer it gets is its own shard's — one connection's failure
-   * does not stop every shard of the group — and a repeat cannot write twice (a commit that did land
-   * meets its rows at new versions, and is fenced).
+   * Commits one group; done once its commit of several has ended. Refused as a whole, or without an
+   * answer (its connection lost), each part then goes again on its own — not holding up the next
+   * flush (a shard has one commit in flight at most: nothing of its own can overtake it) — and gets
+   * its own shard's answer: one connection's failure does not stop every shard of the group. A
+   * repeat cannot write twice: a commit that did land meets its rows at new versions.
    */
   private async commitGroup(queue: Queue, group: Part[]): Promise<void> {
-    if (group.length === 1) return this.alone(queue, group[0]!);
-    let committed = false;
+    if (group.length === 1) return this.alone(queue, group[0]!, false);
+    let outcome: 'committed' | 'refused' | 'unknown';
     try {
-      await this.store.commitShards(queue.eventId, queue.limit, group, queue.topic);
-      committed = true;
+      outcome = await this.store.commitShards(queue.eventId, queue.limit, group, queue.topic);
     } catch {
-      // The parts go alone below: each meets the failure again, or its own outcome.
+      outcome = 'unknown';
     }
-    this.counted(committed ? 'together' : 'together-refused');
-    if (committed) for (const part of group) part.resolve({ refused: new Map() });
-    else await Promise.all(group.map((part) => this.alone(queue, part)));
+    this.counted(outcome === 'committed' ? 'together' : 'together-refused');
+    if (outcome === 'committed') for (const part of group) part.resolve({ refused: new Map() });
+    else for (const part of group) void this.alone(queue, part, outcome === 'unknown');
   }
 
-  private async alone(queue: Queue, part: Part): Promise<void> {
+  /**
+   * A part's own commit. After a commit of several whose answer was lost, a part refused as fenced
+   * may have been written by that very commit: not a take-over but an outcome not known, which
+   * stops the shard all the same (it is rebuilt from Postgres) and is reported as such.
+   */
+  private async alone(queue: Queue, part: Part, afterUnknown: boolean): Promise<void> {
     try {
       part.resolve(await this.store.commitBatch(queue.eventId, part.shard, part.epoch, queue.limit, part.batch, queue.topic));
     } catch (error) {
-      part.reject(error);
+      part.reject(
+        afterUnknown && error instanceof FencedError
+          ? new SentinelError(
+              'commit_outcome_unknown',
+              `shard ${queue.eventId}/${part.shard}: a commit with other shards got no answer and may have written this one`,
+              { retryable: true, cause: error },
+            )
+          : error,
+      );
     } finally {
       this.counted('alone');
     }

@@ -76,6 +76,8 @@ export const REDIS_COMMAND_TIMEOUT_MS = 2000;
 
 /** Most give-backs owed at once while Redis cannot be reached (each request of a lost batch owes one). */
 const MAX_OWED = 10_000;
+/** How soon owed give-backs are tried again if Redis does not report ready before (ms). */
+const OWED_RETRY_MS = 1000;
 
 /** Most requests one script run decides: a run blocks Redis, so keep each short. */
 const MAX_BATCH = 128;
@@ -258,25 +260,39 @@ export class CommandGate {
    * Gives back the claim of a begin that failed. A begin whose connection was lost before Redis
    * answered is kept by ioredis and sent again once it reconnects — where it claims the key — while
    * a give-back made meanwhile is refused unsent (no offline queue): the key would stay in flight
-   * until its deadline, every retry answered 409 in-use. So a give-back refused while the client is
-   * not ready is owed, and sent when it is ready again — after that resend, which ioredis makes
-   * before it reports ready. A give-back of a claim that never happened, or was finished since, is
-   * a no-op (its token).
+   * until its deadline, every retry answered 409 in-use. So a give-back that failed for want of
+   * Redis is owed (`owe`). Sending one twice is harmless: a give-back of a claim that never
+   * happened, or was finished since, is a no-op (its token).
    */
   private giveBack(claim: GateClaim): void {
-    this.release(claim).catch(() => {
-      if (this.redis.status === 'ready') return; // sent, unanswered: Redis runs it after the begin
-      this.owed.set(`${claim.recordKey}\n${claim.token}`, claim);
-      evictOldest(this.owed, MAX_OWED);
-      if (this.owing) return;
-      this.owing = true;
-      this.redis.once('ready', () => {
-        this.owing = false;
-        const claims = [...this.owed.values()];
-        this.owed.clear();
-        for (const owed of claims) this.giveBack(owed);
-      });
+    this.release(claim).catch((error: unknown) => {
+      // Refused by Redis itself (the script failed): sending it again would fail again.
+      if (error instanceof DependencyError) this.owe(claim);
     });
+  }
+
+  /**
+   * Keeps a give-back to send when Redis is ready again — after ioredis has re-sent the commands the
+   * lost connection left unanswered, which it does before it reports ready — or in OWED_RETRY_MS,
+   * whichever comes first (the client may still look ready when its socket has just failed).
+   */
+  private owe(claim: GateClaim): void {
+    this.owed.set(`${claim.recordKey}\n${claim.token}`, claim);
+    evictOldest(this.owed, MAX_OWED);
+    if (this.owing) return;
+    this.owing = true;
+    const pay = () => {
+      if (!this.owing) return;
+      this.owing = false;
+      this.redis.off('ready', pay);
+      clearTimeout(timer);
+      const claims = [...this.owed.values()];
+      this.owed.clear();
+      for (const owed of claims) this.giveBack(owed);
+    };
+    this.redis.once('ready', pay);
+    const timer = setTimeout(pay, OWED_RETRY_MS);
+    timer.unref();
   }
 
   private recordKey(request: GateRequest): string {

@@ -119,6 +119,8 @@ export function eventFromRow(row: EventRow): StoredEvent {
 /** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0005_idempotency_keys_by_customer.sql; `sentinel_commit_shards`, 0010_commit_shards.sql, raises them for several shards at once). */
 const COMMIT_FENCED = 'SNFEN';
 const COMMIT_LIMIT_REFUSED = 'SNLIM';
+/** The code of an error Postgres answered with (the driver's own, such as ECONNRESET, are longer). */
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** One shard's part of a commit of several (`InventoryStore.commitShards`). */
 export interface ShardCommit {
@@ -435,18 +437,21 @@ export class InventoryStore {
 
   /**
    * The group commits of several shards of one event in one call and one transaction
-   * (`sentinel_commit_shards`): all of them or nothing. Throws when they did not commit — refused
-   * as a whole (a shard fenced, the customer limit, a deadlock), or no answer — without saying which
-   * shard it concerns: `ShardCommits` then commits each part on its own (`commitBatch`).
+   * (`sentinel_commit_shards`): all of them or nothing. 'refused' when Postgres answered with an
+   * error — a shard fenced, the customer limit, a deadlock, a timeout: nothing was written, and
+   * `ShardCommits` commits each part on its own to learn which shard it concerns. Throws when no
+   * answer came (the connection): whether it committed is not known.
    */
-  async commitShards(eventId: string, limit: number, parts: readonly ShardCommit[], topic: string): Promise<void> {
+  async commitShards(eventId: string, limit: number, parts: readonly ShardCommit[], topic: string): Promise<'committed' | 'refused'> {
     try {
       await this.pool.query({
         name: 'sentinel-commit-shards',
         text: 'SELECT sentinel_commit_shards($1, $2, $3, $4)',
         values: [eventId, limit, topic, shardsDocument(parts, eventId)],
       });
+      return 'committed';
     } catch (error) {
+      if (SQLSTATE.test(String((error as { code?: unknown }).code))) return 'refused';
       throw translatePgError(error, `commit ${eventId}/${parts.map((p) => p.shard).join(',')}`);
     }
   }

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges, type BatchWrite } from '../../../src/engine/batch-write.js';
 import { ShardCommits, type CommitWay } from '../../../src/engine/shard-commits.js';
-import { DependencyError, FencedError } from '../../../src/errors.js';
+import { DependencyError, FencedError, type SentinelError } from '../../../src/errors.js';
 import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
 const TOPIC = 'sentinel.reservations';
@@ -242,8 +242,8 @@ t.test('a commit of several shards that gets no answer: each shard commits on it
   // And when the commit did land before its answer was lost, the repeat writes nothing twice: fenced.
   const landed = {
     commitBatch: store.commitBatch.bind(store),
-    commitShards: async (...args: Parameters<InventoryStore['commitShards']>) => {
-      await store.commitShards(...args);
+    commitShards: async (...args: Parameters<InventoryStore['commitShards']>): Promise<'committed'> => {
+      t.equal(await store.commitShards(...args), 'committed');
       throw new DependencyError('postgres', 'Connection terminated unexpectedly');
     },
   };
@@ -256,12 +256,38 @@ t.test('a commit of several shards that gets no answer: each shard commits on it
     more.rows.map((r) => landing.commitBatch(eventId, r.shard, epochs[r.shard]!, 8, reserve(eventId, r.seat_id, `d${r.shard}`), TOPIC)),
   );
   t.same(
-    outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).constructor.name : o.status)),
-    ['FencedError', 'FencedError', 'FencedError'],
-    'each shard is told to rebuild from what Postgres holds',
+    outcomes.map((o) => (o.status === 'rejected' ? (o.reason as SentinelError).code : o.status)),
+    ['commit_outcome_unknown', 'commit_outcome_unknown', 'commit_outcome_unknown'],
+    'each shard is told its outcome is not known (not that it was fenced): it rebuilds from what Postgres holds',
   );
   const reservations = await pool.query('SELECT 1 FROM reservations WHERE event_id = $1', [eventId]);
   t.equal(reservations.rowCount, 6, 'and each reservation is there once');
+});
+
+t.test("a part going alone after a refusal does not hold up the next commits of the event's other shards", async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const { eventId, store, epochs, seats } = await threeShards(pool);
+  // The real store, but the commit of several is refused, and shard 1's own commit waits on a lock.
+  let unblock = () => undefined as void;
+  const lock = new Promise<void>((resolve) => (unblock = resolve));
+  const slow = {
+    commitShards: async () => 'refused' as const,
+    commitBatch: async (...args: Parameters<InventoryStore['commitBatch']>) => {
+      if (args[1] === 1) await lock;
+      return store.commitBatch(...args);
+    },
+  };
+  const commits = new ShardCommits(slow);
+  const [first, waiting] = [0, 1].map((shard) =>
+    commits.commitBatch(eventId, shard, epochs[shard]!, 8, reserve(eventId, seats[shard]!, `c${shard}`), TOPIC),
+  );
+  t.same((await first!).refused.size, 0, "shard 0's part committed alone");
+  const next = commits.commitBatch(eventId, 2, epochs[2]!, 8, reserve(eventId, seats[2]!, 'c2'), TOPIC);
+  const timeout = new Promise((resolve) => setTimeout(() => resolve('held up'), 2000).unref());
+  t.same(await Promise.race([next.then((check) => check.refused.size), timeout]), 0, "shard 2's commit went while shard 1's waits");
+  unblock();
+  t.same((await waiting!).refused.size, 0, "and shard 1's, once its lock was free");
 });
 
 async function anotherSeat(pool: pg.Pool, eventId: string, shard: number): Promise<string | undefined> {
