@@ -137,7 +137,7 @@ export class ShardCommits implements CommitStore {
     }
     this.counted(outcome === 'committed' ? 'together' : 'together-refused');
     if (outcome === 'committed') for (const part of group) part.resolve({ refused: new Map() });
-    else for (const part of group) void this.alone(queue, part, outcome === 'unknown');
+    else for (const part of group) this.alone(queue, part, outcome === 'unknown').catch(() => undefined); // settles its part itself
   }
 
   /**

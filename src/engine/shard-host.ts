@@ -87,7 +87,6 @@ export interface ShardHostOptions {
   readonly onOutbox: () => void;
 }
 
-/** Counts, per seat, the sales among `changes` (`delta` +1 when decided, -1 when their commit ended). */
 /** What decisions whose commit has not ended yet changed, by how many such decisions. */
 interface Unsettled {
   /** Seats they sold. */
@@ -102,6 +101,7 @@ function count(counts: Map<string, number>, key: string, delta: 1 | -1): void {
   else counts.delete(key);
 }
 
+/** Counts what `changes` sell and end (`delta` +1 when decided, -1 when their commit ended). */
 function countUnsettled(unsettled: Unsettled, changes: readonly ShardChange[], delta: 1 | -1): void {
   for (const change of changes) {
     if (change.type === 'seat' && change.state === 'sold') count(unsettled.sales, change.seat, delta);
@@ -257,7 +257,7 @@ export class ShardHost {
             command: request.command,
             requestId: request.requestId,
             result,
-            changes,
+            changes: [], // a refusal writes nothing
             respond: (reply) => sink.add(index, reply),
           });
           continue;
