@@ -16,13 +16,36 @@ import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import type { EventSpec } from '../../../src/engine/provision.js';
 import { ShardClient } from '../../../src/engine/shard-client.js';
-import { ShardHost } from '../../../src/engine/shard-host.js';
+import { ShardHost, type ShardHostOptions } from '../../../src/engine/shard-host.js';
 import { decodeReplies, encode, shardSubject } from '../../../src/engine/protocol.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { provisionTestEvent, testDatabase, testLayout, waitFor, waitForBlockedCommit } from '../../support/stack.js';
 
 const reserveCommand = (key: string): ShardCommand => ({ type: 'reserve', key, customer: key, seat: 'A-1-1' });
+
+/** Starts a host of shard 0 on `nc` with the tests' settings; `stops` lists why it stopped. */
+async function startHost(
+  nc: NatsConnection,
+  options: Pick<ShardHostOptions, 'eventId' | 'epoch' | 'rules' | 'leaseHeld' | 'topic' | 'decider' | 'store'>,
+) {
+  const stops: string[] = [];
+  const host = new ShardHost({
+    ...options,
+    shard: 0,
+    batchWindowMs: 2,
+    batchMax: 64,
+    nc,
+    log: silentLogger,
+    metrics: new EngineMetrics(),
+    now: Date.now,
+    onStopped: (reason) => stops.push(reason),
+    onOutbox: () => undefined,
+  });
+  host.start();
+  await nc.flush();
+  return { host, stops };
+}
 
 /**
  * A host on real NATS whose decider refuses every command ('unavailable') and throws on the key
@@ -36,17 +59,13 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
   t.teardown(() => nc.close());
   const eventId = uniqueName('host');
   const decided: string[] = [];
-  const stops: string[] = [];
   let draining = false;
-  const host = new ShardHost({
+  const { host, stops } = await startHost(nc, {
     eventId,
-    shard: 0,
     epoch: 1,
     rules: { holdTtlMs: 60_000, customerLimit: 4 },
     leaseHeld,
     topic: 'unused',
-    batchWindowMs: 2,
-    batchMax: 64,
     decider: {
       decide(command: ShardCommand) {
         if (draining)
@@ -66,16 +85,8 @@ async function scriptedHost(t: Test, leaseHeld: () => boolean = () => true) {
       stop: () => undefined,
     },
     store: new InventoryStore(pool),
-    nc,
-    log: silentLogger,
-    metrics: new EngineMetrics(),
-    now: Date.now,
-    onStopped: (reason) => stops.push(reason),
-    onOutbox: () => undefined,
   });
-  host.start();
   t.teardown(() => host.handOff('closed'));
-  await nc.flush();
   const client = new ShardClient(nc);
   const send = (key: string) => client.send(eventId, 0, reserveCommand(key), { deadlineMs: 2000 }).catch((e: unknown) => e);
   return { host, nc, eventId, decided, stops, send };
@@ -133,27 +144,15 @@ async function serveShard(store: InventoryStore, nc: NatsConnection, spec: Event
       throw error;
     },
   });
-  const stops: string[] = [];
-  const host = new ShardHost({
+  const { host, stops } = await startHost(nc, {
     eventId,
-    shard: 0,
     epoch,
     rules: { holdTtlMs: spec.holdTtlMs, customerLimit: spec.customerLimit },
     leaseHeld: () => true,
     topic: testConfig().reservationsTopic,
-    batchWindowMs: 2,
-    batchMax: 64,
     decider,
     store,
-    nc,
-    log: silentLogger,
-    metrics: new EngineMetrics(),
-    now: Date.now,
-    onStopped: (reason) => stops.push(reason),
-    onOutbox: () => undefined,
   });
-  host.start();
-  await nc.flush();
   return { host, epoch, stops };
 }
 
