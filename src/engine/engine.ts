@@ -386,8 +386,15 @@ export class Engine {
         decider.stop();
         return 'failed';
       }
+      let due: ReturnType<typeof decider.expireNow>;
+      try {
+        due = decider.expireNow(); // before serving: if it throws (a bug), nothing is left subscribed
+      } catch (error) {
+        decider.stop();
+        throw error;
+      }
       host.start();
-      host.persist(decider.expireNow());
+      host.persist(due);
       this.owned.set(key, { ref, host, lease });
       this.deps.metrics.leaseEvents.inc({ event: 'claimed' });
       this.deps.metrics.ownedShards.set(this.owned.size);

@@ -220,7 +220,8 @@ function errorMiddleware(log: Logger): Koa.Middleware<IngressState> {
       ctx.set('Content-Type', 'application/problem+json; charset=utf-8');
       ctx.body = problem.body;
     }
-    if (ctx.path.startsWith('/v1/')) ctx.set('Cache-Control', 'no-store');
+    // The router matches paths case-insensitively: so does this.
+    if (ctx.path.slice(0, 4).toLowerCase() === '/v1/') ctx.set('Cache-Control', 'no-store');
   };
 }
 

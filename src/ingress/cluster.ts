@@ -78,15 +78,24 @@ export async function superviseWorkers(options: { workers: number; log: Logger; 
   cluster.on('message', (worker: Worker, message: Partial<MetricsRequest>) => {
     if (message?.type !== METRICS_REQUEST || typeof message.id !== 'number') return;
     const id = message.id;
+    // The asker may have died while the others answered: its channel is closed, and a send on it
+    // would raise an error event nobody handles, killing the supervisor and so every worker.
+    const reply = (answer: MetricsReply) => {
+      if (worker.isConnected()) worker.send(answer, undefined, () => undefined);
+    };
     aggregator.clusterMetrics().then(
-      (text) => worker.send({ type: METRICS_REPLY, id, text } satisfies MetricsReply),
-      (error: unknown) => worker.send({ type: METRICS_REPLY, id, error: error instanceof Error ? error.message : String(error) }),
+      (text) => reply({ type: METRICS_REPLY, id, text }),
+      (error: unknown) => reply({ type: METRICS_REPLY, id, error: error instanceof Error ? error.message : String(error) }),
     );
   });
 
   // Each worker is owned by this supervisor: it leaves a terminal's Ctrl-C to it (the supervisor
   // stops every worker with SIGTERM) and stops once the supervisor is gone.
-  const fork = () => cluster.fork({ [EXIT_WITH_PARENT_ENV]: String(process.pid) });
+  const fork = () =>
+    cluster
+      .fork({ [EXIT_WITH_PARENT_ENV]: String(process.pid) })
+      // A send that raced the worker's death: its exit is handled below; nothing else to do.
+      .on('error', (error: Error) => log.warn({ err: error.message }, 'Ingress worker channel error'));
   let stopping = false;
   const deaths: number[] = [];
   let crashLoop: (() => void) | undefined;

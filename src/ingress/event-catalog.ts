@@ -171,6 +171,7 @@ export class EventCatalog {
       map = shardMap(validation.layout, event.shardCount);
       for (const key of this.maps.keys()) if (key.startsWith(`${event.id}\n`)) this.maps.delete(key);
       this.maps.set(mapKey, map);
+      evictOldest(this.maps, MAX_CACHED_EVENTS);
     }
     const value: RoutableEvent = { event, map, admission: admissionRateOf(event.admissionRate) };
     const now = this.now();

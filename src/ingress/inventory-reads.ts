@@ -4,6 +4,8 @@
  * under a request's key). The shards are never asked to answer reads — they are busy deciding the
  * sale.
  */
+import { evictOldest } from '../evict.js';
+import { MAX_CACHED_EVENTS } from './event-catalog.js';
 import type pg from 'pg';
 import { translatePgError } from '../adapters/postgres/errors.js';
 import { withDeadline } from '../deadline.js';
@@ -106,7 +108,9 @@ export class InventoryReads {
     if (cached !== undefined && now - cached.at < AVAILABILITY_CACHE_MS) return cached.value;
     const value = this.readAvailability(eventId, map, now);
     const entry = { at: now, value };
+    this.availabilityCache.delete(eventId); // set again: the map stays in reading order
     this.availabilityCache.set(eventId, entry);
+    evictOldest(this.availabilityCache, MAX_CACHED_EVENTS);
     // A failed read is not cached — unless a newer read has taken its place since.
     value.catch(() => {
       if (this.availabilityCache.get(eventId) === entry) this.availabilityCache.delete(eventId);

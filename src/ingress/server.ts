@@ -2,7 +2,7 @@
  * Serving the ingress app over HTTP, and stopping it gracefully: report not ready, stop accepting,
  * let requests in flight finish (bounded), then close idle and remaining connections.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import type { IngressApp } from './app.js';
@@ -46,6 +46,14 @@ export async function serveIngress(
   const address = server.address() as AddressInfo;
   const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
   let closing: Promise<void> | undefined;
+  // From the start of a close — its drain delay included — every response closes its connection:
+  // keep-alive clients (a balancer's pooled connections among them) reconnect, to a replica that is
+  // not going away, instead of sending this one requests until its listener closes. The sweep
+  // closes the connections that went idle meanwhile.
+  let draining = false;
+  server.on('request', (_req, res: ServerResponse) => {
+    if (draining) res.setHeader('Connection', 'close');
+  });
   return {
     server,
     port: address.port,
@@ -53,14 +61,18 @@ export async function serveIngress(
     close({ drainDelayMs = 0, graceMs = 10_000 } = {}) {
       closing ??= (async () => {
         app.readiness.markShuttingDown();
+        draining = true;
         if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // A connection whose response went out before `draining` was set turns idle: closed at the next sweep.
         server.closeIdleConnections();
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
         const timer = setTimeout(() => {
           options.log.warn({ graceMs }, 'Requests still in flight after the grace period; closing their connections');
           server.closeAllConnections();
         }, graceMs);
         await closed;
+        clearInterval(sweep);
         clearTimeout(timer);
       })();
       return closing;

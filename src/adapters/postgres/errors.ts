@@ -5,7 +5,16 @@ import { DependencyError, SentinelError } from '../../errors.js';
 // 57P operator intervention (shutdown), 57014 query_canceled (statement_timeout, or a cancel),
 // 40001 serialization failure, 40P01 deadlock.
 const RETRYABLE_SQLSTATE = /^(08|53|57P|57014|40001|40P01)/;
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 // Driver messages without a code: a dropped connection; no connection from the pool within
 // connectionTimeoutMillis (pg-pool: "timeout exceeded when trying to connect", pg: "Connection
 // terminated due to connection timeout"); no answer within query_timeout ("Query read timeout").

@@ -82,3 +82,37 @@ t.test('sentinel ingress --workers 2: one port, summed metrics, a dead worker re
   t.equal((output.logs.match(/"msg":"Ingress stopped"/g) ?? []).length, 2, 'both live workers stopped gracefully');
   for (const pid of workerPids()) t.throws(() => process.kill(pid, 0), 'no worker left behind');
 });
+
+t.test(
+  'sentinel ingress --workers 2: a worker that dies while its scrape is being gathered does not take the supervisor down',
+  async (t) => {
+    const { port, child, output, exited } = await spawnIngress(t, ['--workers', '2']);
+    const url = `http://127.0.0.1:${port}`;
+    const workerPids = () => [...output.logs.matchAll(/"pid":(\d+)[^\n]*"msg":"Ingress listening"/g)].map((m) => Number(m[1]));
+    await waitFor('two workers listening', async () => workerPids().length === 2 && (await fetch(`${url}/readyz`)).ok, 30_000);
+    const [asker, silent] = workerPids() as [number, number];
+    // One worker cannot answer the supervisor's collection: a scrape waits for it (up to 5 s).
+    process.kill(silent, 'SIGSTOP');
+    t.teardown(() => {
+      try {
+        process.kill(silent, 'SIGCONT');
+      } catch {
+        // gone already
+      }
+    });
+    // Scrapes on fresh connections, spread over both workers: those reaching `asker` ask the supervisor.
+    const scrapes = Array.from({ length: 4 }, () =>
+      fetch(`${url}/metrics`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) }).catch(() => undefined),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    process.kill(asker, 'SIGKILL'); // dies while the supervisor gathers its scrape
+    await new Promise((resolve) => setTimeout(resolve, 6000)); // the collection gives up and answers the dead asker
+    process.kill(silent, 'SIGCONT');
+    await Promise.all(scrapes);
+    t.equal(child.exitCode, null, 'the supervisor is still running');
+    await waitFor('a replacement worker', async () => workerPids().length === 3, 30_000);
+    t.equal((await fetch(`${url}/healthz`, { headers: { connection: 'close' } })).status, 200, 'still serving');
+    child.kill('SIGTERM');
+    t.equal(await exited, 0, 'and it stops cleanly');
+  },
+);

@@ -584,13 +584,19 @@ t.test('graceful shutdown: in-flight requests finish, readiness fails first', as
   })();
   const inFlight = call(h.url, 'POST', holdPath, { token: alice, key: freshKey(), body: { seats: ['A-1-9'] } });
   await asked; // the request is in flight: it reached the shard
+  const closeStarted = Date.now();
   const closing = h.running.close({ drainDelayMs: 300, graceMs: 5000 });
   const ready = await call(h.url, 'GET', '/readyz');
   t.equal(ready.status, 503, 'not ready while draining');
   t.equal(ready.body.status, 'shutting-down');
+  t.equal(ready.headers.get('connection'), 'close', 'a response while closing closes its connection');
   release();
   t.equal((await inFlight).status, 201, 'the request in flight completed');
   await closing;
+  // The in-flight request's keep-alive connection closed after its answer, not at the grace period.
+  // (Node closes a connection whose response is written after the listener closed; the header above
+  // is what the close sets from its start, during the drain delay.)
+  t.ok(Date.now() - closeStarted < 2500, `the close ended once the request in flight had its answer (${Date.now() - closeStarted} ms)`);
   await t.rejects(fetch(`${h.url}/healthz`), 'no longer accepting');
   sub.unsubscribe();
   await h.nc.close();
