@@ -21,6 +21,11 @@ export async function readJsonBody(req: IncomingMessage, limit = BODY_LIMIT_BYTE
       extensions: { limit },
     });
   }
+  // A client that went away before sending all of its body (it timed out, or aborted: common in a
+  // rush) is not an internal error, and a stream destroyed before anyone listened emits neither
+  // 'end' nor 'error': waited on, it would hold the request for good.
+  const cutOff = () => new HttpProblem('validation-failed', 'the request body was cut off: the client closed the connection');
+  if (req.destroyed || req.readableAborted) throw cutOff();
   const { chunks, size } = await new Promise<{ chunks: Buffer[]; size: number }>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -39,7 +44,8 @@ export async function readJsonBody(req: IncomingMessage, limit = BODY_LIMIT_BYTE
       chunks.push(chunk);
     });
     req.once('end', () => resolve({ chunks, size }));
-    req.once('error', reject);
+    req.once('error', () => reject(cutOff()));
+    req.once('close', () => reject(cutOff())); // after 'end' this changes nothing
   });
   if (size === 0) return undefined;
   const type = req.headers['content-type'];

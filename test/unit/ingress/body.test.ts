@@ -50,3 +50,23 @@ t.test('the size limit: declared or streamed', async (t) => {
   t.equal(await problemOf(readJsonBody(request(big), 1024)), 'body-too-large');
   t.same(await readJsonBody(request(' {} '), 4), {}, 'exactly at the limit is fine');
 });
+
+t.test('a client that goes away before its whole body arrived: a 400, never a hang or a 500', async (t) => {
+  const gone = request('{"seats":["A-1-1"]}');
+  gone.destroy();
+  t.equal(await problemOf(readJsonBody(gone)), 'validation-failed', 'destroyed before the read began');
+  // Half a body, then the connection closes (an abort: no 'end').
+  const half = Object.assign(new Readable({ read: () => undefined }), {
+    headers: { 'content-type': 'application/json', 'content-length': '40' },
+  }) as unknown as IncomingMessage;
+  const reading = problemOf(readJsonBody(half));
+  half.push(Buffer.from('{"seats":['));
+  setImmediate(() => half.destroy());
+  t.equal(await reading, 'validation-failed', 'cut off mid-body');
+  const aborted = Object.assign(new Readable({ read: () => undefined }), {
+    headers: { 'content-type': 'application/json', 'content-length': '40' },
+  }) as unknown as IncomingMessage;
+  const failing = problemOf(readJsonBody(aborted));
+  setImmediate(() => aborted.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+  t.equal(await failing, 'validation-failed', 'reset mid-body');
+});
