@@ -347,7 +347,7 @@ export class Engine {
       // A pause here (GC, SIGSTOP) can outlast the lease before its timer fires: whoever took it
       // since must not be fenced by an epoch bump of ours, nor find us serving.
       if (!lease.holdOrLose()) return 'failed';
-      const epoch = await this.store.claimShard(ref.eventId, ref.shard, this.deps.config.engineId);
+      const epoch = await this.store.claimShard(ref.eventId, ref.shard, this.deps.config.engineId, lease);
       const log = this.log.child({ event: ref.eventId, shard: ref.shard, epoch });
       const now = this.now();
       const rows = await this.store.loadShard(ref.eventId, ref.shard, new Date(now - this.deps.config.idempotencyTtlS * 1000));

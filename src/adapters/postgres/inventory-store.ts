@@ -122,6 +122,17 @@ const COMMIT_LIMIT_REFUSED = 'SNLIM';
 /** The code of an error Postgres answered with (the driver's own, such as ECONNRESET, are longer). */
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
+/** What a claim needs of the claimer's shard lease (`ShardLease`). */
+export interface ClaimLease {
+  /** Epoch ms the lease runs out unless extended. */
+  readonly expiresAt: number;
+  /** Whether it is held now (a lease found run out is given up). */
+  holdOrLose(): boolean;
+}
+
+/** How much of the lease a claim leaves unused: the commit must land before the lease can run out (ms). */
+const CLAIM_MARGIN_MS = 250;
+
 /** One shard's part of a commit of several (`InventoryStore.commitShards`). */
 export interface ShardCommit {
   readonly shard: number;
@@ -305,15 +316,33 @@ export class InventoryStore {
   /**
    * Claims a shard: bumps its epoch (the fencing token) and records the owner. From the moment
    * this commits, any commit of a previous owner matches no row and is rejected.
+   *
+   * With `lease` (the claimer's shard lease), the bump commits only while the lease is held: the
+   * statement may take no longer than what is left of it, and the lease is looked at again before
+   * the commit. A bump landing after the lease ran out — a wait for a pool connection, a pause —
+   * when another engine may have taken the lease and claimed the shard since, would fence that
+   * rightful owner.
    */
-  async claimShard(eventId: string, shard: number, owner: string): Promise<number> {
-    const { rows } = await this.pool.query<{ epoch: string }>(
-      `UPDATE shards SET epoch = epoch + 1, owner = $3, claimed_at = now(), version = version + 1
-        WHERE event_id = $1 AND shard = $2 RETURNING epoch`,
-      [eventId, shard, owner],
-    );
-    if (!rows[0]) throw new FencedError(`shard ${eventId}/${shard} does not exist`);
-    return Number(rows[0].epoch);
+  async claimShard(eventId: string, shard: number, owner: string, lease?: ClaimLease): Promise<number> {
+    const bump = async (db: Pick<pg.PoolClient, 'query'>) => {
+      const { rows } = await db.query<{ epoch: string }>(
+        `UPDATE shards SET epoch = epoch + 1, owner = $3, claimed_at = now(), version = version + 1
+          WHERE event_id = $1 AND shard = $2 RETURNING epoch`,
+        [eventId, shard, owner],
+      );
+      if (!rows[0]) throw new FencedError(`shard ${eventId}/${shard} does not exist`);
+      return Number(rows[0].epoch);
+    };
+    if (lease === undefined) return bump(this.pool);
+    const ranOut = () => new FencedError(`shard ${eventId}/${shard}: the lease ran out before the claim could commit`);
+    return inTransaction(this.pool, `claim shard ${eventId}/${shard}`, async (client) => {
+      const leftMs = Math.floor(lease.expiresAt - Date.now() - CLAIM_MARGIN_MS);
+      if (leftMs <= 0 || !lease.holdOrLose()) throw ranOut();
+      await client.query(`SET LOCAL statement_timeout = ${leftMs}`);
+      const epoch = await bump(client);
+      if (lease.expiresAt - Date.now() < CLAIM_MARGIN_MS / 2 || !lease.holdOrLose()) throw ranOut(); // rolled back
+      return epoch;
+    });
   }
 
   /** Clears the owner on a clean hand-off, if the epoch is still ours. */

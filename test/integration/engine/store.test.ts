@@ -84,6 +84,31 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
   t.equal((await pool.query(`SELECT hold_id FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.hold_id, h1);
 });
 
+t.test("a claim commits only while the claimer's lease is held: a bump after it ran out would fence the next owner", async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { shardCount: 1 });
+  const store = new InventoryStore(pool);
+  const epochNow = async () =>
+    Number(
+      (await pool.query<{ epoch: string }>('SELECT epoch FROM shards WHERE event_id = $1 AND shard = 0', [spec.eventId])).rows[0]!.epoch,
+    );
+  const first = await store.claimShard(spec.eventId, 0, 'a', { expiresAt: Date.now() + 5000, holdOrLose: () => true });
+  t.equal(await epochNow(), first, 'held: the bump commits');
+  await t.rejects(
+    store.claimShard(spec.eventId, 0, 'b', { expiresAt: Date.now() + 100, holdOrLose: () => true }),
+    FencedError,
+    'too little of the lease left to commit in: refused before the bump',
+  );
+  let looks = 0;
+  const lostDuring = { expiresAt: Date.now() + 5000, holdOrLose: () => looks++ === 0 };
+  await t.rejects(store.claimShard(spec.eventId, 0, 'c', lostDuring), FencedError, 'lost while the bump ran: refused');
+  t.equal(looks, 2, 'the lease was looked at before the bump and again before the commit');
+  t.equal(await epochNow(), first, 'and neither bump landed');
+  const owner = await pool.query<{ owner: string }>('SELECT owner FROM shards WHERE event_id = $1 AND shard = 0', [spec.eventId]);
+  t.equal(owner.rows[0]?.owner, 'a');
+});
+
 /** A batch that only moves customers' usage. */
 function usageOnly(usage: Map<string, number>): BatchWrite {
   return { ...emptyBatchWrite(), usage };
