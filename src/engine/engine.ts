@@ -332,17 +332,16 @@ export class Engine {
     const key = shardKey(ref);
     this.claiming.add(key);
     let lease: ShardLease | undefined;
-    /** The lease acquired (kept: `lease` is cleared once the shard is owned). */
-    const acquired: { lease?: ShardLease } = {};
+    /** Owned from the moment it serves: the lease is then released on hand-off, not here. */
+    let owned = false;
     try {
       lease = await ShardLease.tryAcquire(
         this.deps.redlock,
         shardLeaseKey(ref.eventId, ref.shard),
         this.deps.config.leaseTtlMs,
         this.log,
-        (reason) => this.onLeaseLost(key, acquired.lease, reason),
+        (reason) => this.onLeaseLost(key, lease, reason),
       );
-      acquired.lease = lease;
       if (!lease) return 'busy'; // still held by its previous owner: it hands off, or its lease runs out
       // A pause here (GC, SIGSTOP) can outlast the lease before its timer fires: whoever took it
       // since must not be fenced by an epoch bump of ours, nor find us serving.
@@ -399,14 +398,14 @@ export class Engine {
       this.deps.metrics.leaseEvents.inc({ event: 'claimed' });
       this.deps.metrics.ownedShards.set(this.owned.size);
       log.info({ seats: rows.seats.length, liveHolds: rows.liveHolds.length }, 'Claimed shard');
-      lease = undefined; // owned now; released on hand-off
+      owned = true;
       return 'claimed';
     } catch (error) {
       this.log.warn({ event: ref.eventId, shard: ref.shard, err: error instanceof Error ? error.message : String(error) }, 'Claim failed');
       return 'failed';
     } finally {
       this.claiming.delete(key);
-      if (lease) await lease.release();
+      if (lease && !owned) await lease.release();
     }
   }
 

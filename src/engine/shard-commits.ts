@@ -42,14 +42,15 @@ interface Part extends ShardCommit {
   readonly reject: (error: unknown) => void;
 }
 
-/** The commits of one event (and topic and limit: everything a commit shares) waiting and under way. */
+/**
+ * The commits of one event (and topic and limit: everything a commit shares) waiting. A queue
+ * exists while a flush of it is due (scheduled, or under way): what arrives meanwhile waits for the next.
+ */
 interface Queue {
   readonly eventId: string;
   readonly topic: string;
   readonly limit: number;
   waiting: Part[];
-  /** Whether a flush is due (scheduled, or under way): what arrives meanwhile waits for the next. */
-  busy: boolean;
 }
 
 function rowsOf(batch: BatchWrite): number {
@@ -88,17 +89,16 @@ export class ShardCommits implements CommitStore {
 
   commitBatch(eventId: string, shard: number, epoch: number, limit: number, batch: BatchWrite, topic: string): Promise<UsageCheck> {
     const key = `${eventId}\n${topic}\n${limit}`;
-    let queue = this.queues.get(key);
-    if (queue === undefined) {
-      queue = { eventId, topic, limit, waiting: [], busy: false };
-      this.queues.set(key, queue);
-    }
-    const q = queue;
     return new Promise<UsageCheck>((resolve, reject) => {
-      q.waiting.push({ shard, epoch, batch, resolve, reject });
-      if (q.busy) return;
-      q.busy = true;
-      setImmediate(() => this.flush(key, q));
+      const part = { shard, epoch, batch, resolve, reject };
+      const queue = this.queues.get(key);
+      if (queue !== undefined) {
+        queue.waiting.push(part);
+        return;
+      }
+      const created: Queue = { eventId, topic, limit, waiting: [part] };
+      this.queues.set(key, created);
+      setImmediate(() => this.flush(key, created));
     });
   }
 

@@ -46,14 +46,6 @@ export async function serveIngress(
   const address = server.address() as AddressInfo;
   const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
   let closing: Promise<void> | undefined;
-  // From the start of a close — its drain delay included — every response closes its connection:
-  // keep-alive clients (a balancer's pooled connections among them) reconnect, to a replica that is
-  // not going away, instead of sending this one requests until its listener closes. The sweep
-  // closes the connections that went idle meanwhile.
-  let draining = false;
-  server.on('request', (_req, res: ServerResponse) => {
-    if (draining) res.setHeader('Connection', 'close');
-  });
   return {
     server,
     port: address.port,
@@ -61,7 +53,11 @@ export async function serveIngress(
     close({ drainDelayMs = 0, graceMs = 10_000 } = {}) {
       closing ??= (async () => {
         app.readiness.markShuttingDown();
-        draining = true;
+        // From the start of a close — its drain delay included — every response closes its
+        // connection: keep-alive clients (a balancer's pooled connections among them) reconnect, to
+        // a replica that is not going away, instead of sending this one requests until its listener
+        // closes. The sweep below closes the connections that went idle meanwhile.
+        server.on('request', (_req, res: ServerResponse) => res.setHeader('Connection', 'close'));
         if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // A connection whose response went out before `draining` was set turns idle: closed at the next sweep.

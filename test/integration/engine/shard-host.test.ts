@@ -9,6 +9,7 @@
  */
 import t, { type Test } from 'tap';
 import type { NatsConnection } from 'nats';
+import type pg from 'pg';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
@@ -128,6 +129,29 @@ t.test('a host whose lease ran out answers nothing from memory, not even a loser
   t.notOk(host.isServing, 'the host stopped serving');
 });
 
+/** A one-shard sale of four seats on real Postgres and NATS. */
+async function oneShardSale(t: Test) {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'shard-host-test' });
+  t.teardown(() => nc.close());
+  const store = new InventoryStore(pool);
+  const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 1, seats: 4 }), shardCount: 1 });
+  return { pool, nc, store, spec, eventId: spec.eventId };
+}
+
+/**
+ * Another engine's claim of shard 0, under way: its transaction holds the shard's row (so no commit
+ * can land) until `commit`, which bumps the epoch and so fences the owner.
+ */
+async function claimInProgress(t: Test, pool: pg.Pool, eventId: string) {
+  const claimer = await pool.connect();
+  t.teardown(() => claimer.release());
+  await claimer.query('BEGIN');
+  await claimer.query(`UPDATE shards SET epoch = epoch + 1, owner = 'usurper' WHERE event_id = $1 AND shard = 0`, [eventId]);
+  return { commit: () => claimer.query('COMMIT').then(() => undefined) };
+}
+
 /** Claims shard 0 of `spec` for `owner` and serves it with the real decider, as an engine would. */
 async function serveShard(store: InventoryStore, nc: NatsConnection, spec: EventSpec, owner: string) {
   const { eventId } = spec;
@@ -157,13 +181,7 @@ async function serveShard(store: InventoryStore, nc: NatsConnection, spec: Event
 }
 
 t.test('a refusal names a seat sold only once its sale committed; a fenced sale is not named and never happened', async (t) => {
-  const pool = await testDatabase();
-  t.teardown(() => pool.end());
-  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'shard-host-test' });
-  t.teardown(() => nc.close());
-  const store = new InventoryStore(pool);
-  const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 1, seats: 4 }), shardCount: 1 });
-  const { eventId } = spec;
+  const { pool, nc, store, spec, eventId } = await oneShardSale(t);
 
   const serve = (owner: string) => serveShard(store, nc, spec, owner);
   const client = new ShardClient(nc);
@@ -181,10 +199,7 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
 
   // A sale whose commit cannot land yet: another transaction holds the shard's row (and is about
   // to claim the shard, fencing this owner).
-  const claimer = await pool.connect();
-  t.teardown(() => claimer.release());
-  await claimer.query('BEGIN');
-  await claimer.query(`UPDATE shards SET epoch = epoch + 1, owner = 'usurper' WHERE event_id = $1 AND shard = 0`, [eventId]);
+  const claimer = await claimInProgress(t, pool, eventId);
   const pending = reserve('carol', 'A-1-2', 1000);
   await waitForBlockedCommit(pool, 'the commit waiting for the shard row');
   const refusal = await reserve('dave', 'A-1-2');
@@ -205,7 +220,7 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
     'a seat sold earlier is still named in the meantime, with its own buyer (aligned)',
   );
 
-  await claimer.query('COMMIT');
+  await claimer.commit();
   const lost = await pending;
   t.not((lost as ShardResult).type, 'confirmed', 'the fenced sale is not confirmed');
   await waitFor('the fenced host to stop', () => first.stops.length > 0 || undefined, 5000, 10);
@@ -226,13 +241,7 @@ t.test('a refusal names a seat sold only once its sale committed; a fenced sale 
 });
 
 t.test('a refusal saying a hold was confirmed waits for the confirmation to commit; a fenced one is never named', async (t) => {
-  const pool = await testDatabase();
-  t.teardown(() => pool.end());
-  const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'shard-host-test' });
-  t.teardown(() => nc.close());
-  const store = new InventoryStore(pool);
-  const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 1, seats: 4 }), shardCount: 1 });
-  const { eventId } = spec;
+  const { pool, nc, store, spec, eventId } = await oneShardSale(t);
   const client = new ShardClient(nc);
   const send = (command: ShardCommand, deadlineMs = 2000) => client.send(eventId, 0, command, { deadlineMs }).catch((e: unknown) => e);
 
@@ -246,14 +255,11 @@ t.test('a refusal saying a hold was confirmed waits for the confirmation to comm
 
   const other = (await send({ type: 'hold', key: 'h2', customer: 'bob', seats: ['A-1-2'] })) as Extract<ShardResult, { type: 'held' }>;
   // Its confirmation cannot commit yet: another transaction holds the shard's row, about to claim it.
-  const claimer = await pool.connect();
-  t.teardown(() => claimer.release());
-  await claimer.query('BEGIN');
-  await claimer.query(`UPDATE shards SET epoch = epoch + 1, owner = 'usurper' WHERE event_id = $1 AND shard = 0`, [eventId]);
+  const claimer = await claimInProgress(t, pool, eventId);
   const confirming = send({ type: 'confirm', key: 'c3', customer: 'bob', holdId: other.hold.holdId }, 1500);
   await waitForBlockedCommit(pool, 'the confirmation waiting for the shard row');
   const double = send({ type: 'confirm', key: 'c4', customer: 'bob', holdId: other.hold.holdId }, 1500);
-  await claimer.query('COMMIT');
+  await claimer.commit();
   const [confirmed, doubled] = await Promise.all([confirming, double]);
   t.not((confirmed as ShardResult).type, 'confirmed', 'the fenced confirmation is not confirmed');
   t.not((doubled as ShardResult).type, 'hold-confirmed', 'and the second was not told it had been');
