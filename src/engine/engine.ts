@@ -186,15 +186,7 @@ export class Engine {
       // they would stay unserved for as long as it lives. Without its heartbeat it drops out
       // within a lease TTL.
       if (this.natsLink.state() !== 'ok') return;
-      // It joins afresh after a break of its NATS link, and after a TTL without a renewal (its
-      // entry expired: a pause, rounds that failed) — it was not reachable all along.
-      const breaks = this.natsLink.breaks;
-      const renewingAt = performance.now();
-      const rejoined =
-        this.natsBreaksRenewed !== breaks || this.lastRenewedAt === undefined || renewingAt - this.lastRenewedAt >= leaseTtlMs;
-      const members = await this.membership.heartbeat(rejoined);
-      this.natsBreaksRenewed = breaks;
-      this.lastRenewedAt = renewingAt;
+      const members = await this.renewMembership();
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -225,11 +217,30 @@ export class Engine {
   }
 
   /**
+   * Renews this engine's membership and returns the members. It joins afresh after a break of its
+   * NATS link, and after a TTL without a renewal (its entry expired: a pause, rounds that failed)
+   * — it was not reachable all along.
+   */
+  private async renewMembership(): Promise<string[]> {
+    const breaks = this.natsLink.breaks;
+    const renewingAt = performance.now();
+    const rejoined =
+      this.natsBreaksRenewed !== breaks ||
+      this.lastRenewedAt === undefined ||
+      renewingAt - this.lastRenewedAt >= this.deps.config.leaseTtlMs;
+    const members = await this.membership.heartbeat(rejoined);
+    this.natsBreaksRenewed = breaks;
+    this.lastRenewedAt = renewingAt;
+    return members;
+  }
+
+  /**
    * A round while NATS does not answer (NatsLink): this engine hears no request, so it renews
    * neither its membership nor its heartbeat row, and claims nothing. Once the link counts as cut
    * it leaves, and hands its shards off (their pending commits land, their leases go; a sale that
    * is over ends its holds) — but only to an engine NATS reached all along: one that was a member
-   * before this engine's silence began and has renewed since this engine counted as cut. Every
+   * before this engine's link stopped being ok (it fell silent, or began to flap) and has renewed since
+   * this engine counted as cut. Every
    * silence of TTL/4 makes an engine join afresh when it renews again (NatsLink.breaks), so when
    * NATS is down for every engine none of them qualifies, however they come back: each keeps its
    * shards and serves them the moment NATS is back, instead of all of them being handed round and
@@ -249,12 +260,13 @@ export class Engine {
     const shards = [...this.owned.entries()].filter(([key]) => !this.settlingShards.has(key)).map(([, owned]) => owned);
     if (shards.length === 0) return;
     const now = this.now();
-    const silentMs = this.natsLink.silentForMs();
-    const silentSince = now - silentMs;
+    // Since the link stopped being ok: its silence, or the flapping that went on for a TTL.
+    const troubleMs = this.natsLink.untrustedForMs();
+    const troubleSince = now - troubleMs;
     const relaxAfterMs = Math.max(CUT_OFF_RELAX_MS, 3 * this.natsLink.cutAfterMs);
-    const joinedBefore = silentMs >= relaxAfterMs ? now - this.natsLink.cutAfterMs : silentSince;
+    const joinedBefore = troubleMs >= relaxAfterMs ? now - this.natsLink.cutAfterMs : troubleSince;
     // Renewed since this engine counted as cut, and lately: not one that has stopped renewing since.
-    const renewedAfter = Math.max(silentSince + this.natsLink.cutAfterMs, now - this.natsLink.cutAfterMs / 2);
+    const renewedAfter = Math.max(troubleSince + this.natsLink.cutAfterMs, now - this.natsLink.cutAfterMs / 2);
     const serving = await this.membership.servingSince(joinedBefore, renewedAfter);
     if (serving.length === 0) return;
     this.log.warn({ shards: shards.length, engines: serving }, 'Cut off from NATS: handing shards to engines that can serve them');

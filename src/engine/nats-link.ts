@@ -11,7 +11,11 @@
  * `cut` after a whole lease TTL (it leaves, and hands its shards to an engine that can serve them
  * — see Engine.roundWhileCutOff). After a silence of TTL/4 or more, an answer makes the link `ok`
  * only once it has stayed answered for another TTL/4: a link that flaps does not move shards out
- * and back with every answer.
+ * and back with every answer. And a link in trouble for a whole TTL counts as cut though no
+ * silence lasted that long: one that keeps flapping — silences of TTL/4 and more, and between
+ * them answers, or `ok` for less than TTL/4 — would otherwise keep its shards, served by fits and
+ * starts, for as long as it flaps (the engine renews its membership only now and then, and hands
+ * nothing off while the link is suspect). Its trouble ends once the link has been `ok` for TTL/4.
  *
  * Silence is counted on a monotonic clock from a PING sent, not from the last PONG. A probe timer
  * that fired far too late (the process was paused, or its event loop blocked) starts the count
@@ -32,6 +36,10 @@ export class NatsLink {
   private unansweredSince: number | undefined;
   /** Before this time an answered link still counts as suspect (after a silence of TTL/4 or more; after a pause, until answered). */
   private trustedFrom = -Infinity;
+  /** When the link's trouble began: it stopped being ok, and has not been ok for TTL/4 since. None without trouble. */
+  private untrustedSince: number | undefined;
+  /** Since when the link has been ok, as far as seen (at a probe, an answer, a look); none while it is not. */
+  private okSince: number | undefined;
   /** After a late probe: only the answer to a PING sent at or after this time makes the link trusted again. */
   private trustAnswerFrom: number | undefined;
   private lastProbeAt: number | undefined;
@@ -80,17 +88,19 @@ export class NatsLink {
     // Three intervals (TTL/4) without a probe: the process did not run (paused, its event loop
     // blocked), and nothing it knew of the link is worth anything now. The silence counts from this
     // PING, only an answer to it (or a later one) makes the link trusted again, and the gap is a
-    // break. A link cut already before the gap stays cut: its silence goes on.
+    // break. A link cut already before the gap stays cut: its trouble goes on.
     const gap = this.lastProbeAt === undefined ? 0 : sentAt - this.lastProbeAt;
-    const cutBefore = this.unansweredSince !== undefined && this.lastProbeAt! - this.unansweredSince >= this.cutAfterMs;
+    const cutBefore = this.untrustedSince !== undefined && this.lastProbeAt! - this.untrustedSince >= this.cutAfterMs;
     if (gap > 3 * this.probeEveryMs && !cutBefore) {
       this.unansweredSince = sentAt;
+      this.untrustedSince = sentAt;
       this.trustAnswerFrom = sentAt;
       this.trustedFrom = Infinity;
       this.breaks++;
     }
     this.lastProbeAt = sentAt;
     this.unansweredSince ??= sentAt;
+    this.judge(sentAt);
     this.roundTrip().then(
       () => {
         const answeredAt = this.now();
@@ -98,15 +108,21 @@ export class NatsLink {
           this.trustAnswerFrom = undefined;
           this.trustedFrom = answeredAt;
         }
-        if (this.unansweredSince === undefined || this.unansweredSince > sentAt) return;
-        if (answeredAt - this.unansweredSince >= this.suspectAfterMs) {
-          this.trustedFrom = answeredAt + this.suspectAfterMs;
-          this.breaks++;
-        }
-        this.unansweredSince = undefined;
+        if (this.unansweredSince !== undefined && this.unansweredSince <= sentAt) this.answered(this.unansweredSince, answeredAt);
+        this.judge(answeredAt);
       },
       () => undefined,
     );
+  }
+
+  /** An answer to the oldest PING not answered yet (sent at `silentSince`), or to a later one, came back. */
+  private answered(silentSince: number, answeredAt: number): void {
+    if (answeredAt - silentSince >= this.suspectAfterMs) {
+      this.untrustedSince ??= silentSince;
+      this.trustedFrom = answeredAt + this.suspectAfterMs;
+      this.breaks++;
+    }
+    this.unansweredSince = undefined;
   }
 
   /** How long the oldest unanswered PING has gone unanswered (ms; 0 while the link answers). */
@@ -114,9 +130,31 @@ export class NatsLink {
     return this.unansweredSince === undefined ? 0 : this.now() - this.unansweredSince;
   }
 
+  /**
+   * How long the link has been in trouble (ms; 0 without): since it stopped being ok, until it has
+   * been ok again for TTL/4 — at least its silence, longer when it flaps. A cut link's trouble
+   * began then.
+   */
+  untrustedForMs(): number {
+    const now = this.now();
+    this.judge(now);
+    return this.untrustedSince === undefined ? 0 : now - this.untrustedSince;
+  }
+
   state(): NatsLinkState {
-    const silent = this.silentForMs();
-    if (silent >= this.cutAfterMs) return 'cut';
-    return silent >= this.suspectAfterMs || this.now() < this.trustedFrom ? 'suspect' : 'ok';
+    return this.judge(this.now());
+  }
+
+  /** The link's state at `now`, noting when its trouble began, or that it is ok. */
+  private judge(now: number): NatsLinkState {
+    const silent = this.unansweredSince === undefined ? 0 : now - this.unansweredSince;
+    if (silent < this.suspectAfterMs && now >= this.trustedFrom) {
+      this.okSince ??= now;
+      if (now - this.okSince >= this.suspectAfterMs) this.untrustedSince = undefined;
+      return 'ok';
+    }
+    this.okSince = undefined;
+    this.untrustedSince ??= Math.min(now, this.unansweredSince ?? now);
+    return silent >= this.cutAfterMs || now - this.untrustedSince >= this.cutAfterMs ? 'cut' : 'suspect';
   }
 }

@@ -153,6 +153,37 @@ t.test('a link cut before a pause stays cut after it: its silence goes on', asyn
   t.equal(link.breaks, 0);
 });
 
+t.test('a link that keeps flapping — no silence a whole TTL long, never trusted between — counts as cut after a TTL', async (t) => {
+  const { link, pending, advance, settle } = harness(2400); // suspect after 600 ms, probes every 200
+  // Down for 700 ms, up for 200, again and again: each silence is longer than TTL/4 and shorter
+  // than a TTL, and between them the link counts as ok for 300 ms at most, less than TTL/4.
+  const up = (at: number) => at % 900 >= 700;
+  const seen: string[] = [];
+  for (let at = 0; at <= 3600; at += 100) {
+    if (at > 0) advance(100);
+    if (at % 200 === 0) link.probe();
+    if (up(at)) for (const ping of pending.splice(0)) ping.resolve();
+    await settle();
+    t.ok(link.silentForMs() < 800, `no silence as long as a TTL (${at} ms)`);
+    if (at % 600 === 0) seen.push(`${at}:${link.state()}`);
+  }
+  t.same(seen, ['0:ok', '600:suspect', '1200:suspect', '1800:suspect', '2400:cut', '3000:cut', '3600:cut']);
+  t.equal(link.untrustedForMs(), 3600, 'its trouble counted from the first silence');
+  t.ok(link.breaks >= 3, 'each silence of TTL/4 is a break');
+
+  // The link holds: trusted again TTL/4 after the answer that ended its last long silence (at
+  // 3,400 ms), and out of trouble once it has been ok for TTL/4 more.
+  const after: string[] = [];
+  for (let at = 3700; at <= 4800; at += 100) {
+    advance(100);
+    if (at % 200 === 0) link.probe();
+    for (const ping of pending.splice(0)) ping.resolve();
+    await settle();
+    after.push(`${link.state()}:${link.untrustedForMs() > 0}`);
+  }
+  t.same(after, [...Array(3).fill('cut:true'), ...Array(6).fill('ok:true'), ...Array(3).fill('ok:false')]);
+});
+
 t.test('start probes at once and then every probe interval, without holding the process; stop ends it', async (t) => {
   let sent = 0;
   const link = new NatsLink(async () => {
