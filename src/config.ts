@@ -155,6 +155,15 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
     watchNamespace: str(env, 'SENTINEL_WATCH_NAMESPACE', ''),
     exitWithParent: int(env, EXIT_WITH_PARENT_ENV, 0, 0, 2 ** 22),
   };
+  // An engine renews its membership each round, and the membership lapses a lease TTL after the
+  // last renewal: rounds further apart would drop a live engine out between them, and the others
+  // would take its shards over and over.
+  if (2 * config.rebalanceIntervalMs > config.leaseTtlMs) {
+    throw new ConfigError(
+      `SENTINEL_REBALANCE_INTERVAL_MS (${config.rebalanceIntervalMs}) must be at most half of SENTINEL_LEASE_TTL_MS (${config.leaseTtlMs}): ` +
+        'an engine renews its membership once a round, and it lapses a lease TTL after the last renewal',
+    );
+  }
   return Object.freeze(config);
 }
 

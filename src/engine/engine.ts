@@ -152,6 +152,7 @@ export class Engine {
 
   /** One membership + assignment round. Never throws: a failed round is logged and retried. */
   async tick(): Promise<void> {
+    let keeper: NodeJS.Timeout | undefined;
     try {
       let link = this.natsLink.state();
       // A PONG already received is read only after the timers that fire now (after a pause, say).
@@ -187,6 +188,7 @@ export class Engine {
       // within a lease TTL.
       if (this.natsLink.state() !== 'ok') return;
       const members = await this.renewMembership();
+      keeper = this.keepMembership();
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -213,6 +215,8 @@ export class Engine {
         this.settling = this.settleOver(members, ours).finally(() => (this.settling = undefined));
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
+    } finally {
+      clearInterval(keeper);
     }
   }
 
@@ -232,6 +236,26 @@ export class Engine {
     this.natsBreaksRenewed = breaks;
     this.lastRenewedAt = renewingAt;
     return members;
+  }
+
+  /**
+   * Renews the membership every third of its TTL while the round goes on: a round that claims many
+   * shards, each rebuilt from Postgres (a big one can take longer than the TTL by itself), would
+   * otherwise outlast it, and a live engine would drop out of the membership — its shards assigned
+   * to the others, who would find them leased. Renewed only while the link is ok, one renewal at a
+   * time; one that fails is logged, and the next round's renewal fails the round.
+   */
+  private keepMembership(): NodeJS.Timeout {
+    let renewing = false;
+    return setInterval(() => {
+      if (renewing || this.stopping || this.natsLink.state() !== 'ok') return;
+      renewing = true;
+      this.renewMembership()
+        .catch((error: unknown) =>
+          this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Could not renew the membership during a round'),
+        )
+        .finally(() => (renewing = false));
+    }, this.deps.config.leaseTtlMs / 3);
   }
 
   /**

@@ -24,6 +24,11 @@ t.test('bad values name the variable', async (t) => {
   t.throws(() => loadConfig({ REDIS_URL: 'not a url' }), /REDIS_URL is not a URL/);
   t.throws(() => loadConfig({ KAFKA_BROKERS: 'a:1,b' }), /KAFKA_BROKERS entry must be host:port, got "b"/);
   t.throws(() => loadConfig({ SENTINEL_INGRESS_BACKLOG: '0' }), /SENTINEL_INGRESS_BACKLOG must be an integer in \[1, 65535\]/);
+  t.throws(
+    () => loadConfig({ SENTINEL_REBALANCE_INTERVAL_MS: '3000' }),
+    /SENTINEL_REBALANCE_INTERVAL_MS \(3000\) must be at most half of SENTINEL_LEASE_TTL_MS \(5000\)/,
+  );
+  t.doesNotThrow(() => loadConfig({ SENTINEL_REBALANCE_INTERVAL_MS: '2500' }));
   t.throws(() => loadConfig({ SENTINEL_EXIT_WITH_PARENT: 'yes' }), /SENTINEL_EXIT_WITH_PARENT must be an integer in \[0, 4194304\]/);
 });
 

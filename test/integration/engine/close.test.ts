@@ -115,8 +115,9 @@ t.test("an owner killed at the close: another engine settles the closed sale's s
 });
 
 t.test('an owner stopped (SIGTERM) right after the close ends the holds in its hand-off', async (t) => {
-  // Its rounds are a minute apart: after the first (which claims both shards) only the stop can see the close.
-  const { pool, spec, engine } = await saleWithHolds(t, { SENTINEL_REBALANCE_INTERVAL_MS: '60000' });
+  // Its rounds are a minute apart (its lease TTL two): after the first (which claims both shards)
+  // only the stop can see the close.
+  const { pool, spec, engine } = await saleWithHolds(t, { SENTINEL_REBALANCE_INTERVAL_MS: '60000', SENTINEL_LEASE_TTL_MS: '120000' });
   await closeSale(pool, spec.eventId);
   t.equal(await engine.stop(), 0, 'SIGTERM exits 0');
   t.same(await state(pool, spec.eventId), { live: 0, expired: 3, confirmed: 1, held: 0, sold: 1, pool_held: 0, owned: 0 });

@@ -65,3 +65,32 @@ t.test('servingSince: members that joined before a time and renewed after anothe
     'a rejoin drops the join times of engines no longer members',
   );
 });
+
+t.test('an engine stays a member through a round whose claims outlast the membership TTL', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const redis = createRedis({ url: testConfig().redisUrl, log: silentLogger, name: 'membership-slow-round-test' });
+  await connectRedis(redis);
+  t.teardown(() => redis.disconnect());
+  const spec = await provisionTestEvent(pool, { shardCount: 4, layout: testLayout({ rows: 4, seats: 10 }) });
+  // Every shard row locked: each claim waits out its statement timeout (what is left of its 2 s
+  // lease), one after another — a round of about seven seconds, where the membership lasts two.
+  const locker = await pool.connect();
+  t.teardown(() => locker.release());
+  await locker.query('BEGIN');
+  await locker.query('SELECT 1 FROM shards WHERE event_id = $1 FOR UPDATE', [spec.eventId]);
+  const engine = await startEngine(spec.eventId, {}, undefined, 'live');
+  t.teardown(() => engine.stop());
+  const expiry = async () => Number((await redis.zscore(`sentinel:engines:${spec.eventId}`, engine.id)) ?? 0);
+  await waitFor('the engine joined', async () => (await expiry()) > 0);
+  const lapses: number[] = [];
+  for (const until = Date.now() + 6000; Date.now() < until; await sleep(100)) {
+    const left = (await expiry()) - Date.now();
+    if (left <= 0) lapses.push(left);
+  }
+  t.same(lapses, [], 'its membership never lapsed');
+  t.ok(engine.logs.filter((line) => line.includes('Claim failed')).length >= 2, 'while its claims waited on the locked rows');
+  t.equal(await engine.metric('sentinel_engine_owned_shards'), 0);
+  await locker.query('ROLLBACK');
+  await waitFor('it serves every shard once the rows are free', async () => (await engine.metric('sentinel_engine_owned_shards')) === 4);
+});
