@@ -75,11 +75,41 @@ export interface HoldLocation {
 /** How long a request waits for a read before answering 503 (ms; as for events and Redis commands, ADR 0004). */
 export const READ_WAIT_MS = 2000;
 
-/** How long an availability answer is reused, so a stampede of readers costs one query (ms). */
-export const AVAILABILITY_CACHE_MS = 500;
+/** How long an availability or seat-map answer is reused, so a stampede of readers costs one query (ms). */
+export const READ_CACHE_MS = 500;
+
+/** Seat maps cached at most (sections of any events): a section's map is a few hundred kB at most. */
+const MAX_CACHED_SEAT_MAPS = 256;
+
+/**
+ * Answers reused for a short while: readers who ask within `ttlMs` of a read — while it runs, or
+ * after — share it. A failed read is not kept (unless a newer one has taken its place since).
+ */
+class BriefCache<V> {
+  private readonly entries = new Map<string, { at: number; value: Promise<V> }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly capacity: number,
+  ) {}
+
+  get(key: string, now: number, read: () => Promise<V>): Promise<V> {
+    const cached = this.entries.get(key);
+    if (cached !== undefined && now - cached.at < this.ttlMs) return cached.value;
+    const entry = { at: now, value: read() };
+    this.entries.delete(key); // set again: the map stays in reading order
+    this.entries.set(key, entry);
+    evictOldest(this.entries, this.capacity);
+    entry.value.catch(() => {
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    });
+    return entry.value;
+  }
+}
 
 export class InventoryReads {
-  private readonly availabilityCache = new Map<string, { at: number; value: Promise<Availability> }>();
+  private readonly availabilityCache = new BriefCache<Availability>(READ_CACHE_MS, MAX_CACHED_EVENTS);
+  private readonly seatMapCache = new BriefCache<SeatMapView | undefined>(READ_CACHE_MS, MAX_CACHED_SEAT_MAPS);
 
   constructor(
     private readonly pool: pg.Pool,
@@ -103,19 +133,8 @@ export class InventoryReads {
 
   /** Counts per section (layout order) and pool, from committed state; cached briefly. */
   availability(eventId: string, map: ShardMap): Promise<Availability> {
-    const cached = this.availabilityCache.get(eventId);
     const now = this.now();
-    if (cached !== undefined && now - cached.at < AVAILABILITY_CACHE_MS) return cached.value;
-    const value = this.readAvailability(eventId, map, now);
-    const entry = { at: now, value };
-    this.availabilityCache.delete(eventId); // set again: the map stays in reading order
-    this.availabilityCache.set(eventId, entry);
-    evictOldest(this.availabilityCache, MAX_CACHED_EVENTS);
-    // A failed read is not cached — unless a newer read has taken its place since.
-    value.catch(() => {
-      if (this.availabilityCache.get(eventId) === entry) this.availabilityCache.delete(eventId);
-    });
-    return value;
+    return this.availabilityCache.get(eventId, now, () => this.readAvailability(eventId, map, now));
   }
 
   private async readAvailability(eventId: string, map: ShardMap, now: number): Promise<Availability> {
@@ -154,8 +173,13 @@ export class InventoryReads {
     };
   }
 
-  /** The seat map of a section (rows best first); undefined for a section the layout lacks. */
-  async seatMap(eventId: string, map: ShardMap, sectionId: string): Promise<SeatMapView | undefined> {
+  /** The seat map of a section (rows best first), from committed state; cached briefly. Undefined for a section the layout lacks. */
+  seatMap(eventId: string, map: ShardMap, sectionId: string): Promise<SeatMapView | undefined> {
+    const now = this.now();
+    return this.seatMapCache.get(`${eventId}\u0000${sectionId}`, now, () => this.readSeatMap(eventId, map, sectionId, now));
+  }
+
+  private async readSeatMap(eventId: string, map: ShardMap, sectionId: string, now: number): Promise<SeatMapView | undefined> {
     const section = map.layout.sections.find((s) => s.id === sectionId);
     if (section === undefined) return undefined;
     const rows = await this.query<{ seat_id: string; state: SeatState }>(
@@ -167,7 +191,7 @@ export class InventoryReads {
     return {
       eventId,
       section: sectionId,
-      asOf: new Date(this.now()).toISOString(),
+      asOf: new Date(now).toISOString(),
       rows: section.rows.map((row) => {
         const seats = [];
         for (let n = 1; n <= row.seats; n++) {
