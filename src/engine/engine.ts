@@ -70,6 +70,9 @@ export class Engine {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** The heartbeat between rounds: its timer, and the beat under way (beatBetweenRounds). */
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | undefined;
   private stopping = false;
   private lastTickOk = 0;
   private nextSettleAt = 0;
@@ -140,6 +143,7 @@ export class Engine {
     this.retention.start();
     this.natsLink.start();
     this.deps.metrics.natsLink.set(1);
+    this.heartbeat = setInterval(() => this.beatBetweenRounds(), this.deps.config.leaseTtlMs / 3);
     const loop = async () => {
       if (this.stopping) return;
       this.ticking = this.tick();
@@ -152,7 +156,6 @@ export class Engine {
 
   /** One membership + assignment round. Never throws: a failed round is logged and retried. */
   async tick(): Promise<void> {
-    let keeper: NodeJS.Timeout | undefined;
     try {
       let link = this.natsLink.state();
       // A PONG already received is read only after the timers that fire now (after a pause, say).
@@ -173,22 +176,17 @@ export class Engine {
       this.leftCutOff = false;
       const ours = (eventId: string) => !this.deps.config.eventFilter || eventId === this.deps.config.eventFilter;
       const events = (await this.store.eventsOnSale(new Date(this.now()))).filter((e) => ours(e.id));
-      // For the operator, which reads Postgres only: the shards this engine owns count as owned
-      // while its row lasts — a few rounds or lease TTLs, whichever is longer, so that a slow
-      // round (claims one after another) does not make a serving engine look dead.
-      const { engineId, leaseTtlMs, rebalanceIntervalMs } = this.deps.config;
       // The heartbeats (the row, the membership) only while the link is ok right now: the reads
       // can take long, and an engine cut off from NATS must stop renewing within TTL/4 of its
       // silence (roundWhileCutOff).
       if (this.natsLink.state() !== 'ok') return;
-      await this.store.engineSeen(engineId, 3 * Math.max(leaseTtlMs, rebalanceIntervalMs));
+      await this.engineSeen();
       // Only an engine that can read and write Postgres stays a member: one that cannot (wrong
       // credentials or grants, no connection to be had) would be given shards it never claims, and
       // they would stay unserved for as long as it lives. Without its heartbeat it drops out
       // within a lease TTL.
       if (this.natsLink.state() !== 'ok') return;
       const members = await this.renewMembership();
-      keeper = this.keepMembership();
       const byId = new Map(events.map((e) => [e.id, e]));
       const all: ShardRef[] = events.flatMap((e) => Array.from({ length: e.shardCount }, (_, shard) => ({ eventId: e.id, shard })));
       const desired = assignShards(all, members, this.deps.config.engineId);
@@ -215,8 +213,6 @@ export class Engine {
         this.settling = this.settleOver(members, ours).finally(() => (this.settling = undefined));
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Rebalance round failed');
-    } finally {
-      clearInterval(keeper);
     }
   }
 
@@ -239,23 +235,35 @@ export class Engine {
   }
 
   /**
-   * Renews the membership every third of its TTL while the round goes on: a round that claims many
-   * shards, each rebuilt from Postgres (a big one can take longer than the TTL by itself), would
-   * otherwise outlast it, and a live engine would drop out of the membership — its shards assigned
-   * to the others, who would find them leased. Renewed only while the link is ok, one renewal at a
-   * time; one that fails is logged, and the next round's renewal fails the round.
+   * The engine's heartbeat row, for the operator (which reads Postgres only): the shards this
+   * engine owns count as owned while its row lasts — a few rounds or lease TTLs, whichever is
+   * longer, so that a slow round does not make a serving engine look dead.
    */
-  private keepMembership(): NodeJS.Timeout {
-    let renewing = false;
-    return setInterval(() => {
-      if (renewing || this.stopping || this.natsLink.state() !== 'ok') return;
-      renewing = true;
-      this.renewMembership()
-        .catch((error: unknown) =>
-          this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Could not renew the membership during a round'),
-        )
-        .finally(() => (renewing = false));
-    }, this.deps.config.leaseTtlMs / 3);
+  private engineSeen(): Promise<void> {
+    const { engineId, leaseTtlMs, rebalanceIntervalMs } = this.deps.config;
+    return this.store.engineSeen(engineId, 3 * Math.max(leaseTtlMs, rebalanceIntervalMs));
+  }
+
+  /**
+   * The heartbeat between renewals by rounds, every TTL/3 if no round has renewed for that long: a
+   * round that claims many shards, each rebuilt from Postgres (a big one can take longer than the
+   * TTL by itself), would otherwise outlast the membership, and a live engine would drop out of it —
+   * its shards assigned to the others, who would find them leased — and its heartbeat row would
+   * age. As a round does: only while the link is ok, and only after writing the row (an engine that
+   * cannot use Postgres is no member). One at a time; one that fails is logged.
+   */
+  private beatBetweenRounds(): void {
+    const { leaseTtlMs } = this.deps.config;
+    if (this.beating || this.stopping || this.natsLink.state() !== 'ok') return;
+    if (this.lastRenewedAt !== undefined && performance.now() - this.lastRenewedAt < leaseTtlMs / 3) return;
+    this.beating = (async () => {
+      await this.engineSeen();
+      if (this.natsLink.state() === 'ok' && !this.stopping) await this.renewMembership();
+    })()
+      .catch((error: unknown) =>
+        this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Heartbeat between rounds failed'),
+      )
+      .finally(() => (this.beating = undefined));
   }
 
   /**
@@ -278,6 +286,7 @@ export class Engine {
    */
   private async roundWhileCutOff(link: 'suspect' | 'cut'): Promise<void> {
     if (link === 'suspect') return;
+    await this.beating; // a renewal begun while the link was ok goes first, not after the leave
     await this.membership.leave();
     if (!this.leftCutOff) this.log.warn('Cut off from NATS for a lease TTL: left the membership');
     this.leftCutOff = true;
@@ -502,10 +511,12 @@ export class Engine {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
+    clearInterval(this.heartbeat);
     this.natsLink.stop();
     const retention = this.retention.stop();
     await this.ticking;
     await this.settling;
+    await this.beating;
     await this.membership.leave().catch(() => undefined);
     // A sale that is over ends its holds here: after a stop nobody else would serve its shards.
     const owned = [...this.owned.values()];

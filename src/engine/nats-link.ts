@@ -15,7 +15,8 @@
  * silence lasted that long: one that keeps flapping — silences of TTL/4 and more, and between
  * them answers, or `ok` for less than TTL/4 — would otherwise keep its shards, served by fits and
  * starts, for as long as it flaps (the engine renews its membership only now and then, and hands
- * nothing off while the link is suspect). Its trouble ends once the link has been `ok` for TTL/4.
+ * nothing off while the link is suspect). Its trouble ends once the link has been `ok` for TTL/4;
+ * until then a link in trouble for a TTL stays cut, however it answers meanwhile.
  *
  * Silence is counted on a monotonic clock from a PING sent, not from the last PONG. A probe timer
  * that fired far too late (the process was paused, or its event loop blocked) starts the count
@@ -43,6 +44,8 @@ export class NatsLink {
   /** After a late probe: only the answer to a PING sent at or after this time makes the link trusted again. */
   private trustAnswerFrom: number | undefined;
   private lastProbeAt: number | undefined;
+  /** The state judged at the last probe. */
+  private lastProbed: NatsLinkState | undefined;
   /** Silences of TTL/4 or more that ended in an answer, and pauses: an engine that had one was not reachable all along. */
   breaks = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -86,21 +89,25 @@ export class NatsLink {
   probe(): void {
     const sentAt = this.now();
     // Three intervals (TTL/4) without a probe: the process did not run (paused, its event loop
-    // blocked), and nothing it knew of the link is worth anything now. The silence counts from this
-    // PING, only an answer to it (or a later one) makes the link trusted again, and the gap is a
-    // break. A link cut already before the gap stays cut: its trouble goes on.
+    // blocked), and nothing it knew of the link is worth anything now. Only an answer to a PING sent
+    // now (or later) makes the link trusted again. Unless the link was cut already at the last
+    // probe, its silence and trouble count from this PING (what a look during the gap saw is not
+    // the link's doing) and the gap is a break. A link cut at the last probe stays cut: its silence
+    // and trouble go on.
     const gap = this.lastProbeAt === undefined ? 0 : sentAt - this.lastProbeAt;
-    const cutBefore = this.untrustedSince !== undefined && this.lastProbeAt! - this.untrustedSince >= this.cutAfterMs;
-    if (gap > 3 * this.probeEveryMs && !cutBefore) {
-      this.unansweredSince = sentAt;
-      this.untrustedSince = sentAt;
+    if (gap > 3 * this.probeEveryMs) {
+      if (this.lastProbed !== 'cut') {
+        this.unansweredSince = sentAt;
+        this.untrustedSince = sentAt;
+        this.breaks++;
+      }
+      this.okSince = undefined;
       this.trustAnswerFrom = sentAt;
       this.trustedFrom = Infinity;
-      this.breaks++;
     }
     this.lastProbeAt = sentAt;
     this.unansweredSince ??= sentAt;
-    this.judge(sentAt);
+    this.lastProbed = this.judge(sentAt);
     this.roundTrip().then(
       () => {
         const answeredAt = this.now();
@@ -119,7 +126,8 @@ export class NatsLink {
   private answered(silentSince: number, answeredAt: number): void {
     if (answeredAt - silentSince >= this.suspectAfterMs) {
       this.untrustedSince ??= silentSince;
-      this.trustedFrom = answeredAt + this.suspectAfterMs;
+      // Still waiting for an answer to a PING sent after a gap: that one sets the time.
+      if (this.trustAnswerFrom === undefined) this.trustedFrom = answeredAt + this.suspectAfterMs;
       this.breaks++;
     }
     this.unansweredSince = undefined;
@@ -145,13 +153,17 @@ export class NatsLink {
     return this.judge(this.now());
   }
 
-  /** The link's state at `now`, noting when its trouble began, or that it is ok. */
+  /**
+   * The link's state at `now`, noting when its trouble began, or that it ended. Trouble a whole TTL
+   * long is `cut` until it ends, whatever the link does meanwhile: one that answers for a moment
+   * between its silences must not rejoin, take shards back and drop them again.
+   */
   private judge(now: number): NatsLinkState {
     const silent = this.unansweredSince === undefined ? 0 : now - this.unansweredSince;
     if (silent < this.suspectAfterMs && now >= this.trustedFrom) {
       this.okSince ??= now;
       if (now - this.okSince >= this.suspectAfterMs) this.untrustedSince = undefined;
-      return 'ok';
+      return this.untrustedSince !== undefined && now - this.untrustedSince >= this.cutAfterMs ? 'cut' : 'ok';
     }
     this.okSince = undefined;
     this.untrustedSince ??= Math.min(now, this.unansweredSince ?? now);

@@ -51,7 +51,7 @@ export async function readJsonBody(req: IncomingMessage, limit = BODY_LIMIT_BYTE
     // 'close' follows 'end' on every request: the problem is built only for a body cut off (an
     // error built per request, stack and all, was 3 % of the ingress's CPU in a rush of holds).
     const cut = () => {
-      if (!ended) reject(cutOff());
+      if (!ended && !failed) reject(cutOff());
     };
     req.once('error', cut);
     req.once('close', cut);

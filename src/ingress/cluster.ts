@@ -67,8 +67,8 @@ export function isClusterWorker(): boolean {
 export function clusterMetrics(registry: Registry, timeoutMs = COLLECT_TIMEOUT_MS + 1000): () => Promise<string> {
   const waiting = new Map<number, (reply: MetricsReply | undefined) => void>();
   let next = 0;
-  process.on('message', (message: Partial<MetricsReply | MetricsCollect>) => {
-    if (typeof message?.id !== 'number') return;
+  process.on('message', (message: Partial<MetricsReply | MetricsCollect> | null) => {
+    if (typeof message !== 'object' || message === null || typeof message.id !== 'number') return;
     const id = message.id;
     if (message.type === METRICS_REPLY) waiting.get(id)?.(message as MetricsReply);
     else if (message.type === METRICS_COLLECT) {
@@ -113,7 +113,8 @@ export async function superviseWorkers(options: { workers: number; log: Logger; 
   const { log } = options;
   const collections = new Collections();
   cluster.on('message', (worker: Worker, message: Partial<MetricsRequest | MetricsPart> | { type: typeof METRICS_READY }) => {
-    if (message?.type === METRICS_READY) return collections.ready(worker);
+    if (typeof message !== 'object' || message === null) return; // not ours
+    if (message.type === METRICS_READY) return collections.ready(worker);
     if (!('id' in message) || typeof message.id !== 'number') return;
     if (message.type === METRICS_PART) return collections.part(worker, message as MetricsPart);
     if (message.type !== METRICS_REQUEST) return;

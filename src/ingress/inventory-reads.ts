@@ -12,6 +12,7 @@ import { withDeadline } from '../deadline.js';
 import { DependencyError } from '../errors.js';
 import type { SeatState, ShardCommand, ShardResult } from '../domain/commands.js';
 import { fingerprintOf } from '../domain/idempotency.js';
+import type { SectionLayout } from '../domain/layout.js';
 import type { ShardMap } from '../domain/shard-map.js';
 import type { ReservationRow } from '../adapters/postgres/inventory-store.js';
 
@@ -78,8 +79,12 @@ export const READ_WAIT_MS = 2000;
 /** How long an availability or seat-map answer is reused, so a stampede of readers costs one query (ms). */
 export const READ_CACHE_MS = 500;
 
-/** Seat maps cached at most (sections of any events): a section's map is a few hundred kB at most. */
-const MAX_CACHED_SEAT_MAPS = 256;
+/**
+ * Seat maps cached at most (sections of any events; each up to a few hundred kB). Entries are kept
+ * in reading order, so those evicted first are the oldest reads: past READ_CACHE_MS already unless
+ * more sections than this are read within it (then each costs a query again, as uncached).
+ */
+const MAX_CACHED_SEAT_MAPS = 64;
 
 /**
  * Answers reused for a short while: readers who ask within `ttlMs` of a read — while it runs, or
@@ -109,7 +114,7 @@ class BriefCache<V> {
 
 export class InventoryReads {
   private readonly availabilityCache = new BriefCache<Availability>(READ_CACHE_MS, MAX_CACHED_EVENTS);
-  private readonly seatMapCache = new BriefCache<SeatMapView | undefined>(READ_CACHE_MS, MAX_CACHED_SEAT_MAPS);
+  private readonly seatMapCache = new BriefCache<SeatMapView>(READ_CACHE_MS, MAX_CACHED_SEAT_MAPS);
 
   constructor(
     private readonly pool: pg.Pool,
@@ -174,14 +179,16 @@ export class InventoryReads {
   }
 
   /** The seat map of a section (rows best first), from committed state; cached briefly. Undefined for a section the layout lacks. */
-  seatMap(eventId: string, map: ShardMap, sectionId: string): Promise<SeatMapView | undefined> {
-    const now = this.now();
-    return this.seatMapCache.get(`${eventId}\u0000${sectionId}`, now, () => this.readSeatMap(eventId, map, sectionId, now));
-  }
-
-  private async readSeatMap(eventId: string, map: ShardMap, sectionId: string, now: number): Promise<SeatMapView | undefined> {
+  async seatMap(eventId: string, map: ShardMap, sectionId: string): Promise<SeatMapView | undefined> {
+    // Looked up first: sections made up by a client must not push real seat maps out of the cache.
     const section = map.layout.sections.find((s) => s.id === sectionId);
     if (section === undefined) return undefined;
+    const now = this.now();
+    return this.seatMapCache.get(`${eventId}\u0000${sectionId}`, now, () => this.readSeatMap(eventId, section, now));
+  }
+
+  private async readSeatMap(eventId: string, section: SectionLayout, now: number): Promise<SeatMapView> {
+    const sectionId = section.id;
     const rows = await this.query<{ seat_id: string; state: SeatState }>(
       'seat map',
       'SELECT seat_id, state FROM seats WHERE event_id = $1 AND section = $2',

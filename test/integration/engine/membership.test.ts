@@ -83,12 +83,25 @@ t.test('an engine stays a member through a round whose claims outlast the member
   t.teardown(() => engine.stop());
   const expiry = async () => Number((await redis.zscore(`sentinel:engines:${spec.eventId}`, engine.id)) ?? 0);
   await waitFor('the engine joined', async () => (await expiry()) > 0);
+  // Its heartbeat row (for the operator) lasts three TTLs: 6 s.
+  const rowLeft = async () =>
+    Number(
+      (
+        await pool.query<{ ms: number }>(
+          `SELECT extract(epoch FROM expires_at - now()) * 1000 AS ms FROM engine_heartbeats WHERE engine_id = $1`,
+          [engine.id],
+        )
+      ).rows[0]?.ms ?? 0,
+    );
   const lapses: number[] = [];
+  let rowLeastLeft = Infinity;
   for (const until = Date.now() + 6000; Date.now() < until; await sleep(100)) {
     const left = (await expiry()) - Date.now();
     if (left <= 0) lapses.push(left);
+    rowLeastLeft = Math.min(rowLeastLeft, await rowLeft());
   }
   t.same(lapses, [], 'its membership never lapsed');
+  t.ok(rowLeastLeft > 3000, `its heartbeat row was kept fresh too (at least ${Math.round(rowLeastLeft)} ms left)`);
   t.ok(engine.logs.filter((line) => line.includes('Claim failed')).length >= 2, 'while its claims waited on the locked rows');
   t.equal(await engine.metric('sentinel_engine_owned_shards'), 0);
   await locker.query('ROLLBACK');

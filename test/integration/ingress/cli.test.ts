@@ -73,6 +73,8 @@ t.test('sentinel ingress --workers 2: one port, summed metrics, a dead worker re
 
   const [victim] = workerPids();
   process.kill(victim!, 'SIGKILL');
+  // (A connection handed to the victim before the supervisor knew it dead would be reset.)
+  await waitFor('the supervisor saw it die', async () => output.logs.includes('"msg":"Ingress worker died; starting another"'), 10_000);
   // Scrapes while the replacement starts: the sum over the live worker, never a failure for
   // the one that is still starting (it has nothing to count yet).
   const scrapes: number[] = [];

@@ -153,36 +153,83 @@ t.test('a link cut before a pause stays cut after it: its silence goes on', asyn
   t.equal(link.breaks, 0);
 });
 
-t.test('a link that keeps flapping — no silence a whole TTL long, never trusted between — counts as cut after a TTL', async (t) => {
-  const { link, pending, advance, settle } = harness(2400); // suspect after 600 ms, probes every 200
-  // Down for 700 ms, up for 200, again and again: each silence is longer than TTL/4 and shorter
-  // than a TTL, and between them the link counts as ok for 300 ms at most, less than TTL/4.
+/** Down for 700 ms, up for 200, again and again, from 0 to `until` ms: probes every 200 ms; the states, every 100. */
+async function flap({ link, pending, advance, settle }: ReturnType<typeof harness>, until: number): Promise<string[]> {
   const up = (at: number) => at % 900 >= 700;
-  const seen: string[] = [];
-  for (let at = 0; at <= 3600; at += 100) {
+  const states: string[] = [];
+  for (let at = 0; at <= until; at += 100) {
     if (at > 0) advance(100);
     if (at % 200 === 0) link.probe();
     if (up(at)) for (const ping of pending.splice(0)) ping.resolve();
     await settle();
-    t.ok(link.silentForMs() < 800, `no silence as long as a TTL (${at} ms)`);
-    if (at % 600 === 0) seen.push(`${at}:${link.state()}`);
+    if (link.silentForMs() >= 800) throw new Error(`a silence as long as a TTL at ${at} ms`);
+    states.push(link.state());
   }
-  t.same(seen, ['0:ok', '600:suspect', '1200:suspect', '1800:suspect', '2400:cut', '3000:cut', '3600:cut']);
-  t.equal(link.untrustedForMs(), 3600, 'its trouble counted from the first silence');
-  t.ok(link.breaks >= 3, 'each silence of TTL/4 is a break');
+  return states;
+}
 
-  // The link holds: trusted again TTL/4 after the answer that ended its last long silence (at
-  // 3,400 ms), and out of trouble once it has been ok for TTL/4 more.
-  const after: string[] = [];
-  for (let at = 3700; at <= 4800; at += 100) {
+t.test(
+  'a link that keeps flapping — no silence a whole TTL long, never ok for TTL/4 — is cut after a TTL, until ok for TTL/4',
+  async (t) => {
+    const h = harness(2400); // suspect after 600 ms, probes every 200
+    const { link, pending, advance, settle } = h;
+    // Each silence is longer than TTL/4 and shorter than a TTL, and between them the link counts as
+    // ok for 300 ms at most, less than TTL/4.
+    const states = await flap(h, 3600);
+    const stateAt = (ms: number) => states[ms / 100];
+    t.same([0, 600, 1300, 1600, 2200, 2400].map(stateAt), ['ok', 'suspect', 'ok', 'suspect', 'ok', 'cut'], 'ok between silences at first');
+    t.same(states.slice(24), Array(13).fill('cut'), 'a TTL after its trouble began: cut, answers or not (3,100–3,300 ms were ok before)');
+    t.equal(link.untrustedForMs(), 3600, 'its trouble counted from the first silence');
+    t.ok(link.breaks >= 3, 'each silence of TTL/4 is a break');
+
+    // The link holds: trusted again TTL/4 after the answer that ended its last long silence (at
+    // 3,400 ms), and out of trouble — no longer cut — once it has been ok for TTL/4 more.
+    const after: string[] = [];
+    for (let at = 3700; at <= 4800; at += 100) {
+      advance(100);
+      if (at % 200 === 0) link.probe();
+      for (const ping of pending.splice(0)) ping.resolve();
+      await settle();
+      after.push(`${link.state()}:${link.untrustedForMs() > 0}`);
+    }
+    t.same(after, [...Array(9).fill('cut:true'), ...Array(3).fill('ok:false')]);
+  },
+);
+
+t.test(
+  'a link cut for its trouble stays cut over a pause, until a PING sent after it is answered and it has been ok for TTL/4',
+  async (t) => {
+    const h = harness(2400);
+    const { link, pending, advance, settle } = h;
+    await flap(h, 3600);
+    const answer = async () => {
+      for (const ping of pending.splice(0)) ping.resolve();
+      await settle();
+    };
+    for (let i = 0; i < 3; i++) {
+      advance(200);
+      link.probe();
+      await answer();
+    }
+    t.equal(link.state(), 'cut', 'answering, still cut (4,200 ms)');
+    const breaks = link.breaks;
+    advance(1000); // paused
+    link.probe();
+    t.equal(link.state(), 'cut', 'after the pause: still cut');
+    t.equal(link.breaks, breaks, 'its trouble goes on: no new break');
     advance(100);
-    if (at % 200 === 0) link.probe();
-    for (const ping of pending.splice(0)) ping.resolve();
-    await settle();
-    after.push(`${link.state()}:${link.untrustedForMs() > 0}`);
-  }
-  t.same(after, [...Array(3).fill('cut:true'), ...Array(6).fill('ok:true'), ...Array(3).fill('ok:false')]);
-});
+    t.equal(link.state(), 'cut', 'not trusted before the PING sent after the pause is answered');
+    await answer();
+    const after: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      advance(100);
+      if (i % 2 === 1) link.probe();
+      await answer();
+      after.push(link.state());
+    }
+    t.same(after, ['cut', 'cut', 'cut', 'cut', 'cut', 'ok', 'ok', 'ok'], 'ok for TTL/4 after that answer, and no longer cut');
+  },
+);
 
 t.test('start probes at once and then every probe interval, without holding the process; stop ends it', async (t) => {
   let sent = 0;
