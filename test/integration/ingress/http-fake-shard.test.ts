@@ -480,6 +480,15 @@ t.test('reads: availability, seat map, reservation (own only)', async (t) => {
   expect(t, await call(url, 'GET', eventPath(spec, '/seats?section=Q'), { token: alice }), 'getSeatMap', 404, 'section-not-found');
   expect(t, await call(url, 'GET', eventPath(spec, '/seats'), { token: alice }), 'getSeatMap', 400, 'validation-failed');
   expect(t, await call(url, 'GET', '/v1/events/nope/availability', { token: alice }), 'getAvailability', 404, 'event-not-found');
+  // HEAD on a GET operation: its status and headers, no body — authenticated and validated alike.
+  const head = (path: string, token?: string) =>
+    fetch(`${url}${path}`, { method: 'HEAD', headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+  const headed = await head(eventPath(spec, '/seats?section=A'), alice);
+  t.equal(headed.status, 200);
+  t.match(headed.headers.get('content-type'), /^application\/json/);
+  t.equal(await headed.text(), '', 'no body');
+  t.equal((await head(eventPath(spec, '/seats?section=Q'), alice)).status, 404);
+  t.equal((await head(eventPath(spec, '/seats?section=A'))).status, 401);
 
   await pool.query(
     `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at, reservation_id)
