@@ -1,9 +1,12 @@
 /**
  * Runs the reconciler over a work queue with a fixed number of workers: keys of different objects
  * proceed in parallel, one key is never reconciled twice at once (the queue guarantees it). A
- * retryable failure requeues the key with per-key exponential backoff; a terminal failure is not
- * retried (the reconciler has already reported it on the object) until the object changes or the
- * periodic resync looks again.
+ * retryable failure requeues the key with per-key exponential backoff. A terminal failure (the
+ * reconciler has already reported it on the object) is looked at again after `terminalRetryMs`,
+ * without backoff, and at once when the object changes: it will not succeed before the object or
+ * the operator's settings change, but each attempt brings the status's phase up to date — a sale
+ * goes on whatever the operator fails to do, and its phase must not freeze at `OnSale` past the
+ * close (the attempts record no new Event while the failure stays the same).
  */
 import { SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -18,6 +21,8 @@ export interface ControllerOptions {
   readonly workers: number;
   readonly log: Logger;
   readonly metrics: OperatorMetrics;
+  /** When a key whose reconcile failed terminally is reconciled again (ms; the operator's refresh interval). */
+  readonly terminalRetryMs: number;
 }
 
 export class Controller {
@@ -62,7 +67,11 @@ export class Controller {
           log.debug({ key, code, retryInMs: delay, failures: queue.failuresOf(key) }, 'Requeued after error');
         } else {
           queue.forget(key);
-          log.error({ key, code, err: error }, 'Reconcile failed terminally; waiting for a change to the object');
+          queue.addAfter(key, this.options.terminalRetryMs);
+          log.error(
+            { key, code, err: error, againInMs: this.options.terminalRetryMs },
+            'Reconcile failed terminally; it will not succeed before the object or the settings change',
+          );
         }
       } finally {
         timer();

@@ -133,7 +133,14 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
       (source) => new Reflector({ kubeConfig: options.kubeConfig, source, enqueue, log, resyncMs: settings.resyncMs }),
     );
     engineDeployments.use(reflectors.find((r) => r.caches));
-    const controller = new Controller({ queue, reconcile: (key) => reconciler.reconcile(key), workers: settings.workers, log, metrics });
+    const controller = new Controller({
+      queue,
+      reconcile: (key) => reconciler.reconcile(key),
+      workers: settings.workers,
+      log,
+      metrics,
+      terminalRetryMs: settings.refreshIntervalMs,
+    });
     running = { controller, reflectors };
     synced = false;
     for (const reflector of reflectors) reflector.start();

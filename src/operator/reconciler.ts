@@ -16,10 +16,10 @@ import { childNames, desiredChildren, type ChildObject } from './children.js';
 import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { EventInventory, InventoryPort } from './inventory-port.js';
-import { KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
+import { KubernetesConflictError, KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
 import type { EngineDeployments, KubeGateway } from './kube-gateway.js';
 import { phaseOf, plan, type Observed, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
-import { writeStatus } from './status-writer.js';
+import { writeFinalizers, writeStatus } from './status-writer.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
 /** What one reconcile asks of the controller. */
@@ -62,7 +62,10 @@ export class TicketEventReconciler {
     try {
       return await this.reconcileObject(found, log);
     } catch (error) {
-      await this.reportFailure(found, error, log);
+      // A conflict that outlasted its re-reads is other writers racing ours, not a failure of the
+      // event's: the requeue looks again, and Ready and Degraded do not flip for it.
+      if (error instanceof KubernetesConflictError) log.debug({ err: error.message }, 'Conflicting writes; requeued');
+      else await this.reportFailure(found, error, log);
       throw error;
     }
   }
@@ -80,8 +83,13 @@ export class TicketEventReconciler {
     if (!deleting) {
       // The finalizer goes on before anything exists outside Kubernetes, so nothing can be orphaned.
       if (!finalizers.includes(FINALIZER)) {
-        object = await this.gateway.setFinalizers(object, [...finalizers, FINALIZER]);
-        if (object === undefined) return {};
+        // Not onto an object being deleted meanwhile (the API server refuses new finalizers there):
+        // without the finalizer nothing was made outside Kubernetes, so there is nothing to clean up.
+        object = await writeFinalizers(this.gateway, object, (o) => {
+          const now = o.metadata.finalizers ?? [];
+          return o.metadata.deletionTimestamp !== undefined || now.includes(FINALIZER) ? undefined : [...now, FINALIZER];
+        });
+        if (object === undefined || object.metadata.deletionTimestamp !== undefined) return {};
         log.debug('Added finalizer');
       }
       const desired = eventSpecOf(object);
@@ -161,11 +169,13 @@ export class TicketEventReconciler {
           break;
         }
         case 'remove-finalizer': {
-          const rest = (object.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
           // Events first: once the finalizer is gone the object (and soon its namespace) may vanish.
           await this.record(object, events, log);
           events.length = 0;
-          await this.gateway.setFinalizers(object, rest);
+          await writeFinalizers(this.gateway, object, (o) => {
+            const now = o.metadata.finalizers ?? [];
+            return now.includes(FINALIZER) ? now.filter((f) => f !== FINALIZER) : undefined;
+          });
           removed = true;
           log.info({ eventId }, 'Removed finalizer');
           break;
@@ -211,7 +221,7 @@ export class TicketEventReconciler {
     try {
       const fresh = (await this.gateway.getTicketEvent(object.metadata)) ?? object;
       const before = findCondition(fresh.status, ConditionType.Degraded);
-      const text = `${retryable ? 'will retry' : 'will not retry until the TicketEvent changes'}: ${message}`;
+      const text = `${retryable ? 'will retry' : 'will not succeed until the TicketEvent or the operator settings change'}: ${message}`;
       const phase = retryable || fresh.metadata.deletionTimestamp !== undefined ? undefined : await this.phaseAfterFailure(fresh);
       const written = await writeStatus(
         this.gateway,

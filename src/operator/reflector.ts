@@ -8,6 +8,9 @@
 import { k8s } from '../adapters/kubernetes/client.js';
 import type { Logger } from '../log.js';
 
+/** A watch that ends sooner than this (ms) without an error counts as a short one: the next waits. */
+const SHORT_WATCH_MS = 1000;
+
 /** What a reflector lists and watches. */
 export interface ReflectorSource {
   /** Short name for logs, e.g. `ticketevents`. */
@@ -111,7 +114,19 @@ export class Reflector {
       try {
         let resourceVersion = await this.list();
         failures = 0;
-        while (!this.stopped) resourceVersion = await this.watch(resourceVersion);
+        let shortWatches = 0;
+        while (!this.stopped) {
+          const started = performance.now();
+          resourceVersion = await this.watch(resourceVersion);
+          // A watch that the server (or a proxy) ends at once, cleanly, over and over — a terminating
+          // API server, say — must not be re-opened in a tight loop: as client-go, back off.
+          if (performance.now() - started >= SHORT_WATCH_MS) shortWatches = 0;
+          else if (!this.stopped) {
+            const delay = Math.min(30_000, 250 * 2 ** Math.min(++shortWatches, 7));
+            this.log.warn({ retryInMs: delay }, 'Watch ended as soon as it began; watching again after a pause');
+            await this.sleep(delay);
+          }
+        }
       } catch (error) {
         if (this.stopped) break;
         if (error instanceof GoneError) {

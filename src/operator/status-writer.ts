@@ -36,3 +36,35 @@ export async function writeStatus(gateway: KubeGateway, object: TicketEventObjec
     }
   }
 }
+
+/**
+ * Edits the finalizer list, guarded by the resourceVersion, re-reading and editing afresh on a
+ * conflict (another writer — `kubectl annotate`, the garbage collector — changed the object since
+ * it was read) as `writeStatus` does. `edit` returns the list to write, or undefined to leave the
+ * object as it is (the fresh read says the edit is no longer wanted). Resolves to the object as
+ * written (or read), or undefined when it is gone.
+ */
+export async function writeFinalizers(
+  gateway: KubeGateway,
+  object: TicketEventObject,
+  edit: (object: TicketEventObject) => readonly string[] | undefined,
+): Promise<TicketEventObject | undefined> {
+  let current = object;
+  for (let attempt = 1; ; attempt++) {
+    const finalizers = edit(current);
+    if (finalizers === undefined) return current;
+    try {
+      return await gateway.setFinalizers(current, finalizers);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      if (attempt >= ATTEMPTS)
+        throw new KubernetesConflictError(
+          `finalizers of ${current.metadata.namespace}/${current.metadata.name}: still conflicting after ${ATTEMPTS} attempts`,
+          error,
+        );
+      const fresh = await gateway.getTicketEvent(current.metadata);
+      if (fresh === undefined) return undefined;
+      current = fresh;
+    }
+  }
+}

@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/log.js';
 import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
 import type { ChildObject } from '../../../src/operator/children.js';
 import type { EventInventory, InventoryPort } from '../../../src/operator/inventory-port.js';
-import { KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
+import { KubernetesConflictError, KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
 import type { EngineAvailability, EngineDeployments, KubeGateway } from '../../../src/operator/kube-gateway.js';
 import type { RecordedEvent } from '../../../src/operator/plan.js';
 import { TicketEventReconciler } from '../../../src/operator/reconciler.js';
@@ -29,6 +29,8 @@ function world(
     enginesFail?: Error;
     /** Where the reconciler reads the engine Deployment instead of the gateway's GET. */
     readEngines?: EngineDeployments;
+    /** Before each of this many finalizer writes, another writer changes the object (a 409 for a stale read). */
+    othersWriteFirst?: number;
   } = {},
 ) {
   const log: string[] = [];
@@ -48,6 +50,13 @@ function world(
     },
     async setFinalizers(object, finalizers) {
       log.push(`finalizers [${finalizers.join(',')}]`);
+      if (stored !== undefined && (options.othersWriteFirst ?? 0) > 0) {
+        options.othersWriteFirst!--;
+        stored = bump(stored); // kubectl annotate, say
+      }
+      // The resourceVersion is a precondition, as in the API server's merge patch.
+      if (stored !== undefined && object.metadata.resourceVersion !== stored.metadata.resourceVersion)
+        throw new KubernetesConflictError(`stale resourceVersion ${object.metadata.resourceVersion}`);
       stored =
         finalizers.length === 0 && object.metadata.deletionTimestamp
           ? undefined
@@ -104,6 +113,23 @@ function world(
 }
 
 const key = { namespace: 'shows', name: 'arena' };
+
+t.test('a finalizer write that conflicts with another writer is made again on a fresh read, and fails nothing', async (t) => {
+  const w = world(ticketEvent({ metadata: { finalizers: [] } }), { othersWriteFirst: 2 });
+  await w.reconciler.reconcile(key);
+  t.same(
+    w.log.filter((line) => line.startsWith('finalizers')),
+    ['finalizers [sentinel.dev/inventory]', 'finalizers [sentinel.dev/inventory]', 'finalizers [sentinel.dev/inventory]'],
+    'two conflicts, then written',
+  );
+  t.same(w.stored()?.metadata.finalizers, ['sentinel.dev/inventory']);
+  t.notOk(w.log.includes('event ReconcileError'), 'no Warning for it');
+  t.notMatch(JSON.stringify(w.stored()?.status?.conditions ?? []), /ReconcileError/, 'nor a Degraded condition');
+
+  const racing = world(ticketEvent({ metadata: { finalizers: [] } }), { othersWriteFirst: 10 });
+  await t.rejects(racing.reconciler.reconcile(key), KubernetesConflictError, 'still conflicting after its attempts: requeued');
+  t.notOk(racing.log.includes('event ReconcileError'), 'and not reported as a failure of the event');
+});
 
 t.test('the finalizer goes on before anything is provisioned', async (t) => {
   const w = world(ticketEvent({ metadata: { finalizers: [] } }), {

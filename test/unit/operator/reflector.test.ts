@@ -59,6 +59,33 @@ t.test('a watch that keeps failing with an ERROR event backs off instead of re-w
   t.ok(enqueued.length >= 1 && enqueued.length <= 4, 'each retry relists (and enqueues what it lists)');
 });
 
+t.test('a watch that the server ends at once, cleanly, again and again, is re-opened with backoff, not in a loop', async (t) => {
+  let watches = 0;
+  const kubeConfig = await playApiServer(t, (req, res) => {
+    watches++;
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(); // a terminating API server, or a proxy, closing every watch as it opens
+  });
+  const reflector = new Reflector({
+    kubeConfig,
+    source: {
+      name: 'things',
+      path: '/api/v1/things',
+      list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '1' }, items: [] }),
+      keysOf: (object) => [object.metadata?.name ?? '?'],
+    },
+    enqueue: () => undefined,
+    log: silentLogger,
+    resyncMs: 60_000,
+  });
+  reflector.start();
+  await reflector.synced;
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await reflector.stop();
+  // Pauses of 500 ms, then 1 s: two or three watches in 1.5 s.
+  t.ok(watches >= 1 && watches <= 4, `${watches} watches in 1.5 s`);
+});
+
 t.test('a MODIFIED event that changes nothing relevantOf looks at (a status write) queues nothing', async (t) => {
   const object = (resourceVersion: string, generation: number, status: unknown) => ({
     metadata: { name: 'a', namespace: 'n', uid: 'u1', resourceVersion, generation },
