@@ -2,6 +2,10 @@ import type pg from 'pg';
 import type { Producer } from 'kafkajs';
 import type { Logger } from '../log.js';
 import { checkout } from '../adapters/postgres/pool.js';
+import { withDeadline } from '../deadline.js';
+
+/** How much longer than a send Postgres lets the claim's transaction sit idle before it ends it (ms). */
+const IDLE_MARGIN_MS = 15_000;
 
 /** Settings of the relay loop. */
 export interface OutboxRelayOptions {
@@ -20,7 +24,24 @@ export interface OutboxRelayOptions {
   readonly idleMs: number;
   /** Longest backoff while Kafka or Postgres is down (ms). */
   readonly maxBackoffMs: number;
+  /** Longest a send may take before the round gives up on it (ms; SEND_DEADLINE_MS by default). */
+  readonly sendDeadlineMs?: number;
 }
+
+/**
+ * Longest a send may take (ms). kafkajs retries a request for up to a minute with the client's
+ * settings (`createKafka`), and the round's rows stay locked meanwhile. A send given up on ends its
+ * producer session like any failed send; it may still land, and then goes twice (deduped by key).
+ */
+export const SEND_DEADLINE_MS = 30_000;
+
+/**
+ * Most bytes of messages in one send (one row alone may be more). A broker refuses a record batch
+ * over its `message.max.bytes` (1 MB by default), and a batch refused for its size would be claimed
+ * and refused again round after round, stalling the topic: block bookings of thousands of seats make
+ * payloads of tens of kB.
+ */
+export const MAX_SEND_BYTES = 512 * 1024;
 
 export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
 
@@ -104,9 +125,16 @@ export class OutboxRelay {
   private nudged = false;
   /** Whether the last round found nothing: the next one looks before it opens a transaction. */
   private idle = false;
+  /**
+   * Rows claimed per round: `batchSize`, halved after each failed send (down to one row: a batch
+   * the broker refuses for a reason of its rows' — their size — is split until the row at fault
+   * goes alone, and the rows before it are published), doubled again after each success.
+   */
+  private claimLimit: number;
 
   constructor(private readonly deps: OutboxRelayDeps) {
     this.options = deps.options ?? DEFAULT_RELAY_OPTIONS;
+    this.claimLimit = this.options.batchSize;
   }
 
   start(): void {
@@ -141,6 +169,7 @@ export class OutboxRelay {
 
   /** Sleeps `ms`; a `wakeable` sleep ends early at `notify` (and every sleep at `stop`). */
   private async sleep(ms: number, wakeable: boolean): Promise<void> {
+    if (!this.running) return; // stopped during the round: no sleep after it
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
       this.wake = () => {
@@ -210,17 +239,33 @@ export class OutboxRelay {
     const producer = this.producer;
     const client = await checkout(this.deps.pool, 'outbox relay: connect');
     let broken = false;
+    const sendDeadlineMs = this.options.sendDeadlineMs ?? SEND_DEADLINE_MS;
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<OutboxRow>(RELAY_QUERIES.claim, [this.options.batchSize, this.deps.topic]);
-      if (rows.length === 0) {
+      // The claimed rows stay locked while the send runs, and no statement runs meanwhile: a relay
+      // that stops there (its process paused, its link to Postgres gone) must not keep them from
+      // every other relay until a TCP keepalive notices — Postgres ends such a transaction itself.
+      await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${sendDeadlineMs + IDLE_MARGIN_MS}`);
+      const { rows: claimed } = await client.query<OutboxRow>(RELAY_QUERIES.claim, [this.claimLimit, this.deps.topic]);
+      if (claimed.length === 0) {
         await client.query('COMMIT');
         return 0;
       }
-      const messages = rows.map((row) => ({ key: row.message_key, value: JSON.stringify(row.payload) }));
+      // The oldest rows, up to MAX_SEND_BYTES; the others claimed are let go at the commit.
+      const messages: { key: string; value: string }[] = [];
+      let bytes = 0;
+      for (const row of claimed) {
+        const value = JSON.stringify(row.payload);
+        bytes += Buffer.byteLength(value) + Buffer.byteLength(row.message_key);
+        if (messages.length > 0 && bytes > MAX_SEND_BYTES) break;
+        messages.push({ key: row.message_key, value });
+      }
+      const rows = claimed.slice(0, messages.length);
       try {
-        await producer.send({ acks: -1, topic: this.deps.topic, messages });
+        const late = () => new Error(`Kafka send of ${rows.length} rows: no answer within ${sendDeadlineMs} ms`);
+        await withDeadline(producer.send({ acks: -1, topic: this.deps.topic, messages }), sendDeadlineMs, late);
       } catch (error) {
+        this.claimLimit = Math.max(1, Math.floor(rows.length / 2));
         // Never send with this session again (see the class comment). Not awaited: the rows stay
         // locked until the rollback below.
         if (this.producer === producer) void this.endSession();
@@ -238,6 +283,7 @@ export class OutboxRelay {
         [rows.map((r) => r.id)],
       );
       await client.query('COMMIT');
+      this.claimLimit = Math.min(this.options.batchSize, this.claimLimit * 2);
       this.published += rows.length;
       this.deps.onPublished?.(rows.length);
       return rows.length;

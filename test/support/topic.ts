@@ -57,3 +57,40 @@ export async function reservationKeysOnTopic(
     await consumer.disconnect();
   }
 }
+
+/**
+ * Every key on a topic of a test's own, read from the beginning to the end it had when the read
+ * began (its high-water marks), duplicates included — where `reservationKeysOnTopic` stops at the
+ * first `expected` distinct keys.
+ */
+export async function keysToEndOfTopic(topic: string, timeoutMs = 60_000): Promise<string[]> {
+  const kafka = createKafka({ brokers: testConfig().kafkaBrokers, clientId: 'test-reader', log: silentLogger });
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const left = new Map(ends.filter((p) => Number(p.high) > Number(p.low)).map((p) => [p.partition, Number(p.high)]));
+  const keys: string[] = [];
+  if (left.size === 0) return keys;
+  const consumer = kafka.consumer({ groupId: uniqueName('reader') });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let reached!: () => void;
+    const done = new Promise<void>((resolve) => (reached = resolve));
+    const timer = setTimeout(reached, timeoutMs);
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        keys.push(String(message.key));
+        const high = left.get(partition);
+        if (high !== undefined && Number(message.offset) >= high - 1) left.delete(partition);
+        if (left.size === 0) reached();
+      },
+    });
+    await done;
+    clearTimeout(timer);
+    if (left.size > 0) throw new Error(`topic ${topic}: not read to its end within ${timeoutMs} ms`);
+    return keys;
+  } finally {
+    await consumer.disconnect();
+  }
+}

@@ -1,32 +1,60 @@
-import t from 'tap';
+import type pg from 'pg';
+import t, { type Test } from 'tap';
 import { createKafka, ensureTopic, openProducerSession } from '../../../src/adapters/kafka/client.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { OutboxRelay, RELAY_QUERIES } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { ownDatabase, testDatabase } from '../../support/stack.js';
-import { reservationKeysOnTopic } from '../../support/topic.js';
+import { keysToEndOfTopic, reservationKeysOnTopic } from '../../support/topic.js';
 import { localServicePids } from '../../../src/jobs/cpu-accounting.js';
+
+/** Writes one outbox row of a reservation; returns its id. */
+async function addRow(pool: pg.Pool, eventId: string, topic: string, key: string): Promise<string> {
+  const { rows } = await pool.query<{ id: string }>(
+    `INSERT INTO outbox (event_id, topic, message_key, payload)
+     VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text)) RETURNING id`,
+    [eventId, topic, key],
+  );
+  return rows[0]!.id;
+}
+
+/** Stops the local Kafka broker (SIGSTOP); returns what resumes it (also at the test's end). */
+function pauseKafka(t: Test): () => void {
+  const kafkaPid = localServicePids(process.cwd())['kafka']?.[0];
+  if (kafkaPid === undefined) throw new Error('hack/infra.sh status names no Kafka process');
+  process.kill(kafkaPid, 'SIGSTOP');
+  let resumed = false;
+  const resume = () => {
+    if (!resumed) process.kill(kafkaPid, 'SIGCONT');
+    resumed = true;
+  };
+  t.teardown(resume);
+  return resume;
+}
 
 t.test('two relays draining one outbox publish every row exactly once', async (t) => {
   const config = testConfig();
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-test', log: silentLogger });
+  // A topic of its own: no engine of the stack relays it, so the two relays below are the only ones.
+  const topic = uniqueName('relay-two');
+  t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
 
   const eventId = uniqueName('relay');
   const keys = Array.from({ length: 1200 }, (_, i) => `r_${eventId}_${i}`);
   await pool.query(
     `INSERT INTO outbox (event_id, topic, message_key, payload)
      SELECT $1, $2, k, jsonb_build_object('eventId', $1::text, 'reservationId', k) FROM unnest($3::text[]) AS k`,
-    [eventId, config.reservationsTopic, keys],
+    [eventId, topic, keys],
   );
   const relays = [1, 2].map(
     () =>
       new OutboxRelay({
         pool,
-        connect: () => openProducerSession(kafka, config.reservationsTopic),
-        topic: config.reservationsTopic,
+        connect: () => openProducerSession(kafka, topic),
+        topic,
         log: silentLogger,
         options: { batchSize: 100, pauseMs: 10, idleMs: 10, maxBackoffMs: 1000 },
       }),
@@ -43,16 +71,51 @@ t.test('two relays draining one outbox publish every row exactly once', async (t
     }
   };
   await Promise.all(relays.map(drain));
-  // (Engines running beside this test relay too, so the split between relays is not asserted;
-  // that nothing is published twice, whoever published it, is.)
+  const counts = relays.map((r) => r.published);
   t.ok(
-    relays.some((r) => r.published > 0),
-    `the relays published ${relays.map((r) => r.published).join(' + ')} rows`,
+    counts.every((n) => n > 0),
+    `both relays published (${counts.join(' + ')} rows)`,
   );
-  const onTopic = await reservationKeysOnTopic(eventId, keys.length);
-  t.equal(onTopic.length, keys.length, 'no row was published twice');
+  t.equal(counts[0]! + counts[1]!, keys.length, 'between them, each row once');
+  const onTopic = await keysToEndOfTopic(topic);
+  t.equal(onTopic.length, keys.length, 'no row was published twice (the whole topic read)');
   t.same([...onTopic].sort(), [...keys].sort(), 'every row was published');
 });
+
+t.test(
+  'a send is made of at most MAX_SEND_BYTES of rows: rows too big for one batch together are published, not refused for ever',
+  async (t) => {
+    const config = testConfig();
+    const pool = await testDatabase();
+    t.teardown(() => pool.end());
+    const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-bytes-test', log: silentLogger });
+    // One partition: all rows in one record batch, which the broker refuses over 1 MB (message.max.bytes).
+    const topic = uniqueName('relay-bytes');
+    const admin = kafka.admin();
+    await admin.connect();
+    await ensureTopic(admin, topic, 1);
+    await admin.disconnect();
+    t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
+    const eventId = uniqueName('relay');
+    // Four block bookings of 400 kB each (a reservation of thousands of seats names every one).
+    const keys = Array.from({ length: 4 }, (_, i) => `r_${eventId}_${i}`);
+    await pool.query(
+      `INSERT INTO outbox (event_id, topic, message_key, payload)
+     SELECT $1, $2, k, jsonb_build_object('eventId', $1::text, 'reservationId', k, 'seats', repeat('x', 400 * 1024)) FROM unnest($3::text[]) AS k`,
+      [eventId, topic, keys],
+    );
+    const relay = new OutboxRelay({ pool, connect: () => openProducerSession(kafka, topic), topic, log: silentLogger });
+    t.teardown(() => relay.stop());
+    let rounds = 0;
+    while (relay.published < keys.length && rounds < 10) {
+      rounds++;
+      await relay.publishOnce();
+    }
+    t.equal(relay.published, keys.length, `all four published, in ${rounds} rounds`);
+    t.ok(rounds >= 3, 'at most one 400 kB row with another in a send');
+    t.same([...(await keysToEndOfTopic(topic))].sort(), keys, 'each once on the topic');
+  },
+);
 
 t.test("a row meant for another topic (here, one that does not exist) is left alone and does not stall the relay's own", async (t) => {
   const config = testConfig();
@@ -134,8 +197,6 @@ t.test('a send that timed out after the broker took it does not make the rows of
   const config = testConfig();
   const pool = await testDatabase();
   t.teardown(() => pool.end());
-  const kafkaPid = localServicePids(process.cwd())['kafka']?.[0];
-  if (kafkaPid === undefined) throw new Error('hack/infra.sh status names no Kafka process');
   // A topic of its own with one partition: every row of this test is in one sequence.
   const topic = uniqueName('relay-timeout');
   const kafka = createKafka({
@@ -162,27 +223,14 @@ t.test('a send that timed out after the broker took it does not make the rows of
   t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
 
   const eventId = uniqueName('relay');
-  const add = async (key: string) => {
-    const { rows } = await pool.query<{ id: string }>(
-      `INSERT INTO outbox (event_id, topic, message_key, payload)
-       VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text)) RETURNING id`,
-      [eventId, topic, key],
-    );
-    return rows[0]!.id;
-  };
+  const add = (key: string) => addRow(pool, eventId, topic, key);
   const [first, timedOut, next] = ['first', 'timed-out', 'next'].map((name) => `r_${eventId}_${name}`) as [string, string, string];
 
   await add(first);
   t.equal(await relay.publishOnce(), 1, 'a first row is published (the producer knows the partition now)');
 
   const timedOutId = await add(timedOut);
-  process.kill(kafkaPid, 'SIGSTOP');
-  let resumed = false;
-  const resume = () => {
-    if (!resumed) process.kill(kafkaPid, 'SIGCONT');
-    resumed = true;
-  };
-  t.teardown(resume);
+  const resume = pauseKafka(t);
   await t.rejects(relay.publishOnce(), 'the send times out while the broker is stopped');
   resume();
   t.same(
@@ -201,6 +249,36 @@ t.test('a send that timed out after the broker took it does not make the rows of
     [first, timedOut, next].sort(),
     'and it is on the topic',
   );
+});
+
+t.test('a send that hangs is given up after sendDeadlineMs, and its rows are free for another relay at once', async (t) => {
+  const config = testConfig();
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  // The client's own settings: a request waits 10 s for its answer, and is retried.
+  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-deadline-test', log: silentLogger });
+  const topic = uniqueName('relay-deadline');
+  t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
+  const relay = new OutboxRelay({
+    pool,
+    connect: () => openProducerSession(kafka, topic),
+    topic,
+    log: silentLogger,
+    options: { batchSize: 100, pauseMs: 10, idleMs: 10, maxBackoffMs: 1000, sendDeadlineMs: 1500 },
+  });
+  t.teardown(() => relay.stop());
+  const eventId = uniqueName('relay');
+  await addRow(pool, eventId, topic, `r_${eventId}_first`);
+  t.equal(await relay.publishOnce(), 1, 'a first row is published (the session is open)');
+  await addRow(pool, eventId, topic, `r_${eventId}_stuck`);
+  const resume = pauseKafka(t);
+  const started = Date.now();
+  await t.rejects(relay.publishOnce(), /no answer within 1500 ms/, 'the send is given up on');
+  const tookMs = Date.now() - started;
+  t.ok(tookMs < 5000, `after ${tookMs} ms, not the client's 10 s and its retries`);
+  const free = await pool.query('SELECT id FROM outbox WHERE topic = $1 AND published_at IS NULL FOR UPDATE SKIP LOCKED', [topic]);
+  t.equal(free.rowCount, 1, 'its row is unlocked: another relay can claim it');
+  resume();
 });
 
 t.test('after a round that found nothing, the relay looks with one plain read before it opens a transaction', async (t) => {
