@@ -73,6 +73,8 @@ export class Engine {
   /** The heartbeat between rounds: its timer, and the beat under way (beatBetweenRounds). */
   private heartbeat: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
+  /** The membership renewal under way (a round's or a beat's): a leave waits for it. */
+  private renewal: Promise<unknown> | undefined;
   private stopping = false;
   private lastTickOk = 0;
   private nextSettleAt = 0;
@@ -143,7 +145,7 @@ export class Engine {
     this.retention.start();
     this.natsLink.start();
     this.deps.metrics.natsLink.set(1);
-    this.heartbeat = setInterval(() => this.beatBetweenRounds(), this.deps.config.leaseTtlMs / 3);
+    this.heartbeat = setInterval(() => this.beatBetweenRounds(), this.deps.config.leaseTtlMs / 6);
     const loop = async () => {
       if (this.stopping) return;
       this.ticking = this.tick();
@@ -228,10 +230,17 @@ export class Engine {
       this.natsBreaksRenewed !== breaks ||
       this.lastRenewedAt === undefined ||
       renewingAt - this.lastRenewedAt >= this.deps.config.leaseTtlMs;
-    const members = await this.membership.heartbeat(rejoined);
-    this.natsBreaksRenewed = breaks;
-    this.lastRenewedAt = renewingAt;
-    return members;
+    const heartbeat = this.membership.heartbeat(rejoined);
+    this.renewal = heartbeat;
+    try {
+      const members = await heartbeat;
+      this.natsBreaksRenewed = breaks;
+      // A round's renewal and a beat's can overlap: the later start counts.
+      this.lastRenewedAt = Math.max(this.lastRenewedAt ?? -Infinity, renewingAt);
+      return members;
+    } finally {
+      if (this.renewal === heartbeat) this.renewal = undefined;
+    }
   }
 
   /**
@@ -245,20 +254,22 @@ export class Engine {
   }
 
   /**
-   * The heartbeat between renewals by rounds, every TTL/3 if no round has renewed for that long: a
+   * The heartbeat between renewals by rounds, looked at every TTL/6: one when nothing has renewed the
+   * membership for TTL/3 (so renewals are at most TTL/2 apart, plus a write's time). A
    * round that claims many shards, each rebuilt from Postgres (a big one can take longer than the
    * TTL by itself), would otherwise outlast the membership, and a live engine would drop out of it —
    * its shards assigned to the others, who would find them leased — and its heartbeat row would
    * age. As a round does: only while the link is ok, and only after writing the row (an engine that
-   * cannot use Postgres is no member). One at a time; one that fails is logged.
+   * cannot use Postgres is no member); never after the engine left for a cut link (only a round
+   * that finds the link ok again rejoins). One at a time; one that fails is logged.
    */
   private beatBetweenRounds(): void {
     const { leaseTtlMs } = this.deps.config;
-    if (this.beating || this.stopping || this.natsLink.state() !== 'ok') return;
+    if (this.beating || this.stopping || this.leftCutOff || this.natsLink.state() !== 'ok') return;
     if (this.lastRenewedAt !== undefined && performance.now() - this.lastRenewedAt < leaseTtlMs / 3) return;
     this.beating = (async () => {
       await this.engineSeen();
-      if (this.natsLink.state() === 'ok' && !this.stopping) await this.renewMembership();
+      if (this.natsLink.state() === 'ok' && !this.stopping && !this.leftCutOff) await this.renewMembership();
     })()
       .catch((error: unknown) =>
         this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Heartbeat between rounds failed'),
@@ -286,7 +297,7 @@ export class Engine {
    */
   private async roundWhileCutOff(link: 'suspect' | 'cut'): Promise<void> {
     if (link === 'suspect') return;
-    await this.beating; // a renewal begun while the link was ok goes first, not after the leave
+    await this.renewal?.catch(() => undefined); // a renewal begun while the link was ok goes first, not after the leave
     await this.membership.leave();
     if (!this.leftCutOff) this.log.warn('Cut off from NATS for a lease TTL: left the membership');
     this.leftCutOff = true;
@@ -516,7 +527,8 @@ export class Engine {
     const retention = this.retention.stop();
     await this.ticking;
     await this.settling;
-    await this.beating;
+    // A beat's row write must not land after the stop's `engineGone`; but a write that hangs must not hold the stop.
+    await withDeadline(this.beating ?? Promise.resolve(), STOP_LOOKUP_MS).catch(() => undefined);
     await this.membership.leave().catch(() => undefined);
     // A sale that is over ends its holds here: after a stop nobody else would serve its shards.
     const owned = [...this.owned.values()];

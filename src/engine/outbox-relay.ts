@@ -12,9 +12,9 @@ export interface OutboxRelayOptions {
   /** Most rows published per round. */
   readonly batchSize: number;
   /**
-   * Sleep after a round that published fewer than `batchSize` rows (ms): commits landing meanwhile
-   * go out together in the next round, so during a sale rounds run at most this often. Nothing
-   * cuts it short.
+   * Sleep after a round that published rows and left none it could have taken (its claim was not
+   * full, and all of it fitted in one send) (ms): commits landing meanwhile go out together in the
+   * next round, so during a sale rounds run at most this often. Nothing cuts it short.
    */
   readonly pauseMs: number;
   /**
@@ -39,7 +39,10 @@ export const SEND_DEADLINE_MS = 30_000;
  * Most bytes of messages in one send (one row alone may be more). A broker refuses a record batch
  * over its `message.max.bytes` (1 MB by default), and a batch refused for its size would be claimed
  * and refused again round after round, stalling the topic: block bookings of thousands of seats make
- * payloads of tens of kB.
+ * payloads of tens or hundreds of kB. One row alone is within that default: the largest reservation
+ * Sentinel makes (10,000 seats, `maxSeatsPerRequest`, of ids of at most 39 characters) is under
+ * 0.5 MB. A broker configured with a smaller limit than a row needs refuses that row every round,
+ * and the rows after it wait (its `last_error` says why).
  */
 export const MAX_SEND_BYTES = 512 * 1024;
 
@@ -131,6 +134,8 @@ export class OutboxRelay {
    * goes alone, and the rows before it are published), doubled again after each success.
    */
   private claimLimit: number;
+  /** Whether the last round left rows it could have taken (its claim was full, or the byte cap cut it): the next goes at once. */
+  private more = false;
 
   constructor(private readonly deps: OutboxRelayDeps) {
     this.options = deps.options ?? DEFAULT_RELAY_OPTIONS;
@@ -193,7 +198,7 @@ export class OutboxRelay {
         backoff = 100;
         if (count === 0) {
           if (!this.nudged) await this.sleep(this.options.idleMs, true);
-        } else if (count < this.options.batchSize) await this.sleep(this.options.pauseMs, false);
+        } else if (!this.more) await this.sleep(this.options.pauseMs, false);
       } catch (error) {
         if (!failing)
           this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Outbox relay failed; backing off');
@@ -261,6 +266,7 @@ export class OutboxRelay {
         messages.push({ key: row.message_key, value });
       }
       const rows = claimed.slice(0, messages.length);
+      this.more = claimed.length === this.claimLimit || rows.length < claimed.length;
       try {
         const late = () => new Error(`Kafka send of ${rows.length} rows: no answer within ${sendDeadlineMs} ms`);
         await withDeadline(producer.send({ acks: -1, topic: this.deps.topic, messages }), sendDeadlineMs, late);
@@ -269,13 +275,15 @@ export class OutboxRelay {
         // Never send with this session again (see the class comment). Not awaited: the rows stay
         // locked until the rollback below.
         if (this.producer === producer) void this.endSession();
-        await client.query('ROLLBACK');
-        await client
-          .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [
-            rows.map((r) => r.id),
-            String(error instanceof Error ? error.message : error).slice(0, 500),
-          ])
-          .catch(() => undefined);
+        // (Postgres may have ended the session already: idle past its timeout. The send's error is the one to report.)
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        if (!broken)
+          await client
+            .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [
+              rows.map((r) => r.id),
+              String(error instanceof Error ? error.message : error).slice(0, 500),
+            ])
+            .catch(() => undefined);
         throw error;
       }
       await client.query(

@@ -28,6 +28,8 @@ export interface ControllerOptions {
 export class Controller {
   private readonly options: ControllerOptions;
   private workers: Promise<void>[] = [];
+  /** The last terminal failure of each key failing terminally now (its message). */
+  private readonly terminal = new Map<string, string>();
 
   constructor(options: ControllerOptions) {
     this.options = options;
@@ -55,6 +57,7 @@ export class Controller {
       try {
         const result = await this.options.reconcile(objectKeyOf(key));
         queue.forget(key);
+        this.terminal.delete(key);
         metrics.reconciles.inc({ result: 'success' });
         if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
       } catch (error) {
@@ -68,7 +71,11 @@ export class Controller {
         } else {
           queue.forget(key);
           queue.addAfter(key, this.options.terminalRetryMs);
-          log.error(
+          // An error the first time (and when the failure changes), not at every look.
+          const message = error instanceof Error ? error.message : String(error);
+          const repeated = this.terminal.get(key) === message;
+          this.terminal.set(key, message);
+          log[repeated ? 'debug' : 'error'](
             { key, code, err: error, againInMs: this.options.terminalRetryMs },
             'Reconcile failed terminally; it will not succeed before the object or the settings change',
           );

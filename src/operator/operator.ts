@@ -194,7 +194,14 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     stopping ??= (async () => {
       // Bounded: a reconcile stuck in a call that never returns must not keep a replica that lost
       // its Lease from exiting (what it was writing, the new leader's next reconcile puts right).
-      await withDeadline(stopControllers(), STOP_CONTROLLERS_TIMEOUT_MS).catch((error: unknown) =>
+      // One that lost it has only until another replica can take it — the lease duration less the
+      // renew deadline, counted from its last renewal — so that the two never reconcile together.
+      const { leaseDurationMs, renewDeadlineMs } = settings.leaderElection;
+      const deadlineMs =
+        exit === 'lost-leadership'
+          ? Math.max(0, Math.min(STOP_CONTROLLERS_TIMEOUT_MS, leaseDurationMs - renewDeadlineMs - 1000))
+          : STOP_CONTROLLERS_TIMEOUT_MS;
+      await withDeadline(stopControllers(), deadlineMs).catch((error: unknown) =>
         log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Controllers did not stop in time; exiting anyway'),
       );
       await elector?.stop();

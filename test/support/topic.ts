@@ -61,7 +61,8 @@ export async function reservationKeysOnTopic(
 /**
  * Every key on a topic of a test's own, read from the beginning to the end it had when the read
  * began (its high-water marks), duplicates included — where `reservationKeysOnTopic` stops at the
- * first `expected` distinct keys.
+ * first `expected` distinct keys. The last offset of each partition must be a message (true for
+ * the relay's idempotent, non-transactional producer: no transaction markers, no compaction).
  */
 export async function keysToEndOfTopic(topic: string, timeoutMs = 60_000): Promise<string[]> {
   const kafka = createKafka({ brokers: testConfig().kafkaBrokers, clientId: 'test-reader', log: silentLogger });
@@ -78,6 +79,7 @@ export async function keysToEndOfTopic(topic: string, timeoutMs = 60_000): Promi
     let reached!: () => void;
     const done = new Promise<void>((resolve) => (reached = resolve));
     const timer = setTimeout(reached, timeoutMs);
+    timer.unref();
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         keys.push(String(message.key));
@@ -86,8 +88,11 @@ export async function keysToEndOfTopic(topic: string, timeoutMs = 60_000): Promi
         if (left.size === 0) reached();
       },
     });
-    await done;
-    clearTimeout(timer);
+    try {
+      await done;
+    } finally {
+      clearTimeout(timer);
+    }
     if (left.size > 0) throw new Error(`topic ${topic}: not read to its end within ${timeoutMs} ms`);
     return keys;
   } finally {
