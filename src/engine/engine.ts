@@ -282,12 +282,11 @@ export class Engine {
    * neither its membership nor its heartbeat row, and claims nothing. Once the link counts as cut
    * it leaves, and hands its shards off (their pending commits land, their leases go; a sale that
    * is over ends its holds) — but only to an engine NATS reached all along: one that was a member
-   * before this engine's link stopped being ok (it fell silent, or began to flap) and has renewed since
-   * this engine counted as cut. Every
-   * silence of TTL/4 makes an engine join afresh when it renews again (NatsLink.breaks), so when
-   * NATS is down for every engine none of them qualifies, however they come back: each keeps its
-   * shards and serves them the moment NATS is back, instead of all of them being handed round and
-   * rebuilt. An engine that stays a member that way had its PINGs answered within TTL/4 throughout
+   * before this engine's link stopped being ok (it fell silent, or began to flap) and has renewed
+   * since this engine counted as cut. Every silence of TTL/4 makes an engine join afresh when it
+   * renews again (NatsLink.breaks), so when NATS is down for every engine none of them qualifies,
+   * however they come back: each keeps its shards and serves them the moment NATS is back, instead
+   * of all of them being handed round and rebuilt. An engine that stays a member that way had its PINGs answered within TTL/4 throughout
    * a silence of a whole TTL of this one's — NATS was up, the link of this one was not.
    *
    * Silent for CUT_OFF_RELAX_MS (or three TTLs, if longer), it also takes an engine that has been
