@@ -32,11 +32,16 @@ export function createKafka(options: {
   });
 }
 
-/** Creates the topic if missing (idempotent). */
+/**
+ * Creates the topic if missing (idempotent), replicated as the brokers' `default.replication.factor`
+ * says (no factor is sent): a cluster of three set up for durability gets three copies, and with
+ * acks=all a reservation marked published is on all in-sync replicas. Until 2026-12-05 the factor
+ * was 1 — one copy, whatever the cluster. A topic that must differ is created beforehand.
+ */
 export async function ensureTopic(admin: Admin, topic: string, partitions = 3): Promise<void> {
   const existing = await admin.listTopics();
   if (existing.includes(topic)) return;
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
 }
 
 /**
