@@ -1,6 +1,7 @@
 /**
- * Writes a StatusPatch through the status subresource: folded onto the latest status, written only
- * when it changes something, retried on conflict with a fresh read (someone else wrote first).
+ * The operator's guarded writes to a TicketEvent: a StatusPatch through the status subresource
+ * (folded onto the latest status, written only when it changes something), and edits of the
+ * finalizer list — each retried on conflict with a fresh read (someone else wrote first).
  */
 import { applyStatusPatch, sameStatus, type StatusPatch } from './conditions.js';
 import { isConflict, KubernetesConflictError } from './kube-errors.js';
