@@ -12,6 +12,7 @@ import {
   condition,
   createTicketEvent,
   getTicketEvent,
+  recordedEvent,
   runOperator,
   testNamespace,
   waitFor,
@@ -81,8 +82,7 @@ t.test('deletion keeps the finalizer while the outbox has unpublished rows, past
   );
   t.match(condition(stuck.status, 'Degraded')?.message, /1 reservations .* still not published to Kafka .*removing the finalizer/);
   t.ok(stuck.metadata.finalizers?.includes('sentinel.dev/inventory'), 'the finalizer stays');
-  const warnings = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=OutboxNotDrained` });
-  t.equal(warnings.items[0]?.type, 'Warning');
+  t.equal((await recordedEvent(c, namespace, name, 'OutboxNotDrained')).type, 'Warning');
   await new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS));
   t.ok(await getTicketEvent(c, namespace, name), 'still kept well past the drain timeout');
   t.equal(await eventStatus(pool, eventId), 'closed', 'closed, not archived');
@@ -131,6 +131,5 @@ t.test('an operator down for longer than the drain timeout still drains a full w
   await waitFor('the TicketEvent to be deleted', async () => (await getTicketEvent(c, namespace, name)) === undefined, 20_000);
   t.ok(Date.now() - restarted >= DRAIN_TIMEOUT_MS, `let go ${Date.now() - restarted} ms after the close, not before the window`);
   t.equal(await eventStatus(pool, eventId), 'archived');
-  const events = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=DrainTimedOut` });
-  t.equal(events.items[0]?.type, 'Warning', 'the shard still owned after the window is reported');
+  t.equal((await recordedEvent(c, namespace, name, 'DrainTimedOut')).type, 'Warning', 'the shard still owned after the window is reported');
 });

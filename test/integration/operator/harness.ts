@@ -167,6 +167,24 @@ export async function waitForStatus(
   }
 }
 
+/**
+ * The first Event of `reason` about the TicketEvent `name`, waited for: the operator records its
+ * Events after it writes the status, so a test that saw the status may not see the Event yet.
+ */
+export async function recordedEvent(
+  c: Cluster,
+  namespace: string,
+  name: string,
+  reason: string,
+  timeoutMs = 10_000,
+): Promise<k8s.CoreV1Event> {
+  return waitFor(
+    `an Event ${reason} about ${name}`,
+    async () => (await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items[0],
+    timeoutMs,
+  );
+}
+
 /** Runs the operator in-process for one namespace with test timings. */
 export async function runOperator(
   c: Cluster,

@@ -1,7 +1,17 @@
 /** A safe update rolls out; an unsafe one sets a condition and changes nothing, anywhere. */
 import t from 'tap';
 import { testDatabase } from '../../support/stack.js';
-import { cluster, createTicketEvent, condition, patchMerge, runOperator, testNamespace, waitFor, waitForStatus } from './harness.js';
+import {
+  cluster,
+  createTicketEvent,
+  condition,
+  patchMerge,
+  recordedEvent,
+  runOperator,
+  testNamespace,
+  waitFor,
+  waitForStatus,
+} from './harness.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -69,8 +79,7 @@ t.test('safe changes roll out; unsafe changes are refused whole', async (t) => {
     t.equal(after?.customer_limit, 6);
     t.equal(after?.display_name, 'Gala (extended)');
     t.equal(after?.sale_closes_at.getTime(), Date.parse(iso(later)));
-    const events = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=Updated` });
-    t.match(events.items[0]?.message, /customerLimit/);
+    t.match((await recordedEvent(c, namespace, name, 'Updated')).message, /customerLimit/);
   });
 
   const before = await row();
@@ -109,11 +118,7 @@ t.test('safe changes roll out; unsafe changes are refused whole', async (t) => {
       20_000,
     );
     t.equal(recreated.spec?.replicas, 3, 'a Deployment deleted during the refusal is recreated from the accepted spec (3 replicas, not 5)');
-    const warnings = await c.core.listNamespacedEvent({
-      namespace,
-      fieldSelector: `involvedObject.name=${name},reason=UnsafeChangeRefused`,
-    });
-    t.equal(warnings.items[0]?.type, 'Warning');
+    t.equal((await recordedEvent(c, namespace, name, 'UnsafeChangeRefused')).type, 'Warning');
   });
 
   await t.test('unsafe: removing seats from the layout', async (t) => {
@@ -185,8 +190,7 @@ t.test('safe changes roll out; unsafe changes are refused whole', async (t) => {
     t.equal(status.status?.phase, 'OnSale', 'not Failed: the sale goes on, and its phase with it');
     t.same(await row(), rowBefore, 'the safe-looking limit of the same edit was not committed either');
     t.equal((await deployment()).metadata?.resourceVersion, deploymentBefore.metadata?.resourceVersion, 'the Deployment is untouched');
-    const warnings = await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name},reason=ChildRejected` });
-    t.equal(warnings.items[0]?.type, 'Warning');
+    t.equal((await recordedEvent(c, namespace, name, 'ChildRejected')).type, 'Warning');
 
     // Requests above limits (the Deployment would refuse them too) are stopped earlier, at admission.
     await t.rejects(patchMerge(c, namespace, name, { spec: { engine: { resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } } } }), {
