@@ -17,25 +17,18 @@ export interface StatusWrite {
 }
 
 export async function writeStatus(gateway: KubeGateway, object: TicketEventObject, patch: StatusPatch, now: Date): Promise<StatusWrite> {
-  let current = object;
-  for (let attempt = 1; ; attempt++) {
-    const generation = patch.observedGeneration ?? current.metadata.generation;
-    const next = applyStatusPatch(current.status, patch, now, generation);
-    if (sameStatus(current.status, next)) return { object: current, changed: false };
-    try {
+  return onFreshReads(
+    gateway,
+    object,
+    'status',
+    async (current) => {
+      const generation = patch.observedGeneration ?? current.metadata.generation;
+      const next = applyStatusPatch(current.status, patch, now, generation);
+      if (sameStatus(current.status, next)) return { object: current, changed: false };
       return { object: await gateway.replaceStatus(current, next), changed: true };
-    } catch (error) {
-      if (!isConflict(error)) throw error;
-      if (attempt >= ATTEMPTS)
-        throw new KubernetesConflictError(
-          `status of ${current.metadata.namespace}/${current.metadata.name}: still conflicting after ${ATTEMPTS} attempts`,
-          error,
-        );
-      const fresh = await gateway.getTicketEvent(current.metadata);
-      if (fresh === undefined) return { object: current, changed: false };
-      current = fresh;
-    }
-  }
+    },
+    (current) => ({ object: current, changed: false }),
+  );
 }
 
 /**
@@ -45,26 +38,47 @@ export async function writeStatus(gateway: KubeGateway, object: TicketEventObjec
  * object as it is (the fresh read says the edit is no longer wanted). Resolves to the object as
  * written (or read), or undefined when it is gone.
  */
-export async function writeFinalizers(
+export function writeFinalizers(
   gateway: KubeGateway,
   object: TicketEventObject,
   edit: (object: TicketEventObject) => readonly string[] | undefined,
 ): Promise<TicketEventObject | undefined> {
+  return onFreshReads(
+    gateway,
+    object,
+    'finalizers',
+    async (current) => {
+      const finalizers = edit(current);
+      return finalizers === undefined ? current : gateway.setFinalizers(current, finalizers);
+    },
+    () => undefined,
+  );
+}
+
+/**
+ * Runs `write` (a write guarded by the object's resourceVersion) on the object, and again on a
+ * fresh read after each conflict, at most ATTEMPTS times; `gone` answers when the object vanished.
+ */
+async function onFreshReads<R>(
+  gateway: KubeGateway,
+  object: TicketEventObject,
+  what: string,
+  write: (current: TicketEventObject) => Promise<R>,
+  gone: (last: TicketEventObject) => R,
+): Promise<R> {
   let current = object;
   for (let attempt = 1; ; attempt++) {
-    const finalizers = edit(current);
-    if (finalizers === undefined) return current;
     try {
-      return await gateway.setFinalizers(current, finalizers);
+      return await write(current);
     } catch (error) {
       if (!isConflict(error)) throw error;
       if (attempt >= ATTEMPTS)
         throw new KubernetesConflictError(
-          `finalizers of ${current.metadata.namespace}/${current.metadata.name}: still conflicting after ${ATTEMPTS} attempts`,
+          `${what} of ${current.metadata.namespace}/${current.metadata.name}: still conflicting after ${ATTEMPTS} attempts`,
           error,
         );
       const fresh = await gateway.getTicketEvent(current.metadata);
-      if (fresh === undefined) return undefined;
+      if (fresh === undefined) return gone(current);
       current = fresh;
     }
   }

@@ -27,23 +27,18 @@ async function playApiServer(t: Test, handle: RequestListener): Promise<k8s.Kube
   return kubeConfig;
 }
 
-t.test('a watch that keeps failing with an ERROR event backs off instead of re-watching at once', async (t) => {
-  let watches = 0;
-  const kubeConfig = await playApiServer(t, (req, res) => {
-    watches++;
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    // What an API server sends for, e.g., an internal error mid-watch.
-    res.end(
-      `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, message: 'boom' } })}\n`,
-    );
-  });
+/**
+ * Runs a reflector of `things` (the list holds `items`) against the played API server for 1.5 s,
+ * and returns the keys it enqueued.
+ */
+async function reflectFor1500Ms(kubeConfig: k8s.KubeConfig, items: { metadata: { name: string } }[]): Promise<string[]> {
   const enqueued: string[] = [];
   const reflector = new Reflector({
     kubeConfig,
     source: {
       name: 'things',
       path: '/api/v1/things',
-      list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '1' }, items: [{ metadata: { name: 'a' } }] }),
+      list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '1' }, items }),
       keysOf: (object) => [object.metadata?.name ?? '?'],
     },
     enqueue: (key) => enqueued.push(key),
@@ -54,6 +49,20 @@ t.test('a watch that keeps failing with an ERROR event backs off instead of re-w
   await reflector.synced;
   await new Promise((resolve) => setTimeout(resolve, 1500));
   await reflector.stop();
+  return enqueued;
+}
+
+t.test('a watch that keeps failing with an ERROR event backs off instead of re-watching at once', async (t) => {
+  let watches = 0;
+  const kubeConfig = await playApiServer(t, (req, res) => {
+    watches++;
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    // What an API server sends for, e.g., an internal error mid-watch.
+    res.end(
+      `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, message: 'boom' } })}\n`,
+    );
+  });
+  const enqueued = await reflectFor1500Ms(kubeConfig, [{ metadata: { name: 'a' } }]);
   // Backoff 500 ms, then 1 s: two or three watches in 1.5 s (it spun to hundreds before).
   t.ok(watches >= 1 && watches <= 4, `${watches} watches in 1.5 s`);
   t.ok(enqueued.length >= 1 && enqueued.length <= 4, 'each retry relists (and enqueues what it lists)');
@@ -66,22 +75,7 @@ t.test('a watch that the server ends at once, cleanly, again and again, is re-op
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(); // a terminating API server, or a proxy, closing every watch as it opens
   });
-  const reflector = new Reflector({
-    kubeConfig,
-    source: {
-      name: 'things',
-      path: '/api/v1/things',
-      list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '1' }, items: [] }),
-      keysOf: (object) => [object.metadata?.name ?? '?'],
-    },
-    enqueue: () => undefined,
-    log: silentLogger,
-    resyncMs: 60_000,
-  });
-  reflector.start();
-  await reflector.synced;
-  await new Promise((resolve) => setTimeout(resolve, 1500));
-  await reflector.stop();
+  await reflectFor1500Ms(kubeConfig, []);
   // Pauses of 500 ms, then 1 s: two or three watches in 1.5 s.
   t.ok(watches >= 1 && watches <= 4, `${watches} watches in 1.5 s`);
 });
