@@ -5,7 +5,8 @@
  * change, so clock skew between nodes does not matter); every write is guarded by the Lease's
  * resourceVersion, so two candidates can never both win; a leader that cannot renew within
  * `renewDeadline` stops leading. On a clean shutdown the leader releases the Lease so a standby
- * takes over at once instead of waiting out the lease.
+ * takes over at once instead of waiting out the lease — and so does a leader whose term was lost,
+ * once its work has stopped.
  */
 import { k8s } from '../adapters/kubernetes/client.js';
 import type { Logger } from '../log.js';
@@ -55,6 +56,9 @@ export class LeaderElector {
   private stopped = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  /** The last attempt to acquire or renew (it may outlive the wait for it: see `stop`). */
+  private attempt: Promise<boolean> | undefined;
+  private lost = false;
 
   constructor(kubeConfig: k8s.KubeConfig, config: LeaderElectionConfig, callbacks: LeaderCallbacks, log: Logger) {
     if (!(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs)) {
@@ -75,14 +79,24 @@ export class LeaderElector {
     this.loop = this.run();
   }
 
-  /** Stops campaigning; a leader releases the Lease (after the caller has stopped its work). */
-  async stop(): Promise<void> {
+  /**
+   * Stops campaigning; a leader releases the Lease (after the caller has stopped its work). So does
+   * one whose term was lost, when `releaseAfterLoss` says its work has stopped: a renewal given up
+   * on may still have landed and stamped the Lease as renewed — a standby would wait a whole lease
+   * duration from then — and one that did not land leaves the Lease to expire; released, the standby
+   * takes over at once. The release waits (within the renew deadline) for that last renewal to end,
+   * so that it cannot land after the release.
+   */
+  async stop(options: { releaseAfterLoss?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.wake?.();
     await this.loop;
     if (this.leading) {
       await this.release();
       this.endTerm('released');
+    } else if (this.lost && options.releaseAfterLoss === true) {
+      await withDeadline(this.attempt ?? Promise.resolve(false), this.config.renewDeadlineMs).catch(() => false);
+      await this.release();
     }
   }
 
@@ -104,6 +118,7 @@ export class LeaderElector {
           lastRenew = Date.now();
         } else if (Date.now() - lastRenew >= this.config.renewDeadlineMs) {
           this.log.error({ renewDeadlineMs: this.config.renewDeadlineMs }, 'Lost leadership: could not renew the lease in time');
+          this.lost = true;
           this.endTerm('lost');
           // And no new campaign: a replica that lost its term stops and exits (its work may still
           // be winding down). Were it to win the Lease back meanwhile — nobody else took it yet —
@@ -122,14 +137,22 @@ export class LeaderElector {
     this.callbacks.onStoppedLeading(reason);
   }
 
-  /** One renewal attempt, false unless it succeeds within `ms`: a hung request must not keep a leader leading. */
+  /**
+   * One renewal attempt, false unless it succeeds within `ms`: a hung request must not keep a
+   * leader leading. An attempt whose read of the Lease answers after `ms` writes nothing.
+   */
   private async renewedWithin(ms: number): Promise<boolean> {
     if (ms <= 0) return false;
-    return withDeadline(this.tryAcquireOrRenew(), ms).catch(() => false);
+    return withDeadline(this.tryAcquireOrRenew(Date.now() + ms), ms).catch(() => false);
   }
 
-  /** One attempt; true when this candidate holds the Lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** One attempt; true when this candidate holds the Lease afterwards. Writes nothing once `writeBy` (epoch ms) has passed. */
+  private tryAcquireOrRenew(writeBy = Number.POSITIVE_INFINITY): Promise<boolean> {
+    this.attempt = this.acquireOrRenew(writeBy);
+    return this.attempt;
+  }
+
+  private async acquireOrRenew(writeBy: number): Promise<boolean> {
     const { leaseName: name, leaseNamespace: namespace, identity } = this.config;
     const now = new k8s.V1MicroTime();
     const durationSeconds = Math.ceil(this.config.leaseDurationMs / 1000);
@@ -141,6 +164,7 @@ export class LeaderElector {
         this.log.warn({ err: error, status: statusCodeOf(error) }, 'Could not read the lease');
         return false;
       }
+      if (Date.now() >= writeBy) return false;
       try {
         await this.api.createNamespacedLease({
           namespace,
@@ -174,6 +198,7 @@ export class LeaderElector {
       this.noteLeader(holder);
       return false;
     }
+    if (Date.now() >= writeBy) return false;
     const taking = holder !== identity;
     const body: k8s.V1Lease = {
       ...lease,

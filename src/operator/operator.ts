@@ -201,10 +201,16 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
         exit === 'lost-leadership'
           ? Math.max(0, Math.min(STOP_CONTROLLERS_TIMEOUT_MS, leaseDurationMs - renewDeadlineMs - 1000))
           : STOP_CONTROLLERS_TIMEOUT_MS;
-      await withDeadline(stopControllers(), deadlineMs).catch((error: unknown) =>
-        log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Controllers did not stop in time; exiting anyway'),
+      const stoppedInTime = await withDeadline(stopControllers(), deadlineMs).then(
+        () => true,
+        (error: unknown) => {
+          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Controllers did not stop in time; exiting anyway');
+          return false;
+        },
       );
-      await elector?.stop();
+      // A replica whose work has stopped hands a lost Lease on at once; one still winding down
+      // leaves it to expire, so the new leader cannot start before this one's bound above.
+      await elector?.stop({ releaseAfterLoss: stoppedInTime });
       metrics.leader.set(0);
       if (server !== undefined) await new Promise<void>((resolve) => server?.close(() => resolve()));
       log.info({ exit }, 'Operator stopped');

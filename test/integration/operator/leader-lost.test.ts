@@ -3,16 +3,20 @@
  * ends its term and does not campaign again — even though, with nobody else campaigning, the
  * Lease is still there for it to take back once the link recovers. The replica is on its way out
  * (the operator exits on a lost term); leading again while it winds down would keep a standby
- * from taking over.
+ * from taking over. Once its work has stopped it releases the Lease, and a standby takes over at
+ * once instead of waiting out the lease duration.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { k8s } from '../../../src/adapters/kubernetes/client.js';
 import { LeaderElector } from '../../../src/operator/leader-election.js';
 import { silentLogger } from '../../../src/log.js';
 import { tcpRelay } from '../../support/tcp-relay.js';
 import { cluster, testNamespace, waitFor } from './harness.js';
 
-t.test('a leader that lost its Lease does not campaign again', async (t) => {
+const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 };
+
+/** A leader elected through a relay to the API server, whose term is then lost (the relay drops everything), and the link restored. */
+async function leaderThatLost(t: Test, leaseName: string) {
   const c = await cluster();
   const { namespace, cleanup } = await testNamespace(c, 'op-lost');
   t.teardown(cleanup);
@@ -29,14 +33,7 @@ t.test('a leader that lost its Lease does not campaign again', async (t) => {
   const terms: string[] = [];
   const elector = new LeaderElector(
     kubeConfig,
-    {
-      leaseName: 'lost-test',
-      leaseNamespace: namespace,
-      identity: 'only',
-      leaseDurationMs: 3000,
-      renewDeadlineMs: 2000,
-      retryPeriodMs: 300,
-    },
+    { leaseName, leaseNamespace: namespace, identity: 'only', ...timing },
     { onStartedLeading: () => terms.push('started'), onStoppedLeading: (reason) => terms.push(reason) },
     silentLogger,
   );
@@ -47,8 +44,33 @@ t.test('a leader that lost its Lease does not campaign again', async (t) => {
   relay.blackhole();
   await waitFor('the term to end', () => terms.includes('lost') || undefined, 10_000);
   relay.restore();
+  return { c, namespace, elector, terms };
+}
+
+t.test('a leader that lost its Lease does not campaign again', async (t) => {
+  const { elector, terms } = await leaderThatLost(t, 'lost-test');
   // Long enough for several campaigns, past the Lease's expiry: nothing else holds it.
   await new Promise((resolve) => setTimeout(resolve, 4000));
   t.same(terms, ['started', 'lost'], 'one term, lost, and no second one');
   t.notOk(elector.isLeader);
+});
+
+t.test('once its work has stopped, a leader that lost its Lease releases it to a standby', async (t) => {
+  const { c, namespace, elector } = await leaderThatLost(t, 'lost-release');
+  const lease = () => c.kubeConfig.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'lost-release', namespace });
+  t.equal((await lease()).spec?.holderIdentity, 'only', 'the lost Lease still names the old leader');
+  await elector.stop({ releaseAfterLoss: true });
+  t.equal((await lease()).spec?.holderIdentity, '', 'released');
+
+  const standby = new LeaderElector(
+    c.kubeConfig,
+    { leaseName: 'lost-release', leaseNamespace: namespace, identity: 'standby', ...timing },
+    { onStartedLeading: () => undefined, onStoppedLeading: () => undefined },
+    silentLogger,
+  );
+  const asked = Date.now();
+  standby.start();
+  t.teardown(() => standby.stop());
+  await waitFor('the standby to lead', () => standby.isLeader || undefined, 10_000);
+  t.ok(Date.now() - asked < timing.leaseDurationMs, `the standby led ${Date.now() - asked} ms after the release, within a lease duration`);
 });
