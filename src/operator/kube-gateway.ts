@@ -72,9 +72,18 @@ export interface KubeGateway extends EngineDeployments {
    * defaults, admission webhooks) and stores nothing: a refusal shows before anything is written.
    */
   apply(object: ChildObject, options?: { readonly dryRun?: boolean }): Promise<void>;
+  /** The owner references of the child's namesake as it exists now; undefined when there is none. */
+  ownersOf(object: ChildObject): Promise<readonly OwnerOf[] | undefined>;
   recordEvent(object: TicketEventObject, event: RecordedEvent): Promise<void>;
   /** The engine Deployment's availability (`EngineAvailability`), read with a GET. */
   engineAvailability(key: ObjectKey): Promise<EngineAvailability>;
+}
+
+/** What an owner reference says about its owner. */
+export interface OwnerOf {
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
 }
 
 const mergePatch = (): k8s.ConfigurationOptions => k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
@@ -148,6 +157,17 @@ export class ClientNodeGateway implements KubeGateway {
     } catch (error) {
       const what = `${options.dryRun === true ? 'dry-run apply' : 'apply'} ${object.kind} ${object.metadata.namespace}/${object.metadata.name}`;
       throw translateKubernetesError(error, what);
+    }
+  }
+
+  async ownersOf(object: ChildObject): Promise<readonly OwnerOf[] | undefined> {
+    const { apiVersion, kind, metadata } = object;
+    try {
+      const found = await this.objects.read({ apiVersion, kind, metadata: { name: metadata.name, namespace: metadata.namespace } });
+      return (found.metadata?.ownerReferences ?? []).map(({ kind, name, uid }) => ({ kind, name, uid }));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw translateKubernetesError(error, `read ${kind} ${metadata.namespace}/${metadata.name}`);
     }
   }
 

@@ -31,13 +31,22 @@ export interface RecordedEvent {
   readonly message: string;
 }
 
-/** A child the API server refused in the dry run that precedes every change. */
+/**
+ * A child refused in the dry run that precedes every change: by the API server, or because an
+ * object of its name exists that is not the TicketEvent's (the operator would take it over, and
+ * garbage collection would delete it with the TicketEvent).
+ */
 export interface RejectedChild {
   readonly kind: string;
   readonly name: string;
-  /** The API server's explanation (it names the child's field). */
+  /** The API server's explanation (it names the child's field), or whose the namesake is. */
   readonly message: string;
+  /** The namesake exists and is not this TicketEvent's (`ChildNotOwned`); else the API server refused the child (`ChildRejected`). */
+  readonly notOwned?: boolean;
 }
+
+/** The reasons of InventoryProvisioned=False for a refused child: until it changes, each reconcile looks again. */
+export const CHILD_REFUSALS: readonly string[] = ['ChildRejected', 'ChildNotOwned'];
 
 /** Everything `plan` looks at besides the object. */
 export interface Observed {
@@ -106,6 +115,15 @@ interface Refusal {
 
 function refusalOf(observed: Observed): Refusal | undefined {
   const { rejected, inventory } = observed;
+  if (rejected?.notOwned === true) {
+    return {
+      reason: 'ChildNotOwned',
+      message:
+        `the ${rejected.kind} ${rejected.name} this TicketEvent needs exists and is not its own (${rejected.message}); nothing was applied: ` +
+        `delete or rename that ${rejected.kind}, or give the TicketEvent another name`,
+      terminal: inventory === undefined,
+    };
+  }
   if (rejected !== undefined) {
     const fields = specFieldsIn(rejected.message);
     return {
@@ -176,9 +194,10 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
       events.push({ type: 'Warning', reason, message: provisioned.message });
     }
     // The children stay as the last accepted spec made them: re-applied from it, so one deleted
-    // (or edited) by hand meanwhile comes back, and nothing of the refused change reaches them.
+    // (or edited) by hand meanwhile comes back, and nothing of the refused change reaches them —
+    // unless one of them is now someone else's object, which an apply would take over.
     const accepted = before?.appliedEngine;
-    if (accepted !== undefined && inventory !== undefined) {
+    if (accepted !== undefined && inventory !== undefined && observed.rejected?.notOwned !== true) {
       const asAccepted: TicketEventObject = { ...object, spec: { ...object.spec, engine: accepted } };
       for (const child of desiredChildren(asAccepted, settings.engine)) actions.push({ type: 'apply', object: child });
     }
@@ -303,7 +322,11 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
           }),
     },
     events,
-    requeueAfterMs: lookAgain(nextLook(inventory, phase, now, settings), observed.engines, now),
+    // A namesake in the way goes away without any change to the TicketEvent: look again for that too.
+    requeueAfterMs:
+      observed.rejected?.notOwned === true
+        ? settings.refreshIntervalMs
+        : lookAgain(nextLook(inventory, phase, now, settings), observed.engines, now),
   };
 }
 

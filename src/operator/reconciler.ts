@@ -18,7 +18,16 @@ import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { EventInventory, InventoryPort } from './inventory-port.js';
 import { KubernetesConflictError, KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
 import type { EngineDeployments, KubeGateway } from './kube-gateway.js';
-import { phaseOf, plan, type Observed, type Plan, type PlanSettings, type RecordedEvent, type RejectedChild } from './plan.js';
+import {
+  CHILD_REFUSALS,
+  phaseOf,
+  plan,
+  type Observed,
+  type Plan,
+  type PlanSettings,
+  type RecordedEvent,
+  type RejectedChild,
+} from './plan.js';
 import { writeFinalizers, writeStatus } from './status-writer.js';
 import { FINALIZER, type TicketEventObject } from './types.js';
 
@@ -102,8 +111,8 @@ export class TicketEventReconciler {
         // repeat four API requests each to learn what the last one already established.
         const accepted =
           object.status?.observedGeneration === object.metadata.generation &&
-          findCondition(object.status, ConditionType.InventoryProvisioned)?.reason !== 'ChildRejected';
-        if (!accepted) rejected = await this.dryRun(desiredChildren(object, this.settings.engine));
+          !CHILD_REFUSALS.includes(findCondition(object.status, ConditionType.InventoryProvisioned)?.reason ?? '');
+        if (!accepted) rejected = await this.dryRun(object, desiredChildren(object, this.settings.engine));
         if (rejected !== undefined) log.warn({ eventId, rejected }, 'The API server refuses a child; nothing applied');
         else provision = await this.inventory.provision(desired.spec);
       }
@@ -192,11 +201,18 @@ export class TicketEventReconciler {
   }
 
   /**
-   * Server-side apply of every child with dryRun=All. Returns the first child the API server refuses
+   * Server-side apply of every child with dryRun=All. Returns the first child whose namesake exists
+   * and is not `owner`'s (server-side apply would take it over: a chart's shared ConfigMap, say, that
+   * garbage collection would then delete with the TicketEvent), or that the API server refuses
    * (400/422: retrying cannot help until the spec changes); other failures are thrown (retryable).
    */
-  private async dryRun(children: readonly ChildObject[]): Promise<RejectedChild | undefined> {
+  private async dryRun(owner: TicketEventObject, children: readonly ChildObject[]): Promise<RejectedChild | undefined> {
     for (const child of children) {
+      const owners = await this.gateway.ownersOf(child);
+      if (owners !== undefined && !owners.some((o) => o.uid === owner.metadata.uid)) {
+        const whose = owners.length === 0 ? 'it has no owner' : `its owners: ${owners.map((o) => `${o.kind} ${o.name}`).join(', ')}`;
+        return { kind: child.kind, name: child.metadata.name, message: whose, notOwned: true };
+      }
       try {
         await this.gateway.apply(child, { dryRun: true });
       } catch (error) {

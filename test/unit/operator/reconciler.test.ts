@@ -21,6 +21,8 @@ function world(
     applyFails?: Error;
     /** The dry run of this kind of child is refused with this error. */
     dryRunRejects?: { kind: string; error: Error };
+    /** An object of this kind exists under the child's name, with these owners. */
+    namesake?: { kind: string; owners: { kind: string; name: string; uid: string }[] };
     unpublished?: () => number;
     clock?: () => Date;
     /** What the engine Deployment's controller reports (none by default, as with no controller-manager). */
@@ -71,6 +73,9 @@ function world(
       }
       if (options.applyFails) throw options.applyFails;
       log.push(`apply ${child.kind}`);
+    },
+    async ownersOf(child: ChildObject) {
+      return options.namesake?.kind === child.kind ? options.namesake.owners : undefined;
     },
     async recordEvent(_object, event: RecordedEvent) {
       log.push(`event ${event.reason}`);
@@ -319,6 +324,65 @@ t.test('a child the API server refuses in the dry run stops the reconcile before
   );
   t.ok(w.log.includes('event ChildRejected'), 'a Warning event');
   t.equal(result.requeueAfterMs, SETTINGS.refreshIntervalMs, 'a live sale keeps being refreshed');
+});
+
+t.test("a child's namesake that is not the TicketEvent's is neither taken over nor written, and nothing is provisioned", async (t) => {
+  const chart = { kind: 'Deployment', name: 'sentinel', uid: 'not-the-ticket-events' };
+  const fresh = world(ticketEvent({ metadata: { generation: 1 } }), { namesake: { kind: 'ConfigMap', owners: [chart] } });
+  const freshResult = await fresh.reconciler.reconcile(key);
+  t.notOk(fresh.log.includes('provision'), 'the inventory is not touched');
+  t.notOk(
+    fresh.log.some((l) => l.startsWith('apply') || l.startsWith('dry-run')),
+    'no child applied, not even in a dry run',
+  );
+  const status = fresh.stored()?.status;
+  t.equal(status?.phase, 'Failed', 'never provisioned: nothing to sell with');
+  t.match(
+    status?.conditions?.find((c) => c.type === 'InventoryProvisioned'),
+    {
+      status: 'False',
+      reason: 'ChildNotOwned',
+      message: /^the ConfigMap arena-engine this TicketEvent needs exists and is not its own \(its owners: Deployment sentinel\)/,
+    },
+  );
+  t.ok(fresh.log.includes('event ChildNotOwned'), 'a Warning event');
+  t.equal(
+    freshResult.requeueAfterMs,
+    SETTINGS.refreshIntervalMs,
+    'looked at again: the namesake may go away without any change to the TicketEvent',
+  );
+
+  // A live sale whose child was replaced by someone else's object keeps selling, and that object is left alone.
+  const live = world(
+    ticketEvent({
+      metadata: { generation: 4 },
+      status: { phase: 'OnSale', observedGeneration: 3, appliedEngine: { replicas: 2, logLevel: 'info' } },
+    }),
+    {
+      counts: counts(),
+      namesake: { kind: 'Service', owners: [] },
+    },
+  );
+  await live.reconciler.reconcile(key);
+  t.match(
+    live.stored()?.status?.conditions?.find((c) => c.type === 'InventoryProvisioned'),
+    {
+      reason: 'ChildNotOwned',
+      message: /Service arena-engine-metrics .*\(it has no owner\)/,
+    },
+  );
+  t.equal(live.stored()?.status?.phase, 'OnSale');
+  t.notOk(
+    live.log.some((l) => l.startsWith('apply')),
+    'the accepted children are not re-applied over it',
+  );
+
+  // The TicketEvent's own children pass.
+  const own = world(ticketEvent({ metadata: { generation: 1 } }), {
+    namesake: { kind: 'ConfigMap', owners: [{ kind: 'TicketEvent', name: 'arena', uid: ticketEvent().metadata.uid! }] },
+  });
+  await own.reconciler.reconcile(key);
+  t.ok(own.log.includes('provision'));
 });
 
 t.test('deletion: close and record when; archive, record, then let go (no status write on a vanishing object)', async (t) => {

@@ -88,6 +88,9 @@ function fakeGateway(
       return undefined;
     },
     async apply() {},
+    async ownersOf() {
+      return undefined;
+    },
     async recordEvent() {},
     async engineAvailability() {
       return { found: true as const, createdAt: undefined, report: undefined };
