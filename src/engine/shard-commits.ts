@@ -141,23 +141,26 @@ export class ShardCommits implements CommitStore {
   }
 
   /**
-   * A part's own commit. After a commit of several whose answer was lost, a part refused as fenced
-   * may have been written by that very commit: not a take-over but an outcome not known, which
-   * stops the shard all the same (it is rebuilt from Postgres) and is reported as such.
+   * A part's own commit. After a commit of several whose answer was lost, a part refused may have
+   * been written by that very commit: fenced (its rows at new versions), or over the customer limit
+   * (the limit is checked before the rows, and counts the customers' growth that landed a second
+   * time). Either is an outcome not known, not a take-over or a customer to refuse: it stops the
+   * shard all the same (it is rebuilt from what Postgres holds) and is reported as such.
    */
   private async alone(queue: Queue, part: Part, afterUnknown: boolean): Promise<void> {
-    try {
-      part.resolve(await this.store.commitBatch(queue.eventId, part.shard, part.epoch, queue.limit, part.batch, queue.topic));
-    } catch (error) {
-      part.reject(
-        afterUnknown && error instanceof FencedError
-          ? new SentinelError(
-              'commit_outcome_unknown',
-              `shard ${queue.eventId}/${part.shard}: a commit with other shards got no answer and may have written this one`,
-              { retryable: true, cause: error },
-            )
-          : error,
+    const unknown = (cause: unknown) =>
+      new SentinelError(
+        'commit_outcome_unknown',
+        `shard ${queue.eventId}/${part.shard}: a commit with other shards got no answer and may have written this one`,
+        { retryable: true, cause },
       );
+    try {
+      const check = await this.store.commitBatch(queue.eventId, part.shard, part.epoch, queue.limit, part.batch, queue.topic);
+      if (afterUnknown && check.refused.size > 0)
+        part.reject(unknown(new Error(`customer limit refused ${[...check.refused.keys()].join(', ')}`)));
+      else part.resolve(check);
+    } catch (error) {
+      part.reject(afterUnknown && error instanceof FencedError ? unknown(error) : error);
     } finally {
       this.counted('alone');
     }

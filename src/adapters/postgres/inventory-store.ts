@@ -119,8 +119,12 @@ export function eventFromRow(row: EventRow): StoredEvent {
 /** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0005_idempotency_keys_by_customer.sql; `sentinel_commit_shards`, 0010_commit_shards.sql, raises them for several shards at once). */
 const COMMIT_FENCED = 'SNFEN';
 const COMMIT_LIMIT_REFUSED = 'SNLIM';
-/** The code of an error Postgres answered with (the driver's own, such as ECONNRESET, are longer). */
-const SQLSTATE = /^[0-9A-Z]{5}$/;
+/**
+ * The code of an error Postgres answered a statement with (the driver's own, such as ECONNRESET,
+ * are longer) — except those that end the connection or the server (class 08, 57P01–57P05: an
+ * administrator's or a crash's termination), which can come after the transaction committed.
+ */
+const STATEMENT_REFUSED = /^(?!08|57P0)[0-9A-Z]{5}$/;
 
 /** What a claim needs of the claimer's shard lease (`ShardLease`). */
 export interface ClaimLease {
@@ -469,7 +473,8 @@ export class InventoryStore {
    * (`sentinel_commit_shards`): all of them or nothing. 'refused' when Postgres answered with an
    * error — a shard fenced, the customer limit, a deadlock, a timeout: nothing was written, and
    * `ShardCommits` commits each part on its own to learn which shard it concerns. Throws when no
-   * answer came (the connection): whether it committed is not known.
+   * answer came (the connection), or the connection or server was terminated: whether it committed
+   * is not known.
    */
   async commitShards(eventId: string, limit: number, parts: readonly ShardCommit[], topic: string): Promise<'committed' | 'refused'> {
     try {
@@ -480,7 +485,7 @@ export class InventoryStore {
       });
       return 'committed';
     } catch (error) {
-      if (SQLSTATE.test(String((error as { code?: unknown }).code))) return 'refused';
+      if (STATEMENT_REFUSED.test(String((error as { code?: unknown }).code))) return 'refused';
       throw translatePgError(error, `commit ${eventId}/${parts.map((p) => p.shard).join(',')}`);
     }
   }

@@ -262,6 +262,26 @@ t.test('a commit of several shards that gets no answer: each shard commits on it
   );
   const reservations = await pool.query('SELECT 1 FROM reservations WHERE event_id = $1', [eventId]);
   t.equal(reservations.rowCount, 6, 'and each reservation is there once');
+
+  // A customer at the limit once the lost commit landed: the repeat is refused by the limit (checked
+  // before the rows) — counting what landed twice. Not a refusal to pass on: an outcome not known.
+  const last = await pool.query<{ shard: number; seat_id: string }>(
+    `SELECT DISTINCT ON (shard) shard, seat_id FROM seats WHERE event_id = $1 AND state = 'available' ORDER BY shard, seat_id`,
+    [eventId],
+  );
+  const atLimit = await Promise.allSettled(
+    last.rows.map((r) => landing.commitBatch(eventId, r.shard, epochs[r.shard]!, 1, reserve(eventId, r.seat_id, `e${r.shard}`), TOPIC)),
+  );
+  t.same(
+    atLimit.map((o) => (o.status === 'rejected' ? (o.reason as SentinelError).code : o.status)),
+    ['commit_outcome_unknown', 'commit_outcome_unknown', 'commit_outcome_unknown'],
+    'told the outcome is not known, not that the customer is over the limit',
+  );
+  t.equal(
+    (await pool.query('SELECT 1 FROM reservations WHERE event_id = $1', [eventId])).rowCount,
+    9,
+    'the landed reservations, once each',
+  );
 });
 
 t.test("a part going alone after a refusal does not hold up the next commits of the event's other shards", async (t) => {

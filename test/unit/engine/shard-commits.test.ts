@@ -1,4 +1,6 @@
+import type pg from 'pg';
 import t from 'tap';
+import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, type BatchWrite } from '../../../src/engine/batch-write.js';
 import { groupParts } from '../../../src/engine/shard-commits.js';
 
@@ -30,3 +32,17 @@ t.test("no customer's usage in two parts of one commit", async (t) => {
   t.same(shardsOf(groupParts([part(0, rows, ['alice']), part(1, rows, ['alice']), part(2, rows, ['alice'])], 100)), [[0], [1], [2]]);
   t.same(shardsOf(groupParts([part(0, rows, ['alice']), part(1, rows, ['bob']), part(2, rows, ['bob'])], 100)), [[0, 1], [2]]);
 });
+
+t.test(
+  'a commit of several refused by Postgres is refused; one whose connection or server was terminated has no known outcome',
+  async (t) => {
+    const failingWith = (code: string) =>
+      new InventoryStore({
+        query: async () => Promise.reject(Object.assign(new Error(`failed with ${code}`), { code })),
+      } as unknown as pg.Pool);
+    const commit = (code: string) => failingWith(code).commitShards('e', 4, [part(0, 1), part(1, 1)], 'topic');
+    for (const code of ['SNFEN', 'SNLIM', '40P01', '57014', '23505']) t.equal(await commit(code), 'refused', code);
+    // Terminations can come after the commit landed (an administrator's, a shutdown's, a crash's).
+    for (const code of ['57P01', '57P02', '57P03', '08006', 'ECONNRESET']) await t.rejects(commit(code), code);
+  },
+);
