@@ -112,6 +112,10 @@ cat <<EOT
 
   kubectl --context ${context} -n ${NAMESPACE} get te,deploy,pods
   kubectl --context ${context} -n ${NAMESPACE} describe te club-night
-  curl http://127.0.0.1:30080/v1/events/${NAMESPACE}--club-night/availability
+  curl http://127.0.0.1:30080/openapi.json      # the API's description; needs no token
+  # /v1 needs a bearer token: mint one (\`sentinel token\`, see README.md) with the chart's JWT secret
+  token=\$(SENTINEL_JWT_SECRET="\$(kubectl --context ${context} -n ${NAMESPACE} get secret sentinel-credentials \\
+    -o jsonpath='{.data.SENTINEL_JWT_SECRET}' | base64 -d)" node bin/sentinel.js token --sub alice)
+  curl -H "Authorization: Bearer \$token" http://127.0.0.1:30080/v1/events/${NAMESPACE}--club-night/availability
   kind delete cluster --name ${CLUSTER}      # when finished
 EOT

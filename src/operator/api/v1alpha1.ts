@@ -91,9 +91,10 @@ export interface TicketEvent {
 }
 
 /**
- * What to sell and how. Changes that cannot lose a sale roll out (display name, a later close, a
- * higher limit or rate, a different hold TTL, engine replicas and resources); changes to the layout
- * or the shard count of a provisioned event are refused with a condition and applied nowhere.
+ * What to sell and how. A provisioned event takes changes to its display name, sale window (either
+ * end, earlier or later), hold TTL, customer limit and admission rate (higher or lower), and engine;
+ * a change to its layout or shard count is refused with a condition, and nothing of that edit is
+ * applied.
  * @validation {"rule": "self.shardCount <= self.layout.sections.map(s, size(s.rows)).sum() + size(self.layout.pools)", "message": "shardCount must not exceed the number of rows plus pools in the layout: a row or pool is never split across shards, so extra shards would own nothing", "fieldPath": ".shardCount", "reason": "FieldValueInvalid"}
  */
 export interface TicketEventSpec {
@@ -150,7 +151,7 @@ export interface TicketEventSpec {
 export interface SaleWindow {
   /** When the sale opens (RFC 3339). */
   opensAt: DateTime;
-  /** When the sale closes (RFC 3339); may be moved later while on sale. */
+  /** When the sale closes (RFC 3339); may be moved earlier or later, also while on sale. */
   closesAt: DateTime;
 }
 
