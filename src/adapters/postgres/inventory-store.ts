@@ -126,6 +126,13 @@ const COMMIT_LIMIT_REFUSED = 'SNLIM';
  */
 const STATEMENT_REFUSED = /^(?!08|57P0)[0-9A-Z]{5}$/;
 
+/**
+ * A shard's holds ended since $3, newest first, as its rebuild reads them ($1 the event, $2 the
+ * shard); exported for the test that holds it to its index (migration 0011).
+ */
+export const ENDED_HOLDS_QUERY = `SELECT hold_id, customer, state, reservation_id, ended_at FROM holds
+  WHERE event_id = $1 AND shard = $2 AND state <> 'live' AND ended_at >= $3 ORDER BY ended_at DESC LIMIT 200000`;
+
 /** What a claim needs of the claimer's shard lease (`ShardLease`). */
 export interface ClaimLease {
   /** Epoch ms the lease runs out unless extended. */
@@ -401,11 +408,7 @@ export class InventoryStore {
         state: 'released' | 'expired' | 'confirmed';
         reservation_id: string | null;
         ended_at: Date;
-      }>(
-        `SELECT hold_id, customer, state, reservation_id, ended_at FROM holds
-          WHERE event_id = $1 AND shard = $2 AND state <> 'live' AND ended_at >= $3 ORDER BY ended_at DESC LIMIT 200000`,
-        [eventId, shard, idempotencySince],
-      );
+      }>(ENDED_HOLDS_QUERY, [eventId, shard, idempotencySince]);
       return {
         endedHolds: ended.rows.map((r) => ({
           holdId: r.hold_id,

@@ -18,6 +18,37 @@ export interface Migration {
   readonly sql: string;
 }
 
+/**
+ * The first line of a step that runs outside a transaction, one statement at a time (what
+ * `CREATE INDEX CONCURRENTLY` needs). Its statements must be safe to run again from the first: a
+ * failure leaves the step unrecorded, and the next run starts it over.
+ */
+export const NO_TRANSACTION = '-- sentinel:no-transaction';
+
+/** The statements of a step that runs outside a transaction: split at each `;` that ends a line, comment lines left out. */
+export function statementsOf(sql: string): string[] {
+  return sql
+    .split('\n')
+    .filter((line) => !/^\s*--/.test(line))
+    .join('\n')
+    .split(/;[ \t]*(?:\n|$)/)
+    .map((statement) => statement.trim())
+    .filter((statement) => statement !== '');
+}
+
+/**
+ * How long a step waits for a table lock before it gives up and is tried again (Postgres
+ * `lock_timeout`). A step's DDL queued behind a long transaction would otherwise hold up every
+ * commit queued behind it — a sale's engines' — for as long as that transaction lasts.
+ */
+export const LOCK_TIMEOUT_MS = 5_000;
+/** How many times a step that could not have its locks is tried before migrate gives up. */
+export const LOCK_ATTEMPTS = 24;
+/** Longest a step may run (client side): an index built on a large table takes minutes, not the pool's 15 s. */
+const STEP_TIMEOUT_MS = 6 * 3600_000;
+/** SQLSTATE of a lock not had within `lock_timeout`. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** Reads the migration files in version order. */
 export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort();
@@ -41,9 +72,15 @@ function stepName(step: Migration): string {
 }
 
 /**
- * Applies every migration not yet applied, each in its own transaction, under a session advisory
- * lock so two processes starting at once apply each step exactly once. Safe to run repeatedly.
- * Returns the versions it applied.
+ * Applies every migration not yet applied, each in its own transaction (or, marked
+ * NO_TRANSACTION, statement by statement), under a session advisory lock so two processes
+ * starting at once apply each step exactly once. Safe to run repeatedly. Returns the versions it
+ * applied.
+ *
+ * Steps run without the pool's statement timeout (an index build on a large table outlasts it) but
+ * with a lock timeout (LOCK_TIMEOUT_MS): a step that cannot have its locks — a long transaction
+ * holds them — gives them up, so that the commits queued behind it go on, and is tried again, up
+ * to LOCK_ATTEMPTS times.
  *
  * Each applied step's checksum is recorded, and a step whose file changed since it was applied is
  * refused (nothing applied): an edited migration would otherwise be skipped silently, leaving the
@@ -58,6 +95,8 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
   const applied: number[] = [];
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    // Session settings of the migrating connection (reset before it goes back to the pool).
+    await client.query(`SET statement_timeout = 0; SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
     await client.query(`CREATE TABLE IF NOT EXISTS sentinel_schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     await client.query('ALTER TABLE sentinel_schema_migrations ADD COLUMN IF NOT EXISTS checksum text');
@@ -84,18 +123,25 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
         await client.query('UPDATE sentinel_schema_migrations SET checksum = $2 WHERE version = $1', [step.version, checksum(step)]);
       }
       if (recorded !== undefined) continue;
-      await client.query('BEGIN');
-      try {
-        await client.query(step.sql);
-        await client.query('INSERT INTO sentinel_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-          step.version,
-          step.name,
-          checksum(step),
-        ]);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw translatePgError(error, `migration ${stepName(step)}`);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await applyStep(client, step, checksum(step));
+          break;
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          if (code !== LOCK_NOT_AVAILABLE || attempt >= LOCK_ATTEMPTS) {
+            const tail = code === LOCK_NOT_AVAILABLE ? ` (a lock it needs was held all along, ${attempt} times ${LOCK_TIMEOUT_MS} ms)` : '';
+            throw translatePgError(
+              Object.assign(error as Error, { message: `${(error as Error).message}${tail}` }),
+              `migration ${stepName(step)}`,
+            );
+          }
+          log.warn(
+            { version: step.version, name: step.name, attempt, err: (error as Error).message },
+            'Migration waits for a lock; trying again',
+          );
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
       }
       log.info({ version: step.version, name: step.name }, 'Applied migration');
       applied.push(step.version);
@@ -103,8 +149,32 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
   } catch (error) {
     throw translatePgError(error, 'migrate');
   } finally {
+    await client.query('RESET statement_timeout; RESET lock_timeout').catch(() => undefined);
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     client.release();
   }
   return applied;
+}
+
+/** Applies one step and records it: in one transaction, or (NO_TRANSACTION) one statement after another, recorded last. */
+async function applyStep(client: pg.PoolClient, step: Migration, checksum: string): Promise<void> {
+  // pg reads a query's own `query_timeout` before the pool's (its types do not list it).
+  const run = (text: string, values?: unknown[]) =>
+    client.query({ text, ...(values === undefined ? {} : { values }), query_timeout: STEP_TIMEOUT_MS } as pg.QueryConfig);
+  const record = () =>
+    run('INSERT INTO sentinel_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [step.version, step.name, checksum]);
+  if (step.sql.startsWith(NO_TRANSACTION)) {
+    for (const statement of statementsOf(step.sql)) await run(statement);
+    await record();
+    return;
+  }
+  await client.query('BEGIN');
+  try {
+    await run(step.sql);
+    await record();
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import type pg from 'pg';
-import { commitDocument, InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
+import { commitDocument, ENDED_HOLDS_QUERY, InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges, type BatchWrite } from '../../../src/engine/batch-write.js';
 import { archiveEvent, closeEvent, inventoryCounts, provisionEvent } from '../../../src/engine/provision.js';
 import { FencedError } from '../../../src/errors.js';
@@ -233,6 +233,33 @@ t.test('a commit that ends holds finds each by its key, however many holds are l
   t.equal(Number(stats.n_tup_upd), 5, 'the 5 holds were ended');
   t.equal(Number(stats.seq_tup_read), 0, `no scan of the table (${JSON.stringify(stats)})`);
   t.ok(Number(stats.idx_tup_fetch) <= 10, `each hold is found by its key, not all 400 live ones (${stats.idx_tup_fetch} rows read)`);
+});
+
+t.test("a shard's rebuild reads its own ended holds, not every hold ever made", async (t) => {
+  // Before migration 0011 no index served this read: every claim scanned the whole holds table,
+  // which keeps every hold of every past event.
+  const pool = await ownDatabase(t, 'ended');
+  const [old, mine] = [await provisionTestEvent(pool), await provisionTestEvent(pool)];
+  const past = 20_000;
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, quantity, state, created_at, expires_at, ended_at)
+     SELECT $1 || i, $2, i % 2, 'c', 1, 'released', now(), now(), now() FROM generate_series(1, $3) AS i`,
+    [`${old.eventId}-`, old.eventId, past],
+  );
+  await pool.query(
+    `INSERT INTO holds (hold_id, event_id, shard, customer, quantity, state, created_at, expires_at, ended_at)
+     SELECT $1 || i, $2, 0, 'c', 1, 'expired', now(), now(), now() FROM generate_series(1, 3) AS i`,
+    [`${mine.eventId}-`, mine.eventId],
+  );
+  await pool.query('ANALYZE holds');
+  const { rows } = await pool.query<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(
+    `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${ENDED_HOLDS_QUERY}`,
+    [mine.eventId, 0, new Date(Date.now() - 3_600_000)],
+  );
+  const plan = rows[0]!['QUERY PLAN'][0].Plan;
+  t.equal(plan['Actual Rows'], 3, "the shard's three ended holds");
+  const pages = plan['Shared Hit Blocks']! + plan['Shared Read Blocks']!;
+  t.ok(pages < 20, `read ${pages} pages with ${past} holds of another event in the table`);
 });
 
 t.test('commits of different shards touching the same customers in any order never deadlock', async (t) => {

@@ -1,9 +1,12 @@
+import pg from 'pg';
+import { pino } from 'pino';
 import t from 'tap';
 import { createPgPool } from '../../../src/adapters/postgres/pool.js';
-import { loadMigrations, migrate } from '../../../src/adapters/postgres/migrate.js';
+import { LOCK_TIMEOUT_MS, loadMigrations, migrate, NO_TRANSACTION } from '../../../src/adapters/postgres/migrate.js';
 import { SentinelError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig } from '../../support/env.js';
+import { ownDatabase } from '../../support/stack.js';
 
 t.test('postgres: migrations table exists, a row round-trips', async (t) => {
   const config = testConfig();
@@ -55,4 +58,53 @@ t.test('a migration edited after it was applied is refused, and nothing is appli
   ]);
   t.match(rows[0]?.checksum, /^[0-9a-f]{64}$/);
   await t.rejects(migrate(pool, silentLogger, edited), { code: 'migration_changed' });
+});
+
+t.test('a step marked no-transaction runs statement by statement (CREATE INDEX CONCURRENTLY), and again from its start', async (t) => {
+  const pool = await ownDatabase(t, 'migrate_notx');
+  const steps = await loadMigrations();
+  await pool.query('CREATE TABLE notx (id int PRIMARY KEY, n int)');
+  const step = {
+    version: 9001,
+    name: 'concurrently',
+    sql: `${NO_TRANSACTION}\n-- a comment; with a semicolon\nDROP INDEX CONCURRENTLY IF EXISTS notx_n;\nCREATE INDEX CONCURRENTLY notx_n ON notx (n);\n`,
+  };
+  t.same(await migrate(pool, silentLogger, [...steps, step]), [9001]);
+  const { rows } = await pool.query<{ valid: boolean }>(`SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = 'notx_n'::regclass`);
+  t.same(rows, [{ valid: true }]);
+  // Not recorded (a failure after its statements ran): the next run starts it over, and it holds.
+  await pool.query('DELETE FROM sentinel_schema_migrations WHERE version = 9001');
+  t.same(await migrate(pool, silentLogger, [...steps, step]), [9001]);
+});
+
+t.test('a step that cannot have its lock gives it up, so others queued behind it go on, and is tried again', async (t) => {
+  const pool = await ownDatabase(t, 'migrate_lock');
+  const steps = await loadMigrations();
+  await pool.query('CREATE TABLE busy (id int PRIMARY KEY)');
+  // A connection of its own: the step and the reader below take the pool's two.
+  const holder = new pg.Client({ connectionString: pool.options.connectionString });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE');
+  const lines: { msg?: string; attempt?: number }[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg?: string; attempt?: number }) });
+  const started = Date.now();
+  const migrating = migrate(pool, log, [...steps, { version: 9002, name: 'alter', sql: 'ALTER TABLE busy ADD COLUMN note text' }]);
+  // While the step waits for its lock, a reader queued behind it is held up at most one lock timeout.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const read = Date.now();
+  await pool.query('SELECT count(*) FROM busy');
+  t.ok(Date.now() - read <= LOCK_TIMEOUT_MS + 1000, `a read queued behind the waiting step went on after ${Date.now() - read} ms`);
+  // Held for two lock timeouts: without one, the reader above would have waited all that time.
+  await new Promise((resolve) => setTimeout(resolve, 2 * LOCK_TIMEOUT_MS + 500 - (Date.now() - started)));
+  await holder.query('COMMIT');
+  t.same(await migrating, [9002], 'applied once the lock was free');
+  t.ok(
+    lines.some((l) => l.msg === 'Migration waits for a lock; trying again' && l.attempt === 1),
+    'the wait was logged',
+  );
+  t.same(
+    (await pool.query('SELECT note FROM busy')).fields.map((f) => f.name),
+    ['note'],
+  );
 });
