@@ -7,13 +7,34 @@ import { startProbeServer } from '../engine/http.js';
 import { EngineMetrics } from '../engine/metrics.js';
 import { createRedlock } from '../engine/shard-lease.js';
 import type { Command } from './commands.js';
+import { parseFlags } from './flags.js';
 import { untilSignal } from './signals.js';
+
+const HELP = `Usage: sentinel engine [--no-relay]
+
+Hosts inventory shard actors until SIGTERM: claims shards (Redis lease, then an epoch bump in
+Postgres), rebuilds and serves them over NATS, group-commits to Postgres and relays the outbox to
+Kafka; on SIGTERM it hands its shards off to the other engines. Serves /healthz, /readyz and
+/metrics on SENTINEL_HTTP_PORT (default 9464).
+  --no-relay  do not relay the outbox to Kafka (its rows wait for an engine that relays)
+
+Configuration comes from environment variables (DATABASE_URL, REDIS_URL, NATS_URL, KAFKA_BROKERS,
+SENTINEL_ENGINE_ID, SENTINEL_EVENT, SENTINEL_LEASE_TTL_MS, …): see README.md, "Configuration", and
+src/config.ts.
+`;
 
 /** `sentinel engine`: claims and serves inventory shards until SIGTERM, then hands them off. */
 export const engineCommand: Command = {
   summary: 'host inventory shard actors (claims shards, serves NATS, group-commits to Postgres, relays the outbox)',
-  async run({ config, log, argv }) {
-    const relay = !argv.includes('--no-relay');
+  async run({ config, log, argv, stdout, stderr }) {
+    // Before anything connects: `--help` or a mistyped flag must not start an engine that claims shards.
+    const parsed = parseFlags(
+      { argv, stdout, stderr },
+      { 'no-relay': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+      HELP,
+    );
+    if ('exit' in parsed) return parsed.exit;
+    const relay = !parsed.values['no-relay'];
     const pool = createPgPool({
       url: config.databaseUrl,
       max: config.pgPoolSize,

@@ -21,7 +21,8 @@ const HELP = `Usage: sentinel ingress [--port N] [--host ADDR] [--workers N] [--
 
 Serves the REST API (see docs/openapi.json, also at /openapi.json).
   --port            listen port (default SENTINEL_INGRESS_PORT, 8080)
-  --host            listen address (default 0.0.0.0)
+  --host            listen address (default all addresses: :: (dual-stack) where IPv6 is available,
+                    else 0.0.0.0)
   --workers         processes serving the port (default SENTINEL_INGRESS_WORKERS, 1); above 1 a
                     supervisor forks them, restarts one that dies, and sums their /metrics
   --drain-delay-ms  on SIGTERM, report not ready this long before closing the listener (default 0;
@@ -36,7 +37,7 @@ export const ingressCommand: Command = {
       { argv, stdout, stderr },
       {
         port: { type: 'string' },
-        host: { type: 'string', default: '0.0.0.0' },
+        host: { type: 'string' },
         workers: { type: 'string' },
         'drain-delay-ms': { type: 'string', default: '0' },
         'grace-ms': { type: 'string', default: '10000' },
@@ -87,7 +88,14 @@ export const ingressCommand: Command = {
       tokens,
       settings: { shardTimeoutMs: config.shardTimeoutMs, idempotencyTtlS: config.idempotencyTtlS, closeSettleMs: closeSettleMs(config) },
     });
-    const running = await serveIngress(app, { port, host: values.host, backlog: config.ingressBacklog, log });
+    // No --host: every address (`::`, dual-stack, where IPv6 is available, else 0.0.0.0), so an
+    // IPv6-only pod answers on its IPv6 address.
+    const running = await serveIngress(app, {
+      port,
+      ...(values.host === undefined ? {} : { host: values.host }),
+      backlog: config.ingressBacklog,
+      log,
+    });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 
     const cue = await untilSignal(config);

@@ -6,6 +6,11 @@ export function startProbeServer(options: {
   port: number;
   registry: Registry;
   ready: () => boolean | Promise<boolean>;
+  /**
+   * Listen address. Absent or empty: every address, Node's unspecified address — `::` where IPv6
+   * is available (dual-stack: IPv4 too), else `0.0.0.0` — so a probe to the pod's IP reaches it on
+   * IPv4, IPv6 and dual-stack clusters alike.
+   */
   host?: string;
 }): Promise<Server> {
   const server = createServer((req, res) => {
@@ -29,6 +34,6 @@ export function startProbeServer(options: {
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve(server));
+    server.listen({ port: options.port, ...(options.host ? { host: options.host } : {}) }, () => resolve(server));
   });
 }

@@ -30,6 +30,7 @@ export const DEFAULT_LISTEN_BACKLOG = 4096;
 
 export async function serveIngress(
   app: IngressApp,
+  /** `host` absent or empty: every address (see `startProbeServer`). */
   options: { port: number; host?: string; backlog?: number; log: Logger },
 ): Promise<RunningIngress> {
   const server = createServer(app.koa.callback());
@@ -38,13 +39,19 @@ export async function serveIngress(
   server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: options.port, host: options.host ?? '0.0.0.0', backlog: options.backlog ?? DEFAULT_LISTEN_BACKLOG }, () => {
+    const host = options.host ? { host: options.host } : {};
+    server.listen({ port: options.port, ...host, backlog: options.backlog ?? DEFAULT_LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });
   });
   const address = server.address() as AddressInfo;
-  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  const host =
+    address.address === '0.0.0.0' || address.address === '::'
+      ? '127.0.0.1'
+      : address.family === 'IPv6'
+        ? `[${address.address}]`
+        : address.address;
   let closing: Promise<void> | undefined;
   return {
     server,

@@ -47,7 +47,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'engine-service-account', value: 'name', help: 'ServiceAccount of engine pods (default sentinel-engine)' },
   { name: 'engine-config-map', value: 'name', help: 'ConfigMap with shared engine settings, per namespace (default sentinel-engine)' },
   { name: 'engine-secret', value: 'name', help: 'Secret with engine credentials, per namespace (default sentinel-engine)' },
-  { name: 'http-host', value: 'host', help: 'address of the health/metrics server; its port is $SENTINEL_HTTP_PORT (default 0.0.0.0)' },
+  {
+    name: 'http-host',
+    value: 'host',
+    help: 'address of the health/metrics server; its port is $SENTINEL_HTTP_PORT (default all addresses: :: (dual-stack) where IPv6 is available, else 0.0.0.0)',
+  },
   { name: 'migrate', value: 'bool', help: 'apply database migrations at start (default true)' },
 ];
 
@@ -148,6 +152,7 @@ export function parseOperatorFlags(argv: readonly string[], defaults: FlagDefaul
     return v === undefined ? fallback : parseFlagDuration(v, flag);
   };
   const text = (flag: string, fallback: string): string => values.get(flag) ?? fallback;
+  const httpHost = values.get('http-host') || undefined;
   const pullPolicy = text('engine-image-pull-policy', d.engine.imagePullPolicy);
   if (pullPolicy !== 'Always' && pullPolicy !== 'IfNotPresent' && pullPolicy !== 'Never') {
     throw new ConfigError(`--engine-image-pull-policy must be Always, IfNotPresent or Never, got ${JSON.stringify(pullPolicy)}`);
@@ -181,7 +186,8 @@ export function parseOperatorFlags(argv: readonly string[], defaults: FlagDefaul
       configMapName: text('engine-config-map', d.engine.configMapName),
       secretName: text('engine-secret', d.engine.secretName),
     },
-    http: { port: defaults.httpPort, host: text('http-host', '0.0.0.0') },
+    // No --http-host: every address (:: or 0.0.0.0).
+    http: { port: defaults.httpPort, ...(httpHost === undefined ? {} : { host: httpHost }) },
   };
   return { settings, kubeconfig: values.get('kubeconfig'), migrate: parseBool(text('migrate', 'true'), 'migrate'), help };
 }

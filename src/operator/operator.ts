@@ -51,7 +51,8 @@ export interface OperatorSettings {
   /** Engine pod defaults. */
   readonly engine: EngineDefaults;
   /** Health, readiness and metrics server; undefined for none. Port 0 picks a free port. */
-  readonly http: { readonly port: number; readonly host: string } | undefined;
+  /** `host` absent: every address (see `startProbeServer`). */
+  readonly http: { readonly port: number; readonly host?: string } | undefined;
 }
 
 export const DEFAULT_OPERATOR_SETTINGS: OperatorSettings = Object.freeze({
@@ -72,7 +73,7 @@ export const DEFAULT_OPERATOR_SETTINGS: OperatorSettings = Object.freeze({
   drainPollMs: 2_000,
   backoff: Object.freeze({ baseMs: 200, maxMs: 5 * 60_000 }),
   engine: DEFAULT_ENGINE,
-  http: Object.freeze({ port: 9464, host: '0.0.0.0' }),
+  http: Object.freeze({ port: 9464 }),
 });
 
 /** Why the operator stopped: asked to, or it lost the leader Lease (the process should exit and restart). */
@@ -222,7 +223,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
   if (settings.http !== undefined) {
     server = await startProbeServer({
       port: settings.http.port,
-      host: settings.http.host,
+      ...(settings.http.host === undefined ? {} : { host: settings.http.host }),
       registry: metrics.registry,
       // A standby is ready (it is healthy and waiting); a leader once its caches have synced.
       ready: () => stopping === undefined && (running === undefined || synced),
