@@ -37,6 +37,12 @@ export interface EngineDefaults {
   };
   /** Port of the engine's /metrics, /healthz and /readyz. */
   readonly metricsPort: number;
+  /**
+   * A digest of what the shared ConfigMap and Secret hold, when whoever writes them says (the
+   * chart does): put on the pod template, so that a change of them rolls the engines, which read
+   * them only at start. Without it, a changed database URL would reach new engine pods only.
+   */
+  readonly settingsHash?: string;
 }
 
 /** Sensible engine defaults for a laptop cluster; the chart sets its own. */
@@ -62,6 +68,7 @@ export const LABELS = {
 export const MANAGED_BY = 'sentinel-operator';
 export const EVENT_ID_ANNOTATION = 'sentinel.dev/event-id';
 export const CONFIG_HASH_ANNOTATION = 'sentinel.dev/config-hash';
+export const SETTINGS_HASH_ANNOTATION = 'sentinel.dev/engine-settings-hash';
 
 /** Deterministic child names. */
 export function childNames(name: string): {
@@ -177,6 +184,7 @@ export function engineDeployment(object: TicketEventObject, defaults: EngineDefa
           annotations: {
             [CONFIG_HASH_ANNOTATION]: configHash(engineSettings(object, defaults)),
             [EVENT_ID_ANNOTATION]: eventIdOf(object.metadata),
+            ...(defaults.settingsHash === undefined ? {} : { [SETTINGS_HASH_ANNOTATION]: defaults.settingsHash }),
           },
         },
         spec: {

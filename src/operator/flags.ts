@@ -48,6 +48,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'engine-config-map', value: 'name', help: 'ConfigMap with shared engine settings, per namespace (default sentinel-engine)' },
   { name: 'engine-secret', value: 'name', help: 'Secret with engine credentials, per namespace (default sentinel-engine)' },
   {
+    name: 'engine-settings-hash',
+    value: 'text',
+    help: 'a digest of what the shared engine ConfigMap and Secret hold (the chart passes one): a new one rolls every engine Deployment',
+  },
+  {
     name: 'http-host',
     value: 'host',
     help: 'address of the health/metrics server; its port is $SENTINEL_HTTP_PORT (default all addresses: :: (dual-stack) where IPv6 is available, else 0.0.0.0)',
@@ -185,6 +190,7 @@ export function parseOperatorFlags(argv: readonly string[], defaults: FlagDefaul
       serviceAccountName: text('engine-service-account', d.engine.serviceAccountName),
       configMapName: text('engine-config-map', d.engine.configMapName),
       secretName: text('engine-secret', d.engine.secretName),
+      ...(values.get('engine-settings-hash') ? { settingsHash: values.get('engine-settings-hash') } : {}),
     },
     // No --http-host: every address (:: or 0.0.0.0).
     http: { port: defaults.httpPort, ...(httpHost === undefined ? {} : { host: httpHost }) },

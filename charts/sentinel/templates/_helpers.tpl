@@ -106,3 +106,13 @@ podAntiAffinity:
           matchLabels:
             {{- include "sentinel.selectorLabels" . | nindent 12 }}
 {{- end }}
+
+{{/*
+A digest of the shared engine settings (the data of engine-namespaces.yaml's ConfigMap and Secret),
+which the operator puts on every engine pod template: a change rolls the engines.
+*/}}
+{{- define "sentinel.engineSettingsHash" -}}
+{{- $settings := dict "redisUrl" .Values.config.redisUrl "natsUrl" .Values.config.natsUrl "kafkaBrokers" .Values.config.kafkaBrokers "topic" .Values.config.reservationsTopic "configExtraEnv" .Values.config.extraEnv "engineExtraEnv" .Values.engine.extraEnv "existingSecret" .Values.credentials.existingSecret -}}
+{{- if not .Values.credentials.existingSecret }}{{ $_ := set $settings "databaseUrl" .Values.credentials.databaseUrl }}{{ end -}}
+{{- $settings | toJson | sha256sum | trunc 16 -}}
+{{- end }}

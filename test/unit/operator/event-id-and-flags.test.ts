@@ -1,4 +1,5 @@
 import t from 'tap';
+import { engineDeployment, SETTINGS_HASH_ANNOTATION } from '../../../src/operator/children.js';
 import { eventIdOf, eventIdProblem, objectKeyOfEventId } from '../../../src/operator/event-id.js';
 import { eventSpecOf } from '../../../src/operator/event-spec.js';
 import { flagsUsage, parseFlagDuration, parseOperatorFlags } from '../../../src/operator/flags.js';
@@ -85,4 +86,20 @@ t.test('a duration flag needs its unit; 0, negative and overlong durations are r
   t.throws(() => parseOperatorFlags(['--resync=1000h'], defaults), { name: 'ConfigError', message: /--resync must be at most 596h/ });
   t.equal(parseFlagDuration('596h', 'x'), 596 * 3_600_000);
   t.match(flagsUsage(), /with its unit/, '--help says so');
+});
+
+t.test('--engine-settings-hash goes onto the engine pod template, so a change of the shared settings rolls the engines', async (t) => {
+  const defaults = { identity: 'host-1', leaseNamespace: 'sentinel', watchNamespace: '', httpPort: 9464 };
+  const annotationsWith = (argv: string[]) => {
+    const deployment = engineDeployment(ticketEvent(), parseOperatorFlags(argv, defaults).settings.engine) as unknown as {
+      spec: { template: { metadata: { annotations: Record<string, string> } } };
+    };
+    return deployment.spec.template.metadata.annotations;
+  };
+  t.equal(annotationsWith(['--engine-settings-hash=3f2a'])[SETTINGS_HASH_ANNOTATION], '3f2a');
+  t.notOk(SETTINGS_HASH_ANNOTATION in annotationsWith([]), 'none without the flag');
+  t.not(
+    annotationsWith(['--engine-settings-hash=3f2a'])[SETTINGS_HASH_ANNOTATION],
+    annotationsWith(['--engine-settings-hash=77b0'])[SETTINGS_HASH_ANNOTATION],
+  );
 });
