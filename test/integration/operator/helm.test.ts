@@ -127,8 +127,10 @@ t.test('the Helm chart lints and its output is accepted by the API server', asyn
     });
     const as = ['--as', `system:serviceaccount:${namespace}:sentinel-operator`];
     const can = async (...args: string[]) => (await kubectl(['auth', 'can-i', ...args, ...as])).stdout.trim();
-    t.equal(await can('patch', 'ticketevents.sentinel.dev/status', '-n', 'anywhere'), 'yes');
-    t.equal(await can('update', 'ticketevents.sentinel.dev/finalizers', '-n', 'anywhere'), 'yes');
+    t.equal(await can('update', 'ticketevents.sentinel.dev', '--subresource=status', '-n', 'anywhere'), 'yes');
+    t.equal(await can('update', 'ticketevents.sentinel.dev', '-n', 'anywhere'), 'no', 'finalizers go on with a patch');
+    t.equal(await can('update', 'deployments.apps', '-n', 'anywhere'), 'no', 'children are applied (patch), never replaced');
+    t.equal(await can('update', 'ticketevents.sentinel.dev', '--subresource=finalizers', '-n', 'anywhere'), 'yes');
     t.equal(await can('patch', 'deployments.apps', '-n', 'anywhere'), 'yes');
     t.equal(await can('update', 'leases.coordination.k8s.io', '-n', namespace), 'yes');
     t.equal(await can('update', 'leases.coordination.k8s.io', '-n', 'kube-system'), 'no', 'leases only in its own namespace');
@@ -160,7 +162,7 @@ t.test('the Helm chart lints and its output is accepted by the API server', asyn
       'provisioned under the chart RBAC',
       (o) => condition(o.status, 'InventoryProvisioned')?.status === 'True',
     );
-    t.ok(status.metadata.finalizers?.includes('sentinel.dev/inventory'), 'finalizer set (ticketevents update)');
+    t.ok(status.metadata.finalizers?.includes('sentinel.dev/inventory'), 'finalizer set (ticketevents patch)');
     t.ok(await c.apps.readNamespacedDeployment({ namespace, name: 'rbac-engine' }), 'Deployment applied');
     t.ok((await c.core.listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.name=rbac' })).items.length > 0, 'Events recorded');
     t.ok(operator.isLeader(), 'Lease acquired');
