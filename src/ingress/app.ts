@@ -81,7 +81,9 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
   const now = deps.now ?? Date.now;
   const openapi = deps.openapi ?? loadOpenApi();
   const metrics = deps.metrics ?? createIngressMetrics();
-  const readiness = new Readiness(deps.readinessChecks ?? dependencyChecks(deps), now, deps.log);
+  const readiness = new Readiness(deps.readinessChecks ?? dependencyChecks(deps), now, deps.log, (dependency, ok) =>
+    metrics.dependencyUp.set({ dependency }, ok ? 1 : 0),
+  );
   const reads = new InventoryReads(deps.pg, now);
   const catalog = new EventCatalog(deps.events ?? new InventoryStore(deps.pg), now);
   const bodyLimit = deps.settings.bodyLimitBytes ?? BODY_LIMIT_BYTES;
@@ -110,7 +112,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
     getReadiness: async (ctx) => {
       const report = await readiness.report();
       ctx.status = report.ready ? 200 : 503;
-      ctx.body = { status: report.ready ? 'ok' : readiness.isShuttingDown ? 'shutting-down' : 'unavailable', checks: report.checks };
+      ctx.body = { status: !report.ready ? 'shutting-down' : report.dependenciesOk ? 'ok' : 'degraded', checks: report.checks };
     },
     getMetrics: async (ctx) => {
       ctx.body = await (deps.metricsText ?? (() => metrics.registry.metrics()))();

@@ -2,7 +2,7 @@
  * The ingress's Prometheus metrics, on a registry of its own (so tests can run several apps in one
  * process). Names follow Prometheus conventions: `_total` counters, `_seconds` histograms.
  */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets (s) around the p99 ≤ 100 ms target, with room on both sides. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -24,6 +24,8 @@ export interface IngressMetrics {
   readonly flightWaits: Counter;
   /** Seats learned sold from the shards' announcements (`sentinel-sales.<event>`). */
   readonly salesHeard: Counter;
+  /** Whether a dependency answered its last readiness check (1) or not (0). */
+  readonly dependencyUp: Gauge;
 }
 
 export function createIngressMetrics(options: { defaultMetrics?: boolean } = {}): IngressMetrics {
@@ -76,6 +78,14 @@ export function createIngressMetrics(options: { defaultMetrics?: boolean } = {})
     salesHeard: new Counter({
       name: 'sentinel_ingress_sales_heard_total',
       help: 'Seats this ingress learned were sold from the shards’ announcements of their commits, whichever replica sold them.',
+      registers: [registry],
+    }),
+    dependencyUp: new Gauge({
+      name: 'sentinel_ingress_dependency_up',
+      help: 'Whether Redis, NATS or Postgres answered its last check (made at each /readyz): 1 or 0. Not part of readiness (shared by every replica).',
+      labelNames: ['dependency'],
+      // Over the workers of --workers N: 1 only when every worker's last check passed.
+      aggregator: 'min',
       registers: [registry],
     }),
   };

@@ -1,7 +1,12 @@
 /**
- * Readiness: can this replica serve? Redis, NATS and Postgres must answer within a short timeout,
- * and the process must not be shutting down. Results are reused for a second, so a probe storm
- * does not become a dependency storm.
+ * Readiness: should this replica get traffic? Yes unless it is shutting down. Redis, NATS and
+ * Postgres are checked too (each within a short timeout; results reused for a second, so a probe
+ * storm does not become a dependency storm), and reported — in the body, and as
+ * `sentinel_ingress_dependency_up` — but they do not make the replica unready: they are shared by
+ * every replica, so a dependency down would take every replica out of the Service at once, and
+ * buyers would get the load balancer's bare refusal instead of this ingress's problem+json 503
+ * with Retry-After — and, once it is back, wait out the probes' period before any replica got
+ * traffic again (ADR 0004, Operations).
  *
  * `/readyz` needs no token, so a report names each check's outcome only in generic words (`ok`,
  * `failed: timed out`, `failed: error`); the dependency's own message — hosts, ports, a database's
@@ -20,7 +25,10 @@ export type CheckStatus = 'ok' | 'failed: timed out' | 'failed: error' | 'shutti
 export type DependencyCheck = () => Promise<void>;
 
 export interface ReadinessReport {
+  /** False only while shutting down. */
   readonly ready: boolean;
+  /** Whether every dependency answered. */
+  readonly dependenciesOk: boolean;
   readonly checks: Readonly<Record<string, CheckStatus>>;
 }
 
@@ -53,6 +61,8 @@ export class Readiness {
     private readonly checks: Record<string, DependencyCheck>,
     private readonly now: () => number = Date.now,
     private readonly log?: Logger,
+    /** Told each check's outcome as it is made. */
+    private readonly checked: (dependency: string, ok: boolean) => void = () => undefined,
   ) {}
 
   /** From now on the replica reports not ready, so load balancers stop sending to it. */
@@ -65,7 +75,7 @@ export class Readiness {
   }
 
   async report(): Promise<ReadinessReport> {
-    if (this.shuttingDown) return { ready: false, checks: { process: 'shutting down' } };
+    if (this.shuttingDown) return { ready: false, dependenciesOk: false, checks: { process: 'shutting down' } };
     const now = this.now();
     if (this.cached === undefined || now - this.cached.at >= READINESS_CACHE_MS) this.cached = { at: now, report: this.probe() };
     return this.cached.report;
@@ -80,13 +90,15 @@ export class Readiness {
             check().finally(() => (answered = true)),
             READINESS_TIMEOUT_MS,
           );
+          this.checked(name, true);
           return [name, 'ok'];
         } catch (error) {
-          this.log?.warn({ check: name, err: error instanceof Error ? error.message : String(error) }, 'Readiness check failed');
+          this.log?.warn({ check: name, err: error instanceof Error ? error.message : String(error) }, 'Dependency check failed');
+          this.checked(name, false);
           return [name, answered ? 'failed: error' : 'failed: timed out'];
         }
       }),
     );
-    return { ready: entries.every(([, status]) => status === 'ok'), checks: Object.fromEntries(entries) };
+    return { ready: true, dependenciesOk: entries.every(([, status]) => status === 'ok'), checks: Object.fromEntries(entries) };
   }
 }

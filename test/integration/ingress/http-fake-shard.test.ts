@@ -533,7 +533,7 @@ t.test('unknown routes, wrong methods, operations endpoints', async (t) => {
   expect(t, await call(url, 'GET', '/healthz'), 'getHealth', 200);
   const ready = await call(url, 'GET', '/readyz');
   expect(t, ready, 'getReadiness', 200);
-  t.same(ready.body.checks, { redis: 'ok', nats: 'ok', postgres: 'ok' });
+  t.same(ready.body, { status: 'ok', checks: { redis: 'ok', nats: 'ok', postgres: 'ok' } });
   expect(t, await call(url, 'GET', '/metrics'), 'getMetrics', 200);
   const doc = await call(url, 'GET', '/openapi.json');
   t.same(doc.body, api.document, '/openapi.json serves the document the app validates with');
@@ -548,7 +548,7 @@ t.test('unknown routes, wrong methods, operations endpoints', async (t) => {
   t.notMatch(metrics, /route="\/v1\/events\/ev-/, 'routes are labelled by template, never by raw URL');
 });
 
-t.test('dependencies down: 503 and not ready', async (t) => {
+t.test("dependencies down: 503s, and still ready (the dependencies are every replica's), their state reported", async (t) => {
   const deadRedis = createRedis({ url: 'redis://127.0.0.1:1', log: silentLogger });
   deadRedis.connect().catch(() => undefined);
   const deadPg = createPgPool({ url: 'postgres://x:y@127.0.0.1:1/none', max: 1, log: silentLogger });
@@ -561,13 +561,17 @@ t.test('dependencies down: 503 and not ready', async (t) => {
   const noDb = await call(broken.url, 'GET', eventPath(spec, '/availability'), { token: alice });
   expect(t, noDb, 'getAvailability', 503, 'dependency-unavailable');
   t.equal(noDb.headers.get('retry-after'), '1');
-  const notReady = await call(broken.url, 'GET', '/readyz');
-  expect(t, notReady, 'getReadiness', 503);
-  t.equal(notReady.body.checks.nats, 'ok');
-  t.match(notReady.body.checks.redis, /^failed: /);
-  t.match(notReady.body.checks.postgres, /^failed: /);
+  const degraded = await call(broken.url, 'GET', '/readyz');
+  expect(t, degraded, 'getReadiness', 200);
+  t.equal(degraded.body.status, 'degraded');
+  t.equal(degraded.body.checks.nats, 'ok');
+  t.match(degraded.body.checks.redis, /^failed: /);
+  t.match(degraded.body.checks.postgres, /^failed: /);
   // /readyz needs no token: it names no host, port, address or driver message.
-  t.notMatch(notReady.text, /127\.0\.0\.1|:1\b|ECONNREFUSED|connect|password|authentication/i);
+  t.notMatch(degraded.text, /127\.0\.0\.1|:1\b|ECONNREFUSED|connect|password|authentication/i);
+  const metrics = await (await fetch(`${broken.url}/metrics`)).text();
+  t.match(metrics, /sentinel_ingress_dependency_up\{dependency="redis"\} 0/);
+  t.match(metrics, /sentinel_ingress_dependency_up\{dependency="nats"\} 1/);
 
   const noRedis = await startHarness(pool, { redis: deadRedis });
   t.teardown(() => noRedis.close());
