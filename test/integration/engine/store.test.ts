@@ -84,6 +84,54 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
   t.equal((await pool.query(`SELECT hold_id FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.hold_id, h1);
 });
 
+t.test('Postgres itself refuses a second reservation of a seat, even one written from the version the seat is at', async (t) => {
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 1, seats: 4 }) });
+  const store = new InventoryStore(pool);
+  const epoch = await store.claimShard(spec.eventId, 0, 'owner');
+  const sell = (n: number, fromVersion: number) => {
+    const now = Date.now();
+    const holdId = `h_${spec.eventId}_${n}`;
+    const reservation = {
+      reservationId: `r_${spec.eventId}_${n}`,
+      holdId,
+      customer: `c${n}`,
+      seats: ['A-1-1'],
+      quantity: 1,
+      confirmedAt: now,
+    };
+    const write = emptyBatchWrite();
+    foldChanges(
+      write,
+      [
+        { type: 'seat', seat: 'A-1-1', state: 'sold', holdId, fromVersion, toVersion: fromVersion + 1 },
+        {
+          type: 'hold-created',
+          hold: { holdId, customer: `c${n}`, seats: ['A-1-1'], quantity: 1, createdAt: now, expiresAt: now + 60_000 },
+        },
+        { type: 'reservation-created', reservation },
+      ],
+      now,
+    );
+    return store.commitBatch(spec.eventId, 0, epoch, 8, write, 'sentinel.reservations');
+  };
+  await sell(1, 0);
+  // An engine whose memory wrongly had the seat free: its write is at the seat's version, so only
+  // the seat's one reservation row can refuse it.
+  await t.rejects(sell(2, 1), { message: /reservation_seats/ }, 'refused');
+  const { rows } = await pool.query<{ reservation_id: string }>('SELECT reservation_id FROM reservations WHERE event_id = $1', [
+    spec.eventId,
+  ]);
+  t.same(
+    rows.map((r) => r.reservation_id),
+    [`r_${spec.eventId}_1`],
+    'one reservation',
+  );
+  const seat = await pool.query('SELECT hold_id, version FROM seats WHERE event_id = $1 AND seat_id = $2', [spec.eventId, 'A-1-1']);
+  t.same(seat.rows, [{ hold_id: `h_${spec.eventId}_1`, version: 1 }], 'the seat as the first sale left it');
+});
+
 t.test("a claim commits only while the claimer's lease is held: a bump after it ran out would fence the next owner", async (t) => {
   const pool = await testDatabase();
   t.teardown(() => pool.end());

@@ -24,10 +24,19 @@ import { testConfig } from '../../support/env.js';
 import { provisionTestEvent, sleep, testDatabase, testLayout } from '../../support/stack.js';
 
 const config = testConfig();
+/**
+ * The hold TTL of every event here: the planted holds live up to 2 h 10 min from creation to expiry
+ * (`hold`), as an engine would give them under this TTL — except the one planted to break it.
+ */
+const HOLD_TTL_MS = 3 * 3_600_000;
 const pool = await testDatabase();
 t.teardown(() => pool.end());
-const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 8, seats: 20, pool: 40 }), customerLimit: 8 });
-const clean = await provisionTestEvent(pool);
+const spec = await provisionTestEvent(pool, {
+  holdTtlMs: HOLD_TTL_MS,
+  layout: testLayout({ rows: 8, seats: 20, pool: 40 }),
+  customerLimit: 8,
+});
+const clean = await provisionTestEvent(pool, { holdTtlMs: HOLD_TTL_MS });
 const ev = spec.eventId;
 
 const shardOf = async (seat: string, eventId = ev) =>
@@ -170,6 +179,8 @@ async function hold(
 
 // 1. A double sale of A-1-1: two confirmed holds and two reservations; the seat row names the first.
 await hold(`${ev}-hA`, 'alice', ['A-1-1'], 'confirmed', { reservation: `${ev}-rA` });
+// Postgres refuses a second reservation of a seat (migration 0012): a double sale is planted past that guard.
+await pool.query("DELETE FROM reservation_seats WHERE event_id = $1 AND seat_id = 'A-1-1'", [ev]);
 await hold(`${ev}-hB`, 'bob', ['A-1-1'], 'confirmed', { reservation: `${ev}-rB`, seatState: null });
 // 2. A live hold an hour past its TTL on a shard someone serves.
 await hold(`${ev}-hC`, 'carol', ['A-2-1'], 'live', { expiresInMs: -3_600_000 });
@@ -192,6 +203,8 @@ await hold(`${ev}-hK`, 'kate', ['A-6-2'], 'confirmed', { reservation: `${ev}-rK`
 // 8c. A reservation whose message came twice, the second copy naming someone else.
 await hold(`${ev}-hL`, 'lucy', ['A-6-3'], 'confirmed', { reservation: `${ev}-rL` });
 const lucy = { eventId: ev, reservationId: `${ev}-rL`, holdId: `${ev}-hL`, customer: 'lucy', seats: ['A-6-3'], quantity: 1 };
+// 8d. A hold given longer than the event's TTL: created two hours ago, it expires in two more.
+await hold(`${ev}-hM`, 'mia', ['A-7-20'], 'live', { expiresInMs: 7_200_000 });
 // 9. A message on the topic Postgres never heard of.
 await producer.send({
   topic: config.reservationsTopic,
@@ -304,6 +317,11 @@ t.test('every planted violation is reported under its check', async (t) => {
   t.match(messages('hold-past-ttl'), new RegExp(`hold ${ev}-hC on served shard \\d+ is still live \\d+ ms after it expired`));
   t.match(messages('hold-past-ttl'), new RegExp(`hold ${ev}-hD was confirmed \\(${ev}-rD\\) \\d+ ms after it expired`));
   t.match(
+    messages('hold-longer-than-ttl'),
+    new RegExp(`^live hold ${ev}-hM \\(created \\S+\\) was given 14400000 ms until its expiry: more than 10800000 ms \\+ 2000 ms slack`),
+  );
+  t.equal(count('hold-longer-than-ttl'), 1, 'the holds given no more than the TTL are not');
+  t.match(
     messages('customer-limit'),
     /customer erin held or had bought 9 seats or places at once \(at \S+\); the event's limit is now 8 \(if it was lowered/,
   );
@@ -404,7 +422,11 @@ t.test('the CLI exits 1 on violations, 0 when clean, 2 for an unknown event, 3 w
 });
 
 t.test('seats held twice and limits exceeded are found in the history, after every hold ended', async (t) => {
-  const history = await provisionTestEvent(pool, { layout: testLayout({ rows: 4, seats: 10, pool: 20 }), customerLimit: 4 });
+  const history = await provisionTestEvent(pool, {
+    holdTtlMs: HOLD_TTL_MS,
+    layout: testLayout({ rows: 4, seats: 10, pool: 20 }),
+    customerLimit: 4,
+  });
   const id = history.eventId;
   // A-1-1: two customers held it at once (minutes 5-10); both holds expired since.
   await ended(id, 'h1', 'alice', { seats: ['A-1-1'] }, 'expired', { created: 0, expires: 10, ended: 20 });
@@ -456,7 +478,7 @@ t.test('seats held twice and limits exceeded are found in the history, after eve
 });
 
 t.test('a reservation not yet published when the topic was read is checked after waiting for the relay, not excused', async (t) => {
-  const late = (await provisionTestEvent(pool)).eventId;
+  const late = (await provisionTestEvent(pool, { holdTtlMs: HOLD_TTL_MS })).eventId;
   // Nothing is left unpublished, whatever the test's outcome.
   t.teardown(() => relay(late, `${late}-r2`));
   await hold(`${late}-h1`, 'lena', ['A-1-1'], 'confirmed', { event: late, reservation: `${late}-r1`, outbox: 'unpublished' });
@@ -525,7 +547,9 @@ t.test('a response log with no record of the event checks nothing: not ok, and s
 const violationCount = (report: VerifyReport, check: CheckName) => report.checks.find((c) => c.check === check)!.violations;
 
 t.test('a clean event with holds, a sale, releases, an expiry and a loser passes', async (t) => {
-  const id = (await provisionTestEvent(pool, { layout: testLayout({ rows: 2, seats: 10, pool: 4 }), customerLimit: 4 })).eventId;
+  const id = (
+    await provisionTestEvent(pool, { holdTtlMs: HOLD_TTL_MS, layout: testLayout({ rows: 2, seats: 10, pool: 4 }), customerLimit: 4 })
+  ).eventId;
   const decided = (minutes: number) => minute(minutes).getTime();
   // alice holds A-1-1 and buys it; bob asks for it after and loses (409).
   // Its row is published to the reservations topic verify reads, as the engines' relay would.
@@ -622,7 +646,7 @@ t.test('a clean event with holds, a sale, releases, an expiry and a loser passes
 });
 
 t.test('every acknowledgement is held to Postgres: two answers for one id, and 204s to releases', async (t) => {
-  const id = (await provisionTestEvent(pool)).eventId;
+  const id = (await provisionTestEvent(pool, { holdTtlMs: HOLD_TTL_MS })).eventId;
   // One reservation told to bob (A-1-2) and to alice (A-1-1); Postgres has it as alice's.
   await hold(`${id}-h1`, 'alice', ['A-1-1'], 'confirmed', { event: id, reservation: `${id}-r1` });
   // dan's hold expired at minute 10; his DELETE was answered 204 at minute 1 (so Postgres lost a
@@ -665,7 +689,7 @@ t.test('every acknowledgement is held to Postgres: two answers for one id, and 2
 });
 
 t.test('a pool over its capacity at some moment is found in the history, after every hold ended', async (t) => {
-  const id = (await provisionTestEvent(pool, { layout: testLayout({ rows: 2, seats: 10, pool: 4 }) })).eventId;
+  const id = (await provisionTestEvent(pool, { holdTtlMs: HOLD_TTL_MS, layout: testLayout({ rows: 2, seats: 10, pool: 4 }) })).eventId;
   // Three holds of 2 places, all live at minutes 5-10 (6 > 4); all expired since, counters at 0.
   await ended(id, 'p1', 'pat', { pool: 'GA', quantity: 2 }, 'expired', { created: 0, expires: 10, ended: 10 });
   await ended(id, 'p2', 'quinn', { pool: 'GA', quantity: 2 }, 'expired', { created: 1, expires: 11, ended: 11 });
@@ -680,7 +704,7 @@ t.test('a pool over its capacity at some moment is found in the history, after e
 });
 
 t.test('live holds past their TTL on shards no engine serves: not judged, and said so', async (t) => {
-  const id = (await provisionTestEvent(pool)).eventId;
+  const id = (await provisionTestEvent(pool, { holdTtlMs: HOLD_TTL_MS })).eventId;
   await hold(`${id}-h1`, 'carol', ['A-1-1'], 'live', { event: id, expiresInMs: -3_600_000 });
   const report = await verify(id, [], { kafka: undefined });
   t.equal(report.counts.violations, 0);
