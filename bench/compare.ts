@@ -27,6 +27,7 @@ import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { loadConfig } from '../src/config.js';
 import { compileForBench, startServer } from './build.js';
+import { hotSeatStatusTarget } from './hot-seat.js';
 import { useFreshBenchDatabase } from './database.js';
 import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
@@ -199,6 +200,8 @@ async function main(): Promise<void> {
   let verdict: { ok: boolean; violations: number; reservations: number; onTopic: number | null } | undefined;
   let seedCheck: { reservations: number; doubleSold: number } | undefined;
   const hotLogs: string[] = [];
+  /** Every Sentinel hot-seat run: each is held to the status target, not only the median. */
+  const sentinelHotRuns: StressReport[] = [];
   try {
     const replicas = Number(args.replicas);
     const noopUrls: string[] = [];
@@ -349,6 +352,7 @@ async function main(): Promise<void> {
     }
     // Sentinel's response logs of every hot run are verified, not only the median's.
     hotLogs.push(...hot.sentinel.map((r) => r.report.log!));
+    sentinelHotRuns.push(...hot.sentinel.map((r) => r.report));
     keep(
       await measure(
         'b',
@@ -412,12 +416,10 @@ async function main(): Promise<void> {
 
   const byId = new Map(rows.map((r) => [r.id, r]));
   const rps = (id: string) => byId.get(id)?.report.throughput_rps ?? 0;
+  // The median hot run (by p99) for the latency target; the statuses of every run.
   const a = byId.get('a')!.report;
   const targets = [
-    {
-      target: '(a) exactly one 201, the rest 409, no 5xx',
-      met: a.status['201'] === 1 && a.status['409'] === hotBuyers - 1 && Object.keys(a.status).length === 2,
-    },
+    hotSeatStatusTarget(sentinelHotRuns, hotBuyers),
     { target: '(a) p99 ≤ 250 ms', met: a.latency_ms.p99 <= 250, value: `${Math.round(a.latency_ms.p99)} ms` },
     { target: '(b) zero violations (verify)', met: verdict?.ok === true, value: `${verdict?.violations ?? '?'} violations` },
     {

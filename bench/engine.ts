@@ -23,6 +23,8 @@ const concurrency = Number(args[args.indexOf('--concurrency') + 1]) || 256;
 const threads = Number(args[args.indexOf('--threads') + 1]) || 1;
 const windows = [0, 2, 5];
 const SHARDS = 4;
+/** Holds of the warm-up before each measured run, on seats of their own. */
+const WARM_UP_HOLDS = 2000;
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -112,7 +114,8 @@ const build = compileForBench();
 await useFreshBenchDatabase();
 const pool = await testDatabase();
 const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'bench-engine' });
-const rowsNeeded = Math.ceil(holdsPerRun / 100);
+// Rows of 100 seats: the measured run's seats, then the warm-up's.
+const rowsNeeded = Math.ceil((holdsPerRun + WARM_UP_HOLDS) / 100);
 const report: Record<string, unknown> = {
   machine: { host: hostname(), cores: (await import('node:os')).cpus().length },
   holdsPerRun,
@@ -144,9 +147,12 @@ for (const windowMs of windows) {
       .flat()
       .filter((s): s is string => s !== undefined);
     // Warm-up on the last seats, then the measured run on the others.
+    if (seats.length < holdsPerRun + WARM_UP_HOLDS) throw new Error(`${seats.length} seats: fewer than the run and its warm-up need`);
     await drive(
       driver,
-      seats.slice(holdsPerRun, holdsPerRun + 2000).map((seat, i) => ({ type: 'hold', key: `w${i}`, customer: `w${i}`, seats: [seat] })),
+      seats
+        .slice(holdsPerRun, holdsPerRun + WARM_UP_HOLDS)
+        .map((seat, i) => ({ type: 'hold', key: `w${i}`, customer: `w${i}`, seats: [seat] })),
       concurrency,
     );
     const commands: ShardCommand[] = seats

@@ -4,8 +4,8 @@
  * dependencies; with --attach it loads a system running elsewhere while an external tool injects
  * faults, and verifies afterwards. Exit 0 when every invariant held and the experiment was made
  * as planned; 1 on any violation; 2 on bad usage or an unknown event; 3 when it could not be
- * judged (a planned fault did not run or failed to inject, the shards were not all owned again
- * after the load, a check could not be made).
+ * judged (a planned fault did not run or did not go as planned, the shards were not all owned
+ * again after the load, a check could not be made, the run was stopped before its load began).
  */
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,13 @@ import type { Command } from './commands.js';
 import { checkFlags, parseFlags } from './flags.js';
 
 const INFRA_SCRIPT = fileURLToPath(new URL('../../hack/infra.sh', import.meta.url));
+
+/** A Ctrl-C (SIGINT, SIGTERM) before the load began: nothing was loaded, injected or judged. */
+class StoppedBeforeLoad extends Error {
+  constructor() {
+    super('stopped before the load began: no load ran, no fault was injected, nothing was judged');
+  }
+}
 
 const HELP = `Usage: sentinel chaos [options]
 
@@ -189,6 +196,11 @@ export const chaosCommand: Command = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // Set-up (provisioning, processes, shards) runs to its next step, then stops: the finally below
+    // takes down what was started.
+    const goOn = () => {
+      if (stop.signal.aborted) throw new StoppedBeforeLoad();
+    };
     let provisioned: string | undefined;
     try {
       let eventId = values.event;
@@ -198,6 +210,7 @@ export const chaosCommand: Command = {
       if (eventId !== undefined && facts === undefined) throw new UnknownEventError(eventId);
       // Its verify would not judge it (PrunedEventError): say so before any load.
       if (facts?.prunedAt !== undefined) throw new UsageError(new PrunedEventError(facts.id, facts.prunedAt).message);
+      goOn();
       if (eventId === undefined) {
         eventId = runId.toLowerCase();
         const outcome = await provisionEvent(pool, {
@@ -225,11 +238,16 @@ export const chaosCommand: Command = {
       let targets = values.target;
       if (stack) {
         say(`starting ${settings.engines} engine(s) and ${settings.ingresses} ingress(es); logs in ${workDir}`);
+        goOn();
         await Promise.all(Array.from({ length: settings.engines }, () => stack.startEngine(eventId!, engineEnv)));
+        goOn();
         const ingresses = await Promise.all(Array.from({ length: settings.ingresses }, () => stack.startIngress()));
         targets = ingresses.map((p) => p.url);
-        await waitForShards(pool, eventId, 60_000);
+        goOn();
+        await waitForShards(pool, eventId, 60_000, stop.signal);
       }
+      // The last look before the load: a stop from here on is the load's (StressRun), reported as usual.
+      goOn();
       const stress = stressOptionsFrom(
         { ...values, event: eventId, 'run-id': runId, target: targets, log: join(workDir, 'responses.jsonl') },
         config,
@@ -274,6 +292,12 @@ export const chaosCommand: Command = {
       if (report.ok) return EXIT.ok;
       return report.verify.ok ? EXIT.notChecked : verifyExitCode(report.verify);
     } catch (error) {
+      if (error instanceof StoppedBeforeLoad) {
+        stderr.write(`chaos: ${error.message}\n`);
+        if (values.json)
+          stdout.write(`${JSON.stringify({ ok: false, event: values.event ?? provisioned, not_checked: [error.message] })}\n`);
+        return EXIT.notChecked;
+      }
       // The engines' retention deleted records of the event while the run went on: not judged (3).
       if (error instanceof PrunedEventError) {
         stderr.write(`chaos: ${error.message}\n`);

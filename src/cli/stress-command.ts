@@ -23,7 +23,8 @@ an unknown event, a token the ingress refuses, a --seat or --scenario the event 
 
 ${STRESS_FLAGS_HELP}Output:
   --json                  print one JSON object (scenario, requests, status, throughput_rps,
-                          latency_ms {p50,p90,p99,max}, duration_s, …) instead of the summary
+                          latency_ms {p50,p90,p99,max}, duration_s, cut: attempts the run cut
+                          itself on a stop, counted nowhere else, …) instead of the summary
   --quiet                 no progress line
 `;
 

@@ -2,10 +2,14 @@
 import type pg from 'pg';
 import { SentinelError } from '../errors.js';
 
-/** Resolves once every shard of the event has an owner; throws after `timeoutMs`. */
-export async function waitForShards(pool: pg.Pool, eventId: string, timeoutMs: number): Promise<void> {
+/**
+ * Resolves once every shard of the event has an owner; throws after `timeoutMs`. Returns early,
+ * without a word, once `signal` fires: the caller, who stopped waiting, checks it.
+ */
+export async function waitForShards(pool: pg.Pool, eventId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (signal?.aborted) return;
     const { rows } = await pool.query<{ total: number; owned: number }>(
       'SELECT count(*)::int AS total, count(owner)::int AS owned FROM shards WHERE event_id = $1',
       [eventId],

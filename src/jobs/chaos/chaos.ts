@@ -61,6 +61,7 @@ export interface FaultResult {
   readonly detail: string;
   /** Time until the system was whole again (shards re-owned, service back), s, when measured. */
   readonly recovered_s: number | null;
+  /** Why the fault did not go as planned (not injected; a restart that failed), or null; `detail` says what happened. */
   readonly error: string | null;
   effect: FaultEffect;
 }
@@ -114,7 +115,7 @@ export function unmetOf(faults: readonly FaultResult[], skipped: readonly Skippe
   const unmet: string[] = [];
   const failed = faults.filter((f) => f.error !== null);
   if (failed.length > 0)
-    unmet.push(`${failed.length} fault(s) failed to inject: ${failed.map((f) => `${f.kind} (${f.error})`).join(', ')}`);
+    unmet.push(`${failed.length} fault(s) did not go as planned: ${failed.map((f) => `${f.kind} (${f.error})`).join(', ')}`);
   if (skipped.length > 0) {
     unmet.push(
       `${skipped.length} planned fault(s) never ran: ${skipped.map((f) => `${f.kind} at ${f.planned_at_s} s (${f.reason})`).join(', ')}`,
@@ -269,14 +270,41 @@ interface Outcome {
   readonly target: string;
   readonly detail: string;
   readonly recovered_s: number | null;
+  /** It was made, but not as planned (see FaultResult.error). */
+  readonly error?: string;
+}
+
+/** Longest a `hack/infra.sh restart` may take, ms. */
+const RESTART_TIMEOUT_MS = 180_000;
+/** After a failed restart: how many times `hack/infra.sh start` is tried, each for at most START_TIMEOUT_MS, START_RETRY_DELAY_MS apart. */
+const START_ATTEMPTS = 3;
+const START_TIMEOUT_MS = 120_000;
+const START_RETRY_DELAY_MS = 1000;
+
+/** Why `hack/infra.sh` failed, in one line: killed by its timeout, or the last line it wrote to stderr. */
+function scriptFailure(error: unknown): string {
+  const e = error as { killed?: boolean; signal?: string | null; stderr?: unknown };
+  if (e.killed === true) return `killed by its timeout${e.signal ? ` (${e.signal})` : ''}`;
+  const last = String(e.stderr ?? '')
+    .trim()
+    .split('\n')
+    .at(-1);
+  if (last) return last;
+  return error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error);
 }
 
 export class ChaosRun {
   private startedAt = 0;
   private loadDone = false;
   private readonly pending: Promise<unknown>[] = [];
+  /** Fires when the run is stopped or the load is over: the schedule waits for nothing more then. */
+  private readonly ended = new AbortController();
 
-  constructor(private readonly options: ChaosOptions) {}
+  constructor(private readonly options: ChaosOptions) {
+    const end = () => this.ended.abort();
+    if (options.signal?.aborted) end();
+    else options.signal?.addEventListener('abort', end, { once: true });
+  }
 
   async run(): Promise<ChaosReport> {
     const o = this.options;
@@ -291,8 +319,13 @@ export class ChaosRun {
       },
       ...(o.signal ? { signal: o.signal } : {}),
     });
-    const load = stress.run().finally(() => (this.loadDone = true));
-    const faults = clockStarted.then(() => this.runSchedule());
+    const load = stress.run().finally(() => {
+      this.loadDone = true;
+      this.ended.abort();
+    });
+    // The faults follow the load's clock; a load stopped before its clock started (a Ctrl-C during
+    // set-up) has none, and every fault is then skipped at once.
+    const faults = Promise.race([clockStarted, load]).then(() => this.runSchedule());
     const [report, { results, skipped }] = await Promise.all([load, faults]);
     await Promise.all(this.pending);
     for (const fault of results) fault.effect = effectOf(report.timeline, fault, results);
@@ -335,7 +368,8 @@ export class ChaosRun {
     try {
       for (const planned of this.options.schedule) {
         const wait = this.startedAt + planned.atMs - Date.now();
-        if (wait > 0) await sleep(wait);
+        // Not past the run's stop or the load's end: the faults left are skipped then.
+        if (wait > 0) await sleep(wait, undefined, { signal: this.ended.signal }).catch(() => undefined);
         const notRun = this.options.signal?.aborted ? 'the run was stopped first' : this.loadDone ? 'the load ended first' : undefined;
         if (notRun !== undefined) {
           skipped.push({ kind: planned.kind, planned_at_s: seconds(planned.atMs), reason: notRun });
@@ -367,8 +401,8 @@ export class ChaosRun {
     const empty: FaultEffect = { ok: 0, refused: 0, throttled: 0, failed: 0, disruption_s: 0 };
     try {
       const outcome = await this.execute(planned, at, until);
-      if ('later' in outcome) return { later: outcome.later.then((o) => ({ ...base, ...o, error: null, effect: empty })) };
-      return { ...base, ...outcome, error: null, effect: empty };
+      if ('later' in outcome) return { later: outcome.later.then((o) => ({ ...base, ...o, error: o.error ?? null, effect: empty })) };
+      return { ...base, ...outcome, error: outcome.error ?? null, effect: empty };
     } catch (error) {
       return {
         ...base,
@@ -384,11 +418,7 @@ export class ChaosRun {
   private async execute(planned: PlannedFault, at: number, until: AbortSignal): Promise<Outcome | { readonly later: Promise<Outcome> }> {
     const o = this.options;
     const service = SERVICE_OF[planned.kind];
-    if (service !== undefined) {
-      await run('bash', [o.infraScript, 'restart', service], { timeout: 180_000 });
-      const took = Date.now() - at;
-      return { target: service, detail: `hack/infra.sh restart ${service}: back in ${seconds(took)} s`, recovered_s: seconds(took) };
-    }
+    if (service !== undefined) return this.restartService(service, at);
     const stack = o.stack;
     if (stack === undefined) throw new Error(`${planned.kind} needs processes this run manages`);
     switch (planned.kind) {
@@ -465,6 +495,44 @@ export class ChaosRun {
       }
       default:
         throw new Error(`unknown fault ${planned.kind}`);
+    }
+  }
+
+  /**
+   * `hack/infra.sh restart <service>`: stop, then start. If it fails — or its timeout kills it —
+   * between the two, the service is left stopped and nothing else would bring it back (Postgres
+   * down: no verify): `hack/infra.sh start` is tried, a few times; the result says what happened.
+   */
+  private async restartService(service: string, at: number): Promise<Outcome> {
+    const script = this.options.infraScript;
+    try {
+      await run('bash', [script, 'restart', service], { timeout: RESTART_TIMEOUT_MS });
+      const took = Date.now() - at;
+      return { target: service, detail: `hack/infra.sh restart ${service}: back in ${seconds(took)} s`, recovered_s: seconds(took) };
+    } catch (error) {
+      const failed = `hack/infra.sh restart ${service} failed after ${seconds(Date.now() - at)} s (${scriptFailure(error)}), so ${service} may have been stopped and not started again`;
+      let last = '';
+      for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+        if (attempt > 1) await sleep(START_RETRY_DELAY_MS);
+        try {
+          await run('bash', [script, 'start', service], { timeout: START_TIMEOUT_MS });
+          const took = Date.now() - at;
+          return {
+            target: service,
+            detail: `${failed}; hack/infra.sh start ${service} brought it back ${seconds(took)} s after the fault (attempt ${attempt})`,
+            recovered_s: seconds(took),
+            error: `the restart failed; ${service} was started again after ${seconds(took)} s`,
+          };
+        } catch (startError) {
+          last = scriptFailure(startError);
+        }
+      }
+      return {
+        target: service,
+        detail: `${failed}; hack/infra.sh start ${service} failed too, ${START_ATTEMPTS} times (last: ${last}): ${service} may be down`,
+        recovered_s: null,
+        error: `the restart failed, and ${service} could not be started again`,
+      };
     }
   }
 

@@ -7,7 +7,7 @@ const int = (n: number) => n.toLocaleString('en-US');
 
 /** One fault, as printed while the run goes and in the report. */
 export function formatFault(f: FaultResult, withEffect: boolean): string {
-  const head = `t+${f.at_s.toFixed(1).padStart(5)}s  ${f.kind.padEnd(16)} ${f.error ? `FAILED TO INJECT: ${f.error}` : f.detail}`;
+  const head = `t+${f.at_s.toFixed(1).padStart(5)}s  ${f.kind.padEnd(16)} ${f.error ? `FAILED: ${f.error} — ${f.detail}` : f.detail}`;
   if (!withEffect) return head;
   const e = f.effect;
   const noticed =

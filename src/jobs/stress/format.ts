@@ -34,7 +34,8 @@ export function formatStressReport(r: StressReport): string {
   const lines = [
     `stress ${r.scenario} on ${r.event} (${mode}, seed ${r.seed}, run ${r.run_id})${r.aborted ? ' — stopped early' : ''}`,
     `  buyers      ${int(r.buyers.planned)} planned, ${int(r.buyers.started)} started${r.buyers.shed ? `, ${int(r.buyers.shed)} shed` : ''}; ${counts(r.buyers.outcomes)}`,
-    `  requests    ${int(r.requests)} in ${r.duration_s.toFixed(2)} s = ${int(r.throughput_rps)} req/s (${int(r.retries)} retries)`,
+    `  requests    ${int(r.requests)} in ${r.duration_s.toFixed(2)} s = ${int(r.throughput_rps)} req/s (${int(r.retries)} retries)` +
+      (r.cut > 0 ? `; ${int(r.cut)} more cut short by the run itself (not counted)` : ''),
     `  latency     ${formatLatency(r.latency_ms)}`,
     ...Object.entries(r.latency_by_op_ms).map(([op, l]) => `    ${op.padEnd(10)}${int(l.count).padStart(9)}  ${formatLatency(l)}`),
     `  losers      ${r.loser_latency_ms.count === 0 ? 'no 409s' : `${int(r.loser_latency_ms.count)} × 409 answered in ${formatLatency(r.loser_latency_ms)}`}`,

@@ -8,6 +8,8 @@ import type { StressOp } from './response-log.js';
 
 /** Length of one timeline slot, ms. */
 export const SLOT_MS = 250;
+/** Slots the progress line's rate is taken over: the last second. */
+const RECENT_SLOTS = 1000 / SLOT_MS;
 
 /** Counts of one timeline slot. */
 export interface Slot {
@@ -38,6 +40,11 @@ export class StressStats {
   readonly timeline: Slot[] = [];
   requests = 0;
   retries = 0;
+  /**
+   * Attempts the run cut itself (ABORTED: stopped early, or still in flight when the grace period
+   * ran out). Not requests: they are in none of the other counts, nor in the timeline.
+   */
+  cut = 0;
   seatsSold = 0;
   placesSold = 0;
   buyersStarted = 0;
@@ -55,21 +62,23 @@ export class StressStats {
   /**
    * Records one attempt that ended at `at` after `ms`. `status` 0 = no answer. Latency counts every
    * attempt the system under test ended — an answer, a reset, a timeout at the moment the client
-   * gave up — so a run whose requests hang does not report only its fast answers; only attempts the
-   * run itself cut short (ABORTED) are left out.
+   * gave up — so a run whose requests hang does not report only its fast answers. Attempts the run
+   * itself cut short (ABORTED) are not the system's doing: they are only counted, as `cut`.
    */
   attempt(op: StressOp, status: number, ms: number, at: number, error: string | undefined, retry: boolean): void {
+    if (status === 0 && error === 'ABORTED') {
+      this.cut += 1;
+      return;
+    }
     this.requests += 1;
     if (retry) this.retries += 1;
     this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
     if (error !== undefined) this.errors.set(error, (this.errors.get(error) ?? 0) + 1);
-    if (status !== 0 || error !== 'ABORTED') {
-      this.latency.recordMs(ms);
-      let histogram = this.byOp.get(op);
-      if (histogram === undefined) this.byOp.set(op, (histogram = new LatencyHistogram()));
-      histogram.recordMs(ms);
-      if (status === 409) this.losers.recordMs(ms);
-    }
+    this.latency.recordMs(ms);
+    let histogram = this.byOp.get(op);
+    if (histogram === undefined) this.byOp.set(op, (histogram = new LatencyHistogram()));
+    histogram.recordMs(ms);
+    if (status === 409) this.losers.recordMs(ms);
     const started = at - ms;
     if (started < this.firstAt) this.firstAt = started;
     if (at > this.lastAt) this.lastAt = at;
@@ -80,6 +89,23 @@ export class StressStats {
     else if (status === 429) slot.throttled += 1;
     else if (status >= 400 && status < 500) slot.refused += 1;
     else slot.failed += 1;
+  }
+
+  /**
+   * Answers per second at `now`, over the last second of complete slots before the current one —
+   * by the clock, not by position in the timeline, which only grows when an answer arrives: slots
+   * in which nothing was answered (a stall) count 0.
+   */
+  recentRps(now: number): number {
+    const current = Math.floor((now - this.startedAt) / SLOT_MS);
+    const from = Math.max(0, current - RECENT_SLOTS);
+    if (current <= from) return 0;
+    let answers = 0;
+    for (let i = from; i < current; i++) {
+      const slot = this.timeline[i];
+      if (slot !== undefined) answers += slot.ok + slot.refused + slot.throttled + slot.failed;
+    }
+    return (answers * 1000) / ((current - from) * SLOT_MS);
   }
 
   outcome(outcome: BuyerOutcome): void {

@@ -24,7 +24,10 @@ import type { LatencySummary } from './histogram.js';
 /** Everything a run needs. */
 export interface StressOptions {
   readonly eventId: string;
-  /** Base URLs of ingress replicas; buyer i uses `targets[i % n]`. Checked by `checkTargets`. */
+  /**
+   * Base URLs of ingress replicas. Each buyer goes to the target with the fewest buyers in flight
+   * (ties: `targets[i % n]`), so none has more in flight than its connections. Checked by `checkTargets`.
+   */
   readonly targets: readonly string[];
   readonly scenario: ScenarioSettings;
   readonly buyers: number;
@@ -84,6 +87,8 @@ export interface StressReport {
   readonly rate: number | null;
   readonly requests: number;
   readonly retries: number;
+  /** Attempts the run cut itself (stopped early, or in flight when the grace period ran out): in no other count. */
+  readonly cut: number;
   readonly status: Record<string, number>;
   readonly errors: Record<string, number>;
   readonly throughput_rps: number;
@@ -115,6 +120,19 @@ interface Answer {
 const PROBLEM_PREFIX = 'https://sentinel.dev/problems/';
 /** Buyers whose plans and tokens are prepared before the clock starts (the rest are made as they arrive). */
 const PREPARED_BUYERS = 200_000;
+
+/**
+ * The target a buyer starts on: the one with the fewest buyers in flight, the first from `start`
+ * among equals. With at most C buyers in flight over n targets, none then has more than ceil(C/n).
+ */
+export function leastLoaded(loads: readonly number[], start: number): number {
+  let best = start % loads.length;
+  for (let k = 1; k < loads.length; k++) {
+    const i = (start + k) % loads.length;
+    if (loads[i]! < loads[best]!) best = i;
+  }
+  return best;
+}
 
 /** The problem slug of an error body (`seats-unavailable`), or `http-<status>`. */
 function problemSlug(status: number, body: Record<string, unknown> | undefined): string {
@@ -187,6 +205,10 @@ export async function discoverInventory(client: HttpClient, eventId: string, tok
 export class StressRun {
   readonly stats = new StressStats();
   private readonly clients: HttpClient[];
+  /** Buyers in flight on each target. */
+  private readonly loads: number[];
+  /** Connections per target: one for each buyer that can be in flight there (see `leastLoaded`). */
+  private readonly perTarget: number;
   private readonly tokens: CustomerTokens;
   private readonly log: ResponseLogWriter | undefined;
   private readonly stop = new AbortController();
@@ -200,14 +222,19 @@ export class StressRun {
     if (!Number.isInteger(options.buyers) || options.buyers < 1) throw new Error('buyers must be a positive integer');
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new Error('concurrency must be a positive integer');
     if (options.mode === 'open' && !(options.rate > 0)) throw new Error('open loop needs a rate > 0');
-    const perTarget = Math.ceil(options.concurrency / options.targets.length) + 8;
-    this.clients = options.targets.map((t) => new HttpClient(t, { maxConnections: perTarget, timeoutMs: options.timeoutMs }));
+    // No request ever waits in the client for a connection (time the server would be blamed for,
+    // outside --timeout): every buyer in flight on a target has one, opened before the clock starts.
+    this.perTarget = Math.ceil(Math.min(options.concurrency, options.buyers) / options.targets.length);
+    this.clients = options.targets.map((t) => new HttpClient(t, { maxConnections: this.perTarget, timeoutMs: options.timeoutMs }));
+    this.loads = options.targets.map(() => 0);
     this.tokens = new CustomerTokens(options.tokens);
     this.log = options.logPath ? new ResponseLogWriter(options.logPath) : undefined;
     this.eventPath = `/v1/events/${encodeURIComponent(options.eventId)}`;
     // Every buyer asleep (think time, retry backoff) listens for the stop.
     setMaxListeners(0, this.stop.signal);
-    options.signal?.addEventListener('abort', () => this.abort(), { once: true });
+    // A signal that fired already (a Ctrl-C during the caller's set-up) stops the run before it starts.
+    if (options.signal?.aborted) this.abort();
+    else options.signal?.addEventListener('abort', () => this.abort(), { once: true });
   }
 
   /** Stops at once: no new buyers, no retries, requests in flight are cut. */
@@ -224,30 +251,44 @@ export class StressRun {
     // Connections and the log are closed however the run ends: a discovery that failed (an unknown
     // event, a refused token) too, so its error is the process's last word and nothing keeps it up.
     try {
-      const inventory =
-        o.inventory ?? (await discoverInventory(this.clients[0]!, o.eventId, this.tokens.get(`${o.runId}-discovery`), o.targets[0]!));
-      this.planner = new ScenarioPlanner(inventory, o.scenario, o.seed, `${o.runId}`);
-      // Plans and tokens are made before the clock starts, so the run measures the system, not our set-up.
-      const prepared = Math.min(o.buyers, PREPARED_BUYERS);
-      this.plans = new Array<BuyerPlan>(prepared);
-      for (let i = 0; i < prepared; i++) {
-        const plan = this.planner.plan(i);
-        this.plans[i] = plan;
-        this.tokens.get(plan.customer);
+      // Stopped before it began, or while it was being set up: no load, and the clock never starts.
+      if (!this.aborted) await this.prepare();
+      if (!this.aborted) {
+        this.stats.restart();
+        o.onStart?.(this.stats.startedAt);
+        ticker = setInterval(() => this.progress(), 1000);
+        if (o.mode === 'closed') await this.closedLoop();
+        else await this.openLoop();
       }
-      const perTarget = Math.ceil(Math.min(o.concurrency, o.buyers) / this.clients.length);
-      await Promise.all(this.clients.map((client) => client.preconnect(perTarget)));
-      this.stats.restart();
-      o.onStart?.(this.stats.startedAt);
-      ticker = setInterval(() => this.progress(), 1000);
-      if (o.mode === 'closed') await this.closedLoop();
-      else await this.openLoop();
     } finally {
       clearInterval(ticker);
       for (const client of this.clients) client.close();
       await this.log?.close();
     }
     return this.report();
+  }
+
+  /** Set-up before the clock starts: the inventory, the buyers' plans and tokens, the connections. */
+  private async prepare(): Promise<void> {
+    const o = this.options;
+    let inventory = o.inventory;
+    try {
+      inventory ??= await discoverInventory(this.clients[0]!, o.eventId, this.tokens.get(`${o.runId}-discovery`), o.targets[0]!);
+    } catch (error) {
+      // Cut by a stop: not a failure of discovery.
+      if (this.aborted && error instanceof HttpTransportError) return;
+      throw error;
+    }
+    this.planner = new ScenarioPlanner(inventory, o.scenario, o.seed, `${o.runId}`);
+    // Plans and tokens are made before the clock starts, so the run measures the system, not our set-up.
+    const prepared = Math.min(o.buyers, PREPARED_BUYERS);
+    this.plans = new Array<BuyerPlan>(prepared);
+    for (let i = 0; i < prepared; i++) {
+      const plan = this.planner.plan(i);
+      this.plans[i] = plan;
+      this.tokens.get(plan.customer);
+    }
+    await Promise.all(this.clients.map((client) => client.preconnect(this.perTarget)));
   }
 
   private async closedLoop(): Promise<void> {
@@ -306,12 +347,11 @@ export class StressRun {
 
   private progress(): void {
     const s = this.stats;
-    const slots = s.timeline.slice(-4);
-    const recent = slots.reduce((sum, slot) => sum + slot.ok + slot.refused + slot.throttled + slot.failed, 0);
+    const now = Date.now();
     this.options.onProgress?.({
-      elapsedS: (Date.now() - s.startedAt) / 1000,
+      elapsedS: (now - s.startedAt) / 1000,
       requests: s.requests,
-      recentRps: recent,
+      recentRps: Math.round(s.recentRps(now)),
       p99Ms: s.latency.percentileUs(99) / 1000,
       statuses: countsOf(s.statuses),
       buyersStarted: s.buyersStarted,
@@ -323,11 +363,13 @@ export class StressRun {
 
   private async buyer(index: number): Promise<void> {
     const plan = this.plans[index] ?? this.planner!.plan(index);
+    const target = leastLoaded(this.loads, index);
+    this.loads[target]! += 1;
     this.inFlight += 1;
     this.stats.buyersStarted += 1;
     let outcome: BuyerOutcome;
     try {
-      outcome = await this.journey(index, plan);
+      outcome = await this.journey(index, plan, this.clients[target]!);
     } catch (error) {
       if (!this.aborted) {
         // Not an answer but a failure of the run itself: the other buyers stop too, now (their
@@ -337,15 +379,16 @@ export class StressRun {
       }
       outcome = 'aborted';
     } finally {
+      this.loads[target]! -= 1;
       this.inFlight -= 1;
     }
     this.stats.outcome(outcome);
   }
 
-  private async journey(index: number, plan: BuyerPlan): Promise<BuyerOutcome> {
+  private async journey(index: number, plan: BuyerPlan, client: HttpClient): Promise<BuyerOutcome> {
     const auth = `authorization: Bearer ${this.tokens.get(plan.customer)}\r\n`;
     const key = (suffix: string) => `${this.options.runId}-${index}-${suffix}`;
-    const ctx = { index, customer: plan.customer, auth, client: this.clients[index % this.clients.length]! };
+    const ctx = { index, customer: plan.customer, auth, client };
     switch (plan.kind) {
       case 'reserve': {
         let last: Answer | undefined;
@@ -475,9 +518,14 @@ export class StressRun {
     at: number,
     asked: { seat?: string; hold?: string },
   ): void {
-    if (this.log === undefined) return;
     const b = answer.body;
     const granted = answer.status === 201 && b !== undefined;
+    // Sales are counted with or without a log (`--log none`).
+    if (granted && (op === 'confirm' || op === 'reserve')) {
+      if (typeof b['pool'] === 'string') this.stats.placesSold += Number(b['quantity'] ?? 0);
+      else if (Array.isArray(b['seats'])) this.stats.seatsSold += b['seats'].length;
+    }
+    if (this.log === undefined) return;
     const record: ResponseRecord = {
       at,
       run: this.options.runId,
@@ -498,10 +546,6 @@ export class StressRun {
       ...(granted ? decidedAt(b) : {}),
     };
     this.log.write(record);
-    if (granted && (op === 'confirm' || op === 'reserve')) {
-      if (typeof b['pool'] === 'string') this.stats.placesSold += Number(b['quantity'] ?? 0);
-      else if (Array.isArray(b['seats'])) this.stats.seatsSold += b['seats'].length;
-    }
   }
 
   private report(): StressReport {
@@ -519,6 +563,7 @@ export class StressRun {
       rate: o.mode === 'open' ? o.rate : null,
       requests: s.requests,
       retries: s.retries,
+      cut: s.cut,
       status: countsOf(s.statuses),
       errors: countsOf(s.errors),
       throughput_rps: duration > 0 ? Math.round((s.requests / duration) * 10) / 10 : 0,

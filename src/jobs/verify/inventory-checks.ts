@@ -9,7 +9,11 @@ import { KEPT_PER_CHECK, type Violations } from './violations.js';
 export interface EventFacts {
   readonly id: string;
   readonly customerLimit: number;
+  /** The hold TTL now; it may have been edited during the sale (see `longestHoldTtl`). */
   readonly holdTtlMs: number;
+  /** Bumped by every edit of the event's settings (provisionEvent) and by its close and archive. */
+  readonly version: number;
+  readonly status: 'open' | 'closed' | 'archived';
   readonly createdAt: Date;
   readonly shardCount: number;
   /** When the engines' retention last deleted rows of the event (expired idempotency keys, old outbox rows). */
@@ -70,21 +74,49 @@ export async function eventFacts(pool: pg.Pool, eventId: string): Promise<EventF
     id: string;
     customer_limit: number;
     hold_ttl_ms: number;
+    version: string;
+    status: EventFacts['status'];
     created_at: Date;
     shard_count: number;
     pruned_at: Date | null;
-  }>('SELECT id, customer_limit, hold_ttl_ms, created_at, shard_count, pruned_at FROM events WHERE id = $1', [eventId]);
+  }>('SELECT id, customer_limit, hold_ttl_ms, version, status, created_at, shard_count, pruned_at FROM events WHERE id = $1', [eventId]);
   const row = rows[0];
   return (
     row && {
       id: row.id,
       customerLimit: row.customer_limit,
       holdTtlMs: row.hold_ttl_ms,
+      version: Number(row.version),
+      status: row.status,
       createdAt: row.created_at,
       shardCount: row.shard_count,
       prunedAt: row.pruned_at ?? undefined,
     }
   );
+}
+
+/**
+ * The longest hold TTL an engine accepts (the bound of `holdTtlMs` in src/domain/shard-settings.ts,
+ * which provisioning and every engine enforce): no event's holds were ever given longer.
+ */
+export const MAX_HOLD_TTL_MS = 7 * 86_400_000;
+
+/**
+ * The longest TTL any hold of the event can have been given, ms. The events row keeps only the
+ * current TTL, and an edit during the sale may have lowered it (holds made before keep their
+ * expiry); engines may also decide by the old TTL for a while after an edit. Every edit bumps
+ * `version`, as do a close and an archive (one bump each): when no bump can have been an edit, the
+ * current TTL is the only one the event ever had. (An archived event may have been closed first:
+ * that bump is taken for a possible edit, which only makes the check weaker, never wrong.)
+ * Otherwise nothing stored says what the TTL was, and only the bound every engine enforces is sure.
+ */
+export function longestHoldTtl(event: Pick<EventFacts, 'holdTtlMs' | 'version' | 'status'>): { ms: number; why: string } {
+  const edits = event.version - 1 - (event.status === 'open' ? 0 : 1);
+  if (edits <= 0) return { ms: event.holdTtlMs, why: `the event's hold TTL, never edited, is ${event.holdTtlMs} ms` };
+  return {
+    ms: MAX_HOLD_TTL_MS,
+    why: `the event was edited (its TTL may have been longer during the sale), and no engine gives a hold more than ${MAX_HOLD_TTL_MS} ms`,
+  };
 }
 
 const list = (values: readonly unknown[], max = 5) => (values.length > max ? `${values.slice(0, max).join(', ')}, …` : values.join(', '));
@@ -309,6 +341,21 @@ export async function checkInventory(
     [id, ttlSlackMs],
   )) {
     violations.add('hold-past-ttl', `hold ${r.hold_id} was confirmed (${r.reservation_id}) ${Math.round(r.late_ms)} ms after it expired`);
+  }
+  // An engine decides a hold's expiry as its creation + the TTL it decides by (one clock reading):
+  // longer than any TTL the event can have had, and the hold kept its seats past its TTL however
+  // it ended. Whole ms: the stored times are rounded to µs.
+  const ttl = longestHoldTtl(event);
+  for (const r of await q<{ hold_id: string; state: string; created_at: Date; lifetime_ms: number }>(
+    `SELECT hold_id, state, created_at, round(extract(epoch FROM expires_at - created_at) * 1000)::float8 AS lifetime_ms
+       FROM holds WHERE event_id = $1 AND round(extract(epoch FROM expires_at - created_at) * 1000) > $2::float8
+      ORDER BY created_at, hold_id`,
+    [id, ttl.ms + ttlSlackMs],
+  )) {
+    violations.add(
+      'hold-longer-than-ttl',
+      `${r.state} hold ${r.hold_id} (created ${iso(r.created_at)}) was given ${r.lifetime_ms} ms until its expiry: more than ${ttl.ms} ms + ${ttlSlackMs} ms slack (${ttl.why})`,
+    );
   }
 
   // A sweep over the same lifetimes: the most each customer held or had bought at any one moment

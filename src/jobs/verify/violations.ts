@@ -30,6 +30,11 @@ export const CHECKS = {
     invariant: 3,
     description: 'no live hold on a served shard is past its TTL + slack; no hold was confirmed after it expired',
   },
+  'hold-longer-than-ttl': {
+    invariant: 3,
+    description:
+      "no hold was given longer than the event's hold TTL + slack from its creation to its expiry (if the TTL was edited during the sale, longer than any TTL an engine accepts)",
+  },
   'customer-limit': {
     invariant: 4,
     description: "no customer ever held or bought more than the event's (current) per-customer limit at once",

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   ChaosRun,
   describePause,
@@ -17,7 +18,9 @@ import {
   type PauseObservation,
   type SkippedFault,
 } from '../../../src/jobs/chaos/chaos.js';
+import { formatFault } from '../../../src/jobs/chaos/format.js';
 import { DEFAULT_ORDER, defaultSchedule, FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../../../src/jobs/chaos/schedule.js';
+import { DEFAULT_SCENARIO_SETTINGS } from '../../../src/jobs/stress/scenarios.js';
 import type { Slot } from '../../../src/jobs/stress/stats.js';
 
 const all = { loadMs: 60_000, pauseMs: 7000, allowed: FAULT_KINDS };
@@ -144,7 +147,9 @@ t.test('a run is judged on the experiment too: faults not run or not injected, o
   });
   t.same(unmetOf([fault('engine-kill', null)], [], 2.5), [], 'everything as planned');
   t.same(unmetOf([], [], 0), [], 'no faults asked for (--faults none) and recovered');
-  t.same(unmetOf([fault('engine-kill', 'no engine to kill')], [], 2.5), ['1 fault(s) failed to inject: engine-kill (no engine to kill)']);
+  t.same(unmetOf([fault('engine-kill', 'no engine to kill')], [], 2.5), [
+    '1 fault(s) did not go as planned: engine-kill (no engine to kill)',
+  ]);
   t.same(unmetOf([], [{ kind: 'ingress-kill', planned_at_s: 25, reason: 'the load ended first' }], 2.5), [
     '1 planned fault(s) never ran: ingress-kill at 25 s (the load ended first)',
   ]);
@@ -323,4 +328,150 @@ t.test('an engine-pause is watched until the next fault at most, and reported be
   );
   t.equal(results[0]!.recovered_s, null);
   t.equal(results[1]!.error, null);
+});
+
+/** A stand-in for hack/infra.sh that logs its calls: `restart` fails; `start` fails until its `okFrom`-th call (never: 0). */
+function flakyInfra(t: Test, okFrom: number): { script: string; calls: () => string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const calls = join(dir, 'calls');
+  const script = join(dir, 'infra.sh');
+  writeFileSync(
+    script,
+    `echo "$1 $2" >> '${calls}'
+case "$1" in
+  restart) echo "restart: failed to start: $2" >&2; exit 1 ;;
+  start) n=$(grep -c '^start' '${calls}'); if [ ${okFrom} -eq 0 ] || [ "$n" -lt ${okFrom} ]; then echo "up: failed: $2" >&2; exit 1; fi ;;
+esac
+`,
+  );
+  return { script, calls: () => readFileSync(calls, 'utf8').trim().split('\n') };
+}
+
+t.test('a dependency restart that fails is followed by starts until the service is back, and reported so', async (t) => {
+  const infra = flakyInfra(t, 2);
+  const { results } = await schedule({ infraScript: infra.script, schedule: [{ atMs: 0, kind: 'postgres-restart' }] })();
+  t.same(infra.calls(), ['restart postgres', 'start postgres', 'start postgres'], 'started again until it came back');
+  t.equal(results.length, 1);
+  const fault = results[0]!;
+  t.match(
+    fault.detail,
+    /^hack\/infra\.sh restart postgres failed after [\d.]+ s \(restart: failed to start: postgres\), so postgres may have been stopped and not started again; hack\/infra\.sh start postgres brought it back [\d.]+ s after the fault \(attempt 2\)$/,
+  );
+  t.ok(fault.recovered_s !== null && fault.recovered_s >= 0, 'recovered, and when');
+  t.match(fault.error, /^the restart failed; postgres was started again after [\d.]+ s$/, 'not as planned');
+  t.match(formatFault(fault, false), /FAILED: the restart failed; postgres was started again .* — hack\/infra\.sh restart postgres failed/);
+  t.match(unmetOf(results, [], 1), [/^1 fault\(s\) did not go as planned: postgres-restart \(the restart failed/]);
+});
+
+t.test('a dependency that cannot be started again is reported down, after a bounded number of starts', async (t) => {
+  const infra = flakyInfra(t, 0);
+  const { results } = await schedule({ infraScript: infra.script, schedule: [{ atMs: 0, kind: 'redis-restart' }] })();
+  t.same(infra.calls(), ['restart redis', 'start redis', 'start redis', 'start redis']);
+  const fault = results[0]!;
+  t.match(fault.detail, /; hack\/infra\.sh start redis failed too, 3 times \(last: up: failed: redis\): redis may be down$/);
+  t.equal(fault.recovered_s, null);
+  t.equal(fault.error, 'the restart failed, and redis could not be started again');
+});
+
+t.test('the schedule stops waiting for its next fault once the run is stopped', async (t) => {
+  const stop = new AbortController();
+  const chaos = new ChaosRun({
+    eventId: 'ev',
+    infraScript: '/nonexistent',
+    signal: stop.signal,
+    schedule: [
+      { atMs: 30_000, kind: 'redis-restart' },
+      { atMs: 40_000, kind: 'nats-restart' },
+    ],
+  } as Partial<ChaosOptions> as ChaosOptions);
+  const run = chaos as unknown as { startedAt: number; runSchedule(): ReturnType<ReturnType<typeof schedule>> };
+  run.startedAt = Date.now();
+  setTimeout(() => stop.abort(), 200);
+  const began = Date.now();
+  const { results, skipped } = await run.runSchedule();
+  t.ok(Date.now() - began < 5000, `it did not wait for the fault at 30 s (${Date.now() - began} ms)`);
+  t.same(results, []);
+  t.same(
+    skipped.map((f) => f.reason),
+    ['the run was stopped first', 'the run was stopped first'],
+  );
+});
+
+/** A chaos run over a loopback "ingress" granting every reservation; no database: verify fails, after the load and the schedule. */
+async function chaosRun(
+  t: Test,
+  more: Partial<ChaosOptions>,
+): Promise<{ error: unknown; ms: number; statuses: string[]; requests: number }> {
+  let requests = 0;
+  const http = createServer((req, res) => {
+    requests += 1;
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ reservationId: 'r', holdId: 'h', seats: ['A-1-1'], confirmedAt: new Date().toISOString() }));
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    http.closeAllConnections();
+    http.close();
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const statuses: string[] = [];
+  const chaos = new ChaosRun({
+    eventId: 'ev',
+    pool: { query: async () => Promise.reject(new Error('no database here')) } as unknown as ChaosOptions['pool'],
+    stack: undefined,
+    engineEnv: {},
+    stress: {
+      eventId: 'ev',
+      targets: [`http://127.0.0.1:${(http.address() as { port: number }).port}`],
+      scenario: { ...DEFAULT_SCENARIO_SETTINGS, scenario: 'hot-seat' },
+      buyers: 5,
+      mode: 'closed',
+      concurrency: 1,
+      rate: 0,
+      durationS: 60,
+      graceS: 5,
+      retries: 0,
+      maxRetryDelayMs: 100,
+      timeoutMs: 5000,
+      seed: 1,
+      runId: 'chaos-test',
+      tokens: { secret: 's', issuer: 'i', audience: 'a', ttlS: 3600 },
+      inventory: { sections: [{ id: 'A', rows: [{ id: '1', seats: 10 }] }], pools: [] },
+      logPath: join(dir, 'responses.jsonl'),
+    },
+    schedule: [{ atMs: 30_000, kind: 'redis-restart' }],
+    infraScript: '/nonexistent',
+    recoveryTimeoutMs: 0,
+    verify: {} as ChaosOptions['verify'],
+    onFault: () => t.fail('no fault may run'),
+    onStatus: (m) => statuses.push(m),
+    ...more,
+  });
+  const began = Date.now();
+  const error = await chaos.run().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { error, ms: Date.now() - began, statuses, requests: requests };
+}
+
+t.test('when the load is over, the schedule stops waiting: faults still ahead are skipped at once', async (t) => {
+  const { error, ms, statuses, requests } = await chaosRun(t, {});
+  t.ok(requests >= 5, 'the load ran');
+  t.ok(ms < 10_000, `the run did not wait for the fault at 30 s (${ms} ms)`);
+  t.match(statuses, ['waiting for every shard to be owned by a live engine', 'verifying']);
+  t.match(error, { message: 'no database here' }, 'then verify (here without a database)');
+});
+
+t.test('a chaos run stopped before its load began runs no load and no fault, and goes on at once', async (t) => {
+  const { error, ms, statuses, requests } = await chaosRun(t, { signal: AbortSignal.abort() });
+  t.equal(requests, 0, 'no request, not even a probe');
+  t.ok(ms < 10_000, `nothing waited for the fault at 30 s (${ms} ms)`);
+  t.match(statuses, ['waiting for every shard to be owned by a live engine', 'verifying']);
+  t.match(error, { message: 'no database here' });
 });

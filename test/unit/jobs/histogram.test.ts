@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { bucketOf, bucketRange, LatencyHistogram, percentileOfSorted } from '../../../src/jobs/stress/histogram.js';
-import { StressStats } from '../../../src/jobs/stress/stats.js';
+import { countsOf, StressStats } from '../../../src/jobs/stress/stats.js';
 
 t.test('nearest-rank percentiles of sorted values', async (t) => {
   const values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
@@ -79,7 +79,7 @@ t.test('merge adds distributions', async (t) => {
   t.ok(Math.abs(a.percentileUs(75) - 150_000) <= 1500);
 });
 
-t.test('stress latency counts timeouts and resets in full; only attempts the run cut short are left out', async (t) => {
+t.test('stress latency counts timeouts and resets in full; attempts the run cut short are only counted apart', async (t) => {
   const stats = new StressStats();
   stats.restart();
   const now = Date.now();
@@ -87,9 +87,16 @@ t.test('stress latency counts timeouts and resets in full; only attempts the run
   stats.attempt('reserve', 0, 300, now, 'ETIMEDOUT', false);
   stats.attempt('reserve', 0, 2, now, 'ECONNRESET', true);
   stats.attempt('reserve', 0, 50, now, 'ABORTED', false);
+  stats.attempt('reserve', 0, 70, now, 'ABORTED', true);
   const latency = stats.latency.summary();
   t.equal(latency.count, 5, 'answers, the timeout and the reset');
   t.ok(latency.max >= 299, `the timeout is the slowest attempt (${latency.max} ms), not hidden`);
   t.equal(stats.latencyByOp()['reserve']?.count, 5);
-  t.equal(stats.requests, 6, 'every attempt is still counted as a request');
+  t.equal(stats.requests, 5, 'the attempts the run cut are not requests');
+  t.equal(stats.cut, 2, '…but counted as cut');
+  t.equal(stats.retries, 1);
+  t.same(countsOf(stats.statuses), { '0': 2, '201': 3 }, 'nor statuses');
+  t.same(countsOf(stats.errors), { ECONNRESET: 1, ETIMEDOUT: 1 }, 'nor errors');
+  const failed = stats.timeline.reduce((sum, slot) => sum + slot.failed, 0);
+  t.equal(failed, 2, 'nor failures in the timeline (chaos would blame them on a fault)');
 });

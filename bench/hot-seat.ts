@@ -1,0 +1,24 @@
+/** The hot-seat correctness target of `npm run bench`, judged on every Sentinel run (bench/compare.ts). */
+import type { StressReport } from '../src/jobs/stress/stress.js';
+
+export interface BenchTarget {
+  readonly target: string;
+  readonly met: boolean;
+  readonly value?: string;
+}
+
+/**
+ * Exactly one 201, the rest (`buyers` − 1) 409, nothing else — on every hot-seat run, not only the
+ * median one the table shows (a run with a double sale or a 5xx would otherwise go unseen when
+ * another run's p99 is the median). A run that breaks it is named, with its statuses. Pure.
+ */
+export function hotSeatStatusTarget(runs: readonly Pick<StressReport, 'status'>[], buyers: number): BenchTarget {
+  const target = '(a) exactly one 201, the rest 409, no 5xx, on every run';
+  const broken = runs.flatMap((run, i) => {
+    const s = run.status;
+    const ok = s['201'] === 1 && s['409'] === buyers - 1 && Object.keys(s).length === 2;
+    return ok ? [] : [`run ${i + 1} of ${runs.length}: ${JSON.stringify(s)}`];
+  });
+  if (runs.length === 0) return { target, met: false, value: 'no run' };
+  return broken.length === 0 ? { target, met: true } : { target, met: false, value: broken.join('; ') };
+}
