@@ -7,12 +7,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { Registry } from 'prom-client';
 import { migrate } from '../adapters/postgres/migrate.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { flagsUsage, parseOperatorFlags } from '../operator/flags.js';
 import { postgresInventory } from '../operator/inventory-port.js';
 import { operatorKubeConfig } from '../operator/kubeconfig.js';
-import { startOperator } from '../operator/operator.js';
+import { startOperator, type OperatorSettings } from '../operator/operator.js';
+import { startProbeServer } from '../engine/http.js';
 import type { Command } from './commands.js';
 import { untilSignal } from './signals.js';
 
@@ -39,7 +41,7 @@ export const operatorCommand: Command = {
     const kubeConfig = operatorKubeConfig(flags.kubeconfig);
     const pool = createPgPool({ url: config.databaseUrl, max: Math.min(config.pgPoolSize, 5), log, applicationName: 'sentinel-operator' });
     try {
-      if (flags.migrate) await migrate(pool, log);
+      if (flags.migrate) await migrateAlive(flags.settings.http, () => migrate(pool, log));
       const operator = await startOperator({ kubeConfig, inventory: postgresInventory(pool), log, settings: flags.settings });
       const exit = await Promise.race([untilSignal(config).then((cue) => ({ cue })), operator.done.then((reason) => ({ reason }))]);
       if ('cue' in exit) {
@@ -54,3 +56,25 @@ export const operatorCommand: Command = {
     }
   },
 };
+
+/**
+ * Runs `migration` while the probe port answers: alive (/healthz), not ready (/readyz). A migration
+ * may take minutes — an index built on a large table, a wait for another replica's migration —
+ * and a silent port would have the kubelet restart the container midway, over and over.
+ */
+export async function migrateAlive(http: OperatorSettings['http'], migration: () => Promise<unknown>): Promise<void> {
+  const server =
+    http === undefined
+      ? undefined
+      : await startProbeServer({
+          port: http.port,
+          ...(http.host === undefined ? {} : { host: http.host }),
+          registry: new Registry(),
+          ready: () => false,
+        });
+  try {
+    await migration();
+  } finally {
+    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+  }
+}

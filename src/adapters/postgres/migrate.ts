@@ -25,16 +25,48 @@ export interface Migration {
  */
 export const NO_TRANSACTION = '-- sentinel:no-transaction';
 
-/** The statements of a step that runs outside a transaction: split at each `;` that ends a line, comment lines left out. */
+/**
+ * The statements of a step that runs outside a transaction: split at each `;` outside a quoted
+ * string, a quoted name, a dollar-quoted body (`$$ … $$`, `$fn$ … $fn$`) and a comment; comments
+ * are left out.
+ */
 export function statementsOf(sql: string): string[] {
-  return sql
-    .split('\n')
-    .filter((line) => !/^\s*--/.test(line))
-    .join('\n')
-    .split(/;[ \t]*(?:\n|$)/)
-    .map((statement) => statement.trim())
-    .filter((statement) => statement !== '');
+  const statements: string[] = [];
+  let current = '';
+  let i = 0;
+  while (i < sql.length) {
+    const rest = sql.slice(i);
+    const quoted = /^'(?:[^']|'')*'|^"(?:[^"]|"")*"/.exec(rest);
+    const dollar = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(rest);
+    if (rest.startsWith('--')) {
+      const end = rest.indexOf('\n');
+      i += end === -1 ? rest.length : end;
+    } else if (rest.startsWith('/*')) {
+      const end = rest.indexOf('*/');
+      i += end === -1 ? rest.length : end + 2;
+    } else if (quoted !== null) {
+      current += quoted[0];
+      i += quoted[0].length;
+    } else if (dollar !== null) {
+      const end = rest.indexOf(dollar[0], dollar[0].length);
+      const body = end === -1 ? rest : rest.slice(0, end + dollar[0].length);
+      current += body;
+      i += body.length;
+    } else if (rest[0] === ';') {
+      statements.push(current);
+      current = '';
+      i += 1;
+    } else {
+      current += rest[0];
+      i += 1;
+    }
+  }
+  statements.push(current);
+  return statements.map((statement) => statement.trim()).filter((statement) => statement !== '');
 }
+
+/** A statement that waits for other transactions through the lock manager without blocking anyone (no lock timeout for it). */
+const CONCURRENTLY = /^(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX)\b[^;]*\bCONCURRENTLY\b/i;
 
 /**
  * How long a step waits for a table lock before it gives up and is tried again (Postgres
@@ -94,9 +126,11 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
   const client = await checkout(pool, 'migrate: connect');
   const applied: number[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    // Session settings of the migrating connection (reset before it goes back to the pool).
-    await client.query(`SET statement_timeout = 0; SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
+    // Session settings of the migrating connection (reset before it goes back to the pool): no
+    // statement timeout — another process's migration may hold the advisory lock for minutes.
+    await client.query('SET statement_timeout = 0');
+    await client.query({ text: 'SELECT pg_advisory_lock($1)', values: [MIGRATION_LOCK], query_timeout: STEP_TIMEOUT_MS } as pg.QueryConfig);
+    await client.query(`SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
     await client.query(`CREATE TABLE IF NOT EXISTS sentinel_schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     await client.query('ALTER TABLE sentinel_schema_migrations ADD COLUMN IF NOT EXISTS checksum text');
@@ -164,7 +198,19 @@ async function applyStep(client: pg.PoolClient, step: Migration, checksum: strin
   const record = () =>
     run('INSERT INTO sentinel_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [step.version, step.name, checksum]);
   if (step.sql.startsWith(NO_TRANSACTION)) {
-    for (const statement of statementsOf(step.sql)) await run(statement);
+    for (const statement of statementsOf(step.sql)) {
+      // A concurrent index build waits for every older transaction — a verify's, a dump's — through
+      // the lock manager while blocking no writer: a lock timeout would only fail it, again and again.
+      if (!CONCURRENTLY.test(statement)) await run(statement);
+      else {
+        await run('SET lock_timeout = 0');
+        try {
+          await run(statement);
+        } finally {
+          await run(`SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
+        }
+      }
+    }
     await record();
     return;
   }

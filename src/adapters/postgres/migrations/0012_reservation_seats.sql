@@ -5,10 +5,8 @@
 -- here, keyed by (event, seat), from the reservations a statement inserts (one statement-level
 -- trigger per commit, not one per row): a second reservation of a seat fails its commit as a whole
 -- — the shard stops and is rebuilt from what Postgres holds — instead of selling the seat twice.
--- The rows of existing reservations are added here, under a lock that holds the commits of every
--- sale for the time it takes: apply it between sales. A seat some of them sold twice already keeps
--- the row of its first reservation (by id) — the migration does not fail on such history; `sentinel
--- verify` reports it.
+-- Creating the trigger locks out reservation inserts only for this short step; the rows of the
+-- reservations made before it are added by the next step (0013), without that lock.
 CREATE TABLE reservation_seats (
   event_id        text NOT NULL,
   seat_id         text NOT NULL,
@@ -26,8 +24,3 @@ $$;
 
 CREATE TRIGGER reservations_sell_each_seat_once AFTER INSERT ON reservations
   REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION sentinel_reservation_seats();
-
-INSERT INTO reservation_seats (event_id, seat_id, reservation_id)
-  SELECT r.event_id, s.seat_id, r.reservation_id FROM reservations AS r CROSS JOIN LATERAL unnest(r.seats) AS s (seat_id)
-  ORDER BY r.reservation_id
-  ON CONFLICT (event_id, seat_id) DO NOTHING;
