@@ -85,7 +85,9 @@ export class LeaderElector {
    * on may still have landed and stamped the Lease as renewed — a standby would wait a whole lease
    * duration from then — and one that did not land leaves the Lease to expire; released, the standby
    * takes over at once. The release waits (within the renew deadline) for that last renewal to end,
-   * so that it cannot land after the release.
+   * so that it cannot land after the release; the release itself is given the renew deadline too —
+   * a term is lost mostly because the API server cannot be reached, and a replica that lost it
+   * must exit, not hang on a request that never ends.
    */
   async stop(options: { releaseAfterLoss?: boolean } = {}): Promise<void> {
     this.stopped = true;
@@ -96,7 +98,9 @@ export class LeaderElector {
       this.endTerm('released');
     } else if (this.lost && options.releaseAfterLoss === true) {
       await withDeadline(this.attempt ?? Promise.resolve(false), this.config.renewDeadlineMs).catch(() => false);
-      await this.release();
+      await withDeadline(this.release(), this.config.renewDeadlineMs).catch(() =>
+        this.log.warn('Could not release the lost lease in time; a standby takes over when it expires'),
+      );
     }
   }
 

@@ -15,8 +15,8 @@ import { cluster, testNamespace, waitFor } from './harness.js';
 
 const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 };
 
-/** A leader elected through a relay to the API server, whose term is then lost (the relay drops everything), and the link restored. */
-async function leaderThatLost(t: Test, leaseName: string) {
+/** A leader elected through a relay to the API server, whose term is then lost (the relay drops everything), and the link restored (unless `restore` is false). */
+async function leaderThatLost(t: Test, leaseName: string, restore = true) {
   const c = await cluster();
   const { namespace, cleanup } = await testNamespace(c, 'op-lost');
   t.teardown(cleanup);
@@ -43,7 +43,7 @@ async function leaderThatLost(t: Test, leaseName: string) {
 
   relay.blackhole();
   await waitFor('the term to end', () => terms.includes('lost') || undefined, 10_000);
-  relay.restore();
+  if (restore) relay.restore();
   return { c, namespace, elector, terms };
 }
 
@@ -73,4 +73,12 @@ t.test('once its work has stopped, a leader that lost its Lease releases it to a
   t.teardown(() => standby.stop());
   await waitFor('the standby to lead', () => standby.isLeader || undefined, 10_000);
   t.ok(Date.now() - asked < timing.leaseDurationMs, `the standby led ${Date.now() - asked} ms after the release, within a lease duration`);
+});
+
+t.test('a leader that lost its Lease to a link that stays dead still stops, within its deadlines', async (t) => {
+  const { elector } = await leaderThatLost(t, 'lost-dead-link', false);
+  const asked = Date.now();
+  await elector.stop({ releaseAfterLoss: true });
+  const took = Date.now() - asked;
+  t.ok(took <= 2 * timing.renewDeadlineMs + 1000, `stopped after ${took} ms: the last renewal and the release each get the renew deadline`);
 });

@@ -377,6 +377,22 @@ t.test("a child's namesake that is not the TicketEvent's is neither taken over n
     'the accepted children are not re-applied over it',
   );
 
+  // An earlier TicketEvent of the same name, deleted, whose children the garbage collector has not
+  // removed yet: not someone else's — a retryable wait, neither Failed nor advice to delete them.
+  const remade = world(ticketEvent({ metadata: { generation: 1 } }), {
+    namesake: { kind: 'Deployment', owners: [{ kind: 'TicketEvent', name: 'arena', uid: 'uid-of-the-deleted-one' }] },
+  });
+  await t.rejects(remade.reconciler.reconcile(key), { code: 'children_of_earlier_ticket_event', retryable: true });
+  t.notOk(remade.log.includes('provision'));
+  t.not(remade.stored()?.status?.phase, 'Failed');
+  t.match(
+    remade.stored()?.status?.conditions?.find((c) => c.type === 'Degraded'),
+    {
+      reason: 'ReconcileError',
+      message: /^will retry: the Deployment arena-engine still belongs to an earlier TicketEvent of this name/,
+    },
+  );
+
   // The TicketEvent's own children pass.
   const own = world(ticketEvent({ metadata: { generation: 1 } }), {
     namesake: { kind: 'ConfigMap', owners: [{ kind: 'TicketEvent', name: 'arena', uid: ticketEvent().metadata.uid! }] },
