@@ -17,6 +17,9 @@ import { untilSignal } from './signals.js';
 import type { Command } from './commands.js';
 import { parseFlags } from './flags.js';
 
+/** How often a serving process looks at its own clients' state (ms): see `broken` below. */
+const BREAKAGE_LOOK_MS = 5000;
+
 const HELP = `Usage: sentinel ingress [--port N] [--host ADDR] [--workers N] [--drain-delay-ms N] [--grace-ms N]
 
 Serves the REST API (see docs/openapi.json, also at /openapi.json).
@@ -98,15 +101,29 @@ export const ingressCommand: Command = {
     });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 
-    const cue = await untilSignal(config);
+    // A process whose own client broke for good (/healthz fails) stops by itself, so that it is
+    // started again: a worker of --workers N by its supervisor — the kubelet's liveness probe, which
+    // lands on any worker, might never see three failures of the same one in a row — and a single
+    // process by Kubernetes, sooner than its probes would.
+    let lookForBreakage: NodeJS.Timeout | undefined;
+    const broken = new Promise<'broken'>((resolve) => {
+      lookForBreakage = setInterval(() => {
+        if (!app.readiness.health().alive) resolve('broken');
+      }, BREAKAGE_LOOK_MS);
+      lookForBreakage.unref();
+    });
+    const cue = await Promise.race([untilSignal(config), broken]);
+    clearInterval(lookForBreakage);
     // A worker's supervisor forwards the stop (SIGTERM; a worker leaves Ctrl-C to it, see
     // superviseWorkers). The first signal starts the graceful stop, and a second must not cut it short.
     if (isClusterWorker()) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);
+    if (cue === 'broken')
+      log.error({ failed: app.readiness.health().failed }, 'A client of the ingress broke for good; stopping to be started again');
     log.info({ cue, drainDelayMs, graceMs }, 'Shutting down ingress');
     await running.close({ drainDelayMs, graceMs });
     await Promise.allSettled([closeNats(nc), redis.quit(), pg.end()]);
     log.info('Ingress stopped');
     leaveCluster();
-    return 0;
+    return cue === 'broken' ? 1 : 0;
   },
 };

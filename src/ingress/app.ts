@@ -26,7 +26,7 @@ import { InventoryReads } from './inventory-reads.js';
 import { createIngressMetrics, type IngressMetrics } from './metrics.js';
 import { loadOpenApi, type OpenApi, type Operation } from './openapi.js';
 import { HttpProblem, problemOf } from './problems.js';
-import { dependencyChecks, Readiness, type DependencyCheck } from './readiness.js';
+import { dependencyChecks, livenessChecks, Readiness, type DependencyCheck, type LivenessCheck } from './readiness.js';
 import { SeatFlights } from './seat-flights.js';
 import { listenForSales, SoldSeats } from './sold-seats.js';
 import { commandRoutes } from './routes/commands.js';
@@ -44,6 +44,8 @@ export interface IngressSettings {
   readonly seatFlightWaitMs?: number;
   /** How long after a close a commit may still land (CommandRouteDeps.closeSettleMs; see `closeSettleMs`). */
   readonly closeSettleMs: number;
+  /** How often the process checks its dependencies by itself, /readyz or not (ms; `Readiness.watch`, default 5 s). */
+  readonly dependencyCheckIntervalMs?: number;
 }
 
 /** Everything the ingress talks to. */
@@ -60,6 +62,8 @@ export interface IngressDependencies {
   readonly events?: EventSource;
   /** Defaults to the Redis, NATS and Postgres checks. */
   readonly readinessChecks?: Record<string, DependencyCheck>;
+  /** What `/healthz` looks at; defaults to the Redis, NATS and Postgres clients not being closed for good. */
+  readonly livenessChecks?: Record<string, LivenessCheck>;
   readonly openapi?: OpenApi;
   readonly metrics?: IngressMetrics;
   /** The `/metrics` text; defaults to this process's registry (a worker sums all workers', see cluster.ts). */
@@ -81,9 +85,15 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
   const now = deps.now ?? Date.now;
   const openapi = deps.openapi ?? loadOpenApi();
   const metrics = deps.metrics ?? createIngressMetrics();
-  const readiness = new Readiness(deps.readinessChecks ?? dependencyChecks(deps), now, deps.log, (dependency, ok) =>
-    metrics.dependencyUp.set({ dependency }, ok ? 1 : 0),
-  );
+  const readiness = new Readiness({
+    checks: deps.readinessChecks ?? dependencyChecks(deps),
+    liveness: deps.livenessChecks ?? livenessChecks(deps),
+    now,
+    log: deps.log,
+    checked: (dependency, ok) => metrics.dependencyUp.set({ dependency }, ok ? 1 : 0),
+  });
+  // The gauge follows the dependencies in every process, /readyz asked or not; stopped by markShuttingDown.
+  readiness.watch(deps.settings.dependencyCheckIntervalMs);
   const reads = new InventoryReads(deps.pg, now);
   const catalog = new EventCatalog(deps.events ?? new InventoryStore(deps.pg), now);
   const bodyLimit = deps.settings.bodyLimitBytes ?? BODY_LIMIT_BYTES;
@@ -107,7 +117,15 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
     }),
     ...readRoutes({ catalog, reads }),
     getHealth: async (ctx) => {
-      ctx.body = { status: 'ok' };
+      // A client closed for good (NATS given up on, say) mends only with a restart: a 503 here makes
+      // the liveness probe restart the container. A dependency merely down does not fail it.
+      const health = readiness.health();
+      ctx.status = health.alive ? 200 : 503;
+      ctx.body = health.shuttingDown
+        ? { status: 'shutting-down' }
+        : health.alive
+          ? { status: 'ok' }
+          : { status: 'failed', checks: health.failed };
     },
     getReadiness: async (ctx) => {
       const report = await readiness.report();

@@ -24,7 +24,7 @@ export interface IngressMetrics {
   readonly flightWaits: Counter;
   /** Seats learned sold from the shards' announcements (`sentinel-sales.<event>`). */
   readonly salesHeard: Counter;
-  /** Whether a dependency answered its last readiness check (1) or not (0). */
+  /** Whether a dependency answered its last check (1) or not (0): checked every 5 s and at /readyz (Readiness.watch). */
   readonly dependencyUp: Gauge;
 }
 
@@ -82,9 +82,10 @@ export function createIngressMetrics(options: { defaultMetrics?: boolean } = {})
     }),
     dependencyUp: new Gauge({
       name: 'sentinel_ingress_dependency_up',
-      help: 'Whether Redis, NATS or Postgres answered its last check (made at each /readyz): 1 or 0. Not part of readiness (shared by every replica).',
+      help: 'Whether Redis, NATS or Postgres answered its last check (made every 5 s by each process, and at /readyz): 1 or 0. Not part of readiness (shared by every replica).',
       labelNames: ['dependency'],
-      // Over the workers of --workers N: 1 only when every worker's last check passed.
+      // Over the workers of --workers N: 1 only when every worker's last check passed (each checks
+      // on its own timer, so a recovery shows within one period in all of them).
       aggregator: 'min',
       registers: [registry],
     }),

@@ -8,9 +8,18 @@
  * with Retry-After — and, once it is back, wait out the probes' period before any replica got
  * traffic again (ADR 0004, Operations).
  *
- * `/readyz` needs no token, so a report names each check's outcome only in generic words (`ok`,
- * `failed: timed out`, `failed: error`); the dependency's own message — hosts, ports, a database's
- * authentication text — goes to the log.
+ * The checks are also made by each process on a timer (`watch`, every 5 s), /readyz asked or not,
+ * so the gauge follows the dependencies in every worker of `--workers N`; the timer and /readyz
+ * share the one cached probe, so they never both check.
+ *
+ * Liveness (`health`, at `/healthz`) is this process's own state: a client that is broken for good
+ * — closed, it will not reconnect by itself; a NATS connection nats.js gave up on, say — fails it,
+ * so the container is restarted; a dependency that does not answer does not (a restart would not
+ * mend it). While shutting down the process closes its connections itself: liveness holds.
+ *
+ * `/readyz` and `/healthz` need no token, so a report names each check's outcome only in generic
+ * words (`ok`, `failed: timed out`, `failed: error`, `failed: closed`); the dependency's own
+ * message — hosts, ports, a database's authentication text — goes to the log.
  */
 import type { NatsConnection } from 'nats';
 import type { Redis } from 'ioredis';
@@ -21,8 +30,18 @@ import type { Logger } from '../log.js';
 /** What a report says of one check: nothing more specific, whoever asks. */
 export type CheckStatus = 'ok' | 'failed: timed out' | 'failed: error' | 'shutting down';
 
+/** What a health report says of a part broken for good. */
+export type BrokenStatus = 'failed: closed';
+
 /** One dependency check: resolves when the dependency answered. */
 export type DependencyCheck = () => Promise<void>;
+
+/**
+ * One check of this process's own state, made at every `/healthz`: false when a part is broken for
+ * good — it will not recover by itself, only a restart mends it. Synchronous and cheap: it reads a
+ * client's state, it makes no network call.
+ */
+export type LivenessCheck = () => boolean;
 
 export interface ReadinessReport {
   /** False only while shutting down. */
@@ -32,10 +51,20 @@ export interface ReadinessReport {
   readonly checks: Readonly<Record<string, CheckStatus>>;
 }
 
+export interface HealthReport {
+  /** False when a part is broken for good; never while shutting down (the process closes its connections itself then). */
+  readonly alive: boolean;
+  readonly shuttingDown: boolean;
+  /** The parts broken for good (none when alive). */
+  readonly failed: Readonly<Record<string, BrokenStatus>>;
+}
+
 /** How long a probe may wait for one dependency (ms). */
 export const READINESS_TIMEOUT_MS = 1000;
 /** How long a report is reused (ms). */
 export const READINESS_CACHE_MS = 1000;
+/** How often each process checks its dependencies by itself (`watch`; ms). */
+export const DEPENDENCY_CHECK_INTERVAL_MS = 5000;
 
 /** The standard checks of the ingress's three dependencies. */
 export function dependencyChecks(deps: { redis: Redis; nc: NatsConnection; pg: pg.Pool }): Record<string, DependencyCheck> {
@@ -53,32 +82,110 @@ export function dependencyChecks(deps: { redis: Redis; nc: NatsConnection; pg: p
   };
 }
 
+/** The standard liveness checks: each client of the three is not closed for good. */
+export function livenessChecks(deps: { redis: Redis; nc: NatsConnection; pg: pg.Pool }): Record<string, LivenessCheck> {
+  return {
+    // nats.js closes a connection for good when it gives up: on the same authentication error twice
+    // in a row (connectNats retries forever otherwise), or when its reconnect attempts are spent.
+    nats: () => !deps.nc.isClosed(),
+    // ioredis ends a client only when told to (quit, disconnect) or when its retry strategy gives up
+    // (createRedis's never does): ended, it never reconnects.
+    redis: () => deps.redis.status !== 'end',
+    // A pool told to end refuses every query from then on.
+    postgres: () => !deps.pg.ending,
+  };
+}
+
+export interface ReadinessOptions {
+  /** The dependency checks of readiness (and of `sentinel_ingress_dependency_up`). */
+  readonly checks: Record<string, DependencyCheck>;
+  /** The checks of liveness; none by default. */
+  readonly liveness?: Record<string, LivenessCheck>;
+  readonly now?: () => number;
+  readonly log?: Logger;
+  /** Told each dependency check's outcome as it is made. */
+  readonly checked?: (dependency: string, ok: boolean) => void;
+}
+
 export class Readiness {
-  private cached: { at: number; report: Promise<ReadinessReport> } | undefined;
+  private cached: { at: number; settled: boolean; report: Promise<ReadinessReport> } | undefined;
   private shuttingDown = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** The parts already logged as broken for good (logged once each). */
+  private readonly reportedBroken = new Set<string>();
+  private readonly checks: Record<string, DependencyCheck>;
+  private readonly liveness: Record<string, LivenessCheck>;
+  private readonly now: () => number;
+  private readonly log: Logger | undefined;
+  private readonly checked: (dependency: string, ok: boolean) => void;
 
-  constructor(
-    private readonly checks: Record<string, DependencyCheck>,
-    private readonly now: () => number = Date.now,
-    private readonly log?: Logger,
-    /** Told each check's outcome as it is made. */
-    private readonly checked: (dependency: string, ok: boolean) => void = () => undefined,
-  ) {}
+  constructor(options: ReadinessOptions) {
+    this.checks = options.checks;
+    this.liveness = options.liveness ?? {};
+    this.now = options.now ?? Date.now;
+    this.log = options.log;
+    this.checked = options.checked ?? (() => undefined);
+  }
 
-  /** From now on the replica reports not ready, so load balancers stop sending to it. */
+  /**
+   * From now on the replica reports not ready, so load balancers stop sending to it; the timer of
+   * `watch` stops; and liveness no longer looks at the connections, which the process closes itself.
+   */
   markShuttingDown(): void {
     this.shuttingDown = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }
 
+  /**
+   * Checks the dependencies now and every `intervalMs` until shutting down, whether or not anyone
+   * asks /readyz, so `checked` (the gauge) follows them. The timer keeps no process alive, and each
+   * tick takes `report`'s cached probe when it is fresh or still running: the timer and /readyz
+   * never both check. A second call does nothing.
+   */
+  watch(intervalMs: number = DEPENDENCY_CHECK_INTERVAL_MS): void {
+    if (this.shuttingDown || this.timer !== undefined) return;
+    const tick = () => void this.report().catch(() => undefined);
+    this.timer = setInterval(tick, intervalMs);
+    this.timer.unref();
+    tick();
+  }
+
+  /** Whether the timer of `watch` runs. */
+  get watching(): boolean {
+    return this.timer !== undefined;
+  }
+
   async report(): Promise<ReadinessReport> {
     if (this.shuttingDown) return { ready: false, dependenciesOk: false, checks: { process: 'shutting down' } };
     const now = this.now();
-    if (this.cached === undefined || now - this.cached.at >= READINESS_CACHE_MS) this.cached = { at: now, report: this.probe() };
-    return this.cached.report;
+    const cached = this.cached;
+    if (cached === undefined || (cached.settled && now - cached.at >= READINESS_CACHE_MS)) {
+      const probe = { at: now, settled: false, report: this.probe() };
+      void probe.report.finally(() => (probe.settled = true)).catch(() => undefined);
+      this.cached = probe;
+      return probe.report;
+    }
+    return cached.report;
+  }
+
+  /** Liveness: no network call, only the clients' states. */
+  health(): HealthReport {
+    if (this.shuttingDown) return { alive: true, shuttingDown: true, failed: {} };
+    const failed: Record<string, BrokenStatus> = {};
+    for (const [name, alive] of Object.entries(this.liveness)) {
+      if (alive()) continue;
+      failed[name] = 'failed: closed';
+      if (!this.reportedBroken.has(name)) {
+        this.reportedBroken.add(name);
+        this.log?.error({ check: name }, 'Connection closed for good: /healthz fails, so that the process is restarted');
+      }
+    }
+    return { alive: Object.keys(failed).length === 0, shuttingDown: false, failed };
   }
 
   private async probe(): Promise<ReadinessReport> {

@@ -59,6 +59,8 @@ export async function serveIngress(
     url: `http://${host}:${address.port}`,
     close({ drainDelayMs = 0, graceMs = 10_000 } = {}) {
       closing ??= (async () => {
+        // Not ready from now on; the dependency checks' timer stops; and /healthz no longer fails
+        // for a closed connection: the owner drains NATS and closes its clients after this close.
         app.readiness.markShuttingDown();
         // From the start of a close — its drain delay included — every response closes its
         // connection: keep-alive clients (a balancer's pooled connections among them) reconnect, to

@@ -10,11 +10,13 @@ import { fingerprintOf } from '../../../src/domain/idempotency.js';
 import { redisKeys } from '../../../src/ingress/redis-scripts.js';
 import { createPgPool } from '../../../src/adapters/postgres/pool.js';
 import { createRedis } from '../../../src/adapters/redis/client.js';
+import { closeNats } from '../../../src/adapters/nats/connection.js';
 import { mintToken } from '../../../src/ingress/auth.js';
 import { canonicalPath, CommandGate, keyDigest, requestFingerprint, strictPassKey } from '../../../src/ingress/command-gate.js';
 import { DependencyError } from '../../../src/errors.js';
 import { encode } from '../../../src/engine/protocol.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
+import { READINESS_CACHE_MS } from '../../../src/ingress/readiness.js';
 import { silentLogger } from '../../../src/log.js';
 import { provisionTestEvent, testLayout, waitFor } from '../../support/stack.js';
 import { call, config, eventPath, fakeShardStack, FakeShards, HARNESS_SETTINGS, startHarness, type Exchange } from './harness.js';
@@ -614,6 +616,39 @@ t.test('graceful shutdown: in-flight requests finish, readiness fails first', as
   sub.unsubscribe();
   await h.nc.close();
   h.redis.disconnect();
+});
+
+t.test('a NATS connection closed for good fails /healthz (the liveness probe restarts the replica), not /readyz', async (t) => {
+  const h = await startHarness(pool);
+  t.teardown(() => h.close());
+  expect(t, await call(h.url, 'GET', '/healthz'), 'getHealth', 200);
+  // As nats.js closes it when it gives up (the same authentication error twice, say): for good.
+  await h.nc.close();
+  const health = await call(h.url, 'GET', '/healthz');
+  expect(t, health, 'getHealth', 503);
+  t.same(health.body, { status: 'failed', checks: { nats: 'failed: closed' } });
+  await new Promise((resolve) => setTimeout(resolve, READINESS_CACHE_MS)); // the checks made at the start are stale
+  const ready = await call(h.url, 'GET', '/readyz');
+  expect(t, ready, 'getReadiness', 200);
+  t.equal(ready.body.status, 'degraded');
+  t.equal(ready.body.checks.nats, 'failed: error');
+  const metrics = await (await fetch(`${h.url}/metrics`)).text();
+  t.match(metrics, /sentinel_ingress_dependency_up\{dependency="nats"\} 0/);
+});
+
+t.test('graceful shutdown: NATS drained while the listener still answers leaves /healthz passing', async (t) => {
+  const h = await startHarness(pool);
+  t.teardown(() => h.close());
+  t.ok(h.app.readiness.watching, 'the dependency checks run on a timer');
+  const closing = h.running.close({ drainDelayMs: 1000, graceMs: 1000 });
+  t.notOk(h.app.readiness.watching, 'the timer stops when the close begins');
+  await closeNats(h.nc);
+  t.ok(h.nc.isClosed());
+  const health = await call(h.url, 'GET', '/healthz');
+  expect(t, health, 'getHealth', 200);
+  t.same(health.body, { status: 'shutting-down' }, 'the process drains NATS itself: no restart for it');
+  expect(t, await call(h.url, 'GET', '/readyz'), 'getReadiness', 503);
+  await closing;
 });
 
 t.test('idempotency: equivalent URLs of one request are the same request', async (t) => {
