@@ -81,6 +81,7 @@ export interface KubeGateway extends EngineDeployments {
 
 /** What an owner reference says about its owner. */
 export interface OwnerOf {
+  readonly apiVersion: string;
   readonly kind: string;
   readonly name: string;
   readonly uid: string;
@@ -164,7 +165,7 @@ export class ClientNodeGateway implements KubeGateway {
     const { apiVersion, kind, metadata } = object;
     try {
       const found = await this.objects.read({ apiVersion, kind, metadata: { name: metadata.name, namespace: metadata.namespace } });
-      return (found.metadata?.ownerReferences ?? []).map(({ kind, name, uid }) => ({ kind, name, uid }));
+      return (found.metadata?.ownerReferences ?? []).map(({ apiVersion, kind, name, uid }) => ({ apiVersion, kind, name, uid }));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw translateKubernetesError(error, `read ${kind} ${metadata.namespace}/${metadata.name}`);

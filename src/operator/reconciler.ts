@@ -7,7 +7,7 @@
  * store. Errors are thrown to the controller, which requeues retryable ones with backoff and leaves
  * terminal ones until the object changes; either way the failure is first reported on the object.
  */
-import { KIND, type TicketEventPhase } from './api/v1alpha1.js';
+import { GROUP, KIND, type TicketEventPhase } from './api/v1alpha1.js';
 import type { ProvisionOutcome } from '../engine/provision.js';
 import { SentinelError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -209,7 +209,9 @@ export class TicketEventReconciler {
   private async dryRun(owner: TicketEventObject, children: readonly ChildObject[]): Promise<RejectedChild | undefined> {
     for (const child of children) {
       const owners = await this.gateway.ownersOf(child);
-      const earlier = owners?.find((o) => o.kind === KIND && o.name === owner.metadata.name && o.uid !== owner.metadata.uid);
+      const earlier = owners?.find(
+        (o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND && o.name === owner.metadata.name && o.uid !== owner.metadata.uid,
+      );
       if (earlier !== undefined && !owners!.some((o) => o.uid === owner.metadata.uid)) {
         // A TicketEvent of this name deleted and made again before the garbage collector removed
         // its children: theirs, not someone else's — wait for them to go (retried with backoff).

@@ -81,21 +81,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- toJson (uniq $namespaces) }}
 {{- end }}
 
-{{/* The JWT secret known before rendering: the value given, else the one already in the cluster, else empty. */}}
-{{- define "sentinel.knownJwtSecret" -}}
+{{/* The JWT secret: the value given, else the one already in the cluster, else a new random one. */}}
+{{- define "sentinel.jwtSecret" -}}
 {{- if .Values.credentials.jwtSecret }}
 {{- .Values.credentials.jwtSecret }}
 {{- else }}
 {{- $existing := lookup "v1" "Secret" .Release.Namespace (printf "%s-credentials" (include "sentinel.fullname" .)) }}
 {{- if and $existing (index $existing.data "SENTINEL_JWT_SECRET") }}
 {{- index $existing.data "SENTINEL_JWT_SECRET" | b64dec }}
+{{- else }}
+{{- randAlphaNum 48 }}
 {{- end }}
 {{- end }}
-{{- end }}
-
-{{/* The JWT secret: the one known, else a new random one. */}}
-{{- define "sentinel.jwtSecret" -}}
-{{- include "sentinel.knownJwtSecret" . | default (randAlphaNum 48) }}
 {{- end }}
 
 {{/* Default anti-affinity: spread replicas of a component over nodes. */}}
@@ -113,13 +110,12 @@ podAntiAffinity:
 {{/*
 A digest of the shared engine settings (the data of engine-namespaces.yaml's ConfigMap and Secret),
 which the operator puts on every engine pod template: a change rolls the engines. The database URL
-(a password in it) goes in only keyed with the JWT secret — the digest is on every pod spec, and
-an unkeyed one would let anyone who reads pod specs test password guesses against it — and so
-only when that secret is known before rendering (given, or found in the cluster).
+(a password in it) goes in through scrypt (sprig's derivePassword), not a plain hash: the digest is
+on every pod spec, and a fast hash would let anyone who reads pod specs test password guesses
+against it at speed.
 */}}
 {{- define "sentinel.engineSettingsHash" -}}
 {{- $settings := dict "redisUrl" .Values.config.redisUrl "natsUrl" .Values.config.natsUrl "kafkaBrokers" .Values.config.kafkaBrokers "topic" .Values.config.reservationsTopic "configExtraEnv" .Values.config.extraEnv "engineExtraEnv" .Values.engine.extraEnv "existingSecret" .Values.credentials.existingSecret -}}
-{{- $key := include "sentinel.knownJwtSecret" . -}}
-{{- if and $key (not .Values.credentials.existingSecret) }}{{ $_ := set $settings "databaseUrl" (printf "%s\n%s" $key .Values.credentials.databaseUrl | sha256sum) }}{{ end -}}
+{{- if not .Values.credentials.existingSecret }}{{ $_ := set $settings "databaseUrl" (derivePassword 1 "maximum" .Values.credentials.databaseUrl "sentinel" "engine-settings") }}{{ end -}}
 {{- $settings | toJson | sha256sum | trunc 16 -}}
 {{- end }}

@@ -19,6 +19,10 @@ export async function connectNats(options: { url: string; log: Logger; name: str
     maxPingOut: 2,
     // Do not capture a stack trace for every request: costly on the hot path, useless in logs.
     noAsyncTraces: true,
+    // nats.js closes a connection for good on the same authentication error twice in a row: a
+    // server whose credentials are being rotated would close every process's connection at once.
+    // Keep reconnecting instead; the connection recovers once the credentials agree again.
+    ignoreAuthErrorAbort: true,
   });
   void (async () => {
     for await (const status of nc.status()) {

@@ -65,8 +65,13 @@ export function statementsOf(sql: string): string[] {
   return statements.map((statement) => statement.trim()).filter((statement) => statement !== '');
 }
 
-/** A statement that waits for other transactions through the lock manager without blocking anyone (no lock timeout for it). */
-const CONCURRENTLY = /^(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX)\b[^;]*\bCONCURRENTLY\b/i;
+/**
+ * A statement that waits for older transactions through the lock manager while blocking no writer
+ * (it gets CONCURRENT_LOCK_TIMEOUT_MS, not LOCK_TIMEOUT_MS). Group 2 names the index a
+ * `CREATE INDEX CONCURRENTLY IF NOT EXISTS` builds.
+ */
+export const CONCURRENTLY =
+  /^(?:CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY(\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*))?|DROP\s+INDEX\s+CONCURRENTLY|REINDEX\s*(?:\([^)]*\)\s*)?\w+\s+CONCURRENTLY)\b/i;
 
 /**
  * How long a step waits for a table lock before it gives up and is tried again (Postgres
@@ -74,12 +79,20 @@ const CONCURRENTLY = /^(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX)\b[^;]*\
  * commit queued behind it — a sale's engines' — for as long as that transaction lasts.
  */
 export const LOCK_TIMEOUT_MS = 5_000;
-/** How many times a step that could not have its locks is tried before migrate gives up. */
+/**
+ * The lock timeout of a concurrent index build's waits for older transactions: they block no one,
+ * so they may last, but not for ever — an idle transaction left open would hold the build, and the
+ * steps after it, with nothing said. Each timeout is logged and the step tried again.
+ */
+export const CONCURRENT_LOCK_TIMEOUT_MS = 60_000;
+/** How many times a step that could not have its locks, or lost a deadlock, is tried before migrate gives up. */
 export const LOCK_ATTEMPTS = 24;
+/** How often a migrate waits for the advisory lock another process's migrate holds (ms). */
+const MIGRATION_LOCK_POLL_MS = 500;
 /** Longest a step may run (client side): an index built on a large table takes minutes, not the pool's 15 s. */
 const STEP_TIMEOUT_MS = 6 * 3600_000;
-/** SQLSTATE of a lock not had within `lock_timeout`. */
-const LOCK_NOT_AVAILABLE = '55P03';
+/** SQLSTATEs of a step worth trying again: a lock not had within `lock_timeout`, a deadlock's victim. */
+const TRY_AGAIN = new Set(['55P03', '40P01']);
 
 /** Reads the migration files in version order. */
 export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
@@ -126,11 +139,14 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
   const client = await checkout(pool, 'migrate: connect');
   const applied: number[] = [];
   try {
-    // Session settings of the migrating connection (reset before it goes back to the pool): no
-    // statement timeout — another process's migration may hold the advisory lock for minutes.
-    await client.query('SET statement_timeout = 0');
-    await client.query({ text: 'SELECT pg_advisory_lock($1)', values: [MIGRATION_LOCK], query_timeout: STEP_TIMEOUT_MS } as pg.QueryConfig);
-    await client.query(`SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
+    // Another process's migrate may hold the lock for minutes. Asked again and again, not waited for
+    // in one statement: a statement waiting holds a snapshot, which that process's concurrent index
+    // build waits for — while this one waits for its lock (a deadlock, Postgres cancels one).
+    while (!(await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [MIGRATION_LOCK])).rows[0]!.got) {
+      await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+    }
+    // Session settings of the migrating connection (reset before it goes back to the pool).
+    await client.query(`SET statement_timeout = 0; SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
     await client.query(`CREATE TABLE IF NOT EXISTS sentinel_schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     await client.query('ALTER TABLE sentinel_schema_migrations ADD COLUMN IF NOT EXISTS checksum text');
@@ -162,9 +178,9 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
           await applyStep(client, step, checksum(step));
           break;
         } catch (error) {
-          const code = (error as { code?: unknown }).code;
-          if (code !== LOCK_NOT_AVAILABLE || attempt >= LOCK_ATTEMPTS) {
-            const tail = code === LOCK_NOT_AVAILABLE ? ` (a lock it needs was held all along, ${attempt} times ${LOCK_TIMEOUT_MS} ms)` : '';
+          const code = String((error as { code?: unknown }).code);
+          if (!TRY_AGAIN.has(code) || attempt >= LOCK_ATTEMPTS) {
+            const tail = TRY_AGAIN.has(code) ? ` (tried ${attempt} times: a lock it needs was held all along)` : '';
             throw translatePgError(
               Object.assign(error as Error, { message: `${(error as Error).message}${tail}` }),
               `migration ${stepName(step)}`,
@@ -199,16 +215,25 @@ async function applyStep(client: pg.PoolClient, step: Migration, checksum: strin
     run('INSERT INTO sentinel_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [step.version, step.name, checksum]);
   if (step.sql.startsWith(NO_TRANSACTION)) {
     for (const statement of statementsOf(step.sql)) {
+      const concurrently = CONCURRENTLY.exec(statement);
+      if (concurrently === null) {
+        await run(statement);
+        continue;
+      }
       // A concurrent index build waits for every older transaction — a verify's, a dump's — through
-      // the lock manager while blocking no writer: a lock timeout would only fail it, again and again.
-      if (!CONCURRENTLY.test(statement)) await run(statement);
-      else {
-        await run('SET lock_timeout = 0');
-        try {
-          await run(statement);
-        } finally {
-          await run(`SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
+      // the lock manager while blocking no writer: it gets a longer lock timeout than DDL.
+      await run(`SET lock_timeout = ${CONCURRENT_LOCK_TIMEOUT_MS}`);
+      try {
+        // A build that failed or was cut off left its index invalid, and IF NOT EXISTS would keep
+        // it: dropped first (concurrently too), so that it is built anew; a valid one is kept.
+        const index = concurrently[2];
+        if (index !== undefined) {
+          const invalid = await run('SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid', [index]);
+          if (invalid.rowCount !== 0) await run(`DROP INDEX CONCURRENTLY ${index}`);
         }
+        await run(statement);
+      } finally {
+        await run(`SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
       }
     }
     await record();

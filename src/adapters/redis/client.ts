@@ -27,6 +27,10 @@ export function createRedis(options: {
     connectTimeout: 2000,
     lazyConnect: true,
     enableAutoPipelining: options.autoPipelining ?? false,
+    // ioredis runs one auto-pipeline at a time: a health PING caught in one when Redis goes silent
+    // held the next pipeline — a request's — until the PING's own timeout, doubling its wait. Sent
+    // on its own, a PING holds up nothing.
+    autoPipeliningIgnoredCommands: ['ping'],
     ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
     // Reconnect soon: on loopback or in a cluster a refused connection costs nothing, and a shard
     // owner whose lease extensions wait for this client must learn quickly if Redis lost its key.

@@ -108,3 +108,18 @@ t.test('a step that cannot have its lock gives it up, so others queued behind it
     ['note'],
   );
 });
+
+t.test('two migrates at once over a step that builds an index concurrently: one builds, the other waits, both succeed', async (t) => {
+  const pool = await ownDatabase(t, 'migrate_two');
+  const steps = await loadMigrations();
+  await pool.query('CREATE TABLE twice (id int PRIMARY KEY, n int)');
+  await pool.query('INSERT INTO twice SELECT i, i FROM generate_series(1, 200000) AS i');
+  // Two pools: each migrate holds a connection, and the other must not wait for the pool instead.
+  const other = new pg.Pool({ connectionString: pool.options.connectionString, max: 2 });
+  t.teardown(() => other.end());
+  const step = { version: 9003, name: 'twice', sql: `${NO_TRANSACTION}\nCREATE INDEX CONCURRENTLY IF NOT EXISTS twice_n ON twice (n);\n` };
+  const results = await Promise.all([migrate(pool, silentLogger, [...steps, step]), migrate(other, silentLogger, [...steps, step])]);
+  t.same(results.flat(), [9003], 'applied once');
+  const { rows } = await pool.query<{ valid: boolean }>(`SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = 'twice_n'::regclass`);
+  t.same(rows, [{ valid: true }]);
+});

@@ -11,6 +11,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Binds `port` on 127.0.0.1 (rejecting when it is taken), then closes it. */
+async function bindAndClose(port: number): Promise<void> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.close(resolve));
+}
+
 t.test("the operator's probe port answers while it migrates: alive, not ready; and is free again after", async (t) => {
   const port = await freePort();
   let finish = () => undefined as void;
@@ -20,15 +27,15 @@ t.test("the operator's probe port answers while it migrates: alive, not ready; a
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503, 'not ready');
   finish();
   await migrating;
-  const again = createServer();
-  await new Promise<void>((resolve, reject) => again.once('error', reject).listen(port, '127.0.0.1', resolve));
+  await bindAndClose(port);
   t.pass('the port is free for the operator');
-  await new Promise((resolve) => again.close(resolve));
 
   await t.rejects(
     migrateAlive({ port, host: '127.0.0.1' }, () => Promise.reject(new Error('migration failed'))),
     /migration failed/,
-    'a failed migration fails, and frees the port',
+    'a failed migration fails',
   );
+  await bindAndClose(port);
+  t.pass('and frees the port');
   t.equal(await migrateAlive(undefined, async () => undefined), undefined, 'no probe port: just the migration');
 });

@@ -22,7 +22,7 @@ function world(
     /** The dry run of this kind of child is refused with this error. */
     dryRunRejects?: { kind: string; error: Error };
     /** An object of this kind exists under the child's name, with these owners. */
-    namesake?: { kind: string; owners: { kind: string; name: string; uid: string }[] };
+    namesake?: { kind: string; owners: { apiVersion: string; kind: string; name: string; uid: string }[] };
     unpublished?: () => number;
     clock?: () => Date;
     /** What the engine Deployment's controller reports (none by default, as with no controller-manager). */
@@ -327,7 +327,7 @@ t.test('a child the API server refuses in the dry run stops the reconcile before
 });
 
 t.test("a child's namesake that is not the TicketEvent's is neither taken over nor written, and nothing is provisioned", async (t) => {
-  const chart = { kind: 'Deployment', name: 'sentinel', uid: 'not-the-ticket-events' };
+  const chart = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'sentinel', uid: 'not-the-ticket-events' };
   const fresh = world(ticketEvent({ metadata: { generation: 1 } }), { namesake: { kind: 'ConfigMap', owners: [chart] } });
   const freshResult = await fresh.reconciler.reconcile(key);
   t.notOk(fresh.log.includes('provision'), 'the inventory is not touched');
@@ -380,7 +380,10 @@ t.test("a child's namesake that is not the TicketEvent's is neither taken over n
   // An earlier TicketEvent of the same name, deleted, whose children the garbage collector has not
   // removed yet: not someone else's — a retryable wait, neither Failed nor advice to delete them.
   const remade = world(ticketEvent({ metadata: { generation: 1 } }), {
-    namesake: { kind: 'Deployment', owners: [{ kind: 'TicketEvent', name: 'arena', uid: 'uid-of-the-deleted-one' }] },
+    namesake: {
+      kind: 'Deployment',
+      owners: [{ apiVersion: 'sentinel.dev/v1alpha1', kind: 'TicketEvent', name: 'arena', uid: 'uid-of-the-deleted-one' }],
+    },
   });
   await t.rejects(remade.reconciler.reconcile(key), { code: 'children_of_earlier_ticket_event', retryable: true });
   t.notOk(remade.log.includes('provision'));
@@ -393,9 +396,22 @@ t.test("a child's namesake that is not the TicketEvent's is neither taken over n
     },
   );
 
+  // A TicketEvent of another API group with the same name is someone else.
+  const foreign = world(ticketEvent({ metadata: { generation: 1 } }), {
+    namesake: { kind: 'Deployment', owners: [{ apiVersion: 'tickets.example.com/v1', kind: 'TicketEvent', name: 'arena', uid: 'x' }] },
+  });
+  await foreign.reconciler.reconcile(key);
+  t.match(
+    foreign.stored()?.status?.conditions?.find((c) => c.type === 'InventoryProvisioned'),
+    { reason: 'ChildNotOwned' },
+  );
+
   // The TicketEvent's own children pass.
   const own = world(ticketEvent({ metadata: { generation: 1 } }), {
-    namesake: { kind: 'ConfigMap', owners: [{ kind: 'TicketEvent', name: 'arena', uid: ticketEvent().metadata.uid! }] },
+    namesake: {
+      kind: 'ConfigMap',
+      owners: [{ apiVersion: 'sentinel.dev/v1alpha1', kind: 'TicketEvent', name: 'arena', uid: ticketEvent().metadata.uid! }],
+    },
   });
   await own.reconciler.reconcile(key);
   t.ok(own.log.includes('provision'));
