@@ -105,15 +105,9 @@ export const ingressCommand: Command = {
     // started again: a worker of --workers N by its supervisor — the kubelet's liveness probe, which
     // lands on any worker, might never see three failures of the same one in a row — and a single
     // process by Kubernetes, sooner than its probes would.
-    let lookForBreakage: NodeJS.Timeout | undefined;
-    const broken = new Promise<'broken'>((resolve) => {
-      lookForBreakage = setInterval(() => {
-        if (!app.readiness.health().alive) resolve('broken');
-      }, BREAKAGE_LOOK_MS);
-      lookForBreakage.unref();
-    });
-    const cue = await Promise.race([untilSignal(config), broken]);
-    clearInterval(lookForBreakage);
+    const breakage = app.readiness.untilBroken(BREAKAGE_LOOK_MS);
+    const cue = await Promise.race([untilSignal(config), breakage.broken.then(() => 'broken' as const)]);
+    breakage.stop();
     // A worker's supervisor forwards the stop (SIGTERM; a worker leaves Ctrl-C to it, see
     // superviseWorkers). The first signal starts the graceful stop, and a second must not cut it short.
     if (isClusterWorker()) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);

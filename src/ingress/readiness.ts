@@ -188,6 +188,23 @@ export class Readiness {
     return { alive: Object.keys(failed).length === 0, shuttingDown: false, failed };
   }
 
+  /**
+   * Resolves once `health` finds a part broken for good (looked at every `intervalMs`, not while
+   * shutting down); `stop` ends the looking. The ingress process stops itself then, to be started
+   * again (see ingress-command).
+   */
+  untilBroken(intervalMs: number): { readonly broken: Promise<HealthReport>; stop(): void } {
+    let timer: NodeJS.Timeout | undefined;
+    const broken = new Promise<HealthReport>((resolve) => {
+      timer = setInterval(() => {
+        const health = this.health();
+        if (!health.alive) resolve(health);
+      }, intervalMs);
+      timer.unref();
+    });
+    return { broken, stop: () => clearInterval(timer) };
+  }
+
   private async probe(): Promise<ReadinessReport> {
     const entries = await Promise.all(
       Object.entries(this.checks).map(async ([name, check]): Promise<[string, CheckStatus]> => {

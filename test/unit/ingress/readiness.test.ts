@@ -157,3 +157,26 @@ t.test('shutting down stops the timer (no timer leaks past a graceful stop)', as
   t.notOk(readiness.watching, 'nor can it start again');
   t.same(await readiness.report(), { ready: false, dependenciesOk: false, checks: { process: 'shutting down' } });
 });
+
+t.test('untilBroken resolves once a part broke for good, and not while shutting down', async (t) => {
+  let natsOpen = true;
+  const readiness = new Readiness({ checks: {}, liveness: { nats: () => natsOpen } });
+  const looking = readiness.untilBroken(10);
+  let seen: unknown;
+  void looking.broken.then((health) => (seen = health));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(seen, undefined, 'nothing broken: still looking');
+  natsOpen = false;
+  await until(() => seen !== undefined);
+  t.match(seen, { alive: false, failed: { nats: 'failed: closed' } });
+  looking.stop();
+
+  const closing = new Readiness({ checks: {}, liveness: { nats: () => false } });
+  closing.markShuttingDown(); // the process closes its connections itself: not breakage
+  const quiet = closing.untilBroken(10);
+  let fired = false;
+  void quiet.broken.then(() => (fired = true));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.notOk(fired);
+  quiet.stop();
+});
