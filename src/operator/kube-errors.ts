@@ -14,6 +14,16 @@ export class KubernetesRejectedError extends SentinelError {
   }
 }
 
+/**
+ * The API server forbids the request (HTTP 403): RBAC, a ResourceQuota, an admission webhook.
+ * Retried (a quota frees up, RBAC is fixed), but reported as such, not as Kubernetes unavailable.
+ */
+export class KubernetesForbiddenError extends SentinelError {
+  constructor(message: string, cause?: unknown) {
+    super('kubernetes_forbidden', message, { retryable: true, cause });
+  }
+}
+
 /** Someone else changed the object since it was read (HTTP 409): read it again and retry. */
 export class KubernetesConflictError extends SentinelError {
   constructor(message: string, cause?: unknown) {
@@ -54,6 +64,7 @@ export function translateKubernetesError(error: unknown, what: string): Sentinel
   const status = statusCodeOf(error);
   const message = `${what}: ${kubernetesMessage(error)}`;
   if (status === 409) return new KubernetesConflictError(message, error);
+  if (status === 403) return new KubernetesForbiddenError(`${message} (HTTP 403: RBAC, a quota or an admission webhook refuses it)`, error);
   if (status === 400 || status === 422) return new KubernetesRejectedError(message, status, error);
   return new DependencyError('kubernetes', status === undefined ? message : `${message} (HTTP ${status})`, error);
 }

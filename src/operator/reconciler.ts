@@ -16,7 +16,7 @@ import { childNames, desiredChildren, type ChildObject } from './children.js';
 import { eventSpecOf } from './event-spec.js';
 import { eventIdOf, type ObjectKey } from './event-id.js';
 import type { EventInventory, InventoryPort } from './inventory-port.js';
-import { KubernetesConflictError, KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
+import { KubernetesConflictError, KubernetesForbiddenError, KubernetesRejectedError, kubernetesMessage } from './kube-errors.js';
 import type { EngineDeployments, KubeGateway } from './kube-gateway.js';
 import {
   CHILD_REFUSALS,
@@ -243,7 +243,7 @@ export class TicketEventReconciler {
   private async reportFailure(object: TicketEventObject, error: unknown, log: Logger): Promise<void> {
     const retryable = !(error instanceof SentinelError) || error.retryable;
     const message = error instanceof Error ? error.message : String(error);
-    const reason = retryable ? 'ReconcileError' : 'ReconcileFailed';
+    const reason = error instanceof KubernetesForbiddenError ? 'Forbidden' : retryable ? 'ReconcileError' : 'ReconcileFailed';
     log.warn({ err: error, retryable }, 'Reconcile failed');
     if (object.metadata.deletionTimestamp !== undefined && !(object.metadata.finalizers ?? []).includes(FINALIZER)) return;
     try {

@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/log.js';
 import type { TicketEventStatus } from '../../../src/operator/api/v1alpha1.js';
 import type { ChildObject } from '../../../src/operator/children.js';
 import type { EventInventory, InventoryPort } from '../../../src/operator/inventory-port.js';
-import { KubernetesConflictError, KubernetesRejectedError } from '../../../src/operator/kube-errors.js';
+import { KubernetesConflictError, KubernetesRejectedError, translateKubernetesError } from '../../../src/operator/kube-errors.js';
 import type { EngineAvailability, EngineDeployments, KubeGateway } from '../../../src/operator/kube-gateway.js';
 import type { RecordedEvent } from '../../../src/operator/plan.js';
 import { TicketEventReconciler } from '../../../src/operator/reconciler.js';
@@ -277,6 +277,27 @@ t.test('a failure is reported on the object, then rethrown for the controller', 
   t.match(
     rejected.stored()?.status?.conditions?.find((c) => c.type === 'Ready'),
     { reason: 'ReconcileFailed' },
+  );
+
+  // A 403 (RBAC, a quota, an admission webhook) is retried, and named as what it is.
+  const forbidden = world(ticketEvent(), {
+    counts: counts(),
+    applyFails: translateKubernetesError(
+      Object.assign(new Error('HTTP-Code: 403'), {
+        code: 403,
+        body: JSON.stringify({ message: 'deployments.apps "arena-engine" is forbidden: exceeded quota: compute' }),
+      }),
+      'apply Deployment shows/arena-engine',
+    ),
+  });
+  await t.rejects(forbidden.reconciler.reconcile(key), { code: 'kubernetes_forbidden', retryable: true });
+  t.match(
+    forbidden.stored()?.status?.conditions?.find((c) => c.type === 'Degraded'),
+    {
+      reason: 'Forbidden',
+      message:
+        /^will retry: apply Deployment shows\/arena-engine: .*exceeded quota: compute \(HTTP 403: RBAC, a quota or an admission webhook refuses it\)$/,
+    },
   );
 
   const never = world(ticketEvent(), { applyFails: new KubernetesRejectedError('apply Deployment: invalid image', 422) });
