@@ -137,10 +137,6 @@ export class Readiness {
     this.timer = undefined;
   }
 
-  get isShuttingDown(): boolean {
-    return this.shuttingDown;
-  }
-
   /**
    * Checks the dependencies now and every `intervalMs` until shutting down, whether or not anyone
    * asks /readyz, so `checked` (the gauge) follows them. The timer keeps no process alive, and each

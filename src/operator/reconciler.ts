@@ -209,19 +209,17 @@ export class TicketEventReconciler {
   private async dryRun(owner: TicketEventObject, children: readonly ChildObject[]): Promise<RejectedChild | undefined> {
     for (const child of children) {
       const owners = await this.gateway.ownersOf(child);
-      const earlier = owners?.find(
-        (o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND && o.name === owner.metadata.name && o.uid !== owner.metadata.uid,
-      );
-      if (earlier !== undefined && !owners!.some((o) => o.uid === owner.metadata.uid)) {
-        // A TicketEvent of this name deleted and made again before the garbage collector removed
-        // its children: theirs, not someone else's — wait for them to go (retried with backoff).
-        throw new SentinelError(
-          'children_of_earlier_ticket_event',
-          `the ${child.kind} ${child.metadata.name} still belongs to an earlier TicketEvent of this name (uid ${earlier.uid}), which the garbage collector is deleting`,
-          { retryable: true },
-        );
-      }
       if (owners !== undefined && !owners.some((o) => o.uid === owner.metadata.uid)) {
+        const earlier = owners.find((o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND && o.name === owner.metadata.name);
+        if (earlier !== undefined) {
+          // A TicketEvent of this name deleted and made again before the garbage collector removed
+          // its children: theirs, not someone else's — wait for them to go (retried with backoff).
+          throw new SentinelError(
+            'children_of_earlier_ticket_event',
+            `the ${child.kind} ${child.metadata.name} still belongs to an earlier TicketEvent of this name (uid ${earlier.uid}), which the garbage collector is deleting`,
+            { retryable: true },
+          );
+        }
         const whose = owners.length === 0 ? 'it has no owner' : `its owners: ${owners.map((o) => `${o.kind} ${o.name}`).join(', ')}`;
         return { kind: child.kind, name: child.metadata.name, message: whose, notOwned: true };
       }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { SentinelError } from '../../errors.js';
@@ -143,7 +144,7 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
     // in one statement: a statement waiting holds a snapshot, which that process's concurrent index
     // build waits for — while this one waits for its lock (a deadlock, Postgres cancels one).
     while (!(await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [MIGRATION_LOCK])).rows[0]!.got) {
-      await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+      await sleep(MIGRATION_LOCK_POLL_MS);
     }
     // Session settings of the migrating connection (reset before it goes back to the pool).
     await client.query(`SET statement_timeout = 0; SET lock_timeout = ${LOCK_TIMEOUT_MS}`);
@@ -173,26 +174,7 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
         await client.query('UPDATE sentinel_schema_migrations SET checksum = $2 WHERE version = $1', [step.version, checksum(step)]);
       }
       if (recorded !== undefined) continue;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await applyStep(client, step, checksum(step));
-          break;
-        } catch (error) {
-          const code = String((error as { code?: unknown }).code);
-          if (!TRY_AGAIN.has(code) || attempt >= LOCK_ATTEMPTS) {
-            const tail = TRY_AGAIN.has(code) ? ` (tried ${attempt} times: a lock it needs was held all along)` : '';
-            throw translatePgError(
-              Object.assign(error as Error, { message: `${(error as Error).message}${tail}` }),
-              `migration ${stepName(step)}`,
-            );
-          }
-          log.warn(
-            { version: step.version, name: step.name, attempt, err: (error as Error).message },
-            'Migration waits for a lock; trying again',
-          );
-          await new Promise((resolve) => setTimeout(resolve, 1000));
-        }
-      }
+      await applyStepUntilLocked(client, step, checksum(step), log);
       log.info({ version: step.version, name: step.name }, 'Applied migration');
       applied.push(step.version);
     }
@@ -204,6 +186,29 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations?: readonly 
     client.release();
   }
   return applied;
+}
+
+/** `applyStep`, tried again (up to LOCK_ATTEMPTS times, a second apart) while it cannot have its locks or loses a deadlock. */
+async function applyStepUntilLocked(client: pg.PoolClient, step: Migration, checksum: string, log: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await applyStep(client, step, checksum);
+    } catch (error) {
+      const code = String((error as { code?: unknown }).code);
+      if (!TRY_AGAIN.has(code) || attempt >= LOCK_ATTEMPTS) {
+        const tail = TRY_AGAIN.has(code) ? ` (tried ${attempt} times: a lock it needs was held all along)` : '';
+        throw translatePgError(
+          Object.assign(error as Error, { message: `${(error as Error).message}${tail}` }),
+          `migration ${stepName(step)}`,
+        );
+      }
+      log.warn(
+        { version: step.version, name: step.name, attempt, err: (error as Error).message },
+        'Migration waits for a lock; trying again',
+      );
+      await sleep(1000);
+    }
+  }
 }
 
 /** Applies one step and records it: in one transaction, or (NO_TRANSACTION) one statement after another, recorded last. */
