@@ -181,10 +181,15 @@ async function main(): Promise<void> {
   const pool = createPgPool({ url: config.databaseUrl, max: 4, log: silentLogger });
   await migrate(pool, silentLogger);
 
-  // 48 sections × 50 rows × 100 seats = 240,000 seats: enough distinct seats for the spread case.
+  // Sections of 50 rows × 100 seats, enough that the spread case never holds a seat twice: each
+  // of its runs (warm-up included) may take up to SPREAD_RATE seats a second. A run that outran
+  // them would measure refusals, not holds, so it stops the bench (see `spreadSeat`).
   const ROWS = 50;
   const SEATS = 100;
-  const sections = Array.from({ length: 48 }, (_, s) => ({
+  const SPREAD_RATE = 25_000;
+  const spreadRuns = scenarios.filter((s) => s === 'spread').length * rounds;
+  const sectionCount = Math.max(48, Math.ceil((spreadRuns * (duration + warmup) * SPREAD_RATE) / (ROWS * SEATS)));
+  const sections = Array.from({ length: sectionCount }, (_, s) => ({
     id: `S${s + 1}`,
     rows: Array.from({ length: ROWS }, (_, r) => ({ id: String(r + 1), seats: SEATS })),
   }));
@@ -289,12 +294,14 @@ async function main(): Promise<void> {
 
     let sequence = 0; // Idempotency-Keys, unique across scenarios
     let seatIndex = 0; // seats of the spread case, never held twice
+    let spreadOverrun = false;
     const headersFor = (i: number) => ({
       authorization: `Bearer ${tokens[i % tokens.length]}`,
       'idempotency-key': `bench-${process.pid}-${i}`,
     });
     /** The n-th seat of the spread case: round-robin over sections (hence shards), then rows and seats. */
     const spreadSeat = (n: number) => {
+      if (n >= sections.length * ROWS * SEATS) spreadOverrun = true; // seen after the run: autocannon swallows a throw here
       const section = sections[n % sections.length]!.id;
       const k = Math.floor(n / sections.length);
       return `${section}-${Math.floor(k / SEATS) + 1}-${(k % SEATS) + 1}`;
@@ -350,6 +357,8 @@ async function main(): Promise<void> {
         const cpuBefore = cpuNow();
         let result = await run(scenario, plan.url, plan.options, duration);
         const cpu = cpuDelta(cpuBefore, cpuNow());
+        if (spreadOverrun)
+          throw new Error(`the spread case ran out of seats (${seatIndex.toLocaleString('en')} asked for): raise SPREAD_RATE in bench/ingress.ts`);
         if (result.requests > 0) {
           const perRequest = Object.fromEntries(
             Object.entries(cpu)
