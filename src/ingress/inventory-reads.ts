@@ -86,6 +86,9 @@ export const READ_CACHE_MS = 500;
  */
 const MAX_CACHED_SEAT_MAPS = 64;
 
+/** A section's seats and their states: read through the index of seats by section (migration 0014), not the event's every seat. */
+export const SEAT_MAP_SQL = 'SELECT seat_id, state FROM seats WHERE event_id = $1 AND section = $2';
+
 /**
  * Answers reused for a short while: readers who ask within `ttlMs` of a read — while it runs, or
  * after — share it. A failed read is not kept (unless a newer one has taken its place since).
@@ -189,11 +192,7 @@ export class InventoryReads {
 
   private async readSeatMap(eventId: string, section: SectionLayout, now: number): Promise<SeatMapView> {
     const sectionId = section.id;
-    const rows = await this.query<{ seat_id: string; state: SeatState }>(
-      'seat map',
-      'SELECT seat_id, state FROM seats WHERE event_id = $1 AND section = $2',
-      [eventId, sectionId],
-    );
+    const rows = await this.query<{ seat_id: string; state: SeatState }>('seat map', SEAT_MAP_SQL, [eventId, sectionId]);
     const states = new Map(rows.map((r) => [r.seat_id, r.state]));
     return {
       eventId,

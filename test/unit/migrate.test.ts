@@ -26,12 +26,13 @@ t.test('the no-transaction migrations split into exactly their statements', asyn
   const steps = await loadMigrations();
   const statements = (version: number) => statementsOf(steps.find((m) => m.version === version)!.sql);
   t.ok(
-    steps.filter((m) => m.sql.startsWith(NO_TRANSACTION)).every((m) => [11, 13].includes(m.version)),
+    steps.filter((m) => m.sql.startsWith(NO_TRANSACTION)).every((m) => [11, 13, 14].includes(m.version)),
     'every marked step is looked at here',
   );
   t.same(statements(11), [
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS holds_ended_by_shard ON holds (event_id, shard, ended_at) WHERE state <> 'live'",
   ]);
+  t.same(statements(14), ['CREATE INDEX CONCURRENTLY IF NOT EXISTS seats_by_section ON seats (event_id, section)']);
   t.equal(statements(13).length, 1);
   t.match(statements(13)[0], /^INSERT INTO reservation_seats .* ON CONFLICT \(event_id, seat_id\) DO NOTHING$/s);
 });

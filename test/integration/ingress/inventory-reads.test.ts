@@ -2,7 +2,7 @@
 import t from 'tap';
 import { validateLayout } from '../../../src/domain/layout.js';
 import { shardMap } from '../../../src/domain/shard-map.js';
-import { InventoryReads, READ_CACHE_MS } from '../../../src/ingress/inventory-reads.js';
+import { InventoryReads, READ_CACHE_MS, SEAT_MAP_SQL } from '../../../src/ingress/inventory-reads.js';
 import type { EventSpec } from '../../../src/engine/provision.js';
 import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
@@ -59,4 +59,21 @@ t.test('a failed read is not reused', async (t) => {
   const second = reads.seatMap(spec.eventId, map, section);
   t.not(second, first, 'the next reader reads again');
   await t.rejects(second);
+});
+
+t.test("a section's seat map reads that section's seats, not every seat of the event", async (t) => {
+  // Before migration 0014 no index served this read: each one went through every seat of the
+  // event by its primary key and kept one section's.
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { shardCount: 4, layout: testLayout({ sections: 20, rows: 20, seats: 50 }) });
+  await pool.query('ANALYZE seats');
+  const { rows } = await pool.query<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(
+    `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${SEAT_MAP_SQL}`,
+    [spec.eventId, 'K'],
+  );
+  const plan = rows[0]!['QUERY PLAN'][0].Plan;
+  t.equal(plan['Actual Rows'], 1000, "the section's 1,000 seats");
+  const pages = plan['Shared Hit Blocks']! + plan['Shared Read Blocks']!;
+  t.ok(pages < 60, `read ${pages} pages for one section of an event of 20,000 seats`);
 });
