@@ -64,24 +64,36 @@ wait_http() { # URL SECONDS WHAT
 # --- processes this demo started: remembered so --stop and the cleanup end exactly them --------
 PIDS_FILE="$STATE_DIR/pids"
 ENV_FILE="$STATE_DIR/demo.env"
-remember() { echo "$1 $2" >>"$PIDS_FILE"; } # PID ROLE
+# A process's start time (clock ticks after boot, field 22 of /proc/PID/stat), nothing for a pid
+# that is gone or a zombie. With the pid it names one process: never a later one given the same
+# pid (after a reboot, say), which a --stop must not signal.
+proc_start() {
+  local stat fields
+  stat=$(<"/proc/$1/stat") 2>/dev/null || return 0
+  stat=${stat##*) } # the fields after the command name, which may hold spaces: state is the first
+  read -r -a fields <<<"$stat"
+  [[ "${fields[0]}" != Z ]] && echo "${fields[19]}"
+  return 0
+}
+remember() { echo "$1 $2 $(proc_start "$1")" >>"$PIDS_FILE"; } # PID ROLE START
+recorded_alive() { [[ -n "$2" && "$(proc_start "$1")" == "$2" ]]; } # PID START
 
 stop_recorded() {
   [[ -f "$PIDS_FILE" ]] || return 0
-  local pid role
+  local pid role start
   # Ingress first (no new work), then engines (they hand their shards off), the operator last.
   for wanted in ingress engine operator; do
-    while read -r pid role; do
-      [[ "$role" == "$wanted" ]] || continue
+    while read -r pid role start; do
+      [[ "$role" == "$wanted" ]] && recorded_alive "$pid" "$start" || continue
       kill -TERM "$pid" 2>/dev/null || true
     done <"$PIDS_FILE"
-    while read -r pid role; do
+    while read -r pid role start; do
       [[ "$role" == "$wanted" ]] || continue
       for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
+        recorded_alive "$pid" "$start" || break
         sleep 0.2
       done
-      kill -KILL "$pid" 2>/dev/null || true
+      if recorded_alive "$pid" "$start"; then kill -KILL "$pid" 2>/dev/null || true; fi
     done <"$PIDS_FILE"
     [[ "$wanted" != engine || -z "${DEMO_NAME:-}" ]] || delete_event
   done
@@ -99,11 +111,22 @@ delete_event() {
   DEMO_NAME=
 }
 
+# Whether a process the pid file names still runs.
+recorded_running() {
+  local pid role start
+  [[ -f "$PIDS_FILE" ]] || return 1
+  while read -r pid role start; do
+    if recorded_alive "$pid" "$start"; then return 0; fi
+  done <"$PIDS_FILE"
+  return 1
+}
+
 if ((STOP)); then
-  [[ -f "$ENV_FILE" ]] || die "no kept demo to stop ($ENV_FILE is missing)"
-  eval "$(bash hack/infra.sh env)"
+  [[ -f "$ENV_FILE" || -f "$PIDS_FILE" ]] || die "no kept demo to stop (neither $ENV_FILE nor $PIDS_FILE exists)"
+  INFRA_ENV=$(bash hack/infra.sh env) # a failure stops the demo: eval "$(…)" would not
+  eval "$INFRA_ENV"
   # shellcheck disable=SC1090
-  source "$ENV_FILE"
+  [[ ! -f "$ENV_FILE" ]] || source "$ENV_FILE"
   stop_recorded
   rm -f "$ENV_FILE"
   bold "demo stopped (the infrastructure keeps running: bash hack/infra.sh down)"
@@ -111,10 +134,20 @@ if ((STOP)); then
 fi
 
 mkdir -p "$STATE_DIR"
-if [[ -f "$PIDS_FILE" ]]; then
+if recorded_running; then
   die "a demo is still running (kept with --keep?): stop it first with bash hack/demo.sh --stop"
+elif [[ -f "$PIDS_FILE" ]]; then
+  # A demo killed before its cleanup could run (SIGKILL, a reboot): nothing of it runs any more.
+  note "an earlier demo ended without cleaning up and none of its processes runs; starting afresh"
+  if [[ -f "$ENV_FILE" ]] && grep -q '^DEMO_NAME=' "$ENV_FILE"; then
+    note "its TicketEvent may remain: kubectl get ticketevents -n $NAMESPACE"
+  fi
+  rm -f "$PIDS_FILE" "$ENV_FILE"
 fi
 : >"$PIDS_FILE"
+# Without --keep, the demo's processes stop by themselves if the demo itself dies uncleanly
+# (src/cli/signals.ts); a kept demo's must outlive it.
+if ((KEEP)); then OWNER=(); else OWNER=(env "SENTINEL_EXIT_WITH_PARENT=$$"); fi
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   local status=$?
@@ -137,7 +170,8 @@ fi
 # --- 2. infrastructure ------------------------------------------------------------------------
 step "infrastructure: Postgres, Redis, NATS, Kafka and the Kubernetes API server (hack/infra.sh up)"
 bash hack/infra.sh up
-eval "$(bash hack/infra.sh env)"
+INFRA_ENV=$(bash hack/infra.sh env)
+eval "$INFRA_ENV"
 command -v kubectl >/dev/null || die "kubectl is not on PATH after hack/infra.sh env: the Kubernetes API server part of hack/infra.sh is missing"
 kubectl version >/dev/null 2>&1 || die "the Kubernetes API server does not answer (bash hack/infra.sh status); the demo needs it for the operator"
 "${SENTINEL[@]}" --help | grep -qE '^  operator ' || die "this checkout has no \`sentinel operator\` yet: the demo needs it to provision the event"
@@ -153,7 +187,7 @@ kubectl apply --server-side --force-conflicts -f crds/sentinel.dev_ticketevents.
 kubectl wait --for=condition=Established crd/ticketevents.sentinel.dev --timeout=60s >/dev/null
 kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$NAMESPACE" >/dev/null
 OPERATOR_PORT=$(free_port)
-SENTINEL_HTTP_PORT=$OPERATOR_PORT LOG_LEVEL=info "${SENTINEL[@]}" operator --namespace="$NAMESPACE" --lease-namespace="$NAMESPACE" \
+SENTINEL_HTTP_PORT=$OPERATOR_PORT LOG_LEVEL=info "${OWNER[@]}" "${SENTINEL[@]}" operator --namespace="$NAMESPACE" --lease-namespace="$NAMESPACE" \
   --http-host=127.0.0.1 --refresh-interval=2s --drain-timeout=30s >"$STATE_DIR/operator.log" 2>&1 &
 remember $! operator
 wait_http "http://127.0.0.1:$OPERATOR_PORT/healthz" 60 || die "the operator did not come up; see $STATE_DIR/operator.log"
@@ -201,7 +235,7 @@ for i in $(seq 1 "$REPLICAS"); do
     # shellcheck disable=SC1091
     source "$STATE_DIR/engine.env"
     set +a
-    SENTINEL_ENGINE_ID="$DEPLOYMENT-$i" SENTINEL_HTTP_PORT=$port exec "${SENTINEL[@]}" engine
+    SENTINEL_ENGINE_ID="$DEPLOYMENT-$i" SENTINEL_HTTP_PORT=$port exec "${OWNER[@]}" "${SENTINEL[@]}" engine
   ) >"$STATE_DIR/engine-$i.log" 2>&1 &
   remember $! engine
   wait_http "http://127.0.0.1:$port/readyz" 60 || die "engine $i did not become ready; see $STATE_DIR/engine-$i.log"
@@ -209,7 +243,7 @@ for i in $(seq 1 "$REPLICAS"); do
 done
 INGRESS_PORT=$(free_port)
 INGRESS="http://127.0.0.1:$INGRESS_PORT"
-LOG_LEVEL=warn "${SENTINEL[@]}" ingress --port "$INGRESS_PORT" --host 127.0.0.1 >"$STATE_DIR/ingress.log" 2>&1 &
+LOG_LEVEL=warn "${OWNER[@]}" "${SENTINEL[@]}" ingress --port "$INGRESS_PORT" --host 127.0.0.1 >"$STATE_DIR/ingress.log" 2>&1 &
 remember $! ingress
 wait_http "$INGRESS/readyz" 60 || die "the ingress did not become ready; see $STATE_DIR/ingress.log"
 note "ingress ready at $INGRESS (pid $!)"
@@ -240,6 +274,7 @@ grep -E '^  (buyers|requests|latency|by status)' "$STATE_DIR/hot-seat.txt" | sed
 grep -E '^  (buyers|requests|latency|by status|sold)' "$STATE_DIR/flash-sale.txt" | sed 's/^/  flash     /'
 head -1 "$STATE_DIR/verify.txt" | sed 's/^/  /'
 note "logs and response logs: $STATE_DIR"
+note "the infrastructure keeps running for the next run (stop it with: bash hack/infra.sh down)"
 if ((KEEP)); then
   echo
   bold "kept running (stop with: bash hack/demo.sh --stop)"

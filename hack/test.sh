@@ -24,12 +24,15 @@ bash hack/check-generated.sh
 
 step "infrastructure (hack/infra.sh up)"
 bash hack/infra.sh up
-eval "$(bash hack/infra.sh env)"
+infra_env=$(bash hack/infra.sh env) # a failure stops the run: eval "$(…)" would not
+eval "$infra_env"
 
 step "a fresh test database (hack/fresh-database.ts)"
 # The suite's own database, recreated each run: the development database keeps every event
 # created in it, and a database grown over many runs changes what Postgres costs per command.
-eval "$(npx tsx hack/fresh-database.ts sentinel_test)"
+test_database=$(npx tsx hack/fresh-database.ts sentinel_test)
+eval "$test_database"
+[[ "${DATABASE_URL}" == */sentinel_test ]] || { echo "the test database was not set up: DATABASE_URL=${DATABASE_URL}" >&2; exit 1; }
 echo "DATABASE_URL=${DATABASE_URL}"
 
 step "unit and integration tests"

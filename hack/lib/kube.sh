@@ -157,6 +157,9 @@ kube_k8s_ldflags() {
 
 svc_kube_install() {
   kube_check_versions || return 1
+  # The start needs curl (readiness) and openssl (the PKI); slim images lack both.
+  have curl || apt_install kube curl
+  have openssl || apt_install kube openssl
   local bindir helmdir total=$SECONDS
   bindir="$(kube_bin_dir)"
   helmdir="$(kube_helm_bin_dir)"
@@ -187,24 +190,47 @@ svc_kube_install() {
 
 # ---------------------------------------------------------------- processes
 
+# kube_argv0 <pid>: argv[0] of a live process (fails for zombies and exited pids).
+kube_argv0() {
+  local argv0
+  { IFS= read -r -d '' argv0 <"/proc/$1/cmdline"; } 2>/dev/null || return 1
+  printf '%s' "$argv0"
+}
+
+# kube_bin <name>: this checkout's binary of <name>.
+kube_bin() {
+  case $1 in
+    etcd) kube_etcd_bin ;;
+    kube-apiserver) kube_apiserver_bin ;;
+    *) return 1 ;;
+  esac
+}
+
 # kube_pid <name>: prints the pid from <state>/<name>.pid if that process is
-# alive and is our binary (guards against stale pid files and pid reuse).
+# alive and is an <name> binary (guards against stale pid files and pid reuse)
+# — this checkout's, or one an earlier version or cache directory started,
+# which `down` must stop all the same (kube_running_other_build).
 kube_pid() {
-  local name=$1 dir pidfile pid bin argv0
+  local name=$1 dir pidfile pid argv0
   dir="$(kube_state_dir)" || return 1
   pidfile="$dir/$name.pid"
   [[ -s $pidfile ]] || return 1
   pid="$(<"$pidfile")"
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  case $name in
-    etcd) bin="$(kube_etcd_bin)" ;;
-    kube-apiserver) bin="$(kube_apiserver_bin)" ;;
-    *) return 1 ;;
-  esac
-  # argv[0] of a live process (empty for zombies and exited pids).
-  { IFS= read -r -d '' argv0 <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
-  [[ $argv0 == "$bin" ]] || return 1
+  kube_bin "$name" >/dev/null || return 1
+  argv0="$(kube_argv0 "$pid")" || return 1
+  [[ ${argv0##*/} == "$name" ]] || return 1
   printf '%s' "$pid"
+}
+
+# kube_running_other_build <name>: true when our <name> runs from another
+# binary than this checkout's (its version was bumped since, or the cache
+# directory moved).
+kube_running_other_build() {
+  local pid argv0
+  pid="$(kube_pid "$1")" || return 1
+  argv0="$(kube_argv0 "$pid")" || return 1
+  [[ $argv0 != "$(kube_bin "$1")" ]]
 }
 
 # kube_port_owner <port>: prints who listens on 127.0.0.1:<port> (any
@@ -462,6 +488,12 @@ svc_kube_start() {
   chmod 700 "$state/etcd"
   kube_ensure_pki || return 1
   kube_write_kubeconfig || return 1
+
+  # A build of another version still running would be taken for this one's.
+  if kube_running_other_build etcd || kube_running_other_build kube-apiserver; then
+    kube_log "etcd or kube-apiserver runs from another build than this checkout's ($KUBE_ETCD_VERSION, $KUBE_K8S_VERSION): restarting both"
+    svc_kube_stop || return 1
+  fi
 
   # Check every port we are about to bind before starting anything.
   etcd_pid="$(kube_pid etcd)" || etcd_pid=""
