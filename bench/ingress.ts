@@ -358,7 +358,9 @@ async function main(): Promise<void> {
         let result = await run(scenario, plan.url, plan.options, duration);
         const cpu = cpuDelta(cpuBefore, cpuNow());
         if (spreadOverrun)
-          throw new Error(`the spread case ran out of seats (${seatIndex.toLocaleString('en')} asked for): raise SPREAD_RATE in bench/ingress.ts`);
+          throw new Error(
+            `the spread case ran out of seats (${seatIndex.toLocaleString('en')} asked for): raise SPREAD_RATE in bench/ingress.ts`,
+          );
         if (result.requests > 0) {
           const perRequest = Object.fromEntries(
             Object.entries(cpu)
