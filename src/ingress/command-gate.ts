@@ -21,7 +21,16 @@ export interface StoredResponse {
 
 /** What `begin` decided. */
 export type GateDecision =
-  | { readonly kind: 'claimed'; readonly claim: GateClaim }
+  | {
+      readonly kind: 'claimed';
+      readonly claim: GateClaim;
+      /**
+       * The key's outcome was unknown once (an earlier request under it got no answer, or its
+       * ingress died): a shard may have carried that request out. False for a key never used, or
+       * used only by requests that were refused.
+       */
+      readonly earlierUnknown: boolean;
+    }
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   | { readonly kind: 'mismatch' }
   | { readonly kind: 'in-flight'; readonly retryAfterMs: number }
@@ -241,7 +250,9 @@ export class CommandGate {
     }
     if (decision.kind === 'free' || decision.kind === 'unknown')
       throw new SentinelError('redis_script_failed', `idempotency/admission check answered ${decision.kind} to a claim`);
-    return decision.kind === 'claimed' ? { kind: 'claimed', claim: { eventId: request.eventId, recordKey, token } } : decision;
+    return decision.kind === 'claimed'
+      ? { kind: 'claimed', claim: { eventId: request.eventId, recordKey, token }, earlierUnknown: decision.earlierUnknown }
+      : decision;
   }
 
   /**
@@ -306,7 +317,7 @@ export class CommandGate {
     token: string,
     mode: '1' | '0' | 'peek',
     what: string,
-  ): Promise<PeekDecision | { readonly kind: 'claimed' } | Extract<GateDecision, { kind: 'limited' }>> {
+  ): Promise<PeekDecision | { readonly kind: 'claimed'; readonly earlierUnknown: boolean } | Extract<GateDecision, { kind: 'limited' }>> {
     const rate = mode === '1' ? request.admission : undefined;
     const args = [
       request.fingerprint,
@@ -327,7 +338,7 @@ export class CommandGate {
     const [kind, value] = reply;
     switch (kind) {
       case 'claimed':
-        return { kind };
+        return { kind, earlierUnknown: value === 'unknown' };
       case 'free':
       case 'unknown':
         return { kind };

@@ -6,7 +6,8 @@
  *
  * `begin` decides, per request, what a command request may do: replay a stored response, refuse a
  * reused or in-flight Idempotency-Key, refuse admission (GCRA, see admission.ts), or claim the key
- * and go ahead. Replays and refusals of the key do not consume admission. Running it twice for the
+ * and go ahead — saying, with the claim, whether the key's outcome was ever unknown (an earlier
+ * request under it may have been carried out by a shard; a key never used cannot have been). Replays and refusals of the key do not consume admission. Running it twice for the
  * same request (same claim token) answers the same: ioredis resends a command whose reply was lost
  * with the connection, and a request must not find its own claim "in flight" nor pay admission twice.
  *
@@ -64,7 +65,7 @@ end
 for i = 2, #KEYS do
   local a = (i - 2) * 8
   local key = KEYS[i]
-  local rec = redis.call('HMGET', key, 's', 'f', 'r', 't', 'e')
+  local rec = redis.call('HMGET', key, 's', 'f', 'r', 't', 'e', 'u')
   local state = rec[1]
   -- A claim past its deadline: its request ended without finishing it (its ingress died), and a
   -- shard may have carried its command out. Unknown, as if it had been marked so.
@@ -81,7 +82,8 @@ for i = 2, #KEYS do
       if ARGV[a + 4] == 'peek' then reply = {'unknown'} end
     -- This very request's claim: the script ran before and its reply was lost (the client resends
     -- a command unanswered when the connection dropped). Claimed again, admitted once.
-    elseif rec[4] == ARGV[a + 2] and ARGV[a + 2] ~= '' then reply = {'claimed'}
+    elseif rec[4] == ARGV[a + 2] and ARGV[a + 2] ~= '' then
+      if rec[6] then reply = {'claimed', 'unknown'} else reply = {'claimed'} end
     elseif rec[5] then reply = {'in-flight', tonumber(rec[5]) - math.floor(serverNow() / 1000)}
     else reply = {'in-flight', redis.call('PTTL', key)} end
   end
@@ -111,7 +113,8 @@ for i = 2, #KEYS do
     local deadline = string.format('%.0f', math.floor(serverNow() / 1000) + tonumber(ARGV[a + 3]))
     redis.call('HSET', key, 's', 'i', 'f', ARGV[a + 1], 't', ARGV[a + 2], 'e', deadline)
     redis.call('EXPIRE', key, ARGV[a + 8])
-    reply = {'claimed'}
+    -- Said to the claimer: an earlier request under the key may have been carried out.
+    if state == 'u' or rec[6] then reply = {'claimed', 'unknown'} else reply = {'claimed'} end
   end
   replies[i - 1] = reply
 end

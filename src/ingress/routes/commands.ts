@@ -80,7 +80,8 @@ interface Attempt {
 }
 
 /** A command's work under its claimed Idempotency-Key (the shard key, and the deadline of its shard requests). */
-type Work = (shardKey: string, deadline: number) => Promise<StoredResponse>;
+/** A command's work under its claimed key; `earlierUnknown` as the gate's claim says (GateDecision). */
+type Work = (shardKey: string, deadline: number, earlierUnknown: boolean) => Promise<StoredResponse>;
 
 /**
  * How long after a sale closed its shards may still commit a command (ms): engines notice the close
@@ -286,7 +287,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     const { claim } = decision;
     let response: StoredResponse;
     try {
-      response = await work(keyDigest(request.customer, request.idempotencyKey), deps.now() + deps.shardTimeoutMs);
+      response = await work(keyDigest(request.customer, request.idempotencyKey), deps.now() + deps.shardTimeoutMs, decision.earlierUnknown);
     } catch (error) {
       // A refusal (by the shard, or the route): nothing was done under the key, which is given
       // back (still unknown if it was: an earlier command under it may yet reach a shard). Anything else — no answer in time, a shard that lost its lease mid-commit, NATS gone —
@@ -485,11 +486,14 @@ export function commandRoutes(deps: CommandRouteDeps) {
       ctx,
       routable,
       true,
-      async (key, deadline) => {
-        if (attempts.length > 1) {
+      async (key, deadline, earlierUnknown) => {
+        if (attempts.length > 1 && earlierUnknown) {
           // This may be the retry of a request whose answer was lost after a later shard held:
           // an earlier shard, which refused then, would decide afresh now (redecideRefusal) and
-          // hold a second time. So every shard first replays what it holds under the key, if anything.
+          // hold a second time. So every shard first replays what it holds under the key, if
+          // anything. Only then: a key never left unknown cannot have been carried out anywhere,
+          // and asking every shard first would make one unreachable shard (a failover) fail every
+          // new request for the section, which the shards before it could serve (ADR 0004).
           const found = await replayed(ctx, eventId, attempts, key, deadline);
           if (found !== undefined) return held(found.shard, found.result);
         }

@@ -3,8 +3,9 @@
  * (every one strictly first, then allowing an orphan), and a shard that refused is asked to decide
  * afresh on a retry (redecideRefusal). If the first attempt's answer was lost after a later shard
  * held, an earlier shard with room by now would hold a second time — the client told of that hold,
- * the first left live and unknown to them until its TTL. So the ingress first asks every shard to
- * replay what it holds under the key (replayOnly), and only then walks them.
+ * the first left live and unknown to them until its TTL. So, for a key whose outcome was left
+ * unknown, the ingress first asks every shard to replay what it holds under the key (replayOnly),
+ * and only then walks them.
  *
  * The real ingress against real Redis, NATS and Postgres, with fake shards that remember a success
  * per key, as shards do.
@@ -90,4 +91,30 @@ t.test('a shard that does not answer the replay probe does not hide the hold ano
   const retry = await call(harness.url, 'POST', path, { token: alice, key: 'alice-best-2', body });
   t.equal(retry.status, 201, retry.text.slice(0, 200));
   t.equal(retry.body.holdId, 'h-probe');
+});
+
+t.test('a new request is not held up by a shard that does not answer: the one before it holds', async (t) => {
+  // Only a key left unknown can have been carried out; a new one is walked at once. Asking every
+  // shard first would make a silent shard (a failover) fail every new request for the section.
+  const now = Date.now();
+  shards.calls.length = 0;
+  shards.answer = ({ shard, command }) => {
+    if (command.type !== 'hold-best') return { ok: false, type: 'invalid', field: 'type', message: 'unscripted' };
+    if (shard === 1) return 'silence';
+    if (command.replayOnly === true) return { ok: false, type: 'unavailable', seats: [], message: 'nothing decided' };
+    return {
+      ok: true,
+      type: 'held',
+      hold: { holdId: 'h-new', customer: 'alice', seats: ['A-4-1', 'A-4-2'], quantity: 2, createdAt: now, expiresAt: now + 60_000 },
+    };
+  };
+  const path = eventPath(spec, '/holds');
+  const answer = await call(harness.url, 'POST', path, { token: alice, key: 'alice-best-3', body: { section: 'A', quantity: 2 } });
+  t.equal(answer.status, 201, answer.text.slice(0, 200));
+  t.equal(answer.body.holdId, 'h-new');
+  t.same(
+    shards.calls.map((c) => [c.shard, c.command.replayOnly === true]),
+    [[0, false]],
+    'shard 0 was asked to decide, and nothing else was asked',
+  );
 });

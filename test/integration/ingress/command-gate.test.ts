@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import { gcraDecide, type AdmissionRate } from '../../../src/ingress/admission.js';
 import { CommandGate, keyDigest, type GateRequest } from '../../../src/ingress/command-gate.js';
-import { redisKeys } from '../../../src/ingress/redis-scripts.js';
+import { BEGIN_SCRIPT, redisKeys } from '../../../src/ingress/redis-scripts.js';
 import { DependencyError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
@@ -362,4 +362,50 @@ t.test('Redis down → DependencyError (retryable), not a hang', async (t) => {
   await t.rejects(deadGate.begin(request('x')), DependencyError);
   t.ok(Date.now() - started < 1000, 'fails fast');
   dead.disconnect();
+});
+
+t.test('a claim says whether the key was ever left unknown: only then may an earlier request have been carried out', async (t) => {
+  const eventId = uniqueName('earlier');
+  const claimOf = async (r: ReturnType<typeof request>) => {
+    const decision = await gate.begin(r);
+    if (decision.kind !== 'claimed') throw new Error(`expected a claim, got ${decision.kind}`);
+    return decision;
+  };
+  const fresh = await claimOf(request(eventId));
+  t.equal(fresh.earlierUnknown, false, 'a key never used');
+  await gate.release(fresh.claim);
+  const refusedBefore = await claimOf(request(eventId));
+  t.equal(refusedBefore.earlierUnknown, false, 'a key only refused before');
+  await gate.markUnknown(refusedBefore.claim);
+  const afterUnknown = await claimOf(request(eventId));
+  t.equal(afterUnknown.earlierUnknown, true, 'a key left unknown');
+  await gate.release(afterUnknown.claim);
+  t.equal((await claimOf(request(eventId))).earlierUnknown, true, 'and once unknown, for good (a refusal since changes nothing)');
+
+  const abandoned = uniqueName('earlier-abandoned');
+  await claimOf(request(abandoned, { inFlightTtlMs: 100 }));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.equal((await claimOf(request(abandoned))).earlierUnknown, true, 'a claim its ingress never finished, past its deadline');
+
+  // The script run twice for one request (ioredis resends a command whose reply was lost with the
+  // connection): the second run finds its own claim, and says the same.
+  const resent = uniqueName('earlier-resent');
+  await gate.markUnknown((await claimOf(request(resent))).claim);
+  const run = () =>
+    redis.eval(
+      BEGIN_SCRIPT,
+      2,
+      redisKeys.admission(resent),
+      redisKeys.idempotency(resent, keyDigest('alice', 'k1')),
+      'fp1',
+      'tok-1',
+      '5000',
+      '0',
+      '0',
+      '0',
+      '',
+      '60',
+    );
+  t.same(await run(), [['claimed', 'unknown']], 'the claim of a key left unknown');
+  t.same(await run(), [['claimed', 'unknown']], 'and its resend');
 });
