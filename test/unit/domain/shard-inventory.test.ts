@@ -384,10 +384,14 @@ t.test('failure memory is bounded', async (t) => {
   const { inventory } = fixture(theatre, { settings: { maxRememberedFailures: 3 } });
   inventory.decide(reserve('ann', 'A-1-1'), NOW);
   const losers = Array.from({ length: 5 }, (_, i) => reserve(`c${i}`, 'A-1-1'));
-  for (const command of losers) inventory.decide(command, NOW);
+  const first = losers.map((command) => inventory.decide(command, NOW).result);
   t.equal(inventory.stats().rememberedFailures, 3);
-  // The oldest two were forgotten: decided again (still unavailable), the newest answered from memory.
-  t.equal(inventory.decide(losers[4]!, NOW).changes.length, 0);
+  // The newest is answered from memory (the very result first given); the oldest was forgotten and
+  // is decided again (still unavailable, a new result).
+  t.equal(inventory.decide(losers[4]!, NOW).result, first[4], 'the newest failure: remembered');
+  const again = inventory.decide(losers[0]!, NOW).result;
+  t.not(again, first[0], 'the oldest failure: forgotten, decided again');
+  t.equal(again.type, 'unavailable');
   t.equal(inventory.stats().rememberedFailures, 3);
 });
 
