@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { DependencyError, SentinelError } from '../errors.js';
 import { emissionIntervalUs, type AdmissionRate } from './admission.js';
 import { BEGIN_SCRIPT, FINISH_SCRIPT, redisKeys } from './redis-scripts.js';
-import { TickBatcher } from './tick-batcher.js';
+import { TickBatcher } from '../tick-batcher.js';
 import { evictOldest } from '../evict.js';
 
 /** A response as stored for replay. */

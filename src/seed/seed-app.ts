@@ -8,21 +8,31 @@
  *   3. a synchronous Kafka send after the commit (outside the transaction, as the seed's README
  *      describes), then unlock (compare-and-delete, in a finally around it all), then 201.
  *
+ * Where a Node library would do more work per request than the Java stack's does, it is set up to do
+ * what that stack does: named (server-side prepared) statements and BEGIN sent with the first query
+ * (pgjdbc; beginAndReadSeat), the records sent meanwhile in one produce request (the Java producer;
+ * createSeedKafkaSend), the unlock script sent by its hash (Redisson; withUnlockCommand), and Redis
+ * commands pipelined on one connection (serve.ts).
+ *
  * It keeps its own tables in the `seed` schema, so it never touches Sentinel's inventory. It checks no
  * token (the seed had none); it reads the bearer token's subject unverified, only to record the buyer.
  * This is a benchmark baseline, not a part of Sentinel.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Producer } from 'kafkajs';
+import type { Message, Producer } from 'kafkajs';
 import Koa from 'koa';
 import type pg from 'pg';
+import { createPgPool } from '../adapters/postgres/pool.js';
+import { TickBatcher } from '../tick-batcher.js';
+import type { Logger } from '../log.js';
 
 /** What the seed app talks to. */
 export interface SeedDependencies {
+  /** Best made by `createSeedPool`: its connections send BEGIN with the first query, as pgjdbc does. */
   readonly pool: pg.Pool;
   readonly redis: Redis;
-  readonly producer: Producer;
+  readonly producer: Pick<Producer, 'send'>;
   readonly topic: string;
   /** Lease of a seat lock (Redisson's leaseTime), ms. */
   readonly lockTtlMs: number;
@@ -40,8 +50,25 @@ export interface SeedCounters {
   /** Optimistic version check failed at UPDATE. */
   versionConflicts: number;
   reservations: number;
+  /** Reservation records the broker acknowledged (one per 201). */
   kafkaSends: number;
+  /** Produce requests made for them (acknowledged or not): the records sent during one event-loop turn share one. */
+  kafkaRequests: number;
   errors: number;
+}
+
+/**
+ * The seed's Postgres pool: `createPgPool`'s, with node-postgres's pipeline mode on, so a client
+ * writes a query without waiting for the answer to the one before. The seed app uses it for one
+ * thing only: to send a transaction's BEGIN together with its first query, in one round trip, as
+ * pgjdbc does (it sends BEGIN in the same message batch as the first statement of a transaction).
+ * Every other query of a request depends on the answer before it and is awaited, as in Java. Its
+ * connections stay open however long they idle, as in HikariCP's default fixed-size pool (idle
+ * connections are retired only when `minimumIdle` is below the pool size): a benchmark run after a
+ * pause does not open them again inside its measured window.
+ */
+export function createSeedPool(options: { url: string; max: number; log: Logger; applicationName?: string }): pg.Pool {
+  return createPgPool({ ...options, pipeline: true, idleTimeoutMs: 0 });
 }
 
 /** Creates the seed's tables (bench-only; idempotent). */
@@ -76,6 +103,11 @@ export async function provisionSeedEvent(pool: pg.Pool, eventId: string, seats: 
       seats.slice(i, i + 20_000),
     ]);
   }
+  // Fresh statistics before the sale, as Sentinel's provisioning takes for its own seats
+  // (provisionEvent): the seed's statements are then planned with this event's rows counted, so
+  // neither design starts its sale on statistics from before its seats existed. Best effort, as
+  // there: the seats are in, and autovacuum analyzes the table soon anyway.
+  await pool.query('ANALYZE seed.seats').catch(() => undefined);
 }
 
 /** Seats sold more than once, and the number of reservations, of a seed event. */
@@ -89,6 +121,87 @@ export async function seedOutcome(pool: pg.Pool, eventId: string): Promise<{ res
 }
 
 const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+/** The seed's Redis client, with its unlock script defined as a command of its own. */
+type SeedRedis = Redis & { seedUnlock(key: string, token: string): Promise<number> };
+
+/**
+ * Defines the unlock script on `redis` (once per client): ioredis then sends EVALSHA with the
+ * script's hash, and the script's text only the first time on a connection (or after Redis lost
+ * it), instead of EVAL with the whole text on every request. Redisson does the same with its own
+ * unlock script (its script cache, `useScriptCache`, is on by default since 3.46), and so do
+ * Sentinel's scripts (`defineCommand` in the ingress).
+ */
+function withUnlockCommand(redis: Redis): SeedRedis {
+  if (!('seedUnlock' in redis)) redis.defineCommand('seedUnlock', { numberOfKeys: 1, lua: UNLOCK });
+  return redis as SeedRedis;
+}
+
+/** The named statements of a request: parsed and planned once per connection, then only bound and run. */
+const READ_SEAT = 'SELECT state, version FROM seed.seats WHERE event_id = $1 AND seat_id = $2';
+const SELL_SEAT = `UPDATE seed.seats SET state = 'sold', customer = $3, version = version + 1 WHERE event_id = $1 AND seat_id = $2 AND version = $4`;
+const INSERT_RESERVATION = 'INSERT INTO seed.reservations (reservation_id, event_id, seat_id, customer) VALUES ($1, $2, $3, $4)';
+
+/**
+ * Begins the transaction and reads the seat (its state and version, as JPA's `findById` would).
+ *
+ * pgjdbc keeps a statement prepared on the server once it has run a few times (`prepareThreshold`,
+ * 5), so the Java service's statements are parsed and planned once per connection: here they are
+ * named statements, which node-postgres prepares on a connection's first use and then only binds.
+ *
+ * pgjdbc also sends BEGIN in the same message batch as the transaction's first statement: one
+ * round trip for both. node-postgres does too on a pipelined connection (`createSeedPool`), where
+ * both are written before either is answered. On a connection that is not pipelined it would wait
+ * for BEGIN's answer first — one more round trip per request, a cost of node-postgres's default
+ * mode that pgjdbc does not pay — so BEGIN is awaited on its own only there.
+ */
+async function beginAndReadSeat(
+  client: pg.PoolClient,
+  eventId: string,
+  seat: string,
+): Promise<{ state: string; version: number } | undefined> {
+  const read = { name: 'seed-read-seat', text: READ_SEAT, values: [eventId, seat] };
+  if (client.pipeline) {
+    // If BEGIN fails, Promise.all rejects before the read is answered; the caller's ROLLBACK is
+    // then answered after the read (a connection answers in order), so the client is released idle.
+    const [, { rows }] = await Promise.all([client.query('BEGIN'), client.query<{ state: string; version: number }>(read)]);
+    return rows[0];
+  }
+  await client.query('BEGIN');
+  return (await client.query<{ state: string; version: number }>(read)).rows[0];
+}
+
+/**
+ * Largest number of records in one produce request. The Java producer puts at most `batch.size`
+ * (16 KiB, its default) of records per partition in a request: some 60 of these records of about
+ * 250 bytes each. This cap is about that, and is not reached in practice: no more winners can send
+ * in one turn than the Postgres pool has connections (20 in serve.ts).
+ */
+const KAFKA_MAX_BATCH = 64;
+
+/**
+ * The seed's `kafkaTemplate.send(record).get()`: resolves once the broker acknowledged the record
+ * (acks=all, the Java producer's default), rejects if the request carrying it failed.
+ *
+ * The Java producer does not send a request per record: its sender thread drains every record that
+ * accumulated meanwhile (per partition, up to `batch.size`) into one produce request per broker,
+ * and each caller's future completes when that request is acknowledged. kafkajs has no such
+ * accumulator — each `send` is a request of its own — so the records sent during one event-loop
+ * turn are collected here (TickBatcher) and sent in one `producer.send`; each caller still awaits
+ * its own record's acknowledgement, and a failed request fails every caller whose record it carried.
+ */
+export function createSeedKafkaSend(
+  producer: Pick<Producer, 'send'>,
+  topic: string,
+  onRequest: () => void = () => undefined,
+): (message: Message) => Promise<void> {
+  const batcher = new TickBatcher<Message, void>(KAFKA_MAX_BATCH, async (_topic, messages) => {
+    onRequest();
+    await producer.send({ topic, acks: -1, messages });
+    return messages.map(() => undefined);
+  });
+  return (message) => batcher.add(topic, message);
+}
 
 function problem(ctx: Koa.Context, status: number, type: string, detail: string): void {
   ctx.status = status;
@@ -116,8 +229,11 @@ export function createSeedApp(deps: SeedDependencies): { app: Koa; counters: See
     versionConflicts: 0,
     reservations: 0,
     kafkaSends: 0,
+    kafkaRequests: 0,
     errors: 0,
   };
+  const redis = withUnlockCommand(deps.redis);
+  const sendToKafka = createSeedKafkaSend(deps.producer, deps.topic, () => (counters.kafkaRequests += 1));
   const app = new Koa();
   const route = /^\/v1\/events\/([^/]+)\/seats\/([^/]+)\/reserve$/;
   app.use(async (ctx) => {
@@ -139,7 +255,7 @@ export function createSeedApp(deps: SeedDependencies): { app: Koa; counters: See
     const lockToken = randomUUID();
     try {
       // 1. Fail fast: someone holds the seat's lock.
-      if ((await deps.redis.set(lockKey, lockToken, 'PX', deps.lockTtlMs, 'NX')) !== 'OK') {
+      if ((await redis.set(lockKey, lockToken, 'PX', deps.lockTtlMs, 'NX')) !== 'OK') {
         counters.lockRefusals += 1;
         return problem(ctx, 409, 'seats-unavailable', `seat ${seat} is being reserved by someone else`);
       }
@@ -149,34 +265,25 @@ export function createSeedApp(deps: SeedDependencies): { app: Koa; counters: See
         const client = await deps.pool.connect();
         counters.transactions += 1;
         try {
-          await client.query('BEGIN');
-          const { rows } = await client.query<{ state: string; version: number }>(
-            'SELECT state, version FROM seed.seats WHERE event_id = $1 AND seat_id = $2',
-            [eventId, seat],
-          );
-          const row = rows[0];
+          const row = await beginAndReadSeat(client, eventId, seat);
           if (row === undefined || row.state !== 'available') {
             await client.query('ROLLBACK');
             if (row === undefined) return problem(ctx, 404, 'seat-not-found', `no seat ${seat}`);
             counters.soldRefusals += 1;
             return problem(ctx, 409, 'seats-unavailable', `seat ${seat} is sold`);
           }
-          const updated = await client.query(
-            `UPDATE seed.seats SET state = 'sold', customer = $3, version = version + 1 WHERE event_id = $1 AND seat_id = $2 AND version = $4`,
-            [eventId, seat, customer, row.version],
-          );
+          const updated = await client.query({ name: 'seed-sell-seat', text: SELL_SEAT, values: [eventId, seat, customer, row.version] });
           if (updated.rowCount !== 1) {
             await client.query('ROLLBACK');
             counters.versionConflicts += 1;
             return problem(ctx, 409, 'seats-unavailable', `seat ${seat} changed concurrently`);
           }
           reservationId = `seed-${randomUUID()}`;
-          await client.query('INSERT INTO seed.reservations (reservation_id, event_id, seat_id, customer) VALUES ($1, $2, $3, $4)', [
-            reservationId,
-            eventId,
-            seat,
-            customer,
-          ]);
+          await client.query({
+            name: 'seed-insert-reservation',
+            text: INSERT_RESERVATION,
+            values: [reservationId, eventId, seat, customer],
+          });
           await client.query('COMMIT');
           counters.reservations += 1;
         } catch (error) {
@@ -185,19 +292,16 @@ export function createSeedApp(deps: SeedDependencies): { app: Koa; counters: See
         } finally {
           client.release();
         }
-        // 3. After the commit, outside the transaction: a synchronous Kafka send.
+        // 3. After the commit, outside the transaction: a synchronous Kafka send (this request's
+        // record acknowledged, in a request it may share with the records sent meanwhile).
         const confirmedAt = new Date().toISOString();
-        await deps.producer.send({
-          topic: deps.topic,
-          acks: -1,
-          messages: [{ key: reservationId, value: JSON.stringify({ eventId, reservationId, seat, customer, confirmedAt }) }],
-        });
+        await sendToKafka({ key: reservationId, value: JSON.stringify({ eventId, reservationId, seat, customer, confirmedAt }) });
         counters.kafkaSends += 1;
         ctx.status = 201;
         ctx.body = { reservationId, eventId, seats: [seat], quantity: 1, confirmedAt };
       } finally {
         // Unlocked last, as a try/finally around the whole service call would (Redisson's unlock).
-        await deps.redis.eval(UNLOCK, 1, lockKey, lockToken);
+        await redis.seedUnlock(lockKey, lockToken);
       }
     } catch (error) {
       counters.errors += 1;

@@ -11,7 +11,16 @@ export type { Pool, PoolClient } from 'pg';
 export const QUERY_TIMEOUT_MS = 15_000;
 
 /** Creates a connection pool. Idle-client errors (a restarted server) are logged, never thrown. */
-export function createPgPool(options: { url: string; max: number; log: Logger; applicationName?: string }): pg.Pool {
+export function createPgPool(options: {
+  url: string;
+  max: number;
+  log: Logger;
+  applicationName?: string;
+  /** node-postgres's pipeline mode: a client writes a query without waiting for the answer to the one before (default off). */
+  pipeline?: boolean;
+  /** How long an idle connection stays open (ms; 0: for good). Default 30 s. */
+  idleTimeoutMs?: number;
+}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.max,
@@ -20,8 +29,9 @@ export function createPgPool(options: { url: string; max: number; log: Logger; a
     // it: bound every query on the client side, and statements on the server side.
     query_timeout: QUERY_TIMEOUT_MS,
     statement_timeout: 10_000,
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
     application_name: options.applicationName ?? 'sentinel',
+    ...(options.pipeline ? { pipeline: true } : {}),
   });
   pool.on('error', (error) => options.log.warn({ err: error }, 'Postgres idle client failed'));
   return pool;

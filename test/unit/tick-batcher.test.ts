@@ -1,5 +1,5 @@
 import t from 'tap';
-import { TickBatcher } from '../../../src/ingress/tick-batcher.js';
+import { TickBatcher } from '../../src/tick-batcher.js';
 
 t.test('calls of one turn go out together per group, at most maxBatch per send, each answered with its own reply', async (t) => {
   const sends: { group: string; items: number[] }[] = [];
