@@ -22,12 +22,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
 import { loadConfig } from '../src/config.js';
 import { compileForBench, startServer } from './build.js';
-import { hotSeatStatusTarget } from './hot-seat.js';
+import { hotSeatLatencyTarget, hotSeatStatusTarget } from './hot-seat.js';
 import { useFreshBenchDatabase } from './database.js';
 import { provisionEvent } from '../src/engine/provision.js';
 import { renderChart, type ChartRow } from '../src/jobs/bench-chart.js';
@@ -241,6 +242,27 @@ async function main(): Promise<void> {
       `${engines.length} engine(s) + ${replicas} ingress(es), ${replicas} seed app(s), ${replicas} no-op server(s) are up; logs in ${workDir}`,
     );
 
+    /**
+     * Lets the machine settle before a measured run, so that no run pays for the one before it:
+     * Sentinel's outbox published (its relay's work), both designs' tables vacuumed and analyzed
+     * (an autovacuum of the last run's rows would fall into this one), then a second of quiet.
+     */
+    const settle = async () => {
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline) {
+        const { rows: pending } = await pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM outbox WHERE event_id = $1 AND published_at IS NULL',
+          [eventId],
+        );
+        if (pending[0]!.n === 0) break;
+        await sleep(200);
+      }
+      await pool.query(
+        'VACUUM (ANALYZE) seats, holds, reservations, reservation_seats, outbox, idempotency_keys, customer_usage, shards, seed.seats, seed.reservations',
+      );
+      await sleep(1000);
+    };
+
     let runs = 0;
     const drive = async (
       targets: readonly string[],
@@ -248,7 +270,7 @@ async function main(): Promise<void> {
       inventory: InventoryView,
       buyers: number,
       concurrency: number,
-      log: boolean,
+      window: RunWindow = {},
     ) => {
       const runId = `${eventId}-${++runs}`;
       let last = 0;
@@ -269,7 +291,11 @@ async function main(): Promise<void> {
         runId,
         tokens: { secret: config.jwtSecret, issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: 6 * 3600 },
         inventory,
-        ...(log ? { logPath: join(workDir, `${runId}.jsonl`) } : {}),
+        // Every measured run writes its response log, the ceiling's too: the client does the same
+        // work per request in every run (only Sentinel's logs are verified).
+        logPath: join(workDir, `${runId}.jsonl`),
+        ...(window.onStart ? { onStart: window.onStart } : {}),
+        ...(window.onFinish ? { onFinish: window.onFinish } : {}),
         onProgress: (p) => {
           if (p.elapsedS - last >= 5) {
             last = p.elapsedS;
@@ -278,7 +304,8 @@ async function main(): Promise<void> {
         },
       }).run();
     };
-    const measure = async (id: string, label: string, system: Row['system'], run: () => Promise<StressReport>) => {
+    const measure = async (id: string, label: string, system: Row['system'], run: (window: RunWindow) => Promise<StressReport>) => {
+      await settle();
       say(`${id}: ${label}`);
       const transactions = () =>
         system === 'sentinel'
@@ -293,9 +320,15 @@ async function main(): Promise<void> {
       const before = await transactions();
       const decidedBefore = await decisions();
       const retransmittedBefore = tcpRetransmissions();
-      const cpuBefore = cpuNow();
-      const report = await run();
-      const cpu = cpuDelta(cpuBefore, cpuNow());
+      // CPU over the load itself — from the first request to the last answer, the window the
+      // throughput and `cores busy` divide by — not the run's set-up (plans, tokens, connections).
+      let cpuBefore = cpuNow();
+      let cpuAfter: ReturnType<typeof cpuNow> | undefined;
+      const report = await run({
+        onStart: () => (cpuBefore = cpuNow()),
+        onFinish: () => (cpuAfter = cpuNow()),
+      });
+      const cpu = cpuDelta(cpuBefore, cpuAfter ?? cpuNow());
       const after = await transactions();
       const decidedAfter = await decisions();
       gcObserver.disconnect();
@@ -316,33 +349,43 @@ async function main(): Promise<void> {
     const oneShot = { scenario: 'flash-sale' as const, oneShot: true };
 
     say('warming up (JIT, connections, caches): 2,000 requests against each system');
-    await drive(noopUrls, oneShot, view(W), 2000, 200, false);
-    await drive(sentinelTargets, oneShot, view(W), 2000, 200, false);
-    await drive(seedUrls, oneShot, view(W), 2000, 200, false);
+    await drive(noopUrls, oneShot, view(W), 2000, 200);
+    await drive(sentinelTargets, oneShot, view(W), 2000, 200);
+    await drive(seedUrls, oneShot, view(W), 2000, 200);
 
     const hotC = Number(args['hot-concurrency']);
     const c = Number(args.concurrency);
     const keep = (row: Row) => rows.push(row);
-    keep(
-      await measure('c', `no-op Koa route, ${flashBuyers.toLocaleString('en-US')} requests, concurrency ${c}`, 'noop', () =>
-        drive(noopUrls, oneShot, view(S), flashBuyers, c, false),
-      ),
-    );
+    // The ceiling moves by a fifth from one minute to the next on a shared machine, and one run of it
+    // lasts about 2.5 s: it is measured three times — first, between the flash sales, and last — and
+    // the median run is the (c) the ratios use.
+    const ceilings: Row[] = [];
+    const ceiling = async () =>
+      ceilings.push(
+        await measure('c', `no-op Koa route, ${flashBuyers.toLocaleString('en-US')} requests, concurrency ${c}`, 'noop', (w) =>
+          drive(noopUrls, oneShot, view(S), flashBuyers, c, w),
+        ),
+      );
+    await ceiling();
     // A hot-seat run lasts about two seconds, so one stall is its p99: several runs, each on a
     // fresh seat, alternating the designs; the table keeps the median run (by p99) and lists all.
     const hot: Record<'sentinel' | 'seed', Row[]> = { sentinel: [], seed: [] };
     for (let k = 1; k <= hotRuns; k++) {
       const seat = { scenario: 'hot-seat' as const, seat: `H-1-${k}` };
-      hot.sentinel.push(
-        await measure('a', `Sentinel hot seat: ${hotBuyers.toLocaleString('en-US')} buyers, concurrency ${hotC}`, 'sentinel', () =>
-          drive(sentinelTargets, seat, view(H), hotBuyers, hotC, true),
-        ),
-      );
-      hot.seed.push(
-        await measure('d-a', `seed design hot seat: ${hotBuyers.toLocaleString('en-US')} buyers, concurrency ${hotC}`, 'seed', () =>
-          drive(seedUrls, seat, view(H), hotBuyers, hotC, true),
-        ),
-      );
+      const sentinelRun = async () =>
+        hot.sentinel.push(
+          await measure('a', `Sentinel hot seat: ${hotBuyers.toLocaleString('en-US')} buyers, concurrency ${hotC}`, 'sentinel', (w) =>
+            drive(sentinelTargets, seat, view(H), hotBuyers, hotC, w),
+          ),
+        );
+      const seedRun = async () =>
+        hot.seed.push(
+          await measure('d-a', `seed design hot seat: ${hotBuyers.toLocaleString('en-US')} buyers, concurrency ${hotC}`, 'seed', (w) =>
+            drive(seedUrls, seat, view(H), hotBuyers, hotC, w),
+          ),
+        );
+      // Each design goes first in turn: neither always meets the machine the other just left.
+      for (const next of k % 2 === 1 ? [sentinelRun, seedRun] : [seedRun, sentinelRun]) await next();
     }
     for (const runsOf of [hot.sentinel, hot.seed]) {
       const sorted = [...runsOf].sort((x, y) => x.report.latency_ms.p99 - y.report.latency_ms.p99);
@@ -358,15 +401,16 @@ async function main(): Promise<void> {
         'b',
         `Sentinel flash sale: ${flashBuyers.toLocaleString('en-US')} buyers, ${flashSeats.toLocaleString('en-US')} seats, one-shot, concurrency ${c}`,
         'sentinel',
-        () => drive(sentinelTargets, oneShot, view(S), flashBuyers, c, true),
+        (w) => drive(sentinelTargets, oneShot, view(S), flashBuyers, c, w),
       ),
     );
+    await ceiling();
     keep(
       await measure(
         'd-b',
         `seed design flash sale: ${flashBuyers.toLocaleString('en-US')} buyers, ${flashSeats.toLocaleString('en-US')} seats, concurrency ${c}`,
         'seed',
-        () => drive(seedUrls, oneShot, view(S), flashBuyers, c, true),
+        (w) => drive(seedUrls, oneShot, view(S), flashBuyers, c, w),
       ),
     );
     keep(
@@ -374,9 +418,14 @@ async function main(): Promise<void> {
         "b'",
         `Sentinel flash sale, hold then confirm: ${flashBuyers.toLocaleString('en-US')} buyers, ${flashSeats.toLocaleString('en-US')} other seats, concurrency ${c}`,
         'sentinel',
-        () => drive(sentinelTargets, { scenario: 'flash-sale' }, view(T), flashBuyers, c, true),
+        (w) => drive(sentinelTargets, { scenario: 'flash-sale' }, view(T), flashBuyers, c, w),
       ),
     );
+    await ceiling();
+    const byThroughput = [...ceilings].sort((x, y) => x.report.throughput_rps - y.report.throughput_rps);
+    const median = byThroughput[Math.floor(byThroughput.length / 2)]!;
+    const all = ceilings.map((r) => Math.round(r.report.throughput_rps).toLocaleString('en-US')).join(', ');
+    rows.unshift({ ...median, label: `${median.label} (median of ${ceilings.length} runs by req/s: ${all})` });
 
     say('verifying Sentinel (every invariant, over Postgres, the topic and the response logs)');
     const logs = [...new Set([...hotLogs, ...rows.filter((r) => r.system === 'sentinel').map((r) => r.report.log!)])];
@@ -416,11 +465,10 @@ async function main(): Promise<void> {
 
   const byId = new Map(rows.map((r) => [r.id, r]));
   const rps = (id: string) => byId.get(id)?.report.throughput_rps ?? 0;
-  // The median hot run (by p99) for the latency target; the statuses of every run.
-  const a = byId.get('a')!.report;
+  // Both (a) targets hold every hot run to them, not only the median one the table shows.
   const targets = [
     hotSeatStatusTarget(sentinelHotRuns, hotBuyers),
-    { target: '(a) p99 ≤ 250 ms', met: a.latency_ms.p99 <= 250, value: `${Math.round(a.latency_ms.p99)} ms` },
+    hotSeatLatencyTarget(sentinelHotRuns, 250),
     { target: '(b) zero violations (verify)', met: verdict?.ok === true, value: `${verdict?.violations ?? '?'} violations` },
     {
       target: '(b) throughput ≥ 25 % of (c)',
@@ -471,6 +519,12 @@ async function main(): Promise<void> {
     );
   }
   if (args['write-docs']) writeDocs(result, table, cpuTable);
+}
+
+/** Hooks that mark the load's own window inside a stress run (see StressOptions.onStart/onFinish). */
+interface RunWindow {
+  readonly onStart?: () => void;
+  readonly onFinish?: () => void;
 }
 
 interface ResultRow {

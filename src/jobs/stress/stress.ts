@@ -57,6 +57,11 @@ export interface StressOptions {
   readonly onStart?: (startedAt: number) => void;
   /** Called about once a second while the run is going. */
   readonly onProgress?: (progress: StressProgress) => void;
+  /**
+   * Called once when the load is over (the last buyer's last answer came, or the run was cut),
+   * before the connections and the log are closed: with `onStart`, the window a benchmark measures.
+   */
+  readonly onFinish?: () => void;
   /** Stops the run early (its buyers are aborted); the report covers what happened until then. */
   readonly signal?: AbortSignal;
 }
@@ -259,6 +264,7 @@ export class StressRun {
         ticker = setInterval(() => this.progress(), 1000);
         if (o.mode === 'closed') await this.closedLoop();
         else await this.openLoop();
+        o.onFinish?.();
       }
     } finally {
       clearInterval(ticker);

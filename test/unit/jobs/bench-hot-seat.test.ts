@@ -1,6 +1,6 @@
-/** The bench's hot-seat status target is judged on every Sentinel run, not only the median one. */
+/** The bench's hot-seat targets are judged on every Sentinel run, not only the median one. */
 import t from 'tap';
-import { hotSeatStatusTarget } from '../../../bench/hot-seat.js';
+import { hotSeatLatencyTarget, hotSeatStatusTarget } from '../../../bench/hot-seat.js';
 
 const clean = { status: { '201': 1, '409': 9999 } };
 
@@ -21,4 +21,19 @@ t.test('every run must have exactly one 201, the rest 409, and nothing else', as
   });
   t.match(hotSeatStatusTarget([{ status: { '201': 1, '409': 9998 } }], 10_000), { met: false }, 'a buyer missing');
   t.match(hotSeatStatusTarget([], 10_000), { met: false, value: 'no run' });
+});
+
+t.test('every run must have its p99 within the bound: a slow first rush fails it though the median run is fast', async (t) => {
+  const run = (p99: number) => ({ latency_ms: { p99 } });
+  t.same(hotSeatLatencyTarget([run(297.4), run(121), run(142)], 250), {
+    target: '(a) p99 ≤ 250 ms, on every run',
+    met: false,
+    value: 'p99s 297, 121, 142 ms: met in 2 of 3',
+  });
+  t.same(hotSeatLatencyTarget([run(250), run(120)], 250), {
+    target: '(a) p99 ≤ 250 ms, on every run',
+    met: true,
+    value: 'p99s 250, 120 ms: met in 2 of 2',
+  });
+  t.match(hotSeatLatencyTarget([], 250), { met: false, value: 'no run' });
 });
