@@ -46,29 +46,37 @@ export class ShardDriver {
   }
 }
 
-/** The outcome of a stream of commands: what was acknowledged, what failed. */
+/**
+ * The outcome of a stream of commands: what was acknowledged, what failed. `sentAt` and
+ * `answeredAt` are wall-clock times (Date.now(), the clock engines log with): when the command was
+ * first sent, and when its answer (after any retries) came back.
+ */
 export interface StreamOutcome {
-  readonly acknowledged: { command: ShardCommand; result: ShardResult }[];
+  readonly acknowledged: { command: ShardCommand; result: ShardResult; sentAt: number; answeredAt: number }[];
   readonly failed: { command: ShardCommand; error: string }[];
 }
 
 /**
  * Sends `commands` with bounded concurrency, recording every answer. Bounded: it stops when the
- * list is done; each request has the driver's deadline.
+ * list is done, or earlier once `until` — asked, with what has come back so far, before each
+ * command is taken — returns true; each request has the driver's deadline.
  */
 export async function runStream(
   driver: ShardDriver,
   commands: readonly ShardCommand[],
   concurrency = 16,
   pauseMs = 0,
+  until: (sofar: StreamOutcome) => boolean = () => false,
 ): Promise<StreamOutcome> {
   const outcome: StreamOutcome = { acknowledged: [], failed: [] };
   let next = 0;
   const worker = async () => {
-    while (next < commands.length) {
+    while (next < commands.length && !until(outcome)) {
       const command = commands[next++] as ShardCommand;
+      const sentAt = Date.now();
       try {
-        outcome.acknowledged.push({ command, result: await driver.send(command) });
+        const result = await driver.send(command);
+        outcome.acknowledged.push({ command, result, sentAt, answeredAt: Date.now() });
       } catch (error) {
         outcome.failed.push({ command, error: error instanceof Error ? error.message : String(error) });
       }
