@@ -30,7 +30,8 @@ export function hotSeatStatusTarget(runs: readonly Pick<StressReport, 'status'>[
 export function hotSeatLatencyTarget(runs: readonly { readonly latency_ms: { readonly p99: number } }[], boundMs: number): BenchTarget {
   const target = `(a) p99 ≤ ${boundMs} ms, on every run`;
   if (runs.length === 0) return { target, met: false, value: 'no run' };
-  const p99s = runs.map((r) => Math.round(r.latency_ms.p99));
-  const within = p99s.filter((p99) => p99 <= boundMs).length;
-  return { target, met: within === runs.length, value: `p99s ${p99s.join(', ')} ms: met in ${within} of ${runs.length}` };
+  // Judged on the measured value, rounded only for display (250.4 ms is not within 250).
+  const within = runs.filter((r) => r.latency_ms.p99 <= boundMs).length;
+  const p99s = runs.map((r) => Math.round(r.latency_ms.p99)).join(', ');
+  return { target, met: within === runs.length, value: `p99s ${p99s} ms: met in ${within} of ${runs.length}` };
 }

@@ -27,6 +27,7 @@ import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import { compileForBench, startServer } from './build.js';
 import { useFreshBenchDatabase } from './database.js';
+import { LAYOUT_LIMITS } from '../src/domain/layout.js';
 import { median } from './median.js';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { createPgPool } from '../src/adapters/postgres/pool.js';
@@ -192,6 +193,12 @@ async function main(): Promise<void> {
   const SPREAD_RATE = 12_000;
   const spreadRuns = scenarios.filter((s) => s === 'spread').length * rounds;
   const sectionCount = Math.max(48, Math.ceil((spreadRuns * (duration + warmup) * SPREAD_RATE) / (ROWS * SEATS)));
+  if (sectionCount * ROWS * SEATS > LAYOUT_LIMITS.maxSeatsTotal) {
+    throw new Error(
+      `the spread case's ${spreadRuns} run(s) of ${duration + warmup} s need ${(sectionCount * ROWS * SEATS).toLocaleString('en')} seats, ` +
+        `more than an event may have (${LAYOUT_LIMITS.maxSeatsTotal.toLocaleString('en')}): fewer --rounds or a shorter --duration`,
+    );
+  }
   const sections = Array.from({ length: sectionCount }, (_, s) => ({
     id: `S${s + 1}`,
     rows: Array.from({ length: ROWS }, (_, r) => ({ id: String(r + 1), seats: SEATS })),

@@ -69,14 +69,18 @@ ENV_FILE="$STATE_DIR/demo.env"
 # pid (after a reboot, say), which a --stop must not signal.
 proc_start() {
   local stat fields
-  stat=$(<"/proc/$1/stat") 2>/dev/null || return 0
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
   stat=${stat##*) } # the fields after the command name, which may hold spaces: state is the first
   read -r -a fields <<<"$stat"
   [[ "${fields[0]}" != Z ]] && echo "${fields[19]}"
   return 0
 }
 remember() { echo "$1 $2 $(proc_start "$1")" >>"$PIDS_FILE"; } # PID ROLE START
-recorded_alive() { [[ -n "$2" && "$(proc_start "$1")" == "$2" ]]; } # PID START
+# PID START: a record without a start time was written before they were kept: then only whether
+# the pid runs can be told.
+recorded_alive() {
+  if [[ -z "${2:-}" ]]; then kill -0 "$1" 2>/dev/null; else [[ "$(proc_start "$1")" == "$2" ]]; fi
+}
 
 stop_recorded() {
   [[ -f "$PIDS_FILE" ]] || return 0

@@ -157,9 +157,10 @@ kube_k8s_ldflags() {
 
 svc_kube_install() {
   kube_check_versions || return 1
-  # The start needs curl (readiness) and openssl (the PKI); slim images lack both.
+  # The start needs curl (readiness), and openssl to make the PKI when it does not exist yet;
+  # slim images lack both.
   have curl || apt_install kube curl
-  have openssl || apt_install kube openssl
+  [[ -s "$(kube_state_dir)/pki/ca.crt" ]] || have openssl || apt_install kube openssl
   local bindir helmdir total=$SECONDS
   bindir="$(kube_bin_dir)"
   helmdir="$(kube_helm_bin_dir)"

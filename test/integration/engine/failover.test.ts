@@ -301,9 +301,10 @@ t.test('SIGSTOP mid-commit: the new owner sells the same seats to others; after 
     oldCommands.map((command) => ({ command, requestId: command.key })),
   );
   await waitFor('the old owner to decide every hold of shard 0', async () => (await heldDecisions()) === decidedBefore + seats.length);
-  // The group-commit window is 2 ms: well past it, the batch has been handed to the engine's
-  // ShardCommits, where it waits for the blocked commit of the other shard.
-  await sleep(300);
+  // The group-commit window is 2 ms: well past it — a second, so that even an engine starved of
+  // CPU for a while has run its timer — the batch has been handed to the engine's ShardCommits,
+  // where it waits for the blocked commit of the other shard. (Nothing the engine exposes says so.)
+  await sleep(1000);
   t.equal(await countRows(pool, 'holds', spec.eventId, 'old-%'), 0, 'decided by the old owner, not yet in Postgres');
 
   paused.signal('SIGSTOP');

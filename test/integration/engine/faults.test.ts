@@ -136,9 +136,10 @@ async function redisOutageMs(redis: Redis, restart: Promise<unknown>): Promise<n
 
 for (const service of ['redis', 'nats', 'postgres'] as const) {
   t.test(`${service} restart during a stream of holds: the engine recovers by itself, nothing acknowledged is lost`, async (t) => {
-    // 2000 seats: holds go on being decided and committed while Redis restarts (however long it
-    // takes to load its data), so the stream must not run out of seats before the restart ends.
-    const { pool, driver, spec, engine } = await setup(t, 2, testLayout({ rows: 50, seats: 40 }));
+    // 6,000 seats: holds go on being decided and committed while the service restarts (however long
+    // Redis takes to load its data, on however loaded a machine), so the stream must not run out of
+    // seats before the restart ends — at 4 workers and 15 ms pauses, some 25 s of commands.
+    const { pool, driver, spec, engine } = await setup(t, 2, testLayout({ sections: 3, rows: 50, seats: 40 }));
     const commands: ShardCommand[] = driver.seats().map((seat, i) => ({
       type: 'hold',
       key: `${service}-${i}`,

@@ -49,9 +49,10 @@ t.test('engines share an event: 4 + 4 shards, then a third joins and no command 
   t.teardown(() => pool.end());
   const nc = await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: 'ownership-test' });
   t.teardown(() => nc.close());
-  // 2000 seats, 250 a shard: enough distinct seats for the stream to last through the third
-  // engine's start and the hand-offs (at 8 workers and 40 ms pauses, about 12 s of commands).
-  const spec = await provisionTestEvent(pool, { shardCount: 8, layout: testLayout({ sections: 4, rows: 20, seats: 25 }) });
+  // 10,000 seats, 1,250 a shard: enough distinct seats for the stream to last its whole limit if
+  // it must (at 8 workers and 40 ms pauses, about a minute of commands) — through the third
+  // engine's start and the hand-offs however slow a loaded machine makes them.
+  const spec = await provisionTestEvent(pool, { shardCount: 8, layout: testLayout({ sections: 8, rows: 25, seats: 50 }) });
   const driver = new ShardDriver(nc, spec);
 
   const a = await startEngine(spec.eventId);

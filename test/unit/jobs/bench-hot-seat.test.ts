@@ -35,5 +35,6 @@ t.test('every run must have its p99 within the bound: a slow first rush fails it
     met: true,
     value: 'p99s 250, 120 ms: met in 2 of 2',
   });
+  t.match(hotSeatLatencyTarget([run(250.4)], 250), { met: false, value: 'p99s 250 ms: met in 0 of 1' }, 'judged before rounding');
   t.match(hotSeatLatencyTarget([], 250), { met: false, value: 'no run' });
 });
