@@ -40,7 +40,14 @@ export function createRedis(options: {
     // seconds too long (in `sentinel chaos`, the ingress came back 6 s after Redis was ready).
     maxLoadingRetryTime: 250,
   });
+  // One line when an outage begins, one when it ends. A connection Redis closed (a restart) is
+  // `reconnecting` without any `error` — a restarted Redis accepts connections at once, answering
+  // LOADING while it loads its data — and a connection that could not be made is an `error`.
   let down = false;
+  client.on('reconnecting', () => {
+    if (!down) options.log.warn('Redis connection lost; reconnecting');
+    down = true;
+  });
   client.on('error', (error: Error) => {
     if (!down) options.log.warn({ err: error.message }, 'Redis connection failed');
     down = true;

@@ -214,15 +214,17 @@ for (const service of ['redis', 'nats', 'postgres'] as const) {
         'the engine counted group commits that failed during the restart',
       );
     } else {
+      // The restart closes the engine's Redis connection: its client says so, and says when it is
+      // back (a restarted Redis opens its port at once, answering LOADING while it loads its data,
+      // so no connection attempt fails: "Redis connection failed" is not to be expected).
+      t.ok(saw('Redis connection lost; reconnecting'), 'the engine logged the lost Redis connection');
+      t.ok(saw('Redis connection restored'), 'and its return');
       // Holds never touch Redis: what the engine does there is renew its membership (every round)
-      // and extend its shard leases. Its Redis client logs "Redis connection failed" only when a
-      // connection attempt fails, and a restarted Redis opens its port at once (it accepts
-      // connections while it loads its data, answering LOADING), so that line is not to be
-      // expected. A round, heartbeat or lease extension that fails is logged — but only if one
-      // fell in the outage, and a Redis with little data to load can be back between two of them.
-      // So the log is required only of an outage too long to slip between them (measured by a
-      // client set up like the engine's); that the engine works with Redis again after any outage
-      // is required by the readiness check above.
+      // and extend its shard leases. A round, heartbeat or lease extension that fails is logged —
+      // but only if one fell in the outage, and a Redis with little data to load can be back
+      // between two of them. So that log is required only of an outage too long to slip between
+      // them (measured by a client set up like the engine's); that the engine works with Redis
+      // again after any outage is required by the readiness check above.
       if (outageMs !== undefined && outageMs >= REDIS_OUTAGE_SEEN_MS) {
         t.ok(
           saw('Rebalance round failed') || saw('Heartbeat between rounds failed') || saw('Shard lease not extended; retrying'),
