@@ -14,11 +14,10 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Koa from 'koa';
-import { createKafka, ensureTopic } from '../adapters/kafka/client.js';
-import { connectRedis, createRedis } from '../adapters/redis/client.js';
+import { createKafka } from '../adapters/kafka/client.js';
 import { loadConfig } from '../config.js';
 import { createRootLogger } from '../log.js';
-import { createSeedApp, createSeedPool } from './seed-app.js';
+import { connectSeedProducer, connectSeedRedis, createSeedApp, createSeedPool } from './seed-app.js';
 
 /** The Kafka topic the seed design sends its reservations to. */
 export const SEED_TOPIC = 'seed.reservations';
@@ -46,31 +45,8 @@ export async function serveSeed(port: number): Promise<void> {
   // The seed ran on HikariCP's default pool of 10; 20 gives it more room, not less. Pipelined, so
   // a transaction's BEGIN goes with its first query, as pgjdbc sends it (createSeedPool).
   const pool = createSeedPool({ url: config.databaseUrl, max: 20, log, applicationName: 'seed-design' });
-  // Auto-pipelining on, as Sentinel's ingress has it. The Java clients keep many commands in flight:
-  // Lettuce (Spring's default) pipelines every thread's commands on one connection without waiting
-  // for replies; Redisson, which the seed named, runs one command at a time on each of up to 64
-  // pooled connections. ioredis already keeps every command in flight on its one connection without
-  // the option; with it, it also writes the commands issued in one event-loop turn together (the
-  // next batch when the previous one is answered), sparing the seed's single thread and Redis a
-  // write and a read per command, where Java spreads its writes over Netty's I/O threads. Measured
-  // on a rush of 1,000 concurrent lock attempts, mostly refused as in the benchmark's, it answered
-  // about 1.5 × as many per second for less CPU in Node and a sixth of it in Redis (on lock and
-  // unlock pairs alone, without refusals, it was about even), so off would be the handicap. It
-  // changes no answer and no order: each command gets its own reply, and a request's unlock is
-  // still issued only after its Kafka acknowledgement.
-  const redis = createRedis({ url: config.redisUrl, log, name: 'seed-design', autoPipelining: true });
-  await connectRedis(redis);
-  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'seed-design', log });
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopic(admin, SEED_TOPIC);
-  await admin.disconnect();
-  // Plain producer, acks=all, unlimited requests in flight: the most generous reading of a
-  // synchronous KafkaTemplate.send().get(). kafkajs has no accumulator batching records across
-  // calls, as the Java producer's has: the seed app collects the records of each event-loop turn
-  // into one request itself (createSeedKafkaSend), and each request still awaits its own record.
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
+  const redis = await connectSeedRedis({ url: config.redisUrl, log, name: 'seed-design' });
+  const producer = await connectSeedProducer(createKafka({ brokers: config.kafkaBrokers, clientId: 'seed-design', log }), SEED_TOPIC);
   const { app } = createSeedApp({ pool, redis, producer, topic: SEED_TOPIC, lockTtlMs: 30_000 });
   const server = app.listen(port, '127.0.0.1');
   server.keepAliveTimeout = 65_000;

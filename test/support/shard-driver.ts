@@ -1,4 +1,9 @@
 import type { NatsConnection } from 'nats';
+import type { Test } from 'tap';
+import { connectNats } from '../../src/adapters/nats/connection.js';
+import { silentLogger } from '../../src/log.js';
+import { testConfig } from './env.js';
+import { startEngine, waitFor, type EngineProcess } from './stack.js';
 import type { ShardCommand, ShardResult } from '../../src/domain/commands.js';
 import { validateLayout } from '../../src/domain/layout.js';
 import { shardMap, type ShardMap } from '../../src/domain/shard-map.js';
@@ -85,4 +90,31 @@ export async function runStream(
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return outcome;
+}
+
+/**
+ * One engine process serving every shard of `spec`, and a driver on each of `connections` NATS
+ * connections of their own: each connection's client sends the commands it is given in one turn as
+ * one message, so commands spread over several reach the shard as several messages. A driver's
+ * deadline (`deadlineMs`) well beyond a rush's length makes a lost or retried command show as a
+ * failure or an extra decision, not as the timeout of a loaded machine. Closed with `t`.
+ */
+export async function engineWithDrivers(
+  t: Test,
+  spec: EventSpec,
+  options: { readonly connections: number; readonly name: string; readonly deadlineMs: number },
+): Promise<{ engine: EngineProcess; drivers: ShardDriver[] }> {
+  const connections: NatsConnection[] = [];
+  t.teardown(async () => {
+    for (const nc of connections) await nc.close();
+  });
+  for (let i = 0; i < options.connections; i++)
+    connections.push(await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: `${options.name}-${i}` }));
+  const drivers = connections.map((nc) => new ShardDriver(nc, spec, options.deadlineMs));
+  const engine = await startEngine(spec.eventId);
+  t.teardown(async () => {
+    await engine.stop();
+  });
+  await waitFor('every shard owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === spec.shardCount);
+  return { engine, drivers };
 }

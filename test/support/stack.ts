@@ -90,9 +90,36 @@ export interface EngineProcess {
    * series that carry all of them (NaN when there is none).
    */
   metric(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
+  /** A counter from its /metrics (`scrapeCount`): 0 while it has no series (a labelled counter appears at its first increment). */
+  count(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
+  /** Its log records (the JSON lines) from its `from`th line on; lines that are not JSON are skipped. */
+  records(from?: number): Record<string, unknown>[];
   signal(signal: NodeJS.Signals): void;
   /** SIGTERM and wait for the exit. */
   stop(): Promise<number | null>;
+}
+
+/**
+ * A metric in a Prometheus text exposition: the first series of `name`, or — given `labels` — the
+ * sum of the series that carry all of them (NaN when there is none).
+ */
+export function metricIn(text: string, name: string, labels?: Readonly<Record<string, string>>): number {
+  const series = text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  const value = (line: string) => Number(line.split(' ').pop());
+  if (labels === undefined) return series[0] === undefined ? NaN : value(series[0]);
+  const matching = series.filter((line) => Object.entries(labels).every(([key, v]) => line.includes(`${key}="${v}"`)));
+  return matching.length === 0 ? NaN : matching.reduce((sum, line) => sum + value(line), 0);
+}
+
+/** A metric of the process serving `/metrics` at `baseUrl`, as `metricIn` reads it. */
+export async function scrapeMetric(baseUrl: string, name: string, labels?: Readonly<Record<string, string>>): Promise<number> {
+  return metricIn(await (await fetch(`${baseUrl}/metrics`)).text(), name, labels);
+}
+
+/** A counter of the process at `baseUrl`: the sum of its series carrying all `labels` (all when none), 0 while it has none. */
+export async function scrapeCount(baseUrl: string, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+  const value = await scrapeMetric(baseUrl, name, labels);
+  return Number.isNaN(value) ? 0 : value;
 }
 
 const running = new Set<EngineProcess>();
@@ -145,13 +172,17 @@ export async function startEngine(
     child,
     logs,
     exited,
-    async metric(name: string, labels?: Readonly<Record<string, string>>) {
-      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-      const series = text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-      const value = (line: string) => Number(line.split(' ').pop());
-      if (labels === undefined) return series[0] === undefined ? NaN : value(series[0]);
-      const matching = series.filter((line) => Object.entries(labels).every(([key, v]) => line.includes(`${key}="${v}"`)));
-      return matching.length === 0 ? NaN : matching.reduce((sum, line) => sum + value(line), 0);
+    metric: (name, labels) => scrapeMetric(`http://127.0.0.1:${httpPort}`, name, labels),
+    count: (name, labels) => scrapeCount(`http://127.0.0.1:${httpPort}`, name, labels),
+    records(from = 0) {
+      return logs.slice(from).flatMap((line) => {
+        try {
+          const value: unknown = JSON.parse(line);
+          return value !== null && typeof value === 'object' ? [value as Record<string, unknown>] : [];
+        } catch {
+          return [];
+        }
+      });
     },
     signal(signal) {
       child.kill(signal);

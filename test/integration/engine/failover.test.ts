@@ -113,18 +113,6 @@ function processState(engine: EngineProcess): string | undefined {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
 }
 
-/** An engine's log lines that are JSON (pino), parsed. */
-function logLines(engine: EngineProcess): Record<string, unknown>[] {
-  return engine.logs.flatMap((line) => {
-    try {
-      const value: unknown = JSON.parse(line);
-      return value !== null && typeof value === 'object' ? [value as Record<string, unknown>] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
 /**
  * Publishes `requests` to a shard's subject as one request message, the way the shard client does
  * but without its retries, and collects the answers to it by command index (the first for each,
@@ -326,7 +314,7 @@ t.test('SIGSTOP mid-commit: the new owner sells the same seats to others; after 
   );
   const epochTaken = await epochOf(pool, spec.eventId, 0);
   t.ok(epochTaken > epochBefore, `the take-over bumped the epoch (${epochBefore} → ${epochTaken})`);
-  await waitFor('the new owner to serve shard 0', () => logLines(other).some((l) => l['msg'] === 'Claimed shard' && l['shard'] === 0));
+  await waitFor('the new owner to serve shard 0', () => other.records().some((l) => l['msg'] === 'Claimed shard' && l['shard'] === 0));
 
   // It sells the very same seats to other customers: two rivals per seat, so that a seat held
   // twice — by the rivals, or by a rival and an old customer — is something this test can see.
@@ -360,7 +348,7 @@ t.test('SIGSTOP mid-commit: the new owner sells the same seats to others; after 
   );
   // Its log line may come a little after the answers (stdout is read separately); bounded, and
   // not thrown on, so that a run without it goes on to show what reached Postgres instead.
-  const fenceLines = () => logLines(paused).filter((l) => l['msg'] === 'Fenced: shard stopped');
+  const fenceLines = () => paused.records().filter((l) => l['msg'] === 'Fenced: shard stopped');
   await waitFor('the fenced commit in the old owner’s logs', () => fenceLines().length > 0, 5000, 20).catch(() => undefined);
   const fences = fenceLines();
   t.equal(fences.length, 1, 'one commit was fenced');
@@ -376,7 +364,7 @@ t.test('SIGSTOP mid-commit: the new owner sells the same seats to others; after 
   );
   t.equal(await paused.metric('sentinel_engine_lease_events_total', { event: 'fenced' }), 1, 'the engine counts the fenced commit');
   t.ok(
-    logLines(paused).some((l) => l['msg'] === 'Lost shard lease'),
+    paused.records().some((l) => l['msg'] === 'Lost shard lease'),
     'it also found its leases run out: that stopped it deciding, not the commit already handed in',
   );
 

@@ -7,14 +7,10 @@
  * others are refused as unavailable, and the database and the engine's counters agree.
  */
 import t from 'tap';
-import type { NatsConnection } from 'nats';
-import { connectNats } from '../../../src/adapters/nats/connection.js';
 import type { ReserveCommand, ShardResult } from '../../../src/domain/commands.js';
-import { silentLogger } from '../../../src/log.js';
-import { testConfig } from '../../support/env.js';
 import { inventoryViolations } from '../../support/invariants.js';
-import { ShardDriver } from '../../support/shard-driver.js';
-import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+import { engineWithDrivers } from '../../support/shard-driver.js';
+import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
 /**
  * Connections the reserves are spread over. Each connection's client sends the commands it is
@@ -28,21 +24,7 @@ const CONNECTIONS = 8;
 const pool = await testDatabase();
 t.teardown(() => pool.end());
 const spec = await provisionTestEvent(pool, { layout: testLayout({ rows: 4, seats: 10 }), shardCount: 2, customerLimit: 8 });
-const connections: NatsConnection[] = [];
-t.teardown(async () => {
-  for (const nc of connections) await nc.close();
-});
-for (let i = 0; i < CONNECTIONS; i++) {
-  connections.push(await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: `hot-seat-test-${i}` }));
-}
-// A deadline well beyond the rush's length: a command that is lost or retried should show as a
-// failure or an extra decision, not as a timeout of a loaded machine.
-const drivers = connections.map((nc) => new ShardDriver(nc, spec, 30_000));
-const engine = await startEngine(spec.eventId);
-t.teardown(async () => {
-  await engine.stop();
-});
-await waitFor('every shard owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === spec.shardCount);
+const { engine, drivers } = await engineWithDrivers(t, spec, { connections: CONNECTIONS, name: 'hot-seat-test', deadlineMs: 30_000 });
 // Owned is not yet serving everywhere: one command on each shard, answered, before any count is taken.
 for (const [shard, seats] of [0, 1].map((s) => [s, drivers[0]!.map.seatsOfShard(s)] as const)) {
   const warmup = await drivers[0]!.send({ type: 'hold', key: `warmup-${shard}`, customer: `warmup-${shard}`, seats: [seats[0]!] });
@@ -51,10 +33,7 @@ for (const [shard, seats] of [0, 1].map((s) => [s, drivers[0]!.map.seatsOfShard(
 }
 
 /** The engine's decisions so far, with `labels` (all of them when none); 0 before its first. */
-async function decisions(labels: Readonly<Record<string, string>> = {}): Promise<number> {
-  const n = await engine.metric('sentinel_engine_decisions_total', labels);
-  return Number.isNaN(n) ? 0 : n;
-}
+const decisions = (labels: Readonly<Record<string, string>> = {}) => engine.count('sentinel_engine_decisions_total', labels);
 
 async function seatRow(seat: string) {
   const { rows } = await pool.query<{ state: string; version: number; hold_id: string | null }>(

@@ -15,16 +15,9 @@ import {
   type EngineProcess,
 } from '../../support/stack.js';
 
-/** An engine's log records (JSON lines) with this message; lines that are not JSON are skipped. */
+/** An engine's log records with this message. */
 function logged(engine: EngineProcess, msg: string): Record<string, unknown>[] {
-  return engine.logs.flatMap((line) => {
-    try {
-      const record = JSON.parse(line) as Record<string, unknown>;
-      return record['msg'] === msg ? [record] : [];
-    } catch {
-      return [];
-    }
-  });
+  return engine.records().filter((record) => record['msg'] === msg);
 }
 
 /** When (epoch ms, by its log) `engine` began serving each shard of `eventId` it claimed; a shard claimed twice is `NaN`. */

@@ -7,14 +7,10 @@
  * Postgres's own guard: a write past the capacity is refused by the table's CHECK constraint.
  */
 import t, { type Test } from 'tap';
-import type { NatsConnection } from 'nats';
-import { connectNats } from '../../../src/adapters/nats/connection.js';
 import type { HoldView, ShardCommand, ShardResult } from '../../../src/domain/commands.js';
-import { silentLogger } from '../../../src/log.js';
-import { testConfig } from '../../support/env.js';
 import { inventoryViolations } from '../../support/invariants.js';
-import { ShardDriver } from '../../support/shard-driver.js';
-import { provisionTestEvent, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+import { engineWithDrivers } from '../../support/shard-driver.js';
+import { provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
 const CAPACITY = 60;
 /** Sizes of the racing holds, in the order they are sent (cycled): every size up to 6, mixed. */
@@ -34,19 +30,7 @@ const spec = await provisionTestEvent(pool, {
   customerLimit: 8,
   holdTtlMs: 600_000,
 });
-const connections: NatsConnection[] = [];
-t.teardown(async () => {
-  for (const nc of connections) await nc.close();
-});
-for (let i = 0; i < CONNECTIONS; i++) {
-  connections.push(await connectNats({ url: testConfig().natsUrl, log: silentLogger, name: `pool-capacity-test-${i}` }));
-}
-const drivers = connections.map((nc) => new ShardDriver(nc, spec, 30_000));
-const engine = await startEngine(spec.eventId);
-t.teardown(async () => {
-  await engine.stop();
-});
-await waitFor('every shard owned', async () => (await engine.metric('sentinel_engine_owned_shards')) === spec.shardCount);
+const { engine, drivers } = await engineWithDrivers(t, spec, { connections: CONNECTIONS, name: 'pool-capacity-test', deadlineMs: 30_000 });
 
 /** The pool's committed row. */
 async function poolRow(): Promise<{ capacity: number; held: number; sold: number; version: number }> {
@@ -71,10 +55,7 @@ async function fromHoldsTable(): Promise<{ held: number; sold: number; liveHolds
 }
 
 /** The engine's decisions so far by result type (0 for a type it never answered). */
-async function decisions(result: string): Promise<number> {
-  const n = await engine.metric('sentinel_engine_decisions_total', { result });
-  return Number.isNaN(n) ? 0 : n;
-}
+const decisions = (result: string) => engine.count('sentinel_engine_decisions_total', { result });
 
 /**
  * Sends every command before awaiting any answer, spread over the connections, while reading the

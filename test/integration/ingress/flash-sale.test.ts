@@ -8,7 +8,7 @@ import { keyDigest } from '../../../src/ingress/command-gate.js';
 import { redisKeys } from '../../../src/ingress/redis-scripts.js';
 import { PROBLEM_BASE } from '../../../src/ingress/problems.js';
 import { inventoryViolations } from '../../support/invariants.js';
-import { provisionTestEvent, sleep, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
+import { provisionTestEvent, scrapeCount, sleep, startEngine, testDatabase, testLayout, waitFor } from '../../support/stack.js';
 import { reservationKeysOnTopic } from '../../support/topic.js';
 import { call, eventPath, HARNESS_SETTINGS, startHarness, type Exchange } from './harness.js';
 
@@ -63,24 +63,11 @@ async function seatVersion(seat: string): Promise<{ version: number; state: stri
   return rows[0]!;
 }
 
-/**
- * The sum of the ingress's series of metric `name` that carry all `labels` (0 when there is none):
- * from its /metrics, as Prometheus would scrape it.
- */
-async function ingressMetric(name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-    .filter((line) => Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`)))
-    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
-}
+/** The sum of the ingress's series of metric `name` that carry all `labels` (0 when there is none), as Prometheus would scrape it. */
+const ingressMetric = (name: string, labels: Readonly<Record<string, string>> = {}) => scrapeCount(url, name, labels);
 
 /** The engine's decisions so far, with `labels` (all of them when none); 0 before its first. */
-async function engineDecisions(labels: Readonly<Record<string, string>> = {}): Promise<number> {
-  const n = await engines[0]!.metric('sentinel_engine_decisions_total', labels);
-  return Number.isNaN(n) ? 0 : n;
-}
+const engineDecisions = (labels: Readonly<Record<string, string>> = {}) => engines[0]!.count('sentinel_engine_decisions_total', labels);
 
 /**
  * Where a flash sale's requests were answered: how many the ingress sent to the shard (one NATS
@@ -354,8 +341,7 @@ t.test("a hold's Location answers GET: the hold as committed, then confirmed wit
 t.test('a sale through one ingress replica is known to the others: they refuse its later buyers without a shard', async (t) => {
   const replica = await startHarness(pool, { settings: { ...HARNESS_SETTINGS, shardTimeoutMs: 3000 } });
   t.teardown(() => replica.close());
-  const counter = async (name: string) =>
-    Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${replica.url}/metrics`)).text())?.[1] ?? NaN);
+  const counter = (name: string) => scrapeCount(replica.url, name);
   const seat = 'A-3-9';
   const sale = await call(url, 'POST', eventPath(spec, `/seats/${seat}/reserve`), { token: await harness.token('sal'), key: freshKey() });
   t.equal(sale.status, 201, 'sold through the first replica');

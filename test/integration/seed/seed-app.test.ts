@@ -8,11 +8,18 @@ import type { AddressInfo } from 'node:net';
 import type { Producer, ProducerRecord } from 'kafkajs';
 import type pg from 'pg';
 import t, { type Test } from 'tap';
-import { createKafka, ensureTopic } from '../../../src/adapters/kafka/client.js';
+import { createKafka } from '../../../src/adapters/kafka/client.js';
 import { createPgPool } from '../../../src/adapters/postgres/pool.js';
-import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
 import { silentLogger } from '../../../src/log.js';
-import { createSeedApp, createSeedPool, ensureSeedSchema, provisionSeedEvent, seedOutcome } from '../../../src/seed/seed-app.js';
+import {
+  connectSeedProducer,
+  connectSeedRedis,
+  createSeedApp,
+  createSeedPool,
+  ensureSeedSchema,
+  provisionSeedEvent,
+  seedOutcome,
+} from '../../../src/seed/seed-app.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { testDatabase, waitFor } from '../../support/stack.js';
 import { keysToEndOfTopic } from '../../support/topic.js';
@@ -21,17 +28,11 @@ const config = testConfig();
 const admin = await testDatabase();
 t.teardown(() => admin.end());
 await ensureSeedSchema(admin);
-const redis = createRedis({ url: config.redisUrl, log: silentLogger, name: 'seed-test', autoPipelining: true });
-await connectRedis(redis);
+// The clients made as serve.ts makes the seed's.
+const redis = await connectSeedRedis({ url: config.redisUrl, log: silentLogger, name: 'seed-test' });
 t.teardown(() => redis.quit());
 const topic = uniqueName('seed-test');
-const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'seed-test', log: silentLogger });
-const kafkaAdmin = kafka.admin();
-await kafkaAdmin.connect();
-await ensureTopic(kafkaAdmin, topic);
-await kafkaAdmin.disconnect();
-const producer = kafka.producer({ allowAutoTopicCreation: false });
-await producer.connect();
+const producer = await connectSeedProducer(createKafka({ brokers: config.kafkaBrokers, clientId: 'seed-test', log: silentLogger }), topic);
 t.teardown(() => producer.disconnect());
 
 /** A seed app on a port of its own, with the given pool and producer; its counters. */
