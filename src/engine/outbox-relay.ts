@@ -26,6 +26,8 @@ export interface OutboxRelayOptions {
   readonly maxBackoffMs: number;
   /** Longest a send may take before the round gives up on it (ms; SEND_DEADLINE_MS by default). */
   readonly sendDeadlineMs?: number;
+  /** How long a row Kafka refused for a fault of its own waits before it is tried again (ms; DEFER_MS by default). */
+  readonly deferMs?: number;
 }
 
 /**
@@ -41,10 +43,23 @@ export const SEND_DEADLINE_MS = 30_000;
  * and refused again round after round, stalling the topic: block bookings of thousands of seats make
  * payloads of tens or hundreds of kB. One row alone is within that default: the largest reservation
  * Sentinel makes (10,000 seats, `maxSeatsPerRequest`, of ids of at most 39 characters) is under
- * 0.5 MB. A broker configured with a smaller limit than a row needs refuses that row every round,
- * and the rows after it wait (its `last_error` says why).
+ * 0.5 MB. A broker configured with a smaller limit than a row needs refuses that row: it is
+ * deferred (ROW_FAULTS), and the rows after it go on.
  */
 export const MAX_SEND_BYTES = 512 * 1024;
+
+/**
+ * Kafka's refusals of a record for a fault of its own, whatever the state of the broker: too large
+ * for the topic (`max.message.bytes`) or its segments, or refused by the broker's validation. A row
+ * sent alone and refused so is deferred for `deferMs` (migration 0016) instead of being claimed
+ * again at once: the rows after it are published meanwhile. Every other failure (Kafka down, the
+ * topic not writable, a timeout) holds the whole topic back and is retried with backoff: deferring
+ * rows one by one for it would only walk the stall through the outbox.
+ */
+const ROW_FAULTS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD']);
+
+/** How long a row Kafka refused for a fault of its own waits before it is tried again (ms). */
+export const DEFER_MS = 60_000;
 
 export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
 
@@ -54,9 +69,11 @@ export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pause
  * first ($1 the batch size, $2 the topic).
  */
 export const RELAY_QUERIES = {
-  pending: 'SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topic = $1) AS pending',
+  pending: `SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topic = $1
+              AND (deferred_until IS NULL OR deferred_until <= now())) AS pending`,
   claim: `SELECT id, message_key, payload FROM outbox
-           WHERE published_at IS NULL AND topic = $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+           WHERE published_at IS NULL AND topic = $2 AND (deferred_until IS NULL OR deferred_until <= now())
+           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
 } as const;
 
 /** Unpublished outbox rows of one topic. */
@@ -71,6 +88,15 @@ interface OutboxRow {
   id: string;
   message_key: string;
   payload: unknown;
+}
+
+/** The type of Kafka's refusal in an error or its causes (kafkajs wraps a protocol error that is not retried), if any. */
+function kafkaErrorType(error: unknown): string | undefined {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string') return type;
+  }
+  return undefined;
 }
 
 /** What the relay uses of a Kafka producer. */
@@ -131,10 +157,14 @@ export class OutboxRelay {
   /**
    * Rows claimed per round: `batchSize`, halved after each failed send (down to one row: a batch
    * the broker refuses for a reason of its rows' — their size — is split until the row at fault
-   * goes alone, and the rows before it are published), doubled again after each success.
+   * goes alone, and the rows before it are published; alone, it is deferred: ROW_FAULTS), doubled
+   * again after each success.
    */
   private claimLimit: number;
-  /** Whether the last round left rows it could have taken (its claim was full, or the byte cap cut it): the next goes at once. */
+  /**
+   * Whether the last round left rows it could have taken (its claim was full, the byte cap cut it,
+   * or Kafka refused it for a row's fault: ROW_FAULTS): the next goes at once.
+   */
   private more = false;
 
   constructor(private readonly deps: OutboxRelayDeps) {
@@ -197,7 +227,7 @@ export class OutboxRelay {
         failing = false;
         backoff = 100;
         if (count === 0) {
-          if (!this.nudged) await this.sleep(this.options.idleMs, true);
+          if (!this.nudged && !this.more) await this.sleep(this.options.idleMs, true);
         } else if (!this.more) await this.sleep(this.options.pauseMs, false);
       } catch (error) {
         if (!failing)
@@ -235,7 +265,7 @@ export class OutboxRelay {
       if (rows[0]?.pending !== true) return 0;
     }
     const count = await this.claimAndPublish();
-    this.idle = count === 0;
+    this.idle = count === 0 && !this.more;
     return count;
   }
 
@@ -254,6 +284,7 @@ export class OutboxRelay {
       const { rows: claimed } = await client.query<OutboxRow>(RELAY_QUERIES.claim, [this.claimLimit, this.deps.topic]);
       if (claimed.length === 0) {
         await client.query('COMMIT');
+        this.more = false;
         return 0;
       }
       // The oldest rows, up to MAX_SEND_BYTES; the others claimed are let go at the commit.
@@ -277,14 +308,32 @@ export class OutboxRelay {
         if (this.producer === producer) void this.endSession();
         // (Postgres may have ended the session already: idle past its timeout. The send's error is the one to report.)
         await client.query('ROLLBACK').catch(() => (broken = true));
-        if (!broken)
+        const message = String(error instanceof Error ? error.message : error).slice(0, 500);
+        const rowFault = ROW_FAULTS.has(kafkaErrorType(error) ?? '');
+        if (!broken && rowFault && rows.length === 1) {
+          // Refused alone for a fault of its own, it would be refused again: it waits `deferMs`.
+          const deferMs = this.options.deferMs ?? DEFER_MS;
+          await client.query(
+            `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+               deferred_until = now() + make_interval(secs => $3::float8 / 1000) WHERE id = $1`,
+            [rows[0]!.id, message, deferMs],
+          );
+          this.deps.log.error(
+            { id: rows[0]!.id, key: rows[0]!.message_key, topic: this.deps.topic, err: message, retryInMs: deferMs },
+            'Outbox row refused by Kafka for a fault of its own: deferred, the rows after it go on',
+          );
+        } else if (!broken)
           await client
             .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [
               rows.map((r) => r.id),
-              String(error instanceof Error ? error.message : error).slice(0, 500),
+              message,
             ])
             .catch(() => undefined);
-        throw error;
+        if (broken || !rowFault) throw error;
+        // Kafka itself is fine: no backoff. The claim, halved, goes again at once, until the rows
+        // before the one at fault are published and it goes alone (and is deferred).
+        this.more = true;
+        return 0;
       }
       await client.query(
         'UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])',

@@ -413,7 +413,7 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
       // Deployment is garbage-collected) and with them the only relay of these reservations.
       const message =
         `${unpublished} reservations of event ${eventId} are still not published to Kafka ${settings.drainTimeoutMs} ms after the sale closed: ` +
-        `is Kafka reachable, and does an engine still run to relay them? The TicketEvent is kept until they are published; ` +
+        `is Kafka reachable, does an engine still run to relay them, and does the topic take them (a row Kafka refuses says why in its outbox.last_error)? The TicketEvent is kept until they are published; ` +
         `removing the finalizer ${FINALIZER} by hand lets it go anyway, and those reservations then never reach Kafka`;
       conditions.push({ type: ConditionType.Degraded, status: 'True', reason: 'OutboxNotDrained', message });
       if (findCondition(object.status, ConditionType.Degraded)?.reason !== 'OutboxNotDrained')

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import kafkajs from 'kafkajs';
 import t, { type Test } from 'tap';
 import { createKafka, ensureTopic, openProducerSession } from '../../../src/adapters/kafka/client.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
@@ -116,6 +117,89 @@ t.test(
     t.equal(relay.published, keys.length, `all four published, in ${rounds} rounds`);
     t.equal(rounds, 4, 'one 400 kB row a send: two would be over 512 kB');
     t.same([...(await keysToEndOfTopic(topic))].sort(), keys, 'each once on the topic');
+  },
+);
+
+t.test(
+  'a row Kafka refuses for its size is deferred, the rows after it are published, and it goes out once the topic takes it',
+  async (t) => {
+    const config = testConfig();
+    const pool = await testDatabase();
+    t.teardown(() => pool.end());
+    const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-defer-test', log: silentLogger });
+    // A topic whose record batches may be at most 2,000 bytes: one 5 kB row is over it for good.
+    const topic = uniqueName('relay-defer');
+    const admin = kafka.admin();
+    await admin.connect();
+    t.teardown(() => admin.disconnect());
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '2000' }] }],
+      waitForLeaders: true,
+    });
+    t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
+    const eventId = uniqueName('relay');
+    const key = (name: string) => `r_${eventId}_${name}`;
+    await addRow(pool, eventId, topic, key('before'));
+    const big = await pool.query<{ id: string }>(
+      `INSERT INTO outbox (event_id, topic, message_key, payload)
+     VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text, 'seats', repeat('x', 5000))) RETURNING id`,
+      [eventId, topic, key('big')],
+    );
+    for (const name of ['after-1', 'after-2']) await addRow(pool, eventId, topic, key(name));
+    const logged: string[] = [];
+    const log = {
+      ...silentLogger,
+      error: (_fields: unknown, message: string) => void logged.push(message),
+    } as unknown as typeof silentLogger;
+    const deferMs = 3000;
+    const relay = new OutboxRelay({
+      pool,
+      connect: () => openProducerSession(kafka, topic),
+      topic,
+      log,
+      options: { batchSize: 100, pauseMs: 10, idleMs: 10, maxBackoffMs: 1000, deferMs },
+    });
+    t.teardown(() => relay.stop());
+
+    // Each refused send halves the claim, and goes again without backoff: the row at fault ends up
+    // alone, and is deferred; the others go.
+    let rounds = 0;
+    while (relay.published < 3 && rounds < 12) {
+      rounds++;
+      await relay.publishOnce();
+    }
+    t.equal(relay.published, 3, `the three small rows are published (${rounds} rounds)`);
+    t.same(
+      [...(await keysToEndOfTopic(topic))].sort(),
+      [key('after-1'), key('after-2'), key('before')],
+      'on the topic: all but the big row',
+    );
+    const { rows } = await pool.query<{ published: boolean; deferred: boolean; last_error: string | null }>(
+      `SELECT published_at IS NOT NULL AS published, deferred_until > now() AS deferred, last_error FROM outbox WHERE id = $1`,
+      [big.rows[0]!.id],
+    );
+    t.match(rows[0], { published: false, deferred: true }, 'the big row is unpublished, and deferred');
+    t.match(rows[0]?.last_error, /larger than the max message size/, 'its last_error says why');
+    t.equal(logged.length, 1, 'its deferral is logged as an error, once');
+    t.equal(await relay.publishOnce(), 0, 'while deferred, it is not claimed (nothing else to publish)');
+
+    // The topic is mended; the row goes out once its deferral has passed.
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        { type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: '100000' }] },
+      ],
+    });
+    const deadline = Date.now() + deferMs + 20_000;
+    while (relay.published < 4 && Date.now() < deadline) {
+      if ((await relay.publishOnce()) === 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    t.equal(relay.published, 4, 'the big row is published once the broker takes it');
+    t.same(
+      [...(await keysToEndOfTopic(topic))].sort(),
+      [key('after-1'), key('after-2'), key('before'), key('big')],
+      'each row once on the topic',
+    );
   },
 );
 
