@@ -61,6 +61,9 @@ const ROW_FAULTS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVAL
 /** How long a row Kafka refused for a fault of its own waits before it is tried again (ms). */
 export const DEFER_MS = 60_000;
 
+/** Most rows deferred with no send succeeding in between; the next such refusal holds the topic back (see claimAndPublish). */
+export const MAX_DEFERRED_IN_A_ROW = 3;
+
 export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
 
 /**
@@ -166,6 +169,8 @@ export class OutboxRelay {
    * or Kafka refused it for a row's fault: ROW_FAULTS): the next goes at once.
    */
   private more = false;
+  /** Rows deferred since the last send that succeeded. */
+  private deferredInARow = 0;
 
   constructor(private readonly deps: OutboxRelayDeps) {
     this.options = deps.options ?? DEFAULT_RELAY_OPTIONS;
@@ -309,15 +314,20 @@ export class OutboxRelay {
         // (Postgres may have ended the session already: idle past its timeout. The send's error is the one to report.)
         await client.query('ROLLBACK').catch(() => (broken = true));
         const message = String(error instanceof Error ? error.message : error).slice(0, 500);
-        const rowFault = ROW_FAULTS.has(kafkaErrorType(error) ?? '');
-        if (!broken && rowFault && rows.length === 1) {
-          // Refused alone for a fault of its own, it would be refused again: it waits `deferMs`.
+        const rowFault = !broken && ROW_FAULTS.has(kafkaErrorType(error) ?? '');
+        // Refused alone for a fault of its own, it would be refused again: it waits `deferMs`.
+        // Unless the rows deferred just before it were refused so too: then the topic refuses
+        // them all (its limit below every row's size), and deferring each in turn would only
+        // churn through the outbox — the topic is held back with backoff, as for any failure.
+        const defer = rowFault && rows.length === 1 && this.deferredInARow < MAX_DEFERRED_IN_A_ROW;
+        if (defer) {
           const deferMs = this.options.deferMs ?? DEFER_MS;
           await client.query(
             `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                deferred_until = now() + make_interval(secs => $3::float8 / 1000) WHERE id = $1`,
             [rows[0]!.id, message, deferMs],
           );
+          this.deferredInARow++;
           this.deps.log.error(
             { id: rows[0]!.id, key: rows[0]!.message_key, topic: this.deps.topic, err: message, retryInMs: deferMs },
             'Outbox row refused by Kafka for a fault of its own: deferred, the rows after it go on',
@@ -329,7 +339,7 @@ export class OutboxRelay {
               message,
             ])
             .catch(() => undefined);
-        if (broken || !rowFault) throw error;
+        if (!defer && !(rowFault && rows.length > 1)) throw error;
         // Kafka itself is fine: no backoff. The claim, halved, goes again at once, until the rows
         // before the one at fault are published and it goes alone (and is deferred).
         this.more = true;
@@ -340,6 +350,7 @@ export class OutboxRelay {
         [rows.map((r) => r.id)],
       );
       await client.query('COMMIT');
+      this.deferredInARow = 0;
       this.claimLimit = Math.min(this.options.batchSize, this.claimLimit * 2);
       this.published += rows.length;
       this.deps.onPublished?.(rows.length);

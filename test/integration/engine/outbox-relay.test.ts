@@ -3,7 +3,7 @@ import kafkajs from 'kafkajs';
 import t, { type Test } from 'tap';
 import { createKafka, ensureTopic, openProducerSession } from '../../../src/adapters/kafka/client.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
-import { OutboxRelay, RELAY_QUERIES } from '../../../src/engine/outbox-relay.js';
+import { MAX_DEFERRED_IN_A_ROW, OutboxRelay, RELAY_QUERIES } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
 import { ownDatabase, testDatabase } from '../../support/stack.js';
@@ -15,6 +15,30 @@ async function addRow(pool: pg.Pool, eventId: string, topic: string, key: string
   const { rows } = await pool.query<{ id: string }>(
     `INSERT INTO outbox (event_id, topic, message_key, payload)
      VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text)) RETURNING id`,
+    [eventId, topic, key],
+  );
+  return rows[0]!.id;
+}
+
+/** A topic whose record batches may be at most 2,000 bytes (one partition), and its rows deleted at the end. */
+async function smallTopic(t: Test, kafka: ReturnType<typeof createKafka>, pool: pg.Pool): Promise<{ topic: string; admin: kafkajs.Admin }> {
+  const topic = uniqueName('relay-defer');
+  const admin = kafka.admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '2000' }] }],
+    waitForLeaders: true,
+  });
+  t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
+  return { topic, admin };
+}
+
+/** Writes one outbox row of 5 kB, over smallTopic's limit for good; returns its id. */
+async function addBigRow(pool: pg.Pool, eventId: string, topic: string, key: string): Promise<string> {
+  const { rows } = await pool.query<{ id: string }>(
+    `INSERT INTO outbox (event_id, topic, message_key, payload)
+     VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text, 'seats', repeat('x', 5000))) RETURNING id`,
     [eventId, topic, key],
   );
   return rows[0]!.id;
@@ -127,24 +151,11 @@ t.test(
     const pool = await testDatabase();
     t.teardown(() => pool.end());
     const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-defer-test', log: silentLogger });
-    // A topic whose record batches may be at most 2,000 bytes: one 5 kB row is over it for good.
-    const topic = uniqueName('relay-defer');
-    const admin = kafka.admin();
-    await admin.connect();
-    t.teardown(() => admin.disconnect());
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '2000' }] }],
-      waitForLeaders: true,
-    });
-    t.teardown(() => pool.query('DELETE FROM outbox WHERE topic = $1', [topic]).then(() => undefined));
+    const { topic, admin } = await smallTopic(t, kafka, pool);
     const eventId = uniqueName('relay');
     const key = (name: string) => `r_${eventId}_${name}`;
     await addRow(pool, eventId, topic, key('before'));
-    const big = await pool.query<{ id: string }>(
-      `INSERT INTO outbox (event_id, topic, message_key, payload)
-     VALUES ($1, $2, $3, jsonb_build_object('eventId', $1::text, 'reservationId', $3::text, 'seats', repeat('x', 5000))) RETURNING id`,
-      [eventId, topic, key('big')],
-    );
+    const big = await addBigRow(pool, eventId, topic, key('big'));
     for (const name of ['after-1', 'after-2']) await addRow(pool, eventId, topic, key(name));
     const logged: string[] = [];
     const log = {
@@ -176,7 +187,7 @@ t.test(
     );
     const { rows } = await pool.query<{ published: boolean; deferred: boolean; last_error: string | null }>(
       `SELECT published_at IS NOT NULL AS published, deferred_until > now() AS deferred, last_error FROM outbox WHERE id = $1`,
-      [big.rows[0]!.id],
+      [big],
     );
     t.match(rows[0], { published: false, deferred: true }, 'the big row is unpublished, and deferred');
     t.match(rows[0]?.last_error, /larger than the max message size/, 'its last_error says why');
@@ -202,6 +213,26 @@ t.test(
     );
   },
 );
+
+t.test('a topic that refuses every row for its size is held back with backoff after a few deferrals, not churned through', async (t) => {
+  const config = testConfig();
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-defer-all-test', log: silentLogger });
+  const { topic } = await smallTopic(t, kafka, pool);
+  const eventId = uniqueName('relay');
+  for (let i = 0; i < MAX_DEFERRED_IN_A_ROW + 2; i++) await addBigRow(pool, eventId, topic, `r_${eventId}_${i}`);
+  const relay = new OutboxRelay({ pool, connect: () => openProducerSession(kafka, topic), topic, log: silentLogger });
+  t.teardown(() => relay.stop());
+  let refused: unknown;
+  for (let round = 0; round < 12 && refused === undefined; round++) await relay.publishOnce().catch((error: unknown) => (refused = error));
+  t.match(String(refused), /larger than the max message size/, 'a round fails with the refusal, as when the topic is at fault');
+  const { rows } = await pool.query<{ deferred: string }>(
+    'SELECT count(*) FILTER (WHERE deferred_until IS NOT NULL) AS deferred FROM outbox WHERE topic = $1',
+    [topic],
+  );
+  t.equal(Number(rows[0]?.deferred), MAX_DEFERRED_IN_A_ROW, `${MAX_DEFERRED_IN_A_ROW} rows deferred, the others left in order`);
+});
 
 t.test("a row meant for another topic (here, one that does not exist) is left alone and does not stall the relay's own", async (t) => {
   const config = testConfig();
