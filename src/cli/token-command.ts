@@ -2,7 +2,7 @@
  * `sentinel token --sub alice [--ttl 1h]`: mints a bearer token with the configured HS256 secret,
  * issuer and audience — for development and tests, never for production customers.
  */
-import { mintToken, parseTokenTtl } from '../ingress/auth.js';
+import { isCustomerId, MAX_SUBJECT_LENGTH, mintToken, parseTokenTtl } from '../ingress/auth.js';
 import type { Command } from './commands.js';
 import { parseFlags } from './flags.js';
 
@@ -30,10 +30,13 @@ export const tokenCommand: Command = {
     if ('exit' in parsed) return parsed.exit;
     const { values } = parsed;
     const ttlS = parseTokenTtl(values.ttl);
-    if (!values.sub || ttlS === undefined) {
-      stderr.write(
-        `${!values.sub ? '--sub is required' : `--ttl ${JSON.stringify(values.ttl)} is not a lifetime in whole seconds (like 90s, 15m, 1.5h, 7d)`}\n\n${HELP}`,
-      );
+    if (!values.sub || !isCustomerId(values.sub) || ttlS === undefined) {
+      const problem = !values.sub
+        ? '--sub is required'
+        : !isCustomerId(values.sub)
+          ? `--sub must be 1-${MAX_SUBJECT_LENGTH} characters, none a control character (the ingress refuses any other)`
+          : `--ttl ${JSON.stringify(values.ttl)} is not a lifetime in whole seconds (like 90s, 15m, 1.5h, 7d)`;
+      stderr.write(`${problem}\n\n${HELP}`);
       return 2;
     }
     if (config.jwksUrl) stderr.write('warning: SENTINEL_JWKS_URL is set, so the ingress will not accept HS256 tokens minted here\n');

@@ -143,6 +143,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
   };
 
   const koa = new Koa<IngressState>();
+  koa.on('error', reportOutsideError(deps.log));
   koa.use(requestContext(deps.log, metrics));
   koa.use(errorMiddleware(deps.log));
   const router = new Router<IngressState>();
@@ -217,6 +218,25 @@ function requestContext(log: Logger, metrics: IngressMetrics): Koa.Middleware<In
         );
       }
     }
+  };
+}
+
+/** The errors of a connection that mean the client went away (reset, closed mid-response). */
+const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * What Koa reports outside the middleware — the response's socket failing, mostly a client that
+ * reset its connection mid-request (common in a rush) — goes to the log: at debug when the client
+ * went away, else as a warning. Without a listener Koa prints each one to stderr, a stack with no
+ * request id, written synchronously when stderr is a pipe.
+ */
+function reportOutsideError(log: Logger): (error: unknown, ctx?: { state?: Partial<IngressState> }) => void {
+  return (error, ctx) => {
+    const code = (error as { code?: unknown } | null)?.code;
+    const clientGone = (typeof code === 'string' && CLIENT_GONE.has(code)) || (error instanceof Error && error.message === 'aborted');
+    const fields = { requestId: ctx?.state?.requestId, err: error instanceof Error ? error.message : String(error) };
+    if (clientGone) log.debug(fields, 'Client went away mid-request');
+    else log.warn(fields, 'Connection failed outside a request handler');
   };
 }
 

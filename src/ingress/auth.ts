@@ -40,6 +40,20 @@ export interface TokenVerifierOptions {
 
 /** Longest customer id (JWT subject) accepted. */
 export const MAX_SUBJECT_LENGTH = 256;
+
+/** A control character (C0, DEL, C1) or half of a surrogate pair without its other half. */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Whether `subject` may be a customer id: 1-MAX_SUBJECT_LENGTH characters, none of them a control
+ * character or a lone surrogate. The customer goes into the shard's commit, a JSON document
+ * Postgres reads as jsonb — which refuses NUL and lone surrogates: one such customer would fail the
+ * whole group commit of every customer with it, and stop the shard, again at every retry.
+ */
+export function isCustomerId(subject: unknown): subject is string {
+  return typeof subject === 'string' && subject !== '' && subject.length <= MAX_SUBJECT_LENGTH && !UNPRINTABLE.test(subject);
+}
 const CLOCK_TOLERANCE_S = 5;
 
 /** The `WWW-Authenticate` challenge (RFC 6750). */
@@ -167,8 +181,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       }
       const payload = await check(token);
       const subject = payload.sub;
-      if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
-        throw unauthorized(`token subject must be 1-${MAX_SUBJECT_LENGTH} characters`, true);
+      if (!isCustomerId(subject)) {
+        throw unauthorized(`token subject must be 1-${MAX_SUBJECT_LENGTH} characters, none a control character`, true);
       }
       const principal: Principal = { customer: subject };
       // exp is required above; remember the token until then (not past the clock tolerance).

@@ -10,16 +10,20 @@ export const BODY_LIMIT_BYTES = 16 * 1024;
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/**
+ * A 413 closes its connection: the rest of the body is not read (the connection could be reused
+ * only after all of it — a declared gigabyte — had been read and thrown away).
+ */
+const TOO_LARGE = (limit: number) => ({ extensions: { limit }, headers: { Connection: 'close' } });
+
 /** Reads the body; resolves to undefined when there is none (no bytes at all). */
 export async function readJsonBody(req: IncomingMessage, limit = BODY_LIMIT_BYTES): Promise<unknown> {
   const declared = req.headers['content-length'];
   // HTTP/1.1: without Content-Length or Transfer-Encoding a request has no body; don't wait for one.
   if ((declared === undefined && req.headers['transfer-encoding'] === undefined) || declared === '0') return undefined;
   if (declared !== undefined && Number(declared) > limit) {
-    req.resume(); // drain, so the connection can answer
-    throw new HttpProblem('body-too-large', `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, {
-      extensions: { limit },
-    });
+    req.resume(); // drain what comes until the answer has gone and the connection closes (TOO_LARGE)
+    throw new HttpProblem('body-too-large', `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, TOO_LARGE(limit));
   }
   // A client that went away before sending all of its body (it timed out, or aborted: common in a
   // rush) is not an internal error, and a stream destroyed before anyone listened emits neither
@@ -38,7 +42,7 @@ export async function readJsonBody(req: IncomingMessage, limit = BODY_LIMIT_BYTE
       if (size > limit) {
         failed = true;
         chunks.length = 0;
-        reject(new HttpProblem('body-too-large', `request body exceeds the limit of ${limit} bytes`, { extensions: { limit } }));
+        reject(new HttpProblem('body-too-large', `request body exceeds the limit of ${limit} bytes`, TOO_LARGE(limit)));
         return;
       }
       chunks.push(chunk);

@@ -28,15 +28,28 @@ export interface RunningIngress {
  */
 export const DEFAULT_LISTEN_BACKLOG = 4096;
 
+/**
+ * Longest a client may take to send one whole request, headers and body (ms); the largest body
+ * is 16 kB. A client that sends part of a request and stalls is answered 408 and its connection
+ * closed, instead of holding it for Node's default of five minutes.
+ */
+export const REQUEST_TIMEOUT_MS = 20_000;
+
 export async function serveIngress(
   app: IngressApp,
   /** `host` absent or empty: every address (see `startProbeServer`). */
-  options: { port: number; host?: string; backlog?: number; log: Logger },
+  options: { port: number; host?: string; backlog?: number; log: Logger; requestTimeoutMs?: number },
 ): Promise<RunningIngress> {
-  const server = createServer(app.koa.callback());
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // The time a connection waits idle between requests is not counted here (since Node 18 these
+  // timeouts run from a request's first byte), so they do not cut keep-alive connections short.
+  // Node looks for requests past them every `connectionsCheckingInterval`.
+  const server = createServer(
+    { requestTimeout, headersTimeout: requestTimeout, connectionsCheckingInterval: Math.min(5_000, Math.ceil(requestTimeout / 4)) },
+    app.koa.callback(),
+  );
   // Longer than common load-balancer idle timeouts, so the balancer closes first, never us mid-request.
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const host = options.host ? { host: options.host } : {};

@@ -20,6 +20,10 @@ t.test('sentinel token mints a token the ingress accepts', async (t) => {
   const bare = await run(process.execPath, [CLI, 'token', '--sub', 'dora']);
   t.match(bare.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
   await t.rejects(run(process.execPath, [CLI, 'token', '--ttl', 'soon']), { code: 2 });
+  await t.rejects(run(process.execPath, [CLI, 'token', '--sub', 'tab\there']), {
+    code: 2,
+    stderr: /--sub must be 1-256 characters, none a control character/,
+  });
 });
 
 /** `sentinel ingress` on a free loopback port as a real process, its logs collected, killed at teardown. */

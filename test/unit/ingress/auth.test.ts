@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import { createHmac } from 'node:crypto';
-import { bearerToken, createTokenVerifier, mintToken, parseTokenTtl } from '../../../src/ingress/auth.js';
+import { bearerToken, createTokenVerifier, isCustomerId, mintToken, parseTokenTtl } from '../../../src/ingress/auth.js';
 import { HttpProblem } from '../../../src/ingress/problems.js';
 
 const secret = 'unit-test-secret-unit-test-secret';
@@ -43,6 +43,16 @@ async function refusal(t: Test, promise: Promise<unknown>, detail: RegExp): Prom
 
 t.test('a minted token verifies and names the customer', async (t) => {
   t.same(await verifier.verify(await mint('alice')), { customer: 'alice' });
+});
+
+t.test('a subject is any text but control characters: such a customer would fail the commits of the shard it reached', async (t) => {
+  for (const customer of ['zoë', '客户-1', 'a b', '🎟️ fan', 'x'.repeat(256)])
+    t.same(await verifier.verify(await mint(customer)), { customer });
+  for (const customer of ['a\u0000b', 'tab\there', 'new\nline', 'del\u007f', 'c1\u0085', 'x'.repeat(257)])
+    await refusal(t, verifier.verify(await mint(customer)), /subject must be 1-256 characters, none a control character/);
+  t.ok(isCustomerId('a\ud83c\udf9f'), 'a surrogate pair is a character');
+  t.notOk(isCustomerId('a\ud83c'), 'half of one is not (a JWT cannot carry it: UTF-8 has no encoding for it)');
+  t.notOk(isCustomerId('\udf9fa'));
 });
 
 t.test('bad tokens are refused with a reason', async (t) => {

@@ -4,73 +4,9 @@
  * connection closed for good, unless shutting down; the gauge follows the dependencies with no
  * `/readyz` asked.
  */
-import t, { type Test } from 'tap';
-import type { NatsConnection } from 'nats';
-import type { Redis } from 'ioredis';
-import type pg from 'pg';
-import { createIngressApp } from '../../../src/ingress/app.js';
-import { createTokenVerifier } from '../../../src/ingress/auth.js';
-import { createIngressMetrics } from '../../../src/ingress/metrics.js';
+import t from 'tap';
 import { READINESS_CACHE_MS } from '../../../src/ingress/readiness.js';
-import { serveIngress } from '../../../src/ingress/server.js';
-import { silentLogger } from '../../../src/log.js';
-
-/** Stand-ins for the three clients, whose state the test sets. */
-function standIns() {
-  const state = { natsClosed: false, redisStatus: 'ready', redisDown: false, pgEnding: false };
-  const nc = {
-    isClosed: () => state.natsClosed,
-    flush: async () => {
-      if (state.natsClosed) throw new Error('closed');
-    },
-    subscribe: () => ({ unsubscribe: () => undefined }),
-  };
-  const redis = {
-    get status() {
-      return state.redisStatus;
-    },
-    defineCommand: () => undefined,
-    ping: async () => {
-      if (state.redisDown) throw new Error('connect ECONNREFUSED 10.0.0.5:6379');
-      return 'PONG';
-    },
-  };
-  const pool = {
-    get ending() {
-      return state.pgEnding;
-    },
-    query: async () => ({ rows: [] }),
-  };
-  return { state, nc: nc as unknown as NatsConnection, redis: redis as unknown as Redis, pg: pool as unknown as pg.Pool };
-}
-
-async function start(t: Test, options: { dependencyCheckIntervalMs?: number; now?: () => number } = {}) {
-  const deps = standIns();
-  const app = createIngressApp({
-    log: silentLogger,
-    redis: deps.redis,
-    nc: deps.nc,
-    pg: deps.pg,
-    metrics: createIngressMetrics({ defaultMetrics: false }),
-    tokens: createTokenVerifier({ secret: 'x'.repeat(32), issuer: 'sentinel', audience: 'sentinel' }),
-    settings: {
-      shardTimeoutMs: 1000,
-      idempotencyTtlS: 60,
-      closeSettleMs: 1000,
-      ...(options.dependencyCheckIntervalMs === undefined ? {} : { dependencyCheckIntervalMs: options.dependencyCheckIntervalMs }),
-    },
-    ...(options.now === undefined ? {} : { now: options.now }),
-  });
-  const running = await serveIngress(app, { port: 0, host: '127.0.0.1', log: silentLogger });
-  t.teardown(() => running.close({ graceMs: 100 }));
-  const get = async (path: string) => {
-    const response = await fetch(running.url + path);
-    const text = await response.text();
-    const json = response.headers.get('content-type')?.startsWith('application/json') === true;
-    return { status: response.status, headers: response.headers, text, body: json ? (JSON.parse(text) as unknown) : undefined };
-  };
-  return { ...deps, app, running, get };
-}
+import { startStandInApp as start } from './stand-in-app.js';
 
 t.test('/healthz: 503 once NATS is closed for good, naming it in generic words; a dependency merely down does not fail it', async (t) => {
   const { state, app, get } = await start(t);
