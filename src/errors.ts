@@ -36,6 +36,19 @@ export class FencedError extends SentinelError {
   }
 }
 
+/**
+ * A commit found a row it writes — a seat, pool or hold — changed underneath (not at the version or
+ * state the shard last saw) while the shard's epoch was still its own: nobody took the shard over,
+ * but its memory and Postgres disagree (a write from outside the engine, a bug; or a commit whose
+ * answer was lost that landed after all, which ShardCommits reports as an outcome not known). A
+ * FencedError, so it is handled as one — the shard stops and is rebuilt from Postgres, its callers
+ * retry — with a code of its own, so that it is logged and counted apart: a fence is routine (a
+ * take-over), this is not.
+ */
+export class VersionConflictError extends FencedError {
+  override readonly code = 'version_conflict';
+}
+
 /** A request to a shard did not complete within its deadline. */
 export class DeadlineError extends SentinelError {
   constructor(message: string, cause?: unknown) {

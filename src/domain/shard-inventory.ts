@@ -38,6 +38,8 @@ export interface Decision {
   readonly result: ShardResult;
   /** Empty for every failure and for replays: losers never touch the database. */
   readonly changes: readonly ShardChange[];
+  /** True when the result is the key's remembered one, given again: nothing was decided (an idempotent replay). */
+  readonly replayed?: true;
 }
 
 /** Total / available / held / sold seats or places. */
@@ -292,7 +294,7 @@ export class ShardInventory {
       return { result: { ok: false, type: 'unavailable', seats: [], message: `nothing decided under key ${key}` }, changes: NO_CHANGES };
     }
     if (prior !== undefined) {
-      if (prior.fingerprint === fingerprint) return { result: prior.result, changes: NO_CHANGES };
+      if (prior.fingerprint === fingerprint) return { result: prior.result, changes: NO_CHANGES, replayed: true };
       return {
         result: {
           ok: false,

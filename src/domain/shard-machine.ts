@@ -22,8 +22,12 @@ import { assign, createActor, setup, type Actor, type ActorOptions, type Snapsho
 import type { ShardChange, ShardCommand, ShardResult } from './commands.js';
 import type { ShardInventory } from './shard-inventory.js';
 
-/** Answers the caller of one command; `changes` must be persisted before a winner is told. Must not throw. */
-export type ShardReply = (result: ShardResult, changes: readonly ShardChange[]) => void;
+/**
+ * Answers the caller of one command; `changes` must be persisted before a winner is told;
+ * `replayed` is true when the result is the key's remembered one, given again (Decision.replayed).
+ * Must not throw.
+ */
+export type ShardReply = (result: ShardResult, changes: readonly ShardChange[], replayed?: boolean) => void;
 
 /** Input of a shard actor. */
 export interface ShardMachineInput {
@@ -106,7 +110,7 @@ const shardSetup = setup({
       if (event.type !== 'COMMAND') return;
       const decision = guarded(context, () => context.inventory!.decide(event.command, context.clock()));
       // A fault gets no reply: the caller learns it from the fault.
-      if (decision !== undefined) event.reply(decision.result, decision.changes);
+      if (decision !== undefined) event.reply(decision.result, decision.changes, decision.replayed);
     },
     refuse: ({ context, event }, params: { state: ShardLifecycle }) => {
       if (event.type !== 'COMMAND') return;

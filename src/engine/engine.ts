@@ -7,6 +7,7 @@ import { withDeadline } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { InventoryStore, saleState, type StoredEvent } from '../adapters/postgres/inventory-store.js';
 import { QUERY_TIMEOUT_MS } from '../adapters/postgres/pool.js';
+import { followRedisReady } from '../adapters/redis/client.js';
 import { assignShards, shardKey, type ShardRef } from './assignment.js';
 import { Membership } from './membership.js';
 import type { EngineMetrics } from './metrics.js';
@@ -96,6 +97,8 @@ export class Engine {
   private lastRenewedAt: number | undefined;
   /** Whether it left the membership because NATS cut it off (logged once). */
   private leftCutOff = false;
+  /** Stops following its Redis client's connection (started by `start`). */
+  private unfollowRedis: (() => void) | undefined;
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
@@ -145,6 +148,14 @@ export class Engine {
     this.retention.start();
     this.natsLink.start();
     this.deps.metrics.natsLink.set(1);
+    // Redis holds its leases and membership: whether its client is connected, and how often it came
+    // back (a reconnection is counted at each ready after the first).
+    let everReady = false;
+    this.unfollowRedis = followRedisReady(this.deps.redis, (ready) => {
+      this.deps.metrics.redisConnected.set(ready ? 1 : 0);
+      if (ready && everReady) this.deps.metrics.redisReconnects.inc();
+      everReady ||= ready;
+    });
     this.heartbeat = setInterval(() => this.beatBetweenRounds(), this.deps.config.leaseTtlMs / 6);
     const loop = async () => {
       if (this.stopping) return;
@@ -536,6 +547,7 @@ export class Engine {
     await withDeadline(this.store.engineGone(this.deps.config.engineId), STOP_LOOKUP_MS).catch(() => undefined);
     await this.relay?.stop();
     await retention;
+    this.unfollowRedis?.();
   }
 
   /**

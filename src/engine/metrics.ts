@@ -38,14 +38,30 @@ export class EngineMetrics {
   });
   readonly decisions = new Counter({
     name: 'sentinel_engine_decisions_total',
-    help: 'Shard decisions by result type',
+    help: "Shard decisions by result type; a command answered with its idempotency key's remembered result is a replay, not a decision (sentinel_engine_replays_total)",
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly replays = new Counter({
+    name: 'sentinel_engine_replays_total',
+    help: "Commands answered with their idempotency key's remembered result (a client's retry), by that result's type: nothing was decided again",
     labelNames: ['result'],
     registers: [this.registry],
   });
   readonly leaseEvents = new Counter({
     name: 'sentinel_engine_lease_events_total',
-    help: 'Shard lease events (claimed, released, lost, fenced, commit_failed, faulted)',
+    help: 'Shard lease events: claimed, released, lost, fenced (a commit found the epoch moved on: another engine claimed the shard), version_conflict (a commit found a seat, pool or hold changed underneath, the epoch still its own: memory and Postgres disagreed; stopped and rebuilt as after a fence), commit_failed, faulted',
     labelNames: ['event'],
+    registers: [this.registry],
+  });
+  readonly redisConnected = new Gauge({
+    name: 'sentinel_engine_redis_connected',
+    help: "Whether the engine's Redis client (shard leases, membership) is connected and ready: 1, or 0 while it reconnects. A Redis that stops answering on an open connection still reads 1 (its commands time out: see the logs)",
+    registers: [this.registry],
+  });
+  readonly redisReconnects = new Counter({
+    name: 'sentinel_engine_redis_reconnects_total',
+    help: "Times the engine's Redis client was ready again after losing its connection (counts outages too short for a scrape of sentinel_engine_redis_connected to see)",
     registers: [this.registry],
   });
   readonly retentionDeleted = new Counter({

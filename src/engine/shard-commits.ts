@@ -142,10 +142,11 @@ export class ShardCommits implements CommitStore {
 
   /**
    * A part's own commit. After a commit of several whose answer was lost, a part refused may have
-   * been written by that very commit: fenced (its rows at new versions), or over the customer limit
-   * (the limit is checked before the rows, and counts the customers' growth that landed a second
-   * time). Either is an outcome not known, not a take-over or a customer to refuse: it stops the
-   * shard all the same (it is rebuilt from what Postgres holds) and is reported as such.
+   * been written by that very commit: its rows at new versions (a VersionConflictError, which is a
+   * FencedError), or over the customer limit (the limit is checked before the rows, and counts the
+   * customers' growth that landed a second time). Either is an outcome not known, not a take-over
+   * or a customer to refuse: it stops the shard all the same (it is rebuilt from what Postgres
+   * holds) and is reported as such.
    */
   private async alone(queue: Queue, part: Part, afterUnknown: boolean): Promise<void> {
     const unknown = (cause: unknown) =>

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ShardChange, ShardCommand, ShardResult } from '../domain/commands.js';
+import type { ShardChange, ShardCommand } from '../domain/commands.js';
 import { validateLayout, type Layout } from '../domain/layout.js';
 import { ShardInventory } from '../domain/shard-inventory.js';
 import { createShardActor } from '../domain/shard-machine.js';
@@ -93,15 +93,15 @@ export function createShardDecider(options: {
   });
   return {
     decide(command: ShardCommand) {
-      let decision: { result: ShardResult; changes: readonly ShardChange[] } | undefined;
+      let decision: ReturnType<ShardDecider['decide']> | undefined;
       deciding = true;
       fault = NO_FAULT;
       try {
         actor.send({
           type: 'COMMAND',
           command,
-          reply: (result, changes) => {
-            decision = { result, changes };
+          reply: (result, changes, replayed) => {
+            decision = { result, changes, replayed };
           },
         });
       } finally {

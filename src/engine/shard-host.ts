@@ -9,7 +9,7 @@ import {
   type ShardCommand,
   type ShardResult,
 } from '../domain/commands.js';
-import { FencedError, SentinelError } from '../errors.js';
+import { FencedError, SentinelError, VersionConflictError } from '../errors.js';
 import type { ShardSettings } from '../domain/shard-settings.js';
 import type { Logger } from '../log.js';
 import { emptyBatchWrite, foldChanges, overLimit, withoutHeldPlaces } from './batch-write.js';
@@ -23,7 +23,8 @@ import type { CommitStore } from './shard-commits.js';
  * needs. `decide` is synchronous — the actor decides in memory, nothing waits.
  */
 export interface ShardDecider {
-  decide(command: ShardCommand): { result: ShardResult; changes: readonly ShardChange[] };
+  /** `replayed`: the key's remembered result, given again — nothing was decided (Decision.replayed). */
+  decide(command: ShardCommand): { result: ShardResult; changes: readonly ShardChange[]; replayed?: boolean };
   /**
    * Undo an in-memory decision that could not be persisted (event-wide limit refused it); false if
    * it cannot be undone. With `writtenPoolVersion` the caller writes the hold's pool itself, at that
@@ -56,7 +57,16 @@ interface CommitEntry {
 }
 
 /** Why a host stopped serving. */
-export type StopReason = 'handoff' | 'fenced' | 'lease-lost' | 'commit-failed' | 'faulted' | 'closed';
+export type StopReason = 'handoff' | 'fenced' | 'version-conflict' | 'lease-lost' | 'commit-failed' | 'faulted' | 'closed';
+
+/** What a commit that failed stopped the host for: how that is logged, and counted (`sentinel_engine_lease_events_total{event}`). */
+const COMMIT_STOPS = {
+  // The epoch moved on: another engine claimed the shard (routine, in a take-over).
+  fenced: { message: 'Fenced: shard stopped', event: 'fenced' },
+  // A row changed underneath with the epoch still ours: memory and Postgres disagree (VersionConflictError).
+  'version-conflict': { message: 'Version conflict: shard stopped', event: 'version_conflict' },
+  'commit-failed': { message: 'Commit failed: shard stopped', event: 'commit_failed' },
+} as const;
 
 export interface ShardHostOptions {
   readonly eventId: string;
@@ -239,11 +249,14 @@ export class ShardHost {
         this.fault(error);
         continue;
       }
-      const { result, changes } = decision;
-      this.o.metrics.decisions.inc({ result: result.type });
+      const { result, changes, replayed } = decision;
+      // A replay — a client's retry, answered from memory — is not a decision: counted apart, so
+      // that a retried sale does not count as another one.
+      if (replayed) this.o.metrics.replays.inc({ result: result.type });
+      else this.o.metrics.decisions.inc({ result: result.type });
       if (this.logDecisions) {
         this.o.log.debug(
-          { requestId: request.requestId, command: request.command.type, key: request.command.key, result: result.type },
+          { requestId: request.requestId, command: request.command.type, key: request.command.key, result: result.type, replayed },
           'Decided',
         );
       }
@@ -414,8 +427,8 @@ export class ShardHost {
       wroteOutbox = write.reservations.length > 0;
       sold = write.reservations.filter((r) => r.seats.length > 0);
     } catch (error) {
-      const fenced = error instanceof FencedError;
-      const reason: StopReason = fenced ? 'fenced' : 'commit-failed';
+      // A version conflict is a FencedError, and stops the shard as a fence does; told apart first.
+      const reason = error instanceof VersionConflictError ? 'version-conflict' : error instanceof FencedError ? 'fenced' : 'commit-failed';
       this.o.log.warn(
         {
           err: error instanceof Error ? error.message : String(error),
@@ -424,9 +437,9 @@ export class ShardHost {
           // The callers who get a retryable error for this: their ids find them in the ingress logs.
           requestIds: batch.flatMap((entry) => (entry.requestId === undefined ? [] : [entry.requestId])).slice(0, 50),
         },
-        fenced ? 'Fenced: shard stopped' : 'Commit failed: shard stopped',
+        COMMIT_STOPS[reason].message,
       );
-      this.o.metrics.leaseEvents.inc({ event: fenced ? 'fenced' : 'commit_failed' });
+      this.o.metrics.leaseEvents.inc({ event: COMMIT_STOPS[reason].event });
       const code = error instanceof SentinelError ? error.code : 'commit_failed';
       // Memory now disagrees with the database (or another owner exists): stop, answer every
       // waiting caller with a retryable error, and let the shard be rebuilt from Postgres.

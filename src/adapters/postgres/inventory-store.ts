@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { HoldView, SeatState, ShardResult } from '../../domain/commands.js';
 import type { ShardRef } from '../../engine/assignment.js';
 import type { BatchWrite, HoldWrite } from '../../engine/batch-write.js';
-import { FencedError } from '../../errors.js';
+import { FencedError, VersionConflictError } from '../../errors.js';
 import { translatePgError } from './errors.js';
 import { inTransaction } from './pool.js';
 
@@ -119,6 +119,8 @@ export function eventFromRow(row: EventRow): StoredEvent {
 /** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0005_idempotency_keys_by_customer.sql; `sentinel_commit_shards`, 0010_commit_shards.sql, raises them for several shards at once). */
 const COMMIT_FENCED = 'SNFEN';
 const COMMIT_LIMIT_REFUSED = 'SNLIM';
+/** A row the commit writes changed underneath, the epoch still current (SNFEN until 0015_commit_version_conflict.sql). */
+const COMMIT_VERSION_CONFLICT = 'SNVER';
 /**
  * The code of an error Postgres answered a statement with (the driver's own, such as ECONNRESET,
  * are longer) — except those that end the connection or the server (class 08, 57P01–57P05: an
@@ -449,10 +451,10 @@ export class InventoryStore {
   /**
    * A shard's group commit: the fencing check, the event-wide per-customer usage, then every row
    * the batch changed (each write versioned), in one statement and so one transaction — all of it
-   * or nothing. Throws FencedError if the epoch moved on or a row is not at the version the shard
-   * last saw (someone else wrote it). When the limit refuses some customers' growth, nothing is
-   * written and their current usage is returned: the caller takes their new holds out and commits
-   * again.
+   * or nothing. Throws FencedError if the epoch moved on, and VersionConflictError (a FencedError)
+   * if a row is not at the version the shard last saw (someone else wrote it). When the limit
+   * refuses some customers' growth, nothing is written and their current usage is returned: the
+   * caller takes their new holds out and commits again.
    */
   async commitBatch(eventId: string, shard: number, epoch: number, limit: number, batch: BatchWrite, topic: string): Promise<UsageCheck> {
     try {
@@ -466,6 +468,7 @@ export class InventoryStore {
     } catch (error) {
       const { code, message, detail } = error as { code?: unknown; message?: unknown; detail?: unknown };
       if (code === COMMIT_FENCED) throw new FencedError(String(message));
+      if (code === COMMIT_VERSION_CONFLICT) throw new VersionConflictError(String(message));
       if (code === COMMIT_LIMIT_REFUSED) return { refused: new Map(Object.entries(JSON.parse(String(detail)) as Record<string, number>)) };
       throw translatePgError(error, `commit ${eventId}/${shard}`);
     }
@@ -474,10 +477,10 @@ export class InventoryStore {
   /**
    * The group commits of several shards of one event in one call and one transaction
    * (`sentinel_commit_shards`): all of them or nothing. 'refused' when Postgres answered with an
-   * error — a shard fenced, the customer limit, a deadlock, a timeout: nothing was written, and
-   * `ShardCommits` commits each part on its own to learn which shard it concerns. Throws when no
-   * answer came (the connection), or the connection or server was terminated: whether it committed
-   * is not known.
+   * error — a shard fenced, a row changed underneath, the customer limit, a deadlock, a timeout:
+   * nothing was written, and `ShardCommits` commits each part on its own to learn which shard it
+   * concerns. Throws when no answer came (the connection), or the connection or server was
+   * terminated: whether it committed is not known.
    */
   async commitShards(eventId: string, limit: number, parts: readonly ShardCommit[], topic: string): Promise<'committed' | 'refused'> {
     try {

@@ -59,6 +59,31 @@ export function createRedis(options: {
   return client;
 }
 
+/**
+ * Follows whether `client` can take commands, as its events say: `onChange(true)` once it is ready
+ * (connected, and Redis done loading its data), `onChange(false)` once its connection closes (lost,
+ * or the client ended; the failed attempts of an outage say nothing more). Told the state at once,
+ * then each change. It cannot tell a Redis that stops answering on an open connection: commands time
+ * out then, the connection stays. Returns a function that stops following.
+ */
+export function followRedisReady(client: Redis, onChange: (ready: boolean) => void): () => void {
+  let ready = client.status === 'ready';
+  const changed = (now: boolean) => {
+    if (now === ready) return;
+    ready = now;
+    onChange(now);
+  };
+  const onReady = () => changed(true);
+  const onClose = () => changed(false);
+  client.on('ready', onReady);
+  client.on('close', onClose);
+  onChange(ready);
+  return () => {
+    client.off('ready', onReady);
+    client.off('close', onClose);
+  };
+}
+
 /** Connects (the client is lazy) and waits until it is ready. */
 export async function connectRedis(client: Redis): Promise<void> {
   if (client.status === 'wait') await client.connect();

@@ -354,8 +354,9 @@ t.test('SIGSTOP mid-commit: the new owner sells the same seats to others; after 
   t.equal(fences.length, 1, 'one commit was fenced');
   const fence = fences[0] ?? {};
   t.equal(fence['shard'], 0, 'of shard 0');
-  // The epoch check itself refused it — not the seat versions (which raise the same SQLSTATE, as a
-  // last fail-safe, with "changed underneath"): the commit's first statement matched no shard row.
+  // The epoch check itself refused it — not the seat versions (a last fail-safe, "changed
+  // underneath": a version conflict, logged and counted apart): the commit's first statement
+  // matched no shard row.
   t.match(fence['err'], `epoch ${epochBefore} is no longer current`, 'refused by the epoch check: its epoch was superseded');
   t.same(
     [...((fence['requestIds'] as string[] | undefined) ?? [])].sort(),

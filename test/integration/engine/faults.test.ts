@@ -68,6 +68,25 @@ t.test('Kafka down during confirmations: the outbox grows, then drains to the to
   t.same(await inventoryViolations(pool, spec.eventId, results), []);
 });
 
+t.test("Redis down, then back: the engine's /metrics says its Redis client is disconnected, then connected again", async (t) => {
+  const { engine, spec } = await setup(t, 1, testLayout({ rows: 1, seats: 4 }));
+  t.equal(await engine.metric('sentinel_engine_redis_connected'), 1, 'connected while Redis is up');
+  t.equal(await engine.count('sentinel_engine_redis_reconnects_total'), 0, 'no reconnection yet');
+  await infra('stop', 'redis');
+  t.teardown(() => infra('start', 'redis'));
+  const gauge = (value: number) => async () => (await engine.metric('sentinel_engine_redis_connected')) === value;
+  t.ok(await waitFor('the gauge to read 0', gauge(0), 10_000, 50), 'disconnected while Redis is down');
+  await infra('start', 'redis');
+  t.ok(await waitFor('the gauge to read 1', gauge(1), 30_000, 50), 'connected again once Redis is back');
+  t.equal(await engine.count('sentinel_engine_redis_reconnects_total'), 1, 'one reconnection counted');
+  // And it serves through Redis again (its shard's lease may have run out meanwhile: a TTL of 2 s).
+  await waitFor(
+    'the engine owns the shard again',
+    async () => (await engine.metric('sentinel_engine_owned_shards')) === spec.shardCount,
+    30_000,
+  );
+});
+
 // Long enough for a restart on a loaded 2-core machine and the stream after it; the stream stops
 // well before, as soon as enough commands sent after the restart were answered.
 const STREAM_LIMIT_MS = 60_000;

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { commitDocument, ENDED_HOLDS_QUERY, InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges, type BatchWrite } from '../../../src/engine/batch-write.js';
 import { archiveEvent, closeEvent, inventoryCounts, provisionEvent } from '../../../src/engine/provision.js';
-import { FencedError } from '../../../src/errors.js';
+import { FencedError, VersionConflictError } from '../../../src/errors.js';
 import { uniqueName } from '../../support/env.js';
 import { ownDatabase, provisionTestEvent, testDatabase, testLayout } from '../../support/stack.js';
 
@@ -69,7 +69,11 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
     now,
   );
   const commit = (epoch: number) => store.commitBatch(spec.eventId, 0, epoch, 8, write, 'sentinel.reservations');
-  await t.rejects(commit(oldEpoch), FencedError, 'the stale owner is fenced');
+  await t.rejects(
+    commit(oldEpoch),
+    { name: 'FencedError', code: 'fenced' },
+    'the stale owner is fenced (by its epoch: no version conflict)',
+  );
   t.equal((await pool.query('SELECT 1 FROM holds WHERE hold_id = $1', [h1])).rowCount, 0, 'and wrote nothing');
   await commit(newEpoch);
   t.equal((await pool.query(`SELECT state FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.state, 'held');
@@ -78,8 +82,8 @@ t.test('fencing: a commit with a superseded epoch, or a stale seat version, writ
   foldChanges(again, [{ type: 'seat', seat: 'A-1-1', state: 'held', holdId: h2, fromVersion: 0, toVersion: 1 }], now);
   await t.rejects(
     store.commitBatch(spec.eventId, 0, newEpoch, 8, again, 'sentinel.reservations'),
-    FencedError,
-    'a stale seat version is refused',
+    VersionConflictError,
+    'a stale seat version is refused, as a version conflict (the epoch is current)',
   );
   t.equal((await pool.query(`SELECT hold_id FROM seats WHERE event_id = $1 AND seat_id = 'A-1-1'`, [spec.eventId])).rows[0]?.hold_id, h1);
 });

@@ -185,12 +185,14 @@ function runScenario(layoutInput: unknown, shardCount: number, steps: readonly S
       if (sameCommand(first.command, command)) {
         assert.deepEqual(decision.result, first.result, 'a replay returns the first result');
         assert.equal(decision.changes.length, 0, 'a replay changes nothing');
+        assert.equal(decision.replayed, true, 'and says it is a replay');
       } else {
         assert.equal(decision.result.type, 'idempotency-mismatch', 'a reused key with another command is refused');
       }
     } else if (decision.result.type !== 'invalid' && decision.result.type !== 'idempotency-mismatch') {
       memo.set(scope, { command, result: decision.result, at: now, generation });
     }
+    if (!(live && sameCommand(first.command, command))) assert.equal(decision.replayed, undefined, 'only a replay says it is one');
     checkDecision(command, decision);
     const label = decision.result.type === 'held' ? `held by ${command.type}` : decision.result.type;
     seen.set(label, (seen.get(label) ?? 0) + 1);

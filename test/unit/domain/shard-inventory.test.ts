@@ -493,7 +493,7 @@ t.test('a refusal is replayed for its key, unless the command asks for a new dec
   t.match(inventory.decide(bob(false), NOW + 2).result, { type: 'unavailable' });
   const fresh = inventory.decide(bob(true), NOW + 3);
   t.match(fresh.result, { type: 'confirmed' }, 'asked again after the refusal: decided afresh');
-  t.same(inventory.decide(bob(true), NOW + 4), { result: fresh.result, changes: [] }, 'a success is always replayed');
+  t.same(inventory.decide(bob(true), NOW + 4), { result: fresh.result, changes: [], replayed: true }, 'a success is always replayed');
   t.match(inventory.stats(), { rememberedResults: 3, rememberedFailures: 0 }, 'the refusal is forgotten, not kept beside the success');
 });
 
@@ -514,5 +514,5 @@ t.test('replayOnly: a remembered result is replayed; nothing remembered decides 
   t.match(inventory.stats(), { rememberedResults: 0, rememberedFailures: 0 }, 'and nothing remembered');
   const first = inventory.decide(best(), NOW + 1);
   t.match(first.result, { type: 'held' }, 'the real command is decided afresh');
-  t.same(inventory.decide(best(true), NOW + 2), { result: first.result, changes: [] }, 'then a probe replays it');
+  t.same(inventory.decide(best(true), NOW + 2), { result: first.result, changes: [], replayed: true }, 'then a probe replays it');
 });
