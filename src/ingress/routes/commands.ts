@@ -511,6 +511,30 @@ export function commandRoutes(deps: CommandRouteDeps) {
     );
   }
 
+  /**
+   * `result`, unless it is the shard not knowing a hold of `customer` that Postgres records as
+   * ended: a shard remembers ended holds for the idempotency window and up to a number per shard
+   * (ADR 0006), and its answer for an older one is `hold-not-found` — where the hold's own
+   * customer must be told how it ended (DELETE 204, confirm 409), as while the shard remembered.
+   */
+  async function recordedEnd(eventId: string, customer: string, result: ShardResult): Promise<ShardResult> {
+    if (result.type !== 'hold-not-found') return result;
+    const hold = await reads.hold(eventId, result.holdId);
+    if (hold?.customer !== customer) return result;
+    const { holdId } = result;
+    if (hold.state === 'confirmed' && hold.reservationId !== null)
+      return {
+        ok: false,
+        type: 'hold-confirmed',
+        holdId,
+        reservationId: hold.reservationId,
+        message: `hold ${holdId} was already confirmed as reservation ${hold.reservationId}`,
+      };
+    if (hold.state === 'expired' || hold.state === 'released')
+      return { ok: false, type: 'hold-expired', holdId, message: `hold ${holdId} was ${hold.state}` };
+    return result;
+  }
+
   /** The shard of a hold of the caller, or 404 (unknown and foreign holds look the same). */
   async function holdShard(ctx: IngressContext, eventId: string): Promise<{ holdId: string; shard: number }> {
     const holdId = ctx.params['hold'] as string;
@@ -532,7 +556,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
     if (refusalUnlessCommitted !== undefined) return replayCommitted(ctx, routable, refusalUnlessCommitted, [attempt], respond);
     // No admission: a customer who already holds seats is not sent back into the crowd.
     await underIdempotencyKey(ctx, routable, false, async (key, deadline) =>
-      respond(shard, await ask(ctx, eventId, shard, attempt.command(key), deadline)),
+      respond(shard, await recordedEnd(eventId, customer, await ask(ctx, eventId, shard, attempt.command(key), deadline))),
     );
   }
 
@@ -557,12 +581,10 @@ export function commandRoutes(deps: CommandRouteDeps) {
     // DELETE carries no Idempotency-Key: the shard key is derived from the hold, so a repeated
     // DELETE is the same command and the shard replays its first answer.
     const key = keyDigest(customer, `release ${holdId}`);
-    const result = await ask(
-      ctx,
+    const result = await recordedEnd(
       eventId,
-      shard,
-      { type: 'release', key, customer, holdId, redecideRefusal: true },
-      deps.now() + deps.shardTimeoutMs,
+      customer,
+      await ask(ctx, eventId, shard, { type: 'release', key, customer, holdId, redecideRefusal: true }, deps.now() + deps.shardTimeoutMs),
     );
     // An expired or already released hold is gone, which is what DELETE asks for.
     if (result.type === 'released' || result.type === 'hold-expired') {

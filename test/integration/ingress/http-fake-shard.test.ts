@@ -354,6 +354,41 @@ t.test('a hold created through another replica is found in Postgres', async (t) 
   );
 });
 
+t.test(
+  'a hold the shard no longer remembers (past its memory of ended holds) is answered from how Postgres recorded its end',
+  async (t) => {
+    const hold = (state: string) => `h_forgotten_${state}_${spec.eventId}`;
+    for (const state of ['expired', 'released', 'confirmed'])
+      await pool.query(
+        `INSERT INTO holds (hold_id, event_id, shard, customer, seats, quantity, state, created_at, expires_at, ended_at, reservation_id)
+       VALUES ($2, $1, 1, 'alice', '{A-6-2}', 1, $3, now() - interval '2 days', now() - interval '2 days', now() - interval '2 days', $4)`,
+        [spec.eventId, hold(state), state, state === 'confirmed' ? `r_${hold(state)}` : null],
+      );
+    shards.answer = ({ command }) => ({
+      ok: false,
+      type: 'hold-not-found',
+      holdId: (command as { holdId: string }).holdId,
+      message: 'no such hold',
+    });
+    for (const state of ['expired', 'released']) {
+      const path = eventPath(spec, `/holds/${hold(state)}`);
+      t.equal((await call(url, 'DELETE', path, { token: alice })).status, 204, `DELETE of a hold ${state} long ago: 204, as the API says`);
+      expect(t, await post(`${path}/confirm`), 'confirmHold', 409, 'hold-expired');
+    }
+    const confirmed = await post(eventPath(spec, `/holds/${hold('confirmed')}/confirm`));
+    expect(t, confirmed, 'confirmHold', 409, 'hold-confirmed');
+    t.equal(confirmed.body?.reservationId, `r_${hold('confirmed')}`, 'naming its reservation');
+    // Another customer's is still a 404: how it ended is not theirs to learn.
+    expect(
+      t,
+      await call(url, 'DELETE', eventPath(spec, `/holds/${hold('expired')}`), { token: bob }),
+      'releaseHold',
+      404,
+      'hold-not-found',
+    );
+  },
+);
+
 t.test('idempotency: replay, mismatch, in flight, conflicts not cached', async (t) => {
   shards.calls.length = 0;
   shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
