@@ -5,6 +5,7 @@ export * from './shard-map.js';
 export * from './shard-settings.js';
 export { fingerprintOf, idempotencyScope, type IdempotencyRecord, type RememberedResult } from './idempotency.js';
 export { findBestPlacement, leavesOrphan, type SeatGrid } from './best-available.js';
+export * from './customer.js';
 export * from './snapshot.js';
 export * from './shard-inventory.js';
 export * from './shard-machine.js';

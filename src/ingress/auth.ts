@@ -8,6 +8,7 @@
  * WebCrypto at about 43 µs per token — in a flash sale every buyer brings a new token, and that was
  * an eighth of all the CPU the flash sale of `npm run bench` used (ADR 0008).
  */
+import { isCustomerId, MAX_CUSTOMER_LENGTH } from '../domain/customer.js';
 import { createVerifier, TokenError } from 'fast-jwt';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { parseDuration } from '../duration.js';
@@ -39,21 +40,8 @@ export interface TokenVerifierOptions {
 }
 
 /** Longest customer id (JWT subject) accepted. */
-export const MAX_SUBJECT_LENGTH = 256;
-
-/** A control character (C0, DEL, C1) or half of a surrogate pair without its other half. */
-// eslint-disable-next-line no-control-regex -- control characters are what it looks for
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/**
- * Whether `subject` may be a customer id: 1-MAX_SUBJECT_LENGTH characters, none of them a control
- * character or a lone surrogate. The customer goes into the shard's commit, a JSON document
- * Postgres reads as jsonb — which refuses NUL and lone surrogates: one such customer would fail the
- * whole group commit of every customer with it, and stop the shard, again at every retry.
- */
-export function isCustomerId(subject: unknown): subject is string {
-  return typeof subject === 'string' && subject !== '' && subject.length <= MAX_SUBJECT_LENGTH && !UNPRINTABLE.test(subject);
-}
+export const MAX_SUBJECT_LENGTH = MAX_CUSTOMER_LENGTH;
+export { isCustomerId };
 const CLOCK_TOLERANCE_S = 5;
 
 /** The `WWW-Authenticate` challenge (RFC 6750). */

@@ -65,6 +65,10 @@ t.test('invalid commands: precise field and message, nothing changes', async (t)
     [{ type: 'hold', key: '', customer: 'ann', seats: ['A-1-1'] }, 'key', /key must be/],
     [{ type: 'hold', key: 'a\u0000b', customer: 'ann', seats: ['A-1-1'] }, 'key', /without NUL/],
     [{ type: 'hold', key: key(), customer: '', seats: ['A-1-1'] }, 'customer', /customer must be/],
+    // Postgres's jsonb, which the commit is, refuses NUL: such a customer would fail its whole batch.
+    [{ type: 'hold', key: key(), customer: 'a\u0000b', seats: ['A-1-1'] }, 'customer', /none a control character/],
+    [{ type: 'hold', key: key(), customer: 'a\ud800', seats: ['A-1-1'] }, 'customer', /customer must be/],
+    [{ type: 'hold', key: key(), customer: 'x'.repeat(257), seats: ['A-1-1'] }, 'customer', /1-256 characters/],
     [{ type: 'steal', key: key(), customer: 'ann' } as unknown as ShardCommand, 'type', /unknown command type "steal"/],
   ];
   const before = inventory.snapshot();
@@ -516,3 +520,12 @@ t.test('replayOnly: a remembered result is replayed; nothing remembered decides 
   t.match(first.result, { type: 'held' }, 'the real command is decided afresh');
   t.same(inventory.decide(best(true), NOW + 2), { result: first.result, changes: [], replayed: true }, 'then a probe replays it');
 });
+
+t.test(
+  'a customer id of up to 256 characters, any but control characters, is decided for (what the ingress accepts as a subject)',
+  async (t) => {
+    const { inventory } = fixture(theatre);
+    t.match(inventory.decide(hold('x'.repeat(256), ['A-1-5']), NOW).result, { type: 'held' });
+    t.match(inventory.decide(hold('zoë 🎟️', ['A-1-6']), NOW).result, { type: 'held' });
+  },
+);
