@@ -256,6 +256,9 @@ kubectl wait -n "$NAMESPACE" --for=condition=ShardsAvailable "ticketevent/$DEMO_
   note "the operator does not report every shard available yet; the load retries 503s"
 
 # --- 5. the sale -----------------------------------------------------------------------------
+# The response logs are appended to: this run's start empty, so that verify reads this run's
+# answers only (and not a line an earlier demo, killed mid-write, cut short).
+rm -f "$STATE_DIR/hot-seat.jsonl" "$STATE_DIR/flash-sale.jsonl"
 step "hot-seat rush: $RUSH buyers click seat A-1-1 at once (admission control: ${RUSH} buyers against 200 admitted/s)"
 "${SENTINEL[@]}" stress --event "$EVENT_ID" --target "$INGRESS" --scenario hot-seat --seat A-1-1 --buyers "$RUSH" \
   --concurrency "$RUSH" --retries 10 --log "$STATE_DIR/hot-seat.jsonl" | tee "$STATE_DIR/hot-seat.txt"

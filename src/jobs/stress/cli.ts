@@ -26,7 +26,7 @@ export const STRESS_FLAGS = {
   target: { type: 'string', multiple: true },
   scenario: { type: 'string', default: 'flash-sale' },
   buyers: { type: 'string' },
-  mode: { type: 'string', default: 'closed' },
+  mode: { type: 'string' },
   concurrency: { type: 'string' },
   rate: { type: 'string' },
   duration: { type: 'string', default: '60s' },
@@ -57,6 +57,7 @@ export const STRESS_FLAGS_HELP = `Load:
   --buyers N              buyers (customers, each with their own token) in the run
                           (default: hot-seat 1000, others 5000)
   --mode closed|open      closed: --concurrency buyers at a time; open: --rate arrivals per second
+                          (default: open when --rate is given, else closed)
   --concurrency N         closed: buyers in flight (default min(buyers, 1000));
                           open: most in flight before arrivals are shed (default 2000)
   --rate N                open loop: buyer arrivals per second (default 500)
@@ -94,7 +95,10 @@ type StressFlagValues = {
 export function stressOptionsFrom(values: StressFlagValues, config: Config): StressOptions {
   if (!values.event) throw new UsageError('--event is required');
   const scenario = parseChoice(values.scenario ?? 'flash-sale', 'scenario', SCENARIOS) as ScenarioName;
-  const mode = parseChoice(values.mode ?? 'closed', 'mode', ['closed', 'open'] as const);
+  // --rate is the open loop's: given alone, it asks for one (it used to be ignored, the run closed loop).
+  const mode = parseChoice(values.mode ?? (values.rate === undefined ? 'closed' : 'open'), 'mode', ['closed', 'open'] as const);
+  if (mode === 'closed' && values.rate !== undefined)
+    throw new UsageError('--rate is the arrival rate of --mode open; a closed loop takes --concurrency');
   const buyers =
     values.buyers === undefined ? (scenario === 'hot-seat' ? 1000 : 5000) : parseInteger(values.buyers, 'buyers', 1, 10_000_000);
   const concurrency =

@@ -43,12 +43,22 @@ export function bucketRange(bucket: number): { low: number; high: number } {
 }
 
 /**
+ * The nearest-rank of percentile `q` among `n` values (1-based): the smallest rank with at least
+ * q % of the values at or below it. In thousandths of a percent, in integers: `(q / 100) * n` in
+ * floating point is one rank too high whenever it should be whole but comes out a hair above (p99.9
+ * of 1,000 values was the 1,000th, the maximum, not the 999th).
+ */
+export function nearestRank(q: number, n: number): number {
+  return Math.max(1, Math.ceil((Math.round(q * 1000) * n) / 100_000));
+}
+
+/**
  * The nearest-rank percentile of sorted values: the smallest value with at least q % of the values
  * at or below it. The reference definition the histogram approximates (and tests compare against).
  */
 export function percentileOfSorted(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return 0;
-  const rank = Math.max(1, Math.ceil((q / 100) * sorted.length));
+  const rank = nearestRank(q, sorted.length);
   return sorted[Math.min(rank, sorted.length) - 1] as number;
 }
 
@@ -90,7 +100,7 @@ export class LatencyHistogram {
   /** Nearest-rank percentile in µs; the middle of its bucket, clamped to the exact min and max. */
   percentileUs(q: number): number {
     if (this.n === 0) return 0;
-    const rank = Math.max(1, Math.ceil((q / 100) * this.n));
+    const rank = nearestRank(q, this.n);
     if (rank >= this.n) return this.highest;
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {

@@ -504,8 +504,14 @@ export class StressRun {
         answer.status === 503 ||
         (answer.status === 409 && answer.error === 'idempotency-key-in-use');
       if (!retryable || attempt > this.options.retries || this.aborted) return answer;
-      const backoff = retryAfterS !== undefined ? retryAfterS * 1000 : 100 * 2 ** (attempt - 1);
-      const delay = Math.min(this.options.maxRetryDelayMs, backoff) * (0.75 + Math.random() * 0.5);
+      // Jittered, so that the refused do not come back together; never before a Retry-After (up to
+      // --max-retry-delay): the jitter only adds to it.
+      const delay = Math.min(
+        this.options.maxRetryDelayMs,
+        retryAfterS !== undefined
+          ? retryAfterS * 1000 * (1 + Math.random() * 0.5)
+          : 100 * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5),
+      );
       try {
         await sleep(delay, undefined, { signal: this.stop.signal });
       } catch {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { bucketOf, bucketRange, LatencyHistogram, percentileOfSorted } from '../../../src/jobs/stress/histogram.js';
+import { bucketOf, bucketRange, LatencyHistogram, nearestRank, percentileOfSorted } from '../../../src/jobs/stress/histogram.js';
 import { countsOf, StressStats } from '../../../src/jobs/stress/stats.js';
 
 t.test('nearest-rank percentiles of sorted values', async (t) => {
@@ -19,6 +19,26 @@ t.test('nearest-rank percentiles of sorted values', async (t) => {
       99,
     ),
     990,
+  );
+});
+
+t.test('a percentile whose rank is whole is that rank, not one above it (floating point)', async (t) => {
+  // (99.9 / 100) * 1000 is 999.0000000000001 in floating point: p99.9 was the 1,000th value, the maximum.
+  const thousand = Array.from({ length: 1000 }, (_, i) => i + 1);
+  t.equal(percentileOfSorted(thousand, 99.9), 999);
+  t.equal(nearestRank(99.9, 3000), 2997);
+  t.equal(nearestRank(99.9, 7), 7);
+  const outlier = new LatencyHistogram();
+  for (let i = 0; i < 999; i++) outlier.recordUs(1000);
+  outlier.recordUs(900_000_000);
+  t.ok(outlier.percentileUs(99.9) < 1100, 'one outlier in 1,000 is not the p99.9 of the histogram either (its bucket of 1 ms)');
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom(50, 90, 99, 99.9, 99.99), (n, q) => {
+      const rank = nearestRank(q, n);
+      // The smallest rank r with r / n ≥ q / 100, in exact integer arithmetic.
+      const scaled = Math.round(q * 100);
+      return rank * 10_000 >= scaled * n && (rank === 1 || (rank - 1) * 10_000 < scaled * n);
+    }),
   );
 });
 
