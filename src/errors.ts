@@ -55,3 +55,23 @@ export class DeadlineError extends SentinelError {
     super('deadline_exceeded', message, { retryable: true, cause });
   }
 }
+
+/**
+ * An error in one line, for a message or a report: its message — an AggregateError's inner ones
+ * when it has none (a connection refused on every address of a host) — its lines joined.
+ */
+export function errorLine(error: unknown): string {
+  const text = (e: unknown): string => {
+    if (e instanceof AggregateError && e.errors.length > 0) {
+      const inner = [...new Set(e.errors.map(text))].join('; ');
+      return e.message ? `${e.message}: ${inner}` : inner;
+    }
+    if (e instanceof Error) return e.message || String((e as { code?: unknown }).code ?? e.name);
+    return String(e);
+  };
+  return (
+    text(error)
+      .trim()
+      .replace(/\s*\n\s*/g, ' ') || 'an error without a message'
+  );
+}

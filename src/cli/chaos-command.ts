@@ -5,7 +5,8 @@
  * faults, and verifies afterwards. Exit 0 when every invariant held and the experiment was made
  * as planned; 1 on any violation; 2 on bad usage or an unknown event; 3 when it could not be
  * judged (a planned fault did not run or did not go as planned, the shards were not all owned
- * again after the load, a check could not be made, the run was stopped before its load began).
+ * again after the load, a check could not be made, the run was stopped before its load began, an
+ * error stopped its set-up, its load or its verification — with the report of what was done).
  */
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,12 +14,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { provisionEvent } from '../engine/provision.js';
-import { SentinelError } from '../errors.js';
+import { errorLine, SentinelError } from '../errors.js';
 import { eventFacts } from '../jobs/verify/inventory-checks.js';
-import { ChaosRun } from '../jobs/chaos/chaos.js';
-import { EXIT, PrunedEventError, verifyExitCode } from '../jobs/verify/verify.js';
+import { chaosExitCode, ChaosRun } from '../jobs/chaos/chaos.js';
+import { EXIT, PrunedEventError } from '../jobs/verify/verify.js';
 import { formatChaosReport, formatFault } from '../jobs/chaos/format.js';
-import { FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../jobs/chaos/schedule.js';
+import { chaosSchedule } from '../jobs/chaos/schedule.js';
 import { LocalStack } from '../jobs/local-stack.js';
 import { newRunId, parseDurationMs, parseInteger, UnknownEventError, UsageError } from '../jobs/options.js';
 import { progressPrinter, STRESS_FLAGS, STRESS_FLAGS_HELP, stressOptionsFrom } from '../jobs/stress/cli.js';
@@ -44,10 +45,12 @@ Runs a stress load, injects a schedule of faults while it runs, waits for recove
 verify over Postgres, the Kafka topic and the load's response log. Every fault is reported with
 its time, what it did (e.g. how fast a killed engine's shards were re-owned) and what clients saw.
 
-Faults (--faults 5s:engine-kill,15s:engine-pause=7s,… | default | none):
+Faults (--faults 5s:engine-kill,15s:engine-pause=7s,… | default | none; default: default, or none
+with --attach):
   engine-kill       SIGKILL the engine owning most shards; a replacement starts (as a Deployment would)
   engine-pause[=D]  SIGSTOP it for D (default 2 × lease TTL + 1 s), then SIGCONT: it must be fenced
-  redis-restart, nats-restart, postgres-restart, kafka-restart   hack/infra.sh restart <service>
+  redis-restart, nats-restart, postgres-restart, kafka-restart   hack/infra.sh restart <service>:
+                    this machine's services
   ingress-restart   SIGTERM the ingress and start a new one on the same port
   ingress-kill      SIGKILL it instead
   default           ${['engine-kill', 'engine-pause', 'redis-restart', 'nats-restart', 'postgres-restart', 'kafka-restart', 'ingress-kill'].join(', ')},
@@ -64,10 +67,13 @@ Local mode (default): provisions a fresh event unless --event, starts its own pr
   --lease-ttl D         lease TTL of the engines started here (default 3s)
   --keep-event          leave the provisioned event on sale afterwards (default: close it and delete its Redis keys)
 Attached mode:
-  --attach              load --target (a system running elsewhere), inject only dependency restarts
-                        (or none, with an external fault injector), then verify
+  --attach              load --target (a system this run did not start) while an external tool (Chaos
+                        Mesh, LitmusChaos) injects the faults, then verify; no fault of its own by
+                        default. Engine and ingress faults are refused (no process of this run to act
+                        on); dependency restarts act through this machine's hack/infra.sh, so they are
+                        refused unless every --target is loopback (a system running on this machine)
 Common:
-  --faults LIST         see above (default: default)
+  --faults LIST         see above (default: default; none with --attach)
   --pause D             default engine-pause length
   --recovery-timeout D  after the load, wait this long for every shard to be owned (default 60s)
   --infra-script PATH   dependency restarts (default: this checkout's hack/infra.sh)
@@ -75,9 +81,11 @@ Common:
   --json                print {ok, faults, skipped, unmet, stress, verify, …} instead of the report
 
 Exit: 0 every invariant held and every planned fault ran; 1 a violation; 2 bad usage, found before
-any fault: a bad flag, an unknown --event, a token the ingress refuses, a --seat or --scenario the
-event cannot give; 3 the run could not be judged (a fault that did not run or failed, shards not
-owned again, a check not made).
+any fault: a bad flag or environment variable, an unknown --event, a token the ingress refuses, a
+--seat or --scenario the event cannot give, dependency restarts with --attach to a remote --target;
+3 the run could not be judged: a fault that did not run or failed, shards not owned again, a check
+not made, or an error that stopped the run (Postgres unreachable, engines that did not start) — the
+report then says what was done, and that verify was not made.
 
 The load (defaults differ from \`sentinel stress\`: mixed scenario, open loop at 100 buyers/s for 70s,
 think 100-500ms, 8 retries, 2s max retry delay, 5s timeout):
@@ -103,7 +111,8 @@ const FLAGS = {
   'lease-ttl': { type: 'string', default: '3s' },
   'keep-event': { type: 'boolean', default: false },
   attach: { type: 'boolean', default: false },
-  faults: { type: 'string', default: 'default' },
+  // default, or none with --attach (chaosSchedule)
+  faults: { type: 'string' },
   pause: { type: 'string' },
   'recovery-timeout': { type: 'string', default: '60s' },
   'infra-script': { type: 'string', default: INFRA_SCRIPT },
@@ -130,6 +139,8 @@ function provisionedInventory(settings: { sections: number; rows: number; seats:
 
 export const chaosCommand: Command = {
   summary: 'inject faults (kill/pause engines, restart dependencies and ingress) during a stress load, then verify',
+  // An error that stops the run is not a violation: not judged.
+  errorExit: EXIT.notChecked,
   async run({ config, log, argv, stdout, stderr }) {
     const parsed = parseFlags({ argv, stdout, stderr }, FLAGS, HELP);
     if ('exit' in parsed) return parsed.exit;
@@ -142,14 +153,15 @@ export const chaosCommand: Command = {
       const loadMs = parseDurationMs(values.duration, 'duration');
       const leaseTtlMs = parseDurationMs(values['lease-ttl'], 'lease-ttl');
       const pauseMs = values.pause === undefined ? 2 * leaseTtlMs + 1000 : parseDurationMs(values.pause, 'pause');
-      const allowed = values.attach ? FAULT_KINDS.filter((k) => !PROCESS_FAULTS.includes(k)) : FAULT_KINDS;
       if (values.attach && !values.event) throw new UsageError('--attach needs --event (and --target)');
       const layout = /^(\d+)x(\d+)x(\d+)$/.exec(values.layout);
       if (layout === null) throw new UsageError('--layout must be SECTIONSxROWSxSEATS, e.g. 8x20x25');
+      // The load's flags are checked now (with a placeholder event when one will be provisioned)…
+      const load = stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
       const settings = {
         loadMs,
         leaseTtlMs,
-        schedule: parseSchedule(values.faults, { loadMs, pauseMs, allowed }),
+        schedule: chaosSchedule(values.faults, { loadMs, pauseMs, attach: values.attach, targets: load.targets }),
         sections: parseInteger(layout[1]!, 'layout', 1, 26),
         rows: parseInteger(layout[2]!, 'layout', 1, 1000),
         seats: parseInteger(layout[3]!, 'layout', 1, 1000),
@@ -162,8 +174,6 @@ export const chaosCommand: Command = {
         ttlSlackMs: parseDurationMs(values['ttl-slack'], 'ttl-slack'),
         settleTimeoutMs: parseDurationMs(values.settle, 'settle'),
       };
-      // The load's flags are checked now (with a placeholder event when one will be provisioned)…
-      const load = stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
       // …and so is its scenario against the event to provision (a --seat it will not have, hot-seat
       // without seats), before anything starts. An existing event's is checked when the load begins.
       if (values.event === undefined) new ScenarioPlanner(provisionedInventory(settings), load.scenario, load.seed, runId);
@@ -202,6 +212,9 @@ export const chaosCommand: Command = {
       if (stop.signal.aborted) throw new StoppedBeforeLoad();
     };
     let provisioned: string | undefined;
+    let progress: ReturnType<typeof progressPrinter> | undefined;
+    /** Whether the load's clock started: from then on the faults it made are ChaosRun's to report. */
+    let loadBegan = false;
     try {
       let eventId = values.event;
       // A mistyped --event fails here, before any process or load starts (locally engines would wait
@@ -252,7 +265,8 @@ export const chaosCommand: Command = {
         { ...values, event: eventId, 'run-id': runId, target: targets, log: join(workDir, 'responses.jsonl') },
         config,
       );
-      const progress = values.json || values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);
+      progress = values.json || values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);
+      const onProgress = progress?.update;
       say(
         `load: ${stress.scenario.scenario}, ${stress.mode} loop, ${settings.loadMs / 1000} s; ${settings.schedule.length} fault(s) scheduled`,
       );
@@ -261,7 +275,12 @@ export const chaosCommand: Command = {
         pool,
         stack,
         engineEnv,
-        stress: { ...stress, logPath: join(workDir, 'responses.jsonl'), ...(progress ? { onProgress: progress.update } : {}) },
+        stress: {
+          ...stress,
+          logPath: join(workDir, 'responses.jsonl'),
+          onStart: () => (loadBegan = true),
+          ...(onProgress ? { onProgress } : {}),
+        },
         schedule: settings.schedule,
         infraScript: values['infra-script'],
         recoveryTimeoutMs: settings.recoveryTimeoutMs,
@@ -289,28 +308,39 @@ export const chaosCommand: Command = {
       stdout.write(
         values.json ? `${JSON.stringify({ ...report, work_dir: workDir })}\n` : `${formatChaosReport(report)}  files       ${workDir}\n`,
       );
-      if (report.ok) return EXIT.ok;
-      return report.verify.ok ? EXIT.notChecked : verifyExitCode(report.verify);
+      return chaosExitCode(report);
     } catch (error) {
+      progress?.done();
       if (error instanceof StoppedBeforeLoad) {
         stderr.write(`chaos: ${error.message}\n`);
         if (values.json)
           stdout.write(`${JSON.stringify({ ok: false, event: values.event ?? provisioned, not_checked: [error.message] })}\n`);
         return EXIT.notChecked;
       }
-      // The engines' retention deleted records of the event while the run went on: not judged (3).
-      if (error instanceof PrunedEventError) {
-        stderr.write(`chaos: ${error.message}\n`);
-        // --json readers get an answer too: not judged, and why.
-        if (values.json)
-          stdout.write(`${JSON.stringify({ ok: false, event: values.event ?? provisioned, not_checked: [error.message] })}\n`);
-        return EXIT.notChecked;
-      }
       // An unknown event; or, when the load began, a token the ingress refuses or a --seat or
-      // scenario the event cannot give: bad usage, in one line (exit 2). Anything else propagates.
-      if (!(error instanceof UsageError)) throw error;
-      stderr.write(`chaos: ${error.message}\n`);
-      return EXIT.usage;
+      // scenario the event cannot give: bad usage, in one line (exit 2).
+      if (error instanceof UsageError) {
+        stderr.write(`chaos: ${error.message}\n`);
+        return EXIT.usage;
+      }
+      // Once the load began, ChaosRun reports what was done itself (a load or a verification that
+      // failed included): what escapes it is a bug, left to main (exit 3 too, in one line).
+      if (loadBegan) throw error;
+      // An error before the load began (Postgres unreachable, engines that did not start, shards
+      // not owned in time, a discovery the ingress failed): nothing was loaded, injected or judged.
+      // Not judged (3) — chaos's 1 is a violation — in one line, and the report of a run that made
+      // nothing, for --json readers too.
+      const reason = `the run stopped before its load began: ${errorLine(error)}`;
+      const event = values.event ?? provisioned ?? null;
+      stderr.write(`chaos: not judged: ${errorLine(error)}\n`);
+      const skipped = settings.schedule.map((f) => ({ kind: f.kind, planned_at_s: Math.round(f.atMs / 100) / 10, reason }));
+      stdout.write(
+        values.json
+          ? `${JSON.stringify({ ok: false, event, faults: [], skipped, unmet: [reason], stress: null, disruptions: [], recovery_s: null, verify: null, work_dir: workDir })}\n`
+          : `chaos on ${event ?? '(no event)'}: NOT JUDGED — ${reason}\n` +
+              `  no load ran, no fault was injected (${skipped.length} planned), no verification was made\n  files       ${workDir}\n`,
+      );
+      return EXIT.notChecked;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

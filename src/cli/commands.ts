@@ -21,6 +21,12 @@ export interface CommandContext {
 /** One `sentinel <name>` command. `run` resolves to the process exit code. */
 export interface Command {
   readonly summary: string;
+  /**
+   * The exit code of an error the command lets escape. Unset: 1, the error printed with its stack.
+   * Set (verify, chaos: 3, "could not be judged" — their 1 means a violation): the error in one
+   * line, its stack only at LOG_LEVEL debug or trace; a bad environment variable is bad usage (2).
+   */
+  readonly errorExit?: number;
   run(context: CommandContext): Promise<number>;
 }
 

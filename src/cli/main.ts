@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { loadConfig } from '../config.js';
-import { SentinelError } from '../errors.js';
+import { ConfigError, errorLine, SentinelError } from '../errors.js';
 import { createRootLogger } from '../log.js';
-import { commands, type CommandContext } from './commands.js';
+import { commands, type Command, type CommandContext } from './commands.js';
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -22,6 +22,24 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`sentinel: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
     return 2;
   }
+  if (command.errorExit === undefined) return run(name, command, rest);
+  // verify and chaos: 1 is a violation, so an error that stops them is not 1 (Command.errorExit).
+  try {
+    return await run(name, command, rest);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`sentinel: ${error.code}: ${error.message}\n`);
+      return 2;
+    }
+    const debug = /^(debug|trace)$/i.test(process.env['LOG_LEVEL'] ?? '');
+    const stack = error instanceof Error ? error.stack : undefined;
+    process.stderr.write(`${name}: not judged: ${errorLine(error)}${stack && !debug ? ' (LOG_LEVEL=debug prints the stack)' : ''}\n`);
+    if (stack && debug) process.stderr.write(`${stack}\n`);
+    return command.errorExit;
+  }
+}
+
+async function run(name: string, command: Command, rest: readonly string[]): Promise<number> {
   const config = loadConfig(process.env, { hostname: hostname(), pid: process.pid });
   // Owned by a job (LocalStack): the terminal's Ctrl-C, which reaches the job's whole process
   // group, is for the job — it stops this process in order, or kills it. From the start, so a

@@ -1,7 +1,8 @@
 /**
  * `sentinel verify --event ID [--log run.jsonl]…`: checks every invariant over Postgres, the Kafka
  * topic and stress response logs. Exit 0 when all hold, 1 on any violation, 2 on bad usage, 3 when
- * a check that was asked for could not be made.
+ * a check that was asked for could not be made (an error that stopped the checks too: main.ts,
+ * `errorExit`).
  */
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { parseDurationMs, UsageError } from '../jobs/options.js';
@@ -23,12 +24,13 @@ over every hold the event ever had, against the event's current limit (one lower
 also flags what was held before). Exit codes:
   0  every invariant holds
   1  a violation (whatever else could not be checked)
-  2  bad usage, an unknown event, or a --log that cannot be read
+  2  bad usage (a flag or an environment variable), an unknown event, or a --log that cannot be read
   3  no violation, but a check could not be made: a --log is empty, holds no record of the
      event or a line that is not a response record, or its refusals carry no Idempotency-Key;
      the topic could not be read, or reservations missing from it have outbox rows only for
      other topics (engines with another SENTINEL_RESERVATIONS_TOPIC); or live holds are past
-     their TTL on shards no engine serves
+     their TTL on shards no engine serves; or an error stopped the checks (Postgres could not
+     be reached, say: one line on stderr, with the stack at LOG_LEVEL=debug)
 
   --event ID          the event (required)
   --log PATH          a stress response log to replay, repeatable
@@ -53,6 +55,8 @@ const FLAGS = {
 
 export const verifyCommand: Command = {
   summary: 'check the invariants over Postgres, the Kafka topic and stress response logs',
+  // An error that stops the checks (Postgres unreachable, say) is not a violation: not judged.
+  errorExit: EXIT.notChecked,
   async run({ config, log, argv, stdout, stderr }) {
     const parsed = parseFlags({ argv, stdout, stderr }, FLAGS, HELP);
     if ('exit' in parsed) return parsed.exit;

@@ -12,10 +12,11 @@ import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type pg from 'pg';
+import { errorLine } from '../../errors.js';
 import type { LocalStack, ManagedProcess } from '../local-stack.js';
 import { SLOT_MS, type Slot } from '../stress/stats.js';
 import { StressRun, type StressOptions, type StressReport } from '../stress/stress.js';
-import { verifyEvent, type VerifyOptions, type VerifyReport } from '../verify/verify.js';
+import { EXIT, verifyEvent, type VerifyOptions, type VerifyReport } from '../verify/verify.js';
 import { SERVICE_OF, type PlannedFault } from './schedule.js';
 
 const run = promisify(execFile);
@@ -84,15 +85,29 @@ export interface ChaosReport {
   readonly faults: readonly FaultResult[];
   /** Planned faults that never ran (the load ended or was stopped first). */
   readonly skipped: readonly SkippedFault[];
-  /** Why the run is not a pass apart from verify's violations, in words (empty when it is, or when only verify failed). */
+  /**
+   * Why the run is not a pass apart from verify's violations, in words (empty when it is, or when
+   * only verify failed): among them a load that failed, or a verification that could not be made.
+   */
   readonly unmet: readonly string[];
-  readonly stress: Omit<StressReport, 'timeline'>;
+  /** The load's report; null when the load failed after it began (see `unmet`): the faults' effects were not measured then. */
+  readonly stress: Omit<StressReport, 'timeline'> | null;
   /** Periods in which clients saw failures (5xx, no answer), from the load's timeline: with
    * --attach, set them against the external tool's experiments. */
   readonly disruptions: readonly Disruption[];
   /** After the load: seconds until every shard was owned by a live engine (null: not within the timeout). */
   readonly recovery_s: number | null;
-  readonly verify: VerifyReport;
+  /** null: the verification could not be made (an error stopped it — Postgres unreachable, say; see `unmet`). */
+  readonly verify: VerifyReport | null;
+}
+
+/**
+ * A chaos run's exit code: 0 a pass; 1 a violation (whatever else); 3 not judged — a check not
+ * made, a fault not made as planned, no recovery, a load that failed, a verification not made.
+ */
+export function chaosExitCode(report: ChaosReport): number {
+  if (report.ok) return EXIT.ok;
+  return report.verify !== null && report.verify.counts.violations > 0 ? EXIT.violations : EXIT.notChecked;
 }
 
 interface ShardState {
@@ -324,25 +339,48 @@ export class ChaosRun {
       this.ended.abort();
     });
     // The faults follow the load's clock; a load stopped before its clock started (a Ctrl-C during
-    // set-up) has none, and every fault is then skipped at once.
-    const faults = Promise.race([clockStarted, load]).then(() => this.runSchedule());
-    const [report, { results, skipped }] = await Promise.all([load, faults]);
+    // set-up) has none, and every fault is then skipped at once. A load that fails does not cut the
+    // schedule short of its report: the faults made so far are waited for, and reported.
+    const faults = Promise.race([clockStarted, load])
+      .catch(() => undefined)
+      .then(() => this.runSchedule());
+    const [loaded, scheduled] = await Promise.allSettled([load, faults]);
     await Promise.all(this.pending);
-    for (const fault of results) fault.effect = effectOf(report.timeline, fault, results);
+    // A load that failed before its clock started (discovery: an unknown event, a refused token) ran
+    // nothing and made no fault: the caller says why.
+    if (loaded.status === 'rejected' && this.startedAt === 0) throw loaded.reason;
+    if (scheduled.status === 'rejected') throw scheduled.reason;
+    const { results, skipped } = scheduled.value;
+    const report = loaded.status === 'fulfilled' ? loaded.value : undefined;
+    const unmet: string[] = [];
+    if (loaded.status === 'rejected')
+      unmet.push(`the load failed, so what clients saw of each fault was not measured: ${errorLine(loaded.reason)}`);
+    else for (const fault of results) fault.effect = effectOf(loaded.value.timeline, fault, results);
 
     o.onStatus?.('waiting for every shard to be owned by a live engine');
     const recovery = await this.waitRecovered();
     o.onStatus?.('verifying');
-    const verify = await verifyEvent({ ...o.verify, eventId: o.eventId, pool: o.pool, logs: [o.stress.logPath] });
-    const { timeline: _timeline, ...stressReport } = report;
-    const unmet = unmetOf(results, skipped, recovery);
+    // An error that stops the verification (Postgres down after a restart that failed, say) leaves
+    // the run not judged — and the faults made are reported all the same.
+    let verify: VerifyReport | null = null;
+    try {
+      verify = await verifyEvent({ ...o.verify, eventId: o.eventId, pool: o.pool, logs: [o.stress.logPath] });
+    } catch (error) {
+      unmet.push(`the verification could not be made: ${errorLine(error)}`);
+    }
+    unmet.unshift(...unmetOf(results, skipped, recovery));
+    let stressReport: Omit<StressReport, 'timeline'> | null = null;
+    if (report !== undefined) {
+      const { timeline: _timeline, ...rest } = report;
+      stressReport = rest;
+    }
     return {
-      ok: verify.ok && unmet.length === 0,
+      ok: verify !== null && verify.ok && unmet.length === 0,
       event: o.eventId,
       faults: results,
       skipped,
       unmet,
-      disruptions: disruptionsOf(report.timeline),
+      disruptions: report === undefined ? [] : disruptionsOf(report.timeline),
       stress: stressReport,
       recovery_s: recovery,
       verify,

@@ -1,7 +1,8 @@
 /** The human-readable chaos report: each fault with its time and effect, the load, the verdict. */
 import { formatStressReport } from '../stress/format.js';
 import { formatVerifyReport } from '../verify/format.js';
-import type { ChaosReport, FaultResult } from './chaos.js';
+import { EXIT } from '../verify/verify.js';
+import { chaosExitCode, type ChaosReport, type FaultResult } from './chaos.js';
 
 const int = (n: number) => n.toLocaleString('en-US');
 
@@ -16,11 +17,16 @@ export function formatFault(f: FaultResult, withEffect: boolean): string {
 }
 
 export function formatChaosReport(r: ChaosReport): string {
+  // Without the load's report (it failed) what clients saw of each fault was not measured.
+  const measured = r.stress !== null;
+  const verdict = r.ok ? 'PASSED' : chaosExitCode(r) === EXIT.notChecked ? 'NOT JUDGED' : 'FAILED';
   const lines = [
-    `chaos on ${r.event}: ${r.faults.length} fault${r.faults.length === 1 ? '' : 's'} during the load, then verify — ${r.ok ? 'PASSED' : 'FAILED'}`,
+    `chaos on ${r.event}: ${r.faults.length} fault${r.faults.length === 1 ? '' : 's'} during the load, then verify — ${verdict}`,
     '',
     'faults',
-    ...(r.faults.length === 0 ? ['  none injected by this run'] : r.faults.map((f) => `  ${formatFault(f, true).replace(/\n/g, '\n  ')}`)),
+    ...(r.faults.length === 0
+      ? ['  none injected by this run']
+      : r.faults.map((f) => `  ${formatFault(f, measured).replace(/\n/g, '\n  ')}`)),
     ...r.skipped.map((f) => `  t+${f.planned_at_s.toFixed(1).padStart(5)}s  ${f.kind.padEnd(16)} NOT RUN: ${f.reason}`),
     `  after the load every shard was owned by a live engine ${r.recovery_s === null ? 'NOT within the timeout' : `within ${r.recovery_s} s`}`,
     `  disruptions seen by clients: ${
@@ -29,9 +35,9 @@ export function formatChaosReport(r: ChaosReport): string {
         : r.disruptions.map((d) => `t+${d.from_s.toFixed(1)}–${d.to_s.toFixed(1)} s (${int(d.failed)} failed)`).join(', ')
     }`,
     '',
-    formatStressReport({ ...r.stress, timeline: [] }).trimEnd(),
+    r.stress === null ? 'load: FAILED (no report; see below)' : formatStressReport({ ...r.stress, timeline: [] }).trimEnd(),
     '',
-    formatVerifyReport(r.verify).trimEnd(),
+    r.verify === null ? `verify ${r.event}: NOT MADE (see below)` : formatVerifyReport(r.verify).trimEnd(),
     ...(r.unmet.length === 0 ? [] : ['', 'not a pass, whatever verify says:', ...r.unmet.map((u) => `  ${u}`)]),
   ];
   return lines.join('\n') + '\n';

@@ -4,6 +4,7 @@
  * every kind of fault over the run. Pure, so schedules are tested without breaking anything.
  */
 import { parseDurationMs, UsageError } from '../options.js';
+import { isLoopbackHost } from '../targets.js';
 
 export const FAULT_KINDS = [
   'engine-kill',
@@ -20,7 +21,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Faults that need processes this run started itself (not possible with --attach). */
 export const PROCESS_FAULTS: readonly FaultKind[] = ['engine-kill', 'engine-pause', 'ingress-restart', 'ingress-kill'];
 
-/** Services `hack/infra.sh restart` knows. */
+/** Services `hack/infra.sh restart` knows: these faults act on the services of the machine chaos runs on. */
 export const SERVICE_OF: Partial<Record<FaultKind, 'redis' | 'nats' | 'postgres' | 'kafka'>> = {
   'redis-restart': 'redis',
   'nats-restart': 'nats',
@@ -91,4 +92,34 @@ export function parseSchedule(text: string, options: { loadMs: number; pauseMs: 
     };
   });
   return faults.sort((a, b) => a.atMs - b.atMs);
+}
+
+/**
+ * The schedule of a chaos run's `--faults` (`text`; undefined when the flag was not given).
+ * Locally the run owns its engines and ingresses, and the dependencies are this machine's
+ * (`hack/infra.sh`): the default is `default`, every kind of fault. Attached (`--attach`) to a
+ * system it did not start, it loads `targets` while an external tool injects the faults: the
+ * default is `none`; engine and ingress faults need processes this run started, so are refused;
+ * and dependency restarts, which act through this machine's `hack/infra.sh`, restart the services of
+ * the system under test only when that system runs on this machine — with a target that is not
+ * loopback they would restart this machine's services and report them as the target's faults, and
+ * are refused.
+ */
+export function chaosSchedule(
+  text: string | undefined,
+  options: { loadMs: number; pauseMs: number; attach: boolean; targets: readonly string[] },
+): PlannedFault[] {
+  const { loadMs, pauseMs } = options;
+  if (!options.attach) return parseSchedule(text ?? 'default', { loadMs, pauseMs, allowed: FAULT_KINDS });
+  const allowed = FAULT_KINDS.filter((k) => !PROCESS_FAULTS.includes(k));
+  const schedule = parseSchedule(text ?? 'none', { loadMs, pauseMs, allowed });
+  const remote = options.targets.filter((target) => !isLoopbackHost(new URL(target).hostname));
+  const restarts = [...new Set(schedule.filter((f) => SERVICE_OF[f.kind] !== undefined).map((f) => f.kind))];
+  if (remote.length > 0 && restarts.length > 0)
+    throw new UsageError(
+      `--faults: ${restarts.join(', ')} would restart this machine's services (through hack/infra.sh), not those of ` +
+        `${remote.join(', ')}: attached to a remote system, let its own chaos tool inject the faults (k8s/jobs/) and ` +
+        `pass --faults none (the default with --attach)`,
+    );
+  return schedule;
 }

@@ -1,23 +1,41 @@
 import t from 'tap';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { chaosCommand } from '../../../src/cli/chaos-command.js';
 import type { Command } from '../../../src/cli/commands.js';
 import { stressCommand } from '../../../src/cli/stress-command.js';
 import { verifyCommand } from '../../../src/cli/verify-command.js';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig, type Config } from '../../../src/config.js';
 import { silentLogger } from '../../../src/log.js';
 
+/** Services nowhere: port 1 on loopback, where a connection is refused at once. */
+const nowhere = loadConfig(
+  {
+    DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none',
+    REDIS_URL: 'redis://127.0.0.1:1',
+    NATS_URL: 'nats://127.0.0.1:1',
+    KAFKA_BROKERS: '127.0.0.1:1',
+  },
+  { hostname: 'h', pid: 1 },
+);
+
 /** Runs a command with argv and captures its exit code and output; none of these reach a service. */
-async function run(command: Command, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(
+  command: Command,
+  argv: string[],
+  config: Config = loadConfig({}, { hostname: 'h', pid: 1 }),
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out: string[] = [];
   const err: string[] = [];
   stdout.on('data', (chunk: Buffer) => out.push(chunk.toString()));
   stderr.on('data', (chunk: Buffer) => err.push(chunk.toString()));
-  const code = await command.run({ config: loadConfig({}, { hostname: 'h', pid: 1 }), log: silentLogger, argv, stdout, stderr });
+  const code = await command.run({ config, log: silentLogger, argv, stdout, stderr });
   return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
@@ -102,4 +120,48 @@ t.test('stress: an unknown event or a refused token is one line and exit 2, befo
     t.notMatch(result.stderr, /\n\s+at /, `${status}: no stack trace`);
     t.equal(result.stdout, '', `${status}: no report`);
   }
+});
+
+t.test('chaos --attach to a remote target refuses restarts of this machine’s services, before connecting anywhere', async (t) => {
+  const attached = ['--attach', '--event', 'e', '--target', 'http://sentinel-ingress.sentinel.svc', '--allow-remote'];
+  for (const faults of ['5s:redis-restart', '10s:postgres-restart,20s:kafka-restart', 'default']) {
+    // Services nowhere: a run that went on would fail to connect, not exit 2.
+    const result = await run(chaosCommand, [...attached, '--faults', faults], nowhere);
+    t.equal(result.code, 2, `${faults}: exit 2`);
+    t.match(
+      result.stderr,
+      /^--faults: [a-z, -]+ would restart this machine's services \(through hack\/infra\.sh\), not those of http:\/\/sentinel-ingress\.sentinel\.svc: .*--faults none/,
+      `${faults}: why`,
+    );
+    t.match(result.stderr, /\n\nUsage: sentinel chaos/, `${faults}: the usage follows`);
+    t.equal(result.stdout, '', `${faults}: no report`);
+  }
+});
+
+t.test('chaos that cannot begin (no Postgres) is not judged: one line, a report of nothing done, exit 3', async (t) => {
+  // Its files' directory, made before anything else: removed afterwards.
+  const runId = `usage-test-${process.pid}`;
+  t.teardown(() => rmSync(join(tmpdir(), `sentinel-${runId}`), { recursive: true, force: true }));
+  // No --faults: attached, that is none — a remote target is no reason to refuse.
+  const attached = ['--attach', '--event', 'e', '--target', 'http://sentinel-ingress.sentinel.svc', '--allow-remote', '--run-id', runId];
+  const json = await run(chaosCommand, [...attached, '--json'], nowhere);
+  t.equal(json.code, 3, 'exit 3, not 1 (a violation)');
+  t.equal(json.stderr, 'chaos: not judged: connect ECONNREFUSED 127.0.0.1:1\n', 'one line, no stack');
+  const report = JSON.parse(json.stdout) as Record<string, unknown>;
+  t.same(report['skipped'], [], 'attached, no fault of its own was planned');
+  t.match(report, {
+    ok: false,
+    event: 'e',
+    faults: [],
+    unmet: ['the run stopped before its load began: connect ECONNREFUSED 127.0.0.1:1'],
+    stress: null,
+    verify: null,
+  });
+  const local = await run(chaosCommand, ['--event', 'e', '--run-id', runId, '--faults', '5s:engine-kill,9s:redis-restart'], nowhere);
+  t.equal(local.code, 3);
+  t.equal(local.stderr, 'chaos: not judged: connect ECONNREFUSED 127.0.0.1:1\n');
+  t.match(
+    local.stdout,
+    /^chaos on e: NOT JUDGED — the run stopped before its load began: connect ECONNREFUSED 127\.0\.0\.1:1\n {2}no load ran, no fault was injected \(2 planned\), no verification was made\n {2}files +\S+\n$/,
+  );
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import {
+  chaosExitCode,
   ChaosRun,
   describePause,
   disruptionsOf,
@@ -14,12 +15,20 @@ import {
   Takeover,
   unmetOf,
   type ChaosOptions,
+  type ChaosReport,
   type FaultResult,
   type PauseObservation,
   type SkippedFault,
 } from '../../../src/jobs/chaos/chaos.js';
-import { formatFault } from '../../../src/jobs/chaos/format.js';
-import { DEFAULT_ORDER, defaultSchedule, FAULT_KINDS, PROCESS_FAULTS, parseSchedule } from '../../../src/jobs/chaos/schedule.js';
+import { formatChaosReport, formatFault } from '../../../src/jobs/chaos/format.js';
+import {
+  chaosSchedule,
+  DEFAULT_ORDER,
+  defaultSchedule,
+  FAULT_KINDS,
+  PROCESS_FAULTS,
+  parseSchedule,
+} from '../../../src/jobs/chaos/schedule.js';
 import { DEFAULT_SCENARIO_SETTINGS } from '../../../src/jobs/stress/scenarios.js';
 import type { Slot } from '../../../src/jobs/stress/stats.js';
 
@@ -60,6 +69,43 @@ t.test('the default schedule spreads every fault from 5 s to 10 s before the end
   const attached = parseSchedule('default', { ...all, allowed: FAULT_KINDS.filter((k) => !PROCESS_FAULTS.includes(k)) });
   t.same(
     attached.map((f) => f.kind),
+    ['redis-restart', 'nats-restart', 'postgres-restart', 'kafka-restart'],
+  );
+});
+
+t.test('--attach: no fault of its own by default, and no restart of this machine’s services for a remote target', async (t) => {
+  const loadMs = 60_000;
+  const pauseMs = 7000;
+  const local = { loadMs, pauseMs, attach: false, targets: ['http://127.0.0.1:8080'] };
+  t.same(
+    chaosSchedule(undefined, local).map((f) => f.kind),
+    DEFAULT_ORDER,
+    'locally, every kind of fault by default',
+  );
+  const remote = { loadMs, pauseMs, attach: true, targets: ['http://sentinel-ingress.sentinel.svc'] };
+  t.same(chaosSchedule(undefined, remote), [], 'attached: none by default (the cluster’s chaos tool injects them)');
+  t.same(chaosSchedule('none', remote), []);
+  for (const faults of ['5s:redis-restart', '5s:postgres-restart,9s:kafka-restart', 'default'])
+    t.throws(
+      () => chaosSchedule(faults, remote),
+      {
+        name: 'UsageError',
+        message: /would restart this machine's services \(through hack\/infra\.sh\), not those of http:\/\/sentinel-ingress/,
+      },
+      `${faults}: refused with a remote target`,
+    );
+  t.throws(
+    () => chaosSchedule('5s:nats-restart', { ...remote, targets: ['http://127.0.0.1:8080', 'http://10.0.0.7:8080'] }),
+    /nats-restart would restart this machine's services .*not those of http:\/\/10\.0\.0\.7:8080/,
+    'one remote target among several is enough',
+  );
+  t.throws(() => chaosSchedule('5s:engine-kill', remote), /needs processes this run manages \(not possible with --attach\)/);
+  t.throws(() => chaosSchedule('5s:ingress-kill', { ...remote, targets: ['http://127.0.0.1:8080'] }), /not possible with --attach/);
+  const loopback = { loadMs, pauseMs, attach: true, targets: ['http://localhost:8080', 'http://[::1]:8081'] };
+  t.same(chaosSchedule(undefined, loopback), [], 'attached to this machine: none by default too');
+  t.same(chaosSchedule('5s:redis-restart', loopback), [{ atMs: 5000, kind: 'redis-restart' }], 'asked for, on a loopback target');
+  t.same(
+    chaosSchedule('default', loopback).map((f) => f.kind),
     ['redis-restart', 'nats-restart', 'postgres-restart', 'kafka-restart'],
   );
 });
@@ -398,11 +444,15 @@ t.test('the schedule stops waiting for its next fault once the run is stopped', 
   );
 });
 
-/** A chaos run over a loopback "ingress" granting every reservation; no database: verify fails, after the load and the schedule. */
+/**
+ * A chaos run over a loopback "ingress" granting every reservation; no database: verify fails,
+ * after the load and the schedule — and the run is reported not judged (or it throws: `error`).
+ */
 async function chaosRun(
   t: Test,
   more: Partial<ChaosOptions>,
-): Promise<{ error: unknown; ms: number; statuses: string[]; requests: number }> {
+  moreStress: Partial<ChaosOptions['stress']> = {},
+): Promise<{ report: ChaosReport | undefined; error: unknown; ms: number; statuses: string[]; requests: number }> {
   let requests = 0;
   const http = createServer((req, res) => {
     requests += 1;
@@ -443,6 +493,7 @@ async function chaosRun(
       tokens: { secret: 's', issuer: 'i', audience: 'a', ttlS: 3600 },
       inventory: { sections: [{ id: 'A', rows: [{ id: '1', seats: 10 }] }], pools: [] },
       logPath: join(dir, 'responses.jsonl'),
+      ...moreStress,
     },
     schedule: [{ atMs: 30_000, kind: 'redis-restart' }],
     infraScript: '/nonexistent',
@@ -453,25 +504,94 @@ async function chaosRun(
     ...more,
   });
   const began = Date.now();
-  const error = await chaos.run().then(
-    () => undefined,
-    (e: unknown) => e,
+  const [report, error] = await chaos.run().then(
+    (r) => [r, undefined] as const,
+    (e: unknown) => [undefined, e] as const,
   );
-  return { error, ms: Date.now() - began, statuses, requests: requests };
+  return { report, error, ms: Date.now() - began, statuses, requests: requests };
 }
 
 t.test('when the load is over, the schedule stops waiting: faults still ahead are skipped at once', async (t) => {
-  const { error, ms, statuses, requests } = await chaosRun(t, {});
+  const { report, error, ms, statuses, requests } = await chaosRun(t, {});
   t.ok(requests >= 5, 'the load ran');
   t.ok(ms < 10_000, `the run did not wait for the fault at 30 s (${ms} ms)`);
   t.match(statuses, ['waiting for every shard to be owned by a live engine', 'verifying']);
-  t.match(error, { message: 'no database here' }, 'then verify (here without a database)');
+  t.equal(error, undefined);
+  t.match(report?.unmet, [
+    /never ran: redis-restart at 30 s \(the load ended first\)/,
+    /not every shard/,
+    /^the verification could not be made: no database here$/,
+  ]);
+  t.equal(report?.verify, null, 'then verify (here without a database): not made');
 });
 
 t.test('a chaos run stopped before its load began runs no load and no fault, and goes on at once', async (t) => {
-  const { error, ms, statuses, requests } = await chaosRun(t, { signal: AbortSignal.abort() });
+  const { report, ms, statuses, requests } = await chaosRun(t, { signal: AbortSignal.abort() });
   t.equal(requests, 0, 'no request, not even a probe');
   t.ok(ms < 10_000, `nothing waited for the fault at 30 s (${ms} ms)`);
   t.match(statuses, ['waiting for every shard to be owned by a live engine', 'verifying']);
-  t.match(error, { message: 'no database here' });
+  t.same(report?.faults, []);
+  t.match(report?.skipped, [{ kind: 'redis-restart', reason: 'the run was stopped first' }]);
+  t.equal(report?.verify, null);
+});
+
+/** Shards all owned (the recovery wait ends at once); any other query finds no database. */
+const shardsOnly = {
+  query: async (sql: string) => {
+    if (/FROM shards/.test(sql)) return { rows: [0, 1].map((shard) => ({ shard, epoch: '2', owner: 'e1' })) };
+    throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+  },
+} as unknown as ChaosOptions['pool'];
+
+t.test('a verification that fails leaves the run not judged (exit 3), its faults reported all the same', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const infraScript = join(dir, 'infra.sh');
+  writeFileSync(infraScript, 'exit 0\n');
+  const { report, error } = await chaosRun(t, {
+    pool: shardsOnly,
+    infraScript,
+    recoveryTimeoutMs: 5000,
+    schedule: [{ atMs: 0, kind: 'postgres-restart' }],
+    onFault: () => undefined,
+  });
+  t.equal(error, undefined, 'the run returns a report, it does not throw');
+  if (report === undefined) return;
+  t.equal(report.ok, false);
+  t.match(report.faults, [{ kind: 'postgres-restart', target: 'postgres', error: null }], 'the fault made is in the report');
+  t.ok(report.faults[0]!.effect.ok >= 1, 'with what clients saw after it');
+  t.not(report.recovery_s, null, 'every shard was owned again');
+  t.equal(report.verify, null, 'verification not made');
+  t.same(report.unmet, ['the verification could not be made: connect ECONNREFUSED 127.0.0.1:1']);
+  t.equal(chaosExitCode(report), 3, 'not judged: exit 3, not 1 (a violation)');
+  const text = formatChaosReport(report);
+  t.match(text, /^chaos on ev: 1 fault during the load, then verify — NOT JUDGED\n/);
+  t.match(text, /postgres-restart +hack\/infra\.sh restart postgres: back in/);
+  t.match(text, /\nverify ev: NOT MADE/);
+  t.match(text, /\n {2}the verification could not be made: connect ECONNREFUSED 127\.0\.0\.1:1\n/);
+  t.same(JSON.parse(JSON.stringify(report)).verify, null, 'and in --json');
+});
+
+t.test('a load that fails once begun leaves the run not judged, with what it did', async (t) => {
+  const { report, error, statuses } = await chaosRun(
+    t,
+    { pool: shardsOnly, recoveryTimeoutMs: 5000, schedule: [{ atMs: 0, kind: 'redis-restart' }] },
+    {
+      // A failure of the load itself once its clock started (as a log that cannot be written).
+      onStart: () => {
+        throw new Error('the response log is gone');
+      },
+    },
+  );
+  t.equal(error, undefined);
+  t.match(statuses, ['waiting for every shard to be owned by a live engine', 'verifying'], 'then recovery and verify, as ever');
+  t.equal(report?.stress, null, 'no load report');
+  t.match(report?.skipped, [{ kind: 'redis-restart', reason: 'the load ended first' }]);
+  t.match(report?.unmet, [
+    /never ran/,
+    /^the load failed, so what clients saw of each fault was not measured: the response log is gone$/,
+    /verification could not be made/,
+  ]);
+  t.equal(chaosExitCode(report!), 3);
+  t.match(formatChaosReport(report!), /\nload: FAILED/);
 });
