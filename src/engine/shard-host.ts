@@ -197,8 +197,29 @@ export class ShardHost {
     });
   }
 
-  /** Persists changes the actor made on its own (expired holds). */
+  /**
+   * Persists changes the actor made on its own (holds it ended: expired when due, or at a sale's
+   * close), one commit entry per hold, so that a commit carries at most `batchMax` of them, however
+   * many ended at once. Until 2026-12-05 the holds a claim found due — every hold that came due
+   * while the shard had no owner — or a timer ended went as one entry, so into one commit: with
+   * thousands of them it outlasted the statement timeout, and the shard stopped, was claimed again
+   * and failed the same way for good (ADR 0006, item 4). Each hold's changes (its seats, its pool,
+   * then its `hold-ended`) stay together in one entry, so each commit ends whole holds.
+   */
   persist(changes: readonly ShardChange[]): void {
+    let from = 0;
+    for (let i = 0; i < changes.length; i++) {
+      if (changes[i]!.type !== 'hold-ended') continue;
+      this.persistEntry(changes.slice(from, i + 1));
+      from = i + 1;
+    }
+    this.persistEntry(changes.slice(from));
+  }
+
+  /** One entry of changes made by no command: committed like a winner's, answered to nobody. */
+  private persistEntry(changes: readonly ShardChange[]): void {
+    // Stopped (even by a commit that failed while the entries before this one were added): nothing
+    // more is committed, and the committer refuses new entries.
     if (changes.length === 0 || this.stopped) return;
     countUnsettled(this.unsettled, changes, 1);
     this.committer.add({ command: undefined, requestId: undefined, result: undefined, changes, respond: () => undefined });
@@ -545,8 +566,8 @@ export class ShardHost {
   }
 
   /**
-   * Ends every live hold, one commit entry per hold, so a commit carries no more than `batchMax`
-   * of them; false if that threw (a bug: nothing of it is persisted).
+   * Ends every live hold, one commit entry per hold (`persist`), so a commit carries no more than
+   * `batchMax` of them; false if that threw (a bug: nothing of it is persisted).
    */
   private endLiveHolds(): boolean {
     let changes: readonly ShardChange[];
@@ -556,14 +577,7 @@ export class ShardHost {
       this.o.log.error({ err: error instanceof Error ? error.message : String(error) }, 'Could not end the live holds of a closed sale');
       return false;
     }
-    let from = 0;
-    changes.forEach((change, i) => {
-      // Each hold's changes end with its `hold-ended`.
-      if (change.type !== 'hold-ended') return;
-      this.persist(changes.slice(from, i + 1));
-      from = i + 1;
-    });
-    this.persist(changes.slice(from));
+    this.persist(changes);
     return true;
   }
 }

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import type pg from 'pg';
-import { commitDocument, ENDED_HOLDS_QUERY, InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
+import { commitDocument, ENDED_HOLDS_QUERY, InventoryStore, shardsDocument } from '../../../src/adapters/postgres/inventory-store.js';
 import { emptyBatchWrite, foldChanges, type BatchWrite } from '../../../src/engine/batch-write.js';
 import { archiveEvent, closeEvent, inventoryCounts, provisionEvent } from '../../../src/engine/provision.js';
 import { FencedError, VersionConflictError } from '../../../src/errors.js';
@@ -285,6 +285,95 @@ t.test('a commit that ends holds finds each by its key, however many holds are l
   t.equal(Number(stats.n_tup_upd), 5, 'the 5 holds were ended');
   t.equal(Number(stats.seq_tup_read), 0, `no scan of the table (${JSON.stringify(stats)})`);
   t.ok(Number(stats.idx_tup_fetch) <= 10, `each hold is found by its key, not all 400 live ones (${stats.idx_tup_fetch} rows read)`);
+});
+
+t.test('a commit ending 5,000 holds of as many customers takes a fraction of the statement timeout, in both functions', async (t) => {
+  // Until migration 0017 both functions matched each ended hold against every row of the batch,
+  // and each shrinking customer against every usage row: a commit's cost grew with the square of
+  // the holds it ended. A shard claimed with thousands of holds due ended them in one commit, which
+  // ran past the pool's statement timeout (10 s) at every claim, for good (measured on an idle
+  // machine: 1.7-5 s at 5,000 holds, 10 s at 7,500; 0.3 and 0.5 s since).
+  const pool = await ownDatabase(t, 'ends');
+  const holds = 5000;
+  const spec = await provisionTestEvent(pool, { shardCount: 1, layout: testLayout({ rows: 200, seats: 100 }), customerLimit: 8 });
+  const store = new InventoryStore(pool);
+  const epoch = await store.claimShard(spec.eventId, 0, 'owner');
+  const now = Date.now();
+  const holdOf = (i: number) => ({
+    holdId: `h_${spec.eventId}_${i}`,
+    customer: `c${i}`,
+    // Four adjacent seats of a row of 100: holds 0-24 in row 1, and so on.
+    seats: Array.from({ length: 4 }, (_, s) => `A-${Math.floor(i / 25) + 1}-${(i % 25) * 4 + s + 1}`),
+    quantity: 4,
+    createdAt: now,
+    expiresAt: now + 60_000,
+  });
+  for (let from = 0; from < holds; from += 500) {
+    const write = emptyBatchWrite();
+    for (let i = from; i < from + 500; i++) {
+      const hold = holdOf(i);
+      foldChanges(
+        write,
+        [
+          ...hold.seats.map((seat) => ({ type: 'seat', seat, state: 'held', holdId: hold.holdId, fromVersion: 0, toVersion: 1 }) as const),
+          { type: 'hold-created', hold },
+        ],
+        now,
+      );
+    }
+    await store.commitBatch(spec.eventId, 0, epoch, 8, write, 'unused');
+  }
+  // Every hold ends in one commit: as a claim after a long time without an owner expired them before 0017.
+  const ending = emptyBatchWrite();
+  for (let i = 0; i < holds; i++) {
+    const { holdId, customer, seats, quantity } = holdOf(i);
+    foldChanges(
+      ending,
+      [
+        ...seats.map((seat) => ({ type: 'seat', seat, state: 'available', holdId: null, fromVersion: 1, toVersion: 2 }) as const),
+        { type: 'hold-ended', holdId, customer, quantity, reason: 'expired' },
+      ],
+      now + 60_000,
+    );
+  }
+  t.equal(ending.holds.size, holds);
+  t.equal(ending.usage.size, holds, 'every customer shrinks');
+  // Well under the pool's 10 s on a loaded machine; 0.3 s on an idle one.
+  const limitMs = 3000;
+
+  // The commit of several shards' function, in a transaction rolled back: the same rows, in its document.
+  const client = await pool.connect();
+  t.teardown(() => client.release());
+  await client.query('BEGIN');
+  let started = performance.now();
+  await client.query('SELECT sentinel_commit_shards($1, 8, $2, $3)', [
+    spec.eventId,
+    'unused',
+    shardsDocument([{ shard: 0, epoch, batch: ending }], spec.eventId),
+  ]);
+  const togetherMs = performance.now() - started;
+  await client.query('ROLLBACK');
+  t.ok(togetherMs < limitMs, `sentinel_commit_shards ended ${holds} holds in ${Math.round(togetherMs)} ms`);
+
+  // The single-shard function, for real.
+  started = performance.now();
+  await store.commitBatch(spec.eventId, 0, epoch, 8, ending, 'unused');
+  const aloneMs = performance.now() - started;
+  t.ok(aloneMs < limitMs, `sentinel_commit_batch ended ${holds} holds in ${Math.round(aloneMs)} ms`);
+  const { rows } = await pool.query<{ state: string; n: number; ended: number }>(
+    'SELECT state, count(*)::int AS n, count(ended_at)::int AS ended FROM holds WHERE event_id = $1 GROUP BY state',
+    [spec.eventId],
+  );
+  t.same(rows, [{ state: 'expired', n: holds, ended: holds }], 'every hold ended, as expired, with its end time');
+  const usage = await pool.query<{ used: number; n: number }>(
+    'SELECT sum(used)::int AS used, count(*)::int AS n FROM customer_usage WHERE event_id = $1',
+    [spec.eventId],
+  );
+  t.same(usage.rows, [{ used: 0, n: holds }], "every customer's usage shrank to 0");
+  const seats = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM seats WHERE event_id = $1 AND state <> 'available'`, [
+    spec.eventId,
+  ]);
+  t.equal(seats.rows[0]!.n, 0, 'every seat is available again');
 });
 
 t.test("a shard's rebuild reads its own ended holds, not every hold ever made", async (t) => {
