@@ -26,10 +26,13 @@ export type ProvisionOutcome =
   | { readonly status: 'unchanged' }
   /** Settings changed (display name, sale window, limit, rate, hold TTL) and were applied. */
   | { readonly status: 'updated'; readonly changed: readonly string[] }
-  /** Nothing was applied: an invalid spec, or an unsafe change (layout or shard count). */
+  /**
+   * Nothing was applied: an invalid spec, an unsafe change (layout or shard count), or an event
+   * that is over (archived, or closed: never sold again).
+   */
   | {
       readonly status: 'refused';
-      readonly reason: 'invalid' | 'layout-changed' | 'shard-count-changed' | 'archived';
+      readonly reason: 'invalid' | 'layout-changed' | 'shard-count-changed' | 'archived' | 'closed';
       readonly message: string;
     };
 
@@ -124,6 +127,15 @@ export async function provisionEvent(pool: pg.Pool, spec: EventSpec): Promise<Pr
     const existing = rows[0];
     if (existing) {
       if (existing.status === 'archived') return { status: 'refused', reason: 'archived', message: `event ${spec.eventId} is archived` };
+      // Closed for good (the close of a deletion whose finalizer was then removed by hand, or a
+      // job's retired event): no engine serves a closed event, so provisioning it again would
+      // report a sale that nothing sells. Like an archived one, it is never reopened.
+      if (existing.status === 'closed')
+        return {
+          status: 'refused',
+          reason: 'closed',
+          message: `event ${spec.eventId} is closed (its sale was stopped for good, as when its TicketEvent was deleted) and is never reopened`,
+        };
       if (existing.layout_hash !== hash) {
         return {
           status: 'refused',

@@ -23,10 +23,15 @@ export const ConditionType = {
    * Unknown (`SaleNotOpen`) if the engine Deployment has a pod available or no controller reports
    * on it; False (`NoEngineAvailable`) while it is missing, not reported on in its first 10 s, or
    * reported with no pod available; Unknown (`EngineAvailabilityUnknown`) when it cannot be read.
-   * Only `SaleNotOpen` leaves a pending event Ready.
+   * Only `SaleNotOpen` leaves a pending event Ready. While the TicketEvent is deleted: False
+   * (`SaleClosing`), with how many shards the engines still hold.
    */
   ShardsAvailable: 'ShardsAvailable',
-  /** Something needs a person: a refused change, shards without an engine during the sale, repeated errors. */
+  /**
+   * Something needs a person: a refused change, shards without an engine during the sale, repeated
+   * errors, a deletion kept past its drain window by unpublished reservations (`OutboxNotDrained`).
+   * False with reason `Draining` while a deletion drains within its window.
+   */
   Degraded: 'Degraded',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];

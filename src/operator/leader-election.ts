@@ -2,11 +2,13 @@
  * Leader election through a `coordination.k8s.io/v1` Lease, with client-go's rules: the holder
  * renews every `retryPeriod`; a candidate takes the Lease only when the holder has not renewed for
  * `leaseDuration` as measured on the candidate's own clock (from when it last saw the record
- * change, so clock skew between nodes does not matter); every write is guarded by the Lease's
- * resourceVersion, so two candidates can never both win; a leader that cannot renew within
- * `renewDeadline` stops leading. On a clean shutdown the leader releases the Lease so a standby
- * takes over at once instead of waiting out the lease — and so does a leader whose term was lost,
- * once its work has stopped.
+ * change, so clock skew between nodes does not matter; and on a monotonic clock, so a step of the
+ * wall clock, an NTP correction say, neither hands a live leader's Lease to a candidate nor keeps a
+ * leader that cannot renew leading: only the Lease's timestamps are wall-clock); every write is
+ * guarded by the Lease's resourceVersion, so two candidates can never both win; a leader that
+ * cannot renew within `renewDeadline` stops leading. On a clean shutdown the leader releases the
+ * Lease so a standby takes over at once instead of waiting out the lease — and so does a leader
+ * whose term was lost, once its work has stopped.
  */
 import { k8s } from '../adapters/kubernetes/client.js';
 import type { Logger } from '../log.js';
@@ -27,6 +29,20 @@ export interface LeaderElectionConfig {
   readonly retryPeriodMs: number;
 }
 
+/**
+ * The clocks of an elector. Every duration it judges (a Lease's expiry, the renew deadline) is
+ * measured on the monotonic one, which never steps; the wall clock only stamps the Lease's
+ * acquireTime and renewTime, which Kubernetes defines as timestamps (and no candidate trusts).
+ */
+export interface ElectionClock {
+  /** Milliseconds on a clock that only moves forward at a steady rate (performance.now()). */
+  monotonicMs(): number;
+  /** The time of day, for the Lease's timestamps. */
+  wall(): Date;
+}
+
+export const SYSTEM_CLOCK: ElectionClock = { monotonicMs: () => performance.now(), wall: () => new Date() };
+
 /** Callbacks of a leadership term. */
 export interface LeaderCallbacks {
   /** Called once this candidate leads; the signal aborts when leadership ends. */
@@ -41,7 +57,7 @@ interface Observed {
   readonly holder: string;
   readonly resourceVersion: string;
   readonly renewTime: string;
-  /** Local monotonic-ish time (Date.now) when this record was first seen. */
+  /** When this record was first seen, on the local monotonic clock. */
   readonly seenAt: number;
 }
 
@@ -59,14 +75,22 @@ export class LeaderElector {
   /** The last attempt to acquire or renew (it may outlive the wait for it: see `stop`). */
   private attempt: Promise<boolean> | undefined;
   private lost = false;
+  private readonly clock: ElectionClock;
 
-  constructor(kubeConfig: k8s.KubeConfig, config: LeaderElectionConfig, callbacks: LeaderCallbacks, log: Logger) {
+  constructor(
+    kubeConfig: k8s.KubeConfig,
+    config: LeaderElectionConfig,
+    callbacks: LeaderCallbacks,
+    log: Logger,
+    options: { readonly clock?: ElectionClock } = {},
+  ) {
     if (!(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs)) {
       throw new Error('leader election needs leaseDuration > renewDeadline > retryPeriod');
     }
     this.api = kubeConfig.makeApiClient(k8s.CoordinationV1Api);
     this.config = config;
     this.callbacks = callbacks;
+    this.clock = options.clock ?? SYSTEM_CLOCK;
     this.log = log.child({ lease: `${config.leaseNamespace}/${config.leaseName}` });
   }
 
@@ -114,13 +138,13 @@ export class LeaderElector {
       this.log.info('Became leader');
       this.callbacks.onStartedLeading(this.term.signal);
       // Renew until stopped or the renew deadline passes.
-      let lastRenew = Date.now();
+      let lastRenew = this.clock.monotonicMs();
       while (!this.stopped) {
         await this.sleep(this.config.retryPeriodMs);
         if (this.stopped) return;
-        if (await this.renewedWithin(this.config.renewDeadlineMs - (Date.now() - lastRenew))) {
-          lastRenew = Date.now();
-        } else if (Date.now() - lastRenew >= this.config.renewDeadlineMs) {
+        if (await this.renewedWithin(this.config.renewDeadlineMs - (this.clock.monotonicMs() - lastRenew))) {
+          lastRenew = this.clock.monotonicMs();
+        } else if (this.clock.monotonicMs() - lastRenew >= this.config.renewDeadlineMs) {
           this.log.error({ renewDeadlineMs: this.config.renewDeadlineMs }, 'Lost leadership: could not renew the lease in time');
           this.lost = true;
           this.endTerm('lost');
@@ -147,10 +171,10 @@ export class LeaderElector {
    */
   private async renewedWithin(ms: number): Promise<boolean> {
     if (ms <= 0) return false;
-    return withDeadline(this.tryAcquireOrRenew(Date.now() + ms), ms).catch(() => false);
+    return withDeadline(this.tryAcquireOrRenew(this.clock.monotonicMs() + ms), ms).catch(() => false);
   }
 
-  /** One attempt; true when this candidate holds the Lease afterwards. Writes nothing once `writeBy` (epoch ms) has passed. */
+  /** One attempt; true when this candidate holds the Lease afterwards. Writes nothing once `writeBy` (monotonic ms) has passed. */
   private tryAcquireOrRenew(writeBy = Number.POSITIVE_INFINITY): Promise<boolean> {
     this.attempt = this.acquireOrRenew(writeBy);
     return this.attempt;
@@ -158,7 +182,7 @@ export class LeaderElector {
 
   private async acquireOrRenew(writeBy: number): Promise<boolean> {
     const { leaseName: name, leaseNamespace: namespace, identity } = this.config;
-    const now = new k8s.V1MicroTime();
+    const now = new k8s.V1MicroTime(this.clock.wall().getTime());
     const durationSeconds = Math.ceil(this.config.leaseDurationMs / 1000);
     let lease: k8s.V1Lease;
     try {
@@ -168,7 +192,7 @@ export class LeaderElector {
         this.log.warn({ err: error, status: statusCodeOf(error) }, 'Could not read the lease');
         return false;
       }
-      if (Date.now() >= writeBy) return false;
+      if (this.clock.monotonicMs() >= writeBy) return false;
       try {
         await this.api.createNamespacedLease({
           namespace,
@@ -195,14 +219,16 @@ export class LeaderElector {
     const renewTime = String(spec.renewTime ?? '');
     const resourceVersion = lease.metadata?.resourceVersion ?? '';
     if (this.observed === undefined || this.observed.resourceVersion !== resourceVersion) {
-      this.observed = { holder, resourceVersion, renewTime, seenAt: Date.now() };
+      this.observed = { holder, resourceVersion, renewTime, seenAt: this.clock.monotonicMs() };
     }
     const leaseMs = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
-    if (holder !== '' && holder !== identity && Date.now() < this.observed.seenAt + leaseMs) {
+    // Expired only after a whole lease duration without a change of the record, on this candidate's
+    // monotonic clock: the renewTime written in it is another node's wall clock, and ours may step.
+    if (holder !== '' && holder !== identity && this.clock.monotonicMs() < this.observed.seenAt + leaseMs) {
       this.noteLeader(holder);
       return false;
     }
-    if (Date.now() >= writeBy) return false;
+    if (this.clock.monotonicMs() >= writeBy) return false;
     const taking = holder !== identity;
     const body: k8s.V1Lease = {
       ...lease,
@@ -221,7 +247,7 @@ export class LeaderElector {
         holder: identity,
         resourceVersion: updated.metadata?.resourceVersion ?? '',
         renewTime: now.toISOString(),
-        seenAt: Date.now(),
+        seenAt: this.clock.monotonicMs(),
       };
       if (taking) this.log.info({ previousHolder: holder || undefined }, 'Acquired the lease');
       this.noteLeader(identity);
@@ -238,7 +264,7 @@ export class LeaderElector {
     try {
       const lease = await this.api.readNamespacedLease({ name, namespace });
       if (lease.spec?.holderIdentity !== identity) return;
-      const now = new k8s.V1MicroTime();
+      const now = new k8s.V1MicroTime(this.clock.wall().getTime());
       await this.api.replaceNamespacedLease({
         name,
         namespace,

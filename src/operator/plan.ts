@@ -104,7 +104,11 @@ const REFUSAL_REASONS = {
   'layout-changed': 'UnsafeChangeRefused',
   'shard-count-changed': 'UnsafeChangeRefused',
   archived: 'EventArchived',
+  closed: 'EventClosed',
 } as const;
+
+/** Refusals of an event whose sale is over for good: nothing keeps selling. */
+const OVER: ReadonlySet<string> = new Set([REFUSAL_REASONS.archived, REFUSAL_REASONS.closed]);
 
 /** Why nothing of the current generation is applied, and whether the object can only be Failed. */
 interface Refusal {
@@ -138,7 +142,7 @@ function refusalOf(observed: Observed): Refusal | undefined {
   return {
     reason: REFUSAL_REASONS[outcome.reason],
     message: outcome.message,
-    terminal: outcome.reason === 'invalid' || outcome.reason === 'archived' || inventory === undefined,
+    terminal: outcome.reason === 'invalid' || outcome.reason === 'archived' || outcome.reason === 'closed' || inventory === undefined,
   };
 }
 
@@ -181,7 +185,11 @@ function planSale(object: TicketEventObject, observed: Observed, settings: PlanS
   if (refusal !== undefined) {
     const { reason } = refusal;
     const kept =
-      inventory === undefined ? '' : ' The event keeps selling with its provisioned inventory; nothing of this change was applied.';
+      inventory === undefined
+        ? ''
+        : OVER.has(reason)
+          ? ' Its sale is over and is never reopened; a TicketEvent of another name (or namespace) is a new event.'
+          : ' The event keeps selling with its provisioned inventory; nothing of this change was applied.';
     provisioned = {
       type: ConditionType.InventoryProvisioned,
       status: 'False',
@@ -390,6 +398,8 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
             reason: 'Draining',
             message: drainMessage(named, desired, held, unpublished, deadline),
           },
+          shardsWhileDeleting(inventory.shards),
+          DEGRADED_WHILE_DRAINING,
         ],
       },
       events: [{ type: 'Normal', reason: 'Closing', message: `Closed the sale of event ${eventId}; waiting for engines to drain` }],
@@ -406,6 +416,7 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
         reason: 'Draining',
         message: drainMessage(named, desired, held, unpublished, deadline),
       },
+      shardsWhileDeleting(inventory.shards),
     ];
     const events: RecordedEvent[] = [];
     if (timedOut) {
@@ -418,6 +429,10 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
       conditions.push({ type: ConditionType.Degraded, status: 'True', reason: 'OutboxNotDrained', message });
       if (findCondition(object.status, ConditionType.Degraded)?.reason !== 'OutboxNotDrained')
         events.push({ type: 'Warning', reason: 'OutboxNotDrained', message });
+    } else {
+      // Written at every round, like Degraded of a sale: a failure reported during the drain
+      // (ReconcileError, say) is cleared by the next round that goes through.
+      conditions.push(DEGRADED_WHILE_DRAINING);
     }
     return {
       actions: [{ type: 'close-sale' }],
@@ -441,6 +456,31 @@ function planDeletion(object: TicketEventObject, observed: Observed, settings: P
     status: undefined,
     events,
     requeueAfterMs: undefined,
+  };
+}
+
+/** Degraded while a deletion drains within its window: nothing needs a person yet. */
+const DEGRADED_WHILE_DRAINING: ConditionUpdate = {
+  type: ConditionType.Degraded,
+  status: 'False',
+  reason: 'Draining',
+  message: 'the TicketEvent is being deleted: its sale is closed and the operator waits for the engines and the outbox to drain',
+};
+
+/**
+ * ShardsAvailable while deleting: the sale is closed, so no shard is there to sell from any more,
+ * whatever the engines still hold; the counts say how far they are with letting go.
+ */
+function shardsWhileDeleting(shards: EventInventory['shards']): ConditionUpdate {
+  const { desired, named, owned } = shards;
+  return {
+    type: ConditionType.ShardsAvailable,
+    status: 'False',
+    reason: 'SaleClosing',
+    message:
+      named === 0
+        ? `the sale is closed for deletion; engines have released all ${desired} shards`
+        : `the sale is closed for deletion; engines are releasing its shards: ${named}/${desired} still held (${owned} by a live engine)`,
   };
 }
 

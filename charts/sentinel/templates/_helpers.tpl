@@ -3,7 +3,11 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Full name: <release>-<chart>, or the release name when it already contains the chart name. */}}
+{{/*
+Full name: <release>-<chart>, or the release name when it already contains the chart name. At most
+50 characters, which leaves 13 for a suffix (`-credentials`, `-operator`, `-ingress`, `-config`)
+within a DNS label's 63; a longer suffix goes through sentinel.suffixedName.
+*/}}
 {{- define "sentinel.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
@@ -15,6 +19,16 @@
 {{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+<fullname>-<suffix>, the full name shortened as much as the suffix needs for the whole to stay
+within 63 characters (a DNS label: a Service name must be one):
+include "sentinel.suffixedName" (dict "root" . "suffix" "operator-metrics")
+*/}}
+{{- define "sentinel.suffixedName" -}}
+{{- $base := include "sentinel.fullname" .root | trunc (int (sub 62 (len .suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $base .suffix }}
 {{- end }}
 
 {{/* Labels of every object. */}}

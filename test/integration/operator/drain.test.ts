@@ -12,6 +12,7 @@ import {
   condition,
   createTicketEvent,
   getTicketEvent,
+  kubectl,
   recordedEvent,
   runOperator,
   testNamespace,
@@ -132,4 +133,73 @@ t.test('an operator down for longer than the drain timeout still drains a full w
   t.ok(Date.now() - restarted >= DRAIN_TIMEOUT_MS, `let go ${Date.now() - restarted} ms after the close, not before the window`);
   t.equal(await eventStatus(pool, eventId), 'archived');
   t.equal((await recordedEvent(c, namespace, name, 'DrainTimedOut')).type, 'Warning', 'the shard still owned after the window is reported');
+});
+
+t.test('after the finalizer is removed by hand, the same manifest applied again is refused, not shown on sale', async (t) => {
+  // The documented escape hatch for a deletion held by the outbox leaves the event `closed`, not
+  // archived. Provisioning it again used to find it "unchanged": InventoryProvisioned=True and
+  // OnSale, while no engine serves a closed event.
+  const c = await cluster();
+  const pool = await testDatabase();
+  const { namespace, cleanup } = await testNamespace(c, 'op-hatch');
+  const operator = await runOperator(c, pool, namespace, { drainTimeoutMs: DRAIN_TIMEOUT_MS });
+  const outboxIds: string[] = [];
+  t.teardown(async () => {
+    if (outboxIds.length > 0) await pool.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [outboxIds]);
+    await operator.stop();
+    await cleanup();
+    await pool.end();
+  });
+  const name = 'forced';
+  const eventId = `${namespace}--${name}`;
+  const now = Date.now();
+  const manifest = {
+    displayName: 'Forced',
+    sale: { opensAt: iso(now - 60_000), closesAt: iso(now + 3_600_000) },
+    layout: { pools: [{ id: 'GA', capacity: 10 }] },
+    engine: { replicas: 1 },
+  };
+  await createTicketEvent(c, namespace, name, manifest);
+  await waitForStatus(c, namespace, name, 'provisioned', (o) => condition(o.status, 'InventoryProvisioned')?.status === 'True');
+  const { rows } = await pool.query<{ id: string }>(
+    `INSERT INTO outbox (event_id, topic, message_key, payload) VALUES ($1, 'sentinel.test.operator-hatch', 'r-1', '{}') RETURNING id`,
+    [eventId],
+  );
+  outboxIds.push(...rows.map((r) => r.id));
+
+  await deleteTicketEvent(c, namespace, name);
+  await waitForStatus(c, namespace, name, 'OutboxNotDrained', (o) => condition(o.status, 'Degraded')?.reason === 'OutboxNotDrained');
+  t.equal(await eventStatus(pool, eventId), 'closed');
+  const removed = await kubectl([
+    'patch',
+    'ticketevent',
+    name,
+    '-n',
+    namespace,
+    '--type=json',
+    '-p',
+    '[{"op":"remove","path":"/metadata/finalizers/0"}]',
+  ]);
+  t.equal(removed.code, 0, 'finalizer removed by hand', { stderr: removed.stderr });
+  await waitFor('the TicketEvent to go', async () => (await getTicketEvent(c, namespace, name)) === undefined, 10_000);
+  t.equal(await eventStatus(pool, eventId), 'closed', 'neither archived nor reopened');
+  // What the garbage collector does in a cluster (no controller-manager runs here).
+  const gone = await kubectl(['delete', 'deploy,cm,svc,pdb', '-n', namespace, '-l', `sentinel.dev/ticket-event=${name}`, '--wait']);
+  t.equal(gone.code, 0, 'its children deleted', { stderr: gone.stderr });
+
+  await createTicketEvent(c, namespace, name, manifest);
+  const refused = await waitForStatus(
+    c,
+    namespace,
+    name,
+    'EventClosed',
+    (o) => condition(o.status, 'InventoryProvisioned')?.reason === 'EventClosed',
+  );
+  t.equal(refused.status?.phase, 'Failed', 'not OnSale');
+  t.match(condition(refused.status, 'InventoryProvisioned'), { status: 'False', message: /is closed .*never reopened/ });
+  t.match(condition(refused.status, 'Ready'), { status: 'False', reason: 'EventClosed' });
+  t.equal((await recordedEvent(c, namespace, name, 'EventClosed')).type, 'Warning');
+  t.equal(await eventStatus(pool, eventId), 'closed', 'still closed');
+  const engines = await c.apps.readNamespacedDeployment({ namespace, name: `${name}-engine` }).catch(() => undefined);
+  t.equal(engines, undefined, 'no engines started for it');
 });

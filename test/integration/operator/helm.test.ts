@@ -5,7 +5,7 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadKubeConfig } from '../../../src/adapters/kubernetes/client.js';
+import { k8s, loadKubeConfig } from '../../../src/adapters/kubernetes/client.js';
 import { GROUP, PLURAL, VERSION } from '../../../src/operator/api/v1alpha1.js';
 import { kubeconfigPath, uniqueName } from '../../support/env.js';
 import { testDatabase } from '../../support/stack.js';
@@ -26,6 +26,10 @@ import {
 const LEADER = { enabled: true, leaseNamespace: '', leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 };
 
 const CHART = 'charts/sentinel';
+
+/** The objects of a `helm template` output (empty documents left out). */
+const objectsOf = (manifests: string): k8s.KubernetesObject[] =>
+  (k8s.loadAllYaml(manifests) as (k8s.KubernetesObject | null)[]).filter((o): o is k8s.KubernetesObject => o !== null && o !== undefined);
 const FULL = 'charts/sentinel/ci/full-values.yaml';
 /** Namespaces the full values file names (watchNamespace, engine.namespaces): a dry run needs them to exist. */
 const FULL_NAMESPACES = ['sentinel-full-events', 'sentinel-full-events-2'];
@@ -99,6 +103,103 @@ t.test('the Helm chart lints and its output is accepted by the API server', asyn
       committed.replaceAll('namespace: sentinel\n', `namespace: ${namespace}\n`),
     );
     t.equal(applied.code, 0, 'kubectl apply --dry-run=server', { stderr: applied.stderr });
+  });
+
+  await t.test("engine pods get the chart's imagePullSecrets, through the engine ServiceAccount of every namespace", async (t) => {
+    // The operator puts none on the engine pod spec: the ServiceAccount admission adds the
+    // ServiceAccount's to each pod created with it. Without them, engines of a private registry
+    // stayed in ImagePullBackOff while the operator and the ingress pulled fine.
+    const [other] = FULL_NAMESPACES;
+    const rendered = await run(HELM, [
+      'template',
+      'sentinel',
+      CHART,
+      '--namespace',
+      namespace,
+      '--set',
+      'imagePullSecrets[0].name=x',
+      '--set',
+      `engine.namespaces={${namespace},${other}}`,
+    ]);
+    t.equal(rendered.code, 0, 'helm template', { stderr: rendered.stderr });
+    const objects = objectsOf(rendered.stdout);
+    const engineAccounts = objects.filter((o) => o.kind === 'ServiceAccount' && o.metadata?.name === 'sentinel-engine');
+    t.same(
+      engineAccounts.map((o) => o.metadata?.namespace),
+      [namespace, other],
+      'one engine ServiceAccount per engine namespace',
+    );
+    for (const account of engineAccounts) {
+      t.same(
+        (account as k8s.V1ServiceAccount).imagePullSecrets,
+        [{ name: 'x' }],
+        `on the engine ServiceAccount in ${account.metadata?.namespace}`,
+      );
+    }
+    for (const deployment of objects.filter((o): o is k8s.V1Deployment => o.kind === 'Deployment')) {
+      t.same(deployment.spec?.template.spec?.imagePullSecrets, [{ name: 'x' }], `and on the pods of ${deployment.metadata?.name}`);
+    }
+    const none = await run(HELM, [
+      'template',
+      'sentinel',
+      CHART,
+      '--namespace',
+      namespace,
+      '--show-only',
+      'templates/engine-namespaces.yaml',
+    ]);
+    const account = objectsOf(none.stdout).find((o) => o.kind === 'ServiceAccount') as k8s.V1ServiceAccount | undefined;
+    t.ok(account !== undefined && account.imagePullSecrets === undefined, 'none by default');
+  });
+
+  await t.test('a release name of 53 characters (the most Helm takes): every name fits the API server', async (t) => {
+    const release = `${'r'.repeat(20)}-${'x'.repeat(32)}`;
+    const withChartName = `sentinel-${'y'.repeat(44)}`;
+    t.equal(release.length, 53);
+    t.equal(withChartName.length, 53);
+    for (const [what, name, extra] of [
+      ['default values', release, [] as string[]],
+      ['every option set but the names', release, ['-f', FULL, '--set', 'fullnameOverride=', '--set', 'nameOverride=']],
+      ['a release name that contains the chart name', withChartName, [] as string[]],
+    ] as const) {
+      const rendered = await run(HELM, ['template', name, CHART, '--namespace', namespace, '--include-crds', ...extra]);
+      t.equal(rendered.code, 0, `helm template (${what})`, { stderr: rendered.stderr });
+      const objects = objectsOf(rendered.stdout);
+      t.ok(objects.length >= 15, `${what}: ${objects.length} objects`);
+      for (const object of objects) {
+        const objectName = object.metadata?.name ?? '';
+        t.ok(objectName.length <= 63, `${what}: ${object.kind} ${objectName} has ${objectName.length} characters`);
+        // A Service name must be a DNS-1035 label (its DNS name is made of it).
+        if (object.kind === 'Service')
+          t.match(objectName, /^[a-z]([-a-z0-9]*[a-z0-9])?$/, `${what}: Service ${objectName} is a DNS-1035 label`);
+      }
+      if (extra.length === 0) {
+        const applied = await kubectl(['apply', '--dry-run=server', '-f', '-'], rendered.stdout);
+        t.equal(applied.code, 0, `${what}: the API server accepts every object (kubectl apply --dry-run=server)`, {
+          stderr: applied.stderr,
+        });
+      }
+    }
+  });
+
+  await t.test('more than one operator replica without leader election fails the render', async (t) => {
+    const twoLeaders = await run(HELM, ['template', 'sentinel', CHART, '--set', 'operator.leaderElection.enabled=false']);
+    t.not(twoLeaders.code, 0, 'refused with the default 2 replicas');
+    t.match(
+      twoLeaders.stderr,
+      /operator\.replicas is 2 but operator\.leaderElection\.enabled is false: every replica would reconcile the same TicketEvents at once/,
+    );
+    const one = await run(HELM, [
+      'template',
+      'sentinel',
+      CHART,
+      '--set',
+      'operator.leaderElection.enabled=false',
+      '--set',
+      'operator.replicas=1',
+    ]);
+    t.equal(one.code, 0, 'one replica needs no leader election', { stderr: one.stderr });
+    t.match(one.stdout, /--leader-elect=false/);
   });
 
   await t.test('the schema refuses a typo and a bad value', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConditionType, type ConditionUpdate, type StatusPatch } from '../../../src/operator/conditions.js';
+import { applyStatusPatch, ConditionType, type ConditionUpdate, type StatusPatch } from '../../../src/operator/conditions.js';
 import { phaseOf, plan, type Action, type Observed } from '../../../src/operator/plan.js';
 import { counts, NOW, SETTINGS, ticketEvent } from './fixtures.js';
 
@@ -243,6 +243,33 @@ t.test('a recreated TicketEvent whose event was archived is refused, not resurre
   );
   t.equal(decided.status?.phase, 'Failed');
   t.match(condition(decided.status, ConditionType.InventoryProvisioned), { reason: 'EventArchived' });
+  t.notMatch(condition(decided.status, ConditionType.InventoryProvisioned)?.message, /keeps selling/);
+});
+
+t.test('a recreated TicketEvent whose event was closed (finalizer removed by hand) is refused too, not shown on sale', async (t) => {
+  const decided = plan(
+    ticketEvent(),
+    {
+      now: NOW,
+      provision: { status: 'refused', reason: 'closed', message: 'event shows--arena is closed' },
+      inventory: counts({ owned: 0 }),
+    },
+    SETTINGS,
+  );
+  t.equal(decided.status?.phase, 'Failed', 'not OnSale: no engine serves a closed event');
+  t.same(decided.actions, [], 'no engines started for it');
+  t.match(condition(decided.status, ConditionType.InventoryProvisioned), {
+    status: 'False',
+    reason: 'EventClosed',
+    message: /^event shows--arena is closed\. Its sale is over and is never reopened; a TicketEvent of another name/,
+  });
+  t.match(condition(decided.status, ConditionType.Degraded), { status: 'True', reason: 'EventClosed' });
+  t.match(condition(decided.status, ConditionType.Ready), { status: 'False', reason: 'EventClosed' });
+  t.match(decided.events, [
+    { type: 'Warning', reason: 'EventClosed' },
+    { type: 'Warning', reason: 'PhaseFailed' },
+  ]);
+  t.equal(decided.requeueAfterMs, undefined);
 });
 
 t.test('safe changes roll out and are announced', async (t) => {
@@ -577,7 +604,11 @@ t.test('deletion never lets go while the outbox has unpublished rows, even past 
     reason: 'Draining',
     message: /waiting for 4 reservations not yet published to Kafka/,
   });
-  t.equal(condition(waiting.status, ConditionType.Degraded), undefined, 'within the drain window this is simply draining');
+  t.match(
+    condition(waiting.status, ConditionType.Degraded),
+    { status: 'False', reason: 'Draining' },
+    'within the drain window this is simply draining',
+  );
   t.same(waiting.events, []);
 
   const late = new Date('2030-05-01T12:10:00Z');
@@ -605,6 +636,83 @@ t.test('deletion never lets go while the outbox has unpublished rows, even past 
 
   const published = plan(reported, { now: late, inventory: counts({ owned: 0 }), unpublished: 0 }, SETTINGS);
   t.same(applied(published.actions), ['close-sale', 'archive', 'remove-finalizer']);
+});
+
+t.test('deletion refreshes Degraded and ShardsAvailable at every round: a failure reported during the drain does not stay', async (t) => {
+  // A deleting event that hit a transient error earlier in its drain (reportFailure wrote
+  // Degraded=True), with ShardsAvailable as the sale left it.
+  const status = {
+    phase: 'Closed' as const,
+    drainingSince: new Date(NOW.getTime() - 5_000).toISOString(),
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'False' as const,
+        reason: 'ReconcileError',
+        message: 'will retry: postgres down',
+        lastTransitionTime: '2030-05-01T11:59:00Z',
+      },
+      {
+        type: 'ShardsAvailable',
+        status: 'True' as const,
+        reason: 'AllShardsOwned',
+        message: '3/3 shards owned by engines',
+        lastTransitionTime: '2030-05-01T11:00:00Z',
+      },
+      {
+        type: 'Degraded',
+        status: 'True' as const,
+        reason: 'ReconcileError',
+        message: 'will retry: postgres down',
+        lastTransitionTime: '2030-05-01T11:59:00Z',
+      },
+    ],
+  };
+  const object = ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T11:58:00Z' }, status });
+  // Postgres is back; an engine is still releasing a shard (the drain goes on), a reservation is not published yet.
+  const decided = plan(object, { now: NOW, inventory: counts({ owned: 1, named: 1 }), unpublished: 1 }, SETTINGS);
+  t.same(applied(decided.actions), ['close-sale'], 'still draining');
+  const next = applyStatusPatch(object.status, decided.status!, NOW, 1);
+  t.same(
+    next.conditions?.map((c) => [c.type, c.status, c.reason]),
+    [
+      ['Ready', 'False', 'Draining'],
+      ['ShardsAvailable', 'False', 'SaleClosing'],
+      ['Degraded', 'False', 'Draining'],
+    ],
+    'the ReconcileError is cleared; the shards say the sale is closing',
+  );
+  t.match(
+    condition(decided.status, ConditionType.ShardsAvailable)?.message,
+    /closed for deletion; engines are releasing its shards: 1\/3 still held \(1 by a live engine\)/,
+  );
+
+  const closing = plan(
+    ticketEvent({ metadata: { deletionTimestamp: '2030-05-01T11:58:00Z' }, status: { ...status, drainingSince: undefined } }),
+    { now: NOW, inventory: counts({ owned: 3 }) },
+    SETTINGS,
+  );
+  t.same(applied(closing.actions), ['close-sale'], 'the round that closes the sale');
+  t.match(condition(closing.status, ConditionType.ShardsAvailable), { status: 'False', reason: 'SaleClosing', message: /3\/3 still held/ });
+  t.match(condition(closing.status, ConditionType.Degraded), { status: 'False', reason: 'Draining' });
+
+  const released = plan(object, { now: NOW, inventory: counts({ owned: 0 }), unpublished: 2 }, SETTINGS);
+  t.match(condition(released.status, ConditionType.ShardsAvailable), {
+    reason: 'SaleClosing',
+    message: /engines have released all 3 shards/,
+  });
+
+  const stuck = plan(
+    object,
+    { now: new Date(NOW.getTime() + SETTINGS.drainTimeoutMs), inventory: counts({ owned: 0 }), unpublished: 2 },
+    SETTINGS,
+  );
+  t.match(
+    condition(stuck.status, ConditionType.Degraded),
+    { status: 'True', reason: 'OutboxNotDrained' },
+    'past the window, the outbox is what needs a person',
+  );
+  t.equal(stuck.status?.conditions?.filter((c) => c.type === ConditionType.Degraded).length, 1, 'one Degraded condition');
 });
 
 t.test('a child the API server refuses: nothing applied; a provisioned sale keeps its phase, a new one fails', async (t) => {
