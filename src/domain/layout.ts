@@ -75,6 +75,13 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+/** The number of code points of `text` (a surrogate pair counts once). */
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
 /**
  * Validates and normalizes an event layout. Every problem is reported with its path, not just the
  * first one, so an operator fixing a `TicketEvent` sees them all at once.
@@ -116,7 +123,9 @@ export function validateLayout(input: unknown): LayoutValidation {
   };
   const checkText = (path: string, value: unknown): value is string | undefined => {
     if (value === undefined) return true;
-    if (typeof value !== 'string' || value.length > LAYOUT_LIMITS.maxNameLength) {
+    // Characters are code points, as the CRD's maxLength counts them (an emoji is one, not two
+    // UTF-16 units): a name the API server admitted must not fail here.
+    if (typeof value !== 'string' || codePoints(value) > LAYOUT_LIMITS.maxNameLength) {
       issue(path, `must be a string of at most ${LAYOUT_LIMITS.maxNameLength} characters, got ${describe(value)}`);
       return false;
     }

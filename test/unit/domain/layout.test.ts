@@ -105,3 +105,12 @@ t.test('capacity helpers', async (t) => {
   t.equal(sectionCapacity(result.layout, 'B'), 4);
   t.equal(sectionCapacity(result.layout, 'Z'), 0);
 });
+
+t.test('a name is counted in characters (code points), as the CRD counts it: 200 emoji fit, 201 do not', async (t) => {
+  const named = (name: string) => ({ sections: [{ ...ok.sections[0], name }], pools: [] });
+  t.ok(validateLayout(named('🎟'.repeat(200))).ok, '400 UTF-16 units, 200 characters');
+  t.same(
+    errorsOf(named('🎟'.repeat(201))).map((e) => e.path),
+    ['sections[0].name'],
+  );
+});
