@@ -47,7 +47,9 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const at = Date.now() + ms;
+    // On the monotonic clock that setTimeout itself keeps: a step of the wall clock must not make
+    // a later, longer requeue look earlier than a pending shorter one (and replace it).
+    const at = performance.now() + ms;
     const pending = this.delayed.get(key);
     if (pending !== undefined) {
       if (pending.at <= at) return;

@@ -41,6 +41,23 @@ t.test('delayed adds keep the earliest deadline', async (t) => {
   await queue.shutdown();
 });
 
+t.test('a step back of the wall clock does not let a longer requeue replace a pending shorter one', async (t) => {
+  const queue = new WorkQueue();
+  queue.addAfter('k', 20);
+  // The wall clock steps back ten seconds (an NTP correction) before the next requeue of the key.
+  const wall = Date.now;
+  const stepped = wall() - 10_000;
+  Date.now = () => stepped;
+  t.teardown(() => (Date.now = wall));
+  queue.addAfter('k', 5_000);
+  Date.now = wall;
+  const started = performance.now();
+  t.equal(await queue.get(), 'k');
+  t.ok(performance.now() - started < 1000, 'the 20 ms deadline still won');
+  queue.done('k');
+  await queue.shutdown();
+});
+
 t.test('failures back off exponentially per key until forgotten', async (t) => {
   const queue = new WorkQueue({ baseMs: 100, maxMs: 1000 });
   t.same(
