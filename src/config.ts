@@ -36,7 +36,7 @@ export interface Config {
   readonly rebalanceIntervalMs: number;
   /** Engine: group-commit window in ms (`SENTINEL_BATCH_WINDOW_MS`, default 2). */
   readonly batchWindowMs: number;
-  /** Engine: most commands in one group commit (`SENTINEL_BATCH_MAX`, default 512). */
+  /** Engine: most commands in one group commit, and most holds a shard ends on its own in one (`SENTINEL_BATCH_MAX`, default 512). */
   readonly batchMax: number;
   /** Engine: restrict to one event id, or all events on sale when empty (`SENTINEL_EVENT`, default empty). */
   readonly eventFilter: string;

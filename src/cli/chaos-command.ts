@@ -76,7 +76,8 @@ Common:
   --faults LIST         see above (default: default; none with --attach)
   --pause D             default engine-pause length
   --recovery-timeout D  after the load, wait this long for every shard to be owned (default 60s)
-  --infra-script PATH   dependency restarts (default: this checkout's hack/infra.sh)
+  --infra-script PATH   dependency restarts (default: this checkout's hack/infra.sh); like it, any
+                        script given is taken to act on this machine: refused with a remote target
   --ttl-slack D, --settle D   as for verify (defaults 2s, 60s)
   --json                print {ok, faults, skipped, unmet, stress, verify, …} instead of the report
 
@@ -95,7 +96,8 @@ const FLAGS = {
   ...STRESS_FLAGS,
   scenario: { type: 'string', default: 'mixed' },
   mode: { type: 'string', default: 'open' },
-  rate: { type: 'string', default: '100' },
+  // No default here: `--rate` means an open loop, so it is given (100) only to one (loadFlags).
+  rate: { type: 'string' },
   duration: { type: 'string', default: '70s' },
   buyers: { type: 'string', default: '1000000' },
   think: { type: 'string', default: '100-500ms' },
@@ -145,6 +147,8 @@ export const chaosCommand: Command = {
     const parsed = parseFlags({ argv, stdout, stderr }, FLAGS, HELP);
     if ('exit' in parsed) return parsed.exit;
     const { values } = parsed;
+    // The load's flags: an open loop (the default) at 100 buyers/s unless --rate says otherwise.
+    const loadFlags = { ...values, rate: values.rate ?? (values.mode === 'closed' ? undefined : '100') };
     const runId = values['run-id'] ?? newRunId('chaos');
     const say = (message: string) => {
       if (!values.json) stderr.write(`chaos: ${message}\n`);
@@ -157,7 +161,7 @@ export const chaosCommand: Command = {
       const layout = /^(\d+)x(\d+)x(\d+)$/.exec(values.layout);
       if (layout === null) throw new UsageError('--layout must be SECTIONSxROWSxSEATS, e.g. 8x20x25');
       // The load's flags are checked now (with a placeholder event when one will be provisioned)…
-      const load = stressOptionsFrom({ ...values, event: values.event ?? 'placeholder', 'run-id': runId }, config);
+      const load = stressOptionsFrom({ ...loadFlags, event: values.event ?? 'placeholder', 'run-id': runId }, config);
       const settings = {
         loadMs,
         leaseTtlMs,
@@ -262,7 +266,7 @@ export const chaosCommand: Command = {
       // The last look before the load: a stop from here on is the load's (StressRun), reported as usual.
       goOn();
       const stress = stressOptionsFrom(
-        { ...values, event: eventId, 'run-id': runId, target: targets, log: join(workDir, 'responses.jsonl') },
+        { ...loadFlags, event: eventId, 'run-id': runId, target: targets, log: join(workDir, 'responses.jsonl') },
         config,
       );
       progress = values.json || values.quiet ? undefined : progressPrinter(stderr as NodeJS.WriteStream);

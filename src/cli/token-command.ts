@@ -2,7 +2,8 @@
  * `sentinel token --sub alice [--ttl 1h]`: mints a bearer token with the configured HS256 secret,
  * issuer and audience — for development and tests, never for production customers.
  */
-import { isCustomerId, MAX_SUBJECT_LENGTH, mintToken, parseTokenTtl } from '../ingress/auth.js';
+import { CUSTOMER_ID_RULE, isCustomerId } from '../domain/customer.js';
+import { mintToken, parseTokenTtl } from '../ingress/auth.js';
 import type { Command } from './commands.js';
 import { parseFlags } from './flags.js';
 
@@ -34,7 +35,7 @@ export const tokenCommand: Command = {
       const problem = !values.sub
         ? '--sub is required'
         : !isCustomerId(values.sub)
-          ? `--sub must be 1-${MAX_SUBJECT_LENGTH} characters, none a control character (the ingress refuses any other)`
+          ? `--sub must be ${CUSTOMER_ID_RULE} (the ingress refuses any other)`
           : `--ttl ${JSON.stringify(values.ttl)} is not a lifetime in whole seconds (like 90s, 15m, 1.5h, 7d)`;
       stderr.write(`${problem}\n\n${HELP}`);
       return 2;

@@ -3,6 +3,9 @@
 /** Longest customer id. */
 export const MAX_CUSTOMER_LENGTH = 256;
 
+/** What a customer id may be, in words: for the messages of whatever refuses one. */
+export const CUSTOMER_ID_RULE = `1-${MAX_CUSTOMER_LENGTH} characters, none a control character`;
+
 /** A control character (C0, DEL, C1) or half of a surrogate pair without its other half. */
 // eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

@@ -4,7 +4,7 @@
  * injected generator. Mutable on purpose: it lives inside exactly one actor, and copying it per
  * decision would cost more than the decision (see ADR 0003).
  */
-import { isCustomerId, MAX_CUSTOMER_LENGTH } from './customer.js';
+import { CUSTOMER_ID_RULE, isCustomerId } from './customer.js';
 import { evictOldest } from '../evict.js';
 import {
   seatsUnavailable,
@@ -345,8 +345,7 @@ export class ShardInventory {
     if (typeof command !== 'object' || command === null) return invalid('command', 'command must be an object');
     if (!isText(command.key) || command.key.includes('\u0000'))
       return invalid('key', `key must be a string of 1-${MAX_TEXT} characters, without NUL`);
-    if (!isCustomerId(command.customer))
-      return invalid('customer', `customer must be a string of 1-${MAX_CUSTOMER_LENGTH} characters, none a control character`);
+    if (!isCustomerId(command.customer)) return invalid('customer', `customer must be a string of ${CUSTOMER_ID_RULE}`);
     const scratch = this.scratch;
     scratch.length = 0;
     switch (command.type) {

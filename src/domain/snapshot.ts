@@ -66,10 +66,13 @@ export class SnapshotError extends SentinelError {
   }
 }
 
-/** A versioned write found a different version: what Postgres reports as "0 rows updated". */
-export class VersionConflictError extends SentinelError {
+/**
+ * A versioned write to the in-memory model of the shard's rows (PersistedShard) found a different
+ * version: what Postgres reports as "0 rows updated" (there, a VersionConflictError of src/errors.ts).
+ */
+export class StaleWriteError extends SentinelError {
   constructor(message: string) {
-    super('version_conflict', message);
+    super('stale_write', message);
   }
 }
 
@@ -120,7 +123,7 @@ export class PersistedShard {
       case 'seat': {
         const version = this.seats.get(change.seat)?.version ?? 0;
         if (version !== change.fromVersion) {
-          throw new VersionConflictError(`seat ${change.seat} is at version ${version}, the write expected ${change.fromVersion}`);
+          throw new StaleWriteError(`seat ${change.seat} is at version ${version}, the write expected ${change.fromVersion}`);
         }
         const buyer = change.state === 'sold' && change.holdId !== null ? this.customerOfHold(change.holdId) : undefined;
         put(this.seats, change.seat, {
@@ -136,25 +139,25 @@ export class PersistedShard {
         const pool = this.pools.get(change.pool);
         const version = pool?.version ?? 0;
         if (pool === undefined || version !== change.fromVersion) {
-          throw new VersionConflictError(`pool ${change.pool} is at version ${version}, the write expected ${change.fromVersion}`);
+          throw new StaleWriteError(`pool ${change.pool} is at version ${version}, the write expected ${change.fromVersion}`);
         }
         put(this.pools, change.pool, { ...pool, held: change.held, sold: change.sold, version: change.toVersion });
         return;
       }
       case 'hold-created':
-        if (this.holds.has(change.hold.holdId)) throw new VersionConflictError(`hold ${change.hold.holdId} already exists`);
+        if (this.holds.has(change.hold.holdId)) throw new StaleWriteError(`hold ${change.hold.holdId} already exists`);
         put(this.holds, change.hold.holdId, change.hold);
         return;
       case 'hold-ended': {
         const hold = this.holds.get(change.holdId);
-        if (hold === undefined) throw new VersionConflictError(`hold ${change.holdId} is not live`);
+        if (hold === undefined) throw new StaleWriteError(`hold ${change.holdId} is not live`);
         put(this.holds, change.holdId, undefined);
         put(this.ended, change.holdId, { holdId: change.holdId, customer: hold.customer, outcome: change.reason, at });
         return;
       }
       case 'reservation-created': {
         const { reservation } = change;
-        if (!this.holds.has(reservation.holdId)) throw new VersionConflictError(`hold ${reservation.holdId} is not live`);
+        if (!this.holds.has(reservation.holdId)) throw new StaleWriteError(`hold ${reservation.holdId} is not live`);
         put(this.holds, reservation.holdId, undefined);
         put(this.reservations, reservation.customer, (this.reservations.get(reservation.customer) ?? 0) + reservation.quantity);
         put(this.ended, reservation.holdId, {

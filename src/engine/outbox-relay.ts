@@ -61,7 +61,7 @@ const ROW_FAULTS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVAL
 /** How long a row Kafka refused for a fault of its own waits before it is tried again (ms). */
 export const DEFER_MS = 60_000;
 
-/** Most rows deferred with no send succeeding in between; the next such refusal holds the topic back (see claimAndPublish). */
+/** Rows deferred with no send succeeding in between before each further deferral backs off (see claimAndPublish). */
 export const MAX_DEFERRED_IN_A_ROW = 3;
 
 export const DEFAULT_RELAY_OPTIONS: OutboxRelayOptions = { batchSize: 500, pauseMs: 50, idleMs: 500, maxBackoffMs: 5000 };
@@ -315,11 +315,9 @@ export class OutboxRelay {
         await client.query('ROLLBACK').catch(() => (broken = true));
         const message = String(error instanceof Error ? error.message : error).slice(0, 500);
         const rowFault = !broken && ROW_FAULTS.has(kafkaErrorType(error) ?? '');
-        // Refused alone for a fault of its own, it would be refused again: it waits `deferMs`.
-        // Unless the rows deferred just before it were refused so too: then the topic refuses
-        // them all (its limit below every row's size), and deferring each in turn would only
-        // churn through the outbox — the topic is held back with backoff, as for any failure.
-        const defer = rowFault && rows.length === 1 && this.deferredInARow < MAX_DEFERRED_IN_A_ROW;
+        // Refused alone for a fault of its own, it would be refused again: it waits `deferMs`, and
+        // the rows after it go on — always: a topic must never wait behind a row it refuses.
+        const defer = rowFault && rows.length === 1;
         if (defer) {
           const deferMs = this.options.deferMs ?? DEFER_MS;
           await client.query(
@@ -327,11 +325,15 @@ export class OutboxRelay {
                deferred_until = now() + make_interval(secs => $3::float8 / 1000) WHERE id = $1`,
             [rows[0]!.id, message, deferMs],
           );
-          this.deferredInARow++;
           this.deps.log.error(
             { id: rows[0]!.id, key: rows[0]!.message_key, topic: this.deps.topic, err: message, retryInMs: deferMs },
             'Outbox row refused by Kafka for a fault of its own: deferred, the rows after it go on',
           );
+          // But past a few deferrals with no send succeeding in between, the rounds slow down (the
+          // run loop's backoff): a topic whose limit is below every row's would otherwise have
+          // them deferred one after another as fast as sends fail, each with a new producer
+          // session and an error logged.
+          if (++this.deferredInARow > MAX_DEFERRED_IN_A_ROW) throw error;
         } else if (!broken)
           await client
             .query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [

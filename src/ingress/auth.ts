@@ -8,7 +8,7 @@
  * WebCrypto at about 43 µs per token — in a flash sale every buyer brings a new token, and that was
  * an eighth of all the CPU the flash sale of `npm run bench` used (ADR 0008).
  */
-import { isCustomerId, MAX_CUSTOMER_LENGTH } from '../domain/customer.js';
+import { CUSTOMER_ID_RULE, isCustomerId } from '../domain/customer.js';
 import { createVerifier, TokenError } from 'fast-jwt';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { parseDuration } from '../duration.js';
@@ -39,9 +39,6 @@ export interface TokenVerifierOptions {
   readonly cacheSize?: number;
 }
 
-/** Longest customer id (JWT subject) accepted. */
-export const MAX_SUBJECT_LENGTH = MAX_CUSTOMER_LENGTH;
-export { isCustomerId };
 const CLOCK_TOLERANCE_S = 5;
 
 /** The `WWW-Authenticate` challenge (RFC 6750). */
@@ -170,7 +167,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       const payload = await check(token);
       const subject = payload.sub;
       if (!isCustomerId(subject)) {
-        throw unauthorized(`token subject must be 1-${MAX_SUBJECT_LENGTH} characters, none a control character`, true);
+        throw unauthorized(`token subject must be ${CUSTOMER_ID_RULE}`, true);
       }
       const principal: Principal = { customer: subject };
       // exp is required above; remember the token until then (not past the clock tolerance).

@@ -142,7 +142,7 @@ function refusalOf(observed: Observed): Refusal | undefined {
   return {
     reason: REFUSAL_REASONS[outcome.reason],
     message: outcome.message,
-    terminal: outcome.reason === 'invalid' || outcome.reason === 'archived' || outcome.reason === 'closed' || inventory === undefined,
+    terminal: outcome.reason === 'invalid' || OVER.has(REFUSAL_REASONS[outcome.reason]) || inventory === undefined,
   };
 }
 

@@ -116,7 +116,7 @@ export function eventFromRow(row: EventRow): StoredEvent {
   };
 }
 
-/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; its current body is 0005_idempotency_keys_by_customer.sql; `sentinel_commit_shards`, 0010_commit_shards.sql, raises them for several shards at once). */
+/** The errors `sentinel_commit_batch` raises (migrations/0002_commit_batch.sql; `sentinel_commit_shards`, 0010_commit_shards.sql, raises them for several shards at once; the current bodies of both are in 0017_commit_linear_ends.sql, SNVER since 0015). */
 const COMMIT_FENCED = 'SNFEN';
 const COMMIT_LIMIT_REFUSED = 'SNLIM';
 /** A row the commit writes changed underneath, the epoch still current (SNFEN until 0015_commit_version_conflict.sql). */

@@ -519,20 +519,20 @@ export function commandRoutes(deps: CommandRouteDeps) {
    */
   async function recordedEnd(eventId: string, customer: string, result: ShardResult): Promise<ShardResult> {
     if (result.type !== 'hold-not-found') return result;
-    const hold = await reads.hold(eventId, result.holdId);
-    if (hold?.customer !== customer) return result;
-    const { holdId } = result;
-    if (hold.state === 'confirmed' && hold.reservationId !== null)
-      return {
-        ok: false,
-        type: 'hold-confirmed',
-        holdId,
-        reservationId: hold.reservationId,
-        message: `hold ${holdId} was already confirmed as reservation ${hold.reservationId}`,
-      };
+    return (await endOfHold(eventId, customer, result.holdId)) ?? result;
+  }
+
+  /** How the hold `holdId` of `customer` ended, as Postgres recorded it; undefined if it is not theirs, or not ended. */
+  async function endOfHold(eventId: string, customer: string, holdId: string): Promise<ShardResult | undefined> {
+    const hold = await reads.hold(eventId, holdId);
+    if (hold?.customer !== customer) return undefined;
+    if (hold.state === 'confirmed' && hold.reservationId !== null) {
+      const message = `hold ${holdId} was already confirmed as reservation ${hold.reservationId}`;
+      return { ok: false, type: 'hold-confirmed', holdId, reservationId: hold.reservationId, message };
+    }
     if (hold.state === 'expired' || hold.state === 'released')
       return { ok: false, type: 'hold-expired', holdId, message: `hold ${holdId} was ${hold.state}` };
-    return result;
+    return undefined;
   }
 
   /** The shard of a hold of the caller, or 404 (unknown and foreign holds look the same). */
@@ -569,8 +569,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
       routed = (await routableEvent(ctx, false))!;
     } catch (error) {
       if (!(error instanceof HttpProblem && error.problem === 'sale-not-open')) throw error;
-      const hold = await reads.hold(ctx.params['event'] as string, ctx.params['hold'] as string);
-      if (hold?.customer !== customerOf(ctx) || (hold.state !== 'released' && hold.state !== 'expired')) throw error;
+      const ended = await endOfHold(ctx.params['event'] as string, customerOf(ctx), ctx.params['hold'] as string);
+      if (ended?.type !== 'hold-expired') throw error;
       ctx.status = 204;
       return;
     }

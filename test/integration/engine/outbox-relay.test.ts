@@ -214,24 +214,64 @@ t.test(
   },
 );
 
-t.test('a topic that refuses every row for its size is held back with backoff after a few deferrals, not churned through', async (t) => {
+t.test('a topic that refuses every row for its size: each is deferred, and past a few the rounds back off', async (t) => {
   const config = testConfig();
   const pool = await testDatabase();
   t.teardown(() => pool.end());
   const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-defer-all-test', log: silentLogger });
   const { topic } = await smallTopic(t, kafka, pool);
   const eventId = uniqueName('relay');
-  for (let i = 0; i < MAX_DEFERRED_IN_A_ROW + 2; i++) await addBigRow(pool, eventId, topic, `r_${eventId}_${i}`);
+  const rows = MAX_DEFERRED_IN_A_ROW + 2;
+  for (let i = 0; i < rows; i++) await addBigRow(pool, eventId, topic, `r_${eventId}_${i}`);
   const relay = new OutboxRelay({ pool, connect: () => openProducerSession(kafka, topic), topic, log: silentLogger });
   t.teardown(() => relay.stop());
-  let refused: unknown;
-  for (let round = 0; round < 12 && refused === undefined; round++) await relay.publishOnce().catch((error: unknown) => (refused = error));
-  t.match(String(refused), /larger than the max message size/, 'a round fails with the refusal, as when the topic is at fault');
-  const { rows } = await pool.query<{ deferred: string }>(
-    'SELECT count(*) FILTER (WHERE deferred_until IS NOT NULL) AS deferred FROM outbox WHERE topic = $1',
-    [topic],
+  const deferred = async () =>
+    Number(
+      (await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE topic = $1 AND deferred_until > now()', [topic])).rows[0]?.n,
+    );
+  const refusals: string[] = [];
+  for (let round = 0; round < 20 && (await deferred()) < rows; round++)
+    await relay.publishOnce().catch((error: unknown) => refusals.push(String(error)));
+  t.equal(await deferred(), rows, 'every row is deferred: none holds the others back');
+  t.equal(
+    refusals.length,
+    rows - MAX_DEFERRED_IN_A_ROW,
+    `the rounds after ${MAX_DEFERRED_IN_A_ROW} deferrals fail, so the run loop backs off`,
   );
-  t.equal(Number(rows[0]?.deferred), MAX_DEFERRED_IN_A_ROW, `${MAX_DEFERRED_IN_A_ROW} rows deferred, the others left in order`);
+  t.match(refusals[0], /larger than the max message size/, 'with the refusal');
+});
+
+t.test('a row deferred again and again (a quiet topic) never holds back the rows that come after it', async (t) => {
+  const config = testConfig();
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const kafka = createKafka({ brokers: config.kafkaBrokers, clientId: 'relay-defer-again-test', log: silentLogger });
+  const { topic } = await smallTopic(t, kafka, pool);
+  const eventId = uniqueName('relay');
+  const big = await addBigRow(pool, eventId, topic, `r_${eventId}_big`);
+  const relay = new OutboxRelay({
+    pool,
+    connect: () => openProducerSession(kafka, topic),
+    topic,
+    log: silentLogger,
+    options: { batchSize: 100, pauseMs: 10, idleMs: 10, maxBackoffMs: 1000, deferMs: 200 },
+  });
+  t.teardown(() => relay.stop());
+  // The big row alone on its topic: refused, deferred, due again, refused again… more times than
+  // MAX_DEFERRED_IN_A_ROW, with no send succeeding in between.
+  const attempts = async () =>
+    Number((await pool.query<{ attempts: number }>('SELECT attempts FROM outbox WHERE id = $1', [big])).rows[0]?.attempts);
+  for (let round = 0; round < 50 && (await attempts()) < MAX_DEFERRED_IN_A_ROW + 2; round++) {
+    await relay.publishOnce().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+  }
+  t.ok((await attempts()) >= MAX_DEFERRED_IN_A_ROW + 2, `the big row was refused ${await attempts()} times`);
+  // A reservation that comes now is published all the same.
+  await addRow(pool, eventId, topic, `r_${eventId}_small`);
+  let published = 0;
+  for (let round = 0; round < 10 && published === 0; round++) published += await relay.publishOnce().catch(() => 0);
+  t.equal(published, 1, 'the small row is published');
+  t.same(await keysToEndOfTopic(topic), [`r_${eventId}_small`], 'and it alone is on the topic');
 });
 
 t.test("a row meant for another topic (here, one that does not exist) is left alone and does not stall the relay's own", async (t) => {

@@ -165,3 +165,17 @@ t.test('chaos that cannot begin (no Postgres) is not judged: one line, a report 
     /^chaos on e: NOT JUDGED — the run stopped before its load began: connect ECONNREFUSED 127\.0\.0\.1:1\n {2}no load ran, no fault was injected \(2 planned\), no verification was made\n {2}files +\S+\n$/,
   );
 });
+
+t.test(
+  'chaos --mode closed is a load of its own (its open loop’s default rate does not make it bad usage); --rate with it is',
+  async (t) => {
+    const runId = `usage-closed-${process.pid}`;
+    t.teardown(() => rmSync(join(tmpdir(), `sentinel-${runId}`), { recursive: true, force: true }));
+    const closed = await run(chaosCommand, ['--event', 'e', '--run-id', runId, '--mode', 'closed', '--faults', 'none'], nowhere);
+    t.equal(closed.code, 3, 'its flags are accepted: it goes on, and stops at the missing Postgres');
+    t.equal(closed.stderr, 'chaos: not judged: connect ECONNREFUSED 127.0.0.1:1\n');
+    const both = await run(chaosCommand, ['--event', 'e', '--run-id', runId, '--mode', 'closed', '--rate', '50'], nowhere);
+    t.equal(both.code, 2);
+    t.match(both.stderr, /--rate is the arrival rate of --mode open/);
+  },
+);

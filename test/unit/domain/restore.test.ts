@@ -1,5 +1,5 @@
 import t from 'tap';
-import { PersistedShard, ShardInventory, SnapshotError, VersionConflictError, type ShardSnapshot } from '../../../src/domain/index.js';
+import { PersistedShard, ShardInventory, SnapshotError, StaleWriteError, type ShardSnapshot } from '../../../src/domain/index.js';
 import { confirm, counterIds, fixture, hold, holdPool, release, reserve, rows } from './support/fixtures.js';
 
 const NOW = 1_000_000;
@@ -164,7 +164,7 @@ t.test('PersistedShard applies versioned writes all or nothing', async (t) => {
         ],
         NOW,
       ),
-    VersionConflictError,
+    StaleWriteError,
   );
   t.same(store.snapshot(), before, 'the whole transaction rolled back');
   t.throws(() => store.apply([{ type: 'hold-ended', holdId: 'nope', customer: 'x', quantity: 1, reason: 'expired' }], NOW), /not live/);

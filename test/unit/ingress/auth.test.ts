@@ -2,7 +2,8 @@ import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import { createHmac } from 'node:crypto';
-import { bearerToken, createTokenVerifier, isCustomerId, mintToken, parseTokenTtl } from '../../../src/ingress/auth.js';
+import { isCustomerId } from '../../../src/domain/customer.js';
+import { bearerToken, createTokenVerifier, mintToken, parseTokenTtl } from '../../../src/ingress/auth.js';
 import { HttpProblem } from '../../../src/ingress/problems.js';
 
 const secret = 'unit-test-secret-unit-test-secret';
