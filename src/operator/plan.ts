@@ -142,7 +142,9 @@ function refusalOf(observed: Observed): Refusal | undefined {
   return {
     reason: REFUSAL_REASONS[outcome.reason],
     message: outcome.message,
-    terminal: outcome.reason === 'invalid' || OVER.has(REFUSAL_REASONS[outcome.reason]) || inventory === undefined,
+    // An invalid edit of a provisioned event is refused like an unsafe one: the sale goes on with
+    // what it has (until 2026-12-05 it turned the event Failed, with no refresh requeued).
+    terminal: OVER.has(REFUSAL_REASONS[outcome.reason]) || inventory === undefined,
   };
 }
 

@@ -231,6 +231,29 @@ t.test('an invalid spec fails terminally: phase Failed, no requeue, no children'
   ]);
 });
 
+t.test('an invalid edit of a provisioned event is refused as an unsafe one is: the sale goes on, refreshed', async (t) => {
+  const decided = plan(
+    ticketEvent({ metadata: { generation: 2 }, status: { phase: 'OnSale', observedGeneration: 1 } }),
+    {
+      now: NOW,
+      provision: { status: 'refused', reason: 'invalid', message: 'layout.sections[0].name: must be a string of at most 200 characters' },
+      inventory: counts(),
+    },
+    SETTINGS,
+  );
+  t.equal(decided.status?.phase, 'OnSale', 'not Failed: its engines still sell');
+  t.match(condition(decided.status, ConditionType.InventoryProvisioned), {
+    status: 'False',
+    reason: 'InvalidSpec',
+    message: /at most 200 characters.*nothing of this change was applied/,
+  });
+  t.equal(decided.requeueAfterMs, SETTINGS.refreshIntervalMs, 'its counts are still refreshed');
+  t.notOk(
+    (decided.events ?? []).some((e) => e.reason === 'PhaseFailed'),
+    'and no PhaseFailed',
+  );
+});
+
 t.test('a recreated TicketEvent whose event was archived is refused, not resurrected', async (t) => {
   const decided = plan(
     ticketEvent(),
