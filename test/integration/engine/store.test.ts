@@ -324,18 +324,22 @@ t.test('a commit ending 5,000 holds of as many customers takes a fraction of the
     await store.commitBatch(spec.eventId, 0, epoch, 8, write, 'unused');
   }
   // Every hold ends in one commit: as a claim after a long time without an owner expired them before 0017.
-  const ending = emptyBatchWrite();
-  for (let i = 0; i < holds; i++) {
-    const { holdId, customer, seats, quantity } = holdOf(i);
-    foldChanges(
-      ending,
-      [
-        ...seats.map((seat) => ({ type: 'seat', seat, state: 'available', holdId: null, fromVersion: 1, toVersion: 2 }) as const),
-        { type: 'hold-ended', holdId, customer, quantity, reason: 'expired' },
-      ],
-      now + 60_000,
-    );
-  }
+  const endingOf = (count: number) => {
+    const write = emptyBatchWrite();
+    for (let i = 0; i < count; i++) {
+      const { holdId, customer, seats, quantity } = holdOf(i);
+      foldChanges(
+        write,
+        [
+          ...seats.map((seat) => ({ type: 'seat', seat, state: 'available', holdId: null, fromVersion: 1, toVersion: 2 }) as const),
+          { type: 'hold-ended', holdId, customer, quantity, reason: 'expired' },
+        ],
+        now + 60_000,
+      );
+    }
+    return write;
+  };
+  const ending = endingOf(holds);
   t.equal(ending.holds.size, holds);
   t.equal(ending.usage.size, holds, 'every customer shrinks');
   // Well under the pool's 10 s on a loaded machine; 0.3 s on an idle one.
@@ -344,19 +348,30 @@ t.test('a commit ending 5,000 holds of as many customers takes a fraction of the
   // The commit of several shards' function, in a transaction rolled back: the same rows, in its document.
   const client = await pool.connect();
   t.teardown(() => client.release());
-  await client.query('BEGIN');
-  let started = performance.now();
-  await client.query('SELECT sentinel_commit_shards($1, 8, $2, $3)', [
-    spec.eventId,
-    'unused',
-    shardsDocument([{ shard: 0, epoch, batch: ending }], spec.eventId),
-  ]);
-  const togetherMs = performance.now() - started;
-  await client.query('ROLLBACK');
+  const rolledBack = async (batch: BatchWrite) => {
+    await client.query('BEGIN');
+    const began = performance.now();
+    await client.query('SELECT sentinel_commit_shards($1, 8, $2, $3)', [
+      spec.eventId,
+      'unused',
+      shardsDocument([{ shard: 0, epoch, batch }], spec.eventId),
+    ]);
+    const ms = performance.now() - began;
+    await client.query('ROLLBACK');
+    return ms;
+  };
+  const tenthMs = await rolledBack(endingOf(holds / 10));
+  const togetherMs = await rolledBack(ending);
   t.ok(togetherMs < limitMs, `sentinel_commit_shards ended ${holds} holds in ${Math.round(togetherMs)} ms`);
+  // The shape of the cost, which a fast machine's absolute figure could hide: ten times the holds
+  // cost about ten times as much in proportion (the square: a hundred times). 30 leaves room for noise.
+  t.ok(
+    togetherMs < 30 * tenthMs,
+    `ten times the holds, ${(togetherMs / tenthMs).toFixed(1)} times the time (${Math.round(tenthMs)} ms for ${holds / 10})`,
+  );
 
   // The single-shard function, for real.
-  started = performance.now();
+  const started = performance.now();
   await store.commitBatch(spec.eventId, 0, epoch, 8, ending, 'unused');
   const aloneMs = performance.now() - started;
   t.ok(aloneMs < limitMs, `sentinel_commit_batch ended ${holds} holds in ${Math.round(aloneMs)} ms`);
