@@ -29,6 +29,11 @@ export type EngineAvailability =
       readonly createdAt: Date | undefined;
       readonly report: { readonly available: number; readonly replicas: number } | undefined;
       readonly stalled?: string;
+      /**
+       * Why its pods cannot even be created, as its controller says (the `ReplicaFailure`
+       * condition: a missing ServiceAccount, a quota, an admission webhook).
+       */
+      readonly failing?: string;
     };
 
 /** Where the reconciler reads the engine Deployment (the gateway's GET, or the reflector's cache). */
@@ -52,11 +57,15 @@ export function engineAvailabilityOf(deployment: k8s.V1Deployment): EngineAvaila
     current && progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded'
       ? (progressing.message ?? 'its progress deadline was exceeded')
       : undefined;
+  const replicaFailure = status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  const failing =
+    replicaFailure === undefined ? undefined : (replicaFailure.message ?? replicaFailure.reason ?? 'its pods cannot be created');
   return {
     found: true,
     createdAt: created === undefined ? undefined : new Date(created),
     report,
     ...(stalled === undefined ? {} : { stalled }),
+    ...(failing === undefined ? {} : { failing }),
   };
 }
 

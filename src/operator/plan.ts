@@ -529,7 +529,10 @@ function enginesBeforeOpening(
     return young ? unavailable('NoEngineAvailable', `no controller has reported on the engine Deployment ${deployment} yet`) : undefined;
   }
   if (report.available > 0) return undefined;
-  return unavailable('NoEngineAvailable', `no engine pod is available (0/${report.replicas} of Deployment ${deployment})`);
+  // Why, when its controller says: until 2026-12-05 a missing ServiceAccount (a namespace the chart
+  // did not prepare) or a quota read only as "no engine pod is available" (found by review).
+  const why = engines.failing === undefined ? '' : `; its pods cannot be created: ${engines.failing}`;
+  return unavailable('NoEngineAvailable', `no engine pod is available (0/${report.replicas} of Deployment ${deployment}${why})`);
 }
 
 /**

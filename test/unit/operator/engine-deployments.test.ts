@@ -26,6 +26,18 @@ t.test('a Deployment as read or watched: created when, what its controller repor
   t.match(engineAvailabilityOf(deployment(3, { observedGeneration: 3, availableReplicas: 2, conditions: [timedOut] })), {
     stalled: 'ReplicaSet "arena-engine-7d9" has timed out progressing.',
   });
+  const replicaFailure = {
+    type: 'ReplicaFailure',
+    status: 'True',
+    reason: 'FailedCreate',
+    message: 'serviceaccount "sentinel-engine" not found',
+  };
+  t.match(engineAvailabilityOf(deployment(1, { observedGeneration: 1, conditions: [replicaFailure] })), {
+    failing: 'serviceaccount "sentinel-engine" not found',
+  });
+  t.notOk(
+    'failing' in engineAvailabilityOf(deployment(1, { observedGeneration: 1, conditions: [{ ...replicaFailure, status: 'False' }] })),
+  );
   const edited = engineAvailabilityOf(deployment(4, { observedGeneration: 3, availableReplicas: 2, conditions: [timedOut] }));
   t.notOk('stalled' in edited, 'a stall of the rollout before the last edit says nothing of the edit');
   for (const condition of [

@@ -404,6 +404,19 @@ t.test('a pending sale whose engine pods are not available (as their controller 
   t.match(condition(none.status, ConditionType.Ready), { status: 'False', reason: 'NoEngineAvailable' });
   t.match(condition(none.status, ConditionType.Degraded), { status: 'False' }, 'pods may be starting: nothing to call a person for yet');
 
+  // Pods its controller cannot create, and why: in a namespace the chart did not prepare, say.
+  const cannot = pendingWith({
+    found: true,
+    createdAt: longAgo,
+    report: { available: 0, replicas: 2 },
+    failing:
+      'pods "arena-engine-5f" is forbidden: error looking up service account shows/sentinel-engine: serviceaccount "sentinel-engine" not found',
+  });
+  t.match(condition(cannot.status, ConditionType.ShardsAvailable), {
+    reason: 'NoEngineAvailable',
+    message: /0\/2 of Deployment \S+-engine; its pods cannot be created: .*serviceaccount "sentinel-engine" not found\)/,
+  });
+
   const missing = pendingWith({ found: false });
   t.match(condition(missing.status, ConditionType.ShardsAvailable), {
     status: 'False',
