@@ -30,7 +30,9 @@ export interface ShardRequestBatch {
  * `retryable` tells the caller whether the same idempotency key may be sent again.
  */
 export type ShardReply =
-  { readonly result: ShardResult } | { readonly error: { readonly code: string; readonly message: string; readonly retryable: boolean } };
+  /** `replayed`: the result is the one the key's first command got, given again (a retry). */
+  | { readonly result: ShardResult; readonly replayed?: true }
+  | { readonly error: { readonly code: string; readonly message: string; readonly retryable: boolean } };
 
 /** A reply message: answers to some of a batch's commands, each as `[index in the batch, reply]`. */
 export interface ShardReplyBatch {

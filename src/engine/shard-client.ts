@@ -15,6 +15,8 @@ export interface ShardRequestOptions {
    * whole deadline to find the new owner.
    */
   readonly attemptTimeoutMs?: number;
+  /** Told when the shard answers with a replay: the result its key's first command got (ShardReply). */
+  readonly onReplayed?: () => void;
 }
 
 /** A shard reported an error it could not decide around (not retryable, or retries exhausted). */
@@ -90,7 +92,10 @@ export class ShardClient {
         lastProblem = outcome.lost;
       } else if ('result' in outcome.reply) {
         const result = outcome.reply.result;
-        if (result.type !== 'not-serving') return result;
+        if (result.type !== 'not-serving') {
+          if (outcome.reply.replayed === true) options.onReplayed?.();
+          return result;
+        }
         lastProblem = `shard ${result.state}`;
       } else if (outcome.reply.error.retryable) {
         lastProblem = `${outcome.reply.error.code}: ${outcome.reply.error.message}`;

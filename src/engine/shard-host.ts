@@ -300,7 +300,10 @@ export class ShardHost {
         sink.add(index, { result: result.type === 'unavailable' ? this.settledOnly(result) : result });
         continue;
       }
-      const respond = (reply: ShardReply) => sink.add(index, reply);
+      // A winner's replay says so (the ingress's Idempotent-Replayed), whichever reply it joins.
+      const respond = replayed
+        ? (reply: ShardReply) => sink.add(index, 'result' in reply ? { ...reply, replayed: true } : reply)
+        : (reply: ShardReply) => sink.add(index, reply);
       const scope = idempotencyScope(request.command.customer, request.command.key);
       if (changes.length === 0) {
         // The replay of a winner: while the first is being committed, it gets the first's answer;

@@ -14,6 +14,8 @@ export interface IngressState {
   customer: string | undefined;
   /** The validated JSON body, or undefined when none was sent. */
   body: unknown;
+  /** Whether a shard answered this request with a replay of its key's first result (Idempotent-Replayed). */
+  replayedByShard: boolean;
 }
 
 /** The state of one request. Its logger (a child carrying the request id) is built on first use: most requests never log. */
@@ -21,6 +23,7 @@ export class RequestState implements IngressState {
   route = 'unmatched';
   customer: string | undefined = undefined;
   body: unknown = undefined;
+  replayedByShard = false;
   private child: Logger | undefined;
 
   constructor(

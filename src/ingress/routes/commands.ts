@@ -219,6 +219,7 @@ export function commandRoutes(deps: CommandRouteDeps) {
       const result = await shards.send(eventId, shard, command, {
         deadlineMs: Math.max(1, deadline - deps.now()),
         requestId: ctx.state.requestId,
+        onReplayed: () => (ctx.state.replayedByShard = true),
       });
       outcome = result.type;
       if (result.type === 'unavailable' || result.type === 'confirmed') soldSeats.learn(eventId, result);
@@ -308,7 +309,8 @@ export function commandRoutes(deps: CommandRouteDeps) {
       // answered correctly (by the shard), so the client gets its 201 now.
       ctx.state.log.warn({ err: error }, 'Could not store idempotent response');
     }
-    send(ctx, response, false);
+    // A shard's replay (the key's first request was carried out, its answer lost) is one too.
+    send(ctx, response, ctx.state.replayedByShard);
   }
 
   /**

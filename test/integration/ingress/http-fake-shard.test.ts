@@ -107,6 +107,20 @@ t.test('hold specific seats: 201 with Location; request id and derived key reach
   t.equal(last.shard, 0);
 });
 
+t.test(
+  'a shard that answers with a replay (the key’s first request was carried out, its answer lost) is a replay to the client',
+  async (t) => {
+    shards.answer = ({ command }) => ({ result: heldResult(command.type === 'hold' ? [...command.seats] : []), replayed: true });
+    const replayed = await call(url, 'POST', holdPath, { token: alice, key: freshKey(), body: { seats: ['A-1-3'] } });
+    expect(t, replayed, 'createHold', 201);
+    t.equal(replayed.headers.get('idempotent-replayed'), 'true', 'Idempotent-Replayed, as for a replay from Redis');
+    shards.answer = ({ command }) => heldResult(command.type === 'hold' ? [...command.seats] : []);
+    const fresh = await call(url, 'POST', holdPath, { token: alice, key: freshKey(), body: { seats: ['A-1-4'] } });
+    expect(t, fresh, 'createHold', 201);
+    t.equal(fresh.headers.get('idempotent-replayed'), null, 'a decision of its own is no replay');
+  },
+);
+
 t.test('best-available asks the section’s shards best rows first, strictly orphan-free first', async (t) => {
   // A new key cannot have been carried out anywhere: the shards are walked at once. (`probes`:
   // requests to replay what a shard holds under the key, made first only for a key left unknown.)

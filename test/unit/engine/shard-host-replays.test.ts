@@ -114,9 +114,10 @@ t.test(
     // The first hold, and a retry of it in the same message: the retry joins the first's commit.
     const [held, retriedAtOnce] = await request(ann, ann);
     t.match(held, { result: { type: 'held' } });
-    t.same(retriedAtOnce, held, "the retry gets the first's answer");
+    t.notOk('replayed' in held!, 'the first answer is no replay');
+    t.same(retriedAtOnce, { ...held, replayed: true }, "the retry gets the first's answer, said to be a replay");
     // A retry after the commit: answered from memory, after a commit of its own.
-    t.same(await request(ann), [held], 'a later retry gets it too');
+    t.same(await request(ann), [{ ...held, replayed: true }], 'a later retry gets it too');
     // Another customer's hold of the seat, refused — and that refusal replayed to the same key.
     const [refused] = await request(bob);
     t.match(refused, { result: { type: 'unavailable' } });
