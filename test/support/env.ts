@@ -36,3 +36,14 @@ export function kubeconfigPath(): string {
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
 }
+
+/**
+ * An environment whose services are nowhere: port 1 on loopback, where every connection is refused
+ * at once (for the tests of what a command does when it cannot reach them).
+ */
+export const NOWHERE_ENV = {
+  DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none',
+  REDIS_URL: 'redis://127.0.0.1:1',
+  NATS_URL: 'nats://127.0.0.1:1',
+  KAFKA_BROKERS: '127.0.0.1:1',
+} as const;

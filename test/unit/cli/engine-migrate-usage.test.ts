@@ -9,15 +9,13 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { NOWHERE_ENV } from '../../support/env.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/sentinel.js', import.meta.url));
 
 /** Nothing listens there: a connection is refused at once. */
 const NOWHERE = {
-  DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none',
-  REDIS_URL: 'redis://127.0.0.1:1',
-  NATS_URL: 'nats://127.0.0.1:1',
-  KAFKA_BROKERS: '127.0.0.1:1',
+  ...NOWHERE_ENV,
   SENTINEL_HTTP_PORT: '0',
   SENTINEL_EXIT_WITH_PARENT: '0',
   LOG_LEVEL: 'silent',

@@ -12,14 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { NOWHERE_ENV } from '../../support/env.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/sentinel.js', import.meta.url));
 
 const NOWHERE = {
-  DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none',
-  REDIS_URL: 'redis://127.0.0.1:1',
-  NATS_URL: 'nats://127.0.0.1:1',
-  KAFKA_BROKERS: '127.0.0.1:1',
+  ...NOWHERE_ENV,
   SENTINEL_HTTP_PORT: '0',
   SENTINEL_EXIT_WITH_PARENT: '0',
   LOG_LEVEL: 'silent',

@@ -11,17 +11,10 @@ import { stressCommand } from '../../../src/cli/stress-command.js';
 import { verifyCommand } from '../../../src/cli/verify-command.js';
 import { loadConfig, type Config } from '../../../src/config.js';
 import { silentLogger } from '../../../src/log.js';
+import { NOWHERE_ENV } from '../../support/env.js';
 
 /** Services nowhere: port 1 on loopback, where a connection is refused at once. */
-const nowhere = loadConfig(
-  {
-    DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none',
-    REDIS_URL: 'redis://127.0.0.1:1',
-    NATS_URL: 'nats://127.0.0.1:1',
-    KAFKA_BROKERS: '127.0.0.1:1',
-  },
-  { hostname: 'h', pid: 1 },
-);
+const nowhere = loadConfig(NOWHERE_ENV, { hostname: 'h', pid: 1 });
 
 /** Runs a command with argv and captures its exit code and output; none of these reach a service. */
 async function run(

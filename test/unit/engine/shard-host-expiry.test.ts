@@ -7,34 +7,25 @@
  */
 import type { NatsConnection } from 'nats';
 import t, { type Test } from 'tap';
-import type { ShardRows, StoredEvent } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardChange } from '../../../src/domain/commands.js';
 import type { BatchWrite } from '../../../src/engine/batch-write.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { ShardHost } from '../../../src/engine/shard-host.js';
+import { NO_ROWS, storedEvent } from './stored-event.js';
 import { silentLogger } from '../../../src/log.js';
 
 const HOLDS = 1000;
 const BATCH_MAX = 64;
 const TTL_MS = 100;
 
-const event: StoredEvent = {
+const event = storedEvent({
   id: 'expiry',
   displayName: 'Expiry',
   // 25 rows of 100 seats: 1,000 holds of two seats, 40 to a row, and room to spare.
   layout: { sections: [{ id: 'A', rows: Array.from({ length: 25 }, (_, r) => ({ id: String(r + 1), seats: 100 })) }], pools: [] },
-  layoutHash: 'expiry-layout',
-  shardCount: 1,
   holdTtlMs: TTL_MS,
-  customerLimit: 8,
-  admissionRate: 100,
-  saleOpensAt: new Date(0),
-  saleClosesAt: new Date(Date.now() + 3_600_000),
-  status: 'open',
-  version: 1,
-};
-const noRows: ShardRows = { seats: [], pools: [], liveHolds: [], reservedByCustomer: [], idempotency: [], endedHolds: [] };
+});
 
 /**
  * A decider on a clock of the test's with `HOLDS` live holds of two seats each (decided, never
@@ -48,7 +39,7 @@ function shardWithHolds() {
   const decider = createShardDecider({
     event,
     shard: 0,
-    rows: noRows,
+    rows: NO_ROWS,
     now: () => clock.now,
     idempotencyTtlMs: 60_000,
     persistExpired: (changes) => hostRef.current?.persist(changes),

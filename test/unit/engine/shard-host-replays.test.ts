@@ -7,29 +7,19 @@
 import type { Msg, NatsConnection } from 'nats';
 import type { Counter } from 'prom-client';
 import t from 'tap';
-import type { ShardRows, StoredEvent } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardCommand } from '../../../src/domain/commands.js';
 import { silentLogger } from '../../../src/log.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { decodeReplies, encode, shardSubject, type ShardReply } from '../../../src/engine/protocol.js';
 import { createShardDecider } from '../../../src/engine/shard-decider.js';
 import { ShardHost } from '../../../src/engine/shard-host.js';
+import { NO_ROWS, storedEvent } from './stored-event.js';
 
-const event: StoredEvent = {
+const event = storedEvent({
   id: 'replays',
   displayName: 'Replays',
   layout: { sections: [{ id: 'A', rows: [{ id: '1', seats: 4 }] }], pools: [] },
-  layoutHash: 'replays-layout',
-  shardCount: 1,
-  holdTtlMs: 60_000,
-  customerLimit: 8,
-  admissionRate: 100,
-  saleOpensAt: new Date(0),
-  saleClosesAt: new Date(Date.now() + 3_600_000),
-  status: 'open',
-  version: 1,
-};
-const noRows: ShardRows = { seats: [], pools: [], liveHolds: [], reservedByCustomer: [], idempotency: [], endedHolds: [] };
+});
 
 /**
  * A host of the event's one shard with the real decider, on a NATS connection of the test's (its
@@ -56,7 +46,7 @@ function host() {
   const decider = createShardDecider({
     event,
     shard: 0,
-    rows: noRows,
+    rows: NO_ROWS,
     now: Date.now,
     idempotencyTtlMs: 60_000,
     persistExpired: () => undefined,
