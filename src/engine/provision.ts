@@ -123,7 +123,14 @@ export async function provisionEvent(pool: pg.Pool, spec: EventSpec): Promise<Pr
       admission_rate: number;
       sale_opens_at: Date;
       sale_closes_at: Date;
-    }>('SELECT * FROM events WHERE id = $1 FOR UPDATE', [spec.eventId]);
+    }>(
+      // FOR NO KEY UPDATE, not FOR UPDATE: every commit of a sale that inserts a row referencing the
+      // event (a hold, a reservation, a key) takes FOR KEY SHARE on it for the foreign key, which
+      // FOR UPDATE would conflict with — a reconcile during a sale would stall every shard's commits
+      // for as long as its transaction lasts. Provisions are serialised by the advisory lock above.
+      'SELECT * FROM events WHERE id = $1 FOR NO KEY UPDATE',
+      [spec.eventId],
+    );
     const existing = rows[0];
     if (existing) {
       if (existing.status === 'archived') return { status: 'refused', reason: 'archived', message: `event ${spec.eventId} is archived` };

@@ -351,7 +351,11 @@ export class InventoryStore {
     return inTransaction(this.pool, `claim shard ${eventId}/${shard}`, async (client) => {
       const leftMs = Math.floor(lease.expiresAt - Date.now() - CLAIM_MARGIN_MS);
       if (leftMs <= 0 || !lease.holdOrLose()) throw ranOut();
+      // Neither the bump nor the transaction outlives the lease: a claimer paused after the bump
+      // would otherwise keep the shard row locked — every commit of the shard waiting on it — until
+      // its session is ended (IDLE_IN_TRANSACTION_TIMEOUT_MS); the server rolls the bump back instead.
       await client.query(`SET LOCAL statement_timeout = ${leftMs}`);
+      await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${leftMs}`);
       const epoch = await bump(client);
       if (lease.expiresAt - Date.now() < CLAIM_MARGIN_MS / 2 || !lease.holdOrLose()) throw ranOut(); // rolled back
       return epoch;

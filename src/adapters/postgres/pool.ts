@@ -10,6 +10,15 @@ export type { Pool, PoolClient } from 'pg';
  */
 export const QUERY_TIMEOUT_MS = 15_000;
 
+/**
+ * Longest a session of a pool made here may sit idle inside a transaction before the server ends it
+ * (ms). A client stopped mid-transaction — a paused process, a link that went quiet — would
+ * otherwise keep its row locks until TCP keepalive notices, two hours by default: a claim's shard
+ * row, and with it every commit of that shard. A transaction that waits on something else on
+ * purpose (the outbox relay's Kafka send) sets its own limit.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000;
+
 /** Creates a connection pool. Idle-client errors (a restarted server) are logged, never thrown. */
 export function createPgPool(options: {
   url: string;
@@ -20,6 +29,8 @@ export function createPgPool(options: {
   pipeline?: boolean;
   /** How long an idle connection stays open (ms; 0: for good). Default 30 s. */
   idleTimeoutMs?: number;
+  /** IDLE_IN_TRANSACTION_TIMEOUT_MS unless told (tests). */
+  idleInTransactionTimeoutMs?: number;
 }): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -29,6 +40,7 @@ export function createPgPool(options: {
     // it: bound every query on the client side, and statements on the server side.
     query_timeout: QUERY_TIMEOUT_MS,
     statement_timeout: 10_000,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS,
     idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
     application_name: options.applicationName ?? 'sentinel',
     ...(options.pipeline ? { pipeline: true } : {}),
