@@ -6,7 +6,7 @@
  * instead of one per command is what lets one engine and one ingress move tens of thousands of
  * decisions per second on two cores (ADR 0006).
  */
-import type { CustomerId, SeatId, ShardCommand, ShardResult } from '../domain/commands.js';
+import type { CustomerId, SeatId, ShardCommand, ShardResult, ShardResultType } from '../domain/commands.js';
 
 /** The NATS subject a shard listens on: `sentinel.<event>.<shard>`. */
 export function shardSubject(eventId: string, shard: number): string {
@@ -79,11 +79,118 @@ export function decodeRequests(data: Uint8Array): ShardRequestBatch {
   return value as ShardRequestBatch;
 }
 
-/** Decodes a reply message; throws on anything that is not a batch of replies. */
-export function decodeReplies(data: Uint8Array): ShardReplyBatch {
-  const value = JSON.parse(decoder.decode(data)) as Partial<ShardReplyBatch> | null;
+/**
+ * Decodes a reply message; throws on anything that is not a batch of replies. Of its entries, only
+ * `[index, reply]` pairs with a non-negative integer index and a reply of the protocol's shape are
+ * kept (`isShardReply`); `dropped` counts the others. A client reads replies in its NATS reader's
+ * callback, and indexes its waiters with them: an entry such as `null`, `1` or `["__proto__", {}]`
+ * made it throw there (and assign to `Array.prototype` first). The waiter of a dropped entry times
+ * out and retries, as for a lost reply.
+ */
+export function decodeReplies(data: Uint8Array): ShardReplyBatch & { readonly dropped: number } {
+  const value = JSON.parse(decoder.decode(data)) as { replies?: unknown } | null;
   if (value === null || typeof value !== 'object' || !Array.isArray(value.replies)) throw new Error('not a shard reply batch');
-  return value as ShardReplyBatch;
+  const replies: [number, ShardReply][] = [];
+  for (const entry of value.replies as unknown[]) {
+    if (!Array.isArray(entry) || entry.length !== 2) continue;
+    const [index, reply] = entry as [unknown, unknown];
+    if (typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 && isShardReply(reply)) replies.push([index, reply]);
+  }
+  return { replies, dropped: value.replies.length - replies.length };
+}
+
+type Check = (value: unknown) => boolean;
+/** An object's fields and their checks (precomputed: replies are checked on the hot path). */
+type Shape = readonly (readonly [string, Check])[];
+
+const shape = (fields: Record<string, Check>): Shape => Object.entries(fields);
+const isString: Check = (value) => typeof value === 'string';
+const isNumber: Check = (value) => typeof value === 'number' && Number.isFinite(value);
+const isBoolean: Check = (value) => typeof value === 'boolean';
+const isTrue: Check = (value) => value === true;
+const isStrings: Check = (value) => Array.isArray(value) && value.every(isString);
+const optional =
+  (check: Check): Check =>
+  (value) =>
+    value === undefined || check(value);
+
+/** Whether `value` is a plain object whose own fields pass their checks (fields not named are ignored). */
+function hasShape(value: unknown, fields: Shape): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const record = value as Record<string, unknown>;
+  for (const [name, check] of fields) if (!check(Object.hasOwn(record, name) ? record[name] : undefined)) return false;
+  return true;
+}
+
+const is =
+  (fields: Shape): Check =>
+  (value) =>
+    hasShape(value, fields);
+
+const HOLD_VIEW = shape({
+  holdId: isString,
+  customer: isString,
+  seats: isStrings,
+  pool: optional(isString),
+  quantity: isNumber,
+  createdAt: isNumber,
+  expiresAt: isNumber,
+});
+const RESERVATION_VIEW = shape({
+  reservationId: isString,
+  holdId: isString,
+  customer: isString,
+  seats: isStrings,
+  pool: optional(isString),
+  quantity: isNumber,
+  confirmedAt: isNumber,
+});
+
+/** Each result type of `ShardResult`: the `ok` it comes with, and its other fields. */
+const RESULTS: { readonly [T in ShardResultType]: { readonly ok: boolean; readonly fields: Shape } } = {
+  held: { ok: true, fields: shape({ hold: is(HOLD_VIEW) }) },
+  confirmed: { ok: true, fields: shape({ reservation: is(RESERVATION_VIEW) }) },
+  released: { ok: true, fields: shape({ holdId: isString }) },
+  unavailable: {
+    ok: false,
+    fields: shape({
+      seats: isStrings,
+      sold: optional(isStrings),
+      soldTo: optional(isStrings),
+      pending: optional(isStrings),
+      message: isString,
+    }),
+  },
+  'limit-exceeded': { ok: false, fields: shape({ limit: isNumber, current: isNumber, requested: isNumber, message: isString }) },
+  'hold-not-found': { ok: false, fields: shape({ holdId: isString, message: isString }) },
+  'hold-expired': { ok: false, fields: shape({ holdId: isString, message: isString }) },
+  'hold-confirmed': { ok: false, fields: shape({ holdId: isString, reservationId: isString, message: isString }) },
+  invalid: { ok: false, fields: shape({ field: isString, message: isString }) },
+  'idempotency-mismatch': { ok: false, fields: shape({ message: isString }) },
+  'not-serving': { ok: false, fields: shape({ state: isString, retryable: isTrue, message: isString }) },
+};
+
+const RESULT_BASE = shape({ type: isString, ok: isBoolean });
+
+function isShardResult(value: unknown): boolean {
+  if (!hasShape(value, RESULT_BASE) || !Object.hasOwn(RESULTS, value.type as string)) return false;
+  const { ok, fields } = RESULTS[value.type as ShardResultType];
+  return value.ok === ok && hasShape(value, fields);
+}
+
+const RESULT_REPLY = shape({ result: isShardResult, replayed: optional(isTrue) });
+const ERROR_REPLY = shape({ error: is(shape({ code: isString, message: isString, retryable: isBoolean })) });
+
+/**
+ * Whether `value` is a `ShardReply`: a result of a known type with that type's fields, or an
+ * error — one of the two. A result type this client does not know (from an owner of a later
+ * version) is not one: its caller is answered at its deadline, as when no owner answers.
+ */
+export function isShardReply(value: unknown): value is ShardReply {
+  if (typeof value !== 'object' || value === null) return false;
+  const hasResult = Object.hasOwn(value, 'result');
+  if (hasResult === Object.hasOwn(value, 'error')) return false;
+  return hasShape(value, hasResult ? RESULT_REPLY : ERROR_REPLY);
 }
 
 /** Decodes an announcement of sales; undefined for anything else (nothing is learned from it). */

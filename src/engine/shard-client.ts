@@ -1,6 +1,8 @@
 import { createInbox, ErrorCode, type Msg, type NatsConnection, type NatsError, type Subscription } from 'nats';
+import { guardedCallback } from '../adapters/nats/guarded-callback.js';
 import type { ShardCommand, ShardResult } from '../domain/commands.js';
 import { DeadlineError, SentinelError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
 import { decodeReplies, encode, MAX_BATCH, sendWithin, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
 
 /** Options of one shard request. */
@@ -70,7 +72,11 @@ export class ShardClient {
   private readonly sent = new Map<number, SentBatch>();
   private nextBatch = 0;
 
-  constructor(private readonly nc: NatsConnection) {}
+  /** `log`: where replies it cannot use are reported (malformed ones, or a handler that threw). */
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly log: Logger = silentLogger,
+  ) {}
 
   async send(eventId: string, shard: number, command: ShardCommand, options: ShardRequestOptions): Promise<ShardResult> {
     const subject = shardSubject(eventId, shard);
@@ -127,7 +133,9 @@ export class ShardClient {
   private flush(): void {
     this.flushScheduled = false;
     try {
-      this.subscription ??= this.nc.subscribe(`${this.inbox}.*`, { callback: (error, msg) => error === null && this.receive(msg) });
+      this.subscription ??= this.nc.subscribe(`${this.inbox}.*`, {
+        callback: guardedCallback(this.log, 'Shard replies', (error, msg) => error === null && this.receive(msg)),
+      });
     } catch (error) {
       // A closed connection: every queued attempt fails now rather than at its timeout.
       const lost = lostReason(error);
@@ -190,12 +198,16 @@ export class ShardClient {
       this.settleAll(id, { lost: 'no responders (shard has no owner yet)' });
       return;
     }
-    let replies;
+    let replies, dropped;
     try {
-      ({ replies } = decodeReplies(msg.data));
+      ({ replies, dropped } = decodeReplies(msg.data));
     } catch {
-      return; // not ours to understand: the waiters time out and retry
+      // Not ours to understand: the waiters time out and retry.
+      this.log.warn({ subject: msg.subject }, 'Shard reply is not a reply batch; dropped');
+      return;
     }
+    // Entries not of the protocol's shape are dropped: their waiters time out and retry.
+    if (dropped > 0) this.log.warn({ subject: msg.subject, dropped }, 'Shard replies not of the protocol; dropped');
     for (const [index, reply] of replies) {
       const waiter = batch.waiters[index];
       // The first answer wins: a stale owner that answers late is ignored (ADR 0006).

@@ -1,4 +1,5 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
+import { guardedCallback } from '../adapters/nats/guarded-callback.js';
 import { idempotencyScope } from '../domain/idempotency.js';
 import {
   seatsUnavailable,
@@ -15,7 +16,16 @@ import type { Logger } from '../log.js';
 import { emptyBatchWrite, foldChanges, overLimit, withoutHeldPlaces } from './batch-write.js';
 import { GroupCommitter } from './group-commit.js';
 import type { EngineMetrics } from './metrics.js';
-import { decodeRequests, encode, ReplySink, salesSubject, shardSubject, type ShardReply, type ShardRequest } from './protocol.js';
+import {
+  decodeRequests,
+  encode,
+  ReplySink,
+  salesSubject,
+  sendWithin,
+  shardSubject,
+  type ShardReply,
+  type ShardRequest,
+} from './protocol.js';
 import type { CommitStore } from './shard-commits.js';
 
 /**
@@ -190,10 +200,10 @@ export class ShardHost {
     // owner's — instead of half the requests going to a process that cannot answer. The stale
     // owner can never answer a winner: its commit is fenced.
     this.subscription = this.o.nc.subscribe(shardSubject(this.o.eventId, this.o.shard), {
-      callback: (error, msg) => {
+      callback: guardedCallback(this.o.log, `Shard ${this.key}`, (error, msg) => {
         if (error) this.o.log.warn({ err: error.message }, 'Shard subscription error');
         else this.handle(msg);
-      },
+      }),
     });
   }
 
@@ -488,22 +498,27 @@ export class ShardHost {
   /**
    * Tells every ingress which seats this commit sold, and to whom: each refuses their later buyers
    * itself, not only the replica the sale went through (SoldSeats; ADR 0008, decision 16). Best
-   * effort: an ingress that misses it asks the shard, as before.
+   * effort: an ingress that misses it asks the shard, as before. In as many messages as the
+   * server's largest takes (`sendWithin`): a commit that sold more seats than fit in one was
+   * refused whole by the client (MaxPayloadExceeded) and announced nothing — the biggest commits,
+   * whose losers matter most. Each message names whole seats with their buyers, and stands alone.
    */
   private announce(sold: readonly ReservationView[]): void {
-    const seats: string[] = [];
-    const buyers: string[] = [];
-    for (const reservation of sold) {
-      for (const seat of reservation.seats) {
-        seats.push(seat);
-        buyers.push(reservation.customer);
-      }
-    }
-    try {
-      this.o.nc.publish(salesSubject(this.o.eventId), encode({ seats, buyers }));
-    } catch (error) {
-      this.o.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Could not announce sales');
-    }
+    const sales: (readonly [SeatId, CustomerId])[] = [];
+    for (const reservation of sold) for (const seat of reservation.seats) sales.push([seat, reservation.customer]);
+    const subject = salesSubject(this.o.eventId);
+    sendWithin(
+      sales,
+      (part) => encode({ seats: part.map(([seat]) => seat), buyers: part.map(([, buyer]) => buyer) }),
+      this.o.nc.info?.max_payload,
+      (data, from, to) => {
+        try {
+          this.o.nc.publish(subject, data);
+        } catch (error) {
+          this.o.log.warn({ err: error instanceof Error ? error.message : String(error), seats: to - from }, 'Could not announce sales');
+        }
+      },
+    );
   }
 
   private stopServing(reason: StopReason): void {

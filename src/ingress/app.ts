@@ -98,7 +98,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
   const catalog = new EventCatalog(deps.events ?? new InventoryStore(deps.pg), now);
   const bodyLimit = deps.settings.bodyLimitBytes ?? BODY_LIMIT_BYTES;
   const soldSeats = new SoldSeats(now);
-  listenForSales(deps.nc, soldSeats, (seats) => metrics.salesHeard.inc(seats));
+  listenForSales(deps.nc, soldSeats, (seats) => metrics.salesHeard.inc(seats), deps.log);
 
   const handlers: Record<string, Handler> = {
     ...commandRoutes({
@@ -106,7 +106,7 @@ export function createIngressApp(deps: IngressDependencies): IngressApp {
       gate: new CommandGate(deps.redis, deps.settings.idempotencyTtlS),
       locator: new HoldLocator(reads),
       reads,
-      shards: deps.shards ?? new ShardClient(deps.nc),
+      shards: deps.shards ?? new ShardClient(deps.nc, deps.log),
       metrics,
       soldSeats,
       flights: new SeatFlights(deps.settings.seatFlightWaitMs),

@@ -22,9 +22,11 @@
  * the database under the same id is seen afresh within a minute.
  */
 import type { NatsConnection, Subscription } from 'nats';
+import { guardedCallback } from '../adapters/nats/guarded-callback.js';
 import { seatsUnavailable, type CustomerId, type SeatId, type ShardResult } from '../domain/commands.js';
 import { ALL_SALES, decodeSales, salesSubject } from '../engine/protocol.js';
 import { evictOldest } from '../evict.js';
+import { silentLogger, type Logger } from '../log.js';
 
 /** How long a seat is remembered as sold after the shard last said so (ms). */
 export const SOLD_SEAT_TTL_MS = 60_000;
@@ -160,17 +162,25 @@ export class SoldSeats {
 
 /**
  * Feeds `sold` with every shard's announcements of the seats its commits sold (ADR 0008, decision
- * 16); `heard` counts the seats. The subscription ends when the connection is drained or closed.
+ * 16); `heard` counts the seats. A large commit comes in several messages, each whole seats with
+ * their buyers: each is learned on its own (and `whenSold` waits until every seat it asks about
+ * was heard, from whichever message). `log` reports a message whose handling threw (dropped, see
+ * guardedCallback). The subscription ends when the connection is drained or closed.
  */
-export function listenForSales(nc: NatsConnection, sold: SoldSeats, heard: (seats: number) => void): Subscription {
+export function listenForSales(
+  nc: NatsConnection,
+  sold: SoldSeats,
+  heard: (seats: number) => void,
+  log: Logger = silentLogger,
+): Subscription {
   const prefix = salesSubject('');
   return nc.subscribe(ALL_SALES, {
-    callback: (error, msg) => {
+    callback: guardedCallback(log, 'Sales announcements', (error, msg) => {
       if (error !== null) return;
       const sales = decodeSales(msg.data);
       if (sales === undefined || sales.seats.length === 0) return;
       sold.remember(msg.subject.slice(prefix.length), sales.seats, sales.buyers);
       heard(sales.seats.length);
-    },
+    }),
   });
 }

@@ -96,6 +96,53 @@ t.test('retryable answers and lost replies are retried with the same command, un
   shard.stop();
 });
 
+t.test('a malformed reply costs only its own attempt: the client goes on reading replies at once', async (t) => {
+  // nats.js runs the client's reply callback in its socket reader loop: a reply batch whose
+  // entries are not [index, reply] pairs made it throw there, the loop ended, and the connection
+  // read nothing more — every request timed out — until the ping check reconnected, 10-15 s later.
+  const malformed = [
+    '{"replies":[1]}',
+    '{"replies":[null]}',
+    '{"replies":[["__proto__",{}]]}',
+    '{"replies":[[0,{"result":{"ok":true,"type":"released"}}]]}',
+  ];
+  const eventId = uniqueName('malformed');
+  const attempts = new Map<string, number>();
+  const shard = owner(nc, eventId, (msg, requests) => {
+    const key = requests[0]!.command.key;
+    const attempt = (attempts.get(key) ?? 0) + 1;
+    attempts.set(key, attempt);
+    // Each command's first attempt gets a malformed reply, its retry the answer.
+    if (attempt === 1) msg.respond(new TextEncoder().encode(malformed[Number(key.slice(1)) % malformed.length]));
+    else msg.respond(encode({ replies: requests.map((r, i) => [i, { result: released(r) }] as [number, ShardReply]) }));
+  });
+  await nc.flush();
+  const client = new ShardClient(nc);
+  for (let i = 0; i < malformed.length; i++) {
+    const started = Date.now();
+    const result = await client.send(eventId, 0, hold(i), { deadlineMs: 2000, attemptTimeoutMs: 200 });
+    t.equal(result.type, 'released', `${malformed[i]}: the retry is answered`);
+    t.equal(attempts.get(`k${i}`), 2, 'after one retry');
+    t.ok(Date.now() - started < 1000, `answered within its first attempt's timeout and a retry (${Date.now() - started} ms)`);
+  }
+  t.equal((Array.prototype as unknown as Record<string, unknown>).done, undefined, 'nothing was assigned to Array.prototype');
+  shard.stop();
+
+  // A reply malformed only in part: its good entries are answers, at once.
+  const partlyId = uniqueName('partly');
+  const partly = owner(nc, partlyId, (msg, requests) =>
+    msg.respond(
+      encode({ replies: [null, ['__proto__', {}], [0, { result: released(requests[0]!) }]] as unknown as [number, ShardReply][] }),
+    ),
+  );
+  await nc.flush();
+  const started = Date.now();
+  t.equal((await client.send(partlyId, 0, hold(9), { deadlineMs: 2000, attemptTimeoutMs: 500 })).type, 'released');
+  t.ok(Date.now() - started < 400, 'the good entry was an answer at its first attempt');
+  t.equal(partly.messages.length, 1, 'no retry');
+  partly.stop();
+});
+
 t.test('no owner: "no responders", retried until the deadline', async (t) => {
   const client = new ShardClient(nc);
   const started = Date.now();
