@@ -319,8 +319,9 @@ export class Engine {
     const troubleSince = now - troubleMs;
     const relaxAfterMs = Math.max(CUT_OFF_RELAX_MS, 3 * this.natsLink.cutAfterMs);
     const joinedBefore = troubleMs >= relaxAfterMs ? now - this.natsLink.cutAfterMs : troubleSince;
-    // Renewed since this engine counted as cut, and lately: not one that has stopped renewing since.
-    const renewedAfter = Math.max(troubleSince + this.natsLink.cutAfterMs, now - this.natsLink.cutAfterMs / 2);
+    // Renewed since this engine counted as cut (a TTL after its trouble began, or later when its
+    // flapping cut it), and lately: not one that has stopped renewing since.
+    const renewedAfter = Math.max(now - this.natsLink.cutForMs(), now - this.natsLink.cutAfterMs / 2);
     const serving = await this.membership.servingSince(joinedBefore, renewedAfter);
     if (serving.length === 0) return;
     this.log.warn({ shards: shards.length, engines: serving }, 'Cut off from NATS: handing shards to engines that can serve them');

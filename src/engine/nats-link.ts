@@ -11,12 +11,15 @@
  * `cut` after a whole lease TTL (it leaves, and hands its shards to an engine that can serve them
  * — see Engine.roundWhileCutOff). After a silence of TTL/4 or more, an answer makes the link `ok`
  * only once it has stayed answered for another TTL/4: a link that flaps does not move shards out
- * and back with every answer. And a link in trouble for a whole TTL counts as cut though no
- * silence lasted that long: one that keeps flapping — silences of TTL/4 and more, and between
- * them answers, or `ok` for less than TTL/4 — would otherwise keep its shards, served by fits and
- * starts, for as long as it flaps (the engine renews its membership only now and then, and hands
- * nothing off while the link is suspect). Its trouble ends once the link has been `ok` for TTL/4;
- * until then a link in trouble for a TTL stays cut, however it answers meanwhile.
+ * and back with every answer. The link is in trouble from the start of such a silence until it has
+ * been `ok` again for TTL/4. A link that keeps flapping — silences of TTL/4 and more, and between
+ * them answers, or `ok` for less than TTL/4 — counts as cut once its trouble has lasted a whole TTL
+ * and held a second such silence, though no silence lasted a TTL: it would otherwise keep its
+ * shards, served by fits and starts, for as long as it flaps (the engine renews its membership only
+ * now and then, and hands nothing off while the link is suspect). A single silence shorter than a
+ * TTL never makes the link cut — the engine hands nothing off — though its trouble (the silence,
+ * the wait before the answer is trusted, the TTL/4 of `ok` that ends it) can last longer than a
+ * TTL. A link cut stays cut until its trouble ends, however it answers meanwhile.
  *
  * Silence is counted on a monotonic clock from a PING sent, not from the last PONG. A probe timer
  * that fired far too late (the process was paused, or its event loop blocked) starts the count
@@ -39,6 +42,12 @@ export class NatsLink {
   private trustedFrom = -Infinity;
   /** When the link's trouble began: it stopped being ok, and has not been ok for TTL/4 since. None without trouble. */
   private untrustedSince: number | undefined;
+  /** When the last silence of TTL/4 or more of this trouble began. */
+  private troubleSilenceFrom: number | undefined;
+  /** When this trouble came to hold a second such silence (that one reached TTL/4): it flaps. */
+  private flappingSince: number | undefined;
+  /** When this trouble made the link cut (a silence of a TTL, or flapping for a TTL): it stays cut until the trouble ends. */
+  private cutSince: number | undefined;
   /** Since when the link has been ok, as far as seen (at a probe, an answer, a look); none while it is not. */
   private okSince: number | undefined;
   /** After a late probe: only the answer to a PING sent at or after this time makes the link trusted again. */
@@ -98,7 +107,7 @@ export class NatsLink {
     if (gap > 3 * this.probeEveryMs) {
       if (this.lastProbed !== 'cut') {
         this.unansweredSince = sentAt;
-        this.untrustedSince = sentAt;
+        this.beginTrouble(sentAt);
         this.breaks++;
       }
       this.okSince = undefined;
@@ -125,7 +134,9 @@ export class NatsLink {
   /** An answer to the oldest PING not answered yet (sent at `silentSince`), or to a later one, came back. */
   private answered(silentSince: number, answeredAt: number): void {
     if (answeredAt - silentSince >= this.suspectAfterMs) {
-      this.untrustedSince ??= silentSince;
+      if (this.untrustedSince === undefined) this.beginTrouble(silentSince);
+      this.noteSilence(silentSince);
+      if (answeredAt - silentSince >= this.cutAfterMs) this.cutSince ??= silentSince + this.cutAfterMs;
       // Still waiting for an answer to a PING sent after a gap: that one sets the time.
       if (this.trustAnswerFrom === undefined) this.trustedFrom = answeredAt + this.suspectAfterMs;
       this.breaks++;
@@ -140,8 +151,8 @@ export class NatsLink {
 
   /**
    * How long the link has been in trouble (ms; 0 without): since it stopped being ok, until it has
-   * been ok again for TTL/4 — at least its silence, longer when it flaps. A cut link's trouble
-   * began then.
+   * been ok again for TTL/4 — at least its silence, longer when it flaps or has just answered. A cut
+   * link's trouble began then.
    */
   untrustedForMs(): number {
     const now = this.now();
@@ -149,24 +160,64 @@ export class NatsLink {
     return this.untrustedSince === undefined ? 0 : now - this.untrustedSince;
   }
 
+  /** How long the link has counted as cut (ms; 0 while it does not). */
+  cutForMs(): number {
+    const now = this.now();
+    this.judge(now);
+    return this.cutSince === undefined ? 0 : now - this.cutSince;
+  }
+
   state(): NatsLinkState {
     return this.judge(this.now());
   }
 
   /**
-   * The link's state at `now`, noting when its trouble began, or that it ended. Trouble a whole TTL
-   * long is `cut` until it ends, whatever the link does meanwhile: one that answers for a moment
-   * between its silences must not rejoin, take shards back and drop them again.
+   * The link's state at `now`, noting when its trouble began, or that it ended. A link is cut by a
+   * silence of a whole TTL, or by trouble a whole TTL long that holds two silences of TTL/4 or more
+   * (it flaps); once cut it stays cut until its trouble ends, whatever the link does meanwhile: one
+   * that answers for a moment between its silences must not rejoin, take shards back and drop them
+   * again. A single silence shorter than a TTL never cuts the link, though with the wait for an
+   * answer to be trusted and the TTL/4 of ok that ends it, its trouble may last longer than a TTL.
    */
   private judge(now: number): NatsLinkState {
     const silent = this.unansweredSince === undefined ? 0 : now - this.unansweredSince;
-    if (silent < this.suspectAfterMs && now >= this.trustedFrom) {
+    const ok = silent < this.suspectAfterMs && now >= this.trustedFrom;
+    if (ok) {
       this.okSince ??= now;
-      if (now - this.okSince >= this.suspectAfterMs) this.untrustedSince = undefined;
-      return this.untrustedSince !== undefined && now - this.untrustedSince >= this.cutAfterMs ? 'cut' : 'ok';
+      if (now - this.okSince >= this.suspectAfterMs) this.endTrouble();
+    } else {
+      this.okSince = undefined;
+      if (this.untrustedSince === undefined) this.beginTrouble(Math.min(now, this.unansweredSince ?? now));
+      if (silent >= this.suspectAfterMs) this.noteSilence(this.unansweredSince!);
     }
-    this.okSince = undefined;
-    this.untrustedSince ??= Math.min(now, this.unansweredSince ?? now);
-    return silent >= this.cutAfterMs || now - this.untrustedSince >= this.cutAfterMs ? 'cut' : 'suspect';
+    if (this.untrustedSince !== undefined && this.cutSince === undefined) {
+      const cutAt: number[] = [];
+      if (silent >= this.cutAfterMs) cutAt.push(this.unansweredSince! + this.cutAfterMs);
+      if (this.flappingSince !== undefined && now - this.untrustedSince >= this.cutAfterMs)
+        cutAt.push(Math.max(this.untrustedSince + this.cutAfterMs, this.flappingSince));
+      if (cutAt.length > 0) this.cutSince = Math.min(...cutAt);
+    }
+    return this.cutSince !== undefined ? 'cut' : ok ? 'ok' : 'suspect';
+  }
+
+  private beginTrouble(at: number): void {
+    this.untrustedSince = at;
+    this.troubleSilenceFrom = undefined;
+    this.flappingSince = undefined;
+    this.cutSince = undefined;
+  }
+
+  private endTrouble(): void {
+    this.untrustedSince = undefined;
+    this.troubleSilenceFrom = undefined;
+    this.flappingSince = undefined;
+    this.cutSince = undefined;
+  }
+
+  /** A silence of this trouble (begun at `from`) has lasted TTL/4: if an earlier one did too, the link flaps. */
+  private noteSilence(from: number): void {
+    if (this.troubleSilenceFrom === from) return;
+    if (this.troubleSilenceFrom !== undefined) this.flappingSince ??= from + this.suspectAfterMs;
+    this.troubleSilenceFrom = from;
   }
 }

@@ -2,8 +2,10 @@
  * An engine that NATS no longer reaches serves no one: it must give its shards to an engine that
  * can serve them — but when NATS is gone for every engine, nobody should hand anything round.
  * Each engine here reaches NATS through a TCP relay the test can silence (packets dropped, the
- * connection left open: the NATS client notices nothing for a while).
+ * connection left open: the NATS client notices nothing for a while) — or stall (bytes held back,
+ * none lost, then delivered: one silence, and the link is whole again).
  */
+import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { connectRedis, createRedis } from '../../../src/adapters/redis/client.js';
@@ -25,6 +27,41 @@ import { tcpRelay, type TcpRelay } from '../../support/tcp-relay.js';
 
 const SHARDS = 4;
 const LEASE_TTL_MS = 2000; // startEngine's
+
+/** A TCP relay on loopback whose forwarding can be stalled: bytes wait (nothing is dropped, nothing closed) until it resumes. */
+async function stallableRelay(host: string, port: number) {
+  const sockets = new Set<Socket>();
+  let stalled = false;
+  const server = createServer((client) => {
+    const upstream = connect(port, host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+      if (stalled) socket.pause();
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    stall: () => {
+      stalled = true;
+      for (const socket of sockets) socket.pause();
+    },
+    resume: () => {
+      stalled = false;
+      for (const socket of sockets) socket.resume();
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 async function setup(t: Test) {
   const pool = await testDatabase();
@@ -197,4 +234,57 @@ t.test('when NATS comes back for one engine only, the other hands it its shards 
   const stopping = Date.now();
   t.equal(await stays.stop(), 0, 'the engine cut off for long stops cleanly');
   t.ok(Date.now() - stopping < 15_000, `and promptly (${Date.now() - stopping} ms)`);
+});
+
+t.test("one stall of an engine's NATS link shorter than a lease TTL moves no shard", async (t) => {
+  // A single silence of 0.75 TTL: suspect during it and for TTL/4 after the answer, so in trouble for
+  // longer than a TTL in all — but it did not flap, and must not be taken for cut (the engine used
+  // to hand its shards off once its link answered again, and claim them back a moment later).
+  const pool = await testDatabase();
+  t.teardown(() => pool.end());
+  const spec = await provisionTestEvent(pool, { shardCount: SHARDS, layout: testLayout({ rows: 4, seats: 20 }) });
+  const nats = new URL(testConfig().natsUrl.split(',')[0]!);
+  const relay = await stallableRelay(nats.hostname, Number(nats.port));
+  t.teardown(() => relay.close());
+  const stalled = await startEngine(spec.eventId, { NATS_URL: `nats://127.0.0.1:${relay.port}` });
+  t.teardown(() => stalled.stop());
+  const other = await startEngine(spec.eventId);
+  t.teardown(() => other.stop());
+  const owned = (engine: EngineProcess) => engine.metric('sentinel_engine_owned_shards');
+  await waitFor('two shards each', async () => (await owned(stalled)) === 2 && (await owned(other)) === 2);
+  const count = (engine: EngineProcess, text: string) => engine.logs.filter((line) => line.includes(text)).length;
+  const before = [stalled, other].map((engine) => [count(engine, 'Claimed shard'), count(engine, 'Handed off shard')]);
+
+  relay.stall();
+  const stallMs = 0.75 * LEASE_TTL_MS;
+  const seen = new Set<string>();
+  const until = Date.now() + stallMs;
+  while (Date.now() < until) {
+    seen.add(`${await owned(stalled)}/${await owned(other)}`);
+    await sleep(100);
+  }
+  relay.resume();
+  // Long enough for the hand-off and the claims back the first rule made (a TTL into the stall, and
+  // once the link was ok again), and for the link to be trusted again.
+  const after = Date.now() + 2 * LEASE_TTL_MS;
+  while (Date.now() < after) {
+    seen.add(`${await owned(stalled)}/${await owned(other)}`);
+    await sleep(100);
+  }
+
+  t.ok(
+    stalled.logs.some((line) => line.includes('NATS does not answer')),
+    'the stall was long enough for the engine to suspect its link',
+  );
+  t.notOk(
+    stalled.logs.some((line) => line.includes('Cut off from NATS')),
+    'but it never counted it as cut',
+  );
+  t.equal(await stalled.metric('sentinel_engine_nats_link'), 1, 'its link is ok again');
+  t.same([...seen], ['2/2'], 'each engine owned its two shards throughout');
+  t.same(
+    [stalled, other].map((engine) => [count(engine, 'Claimed shard'), count(engine, 'Handed off shard')]),
+    before,
+    'no shard was handed off or claimed',
+  );
 });

@@ -231,6 +231,98 @@ t.test(
   },
 );
 
+/**
+ * From 0 to `until` ms in steps of `step` ms: probes every 200 ms, and every PING is answered at once
+ * but during the silences (`[from, to)`, ms), whose PINGs are all answered at their end. The state
+ * at each step, as `at:state`.
+ */
+async function silences(
+  { link, pending, advance, settle }: ReturnType<typeof harness>,
+  windows: readonly (readonly [number, number])[],
+  until: number,
+  step = 100,
+): Promise<string[]> {
+  const silent = (at: number) => windows.some(([from, to]) => at >= from && at < to);
+  const states: string[] = [];
+  for (let at = 0; at <= until; at += step) {
+    if (at > 0) advance(step);
+    if (!silent(at)) for (const ping of pending.splice(0)) ping.resolve();
+    await settle();
+    if (at % 200 === 0) link.probe();
+    if (!silent(at)) for (const ping of pending.splice(0)) ping.resolve();
+    await settle();
+    states.push(`${at}:${link.state()}`);
+  }
+  return states;
+}
+
+/** The state changes in `states` (from `silences`), in order. */
+const changes = (states: readonly string[]) => states.filter((state, i) => i === 0 || state.split(':')[1] !== states[i - 1]!.split(':')[1]);
+
+for (const fraction of [0.5, 0.6, 0.75, 0.9]) {
+  t.test(`a single silence of ${fraction} TTL never makes the link cut, then or after it answers`, async (t) => {
+    const h = harness(2400); // suspect after 600 ms, probes every 200
+    const silenceMs = Math.round(fraction * 2400);
+    // Silent from 1,000 ms (a probe's time: the silence counted is the whole window), looked at every 20 ms.
+    const states = await silences(h, [[1000, 1000 + silenceMs]], 1000 + 4 * 2400, 20);
+    t.notOk(
+      states.some((state) => state.endsWith(':cut')),
+      `never cut: ${changes(states).join(' ')}`,
+    );
+    // Suspect from TTL/4 into the silence until TTL/4 after the answer; ok for good after that.
+    t.same(
+      changes(states),
+      ['0:ok', '1600:suspect', `${1000 + silenceMs + 600}:ok`],
+      'suspect during the silence and TTL/4 after it, then ok',
+    );
+    t.equal(h.link.breaks, 1, 'one break');
+    t.equal(h.link.untrustedForMs(), 0, 'its trouble ended');
+    t.equal(h.link.cutForMs(), 0);
+  });
+}
+
+t.test('a silence of a whole TTL makes the link cut, and it stays cut after the answer until it has been ok for TTL/4', async (t) => {
+  const h = harness(2400);
+  const states = await silences(h, [[1000, 3600]], 8000); // 2,600 ms
+  t.same(changes(states), ['0:ok', '1600:suspect', '3400:cut', '4800:ok'], 'cut a TTL into the silence; ok TTL/4 + TTL/4 after the answer');
+  const h2 = harness(2400);
+  await silences(h2, [[1000, 3400]], 3500); // exactly a TTL, answered at 3,400 ms
+  t.equal(h2.link.state(), 'cut', 'a silence of exactly a TTL: cut');
+  t.equal(h2.link.cutForMs(), 100, 'cut since a TTL after the silence began');
+  t.equal(h2.link.untrustedForMs(), 2500, 'in trouble since the silence began');
+});
+
+t.test('a second silence in the same trouble makes it flapping: cut once the trouble is a TTL long, not before', async (t) => {
+  // A silence of 0.5 TTL, answered, and before that answer is trusted another one, of 0.29 TTL: no
+  // silence near a TTL, and the link never ok in between.
+  const h = harness(2400);
+  const states = await silences(
+    h,
+    [
+      [1000, 2200],
+      [2400, 3100],
+    ],
+    6000,
+  );
+  const cutAt = states.findIndex((state) => state.endsWith(':cut')) * 100;
+  t.equal(cutAt, 3400, 'cut a TTL after its trouble began (at 1,000 ms), its second silence at TTL/4 since 3,000 ms');
+  t.same(changes(states).slice(-2), ['3400:cut', '4300:ok'], 'cut until ok for TTL/4 after the second answer was trusted');
+
+  // The second silence reaches TTL/4 only after the trouble is a TTL long: cut from then on.
+  const late = harness(2400);
+  const lateStates = await silences(
+    late,
+    [
+      [1000, 3000], // 0.83 TTL, its answer trusted from 3,600 ms
+      [3400, 4600], // begun before that: the trouble would have ended at 4,200 ms
+    ],
+    4100,
+  );
+  t.same(changes(lateStates), ['0:ok', '1600:suspect', '3600:ok', '4000:cut'], 'cut when the second silence reaches TTL/4');
+  t.equal(late.link.cutForMs(), 100, 'counted as cut from then (for Engine.roundWhileCutOff)');
+  t.equal(late.link.untrustedForMs(), 3100, 'its trouble, from the first silence');
+});
+
 t.test('start probes at once and then every probe interval, without holding the process; stop ends it', async (t) => {
   let sent = 0;
   const link = new NatsLink(async () => {
