@@ -4,7 +4,7 @@
  * injected generator. Mutable on purpose: it lives inside exactly one actor, and copying it per
  * decision would cost more than the decision (see ADR 0003).
  */
-import { CUSTOMER_ID_RULE, isCustomerId } from './customer.js';
+import { CUSTOMER_ID_RULE, isCustomerId, isStorableText } from './customer.js';
 import { evictOldest } from '../evict.js';
 import {
   seatsUnavailable,
@@ -173,6 +173,8 @@ export class ShardInventory {
   private nextPruneAt = -Infinity;
   /** Scratch list of the seat indexes of the command being decided (no allocation per command). */
   private readonly scratch: number[] = [];
+  /** Scratch map of a hold's seat indexes to their first position in its list: duplicates found in linear time. */
+  private readonly seatPositions = new Map<number, number>();
 
   private constructor(scope: ShardScope, settings: ShardSettings, newId: NewId) {
     const summary = scope.map.shards[scope.shard];
@@ -199,6 +201,8 @@ export class ShardInventory {
       rowLength: new Int32Array(rows),
       rowFree: new Int32Array(rows),
       rowMaxRun: new Int32Array(rows),
+      rowMaxRunStart: new Int32Array(rows),
+      rowRunBelowMax: new Uint8Array(rows),
       rowFirstFree: new Int32Array(rows),
     };
     this.grid = grid;
@@ -216,7 +220,9 @@ export class ShardInventory {
         grid.rowStart[r] = seat;
         grid.rowLength[r] = row.seats;
         grid.rowFree[r] = row.seats;
+        // One run, the whole row (rowRunBelowMax is 0: no other run).
         grid.rowMaxRun[r] = row.seats;
+        grid.rowMaxRunStart[r] = seat;
         grid.rowFirstFree[r] = seat;
         this.seatRow.fill(r, seat, seat + row.seats);
         seat += row.seats;
@@ -339,12 +345,14 @@ export class ShardInventory {
 
   /**
    * Checks everything that depends on the command alone (and the layout): shape, sizes, seats
-   * and their shard, sections, pools. Leaves the seat indexes of hold/reserve in `scratch`.
+   * and their shard, sections, pools. Leaves the seat indexes of hold/reserve in `scratch` — none
+   * for a hold of more seats than the customer limit, which holdSeats refuses by its length alone.
    */
   private validate(command: ShardCommand): ShardResult | undefined {
     if (typeof command !== 'object' || command === null) return invalid('command', 'command must be an object');
-    if (!isText(command.key) || command.key.includes('\u0000'))
-      return invalid('key', `key must be a string of 1-${MAX_TEXT} characters, without NUL`);
+    // Stored with a success (and NUL-free for idempotencyScope): refused like a customer id that jsonb cannot hold.
+    if (!isText(command.key) || !isStorableText(command.key))
+      return invalid('key', `key must be a string of 1-${MAX_TEXT} characters, without NUL or a lone surrogate`);
     if (!isCustomerId(command.customer)) return invalid('customer', `customer must be a string of ${CUSTOMER_ID_RULE}`);
     const scratch = this.scratch;
     scratch.length = 0;
@@ -355,13 +363,19 @@ export class ShardInventory {
         if (seats.length === 0) return invalid('seats', 'seats must name at least one seat');
         const tooMany = this.tooMany('seats', seats.length);
         if (tooMany !== undefined) return tooMany;
+        // More seats than the customer may have is the limit exceeded whatever they name (holdSeats
+        // answers it from the length): not worth resolving — a list from a client that bypassed
+        // the ingress's cap may be long, and the shard decides nothing else meanwhile.
+        if (seats.length > this.rules.customerLimit) return undefined;
+        const positions = this.seatPositions;
+        positions.clear();
         for (let i = 0; i < seats.length; i++) {
           const problem = this.resolveSeat(seats[i], i);
           if (problem !== undefined) return problem;
           const index = scratch[i]!;
-          for (let j = 0; j < i; j++) {
-            if (scratch[j] === index) return invalid(`seats[${i}]`, `duplicate seat ${seats[i] as string} (also seats[${j}])`);
-          }
+          const j = positions.get(index);
+          if (j !== undefined) return invalid(`seats[${i}]`, `duplicate seat ${seats[i] as string} (also seats[${j}])`);
+          positions.set(index, i);
         }
         return undefined;
       }
@@ -489,7 +503,8 @@ export class ShardInventory {
   private holdSeats(customer: CustomerId, seats: readonly SeatId[], key: string, now: number, changes: ShardChange[]): ShardResult {
     const indexes = this.scratch;
     const tally = this.customers.get(customer);
-    const exceeded = this.limitExceeded(tally, indexes.length);
+    // By the list's length: a list longer than the limit was not resolved (see validate), and is refused here.
+    const exceeded = this.limitExceeded(tally, seats.length);
     if (exceeded !== undefined) return exceeded;
     let taken: SeatId[] | undefined;
     let sold: SeatId[] | undefined;
@@ -631,6 +646,7 @@ export class ShardInventory {
       grid.rowFree[row]!++;
       if (index < grid.rowFirstFree[row]!) grid.rowFirstFree[row] = index;
     }
+    // Forgets what the placement search cached about the row (all of it hangs on rowMaxRun ≥ 0).
     grid.rowMaxRun[row] = -1;
     this.seatState[index] = state;
     this.seatHold[index] = holdId;
@@ -896,15 +912,17 @@ export class ShardInventory {
       this.untally(view.customer, tally);
       customer = view.customer;
     } else {
+      // A one-shot reserve: its seat, sold under its hold id, names the buyer. (Not its ended
+      // entry: a small maxEndedHolds may have forgotten that already, within the same batch.)
       const seat = this.recentReserved[slot]!;
-      const ended = this.ended.get(holdId);
-      if (seat < 0 || ended === undefined || this.seatHold[seat] !== holdId) return false;
+      const buyer = seat < 0 || this.seatHold[seat] !== holdId ? null : this.seatBuyer[seat]!;
+      if (buyer === null) return false;
       this.undoSeat(seat);
       this.ended.delete(holdId);
-      const tally = this.tally(ended.customer);
+      const tally = this.tally(buyer);
       tally.reserved -= 1;
-      this.untally(ended.customer, tally);
-      customer = ended.customer;
+      this.untally(buyer, tally);
+      customer = buyer;
     }
     this.memory.forget(customer, key);
     this.recentHold[slot] = undefined;

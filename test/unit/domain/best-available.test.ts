@@ -18,6 +18,8 @@ function grid(...rowText: string[]): SeatGrid {
     rowLength: Int32Array.from(rowText.map((r) => r.length)),
     rowFree: Int32Array.from(rowText.map((r) => r.split('').filter((c) => c === '.').length)),
     rowMaxRun: new Int32Array(rowText.length).fill(-1),
+    rowMaxRunStart: new Int32Array(rowText.length),
+    rowRunBelowMax: new Uint8Array(rowText.length),
     rowFirstFree: Int32Array.from(starts),
   };
 }
@@ -67,7 +69,7 @@ t.test('the run cache never hides a placement', async (t) => {
   t.pass('agrees with a naive search');
 });
 
-function naive(g: SeatGrid, quantity: number): number {
+function naive(g: SeatGrid, quantity: number, strict = false): number {
   let fallback = -1;
   for (let r = 0; r < g.rowStart.length; r++) {
     const start = g.rowStart[r]!;
@@ -80,8 +82,108 @@ function naive(g: SeatGrid, quantity: number): number {
       if (fallback < 0) fallback = s;
     }
   }
-  return fallback;
+  return strict ? -1 : fallback;
 }
+
+/** Sets seats [from, from+count) of the grid's row to `taken`, keeping the counters as the inventory's setSeat does. */
+function setRange(g: SeatGrid, from: number, count: number, taken: boolean): void {
+  for (let index = from; index < from + count && index < g.state.length; index++) {
+    let row = 0;
+    while (row + 1 < g.rowStart.length && g.rowStart[row + 1]! <= index) row++;
+    if ((g.state[index] !== 0) === taken) continue;
+    g.rowFree[row]! += taken ? -1 : 1;
+    g.state[index] = taken ? 1 : 0;
+    g.rowMaxRun[row] = -1;
+    if (!taken && index < g.rowFirstFree[row]!) g.rowFirstFree[row] = index;
+  }
+}
+
+/** The same seats with nothing learned about them: every row read afresh. */
+function uncached(g: SeatGrid): SeatGrid {
+  return {
+    state: g.state.slice(),
+    rowStart: g.rowStart,
+    rowLength: g.rowLength,
+    rowFree: g.rowFree.slice(),
+    rowMaxRun: new Int32Array(g.rowStart.length).fill(-1),
+    rowMaxRunStart: new Int32Array(g.rowStart.length),
+    rowRunBelowMax: new Uint8Array(g.rowStart.length),
+    rowFirstFree: g.rowStart.slice(),
+  };
+}
+
+t.test('the cached search places exactly as the uncached one, through holds and releases', async (t) => {
+  // Fragmented rows (runs of every length, many of exactly quantity + 1), then requests of mixed
+  // quantities, strict or not, interleaved with the placements they take and random releases and
+  // sales: the cache (kept across all of it) must never change an answer.
+  const rowArb = fc.array(fc.oneof(fc.constant('.'), fc.constant('x'), fc.constant('...x'), fc.constant('..x'), fc.constant('....x')), {
+    minLength: 1,
+    maxLength: 10,
+  });
+  const stepArb = fc.oneof(
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        op: fc.constant('best' as const),
+        quantity: fc.integer({ min: 1, max: 5 }),
+        strict: fc.boolean(),
+        take: fc.boolean(),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('release' as const), seat: fc.nat(400), count: fc.integer({ min: 1, max: 4 }) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('sell' as const), seat: fc.nat(400), count: fc.integer({ min: 1, max: 2 }) }) },
+  );
+  fc.assert(
+    fc.property(fc.array(rowArb, { minLength: 1, maxLength: 8 }), fc.array(stepArb, { maxLength: 40 }), (rowParts, steps) => {
+      const g = grid(...rowParts.map((parts) => parts.join('')));
+      for (const step of steps) {
+        if (step.op !== 'best') {
+          setRange(g, step.seat % g.state.length, step.count, step.op === 'sell');
+          continue;
+        }
+        const { quantity, strict } = step;
+        const expected = findBestPlacement(uncached(g), 0, g.rowStart.length, quantity, strict);
+        const got = findBestPlacement(g, 0, g.rowStart.length, quantity, strict);
+        if (got !== expected) throw new Error(`q=${quantity} strict=${strict}: expected ${expected}, got ${got}`);
+        const oracle = naive(g, quantity, strict);
+        if (got !== oracle) throw new Error(`q=${quantity} strict=${strict}: the naive search says ${oracle}, got ${got}`);
+        if (got >= 0 && step.take) setRange(g, got, quantity, true);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass('same placements');
+});
+
+t.test('a request does not read every fragmented row again', async (t) => {
+  // 200 rows of runs of three: every row holds only fallbacks for 2 seats. Count the seats read.
+  const g = grid(...Array.from({ length: 200 }, () => '...x...x...x...x...x...'));
+  let reads = 0;
+  const counted: SeatGrid = {
+    ...g,
+    state: new Proxy(g.state, {
+      get(target, property, receiver) {
+        if (typeof property === 'string' && /^\d+$/.test(property)) reads++;
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    }),
+  };
+  const rowCount = g.rowStart.length;
+  const first = findBestPlacement(counted, 0, rowCount, 2, false);
+  t.equal(first, 0, 'the first fallback');
+  const firstReads = reads;
+  setRange(g, first, 2, true);
+  reads = 0;
+  t.equal(findBestPlacement(counted, 0, rowCount, 2, false), 4, 'the next fallback, in the same row');
+  const secondReads = reads;
+  t.ok(secondReads * 20 < firstReads, `the second request read ${secondReads} seats, the first ${firstReads}: only the changed row`);
+  reads = 0;
+  t.equal(findBestPlacement(counted, 0, rowCount, 2, true), -1, 'strict: none');
+  t.ok(reads * 20 < firstReads, `strict read ${reads} seats`);
+  reads = 0;
+  t.equal(findBestPlacement(counted, 0, rowCount, 3, false), 4, 'three seats fit a run of three exactly');
+  t.ok(reads < 30, `read ${reads} seats: only up to the placement`);
+});
 
 t.test('fills a 5,000-seat section completely, 4 by 4, and again after release', async (t) => {
   const { inventory } = fixture({ sections: [{ id: 'A', rows: rows(50, 100) }] }, { settings: { customerLimit: 4 } });

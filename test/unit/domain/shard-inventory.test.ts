@@ -52,6 +52,8 @@ t.test('invalid commands: precise field and message, nothing changes', async (t)
     [hold('ann', ['A-1-01']), 'seats[0]', /unknown seat/],
     [hold('ann', ['A-1-1', 'B-1-1']), 'seats[1]', /seat B-1-1 belongs to shard \d, not shard 0/],
     [hold('ann', ['A-1-1', 'A-1-2', 'A-1-1']), 'seats[2]', /duplicate seat A-1-1 \(also seats\[0\]\)/],
+    [hold('ann', ['A-1-3', 'A-1-2', 'A-1-2', 'A-1-3']), 'seats[2]', /duplicate seat A-1-2 \(also seats\[1\]\)$/],
+    [hold('ann', ['A-1-3', 'A-1-1', 'A-1-3', 'A-1-3']), 'seats[2]', /duplicate seat A-1-3 \(also seats\[0\]\)$/],
     [{ type: 'hold', key: key(), customer: 'ann', seats: 'A-1-1' } as unknown as ShardCommand, 'seats', /array of seat ids/],
     [holdBest('ann', 'A', 0), 'quantity', /at least 1/],
     [holdBest('ann', 'A', 2.5), 'quantity', /integer/],
@@ -64,6 +66,10 @@ t.test('invalid commands: precise field and message, nothing changes', async (t)
     [confirm('ann', ''), 'holdId', /holdId must be a string/],
     [{ type: 'hold', key: '', customer: 'ann', seats: ['A-1-1'] }, 'key', /key must be/],
     [{ type: 'hold', key: 'a\u0000b', customer: 'ann', seats: ['A-1-1'] }, 'key', /without NUL/],
+    // Stored with a success in the commit's JSON, which jsonb refuses with a lone surrogate (as for a customer).
+    [{ type: 'hold', key: 'a\ud800', customer: 'ann', seats: ['A-1-1'] }, 'key', /without NUL or a lone surrogate/],
+    [{ type: 'hold', key: '\udfffb', customer: 'ann', seats: ['A-1-1'] }, 'key', /lone surrogate/],
+    [{ type: 'hold', key: '\udc00\ud800', customer: 'ann', seats: ['A-1-1'] }, 'key', /lone surrogate/],
     [{ type: 'hold', key: key(), customer: '', seats: ['A-1-1'] }, 'customer', /customer must be/],
     // Postgres's jsonb, which the commit is, refuses NUL: such a customer would fail its whole batch.
     [{ type: 'hold', key: key(), customer: 'a\u0000b', seats: ['A-1-1'] }, 'customer', /none a control character/],
@@ -527,5 +533,80 @@ t.test(
     const { inventory } = fixture(theatre);
     t.match(inventory.decide(hold('x'.repeat(256), ['A-1-5']), NOW).result, { type: 'held' });
     t.match(inventory.decide(hold('zoë 🎟️', ['A-1-6']), NOW).result, { type: 'held' });
+  },
+);
+
+t.test('a key of any other characters, a surrogate pair included, is decided for', async (t) => {
+  const { inventory } = fixture(theatre);
+  t.match(inventory.decide(hold('ann', ['A-1-5'], 'clé 🎟️ \t'), NOW).result, { type: 'held' });
+  t.match(inventory.decide(hold('bob', ['A-1-6'], 'x'.repeat(200)), NOW).result, { type: 'held' });
+});
+
+t.test('a hold naming more seats than the customer limit is refused by its length, before its seats are read', async (t) => {
+  // Only a client talking to the shard directly sends such a list (the ingress caps it): resolving
+  // tens of thousands of seats, and comparing them for duplicates, kept the shard from deciding.
+  const { inventory } = fixture(theatre, { settings: { customerLimit: 4 } });
+  t.ok(inventory.decide(hold('ann', ['A-1-1']), NOW).result.ok);
+  const before = inventory.snapshot();
+  const garbage = Array.from({ length: 40_000 }, (_, i) => (i % 3 === 0 ? 'A-1-2' : i % 3 === 1 ? `Z-9-${i}` : 'A-1-1'));
+  const command = hold('ann', garbage);
+  const refused = inventory.decide(command, NOW);
+  t.same(
+    refused,
+    {
+      result: {
+        ok: false,
+        type: 'limit-exceeded',
+        limit: 4,
+        current: 1,
+        requested: 40_000,
+        message: 'customer holds or has reserved 1 of at most 4; 40000 more would exceed the limit',
+      },
+      changes: [],
+    },
+    'unknown, duplicate and taken seats alike: the answer a list of valid seats over the limit gets',
+  );
+  t.same(inventory.snapshot(), before, 'nothing changed');
+  t.same(inventory.decide(command, NOW + 1), { ...refused, replayed: true }, 'remembered under its key like any refusal');
+  t.match(inventory.decide(hold('bob', ['A-1-2', 'A-1-3', 'A-1-4', 'A-1-5', 'A-1-6']), NOW).result, {
+    type: 'limit-exceeded',
+    current: 0,
+    requested: 5,
+  });
+  // Within the limit, every seat is still checked.
+  t.match(inventory.decide(hold('bob', ['A-1-2', 'Z-9-9']), NOW).result, { type: 'invalid', field: 'seats[1]' });
+});
+
+t.test('abort undoes a one-shot reserve whose ended entry was forgotten already', async (t) => {
+  // With a small maxEndedHolds (or the key's TTL over), the reserve's ended entry is gone before
+  // the batch's commit is refused: its seat, sold under its hold id to its buyer, is the record.
+  const { inventory } = fixture(theatre, { settings: { maxEndedHolds: 1 } });
+  const before = inventory.snapshot();
+  const reserved = inventory.decide(reserve('ann', 'A-1-1'), NOW).result;
+  if (reserved.type !== 'confirmed') throw new Error(JSON.stringify(reserved));
+  const other = held(inventory.decide(hold('bob', ['A-2-1']), NOW).result);
+  t.ok(inventory.decide(release('bob', other.holdId), NOW).result.ok);
+  t.equal(inventory.stats().endedHolds, 1, "bob's release pushed ann's reserve out of the ended holds");
+  t.ok(inventory.abort(reserved.reservation.holdId), 'undone all the same');
+  t.match(inventory.seatStates('A')![0], { seat: 'A-1-1', state: 'available', version: 0 });
+  t.same(inventory.snapshot().reservedByCustomer, before.reservedByCustomer, "ann's reservation count is back");
+  t.equal(inventory.stats().customers, 0, 'no tally left');
+  t.equal(inventory.decide(reserve('ann', 'A-1-1'), NOW).result.type, 'confirmed', 'the seat is for sale again');
+});
+
+t.test(
+  'applyRules: new holds by the new rules, holds made keep theirs, a customer above a lowered limit keeps what they have',
+  async (t) => {
+    const { inventory } = fixture(theatre, { settings: { customerLimit: 3, holdTtlMs: TTL } });
+    const first = held(inventory.decide(hold('ann', ['A-1-1', 'A-1-2', 'A-1-3']), NOW).result);
+    inventory.applyRules({ customerLimit: 2, holdTtlMs: TTL / 2 });
+    t.match(inventory.settings, { customerLimit: 2, holdTtlMs: TTL / 2, maxSeatsPerRequest: 50 }, 'the others kept');
+    t.equal(inventory.holdView(first.holdId)?.expiresAt, NOW + TTL, 'a hold is never shortened');
+    t.match(inventory.decide(hold('ann', ['A-2-1']), NOW).result, { type: 'limit-exceeded', limit: 2, current: 3, requested: 1 });
+    t.ok(inventory.decide(confirm('ann', first.holdId), NOW).result.ok, 'what she has she may still confirm');
+    const bob = held(inventory.decide(hold('bob', ['A-2-1']), NOW).result);
+    t.equal(bob.expiresAt, NOW + TTL / 2, 'a new hold lives by the new TTL');
+    t.throws(() => inventory.applyRules({ customerLimit: 0, holdTtlMs: TTL }), { code: 'shard_settings_invalid' });
+    t.match(inventory.settings, { customerLimit: 2, holdTtlMs: TTL / 2 }, 'rules out of bounds change nothing');
   },
 );

@@ -2,6 +2,12 @@
  * A tiny, obviously-correct model of one shard, written from the rules (not from the optimized
  * inventory): plain maps, naive scans. Property tests run the same commands through both and
  * compare every answer.
+ *
+ * Its memory is unbounded. A shard's is bounded (`maxRememberedResults`, `maxRememberedFailures`,
+ * `maxEndedHolds`) and forgets entries beyond the bound: `reconcile` accepts that the shard forgot
+ * an entry only when it could have (see `mayHaveForgotten`), and then forgets it too — so a
+ * forgotten key is decided afresh by both. A restore brings back what the store has (every
+ * success and ended hold), as the shard's does.
  */
 import type { CustomerId, ShardCommand, ShardResult } from '../../../../src/domain/index.js';
 import type { Layout, ShardMap, ShardSettings } from '../../../../src/domain/index.js';
@@ -15,6 +21,14 @@ interface ModelHold {
   readonly pool: string | undefined;
   readonly quantity: number;
   readonly expiresAt: number;
+}
+
+interface ModelMemory {
+  readonly fingerprint: string;
+  readonly result: Projection;
+  readonly at: number;
+  /** The how-manieth success or failure remembered. */
+  readonly seq: number;
 }
 
 interface ModelEnded {
@@ -80,7 +94,17 @@ export class ReferenceModel {
   readonly holds = new Map<string, ModelHold>();
   readonly ended = new Map<string, ModelEnded>();
   readonly reserved = new Map<CustomerId, number>();
-  private memory = new Map<string, { fingerprint: string; result: Projection; at: number }>();
+  /** The answer per (customer, key) an unbounded memory would give. */
+  private memory = new Map<string, ModelMemory>();
+  /** The latest success per (customer, key): what the store keeps, and a restore brings back. */
+  private readonly persisted = new Map<string, ModelMemory>();
+  /** When each failure and ended hold was remembered (see `mayHaveForgotten`). */
+  private readonly rememberedAt = { failure: [] as number[], ended: [] as number[] };
+  private seq = 0;
+  /** The last `seq` at which the successes remembered were more than the bound (an upper bound of the shard's count: see `mayHaveForgotten`). */
+  private successesOverflowedAt = -1;
+  /** Ended holds the shard showed it had forgotten (until a restore). */
+  private readonly forgottenEnded = new Set<string>();
   private holdCount = 0;
   private reservationCount = 0;
 
@@ -88,7 +112,7 @@ export class ReferenceModel {
     private readonly layout: Layout,
     private readonly map: ShardMap,
     private readonly shard: number,
-    private readonly settings: ShardSettings,
+    private settings: ShardSettings,
   ) {
     for (const section of layout.sections) {
       for (const row of section.rows) {
@@ -103,9 +127,118 @@ export class ReferenceModel {
     }
   }
 
-  /** A restored shard remembers successes only. */
-  forgetFailures(): void {
-    this.memory = new Map([...this.memory].filter(([, entry]) => isSuccess(entry.result)));
+  /** New rules from now on (ShardInventory.applyRules). */
+  applyRules(settings: ShardSettings): void {
+    this.settings = settings;
+  }
+
+  /** A restored shard remembers what the store has: the latest success per key, every ended hold (up to its bounds). */
+  restored(): void {
+    this.memory = new Map(this.persisted);
+    this.forgottenEnded.clear();
+    if (this.persisted.size > this.settings.maxRememberedResults) this.successesOverflowedAt = ++this.seq;
+  }
+
+  /**
+   * Whether a shard may have forgotten a failure or an ended hold remembered at `at`: it forgets
+   * the oldest first, only beyond its bound, so at least that many others were remembered since
+   * (or at the same time: a restore orders by time alone).
+   */
+  private mayHaveForgotten(kind: 'failure' | 'ended', at: number): boolean {
+    const bound = kind === 'failure' ? this.settings.maxRememberedFailures : this.settings.maxEndedHolds;
+    return this.rememberedAt[kind].filter((t) => t >= at).length - 1 >= bound;
+  }
+
+  /**
+   * Whether a shard may have forgotten a success: only once it held more than its bound since the
+   * success was remembered. (Not necessarily its oldest: successes under a key another customer
+   * also used are kept apart, and the others are evicted first.) This memory holds every success
+   * the shard's may hold, so its count bounds the shard's.
+   */
+  private mayHaveForgottenSuccess(entry: ModelMemory): boolean {
+    return this.successesOverflowedAt >= entry.seq;
+  }
+
+  /**
+   * Takes in what the shard's answer to `command` shows it forgot, before `decide`: a key it
+   * remembered (it decided afresh instead of replaying), or an ended hold (it answered
+   * hold-not-found). Throws when the shard may not have forgotten it yet. Returns what was forgotten.
+   */
+  reconcile(
+    command: ShardCommand,
+    now: number,
+    decision: { readonly result: ShardResult; readonly replayed?: true },
+  ): { key: 'success' | 'failure' | undefined; ended: boolean } {
+    const forgot: { key: 'success' | 'failure' | undefined; ended: boolean } = { key: undefined, ended: false };
+    if (decision.result.type === 'invalid' || decision.replayed === true) return forgot;
+    const scope = `${command.customer}\u0000${command.key}`;
+    const prior = this.memory.get(scope);
+    if (
+      prior !== undefined &&
+      prior.at + this.settings.idempotencyTtlMs > now &&
+      !(command.redecideRefusal === true && !isSuccess(prior.result)) &&
+      decision.result.type !== 'idempotency-mismatch'
+    ) {
+      const kind = isSuccess(prior.result) ? 'success' : 'failure';
+      if (kind === 'success' ? !this.mayHaveForgottenSuccess(prior) : !this.mayHaveForgotten(kind, prior.at)) {
+        throw new Error(`the shard forgot its ${kind} for ${JSON.stringify(scope)} (remembered at ${prior.at}) within its bound`);
+      }
+      this.memory.delete(scope);
+      forgot.key = kind;
+    }
+    if ((command.type === 'confirm' || command.type === 'release') && decision.result.type === 'hold-not-found') {
+      const ended = this.holds.has(command.holdId) ? undefined : this.ended.get(command.holdId);
+      if (
+        ended !== undefined &&
+        ended.customer === command.customer &&
+        ended.at + this.settings.idempotencyTtlMs > now &&
+        !this.forgottenEnded.has(command.holdId)
+      ) {
+        if (!this.mayHaveForgotten('ended', ended.at)) {
+          throw new Error(`the shard forgot ended hold ${command.holdId} (ended at ${ended.at}) within its bound`);
+        }
+        this.forgottenEnded.add(command.holdId);
+        forgot.ended = true;
+      }
+    }
+    return forgot;
+  }
+
+  /** The latest success remembered for (customer, key), for `undo`. */
+  persistedEntry(customer: CustomerId, key: string): ModelMemory | undefined {
+    return this.persisted.get(`${customer}\u0000${key}`);
+  }
+
+  /** Whether `abort` can undo the creation of `holdId` (by `command`): its hold is live as created, or it was a one-shot reserve. */
+  canAbort(command: ShardCommand, holdId: string): boolean {
+    return this.holds.has(holdId) || (command.type === 'reserve' && this.seats.get(command.seat)?.holdId === holdId);
+  }
+
+  /**
+   * Undoes the creation of `holdId` by `command` (ShardInventory.abort): its seats or places
+   * return, the success remembered for its key is forgotten and the store keeps the success it had
+   * before (`persistedBefore`).
+   */
+  undo(command: ShardCommand, holdId: string, persistedBefore: ModelMemory | undefined): void {
+    const hold = this.holds.get(holdId);
+    if (hold !== undefined) {
+      this.holds.delete(holdId);
+      for (const seat of hold.seats) this.seats.set(seat, { state: 'available', holdId: null });
+      if (hold.pool !== undefined) this.pools.get(hold.pool)!.held -= hold.quantity;
+    } else if (command.type === 'reserve') {
+      this.seats.set(command.seat, { state: 'available', holdId: null });
+      const reserved = this.reserved.get(command.customer)! - 1;
+      if (reserved === 0) this.reserved.delete(command.customer);
+      else this.reserved.set(command.customer, reserved);
+      this.ended.delete(holdId);
+    } else {
+      throw new Error(`nothing to undo for ${holdId}`);
+    }
+    const scope = `${command.customer}\u0000${command.key}`;
+    // The success is forgotten (a refusal decided under the key since, its TTL over, stays).
+    if (isSuccess(this.memory.get(scope)?.result ?? {})) this.memory.delete(scope);
+    if (persistedBefore === undefined) this.persisted.delete(scope);
+    else this.persisted.set(scope, persistedBefore);
   }
 
   private usage(customer: CustomerId): number {
@@ -132,7 +265,16 @@ export class ReferenceModel {
       return prior.fingerprint === fingerprint ? prior.result : { type: 'idempotency-mismatch' };
     }
     const result = this.apply(command, now);
-    this.memory.set(scope, { fingerprint, result, at: now });
+    const entry = { fingerprint, result, at: now, seq: ++this.seq };
+    this.memory.set(scope, entry);
+    if (isSuccess(result)) {
+      this.persisted.set(scope, entry);
+      let successes = 0;
+      for (const remembered of this.memory.values()) if (isSuccess(remembered.result)) successes++;
+      if (successes > this.settings.maxRememberedResults) this.successesOverflowedAt = entry.seq;
+    } else {
+      this.rememberedAt.failure.push(now);
+    }
     return result;
   }
 
@@ -143,6 +285,8 @@ export class ReferenceModel {
         if (command.seats.length === 0) return invalid('seats');
         const tooMany = this.tooMany('seats', command.seats.length);
         if (tooMany !== undefined) return tooMany;
+        // More seats than the limit: refused as the limit exceeded, whatever they name.
+        if (command.seats.length > this.settings.customerLimit) return undefined;
         const seen = new Set<string>();
         for (let i = 0; i < command.seats.length; i++) {
           const seat = command.seats[i]!;
@@ -233,7 +377,7 @@ export class ReferenceModel {
         const reservationId = `res-${++this.reservationCount}`;
         this.seats.set(command.seat, { state: 'sold', holdId, buyer: customer });
         this.reserved.set(customer, (this.reserved.get(customer) ?? 0) + 1);
-        this.ended.set(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
+        this.endHoldRecord(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
         return { type: 'confirmed', holdId, reservationId, seats: [command.seat], pool: undefined, quantity: 1 };
       }
       case 'confirm':
@@ -241,7 +385,7 @@ export class ReferenceModel {
         const { holdId } = command;
         const hold = this.holds.get(holdId);
         if (hold === undefined || hold.customer !== customer) {
-          const ended = hold === undefined ? this.ended.get(holdId) : undefined;
+          const ended = hold === undefined && !this.forgottenEnded.has(holdId) ? this.ended.get(holdId) : undefined;
           if (ended !== undefined && ended.customer === customer && ended.at + this.settings.idempotencyTtlMs > now) {
             return ended.outcome === 'confirmed'
               ? { type: 'hold-confirmed', holdId, reservationId: ended.reservationId }
@@ -263,7 +407,7 @@ export class ReferenceModel {
         }
         const reservationId = `res-${++this.reservationCount}`;
         this.reserved.set(customer, (this.reserved.get(customer) ?? 0) + hold.quantity);
-        this.ended.set(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
+        this.endHoldRecord(holdId, { customer, outcome: 'confirmed', reservationId, at: now });
         return { type: 'confirmed', holdId, reservationId, seats: hold.seats, pool: hold.pool, quantity: hold.quantity };
       }
     }
@@ -273,7 +417,12 @@ export class ReferenceModel {
     this.holds.delete(hold.holdId);
     for (const seat of hold.seats) this.seats.set(seat, { state: 'available', holdId: null });
     if (hold.pool !== undefined) this.pools.get(hold.pool)!.held -= hold.quantity;
-    this.ended.set(hold.holdId, { customer: hold.customer, outcome, reservationId: undefined, at: now });
+    this.endHoldRecord(hold.holdId, { customer: hold.customer, outcome, reservationId: undefined, at: now });
+  }
+
+  private endHoldRecord(holdId: string, ended: ModelEnded): void {
+    this.ended.set(holdId, ended);
+    this.rememberedAt.ended.push(ended.at);
   }
 
   /** Holds due at `now`, ended; returns their ids and seats. */
