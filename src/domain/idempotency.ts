@@ -205,14 +205,28 @@ export class IdempotencyMemory {
    */
   private evictOldestSuccesses(): void {
     let excess = this.successes - this.maxSuccesses + Math.floor(this.maxSuccesses / 16);
-    for (const map of [this.byKey, this.shared]) {
-      for (const [mapKey, entry] of map) {
-        if (excess <= 0) return;
-        if (!entry.result.ok) continue;
-        map.delete(mapKey);
-        this.successes--;
-        excess--;
+    // The oldest of both maps (each in decision order): a second customer's entries under a reused
+    // key are not spared for being in the side map, nor is a success just stored forgotten for them.
+    const own = this.byKey.entries();
+    const side = this.shared.entries();
+    let a = nextSuccess(own);
+    let b = nextSuccess(side);
+    while (excess > 0 && (a !== undefined || b !== undefined)) {
+      if (b === undefined || (a !== undefined && a[1].at <= b[1].at)) {
+        this.byKey.delete(a![0]);
+        a = nextSuccess(own);
+      } else {
+        this.shared.delete(b[0]);
+        b = nextSuccess(side);
       }
+      this.successes--;
+      excess--;
     }
   }
+}
+
+/** The next success of a map's entries, skipping failures. */
+function nextSuccess(entries: IterableIterator<[string, RememberedResult]>): [string, RememberedResult] | undefined {
+  for (const entry of entries) if (entry[1].result.ok) return entry;
+  return undefined;
 }
