@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { ConfigError } from './errors.js';
 
 /**
@@ -78,6 +79,58 @@ export interface Config {
   readonly exitWithParent: number;
 }
 
+/**
+ * The range of `SENTINEL_LEASE_TTL_MS` (ms): engines refuse a lease TTL outside it, and so does
+ * `sentinel chaos --lease-ttl`, whose engines would.
+ */
+export const LEASE_TTL_MS_RANGE = Object.freeze({ min: 500, max: 600_000 });
+
+/**
+ * The range of `SENTINEL_REBALANCE_INTERVAL_MS` (ms), which must also be at most half of the lease
+ * TTL (`loadConfig`); `sentinel chaos` derives its engines' interval from `--lease-ttl` within it.
+ */
+export const REBALANCE_INTERVAL_MS_RANGE = Object.freeze({ min: 50, max: 60_000 });
+
+/** The highest TCP port. Every port Sentinel reads, from a variable or a flag, is checked by `parsePort`. */
+export const MAX_PORT = 65_535;
+
+/**
+ * The log levels `LOG_LEVEL` takes: pino's, and `silent`. pino throws on any other when the logger
+ * is made — with a stack, and after the configuration was accepted.
+ */
+export const LOG_LEVELS: readonly string[] = Object.freeze([...Object.keys(pino.levels.values), 'silent']);
+
+/**
+ * A TCP port, 0 (any free port) to 65535, written as decimal digits; `name` is the variable or flag
+ * it came from, named in the ConfigError that refuses anything else. The one rule for every port
+ * Sentinel is given: a larger number passed a flag's check once and failed later in `listen`, after
+ * the process had connected to everything.
+ */
+export function parsePort(text: string, name: string): number {
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(value) || value < 0 || value > MAX_PORT) {
+    throw new ConfigError(`${name} must be a port, an integer in [0, ${MAX_PORT}], got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/**
+ * A URL as messages and logs may show it: without user name, password or query (where a client
+ * library may take a password too). Text that is not a URL loses whatever precedes an `@`.
+ */
+export function urlForDisplay(text: string): string {
+  try {
+    const parsed = new URL(text.trim());
+    parsed.username = '';
+    parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
+    return parsed.toString();
+  } catch {
+    return text.trim().replace(/^([^/]*\/\/)?[^@/]*@/, '$1');
+  }
+}
+
 /** The variable a job sets to its own pid in the environment of a process it starts and owns (`Config.exitWithParent`). */
 export const EXIT_WITH_PARENT_ENV = 'SENTINEL_EXIT_WITH_PARENT';
 
@@ -101,17 +154,69 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return value;
 }
 
-function url(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
-  const value = str(env, name, fallback);
+function port(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? fallback : parsePort(raw, name);
+}
+
+/** `text` parsed as a URL with one of `protocols`, or a ConfigError naming the variable `name` (and the entry, for a list). */
+function checkedUrl(text: string, name: string, protocols: readonly string[], entry = false): URL {
   let parsed: URL;
   try {
-    parsed = new URL(value.split(',')[0] ?? value);
+    parsed = new URL(text);
   } catch {
-    throw new ConfigError(`${name} is not a URL: ${JSON.stringify(value)}`);
+    throw new ConfigError(`${name}${entry ? ' entry' : ''} is not a URL: ${JSON.stringify(text)}`);
   }
   if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+    throw new ConfigError(
+      `${name}${entry ? ` entry ${JSON.stringify(text)}` : ''} must use ${protocols.join(' or ')}, got ${parsed.protocol}`,
+    );
   }
+  return parsed;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
+  const value = str(env, name, fallback);
+  checkedUrl(value.split(',')[0] ?? value, name, protocols);
+  return value;
+}
+
+/** A comma-separated list of URLs (NATS servers): every entry is checked, not only the first. */
+function urlList(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
+  const value = str(env, name, fallback);
+  for (const entry of value.split(',')) {
+    const trimmed = entry.trim();
+    if (trimmed === '') throw new ConfigError(`${name} has an empty entry: ${JSON.stringify(value)}`);
+    checkedUrl(trimmed, name, protocols, true);
+  }
+  return value;
+}
+
+/**
+ * A URL the process fetches (the JWKS), or '' when unset: absolute, http or https — `fetch` and
+ * jose refuse anything else, and only when the first token arrives, or when the verifier is made
+ * (a TypeError with a stack).
+ */
+function optionalHttpUrl(env: Env, name: string): string {
+  const value = str(env, name, '');
+  if (value === '') return value;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new ConfigError(
+      `${name} must be an absolute http: or https: URL (like https://issuer.example/.well-known/jwks.json), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function logLevel(env: Env, name: string): string {
+  const value = str(env, name, 'info');
+  if (!LOG_LEVELS.includes(value)) throw new ConfigError(`${name} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -127,26 +232,26 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
   }
   const config: Config = {
     production: env['NODE_ENV'] === 'production',
-    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    logLevel: logLevel(env, 'LOG_LEVEL'),
     databaseUrl: url(env, 'DATABASE_URL', 'postgres://sentinel:sentinel@127.0.0.1:15432/sentinel', ['postgres:', 'postgresql:']),
     pgPoolSize: int(env, 'SENTINEL_PG_POOL_SIZE', 10, 1, 500),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:16379', ['redis:', 'rediss:']),
-    natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:14222', ['nats:', 'tls:']),
+    natsUrl: urlList(env, 'NATS_URL', 'nats://127.0.0.1:14222', ['nats:', 'tls:']),
     kafkaBrokers: Object.freeze(brokers),
     reservationsTopic: str(env, 'SENTINEL_RESERVATIONS_TOPIC', 'sentinel.reservations'),
     engineId: str(env, 'SENTINEL_ENGINE_ID', `${defaults.hostname ?? 'engine'}-${defaults.pid ?? 0}`),
-    leaseTtlMs: int(env, 'SENTINEL_LEASE_TTL_MS', 5000, 500, 600_000),
-    rebalanceIntervalMs: int(env, 'SENTINEL_REBALANCE_INTERVAL_MS', 1000, 50, 60_000),
+    leaseTtlMs: int(env, 'SENTINEL_LEASE_TTL_MS', 5000, LEASE_TTL_MS_RANGE.min, LEASE_TTL_MS_RANGE.max),
+    rebalanceIntervalMs: int(env, 'SENTINEL_REBALANCE_INTERVAL_MS', 1000, REBALANCE_INTERVAL_MS_RANGE.min, REBALANCE_INTERVAL_MS_RANGE.max),
     batchWindowMs: int(env, 'SENTINEL_BATCH_WINDOW_MS', 2, 0, 1000),
     batchMax: int(env, 'SENTINEL_BATCH_MAX', 512, 1, 100_000),
     eventFilter: str(env, 'SENTINEL_EVENT', ''),
-    httpPort: int(env, 'SENTINEL_HTTP_PORT', 9464, 0, 65535),
-    ingressPort: int(env, 'SENTINEL_INGRESS_PORT', 8080, 0, 65535),
+    httpPort: port(env, 'SENTINEL_HTTP_PORT', 9464),
+    ingressPort: port(env, 'SENTINEL_INGRESS_PORT', 8080),
     ingressWorkers: int(env, 'SENTINEL_INGRESS_WORKERS', 1, 1, 64),
     ingressBacklog: int(env, 'SENTINEL_INGRESS_BACKLOG', 4096, 1, 65_535),
     shardTimeoutMs: int(env, 'SENTINEL_SHARD_TIMEOUT_MS', 2000, 10, 120_000),
     jwtSecret,
-    jwksUrl: str(env, 'SENTINEL_JWKS_URL', ''),
+    jwksUrl: optionalHttpUrl(env, 'SENTINEL_JWKS_URL'),
     jwtIssuer: str(env, 'SENTINEL_JWT_ISSUER', 'sentinel'),
     jwtAudience: str(env, 'SENTINEL_JWT_AUDIENCE', 'sentinel-api'),
     idempotencyTtlS: int(env, 'SENTINEL_IDEMPOTENCY_TTL_S', 86_400, 60, MAX_IDEMPOTENCY_TTL_S),
@@ -168,11 +273,18 @@ export function loadConfig(env: Env = process.env, defaults: { hostname?: string
 }
 
 /**
- * The ingress verifies tokens: in production it must not run with the development secret. Only
- * the roles that verify or mint tokens call this, so engines and the operator need no secret.
+ * In production (`NODE_ENV=production`) no token may be verified or signed with the development
+ * secret, which is public. Only the roles that verify tokens (`use: 'verify'`, the ingress) or mint
+ * them (`'mint'`, `sentinel token`) call this, so engines and the operator need no secret. A JWKS
+ * stands in for the secret where tokens are verified, not where they are signed: `sentinel token`
+ * signs with the secret whatever else is set.
  */
-export function assertTokenConfig(config: Config): void {
-  if (config.production && config.jwtSecret === DEVELOPMENT_JWT_SECRET && config.jwksUrl === '') {
-    throw new ConfigError('SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set when NODE_ENV=production');
+export function assertTokenConfig(config: Config, use: 'verify' | 'mint' = 'verify'): void {
+  if (!config.production || config.jwtSecret !== DEVELOPMENT_JWT_SECRET) return;
+  if (use === 'mint') {
+    throw new ConfigError(
+      'SENTINEL_JWT_SECRET must be set when NODE_ENV=production: tokens are signed with it, and the development secret is public',
+    );
   }
+  if (config.jwksUrl === '') throw new ConfigError('SENTINEL_JWT_SECRET or SENTINEL_JWKS_URL must be set when NODE_ENV=production');
 }

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPgPool } from '../adapters/postgres/pool.js';
+import { LEASE_TTL_MS_RANGE, REBALANCE_INTERVAL_MS_RANGE } from '../config.js';
 import { provisionEvent } from '../engine/provision.js';
 import { errorLine, SentinelError } from '../errors.js';
 import { eventFacts } from '../jobs/verify/inventory-checks.js';
@@ -64,7 +65,7 @@ Local mode (default): provisions a fresh event unless --event, starts its own pr
   --hold-ttl D          hold TTL of the provisioned event (default 30s)
   --engines N           engine processes (default 2)
   --ingresses N         ingress processes; buyers are spread over them (default 1)
-  --lease-ttl D         lease TTL of the engines started here (default 3s)
+  --lease-ttl D         lease TTL of the engines started here, ${spoken(LEASE_TTL_MS_RANGE.min)} to ${spoken(LEASE_TTL_MS_RANGE.max)} (default 3s)
   --keep-event          leave the provisioned event on sale afterwards (default: close it and delete its Redis keys)
 Attached mode:
   --attach              load --target (a system this run did not start) while an external tool (Chaos
@@ -139,6 +140,35 @@ function provisionedInventory(settings: { sections: number; rows: number; seats:
   };
 }
 
+/** `ms` as a person would write it: 500ms, 3s, 10m. */
+function spoken(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/**
+ * `--lease-ttl`, within the range the engines it starts take for SENTINEL_LEASE_TTL_MS (config.ts):
+ * one outside it is bad usage here, not engines that refuse to start once the event is provisioned.
+ */
+function leaseTtlFrom(text: string): number {
+  const ms = parseDurationMs(text, 'lease-ttl');
+  const { min, max } = LEASE_TTL_MS_RANGE;
+  if (ms < min || ms > max) {
+    throw new UsageError(
+      `--lease-ttl must be from ${spoken(min)} to ${spoken(max)}, the range of the engines' SENTINEL_LEASE_TTL_MS (got ${JSON.stringify(text)})`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * The membership round of the engines started here: a sixth of their lease TTL (at least 100 ms,
+ * so at most half of the shortest TTL, as the engines require), and no longer than
+ * SENTINEL_REBALANCE_INTERVAL_MS may be — which a sixth of a 10-minute TTL would be.
+ */
+export function rebalanceIntervalFor(leaseTtlMs: number): number {
+  return Math.min(REBALANCE_INTERVAL_MS_RANGE.max, Math.max(100, Math.round(leaseTtlMs / 6)));
+}
+
 export const chaosCommand: Command = {
   summary: 'inject faults (kill/pause engines, restart dependencies and ingress) during a stress load, then verify',
   // An error that stops the run is not a violation: not judged.
@@ -155,7 +185,7 @@ export const chaosCommand: Command = {
     };
     const checked = checkFlags({ stderr }, HELP, () => {
       const loadMs = parseDurationMs(values.duration, 'duration');
-      const leaseTtlMs = parseDurationMs(values['lease-ttl'], 'lease-ttl');
+      const leaseTtlMs = leaseTtlFrom(values['lease-ttl']);
       const pauseMs = values.pause === undefined ? 2 * leaseTtlMs + 1000 : parseDurationMs(values.pause, 'pause');
       if (values.attach && !values.event) throw new UsageError('--attach needs --event (and --target)');
       const layout = /^(\d+)x(\d+)x(\d+)$/.exec(values.layout);
@@ -250,7 +280,7 @@ export const chaosCommand: Command = {
       }
       const engineEnv = {
         SENTINEL_LEASE_TTL_MS: String(settings.leaseTtlMs),
-        SENTINEL_REBALANCE_INTERVAL_MS: String(Math.max(100, Math.round(settings.leaseTtlMs / 6))),
+        SENTINEL_REBALANCE_INTERVAL_MS: String(rebalanceIntervalFor(settings.leaseTtlMs)),
       };
       let targets = values.target;
       if (stack) {

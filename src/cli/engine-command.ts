@@ -8,6 +8,7 @@ import { EngineMetrics } from '../engine/metrics.js';
 import { createRedlock } from '../engine/shard-lease.js';
 import type { Command } from './commands.js';
 import { parseFlags } from './flags.js';
+import { listening } from './listen.js';
 import { untilSignal } from './signals.js';
 
 const HELP = `Usage: sentinel engine [--no-relay]
@@ -50,7 +51,12 @@ export const engineCommand: Command = {
       name: `engine-${config.engineId}`,
       commandTimeoutMs: Math.max(250, Math.floor(config.leaseTtlMs / 2)),
     });
-    await connectRedis(redis);
+    // Redis unreachable stops the process (a DependencyError naming REDIS_URL): the client stops
+    // reconnecting, so that nothing keeps it alive.
+    await connectRedis(redis).catch((error: unknown) => {
+      redis.disconnect();
+      throw error;
+    });
     const nc = await connectNats({ url: config.natsUrl, log, name: `engine-${config.engineId}` });
     const metrics = new EngineMetrics();
     const kafka = relay ? createKafka({ brokers: config.kafkaBrokers, clientId: `sentinel-engine-${config.engineId}`, log }) : undefined;
@@ -64,7 +70,17 @@ export const engineCommand: Command = {
       metrics,
       ...(kafka ? { connectProducer: () => openProducerSession(kafka, config.reservationsTopic) } : {}),
     });
-    const probes = await startProbeServer({ port: config.httpPort, registry: metrics.registry, ready: () => engine.isReady() });
+    // A port taken stops the engine — before it claims any shard — with one line naming the setting.
+    const probes = await listening(
+      startProbeServer({ port: config.httpPort, registry: metrics.registry, ready: () => engine.isReady() }),
+      "the engine's health and metrics server",
+      'SENTINEL_HTTP_PORT',
+    ).catch(async (error: unknown) => {
+      await closeNats(nc);
+      redis.disconnect();
+      await pool.end();
+      throw error;
+    });
     engine.start();
     log.info({ engineId: config.engineId, httpPort: config.httpPort, relay }, 'Engine started');
     const cue = await untilSignal(config);

@@ -2,7 +2,7 @@
  * `sentinel ingress`: the REST API. Connects to Redis, NATS and Postgres, serves until SIGTERM or
  * SIGINT, then stops gracefully (see serveIngress) and closes its connections.
  */
-import { assertTokenConfig } from '../config.js';
+import { assertTokenConfig, parsePort } from '../config.js';
 import { closeNats, connectNats } from '../adapters/nats/connection.js';
 import { createPgPool } from '../adapters/postgres/pool.js';
 import { connectRedis, createRedis } from '../adapters/redis/client.js';
@@ -15,7 +15,8 @@ import { REDIS_COMMAND_TIMEOUT_MS } from '../ingress/command-gate.js';
 import { serveIngress } from '../ingress/server.js';
 import { untilSignal } from './signals.js';
 import type { Command } from './commands.js';
-import { parseFlags } from './flags.js';
+import { checkFlags, parseFlags } from './flags.js';
+import { listening } from './listen.js';
 
 /** How often a serving process looks at its own clients' state (ms): see `broken` below. */
 const BREAKAGE_LOOK_MS = 5000;
@@ -51,12 +52,18 @@ export const ingressCommand: Command = {
     if ('exit' in parsed) return parsed.exit;
     const { values } = parsed;
     assertTokenConfig(config);
-    const port = values.port === undefined ? config.ingressPort : Number(values.port);
+    // The rule of every port (parsePort), so that one past 65535 is refused here, not by listen
+    // once everything is connected.
+    const checkedPort = checkFlags({ stderr }, HELP, () =>
+      values.port === undefined ? config.ingressPort : parsePort(values.port, '--port'),
+    );
+    if ('exit' in checkedPort) return checkedPort.exit;
+    const port = checkedPort.value;
     const drainDelayMs = Number(values['drain-delay-ms']);
     const graceMs = Number(values['grace-ms']);
     const workers = values.workers === undefined ? config.ingressWorkers : Number(values.workers);
-    if (![port, drainDelayMs, graceMs].every((n) => Number.isInteger(n) && n >= 0)) {
-      stderr.write(`--port, --drain-delay-ms and --grace-ms take non-negative integers\n\n${HELP}`);
+    if (![drainDelayMs, graceMs].every((n) => Number.isInteger(n) && n >= 0)) {
+      stderr.write(`--drain-delay-ms and --grace-ms take non-negative integers\n\n${HELP}`);
       return 2;
     }
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -72,7 +79,12 @@ export const ingressCommand: Command = {
       autoPipelining: true,
       commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS,
     });
-    await connectRedis(redis);
+    // Redis unreachable stops the process (a DependencyError naming REDIS_URL): the client stops
+    // reconnecting, so that nothing keeps it alive.
+    await connectRedis(redis).catch((error: unknown) => {
+      redis.disconnect();
+      throw error;
+    });
     const nc = await connectNats({ url: config.natsUrl, log, name: 'sentinel-ingress' });
     const pg = createPgPool({ url: config.databaseUrl, max: config.pgPoolSize, log, applicationName: 'sentinel-ingress' });
     const tokens = createTokenVerifier(
@@ -92,12 +104,22 @@ export const ingressCommand: Command = {
       settings: { shardTimeoutMs: config.shardTimeoutMs, idempotencyTtlS: config.idempotencyTtlS, closeSettleMs: closeSettleMs(config) },
     });
     // No --host: every address (`::`, dual-stack, where IPv6 is available, else 0.0.0.0), so an
-    // IPv6-only pod answers on its IPv6 address.
-    const running = await serveIngress(app, {
-      port,
-      ...(values.host === undefined ? {} : { host: values.host }),
-      backlog: config.ingressBacklog,
-      log,
+    // IPv6-only pod answers on its IPv6 address. A port taken (or an address this machine does not
+    // have) stops the process with one line naming the setting; its clients closed first.
+    const portSetting = values.port === undefined ? 'SENTINEL_INGRESS_PORT' : '--port';
+    const running = await listening(
+      serveIngress(app, {
+        port,
+        ...(values.host === undefined ? {} : { host: values.host }),
+        backlog: config.ingressBacklog,
+        log,
+      }),
+      'the ingress',
+      values.host === undefined ? portSetting : `--host and ${portSetting}`,
+    ).catch(async (error: unknown) => {
+      app.readiness.markShuttingDown();
+      await Promise.allSettled([closeNats(nc), redis.quit(), pg.end()]);
+      throw error;
     });
     log.info({ url: running.url, auth: config.jwksUrl ? 'jwks' : 'hs256' }, 'Ingress listening');
 

@@ -16,6 +16,7 @@ import { operatorKubeConfig } from '../operator/kubeconfig.js';
 import { startOperator, type OperatorSettings } from '../operator/operator.js';
 import { startProbeServer } from '../engine/http.js';
 import type { Command } from './commands.js';
+import { listening } from './listen.js';
 import { untilSignal } from './signals.js';
 
 const POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -42,7 +43,11 @@ export const operatorCommand: Command = {
     const pool = createPgPool({ url: config.databaseUrl, max: Math.min(config.pgPoolSize, 5), log, applicationName: 'sentinel-operator' });
     try {
       if (flags.migrate) await migrateAlive(flags.settings.http, () => migrate(pool, log));
-      const operator = await startOperator({ kubeConfig, inventory: postgresInventory(pool), log, settings: flags.settings });
+      const operator = await listening(
+        startOperator({ kubeConfig, inventory: postgresInventory(pool), log, settings: flags.settings }),
+        PROBE_SERVER,
+        probeSetting(flags.settings.http),
+      );
       const exit = await Promise.race([untilSignal(config).then((cue) => ({ cue })), operator.done.then((reason) => ({ reason }))]);
       if ('cue' in exit) {
         log.info({ cue: exit.cue }, 'Operator stopping');
@@ -57,6 +62,14 @@ export const operatorCommand: Command = {
   },
 };
 
+/** The operator's health and metrics server, in messages. */
+const PROBE_SERVER = "the operator's health and metrics server";
+
+/** What sets the address of the operator's probe server, for a message that it cannot listen there. */
+function probeSetting(http: OperatorSettings['http']): string {
+  return http?.host === undefined ? 'SENTINEL_HTTP_PORT' : '--http-host and SENTINEL_HTTP_PORT';
+}
+
 /**
  * Runs `migration` while the probe port answers: alive (/healthz), not ready (/readyz). A migration
  * may take minutes — an index built on a large table, a wait for another replica's migration —
@@ -66,12 +79,16 @@ export async function migrateAlive(http: OperatorSettings['http'], migration: ()
   const server =
     http === undefined
       ? undefined
-      : await startProbeServer({
-          port: http.port,
-          ...(http.host === undefined ? {} : { host: http.host }),
-          registry: new Registry(),
-          ready: () => false,
-        });
+      : await listening(
+          startProbeServer({
+            port: http.port,
+            ...(http.host === undefined ? {} : { host: http.host }),
+            registry: new Registry(),
+            ready: () => false,
+          }),
+          PROBE_SERVER,
+          probeSetting(http),
+        );
   try {
     await migration();
   } finally {

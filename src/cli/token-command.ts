@@ -2,6 +2,7 @@
  * `sentinel token --sub alice [--ttl 1h]`: mints a bearer token with the configured HS256 secret,
  * issuer and audience — for development and tests, never for production customers.
  */
+import { assertTokenConfig } from '../config.js';
 import { CUSTOMER_ID_RULE, isCustomerId } from '../domain/customer.js';
 import { mintToken, parseTokenTtl } from '../ingress/auth.js';
 import type { Command } from './commands.js';
@@ -40,6 +41,9 @@ export const tokenCommand: Command = {
       stderr.write(`${problem}\n\n${HELP}`);
       return 2;
     }
+    // The secret signs the token: under NODE_ENV=production never the public development one
+    // (a ConfigError naming the variable, as the ingress refuses to verify with it).
+    assertTokenConfig(config, 'mint');
     if (config.jwksUrl) stderr.write('warning: SENTINEL_JWKS_URL is set, so the ingress will not accept HS256 tokens minted here\n');
     const now = Date.now();
     const token = await mintToken({

@@ -1,13 +1,35 @@
 import { connect, type NatsConnection } from 'nats';
+import { urlForDisplay } from '../../config.js';
 import { withDeadline } from '../../deadline.js';
 import type { Logger } from '../../log.js';
 
 export type { NatsConnection };
 
-/** Connects to NATS with endless reconnects and a ping every 5 s, logging status changes (disconnect, reconnect). */
+/**
+ * How long a first connection may take before `connectNats` says that it is waiting (ms): on a
+ * reachable server it takes milliseconds; an attempt that times out takes `timeout` (5 s).
+ */
+export const NATS_WAIT_NOTICE_MS = 2000;
+
+/**
+ * Connects to NATS with endless reconnects and a ping every 5 s, logging status changes (disconnect,
+ * reconnect). A NATS not reached at first is waited for, for ever (a pod may start before NATS
+ * does): said once, as a warning naming the servers (without credentials), when the first
+ * connection takes longer than `NATS_WAIT_NOTICE_MS` — and once more when it is made.
+ */
 export async function connectNats(options: { url: string; log: Logger; name: string }): Promise<NatsConnection> {
-  const nc = await connect({
-    servers: options.url.split(','),
+  const servers = options.url
+    .split(',')
+    .map((server) => server.trim())
+    .filter((server) => server !== '');
+  const shown = servers.map(urlForDisplay).join(',');
+  let waiting = false;
+  const notice = setTimeout(() => {
+    waiting = true;
+    options.log.warn({ servers: shown }, `Waiting for NATS at ${shown} (NATS_URL): not reachable yet; still trying`);
+  }, NATS_WAIT_NOTICE_MS);
+  const connecting = connect({
+    servers,
     name: options.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
@@ -24,6 +46,8 @@ export async function connectNats(options: { url: string; log: Logger; name: str
     // Keep reconnecting instead; the connection recovers once the credentials agree again.
     ignoreAuthErrorAbort: true,
   });
+  const nc = await connecting.finally(() => clearTimeout(notice));
+  if (waiting) options.log.info({ servers: shown, server: nc.getServer() }, 'NATS connected');
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {

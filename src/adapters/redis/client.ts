@@ -1,7 +1,15 @@
 import { Redis } from 'ioredis';
+import { urlForDisplay } from '../../config.js';
+import { DependencyError, errorLine } from '../../errors.js';
 import type { Logger } from '../../log.js';
 
 export type { Redis };
+
+/** The URL each client was made with, without credentials: named when it cannot connect. */
+const displayUrls = new WeakMap<Redis, string>();
+
+/** How long `connectRedis` waits for a connected Redis to be ready (done loading its data), ms. */
+const READY_TIMEOUT_MS = 10_000;
 
 /**
  * Creates a Redis client that reconnects forever with capped backoff and fails commands fast
@@ -40,6 +48,7 @@ export function createRedis(options: {
     // seconds too long (in `sentinel chaos`, the ingress came back 6 s after Redis was ready).
     maxLoadingRetryTime: 250,
   });
+  displayUrls.set(client, urlForDisplay(options.url));
   // One line when an outage begins, one when it ends. A connection Redis closed (a restart) is
   // `reconnecting` without any `error` — a restarted Redis accepts connections at once, answering
   // LOADING while it loads its data — and a connection that could not be made is an `error`.
@@ -84,16 +93,46 @@ export function followRedisReady(client: Redis, onChange: (ready: boolean) => vo
   };
 }
 
-/** Connects (the client is lazy) and waits until it is ready. */
+/**
+ * Connects (the client is lazy) and waits until it is ready. A Redis that cannot be reached — or
+ * is not ready within 10 s — is a DependencyError naming its URL (without credentials) and why
+ * (ioredis says only "Connection is closed."). The client goes on reconnecting, as ever: a later
+ * call waits for it again; a caller that gives up disconnects it.
+ */
 export async function connectRedis(client: Redis): Promise<void> {
-  if (client.status === 'wait') await client.connect();
-  if (client.status !== 'ready') {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Redis not ready after 10s (status ${client.status})`)), 10_000);
-      client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  const status = (): string => client.status;
+  if (status() === 'ready') return;
+  // The reason of a failed connection comes in an `error` event; `connect()` itself rejects with
+  // ioredis's "Connection is closed.", which says nothing of where or why.
+  let failure: Error | undefined;
+  const onError = (error: Error) => (failure ??= error);
+  client.on('error', onError);
+  try {
+    if (status() === 'wait' || status() === 'end') await client.connect();
+    if (status() !== 'ready') await readyWithin(client, READY_TIMEOUT_MS);
+  } catch (error) {
+    const where = displayUrls.get(client) ?? `${client.options.host ?? '?'}:${client.options.port ?? '?'}`;
+    const reason = failure ?? error;
+    throw new DependencyError('redis', `cannot connect to Redis at ${where} (REDIS_URL): ${errorLine(reason)}`, reason);
+  } finally {
+    client.off('error', onError);
   }
+}
+
+/** Resolves once `client` is ready; rejects when it ends first, or after `ms`. */
+function readyWithin(client: Redis, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('end', onEnd);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onReady = () => done();
+    const onEnd = () => done(new Error('the connection ended'));
+    const timer = setTimeout(() => done(new Error(`not ready after ${ms / 1000} s (status ${client.status})`)), ms);
+    client.once('ready', onReady);
+    client.once('end', onEnd);
+  });
 }

@@ -60,6 +60,24 @@ t.test('verify with a bad environment variable: bad usage, exit 2', async (t) =>
   t.equal(result.stderr, 'sentinel: config_invalid: DATABASE_URL is not a URL: "nope"\n');
 });
 
+t.test('verify and chaos with a bad LOG_LEVEL: bad usage, exit 2, one line naming it (not pino’s stack, exit 3)', async (t) => {
+  const message = 'sentinel: config_invalid: LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "inof"\n';
+  for (const argv of [
+    ['verify', '--event', 'e'],
+    ['chaos', '--attach', '--event', 'e'],
+  ]) {
+    const name = argv.join(' ');
+    const result = await sentinel(argv, { LOG_LEVEL: 'inof' });
+    t.equal(result.code, 2, name);
+    t.equal(result.stderr, message, name);
+  }
+  // Any other command: one line too (exit 1).
+  const token = await sentinel(['token', '--sub', 'alice'], { LOG_LEVEL: 'inof' });
+  t.equal(token.code, 1, 'token');
+  t.equal(token.stderr, message, 'token');
+  t.equal(token.stdout, '', 'token: no token');
+});
+
 t.test('chaos with Postgres unreachable: not judged, exit 3, one line and its report', async (t) => {
   const runId = `job-errors-test-${process.pid}`;
   t.teardown(() => rmSync(join(tmpdir(), `sentinel-${runId}`), { recursive: true, force: true }));

@@ -5,11 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { chaosCommand } from '../../../src/cli/chaos-command.js';
+import { chaosCommand, rebalanceIntervalFor } from '../../../src/cli/chaos-command.js';
 import type { Command } from '../../../src/cli/commands.js';
 import { stressCommand } from '../../../src/cli/stress-command.js';
 import { verifyCommand } from '../../../src/cli/verify-command.js';
-import { loadConfig, type Config } from '../../../src/config.js';
+import { LEASE_TTL_MS_RANGE, loadConfig, type Config } from '../../../src/config.js';
 import { silentLogger } from '../../../src/log.js';
 import { NOWHERE_ENV } from '../../support/env.js';
 
@@ -172,3 +172,28 @@ t.test(
     t.match(both.stderr, /--rate is the arrival rate of --mode open/);
   },
 );
+
+t.test('chaos --lease-ttl outside what its engines take is bad usage, before anything starts', async (t) => {
+  for (const ttl of ['499ms', '0.4s', '600001ms', '11m', '1h']) {
+    // Services nowhere: a run that went on would fail to connect (exit 3), not exit 2.
+    const result = await run(chaosCommand, ['--lease-ttl', ttl], nowhere);
+    t.equal(result.code, 2, ttl);
+    t.match(
+      result.stderr,
+      new RegExp(
+        `^--lease-ttl must be from 500ms to 10m, the range of the engines' SENTINEL_LEASE_TTL_MS \\(got "${ttl}"\\)\\n\\nUsage: sentinel chaos`,
+      ),
+      ttl,
+    );
+    t.equal(result.stdout, '', `${ttl}: no report`);
+  }
+});
+
+t.test('chaos: the engines it starts accept the lease TTL and the membership round it gives them', async (t) => {
+  for (const ttlMs of [LEASE_TTL_MS_RANGE.min, 3000, 60_000, 360_001, LEASE_TTL_MS_RANGE.max]) {
+    const env = { SENTINEL_LEASE_TTL_MS: String(ttlMs), SENTINEL_REBALANCE_INTERVAL_MS: String(rebalanceIntervalFor(ttlMs)) };
+    t.doesNotThrow(() => loadConfig(env), JSON.stringify(env));
+  }
+  t.equal(rebalanceIntervalFor(3000), 500, 'a sixth of the TTL');
+  t.equal(rebalanceIntervalFor(500), 100, 'at least 100 ms');
+});
