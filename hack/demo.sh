@@ -152,16 +152,24 @@ fi
 # Without --keep, the demo's processes stop by themselves if the demo itself dies uncleanly
 # (src/cli/signals.ts); a kept demo's must outlive it.
 if ((KEEP)); then OWNER=(); else OWNER=(env "SENTINEL_EXIT_WITH_PARENT=$$"); fi
+INFRA_PID=""
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   local status=$?
+  if [[ -n "$INFRA_PID" ]]; then
+    # Interrupted during hack/infra.sh up: it stops what it was installing or starting.
+    kill -TERM "$INFRA_PID" 2>/dev/null || true
+    wait "$INFRA_PID" 2>/dev/null || true
+  fi
   if ((KEEP)) && ((status == 0)); then return; fi
   step "cleaning up (processes and the demo's event; pass --keep to leave them running)"
   stop_recorded
   rm -f "$ENV_FILE"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # --- 1. install ------------------------------------------------------------------------------
 step "dependencies"
@@ -173,7 +181,14 @@ fi
 
 # --- 2. infrastructure ------------------------------------------------------------------------
 step "infrastructure: Postgres, Redis, NATS, Kafka and the Kubernetes API server (hack/infra.sh up)"
-bash hack/infra.sh up
+# In the background, waited for: bash runs a trap only once its foreground command has ended, so
+# a signal sent to the demo alone would wait out a first run's builds (cleanup stops infra.sh).
+bash hack/infra.sh up &
+INFRA_PID=$!
+infra_status=0
+wait "$INFRA_PID" || infra_status=$?
+INFRA_PID=""
+((infra_status == 0)) || exit "$infra_status"
 INFRA_ENV=$(bash hack/infra.sh env)
 eval "$INFRA_ENV"
 command -v kubectl >/dev/null || die "kubectl is not on PATH after hack/infra.sh env: the Kubernetes API server part of hack/infra.sh is missing"

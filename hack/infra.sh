@@ -26,8 +26,14 @@
 #   SENTINEL_NATS_MONITOR_PORT=18222 SENTINEL_KAFKA_PORT=19092
 #   SENTINEL_KAFKA_CONTROLLER_PORT=19093 (kube: SENTINEL_ETCD_PORT=12379
 #   SENTINEL_ETCD_PEER_PORT=12380 SENTINEL_KUBE_PORT=16443)
-#   SENTINEL_START_TIMEOUT   seconds to wait for readiness (per-service defaults)
+#   SENTINEL_START_TIMEOUT   seconds to wait for readiness (per-service defaults;
+#                        kube: SENTINEL_KUBE_START_TIMEOUT first)
 #   SENTINEL_INFRA_PARALLEL=0  start/stop services one by one (default: in parallel)
+#   Ports and timeouts must be plain numbers: anything else is refused up front.
+#
+# Ctrl-C (SIGINT), SIGTERM and SIGHUP stop what is being installed or started
+# (go build, maven, apt-get) within seconds, and the script exits 130, 143 or
+# 129. Nothing half-built is kept; services already started keep running.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -98,7 +104,10 @@ take_lock() {
   exec 9>"$SENTINEL_STATE_DIR/.infra.lock"
   if ! flock -n 9; then
     log "another hack/infra.sh is changing state; waiting for it (max 600s)…"
-    flock -w 600 9 || die "timed out waiting for $SENTINEL_STATE_DIR/.infra.lock"
+    # A job (see below), so that a signal need not wait for flock to give up.
+    # It locks fd 9's open file description, which this shell shares.
+    start_job flock -w 600 9
+    job_wait "$JOB_PID" || die "timed out waiting for $SENTINEL_STATE_DIR/.infra.lock"
   fi
 }
 
@@ -107,16 +116,157 @@ fmt_ms() {
   printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100))
 }
 
-# Service functions run in subshells with fd 9 (the lock) closed, started with
-# `&` and then waited for. They must be LAUNCHED outside any `if`/`||`/`&&`
-# context: bash switches `set -e` off for everything started from such a
-# context, subshells included. Hence run_action never appears in a condition:
-# it always returns 0 and reports failures in FAILED.
+# ------------------------------------------------------------------- jobs ---
+# Service functions run as jobs: in background subshells, then waited for.
+# They must be LAUNCHED outside any `if`/`||`/`&&` context: bash switches
+# `set -e` off for everything started from such a context, subshells included.
+# Hence run_action never appears in a condition: it always returns 0 and
+# reports failures in FAILED.
+#
+# Signals. INT, TERM and HUP are trapped (on_signal); a trapped signal makes
+# `wait` return at once. Without that, a SIGTERM (a CI cancel, kill, timeout)
+# ended this script but not its jobs, which went on building and starting,
+# watched by no one; and a Ctrl-C stopped a job only if all in it died of
+# SIGINT: a background subshell ignores SIGINT (bash does that to background
+# commands), as does a tool started by a caller that ignores it. on_signal
+# SIGTERMs each job's whole process tree instead — every job is forked with
+# job control on, so it leads a process group of its own, which holds
+# `go build` and the compilers it runs, maven's JVM, apt-get — then dies of
+# the same signal (status 130, 143, 129). Daemons are not in those trees:
+# spawn_detached, kube_launch, redis and pg_ctl start them in sessions of
+# their own, so what has started stays up (a later `up` finds it running).
+# What an install writes goes to a temporary name (…partial.<pid>,
+# …tmp.<pid>) renamed when complete; on_signal removes this run's leftovers.
+JOB_PIDS=()      # jobs started and not yet waited for (each its process group)
+JOB_PID=""       # the last one started
+JOB_STOP_GRACE=5 # seconds between SIGTERM and SIGKILL
+
+# start_job CMD [ARG...] — run CMD (a function or a command) as a job: in a
+# background subshell leading its own process group, stdin from /dev/null;
+# fd 9 (the lock) stays open only for flock. Sets JOB_PID. A background
+# process group is stopped (SIGTTOU) when it writes to a terminal set to
+# `stty tostop`: the job and what it runs ignore SIGTTOU (and SIGTTIN: a read
+# from the terminal fails instead of stopping), as in the foreground.
+start_job() {
+  set -m
+  if [[ "$1" == flock ]]; then
+    ("$@") </dev/null &
+  else
+    (
+      trap '' TTOU TTIN
+      "$@"
+    ) 9>&- </dev/null &
+  fi
+  JOB_PID=$!
+  set +m
+  JOB_PIDS+=("$JOB_PID")
+}
+
+# job_wait PID — wait for a job; returns its status.
+job_wait() {
+  local pid="$1" rc=0 p
+  wait "$pid" || rc=$?
+  local -a left=()
+  for p in "${JOB_PIDS[@]}"; do
+    [[ "$p" == "$pid" ]] || left+=("$p")
+  done
+  JOB_PIDS=(${left[@]+"${left[@]}"})
+  return "$rc"
+}
+
+# _jobs_alive GROUPS... -- PIDS... — after proc_scan: true while a process of
+# one of the process groups, or one of the pids, is alive.
+_jobs_alive() {
+  local p g
+  local -A want=()
+  while (($# > 0)) && [[ "$1" != -- ]]; do
+    want[$1]=1
+    shift
+  done
+  (($# > 0)) && shift
+  for p in "$@"; do
+    [[ -n "${PROC_PPID[$p]:-}" ]] && return 0
+  done
+  for p in "${!PROC_PGRP[@]}"; do
+    g="${PROC_PGRP[$p]}"
+    [[ -n "${want[$g]:-}" ]] && return 0
+  done
+  return 1
+}
+
+# stop_jobs — SIGTERM every running job's process group, and what its tree
+# put in process groups of its own (`timeout` does) within this session;
+# SIGKILL whatever is left after JOB_STOP_GRACE seconds; reap the jobs.
+stop_jobs() {
+  ((${#JOB_PIDS[@]} > 0)) || return 0
+  local p c sig grace deadline
+  local -a strays=()
+  local -A groups=()
+  for p in "${JOB_PIDS[@]}"; do groups[$p]=1; done
+  proc_scan
+  for p in "${JOB_PIDS[@]}"; do
+    for c in $(proc_descendants "$p"); do
+      [[ -n "${groups[${PROC_PGRP[$c]:-}]:-}" ]] || strays+=("$c")
+    done
+  done
+  for sig in TERM KILL; do
+    for p in "${JOB_PIDS[@]}"; do kill "-$sig" -- "-$p" 2>/dev/null || true; done
+    ((${#strays[@]} == 0)) || kill "-$sig" "${strays[@]}" 2>/dev/null || true
+    if [[ "$sig" == TERM ]]; then # a stopped process acts on SIGTERM once continued
+      for p in "${JOB_PIDS[@]}"; do kill -CONT -- "-$p" 2>/dev/null || true; done
+      ((${#strays[@]} == 0)) || kill -CONT "${strays[@]}" 2>/dev/null || true
+    fi
+    grace=2
+    [[ "$sig" != TERM ]] || grace="$JOB_STOP_GRACE"
+    deadline=$(($(now_ms) + grace * 1000))
+    while :; do
+      proc_scan
+      _jobs_alive "${JOB_PIDS[@]}" -- ${strays[@]+"${strays[@]}"} || break 2
+      (($(now_ms) < deadline)) || break
+      sleep 0.1
+    done
+    [[ "$sig" == KILL ]] || warn "still running ${JOB_STOP_GRACE}s after SIGTERM; sending SIGKILL"
+  done
+  # Reap them (dead by now, so wait cannot block), quietly.
+  for p in "${JOB_PIDS[@]}"; do
+    pid_alive "$p" || wait "$p" 2>/dev/null || true
+  done
+  JOB_PIDS=()
+}
+
+# remove_partials — this run's temporary install files (see above). Those of
+# other runs (another checkout sharing the cache) carry their own pid.
+remove_partials() {
+  [[ -d "$SENTINEL_CACHE_DIR" ]] || return 0
+  find "$SENTINEL_CACHE_DIR" -maxdepth 3 \( -name "*.partial.$$" -o -name "*.tmp.$$" \) \
+    -exec rm -rf -- {} + 2>/dev/null || true
+}
+
+# on_signal SIGNAL — the INT/TERM/HUP trap.
+on_signal() {
+  local sig="$1" n
+  set +e
+  trap '' INT TERM HUP # a second Ctrl-C must not cut the clean-up short (bounded)
+  if ((${#JOB_PIDS[@]} > 0)); then
+    log "interrupted (SIG$sig): stopping…"
+    stop_jobs
+    remove_partials
+    log "stopped. Services that had started keep running (hack/infra.sh status; hack/infra.sh down stops them)."
+  fi
+  n="$(kill -l "$sig")"
+  # Die of the signal, so that a calling shell stops too (130, 143, 129).
+  trap - "$sig"
+  kill "-$sig" "$$"
+  exit $((128 + n))
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'on_signal HUP' HUP
 
 # run_install SVC — run svc_<svc>_install; die if it fails.
 run_install() {
-  ("svc_${1}_install") 9>&- &
-  wait "$!" || die "$1: install failed"
+  start_job "svc_${1}_install"
+  job_wait "$JOB_PID" || die "$1: install failed"
 }
 
 # run_action ACTION SVC... — run svc_<svc>_<action> for each, in parallel
@@ -129,16 +279,16 @@ run_action() {
   local -a svcs=("$@") pids=()
   if [[ "${SENTINEL_INFRA_PARALLEL:-1}" == 0 ]]; then
     for s in "${svcs[@]}"; do
-      ("svc_${s}_${action}") 9>&- &
-      wait "$!" || FAILED+=("$s")
+      start_job "svc_${s}_${action}"
+      job_wait "$JOB_PID" || FAILED+=("$s")
     done
   else
     for s in "${svcs[@]}"; do
-      ("svc_${s}_${action}") 9>&- &
-      pids+=("$!")
+      start_job "svc_${s}_${action}"
+      pids+=("$JOB_PID")
     done
     for i in "${!svcs[@]}"; do
-      wait "${pids[$i]}" || FAILED+=("${svcs[$i]}")
+      job_wait "${pids[$i]}" || FAILED+=("${svcs[$i]}")
     done
   fi
   return 0
@@ -281,6 +431,10 @@ cmd_env() {
 main() {
   local cmd="${1:-help}"
   (($# > 0)) && shift
+  case "$cmd" in
+    help | -h | --help) ;;
+    *) check_settings ;;
+  esac
   case "$cmd" in
     up) cmd_up "$@" ;;
     start)

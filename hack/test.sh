@@ -23,7 +23,33 @@ step "generated files are up to date"
 bash hack/check-generated.sh
 
 step "infrastructure (hack/infra.sh up)"
-bash hack/infra.sh up
+# In the background, waited for: bash runs a trap only once its foreground command has ended, so
+# a signal sent to this script alone (a CI cancel, kill, timeout) would wait out a first run's
+# builds. On INT, TERM or HUP infra.sh is told to stop (it stops what it was installing or
+# starting within seconds), and this script dies of the same signal; when infra.sh is interrupted
+# itself, its failure stops this script (set -e).
+infra_pid=""
+# shellcheck disable=SC2317  # invoked by the traps
+stop_infra() {
+  trap '' INT TERM HUP
+  if [[ -n "$infra_pid" ]]; then
+    kill -TERM "$infra_pid" 2>/dev/null || true
+    wait "$infra_pid" 2>/dev/null || true
+  fi
+  trap - "$1"
+  kill "-$1" "$$"
+  exit $((128 + $(kill -l "$1")))
+}
+trap 'stop_infra INT' INT
+trap 'stop_infra TERM' TERM
+trap 'stop_infra HUP' HUP
+bash hack/infra.sh up &
+infra_pid=$!
+infra_status=0
+wait "$infra_pid" || infra_status=$?
+infra_pid=""
+trap - INT TERM HUP
+((infra_status == 0)) || exit "$infra_status"
 infra_env=$(bash hack/infra.sh env) # a failure stops the run: eval "$(…)" would not
 eval "$infra_env"
 

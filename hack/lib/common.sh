@@ -174,6 +174,47 @@ spawn_detached() {
   [[ -s "$pidfile" ]]
 }
 
+# proc_scan — fill PROC_PPID, PROC_PGRP, PROC_SID (pid -> value) with every
+# live process (zombies left out), read from /proc (procps may be missing).
+declare -A PROC_PPID=() PROC_PGRP=() PROC_SID=()
+# shellcheck disable=SC2034  # PROC_PGRP is read by hack/infra.sh
+proc_scan() {
+  PROC_PPID=() PROC_PGRP=() PROC_SID=()
+  local f line pid state ppid pgrp sid
+  for f in /proc/[0-9]*/stat; do
+    { IFS= read -r line <"$f"; } 2>/dev/null || continue
+    pid="${f#/proc/}"
+    pid="${pid%/stat}"
+    # fields after "(comm) ", which may itself hold spaces and parentheses
+    IFS=' ' read -r state ppid pgrp sid _ <<<"${line##*) }"
+    [[ "$state" != Z ]] || continue
+    PROC_PPID[$pid]="$ppid"
+    PROC_PGRP[$pid]="$pgrp"
+    PROC_SID[$pid]="$sid"
+  done
+}
+
+# proc_descendants PID... — after proc_scan: print the live descendants of
+# the PIDs (not the PIDs themselves) that are in the same session as the
+# first PID. A daemon started in a session of its own (setsid, daemonize) is
+# left out, and with it whatever it started.
+proc_descendants() {
+  local sid="${PROC_SID[$1]:-}" p c
+  local -A kids=()
+  local -a queue=("$@")
+  for p in "${!PROC_PPID[@]}"; do
+    [[ "${PROC_SID[$p]}" == "$sid" ]] && kids[${PROC_PPID[$p]}]+=" $p"
+  done
+  while ((${#queue[@]} > 0)); do
+    p="${queue[0]}"
+    queue=("${queue[@]:1}")
+    for c in ${kids[$p]:-}; do
+      printf '%s\n' "$c"
+      queue+=("$c")
+    done
+  done
+}
+
 # --------------------------------------------------------------------- ports --
 # port_in_use PORT [HOST=127.0.0.1] — something accepts TCP connections there.
 port_in_use() {
@@ -398,5 +439,43 @@ version_ge() {
   [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
 }
 
+# ----------------------------------------------------------------- settings --
+# A numeric setting that is not a number (SENTINEL_START_TIMEOUT=30s) would
+# otherwise surface as a bash arithmetic error half-way through an `up`, after
+# some services had started. hack/infra.sh calls check_settings before it does
+# anything; each check dies naming the variable.
+
+# check_number VAR MIN MAX WHAT — VAR, when set and not empty, is a whole
+# number in MIN..MAX (no sign, no unit, no leading zero: bash reads 08 as
+# octal); else die: "VAR must be WHAT, not '…'".
+check_number() {
+  local var="$1" min="$2" max="$3" what="$4" v
+  v="${!var:-}"
+  [[ -z "$v" ]] && return 0
+  if [[ ! "$v" =~ ^(0|[1-9][0-9]{0,8})$ ]] || ((v < min || v > max)); then
+    die "$var must be $what, not '$v'"
+  fi
+}
+
+SENTINEL_PORT_VARS=(SENTINEL_PG_PORT SENTINEL_REDIS_PORT SENTINEL_NATS_PORT
+  SENTINEL_NATS_MONITOR_PORT SENTINEL_KAFKA_PORT SENTINEL_KAFKA_CONTROLLER_PORT
+  SENTINEL_ETCD_PORT SENTINEL_ETCD_PEER_PORT SENTINEL_KUBE_PORT)
+
+# check_settings — the numeric settings hack/infra.sh --help and the service
+# files document.
+check_settings() {
+  local v
+  for v in "${SENTINEL_PORT_VARS[@]}"; do
+    check_number "$v" 1 65535 "a TCP port number (1-65535)"
+  done
+  check_number SENTINEL_START_TIMEOUT 1 86400 "a whole number of seconds (1-86400)"
+  check_number SENTINEL_KUBE_START_TIMEOUT 1 86400 "a whole number of seconds (1-86400)"
+  check_number SENTINEL_INFRA_PARALLEL 0 1 "0 (one by one) or 1 (in parallel)"
+  check_number SENTINEL_KAFKA_PARTITIONS 1 10000 "a number of partitions (1-10000)"
+}
+
 # start_timeout SERVICE DEFAULT — SENTINEL_START_TIMEOUT overrides everything.
-start_timeout() { printf '%s' "${SENTINEL_START_TIMEOUT:-$2}"; }
+start_timeout() {
+  check_number SENTINEL_START_TIMEOUT 1 86400 "a whole number of seconds (1-86400)"
+  printf '%s' "${SENTINEL_START_TIMEOUT:-$2}"
+}

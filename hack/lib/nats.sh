@@ -58,19 +58,26 @@ _nats_bin() {
 }
 
 _nats_go_install() {
-  local bin gobin
+  local bin gobin tmp
   bin="$(_nats_go_bin)"
   [[ -x "$bin" ]] && return 0
   have go || die "nats: need nats-server >= $SENTINEL_NATS_MIN_VERSION; Debian's is missing/too old and 'go' is not installed"
   gobin="$(dirname "$bin")"
+  # Installed under a temporary name, renamed when complete: an interrupted
+  # go install must not leave a truncated binary that the next run trusts.
+  tmp="$gobin.tmp.$$"
   svc_log nats "building nats-server v$SENTINEL_NATS_GO_VERSION with go install (first run only)…"
-  mkdir -p -- "$gobin"
-  if ! GOBIN="$gobin" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+  rm -rf -- "$tmp"
+  mkdir -p -- "$gobin" "$tmp"
+  if ! GOBIN="$tmp" GOFLAGS=-mod=mod CGO_ENABLED=0 \
     go install "github.com/nats-io/nats-server/v2@v$SENTINEL_NATS_GO_VERSION" \
-    >>"$SENTINEL_CACHE_DIR/nats-go-install.log" 2>&1; then
+    >>"$SENTINEL_CACHE_DIR/nats-go-install.log" 2>&1 || [[ ! -x "$tmp/nats-server" ]]; then
+    rm -rf -- "$tmp"
     log_tail "$SENTINEL_CACHE_DIR/nats-go-install.log"
     die "nats: go install of nats-server v$SENTINEL_NATS_GO_VERSION failed"
   fi
+  mv -f -- "$tmp/nats-server" "$bin"
+  rm -rf -- "$tmp"
 }
 
 svc_nats_install() {

@@ -193,6 +193,18 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'u')
 EOF
 }
 
+# _pg_role_db_ok — the app role (LOGIN, CREATEDB) and its database exist.
+# Read-only: a running server is checked at every `up`.
+_pg_role_db_ok() {
+  local out
+  out="$(_pg_psql_admin -v u="$SENTINEL_PG_USER" -v db="$SENTINEL_PG_DB" 2>/dev/null <<'EOF'
+SELECT (SELECT count(*) FROM pg_roles WHERE rolname = :'u' AND rolcanlogin AND rolcreatedb)
+    || ' ' || (SELECT count(*) FROM pg_database WHERE datname = :'db');
+EOF
+  )" || return 1
+  [[ "$out" == "1 1" ]]
+}
+
 # After a crash (kill -9 in a fault test) the old postmaster may linger for a
 # moment as a zombie until init reaps it; PostgreSQL sees its pid as "alive"
 # (kill -0) and refuses to start. Wait (bounded) for it to disappear. We never
@@ -216,6 +228,20 @@ svc_postgres_start() {
   pid="$(_pg_running_pid)"
   if [[ -n "$pid" ]]; then
     printf '%s\n' "$pid" >"$(_pg_pidfile)"
+    # A run stopped (Ctrl-C) after pg_ctl start left the server running, but
+    # perhaps still starting, or without its role and database: finish that.
+    bin="$(_pg_bindir)"
+    if ! wait_until "$timeout" "$pid" "$bin/pg_isready" -q -h 127.0.0.1 -p "$SENTINEL_PG_PORT"; then
+      svc_fail postgres "$(_pg_log)" "running (pid $pid), but port $SENTINEL_PG_PORT not accepting connections within ${timeout}s"
+      return 1
+    fi
+    if ! _pg_role_db_ok; then
+      svc_log postgres "creating role '$SENTINEL_PG_USER' / database '$SENTINEL_PG_DB' (an earlier start did not finish)…"
+      if ! _pg_ensure_role_db; then
+        svc_fail postgres "$(_pg_log)" "could not create role/database '$SENTINEL_PG_USER'/'$SENTINEL_PG_DB'"
+        return 1
+      fi
+    fi
     svc_log postgres "already running (pid $pid) on 127.0.0.1:$SENTINEL_PG_PORT"
     return 0
   fi
