@@ -5,7 +5,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import type { Config } from '../../config.js';
+import { assertTokenConfig, type Config } from '../../config.js';
 import {
   newRunId,
   parseChoice,
@@ -93,6 +93,8 @@ type StressFlagValues = {
 
 /** StressOptions from parsed flags (everything but progress and signal). */
 export function stressOptionsFrom(values: StressFlagValues, config: Config): StressOptions {
+  // The buyers' tokens are signed with the secret: in production, not with the public development one.
+  assertTokenConfig(config, 'mint');
   if (!values.event) throw new UsageError('--event is required');
   const scenario = parseChoice(values.scenario ?? 'flash-sale', 'scenario', SCENARIOS) as ScenarioName;
   // --rate is the open loop's: given alone, it asks for one (it used to be ignored, the run closed loop).

@@ -6,6 +6,7 @@
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { tokenCommand } from '../../../src/cli/token-command.js';
+import { stressOptionsFrom } from '../../../src/jobs/stress/cli.js';
 import { loadConfig } from '../../../src/config.js';
 import { ConfigError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
@@ -42,4 +43,10 @@ t.test('production with a secret, and development, mint a token', async (t) => {
     t.equal(result.code, 0, JSON.stringify(env));
     t.match(result.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, `${JSON.stringify(env)}: a JWT`);
   }
+});
+
+t.test('production: sentinel stress signs no buyer token with the development secret either', async (t) => {
+  const options = (env: Readonly<Record<string, string>>) => stressOptionsFrom({ event: 'e' }, loadConfig(env));
+  t.throws(() => options({ NODE_ENV: 'production' }), ConfigError);
+  t.equal(options({ NODE_ENV: 'production', SENTINEL_JWT_SECRET: 'x'.repeat(32) }).tokens.secret, 'x'.repeat(32));
 });
