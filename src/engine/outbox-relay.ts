@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import type { Producer } from 'kafkajs';
+import type { Producer, RecordMetadata } from 'kafkajs';
 import type { Logger } from '../log.js';
+import { defaultPartition } from '../adapters/kafka/client.js';
 import { checkout } from '../adapters/postgres/pool.js';
 import { withDeadline } from '../deadline.js';
 
@@ -102,8 +103,52 @@ function kafkaErrorType(error: unknown): string | undefined {
   return undefined;
 }
 
-/** What the relay uses of a Kafka producer. */
-export type RelayProducer = Pick<Producer, 'send' | 'disconnect'>;
+/** What the relay uses of a Kafka producer session (`openProducerSession`). */
+export type RelayProducer = Pick<Producer, 'send' | 'disconnect'> & {
+  /**
+   * How many partitions the relay's topic had when the session opened: the relay places every
+   * message itself, among these (kafkajs's default placement, `defaultPartition`). Kafka never
+   * removes a partition from a topic, so the count stays valid for the session's life; a partition
+   * added meanwhile is only used from the next session on.
+   */
+  readonly partitions: number;
+};
+
+/**
+ * A send that kafkajs resolved without an acknowledgement for every partition it was given
+ * messages for: the messages of `missing` may never have been written (see `unacknowledged`).
+ */
+export class IncompleteAcknowledgementError extends Error {
+  constructor(
+    readonly topic: string,
+    readonly missing: readonly number[],
+    readonly targeted: readonly number[],
+  ) {
+    super(
+      `Kafka send to ${topic} resolved without an acknowledgement for partition(s) ${missing.join(', ')} ` +
+        `(sent to ${targeted.join(', ')}): treated as failed`,
+    );
+    this.name = 'IncompleteAcknowledgementError';
+  }
+}
+
+/**
+ * The partitions of `targeted` that `acks` (what `send` resolved with) does not acknowledge
+ * (errorCode 0 for `topic`), in order.
+ *
+ * A resolved `send` of kafkajs 2.2.4 does not prove every message was written
+ * (`producer/sendMessages.js`; tulios/kafkajs#1798): it keeps each broker's answer across its
+ * retries, keyed by the broker, and on a retry sends only to brokers that have not answered yet —
+ * so messages of a partition whose leader failed (NOT_LEADER_FOR_PARTITION, a connection closed by
+ * a rolling restart) and moved to a broker that had already answered are never sent, and the send
+ * resolves with the other partitions' metadata alone. Its metadata also silently drops a partition
+ * it does not know (`cluster.findLeaderForPartitions`). The answer names each partition written.
+ */
+export function unacknowledged(topic: string, targeted: Iterable<number>, acks: readonly RecordMetadata[] | undefined): number[] {
+  const acknowledged = new Set<number>();
+  for (const ack of acks ?? []) if (ack.topicName === topic && ack.errorCode === 0) acknowledged.add(ack.partition);
+  return [...new Set(targeted)].filter((p) => !acknowledged.has(p)).sort((a, b) => a - b);
+}
 
 /** What a relay needs: where the rows are, where they go. */
 export interface OutboxRelayDeps {
@@ -136,6 +181,11 @@ export interface OutboxRelayDeps {
  * key. While Kafka is down the transaction rolls back, the rows stay, and the relay backs off
  * exponentially.
  *
+ * Every message is given its partition here (kafkajs's default placement for its key, among the
+ * partitions the session learned when it opened), and a send counts as done only if its answer
+ * acknowledges each partition it went to: kafkajs can resolve a send that left a partition's
+ * messages unsent (`unacknowledged`). One that did not is a failed send.
+ *
  * A send that failed ends its producer session; the next round opens a new one (ADR 0006, item
  * 8). The broker dedupes an idempotent producer's batches by their sequence numbers alone, and
  * after a failed send the producer's numbers no longer match what the broker appended: the broker
@@ -150,6 +200,8 @@ export class OutboxRelay {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   published = 0;
+  /** Sends kafkajs resolved without acknowledging every partition they went to (each one failed: see `unacknowledged`). */
+  incompleteAcks = 0;
   private readonly options: OutboxRelayOptions;
   /** The producer session of the next round; none before the first round and after a failed send. */
   private producer: RelayProducer | undefined;
@@ -292,20 +344,37 @@ export class OutboxRelay {
         this.more = false;
         return 0;
       }
-      // The oldest rows, up to MAX_SEND_BYTES; the others claimed are let go at the commit.
-      const messages: { key: string; value: string }[] = [];
+      // The oldest rows, up to MAX_SEND_BYTES; the others claimed are let go at the commit. Each
+      // goes to the partition the producer's default partitioner would choose for its key (its
+      // placement is unchanged), but chosen here: the acknowledgement must cover every one.
+      const messages: { key: string; value: string; partition: number }[] = [];
       let bytes = 0;
       for (const row of claimed) {
         const value = JSON.stringify(row.payload);
         bytes += Buffer.byteLength(value) + Buffer.byteLength(row.message_key);
         if (messages.length > 0 && bytes > MAX_SEND_BYTES) break;
-        messages.push({ key: row.message_key, value });
+        messages.push({ key: row.message_key, value, partition: defaultPartition(this.deps.topic, row.message_key, producer.partitions) });
       }
       const rows = claimed.slice(0, messages.length);
       this.more = claimed.length === this.claimLimit || rows.length < claimed.length;
       try {
         const late = () => new Error(`Kafka send of ${rows.length} rows: no answer within ${sendDeadlineMs} ms`);
-        await withDeadline(producer.send({ acks: -1, topic: this.deps.topic, messages }), sendDeadlineMs, late);
+        const acks = await withDeadline(producer.send({ acks: -1, topic: this.deps.topic, messages }), sendDeadlineMs, late);
+        // A resolved send is no proof (see `unacknowledged`): one that did not acknowledge every
+        // partition it was given failed. Its session ends below like any failed send's (kafkajs has
+        // rewound the sequence numbers of what it did not send, so a later batch of the same size to
+        // such a partition could be taken for a duplicate and dropped), the rows stay unpublished
+        // and go again in a new session — those of the partitions acknowledged twice, deduped by key.
+        const targeted = [...new Set(messages.map((m) => m.partition))].sort((a, b) => a - b);
+        const missing = unacknowledged(this.deps.topic, targeted, acks);
+        if (missing.length > 0) {
+          this.incompleteAcks++;
+          this.deps.log.warn(
+            { topic: this.deps.topic, missingPartitions: missing, targetedPartitions: targeted, rows: rows.length },
+            'Kafka acknowledged a send without some of its partitions: treated as failed, the rows go again in a new producer session',
+          );
+          throw new IncompleteAcknowledgementError(this.deps.topic, missing, targeted);
+        }
       } catch (error) {
         this.claimLimit = Math.max(1, Math.floor(rows.length / 2));
         // Never send with this session again (see the class comment). Not awaited: the rows stay

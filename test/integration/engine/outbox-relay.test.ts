@@ -1,7 +1,13 @@
 import type pg from 'pg';
 import kafkajs from 'kafkajs';
 import t, { type Test } from 'tap';
-import { createKafka, ensureTopic, openProducerSession } from '../../../src/adapters/kafka/client.js';
+import {
+  createKafka,
+  defaultPartition,
+  ensureTopic,
+  openProducerSession,
+  topicPartitionCount,
+} from '../../../src/adapters/kafka/client.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { MAX_DEFERRED_IN_A_ROW, OutboxRelay, RELAY_QUERIES } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
@@ -107,6 +113,26 @@ t.test('two relays draining one outbox publish every row exactly once', async (t
   const onTopic = await keysToEndOfTopic(topic);
   t.equal(onTopic.length, keys.length, 'no row was published twice (the whole topic read)');
   t.same([...onTopic].sort(), [...keys].sort(), 'every row was published');
+  // Each on the partition the relay gave it (kafkajs's default placement for its key): with each
+  // key once on the topic, every partition holds as many messages as the relay placed on it.
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const partitions = await topicPartitionCount(admin, topic);
+    const placed = new Map<number, number>();
+    for (const key of keys) {
+      const partition = defaultPartition(topic, key, partitions);
+      placed.set(partition, (placed.get(partition) ?? 0) + 1);
+    }
+    const held = (await admin.fetchTopicOffsets(topic)).map(({ partition, low, high }) => [partition, Number(high) - Number(low)]);
+    t.same(
+      held.filter(([, n]) => n! > 0).sort((a, b) => a[0]! - b[0]!),
+      [...placed].sort((a, b) => a[0] - b[0]),
+      `each of the ${partitions} partitions holds as many messages as the relay placed on it`,
+    );
+  } finally {
+    await admin.disconnect();
+  }
 });
 
 t.test(

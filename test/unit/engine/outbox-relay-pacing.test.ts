@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import t from 'tap';
-import { OutboxRelay } from '../../../src/engine/outbox-relay.js';
+import { OutboxRelay, type RelayProducer } from '../../../src/engine/outbox-relay.js';
 import { silentLogger } from '../../../src/log.js';
 
 /** An outbox that hands out `pending` rows at the next claim, recording when it was looked at and claimed from. */
@@ -33,7 +33,13 @@ function fakeOutbox(onClaim: (claims: number) => void = () => undefined) {
   return { state, pool };
 }
 
-const producer = { send: async () => undefined, disconnect: async () => undefined } as never;
+/** A producer session that acknowledges every partition it is sent to. */
+const producer: RelayProducer = {
+  partitions: 3,
+  send: async ({ topic, messages }) =>
+    [...new Set(messages.map((m) => m.partition!))].map((partition) => ({ topicName: topic, partition, errorCode: 0 })),
+  disconnect: async () => undefined,
+};
 const until = async (what: string, check: () => boolean, ms = 3000) => {
   const deadline = performance.now() + ms;
   while (!check()) {
