@@ -2,10 +2,19 @@
  * Reads one event's confirmed reservations back from the Kafka topic and compares them with
  * Postgres. The topic is shared by every event, so reading starts at the offsets of the event's
  * creation time (minus a minute) and ends at the high-water marks taken when the read began: a
- * bounded read with a definite end, not "wait and hope nothing else arrives".
+ * bounded read with a definite end, not "wait and hope nothing else arrives". Only the partitions
+ * with something in that range are fetched; the others are paused, never read from their log start.
  *
- * Which reservations must lie below those marks is decided by the database's own ordering, never
- * by comparing clocks: the relay commits an outbox row's `published_at` only after Kafka
+ * Where reading starts is chosen by comparing clocks, and rests on an assumption: the start offsets
+ * are the first whose message timestamp is at or after the event's creation minus 60 s
+ * (`fetchTopicOffsetsByTimestamp`). A message's timestamp is its CreateTime, set by the engine whose
+ * relay sent it, by the engine's clock; the event's creation time is Postgres's `now()`. So the
+ * engines' clocks are assumed to be within 60 s of Postgres's: an engine more than 60 s behind could
+ * stamp the event's first messages before the start offsets, and those would not be read (their
+ * reservations reported missing from the topic, an unknown message among them unseen).
+ *
+ * Which reservations must lie below the high-water marks is decided by the database's own ordering,
+ * not by comparing clocks: the relay commits an outbox row's `published_at` only after Kafka
  * acknowledged the message, so a row that a statement saw published before the marks were read is
  * on the topic below them (`publishedKeys`). A reservation missing from the topic is a violation
  * when its row was published then, however recent it is; when its row was not published yet (a
@@ -34,6 +43,14 @@ export interface TopicCounts {
    * reservation, and name no event to hold them against.
    */
   readonly malformed: number;
+  /**
+   * Messages the consumer fetched, in every read so far: of any event, and past a partition's
+   * range or not — what reading the topic cost. Only the partitions with something to read are
+   * fetched, from where their range starts, so this is `messages + skipped + malformed` plus what
+   * arrived past a high-water mark in the last batch of a partition; not a week of other events'
+   * traffic read from the log's start.
+   */
+  readonly fetched: number;
 }
 
 interface ReservationPayload {
@@ -59,6 +76,12 @@ export class TopicRead {
   private total = 0;
   private skipped = 0;
   private malformed = 0;
+  private fetchedCount = 0;
+
+  /** `n` messages fetched from the topic, whatever is done with them (`TopicCounts.fetched`). */
+  fetched(n: number): void {
+    this.fetchedCount += n;
+  }
 
   /** One message value (as read from the topic) under `key`; values that are not JSON objects are counted and passed over. */
   add(eventId: string, key: string, value: Buffer | null): void {
@@ -88,6 +111,7 @@ export class TopicRead {
       duplicates: this.total - this.messages.size,
       skipped: this.skipped,
       malformed: this.malformed,
+      fetched: this.fetchedCount,
     };
   }
 }
@@ -140,14 +164,35 @@ export async function readEventFromTopic(
     if (ranges.size === 0) return ended();
     const groupId = `sentinel-verify-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}`;
     const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+    const topic = options.topic;
     let finished!: () => void;
     const done = new Promise<void>((resolve) => (finished = resolve));
+    // Only the partitions with something (left) to read are fetched. The group is new and
+    // subscribes from the beginning, so a partition neither sought nor paused would be fetched and
+    // decoded from its log start — on a shared topic, a week of every event's traffic, all of it
+    // thrown away below. On joining the group (before its first fetch; and again after a rebalance,
+    // which forgets the positions sought) each assigned partition with something left to read is
+    // sought to where its read stands, and every other one is paused.
+    const position = (assigned: readonly number[]) => {
+      const idle: number[] = [];
+      for (const partition of assigned) {
+        const range = ranges.get(partition);
+        if (range !== undefined && range[0] < range[1]) consumer.seek({ topic, partition, offset: String(range[0]) });
+        else idle.push(partition);
+      }
+      if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
+    };
+    // Async so that a throw is logged by the consumer, not thrown into its join: the partitions
+    // are then read from their start, slowly but no less correctly (offsets outside a range are
+    // passed over below).
+    consumer.on(consumer.events.GROUP_JOIN, async ({ payload }) => position(payload.memberAssignment[topic] ?? []));
     await consumer.connect();
     try {
-      await consumer.subscribe({ topic: options.topic, fromBeginning: true });
+      await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
+          read.fetched(batch.messages.length);
           const range = ranges.get(batch.partition);
           if (range === undefined) return;
           for (const message of batch.messages) {
@@ -156,10 +201,12 @@ export async function readEventFromTopic(
             range[0] = offset + 1;
             read.add(options.eventId, String(message.key), message.value);
           }
+          // Read to its end: not fetched again while the other partitions are.
+          if (range[0] >= range[1]) consumer.pause([{ topic, partitions: [batch.partition] }]);
+          // Ends when every partition with a range has read it; the paused ones had none.
           if ([...ranges.values()].every(([next, end]) => next >= end)) finished();
         },
       });
-      for (const [partition, [from]] of ranges) consumer.seek({ topic: options.topic, partition, offset: String(from) });
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.timeoutMs)));
       const outcome = await Promise.race([done, timedOut]);

@@ -17,7 +17,7 @@ t.test('values that are not JSON objects are counted as malformed and passed ove
   read.add('ev', 'r1', Buffer.from(JSON.stringify(reservation)));
   read.add('ev', 'r1', Buffer.from(JSON.stringify(reservation)));
   read.add('ev', 'o1', Buffer.from(JSON.stringify({ ...reservation, eventId: 'other' })));
-  t.same(read.counts(), { messages: 2, unique: 1, duplicates: 1, skipped: 1, malformed: 6 });
+  t.same(read.counts(), { messages: 2, unique: 1, duplicates: 1, skipped: 1, malformed: 6, fetched: 0 });
   t.same([...read.messages.keys()], ['r1']);
 });
 
