@@ -159,17 +159,20 @@ function port(env: Env, name: string, fallback: number): number {
   return raw === undefined || raw === '' ? fallback : parsePort(raw, name);
 }
 
-/** `text` parsed as a URL with one of `protocols`, or a ConfigError naming the variable `name` (and the entry, for a list). */
-function checkedUrl(text: string, name: string, protocols: readonly string[], entry = false): URL {
+/**
+ * `text` parsed as a URL with one of `protocols`, or a ConfigError naming the variable `name` — and,
+ * for an entry of a list, `entry` as it was written.
+ */
+function checkedUrl(text: string, name: string, protocols: readonly string[], entry?: string): URL {
   let parsed: URL;
   try {
     parsed = new URL(text);
   } catch {
-    throw new ConfigError(`${name}${entry ? ' entry' : ''} is not a URL: ${JSON.stringify(text)}`);
+    throw new ConfigError(`${name}${entry === undefined ? '' : ' entry'} is not a URL: ${JSON.stringify(entry ?? text)}`);
   }
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(
-      `${name}${entry ? ` entry ${JSON.stringify(text)}` : ''} must use ${protocols.join(' or ')}, got ${parsed.protocol}`,
+      `${name}${entry === undefined ? '' : ` entry ${JSON.stringify(entry)}`} must use ${protocols.join(' or ')}, got ${parsed.protocol}`,
     );
   }
   return parsed;
@@ -181,13 +184,16 @@ function url(env: Env, name: string, fallback: string, protocols: readonly strin
   return value;
 }
 
-/** A comma-separated list of URLs (NATS servers): every entry is checked, not only the first. */
+/**
+ * A comma-separated list of URLs (NATS servers): every entry is checked, not only the first. An
+ * entry without a scheme (`host:port`, as the NATS client takes it) stands for the first protocol.
+ */
 function urlList(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
   const value = str(env, name, fallback);
   for (const entry of value.split(',')) {
     const trimmed = entry.trim();
     if (trimmed === '') throw new ConfigError(`${name} has an empty entry: ${JSON.stringify(value)}`);
-    checkedUrl(trimmed, name, protocols, true);
+    checkedUrl(trimmed.includes('://') ? trimmed : `${protocols[0]}//${trimmed}`, name, protocols, trimmed);
   }
   return value;
 }

@@ -406,6 +406,12 @@ apt_install() {
     }
     SENTINEL_APT_UPDATED=1
   fi
+  # An install interrupted earlier (hack/infra.sh stops its jobs on a signal, dpkg included) leaves
+  # dpkg asking for `dpkg --configure -a`; every apt-get install fails until that is run.
+  if [[ -n "$(dpkg --audit 2>/dev/null)" ]]; then
+    svc_log "$name" "finishing an interrupted dpkg run (dpkg --configure -a)…"
+    as_root env DEBIAN_FRONTEND=noninteractive dpkg --configure -a --force-confdef --force-confold >>"$logf" 2>&1 || true
+  fi
   svc_log "$name" "installing Debian packages: $* (log: $logf)…"
   if ! as_root "${apt[@]}" install --no-install-recommends "$@" >>"$logf" 2>&1; then
     if [[ -z "$SENTINEL_APT_UPDATED" ]]; then
@@ -470,7 +476,6 @@ check_settings() {
   done
   check_number SENTINEL_START_TIMEOUT 1 86400 "a whole number of seconds (1-86400)"
   check_number SENTINEL_KUBE_START_TIMEOUT 1 86400 "a whole number of seconds (1-86400)"
-  check_number SENTINEL_INFRA_PARALLEL 0 1 "0 (one by one) or 1 (in parallel)"
   check_number SENTINEL_KAFKA_PARTITIONS 1 10000 "a number of partitions (1-10000)"
 }
 

@@ -91,6 +91,14 @@ const STATE_CODES: ReadonlyMap<unknown, number> = new Map([
 ]);
 const NO_CHANGES: readonly ShardChange[] = Object.freeze([]);
 const MAX_TEXT = 200;
+/**
+ * Longest fingerprint a refusal is remembered with (characters). A hold's fingerprint is its seat
+ * list: the ingress sends at most 100 seats (about 4,000 characters), but a client talking to the
+ * shard directly may send a list near NATS's largest message, refused by its length — and each such
+ * refusal, remembered under a fresh key, kept up to a megabyte in the failure memory. Not
+ * remembering one is harmless: the same command is decided again the same way.
+ */
+const MAX_REMEMBERED_REFUSAL_FINGERPRINT = 8192;
 
 interface EndedHold {
   readonly customer: CustomerId;
@@ -339,7 +347,8 @@ export class ShardInventory {
       this.memory.rememberSuccess(record);
       return { result, changes };
     }
-    this.memory.rememberFailure(key, { customer, fingerprint, result, at: now });
+    if (fingerprint.length <= MAX_REMEMBERED_REFUSAL_FINGERPRINT)
+      this.memory.rememberFailure(key, { customer, fingerprint, result, at: now });
     return { result, changes: NO_CHANGES };
   }
 

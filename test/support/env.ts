@@ -47,3 +47,11 @@ export const NOWHERE_ENV = {
   NATS_URL: 'nats://127.0.0.1:1',
   KAFKA_BROKERS: '127.0.0.1:1',
 } as const;
+
+/** NOWHERE_ENV for a `sentinel` process a test starts: any free probe port, not tied to the test's pid, quiet. */
+export const NOWHERE_CLI_ENV = {
+  ...NOWHERE_ENV,
+  SENTINEL_HTTP_PORT: '0',
+  SENTINEL_EXIT_WITH_PARENT: '0',
+  LOG_LEVEL: 'silent',
+} as const;

@@ -337,10 +337,18 @@ export class InventoryStore {
    * rightful owner.
    */
   async claimShard(eventId: string, shard: number, owner: string, lease?: ClaimLease): Promise<number> {
-    const bump = async (db: Pick<pg.PoolClient, 'query'>) => {
+    // With `idleLimitMs`, the transaction may then sit idle only for what is left of that time since
+    // the statement began: set as the bump returns, after any wait for the shard row's lock.
+    const bump = async (db: Pick<pg.PoolClient, 'query'>, idleLimitMs?: number) => {
       const { rows } = await db.query<{ epoch: string }>(
         `UPDATE shards SET epoch = epoch + 1, owner = $3, claimed_at = now(), version = version + 1
-          WHERE event_id = $1 AND shard = $2 RETURNING epoch`,
+          WHERE event_id = $1 AND shard = $2
+          RETURNING epoch${
+            idleLimitMs === undefined
+              ? ''
+              : `, set_config('idle_in_transaction_session_timeout',
+                   greatest(1, ${idleLimitMs} - floor(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000))::text, true)`
+          }`,
         [eventId, shard, owner],
       );
       if (!rows[0]) throw new FencedError(`shard ${eventId}/${shard} does not exist`);
@@ -355,8 +363,7 @@ export class InventoryStore {
       // would otherwise keep the shard row locked — every commit of the shard waiting on it — until
       // its session is ended (IDLE_IN_TRANSACTION_TIMEOUT_MS); the server rolls the bump back instead.
       await client.query(`SET LOCAL statement_timeout = ${leftMs}`);
-      await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${leftMs}`);
-      const epoch = await bump(client);
+      const epoch = await bump(client, leftMs);
       if (lease.expiresAt - Date.now() < CLAIM_MARGIN_MS / 2 || !lease.holdOrLose()) throw ranOut(); // rolled back
       return epoch;
     });

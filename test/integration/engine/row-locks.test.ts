@@ -58,41 +58,53 @@ t.test("the pool's sessions are ended by the server when they sit idle inside a 
   stuck.release(true);
 });
 
-t.test('a claimer stopped after its bump keeps the shard row no longer than its lease', async (t) => {
-  const pool = await testDatabase();
-  t.teardown(() => pool.end());
-  const spec = await provisionTestEvent(pool, { shardCount: 1 });
-  const store = new InventoryStore(pool);
-  const before = await store.claimShard(spec.eventId, 0, 'first');
-  const waiter = await lone(t);
-  let looks = 0;
-  let waited: Promise<number> | undefined;
-  let thawedAt = 0;
-  const leaseMs = 1250;
-  const lease = {
-    expiresAt: Date.now() + leaseMs,
-    holdOrLose: () => {
-      if (++looks === 2) {
-        // After the bump, before the commit: a commit of the shard queues on its row, and the
-        // claimer stops for twice its lease.
-        waited = lockShardRow(waiter, spec.eventId);
-        freeze(2 * leaseMs);
-        thawedAt = Date.now();
-      }
-      return true;
-    },
-  };
-  // The claimer looked at its lease's time before it stopped: it goes on to commit, and finds its
-  // session ended — the claim fails either way.
-  await t.rejects(store.claimShard(spec.eventId, 0, 'paused', lease), { message: /idle-in-transaction timeout/ }, 'the claim failed');
-  t.equal(looks, 2, 'stopped between the bump and the commit');
-  const grantedAt = await waited!;
-  t.ok(grantedAt < thawedAt - leaseMs / 2, `the row was granted ${thawedAt - grantedAt} ms before the claimer went on`);
-  const { rows } = await pool.query<{ epoch: string; owner: string }>('SELECT epoch, owner FROM shards WHERE event_id = $1 AND shard = 0', [
-    spec.eventId,
-  ]);
-  t.same(rows[0], { epoch: String(before), owner: 'first' }, 'the bump was rolled back');
-});
+for (const blockMs of [0, 600]) {
+  t.test(`a claimer stopped after its bump keeps the shard row no longer than its lease (its bump waited ${blockMs} ms)`, async (t) => {
+    const pool = await testDatabase();
+    t.teardown(() => pool.end());
+    const spec = await provisionTestEvent(pool, { shardCount: 1 });
+    const store = new InventoryStore(pool);
+    const before = await store.claimShard(spec.eventId, 0, 'first');
+    const waiter = await lone(t);
+    let looks = 0;
+    let waited: Promise<number> | undefined;
+    let thawedAt = 0;
+    const leaseMs = 1250;
+    const lease = {
+      expiresAt: Date.now() + leaseMs,
+      holdOrLose: () => {
+        if (++looks === 2) {
+          // After the bump, before the commit: a commit of the shard queues on its row, and the
+          // claimer stops for twice its lease.
+          waited = lockShardRow(waiter, spec.eventId);
+          freeze(2 * leaseMs);
+          thawedAt = Date.now();
+        }
+        return true;
+      },
+    };
+    if (blockMs > 0) {
+      // A commit holds the row when the claim comes: the bump waits for it, and the time it may then
+      // sit idle is what is left of the lease, not the whole of it again.
+      const commit = await lone(t);
+      await commit.query('BEGIN');
+      await lockShardRow(commit, spec.eventId);
+      setTimeout(() => void commit.query('COMMIT'), blockMs);
+    }
+    // The claimer looked at its lease's time before it stopped: it goes on to commit, and finds its
+    // session ended — the claim fails either way.
+    await t.rejects(store.claimShard(spec.eventId, 0, 'paused', lease), { message: /idle-in-transaction timeout/ }, 'the claim failed');
+    t.equal(looks, 2, 'stopped between the bump and the commit');
+    const grantedAt = await waited!;
+    t.ok(grantedAt < thawedAt - leaseMs / 2, `the row was granted ${thawedAt - grantedAt} ms before the claimer went on`);
+    t.ok(grantedAt < lease.expiresAt, `and ${lease.expiresAt - grantedAt} ms before its lease ran out`);
+    const { rows } = await pool.query<{ epoch: string; owner: string }>(
+      'SELECT epoch, owner FROM shards WHERE event_id = $1 AND shard = 0',
+      [spec.eventId],
+    );
+    t.same(rows[0], { epoch: String(before), owner: 'first' }, 'the bump was rolled back');
+  });
+}
 
 t.test("a reconcile during a sale does not wait for the sale's commits (nor they for it: the locks do not conflict)", async (t) => {
   const pool = await testDatabase();

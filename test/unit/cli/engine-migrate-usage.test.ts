@@ -9,17 +9,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { NOWHERE_ENV } from '../../support/env.js';
+import { NOWHERE_CLI_ENV } from '../../support/env.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/sentinel.js', import.meta.url));
 
-/** Nothing listens there: a connection is refused at once. */
-const NOWHERE = {
-  ...NOWHERE_ENV,
-  SENTINEL_HTTP_PORT: '0',
-  SENTINEL_EXIT_WITH_PARENT: '0',
-  LOG_LEVEL: 'silent',
-};
+const NOWHERE = NOWHERE_CLI_ENV;
 
 /** Longest a case may take: parsing is immediate, so a child still running this long went on to connect. */
 const DEADLINE_MS = 20_000;

@@ -12,16 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { NOWHERE_ENV } from '../../support/env.js';
+import { NOWHERE_CLI_ENV } from '../../support/env.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/sentinel.js', import.meta.url));
 
-const NOWHERE = {
-  ...NOWHERE_ENV,
-  SENTINEL_HTTP_PORT: '0',
-  SENTINEL_EXIT_WITH_PARENT: '0',
-  LOG_LEVEL: 'silent',
-};
+const NOWHERE = NOWHERE_CLI_ENV;
 
 /** Longest a case may take: every connection is refused at once. */
 const DEADLINE_MS = 30_000;

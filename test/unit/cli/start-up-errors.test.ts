@@ -14,19 +14,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
+import { NATS_WAIT_NOTICE_MS } from '../../../src/adapters/nats/connection.js';
 import { ingressCommand } from '../../../src/cli/ingress-command.js';
 import { loadConfig } from '../../../src/config.js';
 import { silentLogger } from '../../../src/log.js';
-import { NOWHERE_ENV } from '../../support/env.js';
+import { NOWHERE_CLI_ENV } from '../../support/env.js';
 import { fakeNats, fakeRedis, type FakeService } from './fake-services.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/sentinel.js', import.meta.url));
 
 const NOWHERE = {
-  ...NOWHERE_ENV,
-  SENTINEL_HTTP_PORT: '0',
-  SENTINEL_EXIT_WITH_PARENT: '0',
-  LOG_LEVEL: 'silent',
+  ...NOWHERE_CLI_ENV,
   NODE_ENV: 'development',
 };
 
@@ -44,7 +42,8 @@ interface Run {
  * Runs `sentinel argv` until it exits — or, when `until` is given, until its stdout matches it
  * (then it is killed: `killed` says it was still running) — or until the deadline.
  */
-async function sentinel(argv: string[], env: Record<string, string> = {}, until?: RegExp): Promise<Run> {
+/** Runs the CLI; with `until`, kills it `lingerMs` after its stdout first matches (what it says meanwhile is kept). */
+async function sentinel(argv: string[], env: Record<string, string> = {}, until?: RegExp, lingerMs = 0): Promise<Run> {
   const child = spawn(process.execPath, [CLI, ...argv], { env: { ...process.env, ...NOWHERE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -54,14 +53,16 @@ async function sentinel(argv: string[], env: Record<string, string> = {}, until?
     killed = true;
     child.kill('SIGKILL');
   };
+  let lingering: NodeJS.Timeout | undefined;
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
-    if (until?.test(stdout)) kill();
+    if (lingering === undefined && until?.test(stdout)) lingering = setTimeout(kill, lingerMs);
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const timer = setTimeout(kill, DEADLINE_MS);
   const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
+  clearTimeout(lingering);
   return { code, stdout, stderr, killed };
 }
 
@@ -176,6 +177,8 @@ t.test('NATS unreachable at start: the engine says once that it waits for it, an
     ['engine', '--no-relay'],
     { REDIS_URL: await service(t, fakeRedis), NATS_URL: 'nats://sentinel:hunter2@127.0.0.1:1', LOG_LEVEL: 'warn' },
     /Waiting for NATS/,
+    // Long enough for the notice to come again if it were repeated at its interval.
+    2.5 * NATS_WAIT_NOTICE_MS,
   );
   t.ok(result.killed, 'still waiting (killed here), not exited');
   const lines = result.stdout

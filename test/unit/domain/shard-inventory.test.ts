@@ -567,7 +567,12 @@ t.test('a hold naming more seats than the customer limit is refused by its lengt
     'unknown, duplicate and taken seats alike: the answer a list of valid seats over the limit gets',
   );
   t.same(inventory.snapshot(), before, 'nothing changed');
-  t.same(inventory.decide(command, NOW + 1), { ...refused, replayed: true }, 'remembered under its key like any refusal');
+  const remembered = inventory.stats().rememberedFailures;
+  t.same(inventory.decide(command, NOW + 1), refused, 'decided again the same way: not remembered, its seat list is far too long');
+  t.equal(inventory.stats().rememberedFailures, remembered, 'the failure memory holds no such list');
+  const short = hold('ann', garbage.slice(0, 5));
+  const first = inventory.decide(short, NOW + 2);
+  t.same(inventory.decide(short, NOW + 3), { ...first, replayed: true }, 'a refusal of a list like the ingress sends is remembered');
   t.match(inventory.decide(hold('bob', ['A-1-2', 'A-1-3', 'A-1-4', 'A-1-5', 'A-1-6']), NOW).result, {
     type: 'limit-exceeded',
     current: 0,
