@@ -119,6 +119,8 @@ export function parsePort(text: string, name: string): number {
  * library may take a password too). Text that is not a URL loses whatever precedes an `@`.
  */
 export function urlForDisplay(text: string): string {
+  // `user:secret@host:4222` (a NATS server without a scheme) parses as a URL of scheme `user:`.
+  if (!text.includes('://')) return text.trim().replace(/^[^@/]*@/, '');
   try {
     const parsed = new URL(text.trim());
     parsed.username = '';
@@ -168,11 +170,11 @@ function checkedUrl(text: string, name: string, protocols: readonly string[], en
   try {
     parsed = new URL(text);
   } catch {
-    throw new ConfigError(`${name}${entry === undefined ? '' : ' entry'} is not a URL: ${JSON.stringify(entry ?? text)}`);
+    throw new ConfigError(`${name}${entry === undefined ? '' : ' entry'} is not a URL: ${JSON.stringify(urlForDisplay(entry ?? text))}`);
   }
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(
-      `${name}${entry === undefined ? '' : ` entry ${JSON.stringify(entry)}`} must use ${protocols.join(' or ')}, got ${parsed.protocol}`,
+      `${name}${entry === undefined ? '' : ` entry ${JSON.stringify(urlForDisplay(entry))}`} must use ${protocols.join(' or ')}, got ${parsed.protocol}`,
     );
   }
   return parsed;

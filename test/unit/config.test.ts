@@ -75,7 +75,7 @@ t.test('every NATS_URL entry is checked, not only the first', async (t) => {
   t.throws(() => loadConfig({ NATS_URL: 'nats://a:4222,not a url' }), new ConfigError('NATS_URL entry is not a URL: "not a url"'));
   t.throws(
     () => loadConfig({ NATS_URL: 'nats://a:4222,http://b' }),
-    new ConfigError('NATS_URL entry "http://b" must use nats: or tls:, got http:'),
+    new ConfigError('NATS_URL entry "http://b/" must use nats: or tls:, got http:'),
   );
   t.throws(() => loadConfig({ NATS_URL: 'nats://a:4222,' }), /NATS_URL has an empty entry/);
 });
@@ -111,6 +111,7 @@ t.test('a URL shown in a message or a log has no credentials', async (t) => {
   t.equal(urlForDisplay('redis://127.0.0.1:6379?password=hunter2'), 'redis://127.0.0.1:6379');
   t.equal(urlForDisplay('nats://127.0.0.1:4222'), 'nats://127.0.0.1:4222');
   t.equal(urlForDisplay('nats://user:hunter2@[bad'), 'nats://[bad', 'not a URL: still nothing before the @');
+  t.equal(urlForDisplay('user:hunter2@nats.example:4222'), 'nats.example:4222', 'a host:port entry with credentials');
 });
 
 t.test('production refuses the development secret where tokens are verified', async (t) => {

@@ -363,7 +363,9 @@ export class InventoryStore {
       // would otherwise keep the shard row locked — every commit of the shard waiting on it — until
       // its session is ended (IDLE_IN_TRANSACTION_TIMEOUT_MS); the server rolls the bump back instead.
       await client.query(`SET LOCAL statement_timeout = ${leftMs}`);
-      const epoch = await bump(client, leftMs);
+      // The server's deadline is the one checked below (CLAIM_MARGIN_MS / 2 before the lease's
+      // end): a bump that returns in time commits, one that does not is rolled back either way.
+      const epoch = await bump(client, leftMs + CLAIM_MARGIN_MS / 2);
       if (lease.expiresAt - Date.now() < CLAIM_MARGIN_MS / 2 || !lease.holdOrLose()) throw ranOut(); // rolled back
       return epoch;
     });
