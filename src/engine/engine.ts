@@ -114,6 +114,7 @@ export class Engine {
           topic: deps.config.reservationsTopic,
           log: this.log.child({ component: 'relay' }),
           onPublished: (n) => deps.metrics.outboxPublished.inc(n),
+          onIncompleteAck: () => deps.metrics.outboxIncompleteAcks.inc(),
         })
       : undefined;
     const relay = this.relay;

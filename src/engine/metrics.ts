@@ -75,6 +75,11 @@ export class EngineMetrics {
     help: 'Outbox rows published to Kafka',
     registers: [this.registry],
   });
+  readonly outboxIncompleteAcks = new Counter({
+    name: 'sentinel_outbox_incomplete_acks_total',
+    help: 'Kafka sends resolved without an acknowledgement for every partition they went to: treated as failed, their rows sent again in a new producer session',
+    registers: [this.registry],
+  });
 
   /** Where the outbox backlog is read at each scrape (the engine sets it when it relays). */
   outboxBacklog: (() => Promise<readonly OutboxBacklog[]>) | undefined;

@@ -168,6 +168,8 @@ export interface OutboxRelayDeps {
   readonly log: Logger;
   readonly options?: OutboxRelayOptions;
   readonly onPublished?: (count: number) => void;
+  /** A send kafkajs resolved without acknowledging every partition it went to (it failed: see `unacknowledged`). */
+  readonly onIncompleteAck?: () => void;
 }
 
 /**
@@ -200,8 +202,6 @@ export class OutboxRelay {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   published = 0;
-  /** Sends kafkajs resolved without acknowledging every partition they went to (each one failed: see `unacknowledged`). */
-  incompleteAcks = 0;
   private readonly options: OutboxRelayOptions;
   /** The producer session of the next round; none before the first round and after a failed send. */
   private producer: RelayProducer | undefined;
@@ -368,7 +368,7 @@ export class OutboxRelay {
         const targeted = [...new Set(messages.map((m) => m.partition))].sort((a, b) => a - b);
         const missing = unacknowledged(this.deps.topic, targeted, acks);
         if (missing.length > 0) {
-          this.incompleteAcks++;
+          this.deps.onIncompleteAck?.();
           this.deps.log.warn(
             { topic: this.deps.topic, missingPartitions: missing, targetedPartitions: targeted, rows: rows.length },
             'Kafka acknowledged a send without some of its partitions: treated as failed, the rows go again in a new producer session',
