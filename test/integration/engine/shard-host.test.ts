@@ -13,14 +13,13 @@ import type pg from 'pg';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { InventoryStore } from '../../../src/adapters/postgres/inventory-store.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
-import { createShardDecider } from '../../../src/engine/shard-decider.js';
-import { EngineMetrics } from '../../../src/engine/metrics.js';
 import type { EventSpec } from '../../../src/engine/provision.js';
 import { ShardClient } from '../../../src/engine/shard-client.js';
-import { ShardHost, type ShardHostOptions } from '../../../src/engine/shard-host.js';
+import type { ShardHostOptions } from '../../../src/engine/shard-host.js';
 import { decodeReplies, encode, shardSubject } from '../../../src/engine/protocol.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
+import { testDecider, testShardHost } from '../../support/shard-host.js';
 import { provisionTestEvent, testDatabase, testLayout, waitFor, waitForBlockedCommit } from '../../support/stack.js';
 
 const reserveCommand = (key: string): ShardCommand => ({ type: 'reserve', key, customer: key, seat: 'A-1-1' });
@@ -31,18 +30,7 @@ async function startHost(
   options: Pick<ShardHostOptions, 'eventId' | 'epoch' | 'rules' | 'leaseHeld' | 'topic' | 'decider' | 'store'>,
 ) {
   const stops: string[] = [];
-  const host = new ShardHost({
-    ...options,
-    shard: 0,
-    batchWindowMs: 2,
-    batchMax: 64,
-    nc,
-    log: silentLogger,
-    metrics: new EngineMetrics(),
-    now: Date.now,
-    onStopped: (reason) => stops.push(reason),
-    onOutbox: () => undefined,
-  });
+  const host = testShardHost({ ...options, nc, onStopped: (reason) => stops.push(reason) });
   host.start();
   await nc.flush();
   return { host, stops };
@@ -157,17 +145,7 @@ async function serveShard(store: InventoryStore, nc: NatsConnection, spec: Event
   const { eventId } = spec;
   const epoch = await store.claimShard(eventId, 0, owner);
   const rows = await store.loadShard(eventId, 0, new Date(Date.now() - 60_000));
-  const decider = createShardDecider({
-    event: (await store.getEvent(eventId))!,
-    shard: 0,
-    rows,
-    now: Date.now,
-    idempotencyTtlMs: 60_000,
-    persistExpired: () => undefined,
-    onFault: (error) => {
-      throw error;
-    },
-  });
+  const decider = testDecider((await store.getEvent(eventId))!, { rows });
   const { host, stops } = await startHost(nc, {
     eventId,
     epoch,

@@ -12,13 +12,12 @@ import { pino } from 'pino';
 import { connectNats } from '../../../src/adapters/nats/connection.js';
 import { guardedCallback } from '../../../src/adapters/nats/guarded-callback.js';
 import type { ShardCommand, ShardResult } from '../../../src/domain/commands.js';
-import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { encode, salesSubject } from '../../../src/engine/protocol.js';
 import { ShardClient } from '../../../src/engine/shard-client.js';
-import { ShardHost } from '../../../src/engine/shard-host.js';
 import { listenForSales, SoldSeats } from '../../../src/ingress/sold-seats.js';
 import { silentLogger } from '../../../src/log.js';
 import { testConfig, uniqueName } from '../../support/env.js';
+import { testShardHost } from '../../support/shard-host.js';
 
 /** An engine's and an ingress's connections, of this test alone: one a test breaks breaks no other test. */
 async function connections(t: Test): Promise<{ engineNc: NatsConnection; ingressNc: NatsConnection }> {
@@ -83,19 +82,14 @@ t.test("the shard host's request handler: a message it throws on costs that mess
   const { engineNc, ingressNc } = await connections(t);
   const eventId = uniqueName('guard-host');
   let leaseChecks = 0;
-  const host = new ShardHost({
+  const host = testShardHost({
     eventId,
-    shard: 0,
-    epoch: 1,
     rules: { holdTtlMs: 60_000, customerLimit: 4 },
     // Throws at the first request message: the handler throws before it decides anything.
     leaseHeld: () => {
       if (++leaseChecks === 1) throw new Error('a bug in the lease check');
       return true;
     },
-    topic: 'unused',
-    batchWindowMs: 2,
-    batchMax: 64,
     decider: {
       decide: () => {
         const result: ShardResult = { ok: false, type: 'unavailable', seats: ['A-1-1'], message: 'taken' };
@@ -110,11 +104,6 @@ t.test("the shard host's request handler: a message it throws on costs that mess
     },
     store: { commitBatch: async () => ({ refused: new Map() }) },
     nc: engineNc,
-    log: silentLogger,
-    metrics: new EngineMetrics(),
-    now: Date.now,
-    onStopped: () => undefined,
-    onOutbox: () => undefined,
   });
   host.start();
   t.teardown(() => host.handOff());

@@ -10,10 +10,9 @@ import t, { type Test } from 'tap';
 import type { ShardChange } from '../../../src/domain/commands.js';
 import type { BatchWrite } from '../../../src/engine/batch-write.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
-import { createShardDecider } from '../../../src/engine/shard-decider.js';
-import { ShardHost } from '../../../src/engine/shard-host.js';
-import { NO_ROWS, storedEvent } from './stored-event.js';
-import { silentLogger } from '../../../src/log.js';
+import type { ShardHost } from '../../../src/engine/shard-host.js';
+import { testDecider, testShardHost } from '../../support/shard-host.js';
+import { storedEvent } from '../../support/stored-event.js';
 
 const HOLDS = 1000;
 const BATCH_MAX = 64;
@@ -36,17 +35,7 @@ function shardWithHolds() {
   const commits: BatchWrite[] = [];
   const seatsOf = new Map<string, readonly string[]>();
   const hostRef: { current?: ShardHost } = {};
-  const decider = createShardDecider({
-    event,
-    shard: 0,
-    rows: NO_ROWS,
-    now: () => clock.now,
-    idempotencyTtlMs: 60_000,
-    persistExpired: (changes) => hostRef.current?.persist(changes),
-    onFault: (error) => {
-      throw error;
-    },
-  });
+  const decider = testDecider(event, { now: () => clock.now, persistExpired: (changes) => hostRef.current?.persist(changes) });
   for (let i = 0; i < HOLDS; i++) {
     const seat = (n: number) => `A-${Math.floor(i / 40) + 1}-${(i % 40) * 2 + n}`;
     const { result } = decider.decide({ type: 'hold', key: `k${i}`, customer: `c${i}`, seats: [seat(1), seat(2)] });
@@ -59,13 +48,9 @@ function shardWithHolds() {
     info: undefined,
   } as unknown as NatsConnection;
   const metrics = new EngineMetrics();
-  const host = new ShardHost({
+  const host = testShardHost({
     eventId: event.id,
-    shard: 0,
-    epoch: 1,
     rules: { holdTtlMs: event.holdTtlMs, customerLimit: event.customerLimit },
-    leaseHeld: () => true,
-    topic: 'unused',
     batchWindowMs: 1,
     batchMax: BATCH_MAX,
     decider,
@@ -76,11 +61,8 @@ function shardWithHolds() {
       },
     },
     nc,
-    log: silentLogger,
     metrics,
     now: () => clock.now,
-    onStopped: () => undefined,
-    onOutbox: () => undefined,
   });
   hostRef.current = host;
   return { clock, decider, host, commits, seatsOf, metrics };

@@ -8,12 +8,10 @@ import type { Msg, NatsConnection } from 'nats';
 import type { Counter } from 'prom-client';
 import t from 'tap';
 import type { ShardCommand } from '../../../src/domain/commands.js';
-import { silentLogger } from '../../../src/log.js';
 import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { decodeReplies, encode, shardSubject, type ShardReply } from '../../../src/engine/protocol.js';
-import { createShardDecider } from '../../../src/engine/shard-decider.js';
-import { ShardHost } from '../../../src/engine/shard-host.js';
-import { NO_ROWS, storedEvent } from './stored-event.js';
+import { testDecider, testShardHost } from '../../support/shard-host.js';
+import { storedEvent } from '../../support/stored-event.js';
 
 const event = storedEvent({
   id: 'replays',
@@ -43,34 +41,15 @@ function host() {
     info: undefined,
   } as unknown as NatsConnection;
   const metrics = new EngineMetrics();
-  const decider = createShardDecider({
-    event,
-    shard: 0,
-    rows: NO_ROWS,
-    now: Date.now,
-    idempotencyTtlMs: 60_000,
-    persistExpired: () => undefined,
-    onFault: (error) => {
-      throw error;
-    },
-  });
-  const shardHost = new ShardHost({
+  const decider = testDecider(event);
+  const shardHost = testShardHost({
     eventId: event.id,
-    shard: 0,
-    epoch: 1,
     rules: { holdTtlMs: event.holdTtlMs, customerLimit: event.customerLimit },
-    leaseHeld: () => true,
-    topic: 'unused',
     batchWindowMs: 1,
-    batchMax: 64,
     decider,
     store: { commitBatch: async () => ({ refused: new Map() }) },
     nc,
-    log: silentLogger,
     metrics,
-    now: Date.now,
-    onStopped: () => undefined,
-    onOutbox: () => undefined,
   });
   shardHost.start();
   let inboxes = 0;

@@ -8,13 +8,10 @@
 import type { Msg, NatsConnection } from 'nats';
 import t from 'tap';
 import type { ShardCommand } from '../../../src/domain/commands.js';
-import { EngineMetrics } from '../../../src/engine/metrics.js';
 import { ALL_SALES, decodeReplies, decodeSales, encode, salesSubject, shardSubject } from '../../../src/engine/protocol.js';
-import { createShardDecider } from '../../../src/engine/shard-decider.js';
-import { ShardHost } from '../../../src/engine/shard-host.js';
 import { listenForSales, SoldSeats } from '../../../src/ingress/sold-seats.js';
-import { silentLogger } from '../../../src/log.js';
-import { NO_ROWS, storedEvent } from './stored-event.js';
+import { testDecider, testShardHost } from '../../support/shard-host.js';
+import { storedEvent } from '../../support/stored-event.js';
 
 const SEATS = 40;
 /** Far below NATS's default (1 MB), so that a commit of 40 one-seat reservations does not fit in one message. */
@@ -53,27 +50,12 @@ t.test('a commit that sold more seats than one message holds announces them all,
     info: { max_payload: MAX_PAYLOAD },
   } as unknown as NatsConnection;
 
-  const decider = createShardDecider({
-    event: { ...event, customerLimit: SEATS },
-    shard: 0,
-    rows: NO_ROWS,
-    now: Date.now,
-    idempotencyTtlMs: 60_000,
-    persistExpired: () => undefined,
-    onFault: (error) => {
-      throw error;
-    },
-  });
+  const decider = testDecider({ ...event, customerLimit: SEATS });
   const commits: number[] = [];
-  const host = new ShardHost({
+  const host = testShardHost({
     eventId: event.id,
-    shard: 0,
-    epoch: 1,
     rules: { holdTtlMs: event.holdTtlMs, customerLimit: SEATS },
-    leaseHeld: () => true,
-    topic: 'unused',
     batchWindowMs: 5,
-    batchMax: 64,
     decider,
     store: {
       commitBatch: async (_eventId, _shard, _epoch, _limit, batch) => {
@@ -82,11 +64,6 @@ t.test('a commit that sold more seats than one message holds announces them all,
       },
     },
     nc,
-    log: silentLogger,
-    metrics: new EngineMetrics(),
-    now: Date.now,
-    onStopped: () => undefined,
-    onOutbox: () => undefined,
   });
   host.start();
   t.teardown(() => host.handOff());

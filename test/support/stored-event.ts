@@ -1,5 +1,5 @@
 /** An event as the engine reads it from Postgres, for the shard-host tests (one shard, on sale). */
-import type { ShardRows, StoredEvent } from '../../../src/adapters/postgres/inventory-store.js';
+import type { ShardRows, StoredEvent } from '../../src/adapters/postgres/inventory-store.js';
 
 export function storedEvent(overrides: Partial<StoredEvent> & Pick<StoredEvent, 'id' | 'layout'>): StoredEvent {
   return {
